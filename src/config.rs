@@ -1,0 +1,323 @@
+//! Typed configuration: built-in defaults, then an optional `steward.toml`,
+//! then `STEWARD_*` environment variables, then command-line flags. No other
+//! module reads the environment.
+
+use crate::plan::PlanLimits;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP and websocket server binds to.
+    pub addr: SocketAddr,
+    /// Directory of the embedded store (created if missing).
+    pub data_dir: PathBuf,
+    /// HMAC secret for signed user tokens. Without one the server runs in
+    /// dev mode (`?user=` names the user) and only on a loopback address.
+    pub auth_secret: Option<String>,
+    /// Origins allowed to open `/ws` from a browser. Empty: same host only
+    /// (and any loopback origin in dev mode).
+    pub allowed_origins: Vec<String>,
+    /// Directory with prompt templates; missing files fall back to the
+    /// built-in ones.
+    pub prompts_dir: PathBuf,
+    /// Directory with the widget and demo page.
+    pub static_dir: PathBuf,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+    pub llm: LlmConfig,
+    pub limits: Limits,
+    pub plan: PlanLimits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// OpenAI-compatible base URL including `/v1`. Unset: the offline engine.
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub model: String,
+    /// Time allowed until the first byte of an answer.
+    pub first_token_timeout_secs: u64,
+    /// Time allowed for one whole model call.
+    pub request_timeout_secs: u64,
+    /// Retries of one model call after 429, 5xx, timeouts and malformed answers.
+    pub max_retries: u32,
+    /// Longest Retry-After honoured; longer waits end the turn with an error.
+    pub max_retry_after_secs: u64,
+    /// First backoff delay between retries (doubling, with jitter, up to 8 s).
+    pub retry_base_ms: u64,
+    pub temperature: Option<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest websocket frame accepted; bigger ones close with 1009.
+    pub max_frame_bytes: usize,
+    /// Longest chat message, in characters.
+    pub max_message_chars: usize,
+    /// Model rounds (model call + tool calls) per turn.
+    pub max_tool_rounds: usize,
+    /// Frames queued for one socket before it counts as a slow consumer.
+    pub outbound_queue: usize,
+    /// Messages a socket may queue while an earlier turn runs.
+    pub turn_queue: usize,
+    /// Open sockets per user.
+    pub connections_per_user: usize,
+    /// Open sockets in total.
+    pub max_connections: usize,
+    /// Chat messages per user per minute (token bucket, burst of the same size).
+    pub messages_per_minute: u32,
+    /// Conversation messages sent to the model with each turn.
+    pub history_messages: usize,
+    /// Active plans per user.
+    pub max_active_plans: usize,
+    /// Largest REST request body.
+    pub max_body_bytes: usize,
+    /// A socket that sends nothing (not even a ping) for this long is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            auth_secret: None,
+            allowed_origins: Vec::new(),
+            prompts_dir: PathBuf::from("prompts"),
+            static_dir: PathBuf::from("static"),
+            log_format: LogFormat::Text,
+            llm: LlmConfig::default(),
+            limits: Limits::default(),
+            plan: PlanLimits::default(),
+        }
+    }
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            base_url: None,
+            api_key: None,
+            model: "gpt-4o-mini".into(),
+            first_token_timeout_secs: 30,
+            request_timeout_secs: 120,
+            max_retries: 3,
+            max_retry_after_secs: 30,
+            retry_base_ms: 500,
+            temperature: None,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 64 * 1024,
+            max_message_chars: 8000,
+            max_tool_rounds: 8,
+            outbound_queue: 256,
+            turn_queue: 8,
+            connections_per_user: 8,
+            max_connections: 10_000,
+            messages_per_minute: 30,
+            history_messages: 40,
+            max_active_plans: 50,
+            max_body_bytes: 256 * 1024,
+            idle_timeout_secs: 300,
+        }
+    }
+}
+
+impl LlmConfig {
+    pub fn first_token_timeout(&self) -> Duration {
+        Duration::from_secs(self.first_token_timeout_secs)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults ← `file` (if it exists) ← `STEWARD_*` variables from
+    /// `env` (pairs, so tests need not touch the process environment).
+    pub fn load(file: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if file.exists() {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        // Sections are spelled with their own prefix: STEWARD_LLM_BASE_URL
+        // → llm.base_url, STEWARD_LIMITS_TURN_QUEUE → limits.turn_queue.
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix("STEWARD_").map(|k| (k.to_ascii_lowercase(), v)))
+            .collect();
+        let mut env_table = figment::value::Dict::new();
+        for (key, value) in vars {
+            let (section, field) = match ["llm_", "limits_", "plan_"].iter().find(|p| key.starts_with(*p)) {
+                Some(prefix) => (Some(prefix.trim_end_matches('_')), key[prefix.len()..].to_owned()),
+                None => (None, key.clone()),
+            };
+            let value = value
+                .parse()
+                .unwrap_or_else(|_| figment::value::Value::from(value.as_str()));
+            match section {
+                Some(section) => {
+                    let entry = env_table
+                        .entry(section.to_owned())
+                        .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+                    if let figment::value::Value::Dict(_, dict) = entry {
+                        dict.insert(field, value);
+                    }
+                }
+                None => {
+                    env_table.insert(field, value);
+                }
+            }
+        }
+        figment = figment.merge(Serialized::globals(env_table));
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Loads from the real process environment; only `main` calls this.
+    pub fn from_process(file: &Path) -> Result<Config, ConfigError> {
+        Config::load(file, Env::raw().iter().map(|(k, v)| (k.into_string(), v)))
+    }
+
+    /// Refuses settings that cannot work, with the reason.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.auth_secret.is_none() && !self.addr.ip().is_loopback() {
+            return bad(&format!(
+                "refusing to listen on {} without an auth secret: set STEWARD_AUTH_SECRET (or auth_secret in steward.toml), \
+                 or bind to 127.0.0.1 for local development",
+                self.addr
+            ));
+        }
+        if let Some(secret) = &self.auth_secret
+            && secret.len() < 32
+        {
+            return bad("auth_secret must be at least 32 characters");
+        }
+        let l = &self.limits;
+        for (name, value) in [
+            ("limits.max_frame_bytes", l.max_frame_bytes),
+            ("limits.max_message_chars", l.max_message_chars),
+            ("limits.max_tool_rounds", l.max_tool_rounds),
+            ("limits.outbound_queue", l.outbound_queue),
+            ("limits.turn_queue", l.turn_queue),
+            ("limits.connections_per_user", l.connections_per_user),
+            ("limits.max_connections", l.max_connections),
+            ("limits.history_messages", l.history_messages),
+            ("limits.max_active_plans", l.max_active_plans),
+            ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.idle_timeout_secs", l.idle_timeout_secs as usize),
+        ] {
+            if value == 0 {
+                return bad(&format!("{name} must be greater than 0"));
+            }
+        }
+        if l.messages_per_minute == 0 {
+            return bad("limits.messages_per_minute must be greater than 0");
+        }
+        if let Some(url) = &self.llm.base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad("llm.base_url must start with http:// or https:// (and usually end in /v1)");
+        }
+        Ok(())
+    }
+
+    /// Dev mode: no secret, loopback only; the user comes from `?user=`.
+    pub fn dev_mode(&self) -> bool {
+        self.auth_secret.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_run_offline_on_loopback() {
+        let c = Config::load(Path::new("/nonexistent/steward.toml"), env(&[])).unwrap();
+        assert_eq!(c, Config::default());
+        assert!(c.dev_mode());
+        assert_eq!(c.llm.base_url, None);
+    }
+
+    #[test]
+    fn environment_overrides_file_and_reaches_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("steward.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/srv/steward\"\n[llm]\nmodel = \"from-file\"\nmax_retries = 5\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            &file,
+            env(&[
+                ("STEWARD_LLM_BASE_URL", "http://127.0.0.1:11434/v1"),
+                ("STEWARD_LLM_MODEL", "llama3"),
+                ("STEWARD_LIMITS_TURN_QUEUE", "3"),
+                ("STEWARD_ADDR", "127.0.0.1:9999"),
+                ("OTHER_VAR", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/steward"));
+        assert_eq!(c.llm.model, "llama3");
+        assert_eq!(c.llm.max_retries, 5);
+        assert_eq!(c.llm.base_url.as_deref(), Some("http://127.0.0.1:11434/v1"));
+        assert_eq!(c.limits.turn_queue, 3);
+        assert_eq!(c.addr, "127.0.0.1:9999".parse().unwrap());
+    }
+
+    #[test]
+    fn unknown_keys_and_unsafe_settings_are_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("steward.toml");
+        std::fs::write(&file, "adress = \"0.0.0.0:80\"\n").unwrap();
+        let err = Config::load(&file, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("unknown field") && err.contains("adress"), "{err}");
+
+        let err = Config::load(Path::new("/none"), env(&[("STEWARD_ADDR", "0.0.0.0:8080")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("without an auth secret"), "{err}");
+
+        let err = Config::load(Path::new("/none"), env(&[("STEWARD_LIMITS_TURN_QUEUE", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.turn_queue must be greater than 0"), "{err}");
+    }
+}

@@ -1,0 +1,219 @@
+//! Who is on the other end of a request, decided before any upgrade: a
+//! signed token (HS256, `exp` required, no other algorithm accepted), or in
+//! loopback dev mode the `?user=` parameter. Browser origins are checked too.
+
+use crate::config::Config;
+use crate::user::UserId;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AuthQuery {
+    pub user: Option<String>,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("authentication required: pass a signed token as ?token= or an Authorization: Bearer header")]
+    MissingToken,
+    #[error("dev mode: say who you are with ?user=<name>")]
+    MissingDevUser,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("{0}")]
+    BadUser(String),
+    #[error("origin {0} is not allowed")]
+    ForbiddenOrigin(String),
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            AuthError::MissingToken | AuthError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AuthError::MissingDevUser | AuthError::BadUser(_) => (StatusCode::BAD_REQUEST, "bad_user"),
+            AuthError::ForbiddenOrigin(_) => (StatusCode::FORBIDDEN, "forbidden_origin"),
+        };
+        (
+            status,
+            axum::Json(serde_json::json!({"error": {"code": code, "message": self.to_string()}})),
+        )
+            .into_response()
+    }
+}
+
+/// Signs a token for `user`, valid for `ttl_secs`.
+pub fn issue_token(secret: &str, user: &UserId, ttl_secs: u64) -> Result<String, jsonwebtoken::errors::Error> {
+    let exp = chrono::Utc::now().timestamp().max(0) as u64 + ttl_secs;
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &Claims {
+            sub: user.to_string(),
+            exp,
+        },
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+}
+
+pub fn authenticate(config: &Config, headers: &HeaderMap, query: &AuthQuery) -> Result<UserId, AuthError> {
+    match &config.auth_secret {
+        Some(secret) => {
+            let bearer = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::to_owned);
+            let token = query.token.clone().or(bearer).ok_or(AuthError::MissingToken)?;
+            let validation = Validation::new(Algorithm::HS256);
+            let data =
+                jsonwebtoken::decode::<Claims>(&token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
+                    .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+            UserId::parse(&data.claims.sub).map_err(|e| AuthError::BadUser(e.to_string()))
+        }
+        None => {
+            let name = query.user.as_deref().ok_or(AuthError::MissingDevUser)?;
+            UserId::parse(name).map_err(|e| AuthError::BadUser(e.to_string()))
+        }
+    }
+}
+
+/// Browsers send Origin; other clients do not. A browser page may connect
+/// if its origin is listed, or (with no list) if it is this server's own
+/// host, or in dev mode any loopback page.
+pub fn check_origin(config: &Config, headers: &HeaderMap) -> Result<(), AuthError> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    if !config.allowed_origins.is_empty() {
+        return if config.allowed_origins.iter().any(|o| o == origin) {
+            Ok(())
+        } else {
+            Err(AuthError::ForbiddenOrigin(origin.to_owned()))
+        };
+    }
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if origin_host == host {
+        return Ok(());
+    }
+    let hostname = origin_host.rsplit_once(':').map(|(h, _)| h).unwrap_or(origin_host);
+    if config.dev_mode() && matches!(hostname, "localhost" | "127.0.0.1" | "[::1]") {
+        return Ok(());
+    }
+    Err(AuthError::ForbiddenOrigin(origin.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn secured() -> Config {
+        Config {
+            auth_secret: Some("s".repeat(32)),
+            ..Config::default()
+        }
+    }
+
+    fn query(token: &str) -> AuthQuery {
+        AuthQuery {
+            user: Some("mallory".into()),
+            token: Some(token.into()),
+        }
+    }
+
+    #[test]
+    fn tokens_name_the_user_and_bad_ones_are_refused() {
+        let config = secured();
+        let ana = UserId::parse("ana").unwrap();
+        let good = issue_token(config.auth_secret.as_deref().unwrap(), &ana, 60).unwrap();
+        // ?user= is ignored once tokens are on.
+        assert_eq!(authenticate(&config, &HeaderMap::new(), &query(&good)).unwrap(), ana);
+
+        let forged = issue_token(&"x".repeat(32), &ana, 60).unwrap();
+        assert!(matches!(
+            authenticate(&config, &HeaderMap::new(), &query(&forged)),
+            Err(AuthError::InvalidToken(_))
+        ));
+
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                sub: "ana".into(),
+                exp: 1_000,
+            },
+            &EncodingKey::from_secret(config.auth_secret.as_deref().unwrap().as_bytes()),
+        )
+        .unwrap();
+        assert!(matches!(
+            authenticate(&config, &HeaderMap::new(), &query(&expired)),
+            Err(AuthError::InvalidToken(_))
+        ));
+
+        // alg:none, signature stripped.
+        let parts: Vec<&str> = good.split('.').collect();
+        let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
+        let unsigned = format!("{none_header}.{}.", parts[1]);
+        assert!(matches!(
+            authenticate(&config, &HeaderMap::new(), &query(&unsigned)),
+            Err(AuthError::InvalidToken(_))
+        ));
+
+        let no_token = AuthQuery {
+            user: Some("ana".into()),
+            token: None,
+        };
+        assert!(matches!(
+            authenticate(&config, &HeaderMap::new(), &no_token),
+            Err(AuthError::MissingToken)
+        ));
+    }
+
+    #[test]
+    fn dev_mode_takes_the_user_from_the_query() {
+        let config = Config::default();
+        let q = AuthQuery {
+            user: Some("ana".into()),
+            token: None,
+        };
+        assert_eq!(authenticate(&config, &HeaderMap::new(), &q).unwrap().as_str(), "ana");
+        let bad = AuthQuery {
+            user: Some("../etc".into()),
+            token: None,
+        };
+        assert!(matches!(
+            authenticate(&config, &HeaderMap::new(), &bad),
+            Err(AuthError::BadUser(_))
+        ));
+    }
+
+    #[test]
+    fn foreign_origins_are_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("steward.example:443"));
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(check_origin(&secured(), &headers).is_err());
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://steward.example:443"));
+        assert!(check_origin(&secured(), &headers).is_ok());
+        headers.insert(header::ORIGIN, HeaderValue::from_static("http://localhost:3000"));
+        assert!(check_origin(&secured(), &headers).is_err());
+        assert!(check_origin(&Config::default(), &headers).is_ok());
+        let listed = Config {
+            allowed_origins: vec!["https://intranet.example".into()],
+            ..secured()
+        };
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://intranet.example"));
+        assert!(check_origin(&listed, &headers).is_ok());
+    }
+}

@@ -1,0 +1,32 @@
+//! The transport layer: the router, the websocket endpoint, and auth.
+//! Handlers translate between HTTP and the domain; no plan logic lives here.
+
+pub mod auth;
+pub mod ws;
+
+use crate::app::App;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+pub fn router(app: App) -> Router {
+    let static_files = ServeDir::new(&app.config.static_dir);
+    let body_limit = app.config.limits.max_body_bytes;
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback_service(static_files)
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+pub fn unavailable() -> Response {
+    let body =
+        serde_json::json!({"error": {"code": "unavailable", "message": "storage is unavailable; try again later"}});
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+}

@@ -1,0 +1,313 @@
+//! Who is connected. The hub keeps each user's open sockets (so a plan
+//! change reaches all of them and nobody else), the per-user turn lock (a
+//! user's turns run one at a time, in arrival order), and the per-user
+//! message rate limit. Every queue is bounded: a socket whose queue is full is
+//! a slow consumer and gets closed; it resynchronises from `ready`.
+
+use crate::plan::Plan;
+use crate::protocol::ServerFrame;
+use crate::user::UserId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What a connection's writer task sends.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A serialized frame, shared between all of a user's sockets.
+    Frame(Arc<str>),
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct HubLimits {
+    pub connections_per_user: usize,
+    pub max_connections: usize,
+    pub outbound_queue: usize,
+    pub messages_per_minute: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    #[error("too many open connections for this user")]
+    TooManyForUser,
+    #[error("the server has too many open connections")]
+    TooManyTotal,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Mutex<Inner>>,
+    limits: HubLimits,
+}
+
+struct Inner {
+    users: HashMap<UserId, UserEntry>,
+    /// Turn locks outlive connections while a turn still runs, so a user who
+    /// reconnects mid-turn still waits for it.
+    turn_locks: HashMap<UserId, Weak<tokio::sync::Mutex<()>>>,
+    total: usize,
+    next_id: u64,
+}
+
+struct UserEntry {
+    conns: Vec<Conn>,
+    bucket: TokenBucket,
+}
+
+struct Conn {
+    id: u64,
+    tx: mpsc::Sender<Outbound>,
+    closed: CancellationToken,
+}
+
+/// A registered socket. Dropping it unregisters the socket.
+pub struct Connection {
+    hub: Hub,
+    pub user: UserId,
+    pub id: u64,
+    pub tx: mpsc::Sender<Outbound>,
+    pub rx: Option<mpsc::Receiver<Outbound>>,
+    /// Cancelled when the hub drops this socket as a slow consumer.
+    pub closed: CancellationToken,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let mut inner = self.hub.lock();
+        let mut removed = false;
+        if let Some(entry) = inner.users.get_mut(&self.user) {
+            let before = entry.conns.len();
+            entry.conns.retain(|c| c.id != self.id);
+            removed = entry.conns.len() != before;
+            if entry.conns.is_empty() {
+                inner.users.remove(&self.user);
+            }
+        }
+        if removed {
+            inner.total -= 1;
+        }
+    }
+}
+
+impl Connection {
+    pub fn outlet(&self) -> Outlet {
+        Outlet {
+            tx: self.tx.clone(),
+            closed: self.closed.clone(),
+        }
+    }
+}
+
+/// Sends frames to one socket. Cheap to clone; a full queue closes the
+/// socket (slow consumer) instead of blocking the sender.
+#[derive(Clone)]
+pub struct Outlet {
+    tx: mpsc::Sender<Outbound>,
+    closed: CancellationToken,
+}
+
+impl Outlet {
+    pub fn send(&self, frame: &ServerFrame) {
+        self.send_raw(Outbound::Frame(frame.to_json().into()));
+    }
+
+    pub fn send_raw(&self, item: Outbound) {
+        if self.tx.try_send(item).is_err() {
+            self.closed.cancel();
+        }
+    }
+}
+
+struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Hub {
+    pub fn new(limits: HubLimits) -> Hub {
+        Hub {
+            inner: Arc::new(Mutex::new(Inner {
+                users: HashMap::new(),
+                turn_locks: HashMap::new(),
+                total: 0,
+                next_id: 1,
+            })),
+            limits,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves plain maps behind, still
+        // consistent enough to keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn register(&self, user: &UserId) -> Result<Connection, HubError> {
+        let mut inner = self.lock();
+        if inner.total >= self.limits.max_connections {
+            return Err(HubError::TooManyTotal);
+        }
+        let per_minute = f64::from(self.limits.messages_per_minute);
+        let entry = inner.users.entry(user.clone()).or_insert_with(|| UserEntry {
+            conns: Vec::new(),
+            bucket: TokenBucket {
+                tokens: per_minute,
+                last: Instant::now(),
+            },
+        });
+        if entry.conns.len() >= self.limits.connections_per_user {
+            if entry.conns.is_empty() {
+                inner.users.remove(user);
+            }
+            return Err(HubError::TooManyForUser);
+        }
+        let (tx, rx) = mpsc::channel(self.limits.outbound_queue);
+        let closed = CancellationToken::new();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        if let Some(entry) = inner.users.get_mut(user) {
+            entry.conns.push(Conn {
+                id,
+                tx: tx.clone(),
+                closed: closed.clone(),
+            });
+        }
+        inner.total += 1;
+        Ok(Connection {
+            hub: self.clone(),
+            user: user.clone(),
+            id,
+            tx,
+            rx: Some(rx),
+            closed,
+        })
+    }
+
+    /// Sends a frame to every open socket of `user`, and nobody else.
+    pub fn publish(&self, user: &UserId, frame: &ServerFrame) {
+        let inner = self.lock();
+        let Some(entry) = inner.users.get(user) else { return };
+        let json: Arc<str> = frame.to_json().into();
+        for conn in &entry.conns {
+            if conn.tx.try_send(Outbound::Frame(json.clone())).is_err() {
+                tracing::warn!(user_id = %user, conn = conn.id, "slow consumer: closing socket");
+                conn.closed.cancel();
+            }
+        }
+    }
+
+    pub fn publish_plan(&self, user: &UserId, plan: &Plan) {
+        self.publish(user, &ServerFrame::Plan { plan: plan.clone() });
+    }
+
+    /// Takes one message token; `Err` says how long until the next one.
+    pub fn allow_message(&self, user: &UserId) -> Result<(), Duration> {
+        let per_minute = f64::from(self.limits.messages_per_minute);
+        let mut inner = self.lock();
+        let Some(entry) = inner.users.get_mut(user) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let bucket = &mut entry.bucket;
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * per_minute / 60.0).min(per_minute);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) * 60.0 / per_minute))
+        }
+    }
+
+    /// The lock that serialises this user's turns. tokio's mutex is fair, so
+    /// turns run in the order they asked.
+    pub fn turn_lock(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut inner = self.lock();
+        if let Some(lock) = inner.turn_locks.get(user).and_then(Weak::upgrade) {
+            return lock;
+        }
+        inner.turn_locks.retain(|_, weak| weak.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        inner.turn_locks.insert(user.clone(), Arc::downgrade(&lock));
+        lock
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.lock().total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(per_user: usize, queue: usize) -> Hub {
+        Hub::new(HubLimits {
+            connections_per_user: per_user,
+            max_connections: 100,
+            outbound_queue: queue,
+            messages_per_minute: 3,
+        })
+    }
+
+    fn user(name: &str) -> UserId {
+        UserId::parse(name).unwrap()
+    }
+
+    #[tokio::test]
+    async fn frames_reach_every_socket_of_the_user_and_no_one_else() {
+        let hub = hub(4, 8);
+        let mut a1 = hub.register(&user("ana")).unwrap();
+        let mut a2 = hub.register(&user("ana")).unwrap();
+        let mut b = hub.register(&user("bob")).unwrap();
+        hub.publish(&user("ana"), &ServerFrame::Pong);
+        for conn in [&mut a1, &mut a2] {
+            assert!(
+                matches!(conn.rx.as_mut().unwrap().try_recv(), Ok(Outbound::Frame(f)) if &*f == r#"{"type":"pong"}"#)
+            );
+        }
+        assert!(b.rx.as_mut().unwrap().try_recv().is_err());
+        assert_eq!(hub.connection_count(), 3);
+        drop(a1);
+        drop(b);
+        assert_eq!(hub.connection_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn limits_on_sockets_queues_and_messages_hold() {
+        let hub = hub(1, 1);
+        let conn = hub.register(&user("ana")).unwrap();
+        assert_eq!(hub.register(&user("ana")).err(), Some(HubError::TooManyForUser));
+        hub.publish(&user("ana"), &ServerFrame::Pong);
+        assert!(!conn.closed.is_cancelled());
+        hub.publish(&user("ana"), &ServerFrame::Pong);
+        assert!(
+            conn.closed.is_cancelled(),
+            "a full queue marks the socket as a slow consumer"
+        );
+        for _ in 0..3 {
+            assert_eq!(hub.allow_message(&user("ana")), Ok(()));
+        }
+        let wait = hub.allow_message(&user("ana")).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_running_turn_keeps_its_lock_across_reconnects() {
+        let hub = hub(4, 8);
+        let held = hub.turn_lock(&user("ana"));
+        let again = hub.turn_lock(&user("ana"));
+        assert!(Arc::ptr_eq(&held, &again));
+        assert!(!Arc::ptr_eq(&held, &hub.turn_lock(&user("bob"))));
+    }
+}

@@ -1,0 +1,33 @@
+//! steward: a chat backend whose assistant keeps long-lived, durable plans
+//! for each user.
+//!
+//! - [`config`]: typed configuration (defaults ← `steward.toml` ← `STEWARD_*`)
+//! - [`app`]: the assembled application shared by all handlers
+//! - [`http`]: router, `/ws` endpoint, authentication
+//! - [`protocol`]: the websocket wire contract (frames, error codes)
+//! - [`hub`]: open sockets per user, turn serialisation, rate limits
+//! - [`turn`]: one chat turn: model calls, tool rounds, durable transcript
+//! - [`plan`]: LivePlan types, invariants, patches, snapshots, rendering (pure)
+//! - [`tools`]: the tools the model calls (`update_plan`, `show_plan`, `list_plans`)
+//! - [`llm`]: the `ChatModel` seam: OpenAI-compatible, offline engine, scripted
+//! - [`prompts`]: system prompts rendered from `prompts/`
+//! - [`store`]: the `Store` trait and its sled implementation
+//! - [`conversation`]: stored chat messages and transcript repair
+//! - [`user`]: the authenticated user's id
+
+pub mod app;
+pub mod config;
+pub mod conversation;
+pub mod http;
+pub mod hub;
+pub mod llm;
+pub mod plan;
+pub mod prompts;
+pub mod protocol;
+pub mod store;
+pub mod tools;
+pub mod turn;
+pub mod user;
+
+pub use app::App;
+pub use config::Config;

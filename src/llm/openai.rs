@@ -1,0 +1,291 @@
+//! Any OpenAI-compatible chat-completions server (OpenAI, vLLM, Ollama,
+//! llama.cpp, gateways) through async-openai. Answers are always streamed:
+//! text deltas go to the socket as they arrive, tool-call deltas are
+//! accumulated by index. Chunks are parsed leniently (servers differ), and
+//! async-openai's own retry is replaced by a transport that reports 429/5xx
+//! with their Retry-After, so `complete_with_retry` decides alone.
+
+use super::{ChatModel, DeltaSink, ModelError, ModelRequest, ModelResponse};
+use crate::config::LlmConfig;
+use crate::conversation::{Message, ToolCall};
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::HttpRequestFactory;
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+pub struct OpenAiModel {
+    client: Client<OpenAIConfig>,
+    model: String,
+    temperature: Option<f32>,
+    first_token_timeout: Duration,
+}
+
+impl OpenAiModel {
+    pub fn new(config: &LlmConfig, base_url: &str) -> Result<OpenAiModel, ModelError> {
+        // Built explicitly, so nothing is read from OPENAI_* variables.
+        let api = OpenAIConfig::new()
+            .with_api_base(base_url.trim_end_matches('/'))
+            .with_api_key(config.api_key.clone().unwrap_or_default());
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            // A read timeout, not a total one, so long streams survive.
+            .read_timeout(config.first_token_timeout())
+            .build()
+            .map_err(|e| ModelError::Transport(e.to_string()))?;
+        let client = Client::with_config(api).with_http_service(StatusTransport { http });
+        Ok(OpenAiModel {
+            client,
+            model: config.model.clone(),
+            temperature: config.temperature,
+            first_token_timeout: config.first_token_timeout(),
+        })
+    }
+
+    fn body(&self, request: &ModelRequest) -> Value {
+        let mut messages = Vec::with_capacity(request.messages.len() + 1);
+        messages.push(json!({"role": "system", "content": request.system}));
+        for m in &request.messages {
+            messages.push(match m {
+                Message::User { text } => json!({"role": "user", "content": text}),
+                Message::Assistant { text, tool_calls } if tool_calls.is_empty() => {
+                    json!({"role": "assistant", "content": text})
+                }
+                Message::Assistant { text, tool_calls } => json!({
+                    "role": "assistant",
+                    "content": if text.is_empty() { Value::Null } else { Value::from(text.as_str()) },
+                    "tool_calls": tool_calls.iter().map(|c| json!({
+                        "id": c.id, "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments}
+                    })).collect::<Vec<_>>(),
+                }),
+                Message::Tool { call_id, content, .. } => {
+                    json!({"role": "tool", "tool_call_id": call_id, "content": content})
+                }
+            });
+        }
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+            .collect();
+        let mut body = json!({"model": self.model, "stream": true, "messages": messages});
+        if !tools.is_empty() {
+            body["tools"] = Value::from(tools);
+            body["tool_choice"] = Value::from("auto");
+        }
+        if let Some(t) = self.temperature {
+            body["temperature"] = Value::from(t);
+        }
+        body
+    }
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<Delta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Delta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallDelta {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+#[async_trait]
+impl ChatModel for OpenAiModel {
+    fn name(&self) -> String {
+        format!("openai:{}", self.model)
+    }
+
+    async fn complete(&self, request: &ModelRequest, deltas: DeltaSink<'_>) -> Result<ModelResponse, ModelError> {
+        let mut stream = self
+            .client
+            .chat()
+            .create_stream_byot::<Value, Chunk>(self.body(request))
+            .await
+            .map_err(map_error)?;
+        let mut text = String::new();
+        let mut calls: Vec<(String, String, String)> = Vec::new();
+        let mut finished = false;
+        loop {
+            // The gap between chunks is bounded too: a stalled stream fails.
+            let next = match tokio::time::timeout(self.first_token_timeout, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => return Err(ModelError::Timeout),
+            };
+            let Some(chunk) = next else { break };
+            let chunk = chunk.map_err(map_error)?;
+            for choice in chunk.choices {
+                if let Some(delta) = choice.delta {
+                    if let Some(part) = delta.content.filter(|c| !c.is_empty()) {
+                        deltas(&part);
+                        text.push_str(&part);
+                    }
+                    for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                        let index = call.index.unwrap_or(position);
+                        if index > 64 {
+                            return Err(ModelError::Malformed(format!(
+                                "tool call index {index} is out of range"
+                            )));
+                        }
+                        if calls.len() <= index {
+                            calls.resize(index + 1, Default::default());
+                        }
+                        let slot = &mut calls[index];
+                        if let Some(id) = call.id {
+                            slot.0 = id;
+                        }
+                        if let Some(f) = call.function {
+                            if let Some(name) = f.name {
+                                slot.1.push_str(&name);
+                            }
+                            if let Some(args) = f.arguments {
+                                slot.2.push_str(&args);
+                            }
+                        }
+                    }
+                }
+                if choice.finish_reason.is_some_and(|r| !r.is_empty()) {
+                    finished = true;
+                }
+            }
+        }
+        if !finished {
+            // async-openai ends a stream silently when the server hangs up
+            // early; without a finish_reason the answer may be cut short.
+            return Err(ModelError::Malformed(
+                "the answer stream ended without a finish_reason".into(),
+            ));
+        }
+        let tool_calls = calls
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (_, name, _))| !name.is_empty())
+            .map(|(i, (id, name, arguments))| ToolCall {
+                id: if id.is_empty() { format!("call_{i}") } else { id },
+                name,
+                arguments,
+            })
+            .collect();
+        Ok(ModelResponse { text, tool_calls })
+    }
+}
+
+/// An HTTP failure the retry policy needs to see whole.
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP {status}: {body}")]
+struct HttpFailure {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: String,
+}
+
+fn map_error(e: OpenAIError) -> ModelError {
+    match e {
+        OpenAIError::Boxed(inner) => match inner.downcast::<HttpFailure>() {
+            Ok(f) if f.status == 429 => ModelError::RateLimited {
+                retry_after: f.retry_after,
+            },
+            Ok(f) => ModelError::Server {
+                status: f.status,
+                message: f.body,
+            },
+            Err(other) => ModelError::Transport(other.to_string()),
+        },
+        OpenAIError::ApiError(api) => {
+            let status = api.status_code.as_u16();
+            let message = api.api_error.message.clone();
+            match status {
+                429 => ModelError::RateLimited { retry_after: None },
+                500..=599 => ModelError::Server { status, message },
+                _ => ModelError::Rejected { status, message },
+            }
+        }
+        OpenAIError::Reqwest(e) if e.is_timeout() => ModelError::Timeout,
+        OpenAIError::Reqwest(e) => ModelError::Transport(e.to_string()),
+        OpenAIError::JSONDeserialize(e, content) => {
+            ModelError::Malformed(format!("{e} in {}", content.chars().take(200).collect::<String>()))
+        }
+        OpenAIError::StreamError(e) => ModelError::Malformed(e.to_string()),
+        OpenAIError::InvalidArgument(m) => ModelError::Rejected { status: 0, message: m },
+        OpenAIError::FileSaveError(m) | OpenAIError::FileReadError(m) => ModelError::Transport(m),
+    }
+}
+
+/// The HTTP layer under async-openai: plain reqwest, except that 429 and 5xx
+/// come back as [`HttpFailure`] carrying Retry-After.
+#[derive(Clone)]
+struct StatusTransport {
+    http: reqwest::Client,
+}
+
+impl tower::Service<HttpRequestFactory> for StatusTransport {
+    type Response = reqwest::Response;
+    type Error = OpenAIError;
+    type Future = Pin<Box<dyn Future<Output = Result<reqwest::Response, OpenAIError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: HttpRequestFactory) -> Self::Future {
+        let http = self.http.clone();
+        Box::pin(async move {
+            let request = request.build().await?;
+            let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
+            let status = response.status();
+            if status.as_u16() == 429 || status.is_server_error() {
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let body: String = response.text().await.unwrap_or_default().chars().take(300).collect();
+                return Err(OpenAIError::Boxed(Box::new(HttpFailure {
+                    status: status.as_u16(),
+                    retry_after,
+                    body,
+                })));
+            }
+            Ok(response)
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! The `steward` binary: parse the command line, load configuration, set up
+//! logging, then run the chosen command.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use steward::config::{Config, LogFormat};
+use steward::store::StoreError;
+use steward::user::UserId;
+use steward::{App, app::AppError};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "steward",
+    version,
+    about = "A chat backend whose assistant keeps long-lived, durable plans",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Configuration file (optional; STEWARD_* variables override it).
+    #[arg(long, global = true, default_value = "steward.toml")]
+    config: PathBuf,
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Print a signed user token for the configured auth secret.
+    Token {
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl_secs: u64,
+    },
+}
+
+#[derive(Args, Clone, Default)]
+struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one).
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// Data directory for the embedded store.
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_process(&cli.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("steward: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(config.log_format);
+    let result = match cli.command {
+        Some(Command::Token { user, ttl_secs }) => token(&config, &user, ttl_secs),
+        Some(Command::Serve(args)) => serve(config, args),
+        None => serve(config, cli.serve),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("steward: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn token(config: &Config, user: &str, ttl_secs: u64) -> anyhow::Result<()> {
+    let secret = config
+        .auth_secret
+        .as_deref()
+        .context("no auth secret is configured (STEWARD_AUTH_SECRET)")?;
+    let user = UserId::parse(user)?;
+    println!("{}", steward::http::auth::issue_token(secret, &user, ttl_secs)?);
+    Ok(())
+}
+
+fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(addr) = args.addr {
+        config.addr = addr;
+    }
+    if let Some(data) = args.data {
+        config.data_dir = data;
+    }
+    config.check()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let app = match App::build(config.clone()) {
+            Ok(app) => app,
+            Err(AppError::Store(e @ StoreError::Locked { .. })) => anyhow::bail!("{e}; stop it first or use another --data"),
+            Err(e) => return Err(e).context("starting steward"),
+        };
+        let listener = tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, model = %app.model.name(), data_dir = %config.data_dir.display(), dev_mode = config.dev_mode(), "steward started");
+        // The one line a person (or a test harness) reads to find the server.
+        println!("steward listening on http://{addr}");
+        app.serve(listener, shutdown_signal()).await.context("serving")
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

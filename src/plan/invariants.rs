@@ -1,0 +1,495 @@
+//! The rules every stored plan obeys, checked by the server whatever the
+//! prompt said. Errors are written for the model: each names the offending
+//! step and what would make the change valid.
+
+use super::{Plan, PlanMode, StepStatus};
+use std::collections::{HashMap, HashSet};
+
+/// Size limits on plans and on the changes made to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlanLimits {
+    pub max_steps: usize,
+    pub max_title_chars: usize,
+    pub max_goal_chars: usize,
+    pub max_result_chars: usize,
+    pub max_depends_on: usize,
+    pub max_ops: usize,
+    pub max_explanation_chars: usize,
+}
+
+impl Default for PlanLimits {
+    fn default() -> Self {
+        PlanLimits {
+            max_steps: 200,
+            max_title_chars: 200,
+            max_goal_chars: 1000,
+            max_result_chars: 2000,
+            max_depends_on: 20,
+            max_ops: 250,
+            max_explanation_chars: 1000,
+        }
+    }
+}
+
+/// Why a plan change was refused. Shown to the model as the tool result, so it
+/// can correct itself; the plan is left unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("step `{0}` does not exist in this plan")]
+    UnknownStep(String),
+    #[error("step id `{0}` is used twice; step ids must be unique within a plan")]
+    DuplicateStepId(String),
+    #[error("step id `{0}` is invalid: use 1-40 characters from a-z, 0-9, `_` and `-`")]
+    InvalidStepId(String),
+    #[error("step `{step}` depends on `{dependency}`, which is not a step of this plan")]
+    MissingDependency { step: String, dependency: String },
+    #[error("step `{0}` cannot depend on itself")]
+    SelfDependency(String),
+    #[error("dependencies form a cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+    #[error("a plan may have at most {limit} steps; this change would make {got}")]
+    TooManySteps { limit: usize, got: usize },
+    #[error("step `{step}` may depend on at most {limit} steps")]
+    TooManyDependencies { step: String, limit: usize },
+    #[error("{what} is empty")]
+    Empty { what: String },
+    #[error("{what} contains line breaks or other control characters; use one plain line")]
+    ControlCharacters { what: String },
+    #[error("{what} is {got} characters long; the limit is {limit}")]
+    TooLong { what: String, limit: usize, got: usize },
+    #[error(
+        "only one step may be in progress at a time; these would be: {}. Complete or pause one first",
+        .0.join(", ")
+    )]
+    TooManyInProgress(Vec<String>),
+    #[error(
+        "step `{step}` cannot be {status} before its dependencies are completed: waiting on {}",
+        .waiting_on.join(", ")
+    )]
+    DependenciesNotDone {
+        step: String,
+        status: StepStatus,
+        waiting_on: Vec<String>,
+    },
+    #[error("step `{step}` cannot go from {from} to {to}{}", transition_hint(*.from))]
+    IllegalTransition {
+        step: String,
+        from: StepStatus,
+        to: StepStatus,
+    },
+    #[error("step `{step}` cannot be removed: {} depend on it; change their depends_on first", .dependents.join(", "))]
+    StillDependedOn { step: String, dependents: Vec<String> },
+    #[error("reorder must list every step exactly once; {0}")]
+    BadReorder(String),
+    #[error("the plan is {0} and can no longer be changed")]
+    PlanClosed(&'static str),
+    #[error("at most {limit} operations per update; got {got}")]
+    TooManyOps { limit: usize, got: usize },
+    #[error("{0}")]
+    Snapshot(String),
+}
+
+fn transition_hint(from: StepStatus) -> &'static str {
+    match from {
+        StepStatus::Completed => " (completed steps are final)",
+        StepStatus::Cancelled => " (cancelled steps are final)",
+        StepStatus::Pending | StepStatus::InProgress | StepStatus::Failed => "",
+    }
+}
+
+/// Whether a step may move from `from` to `to`. Staying put is always allowed
+/// so repeated snapshots are idempotent.
+pub fn transition_allowed(from: StepStatus, to: StepStatus) -> bool {
+    use StepStatus::*;
+    if from == to {
+        return true;
+    }
+    match from {
+        Pending => matches!(to, InProgress | Completed | Cancelled),
+        InProgress => matches!(to, Pending | Completed | Failed | Cancelled),
+        Failed => matches!(to, Pending | InProgress | Cancelled),
+        Completed | Cancelled => false,
+    }
+}
+
+pub fn check_transition(step: &str, from: StepStatus, to: StepStatus) -> Result<(), PlanError> {
+    if transition_allowed(from, to) {
+        Ok(())
+    } else {
+        Err(PlanError::IllegalTransition {
+            step: step.to_owned(),
+            from,
+            to,
+        })
+    }
+}
+
+pub fn valid_step_id(id: &str) -> bool {
+    (1..=40).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Checks a text field: not blank, no control characters, within its limit.
+pub fn check_text(what: &str, text: &str, limit: usize) -> Result<(), PlanError> {
+    if text.trim().is_empty() {
+        return Err(PlanError::Empty { what: what.to_owned() });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(PlanError::ControlCharacters { what: what.to_owned() });
+    }
+    check_length(what, text, limit)
+}
+
+pub fn check_length(what: &str, text: &str, limit: usize) -> Result<(), PlanError> {
+    let got = text.chars().count();
+    if got > limit {
+        return Err(PlanError::TooLong {
+            what: what.to_owned(),
+            limit,
+            got,
+        });
+    }
+    Ok(())
+}
+
+/// Checks every structural invariant of a whole plan. Transition legality is
+/// checked separately, where the old status is known.
+pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
+    check_text("the plan title", &plan.title, limits.max_title_chars)?;
+    check_length("the plan goal", &plan.goal, limits.max_goal_chars)?;
+    if plan.steps.len() > limits.max_steps {
+        return Err(PlanError::TooManySteps {
+            limit: limits.max_steps,
+            got: plan.steps.len(),
+        });
+    }
+
+    let mut ids: HashSet<&str> = HashSet::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        if !valid_step_id(&step.id) {
+            return Err(PlanError::InvalidStepId(step.id.clone()));
+        }
+        if !ids.insert(&step.id) {
+            return Err(PlanError::DuplicateStepId(step.id.clone()));
+        }
+        check_text(
+            &format!("the title of step `{}`", step.id),
+            &step.title,
+            limits.max_title_chars,
+        )?;
+        if let Some(result) = &step.result {
+            check_length(
+                &format!("the result of step `{}`", step.id),
+                result,
+                limits.max_result_chars,
+            )?;
+        }
+        if step.depends_on.len() > limits.max_depends_on {
+            return Err(PlanError::TooManyDependencies {
+                step: step.id.clone(),
+                limit: limits.max_depends_on,
+            });
+        }
+    }
+
+    for step in &plan.steps {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for dep in &step.depends_on {
+            if dep == &step.id {
+                return Err(PlanError::SelfDependency(step.id.clone()));
+            }
+            if !ids.contains(dep.as_str()) {
+                return Err(PlanError::MissingDependency {
+                    step: step.id.clone(),
+                    dependency: dep.clone(),
+                });
+            }
+            if !seen.insert(dep) {
+                return Err(PlanError::DuplicateStepId(format!(
+                    "{dep}` in the depends_on of `{}",
+                    step.id
+                )));
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(plan) {
+        return Err(PlanError::Cycle(cycle));
+    }
+
+    if plan.mode == PlanMode::Single {
+        let running: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|s| s.status == StepStatus::InProgress)
+            .map(|s| s.id.clone())
+            .collect();
+        if running.len() > 1 {
+            return Err(PlanError::TooManyInProgress(running));
+        }
+    }
+
+    for step in &plan.steps {
+        if matches!(step.status, StepStatus::InProgress | StepStatus::Completed) {
+            let waiting: Vec<String> = plan.unresolved_deps(step).into_iter().map(str::to_owned).collect();
+            if !waiting.is_empty() {
+                return Err(PlanError::DependenciesNotDone {
+                    step: step.id.clone(),
+                    status: step.status,
+                    waiting_on: waiting,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Finds one dependency cycle, returned as the path that closes it
+/// (`a -> b -> a`). Iterative, so a 10 000-step chain cannot blow the stack.
+fn find_cycle(plan: &Plan) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let index: HashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let mut mark = vec![Mark::New; plan.steps.len()];
+    for root in 0..plan.steps.len() {
+        if mark[root] != Mark::New {
+            continue;
+        }
+        // Each frame is (step index, next dependency to look at).
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        mark[root] = Mark::Open;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let deps = &plan.steps[node].depends_on;
+            if *next < deps.len() {
+                let dep = deps[*next].as_str();
+                *next += 1;
+                let Some(&child) = index.get(dep) else { continue };
+                match mark[child] {
+                    Mark::New => {
+                        mark[child] = Mark::Open;
+                        stack.push((child, 0));
+                    }
+                    Mark::Open => {
+                        let start = stack.iter().position(|&(n, _)| n == child).unwrap_or(0);
+                        let mut path: Vec<String> =
+                            stack[start..].iter().map(|&(n, _)| plan.steps[n].id.clone()).collect();
+                        path.push(plan.steps[child].id.clone());
+                        return Some(path);
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                mark[node] = Mark::Done;
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Plan, Step};
+    use chrono::TimeZone;
+
+    fn plan(steps: &[(&str, StepStatus, &[&str])]) -> Plan {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+        let mut p = Plan::draft("Onboard Ana", "", now);
+        for (id, status, deps) in steps {
+            let mut s = Step::new(*id, format!("Step {id}"));
+            s.status = *status;
+            s.depends_on = deps.iter().map(|d| d.to_string()).collect();
+            p.steps.push(s);
+        }
+        p
+    }
+
+    use StepStatus::*;
+
+    #[test]
+    fn structural_invariants_accept_and_reject_as_the_table_says() {
+        let limits = PlanLimits::default();
+        let cases: Vec<(&str, Plan, Result<(), PlanError>)> = vec![
+            ("empty plan is valid", plan(&[]), Ok(())),
+            (
+                "linear chain",
+                plan(&[("a", Completed, &[]), ("b", InProgress, &["a"]), ("c", Pending, &["b"])]),
+                Ok(()),
+            ),
+            (
+                "parallel branches",
+                plan(&[
+                    ("a", Completed, &[]),
+                    ("b", Pending, &["a"]),
+                    ("c", Pending, &["a"]),
+                    ("d", Pending, &["b", "c"]),
+                ]),
+                Ok(()),
+            ),
+            (
+                "cancelled dependency counts as resolved",
+                plan(&[("a", Cancelled, &[]), ("b", InProgress, &["a"])]),
+                Ok(()),
+            ),
+            (
+                "two in progress",
+                plan(&[("a", InProgress, &[]), ("b", InProgress, &[])]),
+                Err(PlanError::TooManyInProgress(vec!["a".into(), "b".into()])),
+            ),
+            (
+                "duplicate id",
+                plan(&[("a", Pending, &[]), ("a", Pending, &[])]),
+                Err(PlanError::DuplicateStepId("a".into())),
+            ),
+            (
+                "bad id",
+                plan(&[("A b", Pending, &[])]),
+                Err(PlanError::InvalidStepId("A b".into())),
+            ),
+            (
+                "missing dependency",
+                plan(&[("a", Pending, &["zz"])]),
+                Err(PlanError::MissingDependency {
+                    step: "a".into(),
+                    dependency: "zz".into(),
+                }),
+            ),
+            (
+                "self dependency",
+                plan(&[("a", Pending, &["a"])]),
+                Err(PlanError::SelfDependency("a".into())),
+            ),
+            (
+                "two-step cycle",
+                plan(&[("a", Pending, &["b"]), ("b", Pending, &["a"])]),
+                Err(PlanError::Cycle(vec!["a".into(), "b".into(), "a".into()])),
+            ),
+            (
+                "long cycle",
+                plan(&[
+                    ("a", Pending, &[]),
+                    ("b", Pending, &["d"]),
+                    ("c", Pending, &["b"]),
+                    ("d", Pending, &["c"]),
+                ]),
+                Err(PlanError::Cycle(vec!["b".into(), "d".into(), "c".into(), "b".into()])),
+            ),
+            (
+                "started before dependency",
+                plan(&[("a", Pending, &[]), ("b", InProgress, &["a"])]),
+                Err(PlanError::DependenciesNotDone {
+                    step: "b".into(),
+                    status: InProgress,
+                    waiting_on: vec!["a".into()],
+                }),
+            ),
+            (
+                "completed before dependency",
+                plan(&[("a", Failed, &[]), ("b", Completed, &["a"])]),
+                Err(PlanError::DependenciesNotDone {
+                    step: "b".into(),
+                    status: Completed,
+                    waiting_on: vec!["a".into()],
+                }),
+            ),
+        ];
+        for (name, plan, expected) in cases {
+            assert_eq!(validate(&plan, &limits), expected, "case: {name}");
+        }
+    }
+
+    #[test]
+    fn orchestrated_plans_may_run_several_steps_at_once() {
+        let mut p = plan(&[("a", InProgress, &[]), ("b", InProgress, &[])]);
+        p.mode = PlanMode::Orchestrated;
+        assert_eq!(validate(&p, &PlanLimits::default()), Ok(()));
+    }
+
+    #[test]
+    fn size_limits_are_enforced() {
+        let limits = PlanLimits {
+            max_steps: 3,
+            max_title_chars: 20,
+            ..PlanLimits::default()
+        };
+        let too_many = plan(&[
+            ("a", Pending, &[]),
+            ("b", Pending, &[]),
+            ("c", Pending, &[]),
+            ("d", Pending, &[]),
+        ]);
+        assert_eq!(
+            validate(&too_many, &limits),
+            Err(PlanError::TooManySteps { limit: 3, got: 4 })
+        );
+
+        let mut long_title = plan(&[("a", Pending, &[])]);
+        long_title.steps[0].title = "x".repeat(21);
+        assert_eq!(
+            validate(&long_title, &limits),
+            Err(PlanError::TooLong {
+                what: "the title of step `a`".into(),
+                limit: 20,
+                got: 21
+            })
+        );
+
+        let mut blank = plan(&[("a", Pending, &[])]);
+        blank.steps[0].title = "   ".into();
+        assert_eq!(
+            validate(&blank, &limits),
+            Err(PlanError::Empty {
+                what: "the title of step `a`".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_ten_thousand_step_chain_is_checked_without_recursion() {
+        let limits = PlanLimits {
+            max_steps: 20_000,
+            ..PlanLimits::default()
+        };
+        let mut p = plan(&[]);
+        for i in 0..10_000 {
+            let mut s = Step::new(format!("s{i}"), "t");
+            if i > 0 {
+                s.depends_on = vec![format!("s{}", i - 1)];
+            }
+            p.steps.push(s);
+        }
+        assert_eq!(validate(&p, &limits), Ok(()));
+        p.steps[0].depends_on = vec!["s9999".into()];
+        assert!(matches!(validate(&p, &limits), Err(PlanError::Cycle(path)) if path.len() == 10_001));
+    }
+
+    #[test]
+    fn transitions_follow_the_table() {
+        let all = [Pending, InProgress, Completed, Failed, Cancelled];
+        let allowed: &[(StepStatus, StepStatus)] = &[
+            (Pending, InProgress),
+            (Pending, Completed),
+            (Pending, Cancelled),
+            (InProgress, Pending),
+            (InProgress, Completed),
+            (InProgress, Failed),
+            (InProgress, Cancelled),
+            (Failed, Pending),
+            (Failed, InProgress),
+            (Failed, Cancelled),
+        ];
+        for from in all {
+            for to in all {
+                let expected = from == to || allowed.contains(&(from, to));
+                assert_eq!(transition_allowed(from, to), expected, "{from} -> {to}");
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! System prompts, rendered from editable templates in `prompts/` (with
+//! built-in copies as defaults). Templates are checked at start-up, so a
+//! broken edit stops the server with the file name and the reason instead of
+//! failing the first turn.
+
+use crate::plan::{Plan, render};
+use chrono::{DateTime, SecondsFormat, Utc};
+use minijinja::{Environment, UndefinedBehavior, context};
+use std::path::Path;
+
+const SYSTEM: &str = include_str!("../prompts/system.j2");
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("prompt template {file}: {reason}")]
+    Template { file: String, reason: String },
+}
+
+pub struct Prompts {
+    env: Environment<'static>,
+}
+
+impl Prompts {
+    /// Loads `system.j2` from `dir` if present, else the built-in template.
+    pub fn load(dir: &Path) -> Result<Prompts, PromptError> {
+        let path = dir.join("system.j2");
+        let (file, source) = match std::fs::read_to_string(&path) {
+            Ok(text) => (path.display().to_string(), text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ("built-in system.j2".to_owned(), SYSTEM.to_owned()),
+            Err(e) => {
+                return Err(PromptError::Template {
+                    file: path.display().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_template_owned("system", source)
+            .map_err(|e| PromptError::Template {
+                file: file.clone(),
+                reason: e.to_string(),
+            })?;
+        let prompts = Prompts { env };
+        prompts
+            .system("example", &[], Utc::now())
+            .map_err(|e| PromptError::Template {
+                file,
+                reason: e.to_string(),
+            })?;
+        Ok(prompts)
+    }
+
+    /// The system prompt for one model call. Pure: same inputs, same text.
+    pub fn system(&self, user: &str, plans: &[Plan], now: DateTime<Utc>) -> Result<String, PromptError> {
+        let template = self.env.get_template("system").map_err(|e| PromptError::Template {
+            file: "system".into(),
+            reason: e.to_string(),
+        })?;
+        template
+            .render(context! {
+                user => user,
+                now => now.to_rfc3339_opts(SecondsFormat::Secs, true),
+                plans => render::prompt_section(plans),
+            })
+            .map_err(|e| PromptError::Template {
+                file: "system".into(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{PlanId, Step};
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_system_prompt_carries_every_active_plan_and_the_time() {
+        let prompts = Prompts::load(Path::new("/nonexistent")).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+        let mut plan = Plan::draft("Onboard Ana", "", now);
+        plan.id = PlanId(2);
+        plan.version = 5;
+        plan.steps.push(Step::new("laptop", "Order laptop"));
+        let text = prompts.system("ana", &[plan], now).unwrap();
+        assert!(text.contains("Current time: 2026-11-22T10:00:00Z"), "{text}");
+        assert!(
+            text.contains("Plan p2 \"Onboard Ana\" version=5 status=active progress=0/1\n  [ ] laptop Order laptop\n"),
+            "{text}"
+        );
+        assert_eq!(text, prompts.system("ana", &[prompts_plan(now)], now).unwrap());
+    }
+
+    fn prompts_plan(now: DateTime<Utc>) -> Plan {
+        let mut plan = Plan::draft("Onboard Ana", "", now);
+        plan.id = PlanId(2);
+        plan.version = 5;
+        plan.steps.push(Step::new("laptop", "Order laptop"));
+        plan
+    }
+
+    #[test]
+    fn a_broken_template_is_refused_at_load_with_its_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("system.j2"), "Hello {{ plans ").unwrap();
+        let err = Prompts::load(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("system.j2"), "{err}");
+        std::fs::write(dir.path().join("system.j2"), "Hello {{ no_such_variable }}").unwrap();
+        let err = Prompts::load(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("undefined"), "{err}");
+    }
+}

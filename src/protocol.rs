@@ -1,0 +1,274 @@
+//! The `/ws` wire contract: JSON text frames in both directions. Fields may
+//! be added, never renamed. Client frames are parsed by hand so every kind of
+//! bad input gets its own precise error code.
+
+use crate::plan::Plan;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Longest client-chosen message id.
+const MAX_ID_CHARS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    Message { id: String, text: String },
+    Confirm { proposal_id: String, accept: bool },
+    Ping,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Ready {
+        user: String,
+        plans: Vec<Plan>,
+    },
+    Delta {
+        reply_to: String,
+        text: String,
+    },
+    Reply {
+        reply_to: String,
+        text: String,
+    },
+    Plan {
+        plan: Plan,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+    },
+    Pong,
+}
+
+impl ServerFrame {
+    pub fn error(code: ErrorCode, message: impl Into<String>, reply_to: Option<String>) -> ServerFrame {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            reply_to,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serializing our own frame types cannot fail: every field is a
+        // string, number, bool or a derived Serialize of the same.
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"type\":\"error\",\"code\":\"internal\",\"message\":\"{e}\"}}"))
+    }
+}
+
+/// Machine-readable error codes of `error` frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidJson,
+    MissingField,
+    InvalidField,
+    UnknownType,
+    BinaryNotSupported,
+    MessageTooLong,
+    EmptyMessage,
+    RateLimited,
+    Busy,
+    ProposalNotFound,
+    ModelUnavailable,
+    ToolRoundsExhausted,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub reply_to: Option<String>,
+}
+
+impl FrameError {
+    pub fn into_frame(self) -> ServerFrame {
+        ServerFrame::error(self.code, self.message, self.reply_to)
+    }
+}
+
+fn fail(code: ErrorCode, message: impl Into<String>, reply_to: Option<String>) -> FrameError {
+    FrameError {
+        code,
+        message: message.into(),
+        reply_to,
+    }
+}
+
+fn string_field(
+    obj: &serde_json::Map<String, Value>,
+    field: &str,
+    kind: &str,
+    reply_to: &Option<String>,
+) -> Result<String, FrameError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(fail(
+            ErrorCode::MissingField,
+            format!("`{kind}` frames need a `{field}` field"),
+            reply_to.clone(),
+        )),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(fail(
+            ErrorCode::InvalidField,
+            format!("`{field}` must be a string"),
+            reply_to.clone(),
+        )),
+    }
+}
+
+/// Parses one client text frame.
+pub fn parse_client_frame(text: &str, max_message_chars: usize) -> Result<ClientFrame, FrameError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| fail(ErrorCode::InvalidJson, format!("frames must be JSON: {e}"), None))?;
+    let Value::Object(obj) = value else {
+        return Err(fail(ErrorCode::InvalidJson, "frames must be JSON objects", None));
+    };
+    let reply_to = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .map(|s| s.chars().take(MAX_ID_CHARS).collect());
+    let kind = match obj.get("type") {
+        None => return Err(fail(ErrorCode::MissingField, "frames need a `type` field", reply_to)),
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(fail(ErrorCode::InvalidField, "`type` must be a string", reply_to)),
+    };
+    match kind {
+        "message" => {
+            let id = string_field(&obj, "id", kind, &None)?;
+            if id.is_empty() || id.chars().count() > MAX_ID_CHARS {
+                return Err(fail(
+                    ErrorCode::InvalidField,
+                    format!("`id` must be 1-{MAX_ID_CHARS} characters"),
+                    None,
+                ));
+            }
+            let reply_to = Some(id.clone());
+            let text = string_field(&obj, "text", kind, &reply_to)?;
+            if text.trim().is_empty() {
+                return Err(fail(ErrorCode::EmptyMessage, "the message is empty", reply_to));
+            }
+            let chars = text.chars().count();
+            if chars > max_message_chars {
+                return Err(fail(
+                    ErrorCode::MessageTooLong,
+                    format!("the message has {chars} characters; the limit is {max_message_chars}"),
+                    reply_to,
+                ));
+            }
+            Ok(ClientFrame::Message { id, text })
+        }
+        "confirm" => {
+            let proposal_id = string_field(&obj, "proposal_id", kind, &None)?;
+            let accept = match obj.get("accept") {
+                None | Some(Value::Null) => {
+                    return Err(fail(
+                        ErrorCode::MissingField,
+                        "`confirm` frames need an `accept` field",
+                        None,
+                    ));
+                }
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(fail(ErrorCode::InvalidField, "`accept` must be true or false", None)),
+            };
+            Ok(ClientFrame::Confirm { proposal_id, accept })
+        }
+        "ping" => Ok(ClientFrame::Ping),
+        other => Err(fail(
+            ErrorCode::UnknownType,
+            format!(
+                "unknown frame type `{}`; expected message, confirm or ping",
+                other.chars().take(40).collect::<String>()
+            ),
+            reply_to,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_frames_parse() {
+        assert_eq!(
+            parse_client_frame(r#"{"type":"message","id":"c1","text":"hi","extra":1}"#, 100),
+            Ok(ClientFrame::Message {
+                id: "c1".into(),
+                text: "hi".into()
+            })
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"confirm","proposal_id":"p1","accept":false}"#, 100),
+            Ok(ClientFrame::Confirm {
+                proposal_id: "p1".into(),
+                accept: false
+            })
+        );
+        assert_eq!(parse_client_frame(r#"{"type":"ping"}"#, 100), Ok(ClientFrame::Ping));
+    }
+
+    #[test]
+    fn bad_frames_get_precise_codes() {
+        let cases = [
+            ("not json", ErrorCode::InvalidJson, None),
+            ("[1,2]", ErrorCode::InvalidJson, None),
+            (r#"{"text":"hi"}"#, ErrorCode::MissingField, None),
+            (r#"{"type":7}"#, ErrorCode::InvalidField, None),
+            (r#"{"type":"dance","id":"c9"}"#, ErrorCode::UnknownType, Some("c9")),
+            (r#"{"type":"message","text":"hi"}"#, ErrorCode::MissingField, None),
+            (r#"{"type":"message","id":"c2"}"#, ErrorCode::MissingField, Some("c2")),
+            (
+                r#"{"type":"message","id":"c3","text":5}"#,
+                ErrorCode::InvalidField,
+                Some("c3"),
+            ),
+            (
+                r#"{"type":"message","id":"c4","text":"   "}"#,
+                ErrorCode::EmptyMessage,
+                Some("c4"),
+            ),
+            (
+                r#"{"type":"message","id":"c5","text":"0123456789x"}"#,
+                ErrorCode::MessageTooLong,
+                Some("c5"),
+            ),
+            (
+                r#"{"type":"confirm","proposal_id":"p1"}"#,
+                ErrorCode::MissingField,
+                None,
+            ),
+            (
+                r#"{"type":"confirm","proposal_id":"p1","accept":"yes"}"#,
+                ErrorCode::InvalidField,
+                None,
+            ),
+        ];
+        for (input, code, reply_to) in cases {
+            let err = parse_client_frame(input, 10).unwrap_err();
+            assert_eq!((err.code, err.reply_to.as_deref()), (code, reply_to), "input: {input}");
+        }
+    }
+
+    #[test]
+    fn server_frames_serialize_to_the_wire_contract() {
+        let frame = ServerFrame::error(ErrorCode::RateLimited, "slow down", Some("c1".into()));
+        assert_eq!(
+            frame.to_json(),
+            r#"{"type":"error","code":"rate_limited","message":"slow down","reply_to":"c1"}"#
+        );
+        assert_eq!(ServerFrame::Pong.to_json(), r#"{"type":"pong"}"#);
+        assert_eq!(
+            ServerFrame::Delta {
+                reply_to: "c1".into(),
+                text: "Hel".into()
+            }
+            .to_json(),
+            r#"{"type":"delta","reply_to":"c1","text":"Hel"}"#
+        );
+    }
+}

@@ -1,0 +1,64 @@
+//! Key layout. Every per-user key starts with the user's fixed-width 8-byte
+//! number, so a prefix scan for one user can never reach another user's keys
+//! (a variable-length name prefix would let "ann" scan into "anna").
+//! Numbers are big-endian so byte order is numeric order.
+
+pub const USER_PREFIX: usize = 8;
+
+pub fn user_prefix(user: u64) -> [u8; 8] {
+    user.to_be_bytes()
+}
+
+pub fn plan(user: u64, plan: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&user.to_be_bytes());
+    k[8..].copy_from_slice(&plan.to_be_bytes());
+    k
+}
+
+/// History entries are keyed by the plan version they produced.
+pub fn history(user: u64, plan: u64, version: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(&self::plan(user, plan));
+    k[16..].copy_from_slice(&version.to_be_bytes());
+    k
+}
+
+pub fn message(user: u64, seq: u64) -> [u8; 16] {
+    plan(user, seq)
+}
+
+pub fn plan_counter(user: u64) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[..5].copy_from_slice(b"plan/");
+    k[5..].copy_from_slice(&user.to_be_bytes());
+    k
+}
+
+pub fn decode_u64(bytes: &[u8]) -> Option<u64> {
+    bytes.try_into().ok().map(u64::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_users_prefix_never_covers_another_users_keys() {
+        // Users 1 and 256 would collide under a naive decimal-string prefix
+        // scheme ("1" vs "10..."); fixed width keeps them apart.
+        for (a, b) in [(1u64, 10u64), (1, 256), (0, u64::MAX), (7, 7 << 8)] {
+            assert!(!plan(b, 1).starts_with(&user_prefix(a)));
+            assert!(!history(b, 3, 4).starts_with(&user_prefix(a)));
+            assert!(plan(a, 1).starts_with(&user_prefix(a)));
+        }
+        // Plans 1 and 10 of one user: history of plan 1 never includes plan 10.
+        assert!(!history(5, 10, 1).starts_with(&plan(5, 1)));
+    }
+
+    #[test]
+    fn keys_sort_numerically() {
+        assert!(plan(1, 2) < plan(1, 10));
+        assert!(history(1, 1, 9) < history(1, 1, 10));
+    }
+}
