@@ -4,7 +4,7 @@
 
 use crate::plan::PlanLimits;
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -205,7 +205,10 @@ impl Config {
 
     /// Loads from the real process environment; only `main` calls this.
     pub fn from_process(file: &Path) -> Result<Config, ConfigError> {
-        Config::load(file, Env::raw().iter().map(|(k, v)| (k.into_string(), v)))
+        Config::load(
+            file,
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
     /// Refuses settings that cannot work, with the reason.

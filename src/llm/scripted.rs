@@ -21,6 +21,8 @@ pub enum Script {
     Fail(ModelError),
     /// Never answers, so the caller's timeout fires.
     Stall,
+    /// Waits, then plays the inner answer.
+    After(std::time::Duration, Box<Script>),
 }
 
 impl Script {
@@ -94,23 +96,31 @@ impl ChatModel for ScriptedModel {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(request.clone());
-        let next = self.script.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-        match next.ok_or(ModelError::ScriptExhausted)? {
-            Script::Text { deltas: parts } => {
-                for part in &parts {
-                    deltas(part);
+        let mut next = self.script.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+        loop {
+            match next.ok_or(ModelError::ScriptExhausted)? {
+                Script::After(delay, inner) => {
+                    tokio::time::sleep(delay).await;
+                    next = Some(*inner);
                 }
-                Ok(ModelResponse {
-                    text: parts.concat(),
-                    tool_calls: vec![],
-                })
+                Script::Text { deltas: parts } => {
+                    for part in &parts {
+                        deltas(part);
+                    }
+                    return Ok(ModelResponse {
+                        text: parts.concat(),
+                        tool_calls: vec![],
+                    });
+                }
+                Script::Tools { text, calls } => {
+                    return Ok(ModelResponse {
+                        text,
+                        tool_calls: calls,
+                    });
+                }
+                Script::Fail(e) => return Err(e),
+                Script::Stall => return std::future::pending().await,
             }
-            Script::Tools { text, calls } => Ok(ModelResponse {
-                text,
-                tool_calls: calls,
-            }),
-            Script::Fail(e) => Err(e),
-            Script::Stall => std::future::pending().await,
         }
     }
 }

@@ -1,0 +1,8 @@
+//! steward's integration tests: the whole app over real sockets.
+
+mod chat;
+mod crash;
+mod fake_openai;
+mod frames;
+mod harness;
+mod openai;
