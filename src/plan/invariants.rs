@@ -3,7 +3,7 @@
 //! step and what would make the change valid.
 
 use super::{Plan, PlanMode, StepStatus};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Size limits on plans and on the changes made to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -133,24 +133,32 @@ pub fn valid_step_id(id: &str) -> bool {
 }
 
 /// Checks a text field: not blank, no control characters, within its limit.
+/// `what` names the field in the error and is only built on failure.
 pub fn check_text(what: &str, text: &str, limit: usize) -> Result<(), PlanError> {
+    check_text_with(|| what.to_owned(), text, limit)
+}
+
+fn check_text_with(what: impl Fn() -> String, text: &str, limit: usize) -> Result<(), PlanError> {
     if text.trim().is_empty() {
-        return Err(PlanError::Empty { what: what.to_owned() });
+        return Err(PlanError::Empty { what: what() });
     }
     if text.chars().any(char::is_control) {
-        return Err(PlanError::ControlCharacters { what: what.to_owned() });
+        return Err(PlanError::ControlCharacters { what: what() });
     }
-    check_length(what, text, limit)
+    check_length_with(what, text, limit)
 }
 
 pub fn check_length(what: &str, text: &str, limit: usize) -> Result<(), PlanError> {
-    let got = text.chars().count();
-    if got > limit {
-        return Err(PlanError::TooLong {
-            what: what.to_owned(),
-            limit,
-            got,
-        });
+    check_length_with(|| what.to_owned(), text, limit)
+}
+
+fn check_length_with(what: impl Fn() -> String, text: &str, limit: usize) -> Result<(), PlanError> {
+    // Bytes bound chars from above: only long texts need counting.
+    if text.len() > limit {
+        let got = text.chars().count();
+        if got > limit {
+            return Err(PlanError::TooLong { what: what(), limit, got });
+        }
     }
     Ok(())
 }
@@ -161,85 +169,66 @@ pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
     check_text("the plan title", &plan.title, limits.max_title_chars)?;
     check_length("the plan goal", &plan.goal, limits.max_goal_chars)?;
     if plan.steps.len() > limits.max_steps {
-        return Err(PlanError::TooManySteps {
-            limit: limits.max_steps,
-            got: plan.steps.len(),
-        });
+        return Err(PlanError::TooManySteps { limit: limits.max_steps, got: plan.steps.len() });
     }
 
-    let mut ids: HashSet<&str> = HashSet::with_capacity(plan.steps.len());
-    for step in &plan.steps {
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(plan.steps.len());
+    for (i, step) in plan.steps.iter().enumerate() {
         if !valid_step_id(&step.id) {
             return Err(PlanError::InvalidStepId(step.id.clone()));
         }
-        if !ids.insert(&step.id) {
+        if index.insert(&step.id, i).is_some() {
             return Err(PlanError::DuplicateStepId(step.id.clone()));
         }
-        check_text(
-            &format!("the title of step `{}`", step.id),
-            &step.title,
-            limits.max_title_chars,
-        )?;
+        check_text_with(|| format!("the title of step `{}`", step.id), &step.title, limits.max_title_chars)?;
         if let Some(result) = &step.result {
-            check_length(
-                &format!("the result of step `{}`", step.id),
-                result,
-                limits.max_result_chars,
-            )?;
+            check_length_with(|| format!("the result of step `{}`", step.id), result, limits.max_result_chars)?;
         }
         if step.depends_on.len() > limits.max_depends_on {
-            return Err(PlanError::TooManyDependencies {
-                step: step.id.clone(),
-                limit: limits.max_depends_on,
-            });
+            return Err(PlanError::TooManyDependencies { step: step.id.clone(), limit: limits.max_depends_on });
         }
     }
 
+    // Dependencies as indices, flattened: step i's are deps[starts[i]..starts[i + 1]].
+    let mut deps: Vec<usize> = Vec::with_capacity(plan.steps.len());
+    let mut starts: Vec<usize> = Vec::with_capacity(plan.steps.len() + 1);
     for step in &plan.steps {
-        let mut seen: HashSet<&str> = HashSet::new();
-        for dep in &step.depends_on {
+        starts.push(deps.len());
+        for (n, dep) in step.depends_on.iter().enumerate() {
             if dep == &step.id {
                 return Err(PlanError::SelfDependency(step.id.clone()));
             }
-            if !ids.contains(dep.as_str()) {
-                return Err(PlanError::MissingDependency {
-                    step: step.id.clone(),
-                    dependency: dep.clone(),
-                });
+            let Some(&at) = index.get(dep.as_str()) else {
+                return Err(PlanError::MissingDependency { step: step.id.clone(), dependency: dep.clone() });
+            };
+            // depends_on is short (bounded by max_depends_on): a scan beats a set.
+            if step.depends_on[..n].contains(dep) {
+                return Err(PlanError::DuplicateStepId(format!("{dep}` in the depends_on of `{}", step.id)));
             }
-            if !seen.insert(dep) {
-                return Err(PlanError::DuplicateStepId(format!(
-                    "{dep}` in the depends_on of `{}",
-                    step.id
-                )));
-            }
+            deps.push(at);
         }
     }
-    if let Some(cycle) = find_cycle(plan) {
+    starts.push(deps.len());
+    let deps_of = |i: usize| &deps[starts[i]..starts[i + 1]];
+    if let Some(cycle) = find_cycle(plan, &deps_of) {
         return Err(PlanError::Cycle(cycle));
     }
 
     if plan.mode == PlanMode::Single {
-        let running: Vec<String> = plan
-            .steps
-            .iter()
-            .filter(|s| s.status == StepStatus::InProgress)
-            .map(|s| s.id.clone())
-            .collect();
-        if running.len() > 1 {
+        let running = plan.steps.iter().filter(|s| s.status == StepStatus::InProgress).count();
+        if running > 1 {
+            let running = plan.steps.iter().filter(|s| s.status == StepStatus::InProgress).map(|s| s.id.clone()).collect();
             return Err(PlanError::TooManyInProgress(running));
         }
     }
 
-    for step in &plan.steps {
+    for (i, step) in plan.steps.iter().enumerate() {
         if matches!(step.status, StepStatus::InProgress | StepStatus::Completed) {
-            let waiting: Vec<String> = plan.unresolved_deps(step).into_iter().map(str::to_owned).collect();
-            if !waiting.is_empty() {
-                return Err(PlanError::DependenciesNotDone {
-                    step: step.id.clone(),
-                    status: step.status,
-                    waiting_on: waiting,
-                });
+            let resolved = |&d: &usize| plan.steps[d].status.is_terminal();
+            if !deps_of(i).iter().all(resolved) {
+                let waiting_on =
+                    deps_of(i).iter().filter(|d| !resolved(d)).map(|&d| plan.steps[d].id.clone()).collect();
+                return Err(PlanError::DependenciesNotDone { step: step.id.clone(), status: step.status, waiting_on });
             }
         }
     }
@@ -248,14 +237,13 @@ pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
 
 /// Finds one dependency cycle, returned as the path that closes it
 /// (`a -> b -> a`). Iterative, so a 10 000-step chain cannot blow the stack.
-fn find_cycle(plan: &Plan) -> Option<Vec<String>> {
+fn find_cycle<'a>(plan: &Plan, deps_of: &impl Fn(usize) -> &'a [usize]) -> Option<Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
         Open,
         Done,
     }
-    let index: HashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
     let mut mark = vec![Mark::New; plan.steps.len()];
     for root in 0..plan.steps.len() {
         if mark[root] != Mark::New {
@@ -265,11 +253,10 @@ fn find_cycle(plan: &Plan) -> Option<Vec<String>> {
         let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
         mark[root] = Mark::Open;
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            let deps = &plan.steps[node].depends_on;
+            let deps = deps_of(node);
             if *next < deps.len() {
-                let dep = deps[*next].as_str();
+                let child = deps[*next];
                 *next += 1;
-                let Some(&child) = index.get(dep) else { continue };
                 match mark[child] {
                     Mark::New => {
                         mark[child] = Mark::Open;

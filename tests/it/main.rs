@@ -6,3 +6,4 @@ mod fake_openai;
 mod frames;
 mod harness;
 mod openai;
+mod process;

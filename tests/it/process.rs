@@ -1,0 +1,54 @@
+//! The real binary: start-up refusals are fast and clear.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+fn steward() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_steward"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR")).env("RUST_LOG", "error").kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_exits_at_once_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = steward()
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    assert!(line.starts_with("steward listening on http://127.0.0.1:"), "{line}");
+
+    let started = Instant::now();
+    let second = steward().args(["--addr", "127.0.0.1:0", "--data"]).arg(dir.path()).output();
+    let second = tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(stderr.contains("is in use by another steward process"), "{stderr}");
+    assert!(took < Duration::from_secs(1), "refusal took {took:?}");
+    first.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn a_public_address_without_an_auth_secret_is_refused() {
+    let out = steward().args(["serve", "--addr", "0.0.0.0:0", "--data", "/nonexistent/never-created"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("without an auth secret"), "{stderr}");
+}
+
+#[tokio::test]
+async fn help_lists_the_commands() {
+    let out = steward().arg("--help").output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for word in ["serve", "token", "--addr", "--data", "--config"] {
+        assert!(stdout.contains(word), "--help lacks {word}: {stdout}");
+    }
+}
