@@ -9,11 +9,18 @@ use steward::prompts::Prompts;
 
 fn plan(steps: usize) -> Plan {
     let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
-    let mut p = Plan::draft("Onboard Ana Souza", "Ana starts on December 1 as a backend engineer", now);
+    let mut p = Plan::draft(
+        "Onboard Ana Souza",
+        "Ana starts on December 1 as a backend engineer",
+        now,
+    );
     p.id = PlanId(1);
     p.version = 12;
     for i in 0..steps {
-        let mut s = Step::new(format!("s{i}"), format!("Step number {i}: do the thing that needs doing"));
+        let mut s = Step::new(
+            format!("s{i}"),
+            format!("Step number {i}: do the thing that needs doing"),
+        );
         if i > 0 {
             s.depends_on = vec![format!("s{}", i - 1)];
         }
@@ -58,19 +65,41 @@ fn main() {
     measure("render 20-step plan into the prompt section", 500, 200, || {
         black_box(render::prompt_section(black_box(std::slice::from_ref(&twenty))));
     });
-    measure("render the whole system prompt (template + 20-step plan)", 500, 100, || {
-        black_box(prompts.system("ana", black_box(std::slice::from_ref(&twenty)), now).unwrap());
-    });
+    measure(
+        "render the whole system prompt (template + 20-step plan)",
+        500,
+        100,
+        || {
+            black_box(
+                prompts
+                    .system("ana", black_box(std::slice::from_ref(&twenty)), now)
+                    .unwrap(),
+            );
+        },
+    );
     let ops = vec![
-        Op::SetStatus { step: "s100".into(), status: StepStatus::InProgress, result: None },
-        Op::UpdateStep { step: "s150".into(), title: None, depends_on: None, due_at: Some(Some(now)), result: None },
+        Op::SetStatus {
+            step: "s100".into(),
+            status: StepStatus::InProgress,
+            result: None,
+        },
+        Op::UpdateStep {
+            step: "s150".into(),
+            title: None,
+            depends_on: None,
+            due_at: Some(Some(now)),
+            result: None,
+        },
     ];
     measure("validate + apply a 2-op update to a 200-step plan", 500, 20, || {
         black_box(patch::apply(black_box(&two_hundred), &ops, &limits, now).unwrap());
     });
     let mut cyclic = plan(10_000);
     cyclic.steps[0].depends_on = vec!["s9999".into()];
-    let big = PlanLimits { max_steps: 20_000, ..limits };
+    let big = PlanLimits {
+        max_steps: 20_000,
+        ..limits
+    };
     measure("reject a 10 000-step plan with a cycle (validate)", 50, 2, || {
         black_box(steward::plan::invariants::validate(black_box(&cyclic), &big).unwrap_err());
     });

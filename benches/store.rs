@@ -21,7 +21,13 @@ async fn run(users: usize) {
         let mut draft = Plan::draft("Bench plan", "", Utc::now());
         draft.version = 1;
         draft.steps.push(Step::new("s0", "first"));
-        let entry = HistoryEntry { at: Utc::now(), actor: Actor::Model, why: "bench".into(), version: 1, changes: vec![] };
+        let entry = HistoryEntry {
+            at: Utc::now(),
+            actor: Actor::Model,
+            why: "bench".into(),
+            version: 1,
+            changes: vec![],
+        };
         plans.push((user.clone(), store.create_plan(&user, draft, entry).await.unwrap()));
     }
     let flushes_before = store.flush_count();
@@ -43,8 +49,23 @@ async fn run(users: usize) {
                         tool: None,
                     };
                     let begin = Instant::now();
-                    let out = patch::apply(&plan, &[op], &PlanLimits { max_steps: 1000, ..Default::default() }, Utc::now()).unwrap();
-                    let entry = HistoryEntry { at: Utc::now(), actor: Actor::Model, why: "bench".into(), version: out.plan.version, changes: out.changes };
+                    let out = patch::apply(
+                        &plan,
+                        &[op],
+                        &PlanLimits {
+                            max_steps: 1000,
+                            ..Default::default()
+                        },
+                        Utc::now(),
+                    )
+                    .unwrap();
+                    let entry = HistoryEntry {
+                        at: Utc::now(),
+                        actor: Actor::Model,
+                        why: "bench".into(),
+                        version: out.plan.version,
+                        changes: out.changes,
+                    };
                     store.update_plan(&user, &out.plan, plan.version, entry).await.unwrap();
                     latencies.push(begin.elapsed());
                     plan = out.plan;
@@ -71,7 +92,10 @@ async fn run(users: usize) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         run(1).await;
         run(50).await;

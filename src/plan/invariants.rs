@@ -157,7 +157,11 @@ fn check_length_with(what: impl Fn() -> String, text: &str, limit: usize) -> Res
     if text.len() > limit {
         let got = text.chars().count();
         if got > limit {
-            return Err(PlanError::TooLong { what: what(), limit, got });
+            return Err(PlanError::TooLong {
+                what: what(),
+                limit,
+                got,
+            });
         }
     }
     Ok(())
@@ -169,7 +173,10 @@ pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
     check_text("the plan title", &plan.title, limits.max_title_chars)?;
     check_length("the plan goal", &plan.goal, limits.max_goal_chars)?;
     if plan.steps.len() > limits.max_steps {
-        return Err(PlanError::TooManySteps { limit: limits.max_steps, got: plan.steps.len() });
+        return Err(PlanError::TooManySteps {
+            limit: limits.max_steps,
+            got: plan.steps.len(),
+        });
     }
 
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(plan.steps.len());
@@ -180,12 +187,23 @@ pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
         if index.insert(&step.id, i).is_some() {
             return Err(PlanError::DuplicateStepId(step.id.clone()));
         }
-        check_text_with(|| format!("the title of step `{}`", step.id), &step.title, limits.max_title_chars)?;
+        check_text_with(
+            || format!("the title of step `{}`", step.id),
+            &step.title,
+            limits.max_title_chars,
+        )?;
         if let Some(result) = &step.result {
-            check_length_with(|| format!("the result of step `{}`", step.id), result, limits.max_result_chars)?;
+            check_length_with(
+                || format!("the result of step `{}`", step.id),
+                result,
+                limits.max_result_chars,
+            )?;
         }
         if step.depends_on.len() > limits.max_depends_on {
-            return Err(PlanError::TooManyDependencies { step: step.id.clone(), limit: limits.max_depends_on });
+            return Err(PlanError::TooManyDependencies {
+                step: step.id.clone(),
+                limit: limits.max_depends_on,
+            });
         }
     }
 
@@ -199,11 +217,17 @@ pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
                 return Err(PlanError::SelfDependency(step.id.clone()));
             }
             let Some(&at) = index.get(dep.as_str()) else {
-                return Err(PlanError::MissingDependency { step: step.id.clone(), dependency: dep.clone() });
+                return Err(PlanError::MissingDependency {
+                    step: step.id.clone(),
+                    dependency: dep.clone(),
+                });
             };
             // depends_on is short (bounded by max_depends_on): a scan beats a set.
             if step.depends_on[..n].contains(dep) {
-                return Err(PlanError::DuplicateStepId(format!("{dep}` in the depends_on of `{}", step.id)));
+                return Err(PlanError::DuplicateStepId(format!(
+                    "{dep}` in the depends_on of `{}",
+                    step.id
+                )));
             }
             deps.push(at);
         }
@@ -217,7 +241,12 @@ pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
     if plan.mode == PlanMode::Single {
         let running = plan.steps.iter().filter(|s| s.status == StepStatus::InProgress).count();
         if running > 1 {
-            let running = plan.steps.iter().filter(|s| s.status == StepStatus::InProgress).map(|s| s.id.clone()).collect();
+            let running = plan
+                .steps
+                .iter()
+                .filter(|s| s.status == StepStatus::InProgress)
+                .map(|s| s.id.clone())
+                .collect();
             return Err(PlanError::TooManyInProgress(running));
         }
     }
@@ -226,9 +255,16 @@ pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
         if matches!(step.status, StepStatus::InProgress | StepStatus::Completed) {
             let resolved = |&d: &usize| plan.steps[d].status.is_terminal();
             if !deps_of(i).iter().all(resolved) {
-                let waiting_on =
-                    deps_of(i).iter().filter(|d| !resolved(d)).map(|&d| plan.steps[d].id.clone()).collect();
-                return Err(PlanError::DependenciesNotDone { step: step.id.clone(), status: step.status, waiting_on });
+                let waiting_on = deps_of(i)
+                    .iter()
+                    .filter(|d| !resolved(d))
+                    .map(|&d| plan.steps[d].id.clone())
+                    .collect();
+                return Err(PlanError::DependenciesNotDone {
+                    step: step.id.clone(),
+                    status: step.status,
+                    waiting_on,
+                });
             }
         }
     }

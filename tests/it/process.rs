@@ -7,7 +7,10 @@ use tokio::process::Command;
 
 fn steward() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_steward"));
-    command.current_dir(env!("CARGO_MANIFEST_DIR")).env("RUST_LOG", "error").kill_on_drop(true);
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "error")
+        .kill_on_drop(true);
     command
 }
 
@@ -21,12 +24,22 @@ async fn a_second_server_on_the_same_data_directory_exits_at_once_with_a_clear_m
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(line.starts_with("steward listening on http://127.0.0.1:"), "{line}");
 
     let started = Instant::now();
-    let second = steward().args(["--addr", "127.0.0.1:0", "--data"]).arg(dir.path()).output();
-    let second = tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap();
+    let second = steward()
+        .args(["--addr", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .output();
+    let second = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .unwrap()
+        .unwrap();
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success());
@@ -37,7 +50,11 @@ async fn a_second_server_on_the_same_data_directory_exits_at_once_with_a_clear_m
 
 #[tokio::test]
 async fn a_public_address_without_an_auth_secret_is_refused() {
-    let out = steward().args(["serve", "--addr", "0.0.0.0:0", "--data", "/nonexistent/never-created"]).output().await.unwrap();
+    let out = steward()
+        .args(["serve", "--addr", "0.0.0.0:0", "--data", "/nonexistent/never-created"])
+        .output()
+        .await
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("without an auth secret"), "{stderr}");
