@@ -7,6 +7,8 @@
 //! - [`protocol`]: the websocket wire contract (frames, error codes)
 //! - [`hub`]: open sockets per user, turn serialisation, rate limits
 //! - [`turn`]: one chat turn: model calls, tool rounds, durable transcript
+//! - [`interpreter`]: messages → chat / new goal / command / confirmation; dates
+//! - [`planner`]: plan templates and their expansion into proposed plans
 //! - [`plan`]: LivePlan types, invariants, patches, snapshots, rendering (pure)
 //! - [`tools`]: the tools the model calls (`update_plan`, `show_plan`, `list_plans`)
 //! - [`llm`]: the `ChatModel` seam: OpenAI-compatible, offline engine, scripted
@@ -20,8 +22,10 @@ pub mod config;
 pub mod conversation;
 pub mod http;
 pub mod hub;
+pub mod interpreter;
 pub mod llm;
 pub mod plan;
+pub mod planner;
 pub mod prompts;
 pub mod protocol;
 pub mod store;

@@ -1,0 +1,414 @@
+//! Dates and times in chat text, resolved against the user's local "now".
+//!
+//! Rules (documented for users in the README):
+//! - "today", "tomorrow", "day after tomorrow": the user's local date (+1, +2).
+//! - a weekday, with or without "this"/"next"/"on"/"by": the next such day
+//!   strictly after today.
+//! - "Dec 1", "December 1st", "1 December", "the 3rd of March": the next
+//!   occurrence on or after today, unless a year is given.
+//! - "in N days/weeks/months" (digits or words); "next week" (its Monday);
+//!   "next month" (its 1st); "end of the week" (the coming Friday, today if
+//!   Friday); "end of the month"; "end of the year".
+//! - ISO dates "2027-01-04".
+//! - two dates joined by "to", "until", "through", "till", "-" or "and" form a
+//!   range; an end before its start (and without a year) rolls to next year.
+//! - times: "at 9", "9am", "3:30 pm", "14:30", "noon", "midnight", "tonight"
+//!   (21:00), "this morning"/"in the morning" (09:00), "this afternoon"
+//!   (15:00), "this evening" (19:00).
+//!
+//! The text is scanned as lowercase tokens; every mention carries its byte
+//! span so callers can tell which words a date belongs to.
+
+use chrono::{Datelike, Days, Months, NaiveDate, NaiveTime, Weekday};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token<'a> {
+    pub word: &'a str,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Lowercase words with byte offsets; `:` and `-` stay inside words so
+/// "9:30" and "2027-01-04" are one token. Apostrophes are kept ("don't").
+pub fn tokens(text: &str) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        let inside = c.is_alphanumeric() || c == ':' || c == '\'' || c == '’' || (c == '-' && start.is_some());
+        match (inside, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push(Token { word: text[s..i].trim_end_matches([':', '-', '\'', '’']), start: s, end: i });
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push(Token { word: text[s..].trim_end_matches([':', '-', '\'', '’']), start: s, end: text.len() });
+    }
+    out.retain(|t| !t.word.is_empty());
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateMention {
+    /// Index of the first and one past the last token of the mention.
+    pub first: usize,
+    pub last: usize,
+    pub date: NaiveDate,
+    /// Set when the mention named its year (ranges do not roll it).
+    pub explicit_year: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeMention {
+    pub first: usize,
+    pub last: usize,
+    pub time: NaiveTime,
+}
+
+pub fn weekday(word: &str) -> Option<Weekday> {
+    Some(match word {
+        "mon" | "monday" | "mondays" => Weekday::Mon,
+        "tue" | "tues" | "tuesday" | "tuesdays" => Weekday::Tue,
+        "wed" | "weds" | "wednesday" | "wednesdays" => Weekday::Wed,
+        "thu" | "thur" | "thurs" | "thursday" | "thursdays" => Weekday::Thu,
+        "fri" | "friday" | "fridays" => Weekday::Fri,
+        "sat" | "saturday" | "saturdays" => Weekday::Sat,
+        "sun" | "sunday" | "sundays" => Weekday::Sun,
+        _ => return None,
+    })
+}
+
+pub fn month(word: &str) -> Option<u32> {
+    Some(match word {
+        "jan" | "january" => 1,
+        "feb" | "february" => 2,
+        "mar" | "march" => 3,
+        "apr" | "april" => 4,
+        "may" => 5,
+        "jun" | "june" => 6,
+        "jul" | "july" => 7,
+        "aug" | "august" => 8,
+        "sep" | "sept" | "september" => 9,
+        "oct" | "october" => 10,
+        "nov" | "november" => 11,
+        "dec" | "december" => 12,
+        _ => return None,
+    })
+}
+
+pub fn number(word: &str) -> Option<u32> {
+    if let Ok(n) = word.parse() {
+        return Some(n);
+    }
+    Some(match word {
+        "a" | "an" | "one" => 1,
+        "two" | "couple" => 2,
+        "three" => 3,
+        "four" => 4,
+        "five" => 5,
+        "six" => 6,
+        "seven" => 7,
+        "eight" => 8,
+        "nine" => 9,
+        "ten" => 10,
+        "eleven" => 11,
+        "twelve" => 12,
+        _ => return None,
+    })
+}
+
+/// A day of the month: "1", "1st", "22nd", "3rd", "4th".
+fn day_number(word: &str) -> Option<u32> {
+    let digits = word.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &word[digits.len()..];
+    if digits.is_empty() || !matches!(suffix, "" | "st" | "nd" | "rd" | "th") {
+        return None;
+    }
+    digits.parse().ok().filter(|d| (1..=31).contains(d))
+}
+
+fn year(word: &str) -> Option<i32> {
+    (word.len() == 4).then(|| word.parse().ok()).flatten().filter(|y| (2000..=2100).contains(y))
+}
+
+fn next_weekday(today: NaiveDate, day: Weekday) -> NaiveDate {
+    let ahead = (7 + day.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64) % 7;
+    today + chrono::Duration::days(if ahead == 0 { 7 } else { ahead })
+}
+
+/// The next occurrence of month/day on or after `today`.
+fn next_month_day(today: NaiveDate, month: u32, day: u32) -> Option<NaiveDate> {
+    let this_year = NaiveDate::from_ymd_opt(today.year(), month, day);
+    match this_year {
+        Some(d) if d >= today => Some(d),
+        _ => NaiveDate::from_ymd_opt(today.year() + 1, month, day),
+    }
+}
+
+fn last_day_of_month(d: NaiveDate) -> NaiveDate {
+    let first_next = d.with_day(1).and_then(|f| f.checked_add_months(Months::new(1))).unwrap_or(d);
+    first_next.pred_opt().unwrap_or(d)
+}
+
+/// Every date mentioned in `toks`, in order, ranges resolved.
+pub fn find_dates(toks: &[Token<'_>], today: NaiveDate) -> Vec<DateMention> {
+    let w = |i: usize| toks.get(i).map(|t| t.word).unwrap_or("");
+    let mut out: Vec<DateMention> = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let found = match_date(toks, i, today);
+        match found {
+            Some(m) => {
+                out.push(m);
+                i = m.last;
+            }
+            None => i += 1,
+        }
+    }
+    // Ranges: "from A to B" / "A - B" / "between A and B".
+    for n in 1..out.len() {
+        let (a, b) = (out[n - 1], out[n]);
+        let joined = b.first == a.last + 1 && matches!(w(a.last), "to" | "until" | "till" | "through" | "thru" | "and" | "-");
+        let adjacent_dash = b.first == a.last && toks[a.last - 1].end < toks[b.first].start;
+        if (joined || adjacent_dash) && b.date < a.date && !b.explicit_year {
+            if let Some(rolled) = b.date.checked_add_months(Months::new(12)) {
+                out[n].date = rolled;
+            }
+        }
+    }
+    out
+}
+
+fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMention> {
+    let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
+    let one = |date: NaiveDate, len: usize| Some(DateMention { first: i, last: i + len, date, explicit_year: false });
+    let word = w(i);
+
+    if word.len() == 10 && word.as_bytes()[4] == b'-' {
+        if let Ok(d) = NaiveDate::parse_from_str(word, "%Y-%m-%d") {
+            return Some(DateMention { first: i, last: i + 1, date: d, explicit_year: true });
+        }
+    }
+    match word {
+        "today" | "tonight" => return one(today, 1),
+        "tomorrow" | "tmrw" | "tommorow" | "tomorow" | "tmr" => return one(today + Days::new(1), 1),
+        "day" if w(i + 1) == "after" && matches!(w(i + 2), "tomorrow" | "tmrw") => return one(today + Days::new(2), 3),
+        _ => {}
+    }
+    // [this|next|coming] weekday
+    let (skip, qualifier) = match word {
+        "this" | "next" | "coming" => (1, true),
+        _ => (0, false),
+    };
+    if let Some(day) = weekday(w(i + skip)) {
+        return one(next_weekday(today, day), skip + 1);
+    }
+    if qualifier && word == "next" {
+        match w(i + 1) {
+            "week" => {
+                let monday = next_weekday(today, Weekday::Mon);
+                return one(monday, 2);
+            }
+            "month" => {
+                let first = today.with_day(1)?.checked_add_months(Months::new(1))?;
+                return one(first, 2);
+            }
+            _ => {}
+        }
+    }
+    // end of [the] week|month|year
+    if word == "end" && w(i + 1) == "of" {
+        let k = if w(i + 2) == "the" || w(i + 2) == "this" { i + 3 } else { i + 2 };
+        let len = k + 1 - i;
+        match w(k) {
+            "week" => {
+                let friday = if today.weekday() == Weekday::Fri { today } else { next_weekday(today, Weekday::Fri) };
+                return one(friday, len);
+            }
+            "month" => return one(last_day_of_month(today), len),
+            "year" => return one(NaiveDate::from_ymd_opt(today.year(), 12, 31)?, len),
+            _ => {}
+        }
+    }
+    // in N days|weeks|months   ("in a couple of weeks", "in 2 weeks")
+    if word == "in" {
+        let mut k = i + 1;
+        if w(k) == "a" && w(k + 1) == "couple" {
+            k += 1;
+        }
+        if let Some(n) = number(w(k)) {
+            let mut u = k + 1;
+            if w(u) == "of" {
+                u += 1;
+            }
+            let date = match w(u) {
+                "day" | "days" => today.checked_add_days(Days::new(n.into())),
+                "week" | "weeks" => today.checked_add_days(Days::new(7 * u64::from(n))),
+                "month" | "months" => today.checked_add_months(Months::new(n)),
+                _ => None,
+            };
+            if let Some(date) = date {
+                return one(date, u + 1 - i);
+            }
+        }
+    }
+    // month day [year]   |   [the] day [of] month [year]
+    if let Some(m) = month(word) {
+        if let Some(d) = day_number(w(i + 1)) {
+            return with_year(toks, i, i + 2, m, d, today);
+        }
+    }
+    let k = if word == "the" { i + 1 } else { i };
+    if let Some(d) = day_number(w(k)) {
+        let mut j = k + 1;
+        if w(j) == "of" {
+            j += 1;
+        }
+        if let Some(m) = month(w(j)) {
+            return with_year(toks, i, j + 1, m, d, today);
+        }
+    }
+    None
+}
+
+fn with_year(toks: &[Token<'_>], first: usize, next: usize, m: u32, d: u32, today: NaiveDate) -> Option<DateMention> {
+    match toks.get(next).and_then(|t| year(t.word)) {
+        Some(y) => NaiveDate::from_ymd_opt(y, m, d).map(|date| DateMention { first, last: next + 1, date, explicit_year: true }),
+        None => next_month_day(today, m, d).map(|date| DateMention { first, last: next, date, explicit_year: false }),
+    }
+}
+
+/// The first time of day mentioned.
+pub fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
+    let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
+    for i in 0..toks.len() {
+        let hm = |h: u32, m: u32| NaiveTime::from_hms_opt(h, m, 0);
+        let found = match (w(i), w(i + 1)) {
+            ("noon" | "midday", _) => hm(12, 0).map(|t| (t, 1)),
+            ("midnight", _) => hm(0, 0).map(|t| (t, 1)),
+            ("tonight", _) => hm(21, 0).map(|t| (t, 1)),
+            ("this" | "in", _) if w(i + 1) == "morning" || (w(i + 1) == "the" && w(i + 2) == "morning") => {
+                hm(9, 0).map(|t| (t, if w(i + 1) == "the" { 3 } else { 2 }))
+            }
+            ("this", "afternoon") => hm(15, 0).map(|t| (t, 2)),
+            ("this", "evening") => hm(19, 0).map(|t| (t, 2)),
+            ("at", next) => clock(next, w(i + 2)).map(|(t, n)| (t, n + 1)),
+            (word, next) => clock(word, next).filter(|(_, n)| *n == 2 || word.contains(':') || has_meridiem(word)),
+        };
+        if let Some((time, len)) = found {
+            return Some(TimeMention { first: i, last: i + len, time });
+        }
+    }
+    None
+}
+
+fn has_meridiem(word: &str) -> bool {
+    word.ends_with("am") || word.ends_with("pm")
+}
+
+/// "9", "9am", "9:30", "9:30pm", "14:30", optionally followed by "am"/"pm".
+/// Returns the time and how many tokens it used.
+fn clock(word: &str, next: &str) -> Option<(NaiveTime, usize)> {
+    let (body, mut meridiem) = if let Some(b) = word.strip_suffix("am") {
+        (b, Some(false))
+    } else if let Some(b) = word.strip_suffix("pm") {
+        (b, Some(true))
+    } else {
+        (word, None)
+    };
+    let mut used = 1;
+    if meridiem.is_none() && matches!(next, "am" | "pm" | "a.m" | "p.m") {
+        meridiem = Some(next.starts_with('p'));
+        used = 2;
+    }
+    let (h, m) = match body.split_once(':') {
+        Some((h, m)) => (h.parse::<u32>().ok()?, m.parse::<u32>().ok()?),
+        None => (body.parse::<u32>().ok()?, 0),
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_ascii_digit() || c == ':') {
+        return None;
+    }
+    let h = match meridiem {
+        Some(pm) if (1..=12).contains(&h) => (h % 12) + if pm { 12 } else { 0 },
+        Some(_) => return None,
+        None if h <= 23 => h,
+        None => return None,
+    };
+    NaiveTime::from_hms_opt(h, m, 0).map(|t| (t, used))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn dates(text: &str, today: &str) -> Vec<String> {
+        let lower = text.to_lowercase();
+        find_dates(&tokens(&lower), d(today)).iter().map(|m| m.date.to_string()).collect()
+    }
+
+    #[test]
+    fn relative_and_absolute_dates_resolve_against_today() {
+        // 2026-11-22 is a Sunday.
+        let today = "2026-11-22";
+        let cases = [
+            ("tomorrow", "2026-11-23"),
+            ("today", "2026-11-22"),
+            ("the day after tomorrow", "2026-11-24"),
+            ("friday", "2026-11-27"),
+            ("by next Friday", "2026-11-27"),
+            ("on sunday", "2026-11-29"),
+            ("Dec 1", "2026-12-01"),
+            ("December 1st", "2026-12-01"),
+            ("1 December", "2026-12-01"),
+            ("the 3rd of March", "2027-03-03"),
+            ("March 3", "2027-03-03"),
+            ("Nov 22", "2026-11-22"),
+            ("Nov 21", "2027-11-21"),
+            ("Jan 15, 2028", "2028-01-15"),
+            ("in two weeks", "2026-12-06"),
+            ("in 3 days", "2026-11-25"),
+            ("in a month", "2026-12-22"),
+            ("in a couple of weeks", "2026-12-06"),
+            ("next week", "2026-11-23"),
+            ("next month", "2026-12-01"),
+            ("end of the month", "2026-11-30"),
+            ("end of the week", "2026-11-27"),
+            ("2027-01-04", "2027-01-04"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(dates(text, today), [expected], "{text}");
+        }
+    }
+
+    #[test]
+    fn ranges_roll_their_end_into_the_next_year() {
+        assert_eq!(dates("from December 20 to January 3", "2026-11-22"), ["2026-12-20", "2027-01-03"]);
+        assert_eq!(dates("May 4 - May 12", "2026-11-22"), ["2027-05-04", "2027-05-12"]);
+    }
+
+    #[test]
+    fn words_that_look_like_dates_are_not_dates() {
+        assert!(dates("I may need help with the march of progress", "2026-11-22").is_empty());
+        assert!(dates("onboard 3 engineers", "2026-11-22").is_empty());
+    }
+
+    #[test]
+    fn times_of_day_are_found() {
+        let time = |text: &str| find_time(&tokens(&text.to_lowercase())).map(|t| t.time.format("%H:%M").to_string());
+        assert_eq!(time("remind me tomorrow at 9 to call"), Some("09:00".into()));
+        assert_eq!(time("at 3pm"), Some("15:00".into()));
+        assert_eq!(time("3:30 pm friday"), Some("15:30".into()));
+        assert_eq!(time("at 14:30"), Some("14:30".into()));
+        assert_eq!(time("at noon"), Some("12:00".into()));
+        assert_eq!(time("tonight"), Some("21:00".into()));
+        assert_eq!(time("this afternoon"), Some("15:00".into()));
+        assert_eq!(time("call 3 people"), None);
+    }
+}

@@ -1,0 +1,164 @@
+//! A message prepared for the rules: common typos fixed, a lowercase copy
+//! with the same byte offsets, tokens, and the dates it mentions.
+
+use super::dates::{self, DateMention, Token};
+use chrono::NaiveDate;
+
+const TYPOS: &[(&str, &str)] = &[
+    ("onbaord", "onboard"),
+    ("onbord", "onboard"),
+    ("onbaording", "onboarding"),
+    ("tommorow", "tomorrow"),
+    ("tomorow", "tomorrow"),
+    ("tommorrow", "tomorrow"),
+    ("tmrw", "tomorrow"),
+    ("shedule", "schedule"),
+    ("schedual", "schedule"),
+    ("reschedual", "reschedule"),
+    ("budjet", "budget"),
+    ("buget", "budget"),
+    ("reserach", "research"),
+    ("reasearch", "research"),
+    ("lauch", "launch"),
+    ("lanch", "launch"),
+    ("deply", "deploy"),
+    ("delpoy", "deploy"),
+    ("remnd", "remind"),
+    ("remid", "remind"),
+    ("cancle", "cancel"),
+    ("plna", "plan"),
+    ("paln", "plan"),
+    ("wendesday", "wednesday"),
+    ("wensday", "wednesday"),
+    ("thrusday", "thursday"),
+    ("feburary", "february"),
+    ("decmber", "december"),
+    ("novmber", "november"),
+    ("janurary", "january"),
+    ("trp", "trip"),
+    ("hte", "the"),
+    ("teh", "the"),
+    ("mri's", "mris"),
+];
+
+pub struct Input {
+    /// The message with typos fixed, original case.
+    pub text: String,
+    /// Lowercase, same byte offsets as `text`.
+    pub lower: String,
+    pub today: NaiveDate,
+}
+
+/// Lowercases char by char, keeping characters whose lowercase form has a
+/// different length, so byte offsets stay shared with the original.
+fn lower_same_offsets(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let mut l = c.to_lowercase();
+            match (l.next(), l.next()) {
+                (Some(x), None) if x.len_utf8() == c.len_utf8() => x,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+fn fix_typos(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let lower = word.to_lowercase();
+        match TYPOS.iter().find(|(bad, _)| *bad == lower) {
+            Some((_, good)) => out.push_str(good),
+            None => out.push_str(word),
+        }
+        word.clear();
+    };
+    for c in message.chars() {
+        if c.is_alphanumeric() || c == '\'' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(match c {
+                '’' | '‘' => '\'',
+                '“' | '”' => '"',
+                '–' | '—' => '-',
+                other => other,
+            });
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+impl Input {
+    pub fn new(message: &str, today: NaiveDate) -> Input {
+        let text = fix_typos(message.trim());
+        let lower = lower_same_offsets(&text);
+        Input { text, lower, today }
+    }
+
+    pub fn tokens(&self) -> Vec<Token<'_>> {
+        dates::tokens(&self.lower)
+    }
+
+    pub fn dates(&self) -> Vec<DateMention> {
+        dates::find_dates(&self.tokens(), self.today)
+    }
+
+    /// Words only (no punctuation), lowercase.
+    pub fn words(&self) -> Vec<&str> {
+        self.tokens().into_iter().map(|t| t.word).collect()
+    }
+
+    /// Whether `phrase` (lowercase words) occurs on word boundaries.
+    pub fn has(&self, phrase: &str) -> bool {
+        find_phrase(&self.tokens(), phrase).is_some()
+    }
+
+    /// The original-case text of tokens `first..last`.
+    pub fn span(&self, toks: &[Token<'_>], first: usize, last: usize) -> String {
+        if first >= last || last > toks.len() {
+            return String::new();
+        }
+        self.text[toks[first].start..toks[last - 1].end].to_owned()
+    }
+}
+
+/// Index of the first token of `phrase` in `toks`, matching whole words.
+pub fn find_phrase(toks: &[Token<'_>], phrase: &str) -> Option<usize> {
+    let words: Vec<&str> = phrase.split_whitespace().collect();
+    if words.is_empty() || words.len() > toks.len() {
+        return None;
+    }
+    (0..=toks.len() - words.len()).find(|&i| words.iter().enumerate().all(|(k, w)| toks[i + k].word == *w))
+}
+
+/// Removes leading articles and possessives and trailing generic nouns:
+/// "the laptop step" → "laptop", "my onboarding plan" → "onboarding".
+pub fn strip_reference(words: &str) -> String {
+    let mut parts: Vec<&str> = words
+        .split(|c: char| c.is_whitespace() || matches!(c, '?' | '!' | '.' | ',' | ';' | ':' | '"'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    while parts.first().is_some_and(|w| matches!(*w, "the" | "my" | "our" | "this" | "that" | "a" | "an" | "me" | "your")) {
+        parts.remove(0);
+    }
+    while parts.last().is_some_and(|w| matches!(*w, "plan" | "plans" | "step" | "task" | "item" | "please" | "now" | "going" | "looking")) {
+        parts.pop();
+    }
+    parts.join(" ")
+}
+
+pub fn title_case(s: &str) -> String {
+    s.split_whitespace()
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

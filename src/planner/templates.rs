@@ -1,0 +1,401 @@
+//! Plan templates: data files under `templates/plans/`, one per goal kind.
+//! Each file declares the kind, how to recognise it (keywords), its slots
+//! (typed, with cue words and the question to ask when one is missing), and
+//! its steps with dependencies, due offsets from a slot date and optional
+//! tool bindings. Files are checked at start-up; an error names the file and
+//! the line.
+
+use crate::plan::invariants::valid_step_id;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    pub kind: String,
+    /// Plan title, with `{slot}` placeholders.
+    pub title: String,
+    pub goal: String,
+    /// How the proposal starts: "To onboard {name} by {start_date}".
+    pub summary: String,
+    /// Phrases that point to this kind of goal.
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub slots: Vec<SlotSpec>,
+    pub steps: Vec<StepSpec>,
+    /// Not read from the file: where it came from, for error messages.
+    #[serde(skip)]
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotType {
+    /// A person's name, Title Case.
+    Person,
+    /// An organisation's name as written.
+    Org,
+    /// Free text as written (a product, a topic, a service).
+    Text,
+    Date,
+    /// A list of names ("Lisbon, Porto and Madrid").
+    List,
+    /// A month as YYYY-MM ("November", "last month").
+    Month,
+    /// A year ("FY2027", "2027").
+    Year,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: SlotType,
+    #[serde(default)]
+    pub required: bool,
+    /// Asked when the slot is required and missing.
+    #[serde(default)]
+    pub question: String,
+    /// Words right before the value ("starting" Dec 1, "onboard" Ana).
+    #[serde(default)]
+    pub cues: Vec<String>,
+    /// For an optional date: an expression used when it is missing
+    /// ("today + 7d").
+    #[serde(default)]
+    pub default: Option<String>,
+    /// How names in this slot are written: `title` ("Lisbon"), `lower`
+    /// ("blood test") or as the user wrote them (the default).
+    #[serde(default)]
+    pub case: Case,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Case {
+    #[default]
+    AsWritten,
+    Title,
+    Lower,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// `<date slot | today> [+|- N(d|w)]`, e.g. "start_date - 7d".
+    #[serde(default)]
+    pub due: Option<String>,
+    /// Repeat this step once per item of a list slot; `{item}` in the title.
+    #[serde(default)]
+    pub for_each: Option<String>,
+    #[serde(default)]
+    pub tool: Option<crate::plan::ToolBinding>,
+}
+
+/// A parsed due expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueExpr {
+    /// A date slot name, or "today".
+    pub base: String,
+    pub offset_days: i64,
+}
+
+impl DueExpr {
+    pub fn parse(text: &str) -> Result<DueExpr, String> {
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let (base, rest) = match compact.find(['+', '-']) {
+            Some(at) => (&compact[..at], &compact[at..]),
+            None => (compact.as_str(), ""),
+        };
+        if base.is_empty() {
+            return Err(format!("due `{text}` names no date slot"));
+        }
+        let offset_days = if rest.is_empty() {
+            0
+        } else {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            let body = &rest[1..];
+            let (digits, unit) = body.split_at(body.find(|c: char| !c.is_ascii_digit()).unwrap_or(body.len()));
+            let n: i64 = digits.parse().map_err(|_| format!("due `{text}`: expected a number of days or weeks"))?;
+            let per = match unit {
+                "d" | "" => 1,
+                "w" => 7,
+                _ => return Err(format!("due `{text}`: units are d (days) or w (weeks)")),
+            };
+            sign * n * per
+        };
+        Ok(DueExpr { base: base.to_owned(), offset_days })
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{file}:{line}: {message}")]
+pub struct TemplateError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// All loaded templates, in a stable order (by kind).
+#[derive(Debug, Clone, Default)]
+pub struct Templates {
+    pub all: Vec<Template>,
+}
+
+const BUILT_IN: &[(&str, &str)] = &[
+    ("onboard_employee.toml", include_str!("../../templates/plans/onboard_employee.toml")),
+    ("product_launch.toml", include_str!("../../templates/plans/product_launch.toml")),
+    ("trip.toml", include_str!("../../templates/plans/trip.toml")),
+    ("annual_budget.toml", include_str!("../../templates/plans/annual_budget.toml")),
+    ("month_end_close.toml", include_str!("../../templates/plans/month_end_close.toml")),
+    ("customer_onboarding.toml", include_str!("../../templates/plans/customer_onboarding.toml")),
+    ("medical_tests.toml", include_str!("../../templates/plans/medical_tests.toml")),
+    ("deploy_service.toml", include_str!("../../templates/plans/deploy_service.toml")),
+    ("research_report.toml", include_str!("../../templates/plans/research_report.toml")),
+];
+
+impl Templates {
+    /// The templates compiled into the binary (the files in this repository).
+    pub fn built_in() -> Result<Templates, TemplateError> {
+        let mut all = Vec::new();
+        for (name, text) in BUILT_IN {
+            all.push(parse(&format!("built-in {name}"), text)?);
+        }
+        Templates::from_list(all)
+    }
+
+    /// Every `*.toml` in `dir`; the built-in set if the directory does not
+    /// exist. Users add templates by dropping a file in the directory.
+    pub fn load(dir: &Path) -> Result<Templates, TemplateError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Templates::built_in(),
+            Err(e) => return Err(TemplateError { file: dir.display().to_string(), line: 0, message: e.to_string() }),
+        };
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        let mut all = Vec::new();
+        for path in paths {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| TemplateError { file: file.clone(), line: 0, message: e.to_string() })?;
+            all.push(parse(&file, &text)?);
+        }
+        Templates::from_list(all)
+    }
+
+    fn from_list(mut all: Vec<Template>) -> Result<Templates, TemplateError> {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for t in &all {
+            if let Some(other) = seen.insert(t.kind.clone(), t.source.clone()) {
+                return Err(TemplateError {
+                    file: t.source.clone(),
+                    line: 1,
+                    message: format!("kind `{}` is also defined in {other}", t.kind),
+                });
+            }
+        }
+        all.sort_by(|a, b| a.kind.cmp(&b.kind));
+        Ok(Templates { all })
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&Template> {
+        self.all.iter().find(|t| t.kind == kind)
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).map(|n| n + 1).unwrap_or(1)
+}
+
+/// Parses and checks one template file.
+pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
+    let mut template: Template = toml::from_str(text).map_err(|e| {
+        let message = e.message().to_owned();
+        // toml points unknown fields at their table; the field's own line is more useful.
+        let field = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next());
+        let line = match field {
+            Some(field) => line_of(text, field),
+            None => e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)).unwrap_or(1),
+        };
+        TemplateError { file: file.to_owned(), line, message }
+    })?;
+    template.source = file.to_owned();
+    let fail = |needle: &str, message: String| TemplateError { file: file.to_owned(), line: line_of(text, needle), message };
+
+    if !valid_step_id(&template.kind) {
+        return Err(fail("kind", format!("kind `{}` must use a-z, 0-9, `_` and `-`", template.kind)));
+    }
+    if template.keywords.is_empty() {
+        return Err(fail("keywords", "at least one keyword is needed to recognise this kind of goal".into()));
+    }
+    let mut slots: HashMap<&str, SlotType> = HashMap::new();
+    for slot in &template.slots {
+        if slots.insert(&slot.name, slot.kind).is_some() {
+            return Err(fail(&format!("\"{}\"", slot.name), format!("slot `{}` is declared twice", slot.name)));
+        }
+        if slot.required && slot.question.trim().is_empty() {
+            return Err(fail(&format!("\"{}\"", slot.name), format!("required slot `{}` needs a question", slot.name)));
+        }
+        if let Some(default) = &slot.default {
+            if slot.kind != SlotType::Date {
+                return Err(fail(default, format!("only date slots take a default (slot `{}`)", slot.name)));
+            }
+            check_due(default, &slots, "today").map_err(|m| fail(default, m))?;
+        }
+    }
+    let placeholders = |s: &str, extra: Option<&str>| -> Result<(), String> {
+        for name in placeholders_in(s) {
+            if !slots.contains_key(name) && Some(name) != extra {
+                return Err(format!("`{{{name}}}` in `{s}` is not a slot of this template"));
+            }
+        }
+        Ok(())
+    };
+    for field in [&template.title, &template.goal, &template.summary] {
+        placeholders(field, None).map_err(|m| fail(field, m))?;
+    }
+    let ids: HashSet<&str> = template.steps.iter().map(|s| s.id.as_str()).collect();
+    if ids.len() != template.steps.len() {
+        let dup = template.steps.iter().find(|s| template.steps.iter().filter(|o| o.id == s.id).count() > 1);
+        let id = dup.map(|s| s.id.clone()).unwrap_or_default();
+        return Err(fail(&format!("\"{id}\""), format!("step id `{id}` is used twice")));
+    }
+    if template.steps.is_empty() {
+        return Err(fail("[[steps]]", "a template needs at least one step".into()));
+    }
+    for step in &template.steps {
+        let at = format!("\"{}\"", step.id);
+        if !valid_step_id(&step.id) || step.id.len() > 32 {
+            return Err(fail(&at, format!("step id `{}` must be 1-32 characters from a-z, 0-9, `_` and `-`", step.id)));
+        }
+        if let Some(list) = &step.for_each {
+            if slots.get(list.as_str()) != Some(&SlotType::List) {
+                return Err(fail(list, format!("for_each `{list}` is not a list slot")));
+            }
+        }
+        placeholders(&step.title, step.for_each.as_ref().map(|_| "item")).map_err(|m| fail(&at, m))?;
+        for dep in &step.depends_on {
+            if !ids.contains(dep.as_str()) {
+                return Err(fail(&at, format!("step `{}` depends on `{dep}`, which is not a step here", step.id)));
+            }
+        }
+        if let Some(due) = &step.due {
+            check_due(due, &slots, "today").map_err(|m| fail(&at, m))?;
+        }
+    }
+    if let Some(cycle) = cycle(&template.steps) {
+        return Err(fail(&format!("\"{}\"", cycle[0]), format!("steps depend on each other in a cycle: {}", cycle.join(" -> "))));
+    }
+    Ok(template)
+}
+
+fn check_due(expr: &str, slots: &HashMap<&str, SlotType>, today: &str) -> Result<(), String> {
+    let due = DueExpr::parse(expr)?;
+    if due.base != today && slots.get(due.base.as_str()) != Some(&SlotType::Date) {
+        return Err(format!("due `{expr}`: `{}` is not a date slot (or `today`)", due.base));
+    }
+    Ok(())
+}
+
+/// `{name}` placeholders in a pattern.
+pub fn placeholders_in(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        out.push(&rest[open + 1..open + close]);
+        rest = &rest[open + close + 1..];
+    }
+    out
+}
+
+fn cycle(steps: &[StepSpec]) -> Option<Vec<String>> {
+    let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    // Kahn's algorithm: whatever cannot be ordered sits on a cycle.
+    let mut indegree: Vec<usize> = steps.iter().map(|s| s.depends_on.len()).collect();
+    let mut ready: Vec<usize> = (0..steps.len()).filter(|&i| indegree[i] == 0).collect();
+    let mut done = 0;
+    while let Some(i) = ready.pop() {
+        done += 1;
+        for (j, s) in steps.iter().enumerate() {
+            if s.depends_on.iter().any(|d| index.get(d.as_str()) == Some(&i)) {
+                indegree[j] -= 1;
+                if indegree[j] == 0 {
+                    ready.push(j);
+                }
+            }
+        }
+    }
+    (done < steps.len()).then(|| steps.iter().zip(&indegree).filter(|(_, d)| **d > 0).map(|(s, _)| s.id.clone()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_templates_load_and_cover_the_nine_kinds() {
+        let t = Templates::built_in().unwrap();
+        let kinds: Vec<&str> = t.all.iter().map(|t| t.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "annual_budget", "customer_onboarding", "deploy_service", "medical_tests", "month_end_close",
+                "onboard_employee", "product_launch", "research_report", "trip"
+            ]
+        );
+        // Real parallel branches exist where the work allows them.
+        let deploy = t.get("deploy_service").unwrap();
+        let deps = |id: &str| deploy.steps.iter().find(|s| s.id == id).unwrap().depends_on.clone();
+        assert_eq!(deps("install_dependencies"), deps("configure_network"));
+    }
+
+    #[test]
+    fn the_templates_directory_matches_the_built_in_copies() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/plans");
+        let from_disk = Templates::load(&dir).unwrap();
+        let built_in = Templates::built_in().unwrap();
+        assert_eq!(from_disk.all.len(), built_in.all.len());
+    }
+
+    fn error_of(text: &str) -> String {
+        parse("t.toml", text).unwrap_err().to_string()
+    }
+
+    const HEAD: &str = "kind = \"x\"\ntitle = \"X {name}\"\ngoal = \"g\"\nsummary = \"s\"\nkeywords = [\"x\"]\n\
+                        [[slots]]\nname = \"name\"\ntype = \"person\"\nrequired = true\nquestion = \"Who?\"\n";
+
+    #[test]
+    fn broken_templates_are_refused_with_file_line_and_reason() {
+        assert_eq!(error_of("kind = 5"), "t.toml:1: invalid type: integer `5`, expected a string");
+        let unknown_dep = format!("{HEAD}[[steps]]\nid = \"a\"\ntitle = \"A\"\ndepends_on = [\"zzz\"]\n");
+        assert_eq!(error_of(&unknown_dep), "t.toml:12: step `a` depends on `zzz`, which is not a step here");
+        let bad_due = format!("{HEAD}[[steps]]\nid = \"a\"\ntitle = \"A\"\ndue = \"name - 2d\"\n");
+        assert_eq!(error_of(&bad_due), "t.toml:12: due `name - 2d`: `name` is not a date slot (or `today`)");
+        let bad_placeholder = format!("{HEAD}[[steps]]\nid = \"a\"\ntitle = \"Call {{boss}}\"\n");
+        assert_eq!(error_of(&bad_placeholder), "t.toml:12: `{boss}` in `Call {boss}` is not a slot of this template");
+        let cyclic = format!(
+            "{HEAD}[[steps]]\nid = \"a\"\ntitle = \"A\"\ndepends_on = [\"b\"]\n[[steps]]\nid = \"b\"\ntitle = \"B\"\ndepends_on = [\"a\"]\n"
+        );
+        assert_eq!(error_of(&cyclic), "t.toml:12: steps depend on each other in a cycle: a -> b");
+        let unknown_field = format!("{HEAD}[[steps]]\nid = \"a\"\ntitle = \"A\"\nduration = 3\n");
+        assert!(error_of(&unknown_field).starts_with("t.toml:14: unknown field `duration`"), "{}", error_of(&unknown_field));
+    }
+
+    #[test]
+    fn due_expressions_parse() {
+        assert_eq!(DueExpr::parse("start_date - 7d"), Ok(DueExpr { base: "start_date".into(), offset_days: -7 }));
+        assert_eq!(DueExpr::parse("launch_date+2w"), Ok(DueExpr { base: "launch_date".into(), offset_days: 14 }));
+        assert_eq!(DueExpr::parse("today"), Ok(DueExpr { base: "today".into(), offset_days: 0 }));
+        assert!(DueExpr::parse("today + 3 months").is_err());
+    }
+}
