@@ -27,6 +27,7 @@ async fn run(users: usize) {
             why: "bench".into(),
             version: 1,
             changes: vec![],
+            undoes: None,
         };
         plans.push((user.clone(), store.create_plan(&user, draft, entry).await.unwrap()));
     }
@@ -65,6 +66,7 @@ async fn run(users: usize) {
                         why: "bench".into(),
                         version: out.plan.version,
                         changes: out.changes,
+                        undoes: None,
                     };
                     store.update_plan(&user, &out.plan, plan.version, entry).await.unwrap();
                     latencies.push(begin.elapsed());

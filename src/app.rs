@@ -7,9 +7,12 @@ use crate::hub::{Hub, HubLimits};
 use crate::llm::offline::OfflineEngine;
 use crate::llm::openai::OpenAiModel;
 use crate::llm::{ChatModel, ModelError};
+use crate::plan::Actor;
+use crate::planner::templates::{TemplateError, Templates};
 use crate::prompts::{PromptError, Prompts};
 use crate::store::{SledStore, Store, StoreError};
-use crate::tools::{self, Registry};
+use crate::tools::{self, Registry, ToolContext};
+use crate::user::UserId;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use std::future::Future;
@@ -27,6 +30,7 @@ pub struct App {
     pub model: Arc<dyn ChatModel>,
     pub tools: Arc<Registry>,
     pub prompts: Arc<Prompts>,
+    pub templates: Arc<Templates>,
     pub hub: Hub,
     clock: Clock,
 }
@@ -39,21 +43,35 @@ pub enum AppError {
     Prompt(#[from] PromptError),
     #[error("model configuration: {0}")]
     Model(#[from] ModelError),
+    #[error("plan template {0}")]
+    Template(#[from] TemplateError),
 }
 
 impl App {
     /// Opens the store in `config.data_dir` and picks the model: an
     /// OpenAI-compatible endpoint if configured, else the offline engine.
     pub fn build(config: Config) -> Result<App, AppError> {
+        let templates = Arc::new(Templates::load(&config.templates_dir)?);
         let store = SledStore::open(&config.data_dir)?;
         let model: Arc<dyn ChatModel> = match &config.llm.base_url {
             Some(url) => Arc::new(OpenAiModel::new(&config.llm, url)?),
-            None => Arc::new(OfflineEngine),
+            None => Arc::new(OfflineEngine::new(templates.clone())),
         };
-        App::with_parts(config, Arc::new(store), model)
+        App::assemble(config, Arc::new(store), model, templates)
     }
 
+    /// An app with the given store and model (tests use a scripted model).
     pub fn with_parts(config: Config, store: Arc<dyn Store>, model: Arc<dyn ChatModel>) -> Result<App, AppError> {
+        let templates = Arc::new(Templates::load(&config.templates_dir)?);
+        App::assemble(config, store, model, templates)
+    }
+
+    fn assemble(
+        config: Config,
+        store: Arc<dyn Store>,
+        model: Arc<dyn ChatModel>,
+        templates: Arc<Templates>,
+    ) -> Result<App, AppError> {
         let prompts = Prompts::load(&config.prompts_dir)?;
         let l = &config.limits;
         let hub = Hub::new(HubLimits {
@@ -68,6 +86,7 @@ impl App {
             model,
             tools: Arc::new(tools::registry()),
             prompts: Arc::new(prompts),
+            templates,
             hub,
             clock: Arc::new(Utc::now),
         })
@@ -80,6 +99,25 @@ impl App {
 
     pub fn now(&self) -> DateTime<Utc> {
         (self.clock)()
+    }
+
+    /// The user's local time (their time zone: the configured one for now).
+    pub fn local_now(&self) -> DateTime<chrono_tz::Tz> {
+        self.now().with_timezone(&self.config.tz())
+    }
+
+    /// What tools may use while acting for `user`.
+    pub fn tool_context(&self, user: &UserId, actor: Actor) -> ToolContext {
+        ToolContext {
+            user: user.clone(),
+            actor,
+            store: self.store.clone(),
+            hub: self.hub.clone(),
+            limits: self.config.plan,
+            max_active_plans: self.config.limits.max_active_plans,
+            confirm: self.config.confirm,
+            now: self.now(),
+        }
     }
 
     pub fn router(&self) -> Router {

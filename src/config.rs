@@ -3,6 +3,7 @@
 //! module reads the environment.
 
 use crate::plan::PlanLimits;
+use crate::proposals::ConfirmPolicy;
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,12 @@ pub struct Config {
     pub llm: LlmConfig,
     pub limits: Limits,
     pub plan: PlanLimits,
+    /// Which plan changes wait for the user's yes.
+    pub confirm: ConfirmPolicy,
+    /// Directory of plan templates (`*.toml`); the built-in set if missing.
+    pub templates_dir: PathBuf,
+    /// IANA time zone used to read dates in messages ("Friday", "tomorrow").
+    pub time_zone: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +111,9 @@ impl Default for Config {
             llm: LlmConfig::default(),
             limits: Limits::default(),
             plan: PlanLimits::default(),
+            confirm: ConfirmPolicy::default(),
+            templates_dir: PathBuf::from("templates/plans"),
+            time_zone: "UTC".into(),
         }
     }
 }
@@ -176,7 +186,10 @@ impl Config {
             .collect();
         let mut env_table = figment::value::Dict::new();
         for (key, value) in vars {
-            let (section, field) = match ["llm_", "limits_", "plan_"].iter().find(|p| key.starts_with(*p)) {
+            let (section, field) = match ["llm_", "limits_", "plan_", "confirm_"]
+                .iter()
+                .find(|p| key.starts_with(*p))
+            {
                 Some(prefix) => (Some(prefix.trim_end_matches('_')), key[prefix.len()..].to_owned()),
                 None => (None, key.clone()),
             };
@@ -247,6 +260,12 @@ impl Config {
         if l.messages_per_minute == 0 {
             return bad("limits.messages_per_minute must be greater than 0");
         }
+        if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return bad(&format!(
+                "time_zone `{}` is not an IANA time zone (e.g. Europe/Berlin)",
+                self.time_zone
+            ));
+        }
         if let Some(url) = &self.llm.base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -256,6 +275,11 @@ impl Config {
     }
 
     /// Dev mode: no secret, loopback only; the user comes from `?user=`.
+    /// The configured time zone (checked at load).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.time_zone.parse().unwrap_or(chrono_tz::UTC)
+    }
+
     pub fn dev_mode(&self) -> bool {
         self.auth_secret.is_none()
     }

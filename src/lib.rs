@@ -12,6 +12,7 @@
 //! - [`plan`]: LivePlan types, invariants, patches, snapshots, rendering (pure)
 //! - [`tools`]: the tools the model calls (`update_plan`, `show_plan`, `list_plans`)
 //! - [`llm`]: the `ChatModel` seam: OpenAI-compatible, offline engine, scripted
+//! - [`proposals`]: changes that wait for the user's yes; the confirmation policy
 //! - [`prompts`]: system prompts rendered from `prompts/`
 //! - [`store`]: the `Store` trait and its sled implementation
 //! - [`conversation`]: stored chat messages and transcript repair
@@ -27,6 +28,7 @@ pub mod llm;
 pub mod plan;
 pub mod planner;
 pub mod prompts;
+pub mod proposals;
 pub mod protocol;
 pub mod store;
 pub mod tools;

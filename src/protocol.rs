@@ -3,6 +3,7 @@
 //! bad input gets its own precise error code.
 
 use crate::plan::Plan;
+use crate::proposals::ProposalView;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -33,6 +34,9 @@ pub enum ServerFrame {
     },
     Plan {
         plan: Plan,
+    },
+    Proposal {
+        proposal: ProposalView,
     },
     Error {
         code: ErrorCode,
@@ -74,6 +78,7 @@ pub enum ErrorCode {
     RateLimited,
     Busy,
     ProposalNotFound,
+    ProposalStale,
     ModelUnavailable,
     ToolRoundsExhausted,
     Internal,

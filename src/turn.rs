@@ -1,23 +1,33 @@
-//! One chat turn: record the user's message, then call the model with the
-//! plans in the system prompt, run the tools it asks for, and repeat until it
-//! answers in words or the round limit is reached. Every message is flushed
-//! before the next step, and a model retry never re-runs a tool: tool results
-//! are part of the transcript the retried call sees.
+//! One chat turn: record the user's message; answer a typed yes/no to an
+//! open proposal directly (the model never confirms for the user); otherwise
+//! call the model with the plans in the system prompt, run the tools it asks
+//! for, and repeat until it answers in words or the round limit is reached.
+//! Every message is flushed before the next step, and a model retry never
+//! re-runs a tool: tool results are part of the transcript the retry sees.
 
 use crate::app::App;
 use crate::conversation::{self, Entry, Message};
 use crate::hub::Outlet;
+use crate::interpreter::{Interpretation, interpret};
 use crate::llm::{ModelError, ModelRequest, RetryPolicy, complete_with_retry};
-use crate::plan::{Actor, PlanStatus};
+use crate::plan::{Actor, PlanStatus, render};
 use crate::prompts::PromptError;
+use crate::proposals::{self, Action, Decision, ProposalStatus};
 use crate::protocol::{ErrorCode, ServerFrame};
 use crate::store::StoreError;
-use crate::tools::ToolContext;
+use crate::tools::ToolError;
 use crate::user::UserId;
 use tracing::Instrument;
 
 /// Tool calls honoured from one model answer; the rest are refused.
 const MAX_CALLS_PER_ROUND: usize = 16;
+
+/// What a socket asks its turn runner to do.
+#[derive(Debug, Clone)]
+pub enum Work {
+    Message { id: String, text: String },
+    Confirm { proposal_id: String, accept: bool },
+}
 
 #[derive(Debug, thiserror::Error)]
 enum TurnError {
@@ -29,6 +39,13 @@ enum TurnError {
     Prompt(#[from] PromptError),
     #[error("gave up after {0} tool rounds")]
     Rounds(usize),
+}
+
+pub async fn perform(app: &App, user: &UserId, out: &Outlet, work: Work) {
+    match work {
+        Work::Message { id, text } => run(app, user, out, &id, &text).await,
+        Work::Confirm { proposal_id, accept } => confirm(app, user, out, &proposal_id, accept).await,
+    }
 }
 
 /// Runs one turn and answers on `out` with a `reply` or an `error`.
@@ -71,6 +88,83 @@ pub async fn run(app: &App, user: &UserId, out: &Outlet, message_id: &str, text:
     out.send(&frame);
 }
 
+/// A `confirm` frame: apply or decline the proposal; the proposal and plan
+/// frames go out from `decide`.
+async fn confirm(app: &App, user: &UserId, out: &Outlet, proposal_id: &str, accept: bool) {
+    let ctx = app.tool_context(user, Actor::User);
+    let decision = proposals::decide(&ctx, Some(proposal_id), accept).await;
+    let error = |code, message: String| out.send(&ServerFrame::error(code, message, None));
+    match decision {
+        Ok(Decision::Applied { .. } | Decision::Declined { .. }) => {}
+        Ok(Decision::AlreadyDecided { proposal }) => out.send(&ServerFrame::Proposal {
+            proposal: proposal.view(),
+        }),
+        Ok(Decision::Stale { .. }) => error(
+            ErrorCode::ProposalStale,
+            format!("proposal {proposal_id} is out of date: the plan changed since; the current plan was sent"),
+        ),
+        Ok(Decision::NotFound | Decision::NothingOpen) => error(
+            ErrorCode::ProposalNotFound,
+            format!(
+                "there is no proposal `{}`",
+                proposal_id.chars().take(64).collect::<String>()
+            ),
+        ),
+        Err(ToolError::Invalid { message, .. }) => error(ErrorCode::ProposalNotFound, message),
+        Err(ToolError::Fatal(e)) => {
+            tracing::error!(user_id = %user, error = %e, "confirm failed");
+            error(
+                ErrorCode::Internal,
+                "The server could not apply that; nothing changed.".into(),
+            );
+        }
+    }
+}
+
+/// The answer to a typed yes/no, or `None` if nothing waits for one.
+async fn typed_confirmation(app: &App, user: &UserId, accept: bool) -> Result<Option<String>, TurnError> {
+    let ctx = app.tool_context(user, Actor::User);
+    let text = match proposals::decide(&ctx, None, accept).await {
+        Ok(Decision::NothingOpen) => return Ok(None),
+        Ok(decision) => describe(&decision),
+        Err(ToolError::Invalid { message, .. }) => format!("I couldn't apply that: {message}"),
+        Err(ToolError::Fatal(e)) => return Err(e.into()),
+    };
+    Ok(Some(text))
+}
+
+/// How a decision reads in the chat.
+pub fn describe(decision: &Decision) -> String {
+    match decision {
+        Decision::Applied { plan, proposal } if matches!(proposal.action, Action::Create { .. }) => {
+            format!("Done — your plan is set up.\n{}", render::for_people(plan))
+        }
+        Decision::Applied { plan, .. } if plan.status == PlanStatus::Cancelled => {
+            format!("Done — “{}” is cancelled.", plan.title)
+        }
+        Decision::Applied { plan, .. } => format!("Done.\n{}", render::for_people(plan)),
+        Decision::Declined { .. } => "OK, I won't make that change.".into(),
+        Decision::Stale {
+            current: Some(plan), ..
+        } => format!(
+            "That proposal is out of date: the plan changed after I made it, so I didn't apply it. Here it is now:\n{}",
+            render::for_people(plan)
+        ),
+        Decision::Stale { current: None, .. } => "That proposal is out of date: its plan no longer exists.".into(),
+        Decision::AlreadyDecided { proposal } => format!(
+            "That proposal was already {}.",
+            match proposal.status {
+                ProposalStatus::Open => "open",
+                ProposalStatus::Accepted => "accepted",
+                ProposalStatus::Declined => "declined",
+                ProposalStatus::Stale => "out of date",
+                ProposalStatus::Superseded => "replaced by a newer one",
+            }
+        ),
+        Decision::NotFound | Decision::NothingOpen => "There is nothing waiting for your confirmation.".into(),
+    }
+}
+
 async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &str) -> Result<String, TurnError> {
     let store = &app.store;
     store
@@ -82,6 +176,18 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
             },
         )
         .await?;
+
+    if let Interpretation::Confirmation { accept } = interpret(text, app.local_now(), &app.templates)
+        && let Some(reply) = typed_confirmation(app, user, accept).await?
+    {
+        let message = Message::Assistant {
+            text: reply.clone(),
+            tool_calls: vec![],
+        };
+        store.append_message(user, &Entry { at: app.now(), message }).await?;
+        return Ok(reply);
+    }
+
     let policy = RetryPolicy::from_config(&app.config.llm);
     let rounds = app.config.limits.max_tool_rounds;
     let sink = |delta: &str| {
@@ -106,50 +212,29 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
             messages,
             tools: app.tools.specs(),
             plans,
+            now: app.local_now(),
         };
         let answer = complete_with_retry(app.model.as_ref(), &request, &sink, policy).await?;
         tracing::debug!(round, tool_calls = answer.tool_calls.len(), "model answered");
 
         if answer.tool_calls.is_empty() {
-            store
-                .append_message(
-                    user,
-                    &Entry {
-                        at: app.now(),
-                        message: Message::Assistant {
-                            text: answer.text.clone(),
-                            tool_calls: vec![],
-                        },
-                    },
-                )
-                .await?;
+            let message = Message::Assistant {
+                text: answer.text.clone(),
+                tool_calls: vec![],
+            };
+            store.append_message(user, &Entry { at: app.now(), message }).await?;
             return Ok(answer.text);
         }
-        store
-            .append_message(
-                user,
-                &Entry {
-                    at: app.now(),
-                    message: Message::Assistant {
-                        text: answer.text,
-                        tool_calls: answer.tool_calls.clone(),
-                    },
-                },
-            )
-            .await?;
+        let message = Message::Assistant {
+            text: answer.text,
+            tool_calls: answer.tool_calls.clone(),
+        };
+        store.append_message(user, &Entry { at: app.now(), message }).await?;
         for (n, call) in answer.tool_calls.iter().enumerate() {
             let content = if n >= MAX_CALLS_PER_ROUND {
                 format!("{{\"error\":\"at most {MAX_CALLS_PER_ROUND} tool calls per answer; this one was not run\"}}")
             } else {
-                let ctx = ToolContext {
-                    user: user.clone(),
-                    actor: Actor::Model,
-                    store: store.clone(),
-                    hub: app.hub.clone(),
-                    limits: app.config.plan,
-                    max_active_plans: app.config.limits.max_active_plans,
-                    now: app.now(),
-                };
+                let ctx = app.tool_context(user, Actor::Model);
                 app.tools.call(&ctx, call).await?.content
             };
             let message = Message::Tool {

@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::hub::{Connection, Outbound, Outlet};
 use crate::plan::PlanStatus;
 use crate::protocol::{ClientFrame, ErrorCode, ServerFrame, parse_client_frame};
-use crate::turn;
+use crate::turn::{self, Work};
 use crate::user::UserId;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -106,7 +106,7 @@ async fn read_loop(
     conn: &Connection,
     out: &Outlet,
     mut stream: SplitStream<WebSocket>,
-    turns: &mpsc::Sender<(String, String)>,
+    turns: &mpsc::Sender<Work>,
 ) {
     let idle = Duration::from_secs(app.config.limits.idle_timeout_secs);
     loop {
@@ -159,18 +159,21 @@ fn close_code_for(e: axum::Error) -> Option<(u16, &'static str)> {
     }
 }
 
-fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: &mpsc::Sender<(String, String)>) {
+fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: &mpsc::Sender<Work>) {
     match parse_client_frame(text, app.config.limits.max_message_chars) {
         Err(e) => out.send(&e.into_frame()),
         Ok(ClientFrame::Ping) => out.send(&ServerFrame::Pong),
-        Ok(ClientFrame::Confirm { proposal_id, .. }) => out.send(&ServerFrame::error(
-            ErrorCode::ProposalNotFound,
-            format!(
-                "there is no open proposal `{}`",
-                proposal_id.chars().take(64).collect::<String>()
-            ),
-            None,
-        )),
+        Ok(ClientFrame::Confirm { proposal_id, accept }) => {
+            // Confirmations queue behind running turns, so they see the plan
+            // those turns leave.
+            if turns.try_send(Work::Confirm { proposal_id, accept }).is_err() {
+                out.send(&ServerFrame::error(
+                    ErrorCode::Busy,
+                    "still working on your earlier messages; try again shortly",
+                    None,
+                ));
+            }
+        }
         Ok(ClientFrame::Message { id, text }) => {
             if let Err(wait) = app.hub.allow_message(user) {
                 out.send(&ServerFrame::error(
@@ -180,24 +183,24 @@ fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: &mpsc:
                 ));
                 return;
             }
-            match turns.try_send((id, text)) {
+            match turns.try_send(Work::Message { id, text }) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full((id, _))) => out.send(&ServerFrame::error(
+                Err(mpsc::error::TrySendError::Full(Work::Message { id, .. })) => out.send(&ServerFrame::error(
                     ErrorCode::Busy,
                     "still working on your earlier messages; send this again once they are answered",
                     Some(id),
                 )),
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(Work::Confirm { .. }) | mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
     }
 }
 
-async fn turn_loop(app: App, user: UserId, out: Outlet, mut queue: mpsc::Receiver<(String, String)>) {
-    while let Some((id, text)) = queue.recv().await {
+async fn turn_loop(app: App, user: UserId, out: Outlet, mut queue: mpsc::Receiver<Work>) {
+    while let Some(work) = queue.recv().await {
         let lock = app.hub.turn_lock(&user);
         let _turn = lock.lock().await;
-        turn::run(&app, &user, &out, &id, &text).await;
+        turn::perform(&app, &user, &out, work).await;
     }
 }
 

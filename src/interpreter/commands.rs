@@ -15,14 +15,20 @@ fn re(pattern: &str) -> Regex {
 }
 
 static YES: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(yes|yeah|yep|yup|ya|sure|ok|okay|k|y|confirm|confirmed|correct|approved?|accept|sounds good|looks good|sounds great|looks great|go ahead|go for it|do it|please do|absolutely|definitely|of course|let's do it|lets do it|let's go|perfect|that works|works for me|fine|alright|all right)\b")
+    re(
+        r"^(yes|yeah|yep|yup|ya|sure|ok|okay|k|y|confirm|confirmed|correct|approved?|accept|sounds good|looks good|sounds great|looks great|go ahead|go for it|do it|please do|absolutely|definitely|of course|let's do it|lets do it|let's go|perfect|that works|works for me|fine|alright|all right)\b",
+    )
 });
 static NO: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(no|nope|nah|n|don't|dont|do not|not now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it)\b")
+    re(
+        r"^(no|nope|nah|n|don't|dont|do not|not now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it)\b",
+    )
 });
 /// Words that show a message is more than a yes or no.
 static CONTENT: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(plan|plans|step|steps|add|remove|delete|move|show|list|remind|onboard|launch|trip|budget|deploy|research|schedule|reschedule|undo|history|help|what|how|why|when|where)\b")
+    re(
+        r"\b(plan|plans|step|steps|add|remove|delete|move|show|list|remind|onboard|launch|trip|budget|deploy|research|schedule|reschedule|undo|history|help|what|how|why|when|where)\b",
+    )
 });
 
 /// `Some(accept)` if the whole message is a yes or a no.
@@ -49,54 +55,81 @@ pub fn confirmation(input: &Input) -> Option<bool> {
 
 fn re_rest() -> &'static Regex {
     static REST: LazyLock<Regex> = LazyLock::new(|| {
-        re(r"^(|please|thanks|thank you|do it|do that|go ahead|sounds good|that's fine|that is fine|don't do that|do not do that|not now|not that|not yet|i changed my mind|let's not|leave it|keep it as it is|set it up|set this up|make the change|apply it|for now)\W*(please|thanks|for now)?\W*$")
+        re(
+            r"^(|please|thanks|thank you|do it|do that|go ahead|sounds good|that's fine|that is fine|don't do that|do not do that|not now|not that|not yet|i changed my mind|let's not|leave it|keep it as it is|set it up|set this up|make the change|apply it|for now)\W*(please|thanks|for now)?\W*$",
+        )
     });
     &REST
 }
 
 static POLITE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^((please|pls|hey|hi|ok|okay|so|also|and|now|steward)[,!]?\s+|(can|could|would|will) you\s+(please\s+)?|i'd like you to\s+|i want you to\s+)+")
+    re(
+        r"^((please|pls|hey|hi|ok|okay|so|also|and|now|steward)[,!]?\s+|(can|could|would|will) you\s+(please\s+)?|i'd like you to\s+|i want you to\s+)+",
+    )
 });
 
 static HELP: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say|how can you help( me)?|what can you help with|how do you work)\W*$")
+    re(
+        r"^(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say|how can you help( me)?|what can you help with|how do you work)\W*$",
+    )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(undo|undo (that|it|this|the last change|my last change|the last thing)|revert (that|it|the last change)|take (that|it) back|roll (that|it) back|go back|put it back( the way it was)?)\W*$")
+    re(
+        r"^(undo|undo (that|it|this|the last change|my last change|the last thing)|revert (that|it|the last change)|take (that|it) back|roll (that|it) back|go back|put it back( the way it was)?)\W*$",
+    )
 });
 static HISTORY: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(history|what (has )?changed|what did (you|we) change|who changed|recent changes|change log|changelog|changes (to|in|on|for))\b")
+    re(
+        r"\b(history|what (has )?changed|what did (you|we) change|who changed|recent changes|change log|changelog|changes (to|in|on|for))\b",
+    )
 });
 static LIST: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)|what are my plans|what plans are there|what plans do i have)\W*$")
+    re(
+        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)|what are my plans|what plans are there|what plans do i have)\W*$",
+    )
 });
-static REMIND: LazyLock<Regex> = LazyLock::new(|| re(r"^(remind me|set (a|up a) reminder|reminder|ping me|nudge me)\b"));
+static REMIND: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(remind me|set (a|up a) reminder|reminder|ping me|nudge me)\b"));
 static CANCEL_PLAN: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(cancel|abandon|scrap|drop|kill|stop|forget about|call off|shelve)\s+(.+)$"));
-static REMOVE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(remove|delete|drop|take out|get rid of|strike|cross out)\s+(.+?)(\s+(from|off|out of)\s+(.+))?$"));
+static REMOVE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(remove|delete|drop|take out|get rid of|strike|cross out)\s+(.+?)(\s+(from|off|out of)\s+(.+))?$")
+});
 static SKIP: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(skip|we can skip|let's skip|lets skip|we don't need( to)?|we do not need( to)?|no need (for|to))\s+(.+)$|^mark\s+(.+?)\s+as\s+skipped$|^(.+?)\s+(isn't|is not|aren't|are not) needed( anymore| any more)?$")
+    re(
+        r"^(skip|we can skip|let's skip|lets skip|we don't need( to)?|we do not need( to)?|no need (for|to))\s+(.+)$|^mark\s+(.+?)\s+as\s+skipped$|^(.+?)\s+(isn't|is not|aren't|are not) needed( anymore| any more)?$",
+    )
 });
 static RESCHEDULE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(move|reschedule|push|postpone|delay|shift|bump|change|set|pull|bring)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+should be (due|done|moved to|on|by)\s+(.+)$")
+    re(
+        r"^(move|reschedule|push|postpone|delay|shift|bump|change|set|pull|bring)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+should be (due|done|moved to|on|by)\s+(.+)$",
+    )
 });
-static DUE_OF: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(the )?(due date|deadline|date)( of| for)?\s+"));
+static DUE_OF: LazyLock<Regex> = LazyLock::new(|| re(r"^(the )?(due date|deadline|date)( of| for)?\s+"));
 static ADD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(add|include|put|insert|append|create)\s+(a |an |one more |another )?(new )?((step|task|item|todo|to-do)\s*(:|to|-|called|named)?\s*)?(.+)$|^(also|don't forget to|do not forget to|we also need to|i also need to|also need to)\s+(.+)$")
+    re(
+        r"^(add|include|put|insert|append|create)\s+(a |an |one more |another )?(new )?((step|task|item|todo|to-do)\s*(:|to|-|called|named)?\s*)?(.+)$|^(also|don't forget to|do not forget to|we also need to|i also need to|also need to)\s+(.+)$",
+    )
 });
 static ADD_TAIL: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\s+(to|on|in|into)\s+(the|my|our|this)\s+([\w' -]+\s+)?(plan|list|checklist)\s*$|\s+(to|on|in|into)\s+(the|my|our|this)\s+plan\b.*$")
+    re(
+        r"\s+(to|on|in|into)\s+(the|my|our|this)\s+([\w' -]+\s+)?(plan|list|checklist)\s*$|\s+(to|on|in|into)\s+(the|my|our|this)\s+plan\b.*$",
+    )
 });
 static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(i'm |i am |i've |i have |we've |we have |we're |we are )?(done with|finished with|finished|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of)$")
+    re(
+        r"^(i'm |i am |i've |i have |we've |we have |we're |we are )?(done with|finished with|finished|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of)$",
+    )
 });
 static START: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(i'm |i am |we're |we are |i've |i have |let's |lets )?(start|starting|started|begin|beginning|began|kick off|kicking off|working on|start on|started on|starting on|get going on|getting going on)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(in progress|started|in-progress|ongoing)$")
+    re(
+        r"^(i'm |i am |we're |we are |i've |i have |let's |lets )?(start|starting|started|begin|beginning|began|kick off|kicking off|working on|start on|started on|starting on|get going on|getting going on)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(in progress|started|in-progress|ongoing)$",
+    )
 });
 static SHOW: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(show|display|open|view|see|pull up|bring up|give me|get)( me)?\s+(.+)$|^(where are we|where do we stand|where do things stand|where are things|what's the status|what is the status|status|status update|progress|how's|how is|how are|what's next|what is next|what's left|what is left|what remains|what do i have left)\b(.*)$")
+    re(
+        r"^(show|display|open|view|see|pull up|bring up|give me|get)( me)?\s+(.+)$|^(where are we|where do we stand|where do things stand|where are things|what's the status|what is the status|status|status update|progress|how's|how is|how are|what's next|what is next|what's left|what is left|what remains|what do i have left)\b(.*)$",
+    )
 });
 
 fn clean(l: &str) -> String {
@@ -118,7 +151,10 @@ fn plan_words(rest: &str) -> Option<String> {
         .iter()
         .find_map(|p| rest.strip_prefix(p))
         .unwrap_or(rest);
-    let rest = rest.trim_end_matches(" going").trim_end_matches(" doing").trim_end_matches(" looking");
+    let rest = rest
+        .trim_end_matches(" going")
+        .trim_end_matches(" doing")
+        .trim_end_matches(" looking");
     reference(rest)
 }
 
@@ -145,12 +181,28 @@ pub fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         return Some(Command::ListPlans {});
     }
     if HISTORY.is_match(&l) && !l.starts_with("add ") {
-        let plan = ["history of", "history for", "changed in", "changed on", "changed with", "changes to", "changes in", "changes on", "changes for", "history on"]
-            .iter()
-            .find_map(|k| l.split_once(k).map(|(_, r)| r.to_owned()))
-            .and_then(|r| plan_words(&r));
-        let plan = plan.or_else(|| l.split_once(" history").and_then(|(before, _)| plan_words(before.trim_start_matches("show").trim_start_matches(" me"))));
-        return Some(Command::History { plan: plan.filter(|p| !matches!(p.as_str(), "show" | "the" | "plan" | "")) });
+        let plan = [
+            "history of",
+            "history for",
+            "changed in",
+            "changed on",
+            "changed with",
+            "changes to",
+            "changes in",
+            "changes on",
+            "changes for",
+            "history on",
+        ]
+        .iter()
+        .find_map(|k| l.split_once(k).map(|(_, r)| r.to_owned()))
+        .and_then(|r| plan_words(&r));
+        let plan = plan.or_else(|| {
+            l.split_once(" history")
+                .and_then(|(before, _)| plan_words(before.trim_start_matches("show").trim_start_matches(" me")))
+        });
+        return Some(Command::History {
+            plan: plan.filter(|p| !matches!(p.as_str(), "show" | "the" | "plan" | "")),
+        });
     }
     if let Some(c) = RESCHEDULE.captures(&l) {
         let (step, when) = match (c.get(2), c.get(4), c.get(5), c.get(7)) {
@@ -173,10 +225,10 @@ pub fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         };
         return add_step(input, base + body_start, body);
     }
-    if let Some(c) = REMOVE.captures(&l) {
-        if let Some(step) = c.get(2).and_then(|s| reference(s.as_str())) {
-            return Some(Command::RemoveStep { step });
-        }
+    if let Some(c) = REMOVE.captures(&l)
+        && let Some(step) = c.get(2).and_then(|s| reference(s.as_str()))
+    {
+        return Some(Command::RemoveStep { step });
     }
     if let Some(c) = CANCEL_PLAN.captures(&l) {
         let object = c.get(2).map(|m| m.as_str()).unwrap_or("");
@@ -216,19 +268,28 @@ fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
     let mut end = body_start + body.len();
     if let Some(m) = mention {
         let mut first = m.first;
-        while first > 0 && matches!(toks[first - 1].word, "by" | "on" | "due" | "before" | "for" | "until") && toks[first - 1].start >= body_start {
+        while first > 0
+            && matches!(toks[first - 1].word, "by" | "on" | "due" | "before" | "for" | "until")
+            && toks[first - 1].start >= body_start
+        {
             first -= 1;
         }
         end = end.min(toks[first].start);
     }
-    let raw = input.text[body_start..end].trim().trim_end_matches([',', ';', '-', ':']).trim();
+    let raw = input.text[body_start..end]
+        .trim()
+        .trim_end_matches([',', ';', '-', ':'])
+        .trim();
     let lower_raw = input.lower[body_start..body_start + raw.len()].to_owned();
     let cut = ADD_TAIL.find(&lower_raw).map(|m| m.start()).unwrap_or(raw.len());
     let title = raw[..cut].trim().trim_matches('"').trim();
     if title.is_empty() || title.split_whitespace().count() > 20 {
         return None;
     }
-    Some(Command::AddStep { title: title.to_owned(), due: mention.map(|m| m.date) })
+    Some(Command::AddStep {
+        title: title.to_owned(),
+        due: mention.map(|m| m.date),
+    })
 }
 
 fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Command> {
@@ -236,7 +297,10 @@ fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Comm
     let date = input.dates().first().copied();
     let time = dates::find_time(&toks);
     // The reminder text: after "to", "about" or "that", minus date and time phrases.
-    let marker = [" to ", " about ", " that ", ": "].iter().filter_map(|m| l.find(m).map(|at| (at, m.len()))).min();
+    let marker = [" to ", " about ", " that ", ": "]
+        .iter()
+        .filter_map(|m| l.find(m).map(|at| (at, m.len())))
+        .min();
     let (start, end) = match marker {
         Some((at, len)) => (base + at + len, input.lower.len()),
         None => return None,
@@ -248,9 +312,10 @@ fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Comm
         }
         let in_date = date.is_some_and(|d| i >= d.first && i < d.last);
         let in_time = time.is_some_and(|m| i >= m.first && i < m.last);
-        let joiner = matches!(t.word, "at" | "on" | "by") && toks.get(i + 1).is_some_and(|_| {
-            date.is_some_and(|d| d.first == i + 1) || time.is_some_and(|m| m.first == i + 1)
-        });
+        let joiner = matches!(t.word, "at" | "on" | "by")
+            && toks
+                .get(i + 1)
+                .is_some_and(|_| date.is_some_and(|d| d.first == i + 1) || time.is_some_and(|m| m.first == i + 1));
         if !(in_date || in_time || joiner) {
             words.push(&input.text[t.start..t.end]);
         }
@@ -260,7 +325,9 @@ fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Comm
         return None;
     }
     let today = now.date_naive();
-    let at_time = time.map(|t| t.time).unwrap_or_else(|| NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default());
+    let at_time = time
+        .map(|t| t.time)
+        .unwrap_or_else(|| NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default());
     let day = match (date, time) {
         (Some(d), _) => d.date,
         (None, Some(t)) if t.time > now.time() => today,
@@ -271,7 +338,12 @@ fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Comm
     // in a repeated hour the earlier one is taken.
     let local = now.timezone().from_local_datetime(&day.and_time(at_time));
     let at = local.earliest().or_else(|| {
-        now.timezone().from_local_datetime(&(day.and_time(at_time) + chrono::Duration::hours(1))).earliest()
+        now.timezone()
+            .from_local_datetime(&(day.and_time(at_time) + chrono::Duration::hours(1)))
+            .earliest()
     })?;
-    Some(Command::Remind { text, at: at.fixed_offset() })
+    Some(Command::Remind {
+        text,
+        at: at.fixed_offset(),
+    })
 }

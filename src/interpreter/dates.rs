@@ -38,14 +38,22 @@ pub fn tokens(text: &str) -> Vec<Token<'_>> {
         match (inside, start) {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
-                out.push(Token { word: text[s..i].trim_end_matches([':', '-', '\'', '’']), start: s, end: i });
+                out.push(Token {
+                    word: text[s..i].trim_end_matches([':', '-', '\'', '’']),
+                    start: s,
+                    end: i,
+                });
                 start = None;
             }
             _ => {}
         }
     }
     if let Some(s) = start {
-        out.push(Token { word: text[s..].trim_end_matches([':', '-', '\'', '’']), start: s, end: text.len() });
+        out.push(Token {
+            word: text[s..].trim_end_matches([':', '-', '\'', '’']),
+            start: s,
+            end: text.len(),
+        });
     }
     out.retain(|t| !t.word.is_empty());
     out
@@ -131,7 +139,10 @@ fn day_number(word: &str) -> Option<u32> {
 }
 
 fn year(word: &str) -> Option<i32> {
-    (word.len() == 4).then(|| word.parse().ok()).flatten().filter(|y| (2000..=2100).contains(y))
+    (word.len() == 4)
+        .then(|| word.parse().ok())
+        .flatten()
+        .filter(|y| (2000..=2100).contains(y))
 }
 
 fn next_weekday(today: NaiveDate, day: Weekday) -> NaiveDate {
@@ -149,7 +160,10 @@ fn next_month_day(today: NaiveDate, month: u32, day: u32) -> Option<NaiveDate> {
 }
 
 fn last_day_of_month(d: NaiveDate) -> NaiveDate {
-    let first_next = d.with_day(1).and_then(|f| f.checked_add_months(Months::new(1))).unwrap_or(d);
+    let first_next = d
+        .with_day(1)
+        .and_then(|f| f.checked_add_months(Months::new(1)))
+        .unwrap_or(d);
     first_next.pred_opt().unwrap_or(d)
 }
 
@@ -171,12 +185,15 @@ pub fn find_dates(toks: &[Token<'_>], today: NaiveDate) -> Vec<DateMention> {
     // Ranges: "from A to B" / "A - B" / "between A and B".
     for n in 1..out.len() {
         let (a, b) = (out[n - 1], out[n]);
-        let joined = b.first == a.last + 1 && matches!(w(a.last), "to" | "until" | "till" | "through" | "thru" | "and" | "-");
+        let joined =
+            b.first == a.last + 1 && matches!(w(a.last), "to" | "until" | "till" | "through" | "thru" | "and" | "-");
         let adjacent_dash = b.first == a.last && toks[a.last - 1].end < toks[b.first].start;
-        if (joined || adjacent_dash) && b.date < a.date && !b.explicit_year {
-            if let Some(rolled) = b.date.checked_add_months(Months::new(12)) {
-                out[n].date = rolled;
-            }
+        if (joined || adjacent_dash)
+            && b.date < a.date
+            && !b.explicit_year
+            && let Some(rolled) = b.date.checked_add_months(Months::new(12))
+        {
+            out[n].date = rolled;
         }
     }
     out
@@ -184,13 +201,26 @@ pub fn find_dates(toks: &[Token<'_>], today: NaiveDate) -> Vec<DateMention> {
 
 fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMention> {
     let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
-    let one = |date: NaiveDate, len: usize| Some(DateMention { first: i, last: i + len, date, explicit_year: false });
+    let one = |date: NaiveDate, len: usize| {
+        Some(DateMention {
+            first: i,
+            last: i + len,
+            date,
+            explicit_year: false,
+        })
+    };
     let word = w(i);
 
-    if word.len() == 10 && word.as_bytes()[4] == b'-' {
-        if let Ok(d) = NaiveDate::parse_from_str(word, "%Y-%m-%d") {
-            return Some(DateMention { first: i, last: i + 1, date: d, explicit_year: true });
-        }
+    if word.len() == 10
+        && word.as_bytes()[4] == b'-'
+        && let Ok(d) = NaiveDate::parse_from_str(word, "%Y-%m-%d")
+    {
+        return Some(DateMention {
+            first: i,
+            last: i + 1,
+            date: d,
+            explicit_year: true,
+        });
     }
     match word {
         "today" | "tonight" => return one(today, 1),
@@ -221,11 +251,19 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
     }
     // end of [the] week|month|year
     if word == "end" && w(i + 1) == "of" {
-        let k = if w(i + 2) == "the" || w(i + 2) == "this" { i + 3 } else { i + 2 };
+        let k = if w(i + 2) == "the" || w(i + 2) == "this" {
+            i + 3
+        } else {
+            i + 2
+        };
         let len = k + 1 - i;
         match w(k) {
             "week" => {
-                let friday = if today.weekday() == Weekday::Fri { today } else { next_weekday(today, Weekday::Fri) };
+                let friday = if today.weekday() == Weekday::Fri {
+                    today
+                } else {
+                    next_weekday(today, Weekday::Fri)
+                };
                 return one(friday, len);
             }
             "month" => return one(last_day_of_month(today), len),
@@ -256,10 +294,10 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
         }
     }
     // month day [year]   |   [the] day [of] month [year]
-    if let Some(m) = month(word) {
-        if let Some(d) = day_number(w(i + 1)) {
-            return with_year(toks, i, i + 2, m, d, today);
-        }
+    if let Some(m) = month(word)
+        && let Some(d) = day_number(w(i + 1))
+    {
+        return with_year(toks, i, i + 2, m, d, today);
     }
     let k = if word == "the" { i + 1 } else { i };
     if let Some(d) = day_number(w(k)) {
@@ -276,8 +314,18 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
 
 fn with_year(toks: &[Token<'_>], first: usize, next: usize, m: u32, d: u32, today: NaiveDate) -> Option<DateMention> {
     match toks.get(next).and_then(|t| year(t.word)) {
-        Some(y) => NaiveDate::from_ymd_opt(y, m, d).map(|date| DateMention { first, last: next + 1, date, explicit_year: true }),
-        None => next_month_day(today, m, d).map(|date| DateMention { first, last: next, date, explicit_year: false }),
+        Some(y) => NaiveDate::from_ymd_opt(y, m, d).map(|date| DateMention {
+            first,
+            last: next + 1,
+            date,
+            explicit_year: true,
+        }),
+        None => next_month_day(today, m, d).map(|date| DateMention {
+            first,
+            last: next,
+            date,
+            explicit_year: false,
+        }),
     }
 }
 
@@ -299,7 +347,11 @@ pub fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
             (word, next) => clock(word, next).filter(|(_, n)| *n == 2 || word.contains(':') || has_meridiem(word)),
         };
         if let Some((time, len)) = found {
-            return Some(TimeMention { first: i, last: i + len, time });
+            return Some(TimeMention {
+                first: i,
+                last: i + len,
+                time,
+            });
         }
     }
     None
@@ -350,7 +402,10 @@ mod tests {
 
     fn dates(text: &str, today: &str) -> Vec<String> {
         let lower = text.to_lowercase();
-        find_dates(&tokens(&lower), d(today)).iter().map(|m| m.date.to_string()).collect()
+        find_dates(&tokens(&lower), d(today))
+            .iter()
+            .map(|m| m.date.to_string())
+            .collect()
     }
 
     #[test]
@@ -389,7 +444,10 @@ mod tests {
 
     #[test]
     fn ranges_roll_their_end_into_the_next_year() {
-        assert_eq!(dates("from December 20 to January 3", "2026-11-22"), ["2026-12-20", "2027-01-03"]);
+        assert_eq!(
+            dates("from December 20 to January 3", "2026-11-22"),
+            ["2026-12-20", "2027-01-03"]
+        );
         assert_eq!(dates("May 4 - May 12", "2026-11-22"), ["2027-05-04", "2027-05-12"]);
     }
 

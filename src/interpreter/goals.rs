@@ -11,25 +11,156 @@ use serde_json::{Map, Value};
 
 /// Phrases that make a message a request rather than a remark.
 const GOAL_VERBS: &[&str] = &[
-    "help me", "help", "plan", "planning", "prepare", "organize", "organise", "set up", "need to", "have to", "want to",
-    "schedule", "book", "let's", "lets", "can you", "could you", "please", "get ready", "start", "kick off", "we're",
-    "we are", "i'm", "i am", "going to", "gonna", "deploy", "launch", "launching", "onboard", "research", "close",
-    "write", "create", "make", "organising", "organizing", "arrange",
+    "help me",
+    "help",
+    "plan",
+    "planning",
+    "prepare",
+    "organize",
+    "organise",
+    "set up",
+    "need to",
+    "have to",
+    "want to",
+    "schedule",
+    "book",
+    "let's",
+    "lets",
+    "can you",
+    "could you",
+    "please",
+    "get ready",
+    "start",
+    "kick off",
+    "we're",
+    "we are",
+    "i'm",
+    "i am",
+    "going to",
+    "gonna",
+    "deploy",
+    "launch",
+    "launching",
+    "onboard",
+    "research",
+    "close",
+    "write",
+    "create",
+    "make",
+    "organising",
+    "organizing",
+    "arrange",
 ];
 
-const QUESTION_WORDS: &[&str] = &["how", "what", "why", "did", "was", "were", "is", "are", "do", "does", "who", "when"];
+const QUESTION_WORDS: &[&str] = &[
+    "how", "what", "why", "did", "was", "were", "is", "are", "do", "does", "who", "when",
+];
 
 /// Words that never start or form a name.
 const NOT_NAMES: &[&str] = &[
-    "i", "i'm", "i've", "we", "we're", "my", "our", "the", "a", "an", "help", "please", "plan", "onboard", "onboarding",
-    "hire", "new", "she", "he", "they", "her", "his", "their", "starting", "starts", "start", "on", "from", "who", "is",
-    "and", "to", "for", "next", "this", "as", "with", "by", "in", "at", "can", "could", "you", "let's", "hey", "hi",
-    "schedule", "book", "get", "set", "up", "need", "joining", "joins", "us", "team", "that", "it", "some", "someone",
-    "employee", "engineer", "called", "named", "welcome", "tomorrow", "today", "customer", "client", "go-live", "live",
-    "corp", "will", "be", "our", "new", "starter", "colleague", "designer", "manager", "ok", "okay", "so", "also",
+    "i",
+    "i'm",
+    "i've",
+    "we",
+    "we're",
+    "my",
+    "our",
+    "the",
+    "a",
+    "an",
+    "help",
+    "please",
+    "plan",
+    "onboard",
+    "onboarding",
+    "hire",
+    "new",
+    "she",
+    "he",
+    "they",
+    "her",
+    "his",
+    "their",
+    "starting",
+    "starts",
+    "start",
+    "on",
+    "from",
+    "who",
+    "is",
+    "and",
+    "to",
+    "for",
+    "next",
+    "this",
+    "as",
+    "with",
+    "by",
+    "in",
+    "at",
+    "can",
+    "could",
+    "you",
+    "let's",
+    "hey",
+    "hi",
+    "schedule",
+    "book",
+    "get",
+    "set",
+    "up",
+    "need",
+    "joining",
+    "joins",
+    "us",
+    "team",
+    "that",
+    "it",
+    "some",
+    "someone",
+    "employee",
+    "engineer",
+    "called",
+    "named",
+    "welcome",
+    "tomorrow",
+    "today",
+    "customer",
+    "client",
+    "go-live",
+    "live",
+    "corp",
+    "will",
+    "be",
+    "our",
+    "new",
+    "starter",
+    "colleague",
+    "designer",
+    "manager",
+    "ok",
+    "okay",
+    "so",
+    "also",
 ];
 
-const ORG_SUFFIXES: &[&str] = &["corp", "corporation", "inc", "ltd", "llc", "gmbh", "co", "plc", "sa", "ag", "bv", "group", "labs", "systems", "bank"];
+const ORG_SUFFIXES: &[&str] = &[
+    "corp",
+    "corporation",
+    "inc",
+    "ltd",
+    "llc",
+    "gmbh",
+    "co",
+    "plc",
+    "sa",
+    "ag",
+    "bv",
+    "group",
+    "labs",
+    "systems",
+    "bank",
+];
 
 /// Words that end a free-text slot value.
 const TEXT_STOPS: &[&str] = &[
@@ -54,14 +185,27 @@ pub fn detect(input: &Input, templates: &Templates) -> Option<(String, Map<Strin
 }
 
 fn starts_imperatively(words: &[&str]) -> bool {
-    !matches!(words.first(), Some(&("i" | "we" | "my" | "our" | "the" | "that" | "it" | "this")))
+    !matches!(
+        words.first(),
+        Some(&("i" | "we" | "my" | "our" | "the" | "that" | "it" | "this"))
+    )
 }
 
 fn best_template<'a>(toks: &[Token<'_>], templates: &'a Templates) -> Option<&'a Template> {
     let score = |t: &Template| -> usize {
-        t.keywords.iter().filter(|k| find_phrase(toks, k).is_some()).map(|k| k.len()).sum()
+        t.keywords
+            .iter()
+            .filter(|k| find_phrase(toks, k).is_some())
+            .map(|k| k.len())
+            .sum()
     };
-    templates.all.iter().map(|t| (score(t), t)).filter(|(s, _)| *s > 0).max_by_key(|(s, _)| *s).map(|(_, t)| t)
+    templates
+        .all
+        .iter()
+        .map(|t| (score(t), t))
+        .filter(|(s, _)| *s > 0)
+        .max_by_key(|(s, _)| *s)
+        .map(|(_, t)| t)
 }
 
 fn fill_slots(input: &Input, toks: &[Token<'_>], template: &Template) -> Map<String, Value> {
@@ -88,14 +232,19 @@ fn fill_slots(input: &Input, toks: &[Token<'_>], template: &Template) -> Map<Str
     }
     // A later date slot must not come before an earlier one (start, end).
     for (name, k) in &assigned {
-        slots.insert((*name).to_owned(), Value::from(mentions[*k].date.format("%Y-%m-%d").to_string()));
+        slots.insert(
+            (*name).to_owned(),
+            Value::from(mentions[*k].date.format("%Y-%m-%d").to_string()),
+        );
     }
     for slot in &template.slots {
         let value = match slot.kind {
             SlotType::Date => continue,
             SlotType::Person => person(input, toks, &slot.cues, false, slot.required).map(Value::from),
             SlotType::Org => person(input, toks, &slot.cues, true, slot.required).map(Value::from),
-            SlotType::Text => text_after(input, toks, &slot.cues, &mentions).map(|t| Value::from(apply_case(&t, slot.case))),
+            SlotType::Text => {
+                text_after(input, toks, &slot.cues, &mentions).map(|t| Value::from(apply_case(&t, slot.case)))
+            }
             SlotType::List => list_after(input, toks, &slot.cues, &mentions)
                 .map(|items| Value::from(items.into_iter().map(|i| apply_case(&i, slot.case)).collect::<Vec<_>>())),
             SlotType::Month => month(toks, input).map(Value::from),
@@ -121,7 +270,9 @@ fn cue_before(toks: &[Token<'_>], at: usize, cues: &[String]) -> bool {
     cues.iter().filter(|c| !c.starts_with('~')).any(|cue| {
         let n = cue.split_whitespace().count();
         (0..=1).any(|gap| {
-            at >= n + gap && find_phrase(&toks[at - n - gap..at - gap], cue) == Some(0) && (gap == 0 || matches!(toks[at - 1].word, "on" | "the" | "by" | "from" | "is" | "of"))
+            at >= n + gap
+                && find_phrase(&toks[at - n - gap..at - gap], cue) == Some(0)
+                && (gap == 0 || matches!(toks[at - 1].word, "on" | "the" | "by" | "from" | "is" | "of"))
         })
     })
 }
@@ -165,19 +316,31 @@ fn person(input: &Input, toks: &[Token<'_>], cues: &[String], org: bool, anywher
             }
             end += 1;
             // A name ends at punctuation ("Ana, she starts...").
-            if toks.get(end).is_some_and(|next| input.text[toks[end - 1].end..next.start].trim().len() > 0) {
+            if toks
+                .get(end)
+                .is_some_and(|next| !input.text[toks[end - 1].end..next.start].trim().is_empty())
+            {
                 break;
             }
         }
         (end > start).then(|| {
             let words: Vec<&str> = (start..end).map(original).collect();
-            if org { words.join(" ") } else { title_case(&words.join(" ")) }
+            if org {
+                words.join(" ")
+            } else {
+                title_case(&words.join(" "))
+            }
         })
     };
     if let Some(at) = after_cue(toks, cues) {
         // Skip filler between the cue and the name ("onboard my new hire Ana").
         let mut k = at;
-        while k < toks.len() && matches!(toks[k].word, "my" | "our" | "the" | "a" | "an" | "new" | "hire" | "employee" | "engineer" | "called" | "named") {
+        while k < toks.len()
+            && matches!(
+                toks[k].word,
+                "my" | "our" | "the" | "a" | "an" | "new" | "hire" | "employee" | "engineer" | "called" | "named"
+            )
+        {
             k += 1;
         }
         if let Some(name) = name_at(k, false) {
@@ -188,17 +351,20 @@ fn person(input: &Input, toks: &[Token<'_>], cues: &[String], org: bool, anywher
         return None;
     }
     // Any capitalised run not at the very start of the message.
-    (1..toks.len()).filter(|&i| is_capitalised(original(i))).find_map(|i| name_at(i, true))
+    (1..toks.len())
+        .filter(|&i| is_capitalised(original(i)))
+        .find_map(|i| name_at(i, true))
 }
 
 /// Free text after a cue, up to a stop word, punctuation or a date; or, for
 /// a `~cue`, the word right before it ("the marketing team").
 fn text_after(input: &Input, toks: &[Token<'_>], cues: &[String], mentions: &[DateMention]) -> Option<String> {
     for cue in cues.iter().filter_map(|c| c.strip_prefix('~')) {
-        if let Some(at) = find_phrase(toks, cue) {
-            if at > 0 && !NOT_NAMES.contains(&toks[at - 1].word) {
-                return Some(input.text[toks[at - 1].start..toks[at - 1].end].to_owned());
-            }
+        if let Some(at) = find_phrase(toks, cue)
+            && at > 0
+            && !NOT_NAMES.contains(&toks[at - 1].word)
+        {
+            return Some(input.text[toks[at - 1].start..toks[at - 1].end].to_owned());
         }
     }
     let start = after_cue(toks, cues)?;
@@ -212,10 +378,16 @@ fn text_after(input: &Input, toks: &[Token<'_>], cues: &[String], mentions: &[Da
             break;
         }
         end += 1;
-        if toks.get(end).is_some_and(|next| input.text[toks[end - 1].end..next.start].contains([',', ';', '!', '?', '('])) {
+        if toks
+            .get(end)
+            .is_some_and(|next| input.text[toks[end - 1].end..next.start].contains([',', ';', '!', '?', '(']))
+        {
             break;
         }
-        if toks.get(end).is_some_and(|next| input.text[toks[end - 1].end..next.start].contains(". ")) {
+        if toks
+            .get(end)
+            .is_some_and(|next| input.text[toks[end - 1].end..next.start].contains(". "))
+        {
             break;
         }
     }
@@ -226,7 +398,24 @@ fn text_after(input: &Input, toks: &[Token<'_>], cues: &[String], mentions: &[Da
 fn list_after(input: &Input, toks: &[Token<'_>], cues: &[String], mentions: &[DateMention]) -> Option<Vec<String>> {
     let start = after_cue(toks, cues)?;
     let mut end = start;
-    let stops = ["from", "starting", "on", "next", "this", "by", "before", "for", "in", "leaving", "departing", "between", "with", "at", "please", "soon"];
+    let stops = [
+        "from",
+        "starting",
+        "on",
+        "next",
+        "this",
+        "by",
+        "before",
+        "for",
+        "in",
+        "leaving",
+        "departing",
+        "between",
+        "with",
+        "at",
+        "please",
+        "soon",
+    ];
     while end < toks.len() && !stops.contains(&toks[end].word) && !mentions.iter().any(|m| m.first == end) {
         end += 1;
     }
@@ -240,7 +429,12 @@ fn list_after(input: &Input, toks: &[Token<'_>], cues: &[String], mentions: &[Da
         .map(|item| {
             let item = item.trim().trim_end_matches(['.', '!', '?']);
             let mut words: Vec<&str> = item.split_whitespace().collect();
-            while words.first().is_some_and(|w| matches!(w.to_lowercase().as_str(), "a" | "an" | "the" | "my" | "our" | "and" | "also" | "then")) {
+            while words.first().is_some_and(|w| {
+                matches!(
+                    w.to_lowercase().as_str(),
+                    "a" | "an" | "the" | "my" | "our" | "and" | "also" | "then"
+                )
+            }) {
                 words.remove(0);
             }
             words.join(" ")
@@ -267,11 +461,23 @@ fn month(toks: &[Token<'_>], input: &Input) -> Option<String> {
             continue;
         }
         // A month followed by a day number is a date, not a period.
-        if toks.get(i + 1).is_some_and(|n| n.word.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<u32>().is_ok_and(|d| d <= 31)) {
+        if toks.get(i + 1).is_some_and(|n| {
+            n.word
+                .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+                .parse::<u32>()
+                .is_ok_and(|d| d <= 31)
+        }) {
             continue;
         }
-        let explicit = toks.get(i + 1).and_then(|n| n.word.parse::<i32>().ok()).filter(|y| (2000..=2100).contains(y));
-        let year = explicit.unwrap_or(if m > today.month() { today.year() - 1 } else { today.year() });
+        let explicit = toks
+            .get(i + 1)
+            .and_then(|n| n.word.parse::<i32>().ok())
+            .filter(|y| (2000..=2100).contains(y));
+        let year = explicit.unwrap_or(if m > today.month() {
+            today.year() - 1
+        } else {
+            today.year()
+        });
         return Some(format!("{year}-{m:02}"));
     }
     None
@@ -282,7 +488,11 @@ fn year(toks: &[Token<'_>]) -> Option<String> {
     for (i, t) in toks.iter().enumerate() {
         let w = t.word;
         if let Some(digits) = w.strip_prefix("fy") {
-            let digits = if digits.is_empty() { toks.get(i + 1).map(|n| n.word).unwrap_or("") } else { digits };
+            let digits = if digits.is_empty() {
+                toks.get(i + 1).map(|n| n.word).unwrap_or("")
+            } else {
+                digits
+            };
             match digits.len() {
                 4 if digits.parse::<u32>().is_ok() => return Some(digits.to_owned()),
                 2 if digits.parse::<u32>().is_ok() => return Some(format!("20{digits}")),
@@ -297,4 +507,71 @@ fn year(toks: &[Token<'_>]) -> Option<String> {
         }
     }
     None
+}
+
+/// Reads a short answer to a slot question ("December 1", "Ana Souza",
+/// "Lisbon and Porto").
+pub fn slot_from_answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
+    let toks = input.tokens();
+    let trimmed = input.text.trim().trim_end_matches(['.', '!']).trim();
+    let without_lead = [
+        "her name is",
+        "his name is",
+        "their name is",
+        "the name is",
+        "name is",
+        "it's",
+        "its",
+        "it is",
+        "that's",
+        "that is",
+        "she's",
+        "he's",
+        "they're",
+        "the",
+        "on",
+        "by",
+        "from",
+    ]
+    .iter()
+    .find_map(|p| {
+        let lower = trimmed.to_lowercase();
+        lower
+            .strip_prefix(&format!("{p} "))
+            .map(|_| trimmed[p.len() + 1..].trim())
+    })
+    .unwrap_or(trimmed);
+    match slot.kind {
+        SlotType::Date => dates::find_dates(&toks, input.today)
+            .first()
+            .map(|m| Value::from(m.date.format("%Y-%m-%d").to_string())),
+        SlotType::Person => {
+            let words: Vec<&str> = without_lead.split_whitespace().take(4).collect();
+            (!words.is_empty()
+                && words
+                    .iter()
+                    .all(|w| w.chars().all(|c| c.is_alphabetic() || c == '-' || c == '\'')))
+            .then(|| Value::from(title_case(&words.join(" "))))
+        }
+        SlotType::Org | SlotType::Text => (!without_lead.is_empty() && without_lead.split_whitespace().count() <= 8)
+            .then(|| Value::from(apply_case(without_lead, slot.case))),
+        SlotType::List => {
+            let items: Vec<Value> = without_lead
+                .split([',', '&', '+'])
+                .flat_map(|p| p.split(" and "))
+                .map(|i| i.trim())
+                .filter(|i| !i.is_empty())
+                .map(|i| Value::from(apply_case(i, slot.case)))
+                .collect();
+            (!items.is_empty()).then(|| Value::from(items))
+        }
+        SlotType::Month => month(&toks, input).map(Value::from),
+        SlotType::Year => year(&toks)
+            .or_else(|| {
+                toks.iter()
+                    .find(|t| t.word.len() == 4 && t.word.starts_with("20") && t.word.parse::<u32>().is_ok())
+                    .map(|t| t.word.to_owned())
+            })
+            .map(Value::from),
+    }
 }

@@ -21,18 +21,51 @@ fn berlin() -> DateTime<Tz> {
 #[test]
 fn every_command_is_recognised() {
     let cases = [
-        ("show my onboarding plan", json!({"route": "command", "command": "show_plan", "args": {"plan": "onboarding"}})),
-        ("list my plans", json!({"route": "command", "command": "list_plans", "args": {}})),
-        ("mark the laptop step as done", json!({"route": "command", "command": "complete_step", "args": {"step": "laptop"}})),
-        ("start the orientation", json!({"route": "command", "command": "start_step", "args": {"step": "orientation"}})),
-        ("skip the welcome lunch", json!({"route": "command", "command": "skip_step", "args": {"step": "welcome lunch"}})),
-        ("move the orientation to Friday", json!({"route": "command", "command": "reschedule_step", "args": {"step": "orientation", "due": "2026-11-27"}})),
-        ("add a step: book a meeting room by Dec 3", json!({"route": "command", "command": "add_step", "args": {"title": "book a meeting room", "due": "2026-12-03"}})),
-        ("remove the badge step", json!({"route": "command", "command": "remove_step", "args": {"step": "badge"}})),
-        ("cancel the trip plan", json!({"route": "command", "command": "cancel_plan", "args": {"plan": "trip"}})),
+        (
+            "show my onboarding plan",
+            json!({"route": "command", "command": "show_plan", "args": {"plan": "onboarding"}}),
+        ),
+        (
+            "list my plans",
+            json!({"route": "command", "command": "list_plans", "args": {}}),
+        ),
+        (
+            "mark the laptop step as done",
+            json!({"route": "command", "command": "complete_step", "args": {"step": "laptop"}}),
+        ),
+        (
+            "start the orientation",
+            json!({"route": "command", "command": "start_step", "args": {"step": "orientation"}}),
+        ),
+        (
+            "skip the welcome lunch",
+            json!({"route": "command", "command": "skip_step", "args": {"step": "welcome lunch"}}),
+        ),
+        (
+            "move the orientation to Friday",
+            json!({"route": "command", "command": "reschedule_step", "args": {"step": "orientation", "due": "2026-11-27"}}),
+        ),
+        (
+            "add a step: book a meeting room by Dec 3",
+            json!({"route": "command", "command": "add_step", "args": {"title": "book a meeting room", "due": "2026-12-03"}}),
+        ),
+        (
+            "remove the badge step",
+            json!({"route": "command", "command": "remove_step", "args": {"step": "badge"}}),
+        ),
+        (
+            "cancel the trip plan",
+            json!({"route": "command", "command": "cancel_plan", "args": {"plan": "trip"}}),
+        ),
         ("undo", json!({"route": "command", "command": "undo", "args": {}})),
-        ("what changed in the launch plan?", json!({"route": "command", "command": "history", "args": {"plan": "launch"}})),
-        ("remind me tomorrow at 9 to call the recruiter", json!({"route": "command", "command": "remind", "args": {"text": "call the recruiter", "at": "2026-11-23T09:00:00+01:00"}})),
+        (
+            "what changed in the launch plan?",
+            json!({"route": "command", "command": "history", "args": {"plan": "launch"}}),
+        ),
+        (
+            "remind me tomorrow at 9 to call the recruiter",
+            json!({"route": "command", "command": "remind", "args": {"text": "call the recruiter", "at": "2026-11-23T09:00:00+01:00"}}),
+        ),
         ("help", json!({"route": "command", "command": "help", "args": {}})),
     ];
     for (text, expected) in cases {
@@ -43,15 +76,42 @@ fn every_command_is_recognised() {
 #[test]
 fn every_template_kind_is_recognised_with_its_slots() {
     let cases = [
-        ("onboard my new hire Ana Souza starting Dec 1", json!({"kind": "onboard_employee", "slots": {"name": "Ana Souza", "start_date": "2026-12-01"}})),
-        ("plan the launch of Nimbus on March 3", json!({"kind": "product_launch", "slots": {"product": "Nimbus", "launch_date": "2027-03-03"}})),
-        ("plan a trip to Lisbon, Porto and Madrid from May 4", json!({"kind": "trip", "slots": {"destinations": ["Lisbon", "Porto", "Madrid"], "start_date": "2027-05-04"}})),
-        ("prepare the team's annual budget by Jan 15", json!({"kind": "annual_budget", "slots": {"due_date": "2027-01-15"}})),
-        ("close the books for November", json!({"kind": "month_end_close", "slots": {"period": "2026-11"}})),
-        ("onboard Acme Corp, go-live Feb 1", json!({"kind": "customer_onboarding", "slots": {"customer": "Acme Corp", "go_live_date": "2027-02-01"}})),
-        ("schedule my blood test, MRI and cardiology check", json!({"kind": "medical_tests", "slots": {"tests": ["blood test", "mri", "cardiology check"]}})),
-        ("deploy the billing microservice next Tuesday", json!({"kind": "deploy_service", "slots": {"service": "billing microservice", "date": "2026-11-24"}})),
-        ("research AI agent architectures, report by Friday", json!({"kind": "research_report", "slots": {"topic": "AI agent architectures", "due_date": "2026-11-27"}})),
+        (
+            "onboard my new hire Ana Souza starting Dec 1",
+            json!({"kind": "onboard_employee", "slots": {"name": "Ana Souza", "start_date": "2026-12-01"}}),
+        ),
+        (
+            "plan the launch of Nimbus on March 3",
+            json!({"kind": "product_launch", "slots": {"product": "Nimbus", "launch_date": "2027-03-03"}}),
+        ),
+        (
+            "plan a trip to Lisbon, Porto and Madrid from May 4",
+            json!({"kind": "trip", "slots": {"destinations": ["Lisbon", "Porto", "Madrid"], "start_date": "2027-05-04"}}),
+        ),
+        (
+            "prepare the team's annual budget by Jan 15",
+            json!({"kind": "annual_budget", "slots": {"due_date": "2027-01-15"}}),
+        ),
+        (
+            "close the books for November",
+            json!({"kind": "month_end_close", "slots": {"period": "2026-11"}}),
+        ),
+        (
+            "onboard Acme Corp, go-live Feb 1",
+            json!({"kind": "customer_onboarding", "slots": {"customer": "Acme Corp", "go_live_date": "2027-02-01"}}),
+        ),
+        (
+            "schedule my blood test, MRI and cardiology check",
+            json!({"kind": "medical_tests", "slots": {"tests": ["blood test", "mri", "cardiology check"]}}),
+        ),
+        (
+            "deploy the billing microservice next Tuesday",
+            json!({"kind": "deploy_service", "slots": {"service": "billing microservice", "date": "2026-11-24"}}),
+        ),
+        (
+            "research AI agent architectures, report by Friday",
+            json!({"kind": "research_report", "slots": {"topic": "AI agent architectures", "due_date": "2026-11-27"}}),
+        ),
     ];
     for (text, expected) in cases {
         let got = run(text, berlin());
@@ -62,10 +122,26 @@ fn every_template_kind_is_recognised_with_its_slots() {
 
 #[test]
 fn confirmations_and_chat_are_told_apart() {
-    for (text, accept) in [("yes", true), ("sounds good, go ahead", true), ("Yes please!", true), ("nope", false), ("no, don't do that", false), ("not now", false)] {
-        assert_eq!(run(text, berlin()), json!({"route": "confirmation", "accept": accept}), "{text}");
+    for (text, accept) in [
+        ("yes", true),
+        ("sounds good, go ahead", true),
+        ("Yes please!", true),
+        ("nope", false),
+        ("no, don't do that", false),
+        ("not now", false),
+    ] {
+        assert_eq!(
+            run(text, berlin()),
+            json!({"route": "confirmation", "accept": accept}),
+            "{text}"
+        );
     }
-    for text in ["thanks!", "how was your weekend?", "what's the weather like in Lisbon?", "I had a long day"] {
+    for text in [
+        "thanks!",
+        "how was your weekend?",
+        "what's the weather like in Lisbon?",
+        "I had a long day",
+    ] {
         assert_eq!(run(text, berlin()), json!({"route": "chat"}), "{text}");
     }
 }
@@ -78,16 +154,28 @@ fn tomorrow_is_the_users_local_tomorrow() {
     assert_eq!(due(chrono_tz::Asia::Kolkata), "2026-11-24");
     assert_eq!(due(chrono_tz::America::New_York), "2026-11-23");
     assert_eq!(due(chrono_tz::UTC), "2026-11-23");
-    let remind = run("remind me tomorrow at 9 to call the recruiter", at(chrono_tz::Australia::Lord_Howe, utc));
+    let remind = run(
+        "remind me tomorrow at 9 to call the recruiter",
+        at(chrono_tz::Australia::Lord_Howe, utc),
+    );
     assert_eq!(remind["args"]["at"], "2026-11-24T09:00:00+11:00");
-    let remind = run("remind me tomorrow at 9 to call the recruiter", at(chrono_tz::America::New_York, utc));
+    let remind = run(
+        "remind me tomorrow at 9 to call the recruiter",
+        at(chrono_tz::America::New_York, utc),
+    );
     assert_eq!(remind["args"]["at"], "2026-11-23T09:00:00-05:00");
 }
 
 #[test]
 fn ranges_and_relative_dates_fill_trip_slots() {
-    let got = run("plan a trip to Rome and Florence from December 20 to January 3", berlin());
-    assert_eq!(got["slots"], json!({"destinations": ["Rome", "Florence"], "start_date": "2026-12-20", "end_date": "2027-01-03"}));
+    let got = run(
+        "plan a trip to Rome and Florence from December 20 to January 3",
+        berlin(),
+    );
+    assert_eq!(
+        got["slots"],
+        json!({"destinations": ["Rome", "Florence"], "start_date": "2026-12-20", "end_date": "2027-01-03"})
+    );
     let got = run("help me onboard Ana, she starts in two weeks", berlin());
     assert_eq!(got["slots"], json!({"name": "Ana", "start_date": "2026-12-06"}));
     let _ = chrono_tz::UTC.with_ymd_and_hms(2026, 1, 1, 0, 0, 0);

@@ -141,10 +141,18 @@ pub fn strip_reference(words: &str) -> String {
         .split(|c: char| c.is_whitespace() || matches!(c, '?' | '!' | '.' | ',' | ';' | ':' | '"'))
         .filter(|w| !w.is_empty())
         .collect();
-    while parts.first().is_some_and(|w| matches!(*w, "the" | "my" | "our" | "this" | "that" | "a" | "an" | "me" | "your")) {
+    while parts
+        .first()
+        .is_some_and(|w| matches!(*w, "the" | "my" | "our" | "this" | "that" | "a" | "an" | "me" | "your"))
+    {
         parts.remove(0);
     }
-    while parts.last().is_some_and(|w| matches!(*w, "plan" | "plans" | "step" | "task" | "item" | "please" | "now" | "going" | "looking")) {
+    while parts.last().is_some_and(|w| {
+        matches!(
+            *w,
+            "plan" | "plans" | "step" | "task" | "item" | "please" | "now" | "going" | "looking"
+        )
+    }) {
         parts.pop();
     }
     parts.join(" ")

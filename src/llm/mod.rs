@@ -12,6 +12,8 @@ use crate::config::LlmConfig;
 use crate::conversation::{Message, ToolCall};
 use crate::plan::Plan;
 use async_trait::async_trait;
+use chrono::DateTime;
+use chrono_tz::Tz;
 use rand::Rng;
 use serde::Serialize;
 use std::time::Duration;
@@ -32,6 +34,8 @@ pub struct ModelRequest {
     /// The user's active plans, already rendered into `system`; given
     /// structured too for the offline engine.
     pub plans: Vec<Plan>,
+    /// The user's local time, for reading dates in their words.
+    pub now: DateTime<Tz>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -167,6 +171,7 @@ mod tests {
             messages: vec![],
             tools: vec![],
             plans: vec![],
+            now: chrono::Utc::now().with_timezone(&chrono_tz::UTC),
         }
     }
 

@@ -5,6 +5,7 @@ pub mod invariants;
 pub mod patch;
 pub mod render;
 pub mod snapshot;
+pub mod undo;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -335,4 +336,7 @@ pub struct HistoryEntry {
     /// The plan version this change produced.
     pub version: u64,
     pub changes: Vec<Change>,
+    /// For an undo: the version whose change it reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<u64>,
 }

@@ -5,10 +5,10 @@
 use super::invariants::{self, PlanError, PlanLimits, check_length, check_text, valid_step_id};
 use super::{Change, Plan, PlanStatus, Step, StepStatus, ToolBinding};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// One operation of an `update_plan` patch.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// Adds a step, appended or placed right after `after`.
@@ -34,7 +34,7 @@ pub enum Op {
         title: Option<String>,
         #[serde(default)]
         depends_on: Option<Vec<String>>,
-        #[serde(default, deserialize_with = "due_clearable")]
+        #[serde(default, deserialize_with = "due_clearable", skip_serializing_if = "Option::is_none")]
         due_at: Option<Option<DateTime<Utc>>>,
         #[serde(default)]
         result: Option<String>,
@@ -55,6 +55,8 @@ pub enum Op {
     RenamePlan {
         title: String,
     },
+    /// Cancels the whole plan; its steps keep their statuses.
+    CancelPlan {},
 }
 
 /// A due date as a model or a person writes it: RFC 3339, or a bare
@@ -124,7 +126,7 @@ pub fn apply(plan: &Plan, ops: &[Op], limits: &PlanLimits, now: DateTime<Utc>) -
 /// Settles the plan status and bumps the version if anything changed.
 fn finish(next: &mut Plan, before: &Plan, changes: &mut Vec<Change>, now: DateTime<Utc>) {
     let status = next.derived_status();
-    if status != next.status {
+    if status != next.status && next.status != PlanStatus::Cancelled {
         changes.push(Change::PlanStatus {
             from: next.status,
             to: status,
@@ -303,6 +305,13 @@ fn apply_op(plan: &mut Plan, op: &Op, limits: &PlanLimits, changes: &mut Vec<Cha
             if let Some(result) = result {
                 set_result(s, result, limits, changes)?;
             }
+        }
+        Op::CancelPlan {} => {
+            changes.push(Change::PlanStatus {
+                from: plan.status,
+                to: PlanStatus::Cancelled,
+            });
+            plan.status = PlanStatus::Cancelled;
         }
         Op::RenamePlan { title } => {
             check_text("the plan title", title, limits.max_title_chars)?;

@@ -23,14 +23,19 @@ pub struct Expansion {
 
 /// The first required slot the objective lacks, in template order.
 pub fn missing_slot<'a>(template: &'a Template, slots: &Map<String, Value>) -> Option<&'a SlotSpec> {
-    template.slots.iter().find(|s| s.required && slots.get(&s.name).is_none_or(Value::is_null))
+    template
+        .slots
+        .iter()
+        .find(|s| s.required && slots.get(&s.name).is_none_or(Value::is_null))
 }
 
 /// Due dates fall at this local time.
 const DUE_HOUR: u32 = 9;
 
 fn date_of(value: &Value) -> Option<NaiveDate> {
-    value.as_str().and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+    value
+        .as_str()
+        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
 }
 
 /// A slot value as it reads in a sentence: dates as "Dec 1", lists as
@@ -85,7 +90,10 @@ fn resolve_due(expr: &str, dates: &Map<String, Value>, today: NaiveDate) -> Resu
     let base = if due.base == "today" {
         today
     } else {
-        dates.get(&due.base).and_then(date_of).ok_or_else(|| format!("the date `{}` is missing", due.base))?
+        dates
+            .get(&due.base)
+            .and_then(date_of)
+            .ok_or_else(|| format!("the date `{}` is missing", due.base))?
     };
     let shifted = if due.offset_days >= 0 {
         base.checked_add_days(Days::new(due.offset_days as u64))
@@ -103,11 +111,12 @@ pub fn expand(template: &Template, slots: &Map<String, Value>, today: NaiveDate,
     }
     let mut slots = slots.clone();
     for slot in &template.slots {
-        if slot.kind == SlotType::Date && !slots.contains_key(&slot.name) {
-            if let Some(default) = &slot.default {
-                let date = resolve_due(default, &slots, today)?;
-                slots.insert(slot.name.clone(), Value::from(date.format("%Y-%m-%d").to_string()));
-            }
+        if slot.kind == SlotType::Date
+            && !slots.contains_key(&slot.name)
+            && let Some(default) = &slot.default
+        {
+            let date = resolve_due(default, &slots, today)?;
+            slots.insert(slot.name.clone(), Value::from(date.format("%Y-%m-%d").to_string()));
         }
     }
     let due_at = |expr: &Option<String>| -> Result<Option<chrono::DateTime<Utc>>, String> {
@@ -123,7 +132,9 @@ pub fn expand(template: &Template, slots: &Map<String, Value>, today: NaiveDate,
     for step in &template.steps {
         let items: Vec<Option<String>> = match &step.for_each {
             Some(list) => match slots.get(list) {
-                Some(Value::Array(items)) if !items.is_empty() => items.iter().map(|i| Some(display(i, today))).collect(),
+                Some(Value::Array(items)) if !items.is_empty() => {
+                    items.iter().map(|i| Some(display(i, today))).collect()
+                }
                 _ => vec![None],
             },
             None => vec![None],
@@ -131,13 +142,20 @@ pub fn expand(template: &Template, slots: &Map<String, Value>, today: NaiveDate,
         let many = items.len() > 1;
         let mut ids = Vec::new();
         for (n, item) in items.iter().enumerate() {
-            let id = if many { format!("{}_{}", step.id, n + 1) } else { step.id.clone() };
+            let id = if many {
+                format!("{}_{}", step.id, n + 1)
+            } else {
+                step.id.clone()
+            };
             let depends_on: Vec<String> = step
                 .depends_on
                 .iter()
                 .flat_map(|d| expanded_ids.get(d.as_str()).cloned().unwrap_or_else(|| vec![d.clone()]))
                 .collect();
-            let tool = step.tool.as_ref().map(|t| ToolBinding { name: t.name.clone(), args: fill_json(&t.args, &slots, today) });
+            let tool = step.tool.as_ref().map(|t| ToolBinding {
+                name: t.name.clone(),
+                args: fill_json(&t.args, &slots, today),
+            });
             ops.push(Op::AddStep {
                 id: Some(id.clone()),
                 title: fill(&step.title, &slots, today, item.as_deref()),
@@ -155,7 +173,10 @@ pub fn expand(template: &Template, slots: &Map<String, Value>, today: NaiveDate,
         title: fill(&template.title, &slots, today, None),
         goal: fill(&template.goal, &slots, today, None),
         summary: fill(&template.summary, &slots, today, None),
-        objective: Objective { kind: template.kind.clone(), slots: slots.clone() },
+        objective: Objective {
+            kind: template.kind.clone(),
+            slots: slots.clone(),
+        },
         ops,
     })
 }
@@ -164,7 +185,11 @@ fn fill_json(value: &Value, slots: &Map<String, Value>, today: NaiveDate) -> Val
     match value {
         Value::String(s) => Value::from(fill(s, slots, today, None)),
         Value::Array(items) => Value::from(items.iter().map(|i| fill_json(i, slots, today)).collect::<Vec<_>>()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fill_json(v, slots, today))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), fill_json(v, slots, today)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -183,14 +208,24 @@ mod tests {
     fn onboarding_expands_with_due_dates_before_the_start_in_local_time() {
         let t = Templates::built_in().unwrap();
         let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
-        let e = expand(t.get("onboard_employee").unwrap(), &slots(json!({"name": "Ana Souza", "start_date": "2026-12-01"})), today, chrono_tz::Europe::Berlin).unwrap();
+        let e = expand(
+            t.get("onboard_employee").unwrap(),
+            &slots(json!({"name": "Ana Souza", "start_date": "2026-12-01"})),
+            today,
+            chrono_tz::Europe::Berlin,
+        )
+        .unwrap();
         assert_eq!(e.title, "Onboard Ana Souza");
         assert_eq!(e.summary, "To onboard Ana Souza by Dec 1");
-        let Op::AddStep { id, due_at, .. } = &e.ops[0] else { panic!() };
+        let Op::AddStep { id, due_at, .. } = &e.ops[0] else {
+            panic!()
+        };
         assert_eq!(id.as_deref(), Some("order_hardware"));
         // Nov 24 09:00 in Berlin is 08:00 UTC.
         assert_eq!(due_at.unwrap().to_rfc3339(), "2026-11-24T08:00:00+00:00");
-        let Op::AddStep { depends_on, .. } = &e.ops[5] else { panic!() };
+        let Op::AddStep { depends_on, .. } = &e.ops[5] else {
+            panic!()
+        };
         assert_eq!(depends_on, &["prepare_desk", "welcome_email"]);
     }
 
@@ -198,11 +233,34 @@ mod tests {
     fn list_slots_fan_out_into_one_step_each_and_dependents_wait_for_all() {
         let t = Templates::built_in().unwrap();
         let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
-        let e = expand(t.get("trip").unwrap(), &slots(json!({"destinations": ["Lisbon", "Porto"], "start_date": "2027-05-04"})), today, chrono_tz::UTC).unwrap();
+        let e = expand(
+            t.get("trip").unwrap(),
+            &slots(json!({"destinations": ["Lisbon", "Porto"], "start_date": "2027-05-04"})),
+            today,
+            chrono_tz::UTC,
+        )
+        .unwrap();
         assert_eq!(e.title, "Trip to Lisbon and Porto");
-        let titles: Vec<String> = e.ops.iter().map(|o| match o { Op::AddStep { title, .. } => title.clone(), _ => String::new() }).collect();
-        assert!(titles.contains(&"Book accommodation in Lisbon".to_owned()) && titles.contains(&"Book accommodation in Porto".to_owned()));
-        let Op::AddStep { depends_on, .. } = e.ops.iter().find(|o| matches!(o, Op::AddStep { id: Some(i), .. } if i == "itinerary")).unwrap() else { panic!() };
+        let titles: Vec<String> = e
+            .ops
+            .iter()
+            .map(|o| match o {
+                Op::AddStep { title, .. } => title.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        assert!(
+            titles.contains(&"Book accommodation in Lisbon".to_owned())
+                && titles.contains(&"Book accommodation in Porto".to_owned())
+        );
+        let Op::AddStep { depends_on, .. } = e
+            .ops
+            .iter()
+            .find(|o| matches!(o, Op::AddStep { id: Some(i), .. } if i == "itinerary"))
+            .unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(depends_on, &["stay_1", "stay_2"]);
     }
 
@@ -216,7 +274,8 @@ mod tests {
             "go_live_date": "2027-02-01", "tests": ["blood test", "mri"], "service": "billing microservice", "topic": "AI agents"
         }));
         for template in &t.all {
-            let e = expand(template, &full, today, chrono_tz::UTC).unwrap_or_else(|err| panic!("{}: {err}", template.kind));
+            let e =
+                expand(template, &full, today, chrono_tz::UTC).unwrap_or_else(|err| panic!("{}: {err}", template.kind));
             let draft = crate::plan::Plan::draft(e.title.clone(), e.goal.clone(), Utc::now());
             crate::plan::patch::apply(&draft, &e.ops, &crate::plan::PlanLimits::default(), Utc::now())
                 .unwrap_or_else(|err| panic!("{}: {err}", template.kind));

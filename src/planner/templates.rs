@@ -121,7 +121,9 @@ impl DueExpr {
             let sign = if rest.starts_with('-') { -1 } else { 1 };
             let body = &rest[1..];
             let (digits, unit) = body.split_at(body.find(|c: char| !c.is_ascii_digit()).unwrap_or(body.len()));
-            let n: i64 = digits.parse().map_err(|_| format!("due `{text}`: expected a number of days or weeks"))?;
+            let n: i64 = digits
+                .parse()
+                .map_err(|_| format!("due `{text}`: expected a number of days or weeks"))?;
             let per = match unit {
                 "d" | "" => 1,
                 "w" => 7,
@@ -129,7 +131,10 @@ impl DueExpr {
             };
             sign * n * per
         };
-        Ok(DueExpr { base: base.to_owned(), offset_days })
+        Ok(DueExpr {
+            base: base.to_owned(),
+            offset_days,
+        })
     }
 }
 
@@ -148,15 +153,39 @@ pub struct Templates {
 }
 
 const BUILT_IN: &[(&str, &str)] = &[
-    ("onboard_employee.toml", include_str!("../../templates/plans/onboard_employee.toml")),
-    ("product_launch.toml", include_str!("../../templates/plans/product_launch.toml")),
+    (
+        "onboard_employee.toml",
+        include_str!("../../templates/plans/onboard_employee.toml"),
+    ),
+    (
+        "product_launch.toml",
+        include_str!("../../templates/plans/product_launch.toml"),
+    ),
     ("trip.toml", include_str!("../../templates/plans/trip.toml")),
-    ("annual_budget.toml", include_str!("../../templates/plans/annual_budget.toml")),
-    ("month_end_close.toml", include_str!("../../templates/plans/month_end_close.toml")),
-    ("customer_onboarding.toml", include_str!("../../templates/plans/customer_onboarding.toml")),
-    ("medical_tests.toml", include_str!("../../templates/plans/medical_tests.toml")),
-    ("deploy_service.toml", include_str!("../../templates/plans/deploy_service.toml")),
-    ("research_report.toml", include_str!("../../templates/plans/research_report.toml")),
+    (
+        "annual_budget.toml",
+        include_str!("../../templates/plans/annual_budget.toml"),
+    ),
+    (
+        "month_end_close.toml",
+        include_str!("../../templates/plans/month_end_close.toml"),
+    ),
+    (
+        "customer_onboarding.toml",
+        include_str!("../../templates/plans/customer_onboarding.toml"),
+    ),
+    (
+        "medical_tests.toml",
+        include_str!("../../templates/plans/medical_tests.toml"),
+    ),
+    (
+        "deploy_service.toml",
+        include_str!("../../templates/plans/deploy_service.toml"),
+    ),
+    (
+        "research_report.toml",
+        include_str!("../../templates/plans/research_report.toml"),
+    ),
 ];
 
 impl Templates {
@@ -175,7 +204,13 @@ impl Templates {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Templates::built_in(),
-            Err(e) => return Err(TemplateError { file: dir.display().to_string(), line: 0, message: e.to_string() }),
+            Err(e) => {
+                return Err(TemplateError {
+                    file: dir.display().to_string(),
+                    line: 0,
+                    message: e.to_string(),
+                });
+            }
         };
         let mut paths: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -185,8 +220,11 @@ impl Templates {
         let mut all = Vec::new();
         for path in paths {
             let file = path.display().to_string();
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| TemplateError { file: file.clone(), line: 0, message: e.to_string() })?;
+            let text = std::fs::read_to_string(&path).map_err(|e| TemplateError {
+                file: file.clone(),
+                line: 0,
+                message: e.to_string(),
+            })?;
             all.push(parse(&file, &text)?);
         }
         Templates::from_list(all)
@@ -213,7 +251,10 @@ impl Templates {
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).map(|n| n + 1).unwrap_or(1)
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map(|n| n + 1)
+        .unwrap_or(1)
 }
 
 /// Parses and checks one template file.
@@ -221,33 +262,61 @@ pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
     let mut template: Template = toml::from_str(text).map_err(|e| {
         let message = e.message().to_owned();
         // toml points unknown fields at their table; the field's own line is more useful.
-        let field = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next());
+        let field = message
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next());
         let line = match field {
             Some(field) => line_of(text, field),
-            None => e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)).unwrap_or(1),
+            None => e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(1),
         };
-        TemplateError { file: file.to_owned(), line, message }
+        TemplateError {
+            file: file.to_owned(),
+            line,
+            message,
+        }
     })?;
     template.source = file.to_owned();
-    let fail = |needle: &str, message: String| TemplateError { file: file.to_owned(), line: line_of(text, needle), message };
+    let fail = |needle: &str, message: String| TemplateError {
+        file: file.to_owned(),
+        line: line_of(text, needle),
+        message,
+    };
 
     if !valid_step_id(&template.kind) {
-        return Err(fail("kind", format!("kind `{}` must use a-z, 0-9, `_` and `-`", template.kind)));
+        return Err(fail(
+            "kind",
+            format!("kind `{}` must use a-z, 0-9, `_` and `-`", template.kind),
+        ));
     }
     if template.keywords.is_empty() {
-        return Err(fail("keywords", "at least one keyword is needed to recognise this kind of goal".into()));
+        return Err(fail(
+            "keywords",
+            "at least one keyword is needed to recognise this kind of goal".into(),
+        ));
     }
     let mut slots: HashMap<&str, SlotType> = HashMap::new();
     for slot in &template.slots {
         if slots.insert(&slot.name, slot.kind).is_some() {
-            return Err(fail(&format!("\"{}\"", slot.name), format!("slot `{}` is declared twice", slot.name)));
+            return Err(fail(
+                &format!("\"{}\"", slot.name),
+                format!("slot `{}` is declared twice", slot.name),
+            ));
         }
         if slot.required && slot.question.trim().is_empty() {
-            return Err(fail(&format!("\"{}\"", slot.name), format!("required slot `{}` needs a question", slot.name)));
+            return Err(fail(
+                &format!("\"{}\"", slot.name),
+                format!("required slot `{}` needs a question", slot.name),
+            ));
         }
         if let Some(default) = &slot.default {
             if slot.kind != SlotType::Date {
-                return Err(fail(default, format!("only date slots take a default (slot `{}`)", slot.name)));
+                return Err(fail(
+                    default,
+                    format!("only date slots take a default (slot `{}`)", slot.name),
+                ));
             }
             check_due(default, &slots, "today").map_err(|m| fail(default, m))?;
         }
@@ -265,7 +334,10 @@ pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
     }
     let ids: HashSet<&str> = template.steps.iter().map(|s| s.id.as_str()).collect();
     if ids.len() != template.steps.len() {
-        let dup = template.steps.iter().find(|s| template.steps.iter().filter(|o| o.id == s.id).count() > 1);
+        let dup = template
+            .steps
+            .iter()
+            .find(|s| template.steps.iter().filter(|o| o.id == s.id).count() > 1);
         let id = dup.map(|s| s.id.clone()).unwrap_or_default();
         return Err(fail(&format!("\"{id}\""), format!("step id `{id}` is used twice")));
     }
@@ -275,17 +347,26 @@ pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
     for step in &template.steps {
         let at = format!("\"{}\"", step.id);
         if !valid_step_id(&step.id) || step.id.len() > 32 {
-            return Err(fail(&at, format!("step id `{}` must be 1-32 characters from a-z, 0-9, `_` and `-`", step.id)));
+            return Err(fail(
+                &at,
+                format!(
+                    "step id `{}` must be 1-32 characters from a-z, 0-9, `_` and `-`",
+                    step.id
+                ),
+            ));
         }
-        if let Some(list) = &step.for_each {
-            if slots.get(list.as_str()) != Some(&SlotType::List) {
-                return Err(fail(list, format!("for_each `{list}` is not a list slot")));
-            }
+        if let Some(list) = &step.for_each
+            && slots.get(list.as_str()) != Some(&SlotType::List)
+        {
+            return Err(fail(list, format!("for_each `{list}` is not a list slot")));
         }
         placeholders(&step.title, step.for_each.as_ref().map(|_| "item")).map_err(|m| fail(&at, m))?;
         for dep in &step.depends_on {
             if !ids.contains(dep.as_str()) {
-                return Err(fail(&at, format!("step `{}` depends on `{dep}`, which is not a step here", step.id)));
+                return Err(fail(
+                    &at,
+                    format!("step `{}` depends on `{dep}`, which is not a step here", step.id),
+                ));
             }
         }
         if let Some(due) = &step.due {
@@ -293,7 +374,10 @@ pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
         }
     }
     if let Some(cycle) = cycle(&template.steps) {
-        return Err(fail(&format!("\"{}\"", cycle[0]), format!("steps depend on each other in a cycle: {}", cycle.join(" -> "))));
+        return Err(fail(
+            &format!("\"{}\"", cycle[0]),
+            format!("steps depend on each other in a cycle: {}", cycle.join(" -> ")),
+        ));
     }
     Ok(template)
 }
@@ -335,7 +419,14 @@ fn cycle(steps: &[StepSpec]) -> Option<Vec<String>> {
             }
         }
     }
-    (done < steps.len()).then(|| steps.iter().zip(&indegree).filter(|(_, d)| **d > 0).map(|(s, _)| s.id.clone()).collect())
+    (done < steps.len()).then(|| {
+        steps
+            .iter()
+            .zip(&indegree)
+            .filter(|(_, d)| **d > 0)
+            .map(|(s, _)| s.id.clone())
+            .collect()
+    })
 }
 
 #[cfg(test)]
@@ -349,8 +440,15 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                "annual_budget", "customer_onboarding", "deploy_service", "medical_tests", "month_end_close",
-                "onboard_employee", "product_launch", "research_report", "trip"
+                "annual_budget",
+                "customer_onboarding",
+                "deploy_service",
+                "medical_tests",
+                "month_end_close",
+                "onboard_employee",
+                "product_launch",
+                "research_report",
+                "trip"
             ]
         );
         // Real parallel branches exist where the work allows them.
@@ -376,26 +474,63 @@ mod tests {
 
     #[test]
     fn broken_templates_are_refused_with_file_line_and_reason() {
-        assert_eq!(error_of("kind = 5"), "t.toml:1: invalid type: integer `5`, expected a string");
+        assert_eq!(
+            error_of("kind = 5"),
+            "t.toml:1: invalid type: integer `5`, expected a string"
+        );
         let unknown_dep = format!("{HEAD}[[steps]]\nid = \"a\"\ntitle = \"A\"\ndepends_on = [\"zzz\"]\n");
-        assert_eq!(error_of(&unknown_dep), "t.toml:12: step `a` depends on `zzz`, which is not a step here");
+        assert_eq!(
+            error_of(&unknown_dep),
+            "t.toml:12: step `a` depends on `zzz`, which is not a step here"
+        );
         let bad_due = format!("{HEAD}[[steps]]\nid = \"a\"\ntitle = \"A\"\ndue = \"name - 2d\"\n");
-        assert_eq!(error_of(&bad_due), "t.toml:12: due `name - 2d`: `name` is not a date slot (or `today`)");
+        assert_eq!(
+            error_of(&bad_due),
+            "t.toml:12: due `name - 2d`: `name` is not a date slot (or `today`)"
+        );
         let bad_placeholder = format!("{HEAD}[[steps]]\nid = \"a\"\ntitle = \"Call {{boss}}\"\n");
-        assert_eq!(error_of(&bad_placeholder), "t.toml:12: `{boss}` in `Call {boss}` is not a slot of this template");
+        assert_eq!(
+            error_of(&bad_placeholder),
+            "t.toml:12: `{boss}` in `Call {boss}` is not a slot of this template"
+        );
         let cyclic = format!(
             "{HEAD}[[steps]]\nid = \"a\"\ntitle = \"A\"\ndepends_on = [\"b\"]\n[[steps]]\nid = \"b\"\ntitle = \"B\"\ndepends_on = [\"a\"]\n"
         );
-        assert_eq!(error_of(&cyclic), "t.toml:12: steps depend on each other in a cycle: a -> b");
+        assert_eq!(
+            error_of(&cyclic),
+            "t.toml:12: steps depend on each other in a cycle: a -> b"
+        );
         let unknown_field = format!("{HEAD}[[steps]]\nid = \"a\"\ntitle = \"A\"\nduration = 3\n");
-        assert!(error_of(&unknown_field).starts_with("t.toml:14: unknown field `duration`"), "{}", error_of(&unknown_field));
+        assert!(
+            error_of(&unknown_field).starts_with("t.toml:14: unknown field `duration`"),
+            "{}",
+            error_of(&unknown_field)
+        );
     }
 
     #[test]
     fn due_expressions_parse() {
-        assert_eq!(DueExpr::parse("start_date - 7d"), Ok(DueExpr { base: "start_date".into(), offset_days: -7 }));
-        assert_eq!(DueExpr::parse("launch_date+2w"), Ok(DueExpr { base: "launch_date".into(), offset_days: 14 }));
-        assert_eq!(DueExpr::parse("today"), Ok(DueExpr { base: "today".into(), offset_days: 0 }));
+        assert_eq!(
+            DueExpr::parse("start_date - 7d"),
+            Ok(DueExpr {
+                base: "start_date".into(),
+                offset_days: -7
+            })
+        );
+        assert_eq!(
+            DueExpr::parse("launch_date+2w"),
+            Ok(DueExpr {
+                base: "launch_date".into(),
+                offset_days: 14
+            })
+        );
+        assert_eq!(
+            DueExpr::parse("today"),
+            Ok(DueExpr {
+                base: "today".into(),
+                offset_days: 0
+            })
+        );
         assert!(DueExpr::parse("today + 3 months").is_err());
     }
 }

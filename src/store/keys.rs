@@ -35,6 +35,13 @@ pub fn plan_counter(user: u64) -> [u8; 13] {
     k
 }
 
+pub fn proposal_counter(user: u64) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[..5].copy_from_slice(b"prop/");
+    k[5..].copy_from_slice(&user.to_be_bytes());
+    k
+}
+
 pub fn decode_u64(bytes: &[u8]) -> Option<u64> {
     bytes.try_into().ok().map(u64::from_be_bytes)
 }

@@ -8,6 +8,7 @@ pub mod sled;
 
 use crate::conversation::Entry;
 use crate::plan::{HistoryEntry, Plan, PlanId};
+use crate::proposals::Proposal;
 use crate::user::UserId;
 use async_trait::async_trait;
 
@@ -63,4 +64,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// The last `limit` conversation entries, oldest first.
     async fn recent_messages(&self, user: &UserId, limit: usize) -> Result<Vec<Entry>, StoreError>;
+
+    /// Stores a new proposal with the next free id for this user ("r1", …).
+    async fn create_proposal(&self, user: &UserId, draft: Proposal) -> Result<Proposal, StoreError>;
+
+    /// Replaces a stored proposal (its status changed).
+    async fn save_proposal(&self, user: &UserId, proposal: &Proposal) -> Result<(), StoreError>;
+
+    async fn get_proposal(&self, user: &UserId, id: &str) -> Result<Option<Proposal>, StoreError>;
+
+    /// The user's open proposals, oldest first.
+    async fn open_proposals(&self, user: &UserId) -> Result<Vec<Proposal>, StoreError>;
 }

@@ -5,6 +5,7 @@
 use super::{Store, StoreError, keys};
 use crate::conversation::Entry;
 use crate::plan::{HistoryEntry, Plan, PlanId};
+use crate::proposals::{Proposal, ProposalStatus};
 use crate::user::UserId;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -58,6 +59,7 @@ struct Inner {
     history: sled::Tree,
     messages: sled::Tree,
     meta: sled::Tree,
+    proposals: sled::Tree,
     /// Group commit: writes take a ticket after they complete; a flush covers
     /// every ticket taken before it started.
     written: AtomicU64,
@@ -94,6 +96,7 @@ impl SledStore {
                 history: tree("history")?,
                 messages: tree("messages")?,
                 meta: tree("meta")?,
+                proposals: tree("proposals")?,
                 db,
                 written: AtomicU64::new(0),
                 flushed: AtomicU64::new(0),
@@ -288,6 +291,82 @@ impl Store for SledStore {
         out.reverse();
         Ok(out)
     }
+
+    async fn create_proposal(&self, user: &UserId, mut draft: Proposal) -> Result<Proposal, StoreError> {
+        let num = self.require_user(user)?;
+        let i = &self.inner;
+        let stored = (&i.proposals, &i.meta)
+            .transaction(|(proposals, meta)| {
+                let counter = keys::proposal_counter(num);
+                let next = meta.get(counter)?.and_then(|v| keys::decode_u64(&v)).unwrap_or(0) + 1;
+                meta.insert(&counter[..], &next.to_be_bytes()[..])?;
+                let mut proposal = draft.clone();
+                proposal.id = format!("r{next}");
+                let value = encode(&proposal).map_err(ConflictableTransactionError::Abort)?;
+                proposals.insert(&keys::plan(num, next)[..], value)?;
+                Ok(proposal)
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => backend(e),
+            })?;
+        draft.id = stored.id.clone();
+        self.durable().await?;
+        Ok(stored)
+    }
+
+    async fn save_proposal(&self, user: &UserId, proposal: &Proposal) -> Result<(), StoreError> {
+        let num = self.require_user(user)?;
+        let seq = proposal_seq(&proposal.id)
+            .ok_or_else(|| StoreError::Backend(format!("bad proposal id {}", proposal.id)))?;
+        self.inner
+            .proposals
+            .insert(keys::plan(num, seq), encode(proposal)?)
+            .map_err(backend)?;
+        self.durable().await
+    }
+
+    async fn get_proposal(&self, user: &UserId, id: &str) -> Result<Option<Proposal>, StoreError> {
+        let (Some(num), Some(seq)) = (self.user_num(user)?, proposal_seq(id)) else {
+            return Ok(None);
+        };
+        match self.inner.proposals.get(keys::plan(num, seq)).map_err(backend)? {
+            Some(v) => decode("proposals", &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn open_proposals(&self, user: &UserId) -> Result<Vec<Proposal>, StoreError> {
+        let Some(num) = self.user_num(user)? else {
+            return Ok(Vec::new());
+        };
+        let mut open = Vec::new();
+        // Newest first, and only the recent ones: proposals are superseded
+        // as new ones arrive, so open ones are always at the end.
+        for v in self
+            .inner
+            .proposals
+            .scan_prefix(keys::user_prefix(num))
+            .values()
+            .rev()
+            .take(32)
+        {
+            let p: Proposal = decode("proposals", &v.map_err(backend)?)?;
+            if p.status == ProposalStatus::Open {
+                open.push(p);
+            }
+        }
+        open.reverse();
+        Ok(open)
+    }
+}
+
+/// "r12" → 12.
+fn proposal_seq(id: &str) -> Option<u64> {
+    id.strip_prefix('r')
+        .filter(|d| !d.is_empty() && d.len() <= 19 && d.bytes().all(|b| b.is_ascii_digit()))?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -304,6 +383,7 @@ mod tests {
             why: "test".into(),
             version,
             changes: vec![],
+            undoes: None,
         }
     }
 

@@ -4,13 +4,16 @@
 //! from arguments.
 
 pub mod list_plans;
+pub mod plan_history;
 pub mod show_plan;
+pub mod undo;
 pub mod update_plan;
 
 use crate::conversation::ToolCall;
 use crate::hub::Hub;
 use crate::llm::ToolSpec;
 use crate::plan::{Actor, Plan, PlanError, PlanId, PlanLimits, PlanStatus, render};
+use crate::proposals::ConfirmPolicy;
 use crate::store::{Store, StoreError};
 use crate::user::UserId;
 use async_trait::async_trait;
@@ -31,6 +34,7 @@ pub struct ToolContext {
     pub hub: Hub,
     pub limits: PlanLimits,
     pub max_active_plans: usize,
+    pub confirm: ConfirmPolicy,
     pub now: DateTime<Utc>,
 }
 
@@ -95,6 +99,8 @@ pub fn registry() -> Registry {
             Box::new(update_plan::UpdatePlan),
             Box::new(show_plan::ShowPlan),
             Box::new(list_plans::ListPlans),
+            Box::new(plan_history::PlanHistory),
+            Box::new(undo::Undo),
         ],
     }
 }

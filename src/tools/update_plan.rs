@@ -11,7 +11,8 @@ use super::{Tool, ToolContext, ToolError, load_plan, parse_args};
 use crate::llm::ToolSpec;
 use crate::plan::invariants::check_length;
 use crate::plan::snapshot::{self, SnapshotItem};
-use crate::plan::{Change, HistoryEntry, Op, Plan, PlanId, PlanStatus, patch, render};
+use crate::plan::{Change, HistoryEntry, Objective, Op, Plan, PlanId, PlanStatus, patch, render};
+use crate::proposals::{self, Action};
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -29,6 +30,9 @@ struct Args {
     title: Option<String>,
     #[serde(default)]
     goal: Option<String>,
+    /// For a new plan: the goal kind and slots it was made from.
+    #[serde(default)]
+    objective: Option<Objective>,
     #[serde(default)]
     explanation: Option<String>,
     #[serde(default)]
@@ -42,7 +46,7 @@ impl Tool for UpdatePlan {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "update_plan",
-            description: "Create or change one of the user's plans. Patch form: plan_id, expected_version (the version shown in the system prompt), explanation, ops. Omit plan_id and give title to create a plan. Snapshot form: plan = the whole list of {step, status}; steps are matched by title. The server enforces the plan rules and answers with an error you should fix if a change is refused.",
+            description: "Create or change one of the user's plans. Patch form: plan_id, expected_version (the version shown in the system prompt), explanation, ops. Omit plan_id and give title to create a plan. Snapshot form: plan = the whole list of {step, status}; steps are matched by title. The server enforces the plan rules and answers with an error you should fix if a change is refused. Creating plans, removing or cancelling steps or plans, moving due dates and adding tool-bound steps become proposals the user must confirm; say so and ask.",
             parameters: json!({
                 "type": "object",
                 "additionalProperties": false,
@@ -51,6 +55,7 @@ impl Tool for UpdatePlan {
                     "expected_version": {"type": "integer", "minimum": 0, "description": "The plan version you are changing; required with plan_id in the patch form."},
                     "title": {"type": "string", "description": "Title of a new plan."},
                     "goal": {"type": "string", "description": "What a new plan is for, in one sentence."},
+                    "objective": {"type": "object", "description": "For a new plan: {kind, slots} of the goal.", "properties": {"kind": {"type": "string"}, "slots": {"type": "object"}}, "required": ["kind"]},
                     "explanation": {"type": "string", "description": "Why this change is made; recorded in the plan history."},
                     "ops": {
                         "type": "array",
@@ -58,7 +63,7 @@ impl Tool for UpdatePlan {
                             "type": "object",
                             "required": ["op"],
                             "properties": {
-                                "op": {"enum": ["add_step", "update_step", "remove_step", "reorder", "set_status", "rename_plan"]},
+                                "op": {"enum": ["add_step", "update_step", "remove_step", "reorder", "set_status", "rename_plan", "cancel_plan"]},
                                 "id": {"type": "string", "description": "add_step: optional step id (a-z, 0-9, _ and -)"},
                                 "step": {"type": "string", "description": "The step id to change"},
                                 "title": {"type": "string"},
@@ -123,7 +128,15 @@ async fn patch_form(ctx: &ToolContext, args: &Args, ops: Vec<Op>) -> Result<Valu
                     "give `plan_id` (and expected_version) to change a plan, or `title` to create a new one",
                 ));
             };
-            create(ctx, title, args.goal.clone().unwrap_or_default(), why, ops).await
+            create(
+                ctx,
+                title,
+                args.goal.clone().unwrap_or_default(),
+                args.objective.clone(),
+                why,
+                ops,
+            )
+            .await
         }
         Some(id) => {
             let current = load_plan(ctx, id).await?;
@@ -136,9 +149,9 @@ async fn patch_form(ctx: &ToolContext, args: &Args, ops: Vec<Op>) -> Result<Valu
                     current: Some(Box::new(current)),
                 });
             };
-            if args.title.is_some() || args.goal.is_some() {
+            if args.title.is_some() || args.goal.is_some() || args.objective.is_some() {
                 return Err(ToolError::invalid(
-                    "`title` and `goal` are only for new plans; rename with the rename_plan op",
+                    "`title`, `goal` and `objective` are only for new plans; rename with the rename_plan op",
                 ));
             }
             commit(ctx, current, expected, &ops, why).await
@@ -192,7 +205,15 @@ async fn snapshot_form(ctx: &ToolContext, args: &Args, items: &[SnapshotItem]) -
                 .collect();
             let draft = Plan::draft(title.clone(), args.goal.clone().unwrap_or_default(), ctx.now);
             let ops = snapshot::to_ops(&draft, items)?;
-            create(ctx, title, args.goal.clone().unwrap_or_default(), why, ops).await
+            create(
+                ctx,
+                title,
+                args.goal.clone().unwrap_or_default(),
+                args.objective.clone(),
+                why,
+                ops,
+            )
+            .await
         }
         Some(current) => {
             let expected = args.expected_version.unwrap_or(current.version);
@@ -202,7 +223,14 @@ async fn snapshot_form(ctx: &ToolContext, args: &Args, items: &[SnapshotItem]) -
     }
 }
 
-async fn create(ctx: &ToolContext, title: String, goal: String, why: String, ops: Vec<Op>) -> Result<Value, ToolError> {
+async fn create(
+    ctx: &ToolContext,
+    title: String,
+    goal: String,
+    objective: Option<Objective>,
+    why: String,
+    ops: Vec<Op>,
+) -> Result<Value, ToolError> {
     let active = ctx
         .store
         .list_plans(&ctx.user)
@@ -215,7 +243,10 @@ async fn create(ctx: &ToolContext, title: String, goal: String, why: String, ops
             "the user already has {active} active plans, the most allowed; finish or cancel one first"
         )));
     }
-    let draft = Plan::draft(title.trim(), goal.trim(), ctx.now);
+    let mut draft = Plan::draft(title.trim(), goal.trim(), ctx.now);
+    if let Some(objective) = objective {
+        draft.objective = objective;
+    }
     let outcome = patch::apply(&draft, &ops, &ctx.limits, ctx.now)?;
     let mut plan = outcome.plan;
     plan.version = 1;
@@ -224,12 +255,23 @@ async fn create(ctx: &ToolContext, title: String, goal: String, why: String, ops
         title: plan.title.clone(),
     }];
     changes.extend(outcome.changes);
+    if ctx.confirm.needs_confirmation(&changes) {
+        return proposals::propose(
+            ctx,
+            &plan.clone(),
+            Action::Create { plan: Box::new(plan) },
+            changes,
+            why,
+        )
+        .await;
+    }
     let entry = HistoryEntry {
         at: ctx.now,
         actor: ctx.actor,
         why,
         version: 1,
         changes,
+        undoes: None,
     };
     let stored = ctx.store.create_plan(&ctx.user, plan, entry).await?;
     ctx.hub.publish_plan(&ctx.user, &stored);
@@ -250,12 +292,16 @@ async fn commit(ctx: &ToolContext, current: Plan, expected: u64, ops: &[Op], why
     if outcome.changes.is_empty() {
         return Ok(json!({"ok": true, "unchanged": true, "plan_id": current.id, "version": current.version}));
     }
+    if ctx.confirm.needs_confirmation(&outcome.changes) {
+        return proposals::propose(ctx, &current, Action::Patch { ops: ops.to_vec() }, outcome.changes, why).await;
+    }
     let entry = HistoryEntry {
         at: ctx.now,
         actor: ctx.actor,
         why,
         version: outcome.plan.version,
         changes: outcome.changes,
+        undoes: None,
     };
     ctx.store
         .update_plan(&ctx.user, &outcome.plan, current.version, entry)

@@ -63,6 +63,8 @@ async fn spawn_server(data: &Path, fake: &FakeOpenAi) -> (Child, String, Duratio
         .env("STEWARD_LLM_RETRY_BASE_MS", "10")
         .env("STEWARD_LIMITS_MESSAGES_PER_MINUTE", "1000000")
         .env("STEWARD_PLAN_MAX_STEPS", "100000")
+        // Updates here must apply directly; proposals are tested elsewhere.
+        .env("STEWARD_CONFIRM_CREATE_PLAN", "false")
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use steward::app::Clock;
 use steward::llm::ChatModel;
 use steward::store::{SledStore, StoreError};
 use steward::{App, Config};
@@ -20,7 +21,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TestApp {
     pub addr: SocketAddr,
     pub app: App,
-    pub data_dir: PathBuf,
+    config: Config,
+    clock: Option<Clock>,
     _dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
@@ -32,6 +34,15 @@ pub fn test_config(data_dir: &Path) -> Config {
         ..Config::default()
     };
     config.llm.retry_base_ms = 10;
+    // Foundation tests exercise plan updates directly; the planning tests
+    // turn the confirmation policy back on.
+    config.confirm = steward::proposals::ConfirmPolicy {
+        create_plan: false,
+        remove: false,
+        reschedule: false,
+        tool_steps: false,
+    };
+    config.templates_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/plans");
     config.prompts_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");
     config.static_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
     config
@@ -57,18 +68,33 @@ pub async fn spawn_app(model: Arc<dyn ChatModel>) -> TestApp {
 }
 
 pub async fn spawn_app_with(model: Arc<dyn ChatModel>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_at(model, tweak, None).await
+}
+
+/// A clock that starts at `start` and runs at real speed.
+pub fn clock_from(start: &str) -> Clock {
+    let base = chrono::DateTime::parse_from_rfc3339(start)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let began = std::time::Instant::now();
+    Arc::new(move || base + began.elapsed())
+}
+
+pub async fn spawn_app_at(model: Arc<dyn ChatModel>, tweak: impl FnOnce(&mut Config), clock: Option<Clock>) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_owned();
-    let mut app = start(model, &path, tweak).await;
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let mut app = start(model, config, clock).await;
     app._dir = Some(dir);
     app
 }
 
-pub async fn start(model: Arc<dyn ChatModel>, data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let mut config = test_config(data_dir);
-    tweak(&mut config);
-    let store = open_store(data_dir).await;
-    let app = App::with_parts(config, Arc::new(store), model).unwrap();
+pub async fn start(model: Arc<dyn ChatModel>, config: Config, clock: Option<Clock>) -> TestApp {
+    let store = open_store(&config.data_dir).await;
+    let mut app = App::with_parts(config.clone(), Arc::new(store), model).unwrap();
+    if let Some(clock) = &clock {
+        app = app.with_clock(clock.clone());
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -84,7 +110,8 @@ pub async fn start(model: Arc<dyn ChatModel>, data_dir: &Path, tweak: impl FnOnc
     TestApp {
         addr,
         app,
-        data_dir: data_dir.to_owned(),
+        config,
+        clock,
         _dir: None,
         stop: Some(stop),
         server,
@@ -116,9 +143,9 @@ impl TestApp {
     /// Stops the server and starts a new one on the same data directory.
     pub async fn restart(mut self, model: Arc<dyn ChatModel>) -> TestApp {
         let dir = self._dir.take();
-        let path = self.data_dir.clone();
+        let (config, clock) = (self.config.clone(), self.clock.clone());
         self.shutdown().await;
-        let mut next = start(model, &path, |_| {}).await;
+        let mut next = start(model, config, clock).await;
         next._dir = dir;
         next
     }
@@ -156,7 +183,16 @@ impl Client {
                 .expect("socket ended")
                 .expect("socket error");
             match message {
-                Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+                Message::Text(text) => {
+                    if std::env::var_os("TEST_TRACE_FRAMES").is_some() {
+                        eprintln!(
+                            "{} <- {}",
+                            self.user,
+                            text.as_str().chars().take(400).collect::<String>()
+                        );
+                    }
+                    return serde_json::from_str(text.as_str()).unwrap();
+                }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("{}: unexpected frame {other:?}", self.user),
             }

@@ -6,4 +6,5 @@ mod fake_openai;
 mod frames;
 mod harness;
 mod openai;
+mod planning;
 mod process;

@@ -62,7 +62,10 @@ async fn the_adapter_streams_text_and_tool_calls_and_sends_the_whole_conversatio
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(tool_names, ["update_plan", "show_plan", "list_plans"]);
+    assert_eq!(
+        tool_names,
+        ["update_plan", "show_plan", "list_plans", "plan_history", "undo"]
+    );
     assert_eq!(first["tools"][0]["type"], "function");
     assert_eq!(first["tools"][0]["function"]["parameters"]["type"], "object");
     assert_eq!(first["messages"][0]["role"], "system");

@@ -1,0 +1,250 @@
+//! The planning brain end to end with the offline engine: goals become
+//! proposals, a yes creates the plan, commands work on real plans, dates move
+//! only with confirmation, undo reverts, and all of it survives a restart.
+
+use crate::harness::{Client, TestApp, clock_from, of_type, spawn_app_at};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use steward::llm::offline::OfflineEngine;
+use steward::planner::templates::Templates;
+use steward::proposals::ConfirmPolicy;
+
+/// Sunday 2026-11-22, 11:00 in Berlin.
+const NOW: &str = "2026-11-22T10:00:00Z";
+
+fn engine() -> Arc<OfflineEngine> {
+    Arc::new(OfflineEngine::new(Arc::new(Templates::built_in().unwrap())))
+}
+
+async fn app() -> TestApp {
+    spawn_app_at(
+        engine(),
+        |c| {
+            c.confirm = ConfirmPolicy::default();
+            c.time_zone = "Europe/Berlin".into();
+        },
+        Some(clock_from(NOW)),
+    )
+    .await
+}
+
+fn reply(frames: &[Value]) -> String {
+    let last = frames.last().unwrap();
+    assert_eq!(last["type"], "reply", "{frames:#?}");
+    last["text"].as_str().unwrap().to_owned()
+}
+
+fn due(plan: &Value, step: &str) -> Value {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == step)
+        .unwrap()["due_at"]
+        .clone()
+}
+
+async fn set_up_onboarding(ana: &mut Client) -> Value {
+    let frames = ana.turn("g1", "help me onboard Ana Souza, she starts December 1").await;
+    assert!(of_type(&frames, "plan").is_empty(), "nothing is created before the yes");
+    let proposal = of_type(&frames, "proposal")[0]["proposal"].clone();
+    assert_eq!(proposal["status"], "open");
+    assert_eq!(proposal["plan_id"], Value::Null);
+    let text = reply(&frames);
+    assert!(
+        text.starts_with(
+            "To onboard Ana Souza by Dec 1, I'll:\n- Order laptop and equipment for Ana Souza — due Tue Nov 24\n"
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with("Shall I set this up?"), "{text}");
+
+    let frames = ana.turn("g2", "yes").await;
+    let plan = of_type(&frames, "plan")[0]["plan"].clone();
+    assert_eq!(of_type(&frames, "proposal")[0]["proposal"]["status"], "accepted");
+    assert!(reply(&frames).starts_with("Done — your plan is set up.\n**Onboard Ana Souza** (p1) — 0/7 steps done"));
+    plan
+}
+
+#[tokio::test]
+async fn goal_proposal_yes_show_move_confirm_undo_and_restart_keep_the_plan_right() {
+    let app = app().await;
+    let mut ana = app.connect("ana").await;
+
+    let plan = set_up_onboarding(&mut ana).await;
+    assert_eq!(
+        plan["objective"],
+        json!({"kind": "onboard_employee", "slots": {"name": "Ana Souza", "start_date": "2026-12-01"}})
+    );
+    let ids: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "order_hardware",
+            "create_accounts",
+            "assign_buddy",
+            "prepare_desk",
+            "welcome_email",
+            "orientation",
+            "first_week_checkin"
+        ]
+    );
+    // 09:00 in Berlin (UTC+1) on the template's offsets from Dec 1.
+    assert_eq!(due(&plan, "order_hardware"), "2026-11-24T08:00:00Z");
+    assert_eq!(due(&plan, "orientation"), "2026-12-01T08:00:00Z");
+    assert_eq!(plan["steps"][5]["depends_on"], json!(["prepare_desk", "welcome_email"]));
+
+    let shown = reply(&ana.turn("s1", "show my onboarding plan").await);
+    assert!(
+        shown.contains("6. [ ] First-day orientation with Ana Souza — due Tue Dec 1"),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with("Next: Order laptop and equipment for Ana Souza\n"),
+        "{shown}"
+    );
+
+    let frames = ana.turn("m1", "move the orientation to Friday").await;
+    assert!(of_type(&frames, "plan").is_empty(), "a date moves only after a yes");
+    let proposal = of_type(&frames, "proposal")[0]["proposal"].clone();
+    assert_eq!(proposal["plan_id"], "p1");
+    assert_eq!(
+        proposal["changes"],
+        json!([{"kind": "step_due", "step": "orientation", "from": "2026-12-01T08:00:00Z", "to": "2026-11-27T08:00:00Z"}])
+    );
+    assert_eq!(
+        reply(&frames),
+        "Move “First-day orientation with Ana Souza” from Tue Dec 1 to Fri Nov 27. Shall I go ahead?"
+    );
+
+    // Confirmed with the button (a confirm frame) this time.
+    ana.send(json!({"type": "confirm", "proposal_id": proposal["id"], "accept": true}))
+        .await;
+    let moved = ana.until("plan").await.last().unwrap()["plan"].clone();
+    assert_eq!(
+        (moved["version"].clone(), due(&moved, "orientation")),
+        (json!(2), json!("2026-11-27T08:00:00Z"))
+    );
+    assert_eq!(
+        ana.until("proposal").await.last().unwrap()["proposal"]["status"],
+        "accepted"
+    );
+
+    let frames = ana.turn("u1", "undo").await;
+    let undone = of_type(&frames, "plan")[0]["plan"].clone();
+    assert_eq!(
+        (undone["version"].clone(), due(&undone, "orientation")),
+        (json!(3), json!("2026-12-01T08:00:00Z"))
+    );
+    assert!(
+        reply(&frames).starts_with("Undone: Move “First-day orientation with Ana Souza” from Tue Dec 1 to Fri Nov 27.")
+    );
+
+    let history = reply(&ana.turn("h1", "what changed in the onboarding plan?").await);
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines[0], "History of “Onboard Ana Souza”, newest first:");
+    assert!(
+        lines[1].contains("by model: Move “First-day orientation with Ana Souza” from Fri Nov 27 to Tue Dec 1 (undo: "),
+        "{history}"
+    );
+    assert!(
+        lines[2]
+            .contains("by user: Move “First-day orientation with Ana Souza” from Tue Dec 1 to Fri Nov 27 (confirmed: "),
+        "{history}"
+    );
+    assert!(
+        lines[3].contains("by user: Create the plan “Onboard Ana Souza”"),
+        "{history}"
+    );
+    drop(ana);
+
+    let app = app.restart(engine()).await;
+    let ana = app.connect("ana").await;
+    let plans = ana.ready.clone().unwrap()["plans"].clone();
+    assert_eq!(plans.as_array().unwrap().len(), 1);
+    assert_eq!(plans[0], undone);
+}
+
+#[tokio::test]
+async fn a_proposal_survives_a_restart_and_a_stale_one_is_refused_with_the_new_state() {
+    let app = app().await;
+    let mut ana = app.connect("ana").await;
+    set_up_onboarding(&mut ana).await;
+
+    let frames = ana.turn("k1", "skip the welcome email").await;
+    assert_eq!(
+        reply(&frames),
+        "Skip “Send Ana Souza a welcome email with the first-day agenda”. Shall I go ahead?"
+    );
+    drop(ana);
+    let app = app.restart(engine()).await;
+    let mut ana = app.connect("ana").await;
+    let frames = ana.turn("k2", "yes please").await;
+    let plan = of_type(&frames, "plan")[0]["plan"].clone();
+    assert_eq!(plan["steps"][4]["status"], "cancelled");
+
+    // Propose a move, then change the plan directly before answering.
+    let frames = ana.turn("k3", "push the buddy step to Dec 2").await;
+    let stale = of_type(&frames, "proposal")[0]["proposal"].clone();
+    let frames = ana.turn("k4", "done with order laptop").await;
+    assert_eq!(
+        of_type(&frames, "plan")[0]["plan"]["steps"][0]["status"],
+        "completed",
+        "status updates apply at once"
+    );
+    let frames = ana.turn("k5", "yes").await;
+    let text = reply(&frames);
+    assert!(text.starts_with("That proposal is out of date"), "{text}");
+    ana.send(json!({"type": "confirm", "proposal_id": stale["id"], "accept": true}))
+        .await;
+    let answer = ana.until("proposal").await.last().unwrap().clone();
+    assert_eq!(
+        answer["proposal"]["status"], "stale",
+        "an answered proposal shows its outcome"
+    );
+    let stored = app
+        .app
+        .store
+        .get_plan(&steward::user::UserId::parse("ana").unwrap(), steward::plan::PlanId(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        due(&serde_json::to_value(&stored).unwrap(), "assign_buddy"),
+        "2026-11-28T08:00:00Z"
+    );
+}
+
+#[tokio::test]
+async fn a_no_declines_and_missing_details_are_asked_one_at_a_time() {
+    let app = app().await;
+    let mut bo = app.connect("bo").await;
+    assert_eq!(reply(&bo.turn("1", "plan a trip").await), "Where are you going?");
+    assert_eq!(reply(&bo.turn("2", "Lisbon and Porto").await), "When do you leave?");
+    let frames = bo.turn("3", "May 4").await;
+    assert!(
+        reply(&frames).starts_with("To get you to Lisbon and Porto from May 4, 2027, I'll:"),
+        "{}",
+        reply(&frames)
+    );
+    let frames = bo.turn("4", "no, don't do that").await;
+    assert_eq!(reply(&frames), "OK, I won't make that change.");
+    assert_eq!(of_type(&frames, "proposal")[0]["proposal"]["status"], "declined");
+    assert!(
+        app.app
+            .store
+            .list_plans(&steward::user::UserId::parse("bo").unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        reply(&bo.turn("5", "yes").await),
+        "There is nothing waiting for your confirmation right now."
+    );
+}
