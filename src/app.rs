@@ -72,7 +72,7 @@ impl App {
         model: Arc<dyn ChatModel>,
         templates: Arc<Templates>,
     ) -> Result<App, AppError> {
-        let prompts = Prompts::load(&config.prompts_dir)?;
+        let prompts = Prompts::load(&config.prompts_dir)?.with_templates(&templates);
         let l = &config.limits;
         let hub = Hub::new(HubLimits {
             connections_per_user: l.connections_per_user,
@@ -84,7 +84,7 @@ impl App {
             config: Arc::new(config),
             store,
             model,
-            tools: Arc::new(tools::registry()),
+            tools: Arc::new(tools::registry(templates.clone())),
             prompts: Arc::new(prompts),
             templates,
             hub,
@@ -117,6 +117,7 @@ impl App {
             max_active_plans: self.config.limits.max_active_plans,
             confirm: self.config.confirm,
             now: self.now(),
+            time_zone: self.config.tz(),
         }
     }
 

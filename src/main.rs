@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use steward::config::{Config, LogFormat};
+use steward::planner::templates::Templates;
 use steward::store::StoreError;
 use steward::user::UserId;
 use steward::{App, app::AppError};
@@ -33,6 +34,19 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
+    /// Print how a message is interpreted, as one JSON object (the same code
+    /// the server runs on every message).
+    Interpret {
+        /// The moment to resolve relative dates against (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+        /// The user's IANA time zone; default: the configured time_zone.
+        #[arg(long)]
+        tz: Option<String>,
+        /// The message.
+        #[arg(required = true, trailing_var_arg = true)]
+        text: Vec<String>,
+    },
     /// Print a signed user token for the configured auth secret.
     Token {
         #[arg(long)]
@@ -65,6 +79,9 @@ fn main() -> ExitCode {
     init_tracing(config.log_format);
     let result = match cli.command {
         Some(Command::Token { user, ttl_secs }) => token(&config, &user, ttl_secs),
+        Some(Command::Interpret { now, tz, text }) => {
+            interpret(&config, now.as_deref(), tz.as_deref(), &text.join(" "))
+        }
         Some(Command::Serve(args)) => serve(config, args),
         None => serve(config, cli.serve),
     };
@@ -95,6 +112,27 @@ fn token(config: &Config, user: &str, ttl_secs: u64) -> anyhow::Result<()> {
         .context("no auth secret is configured (STEWARD_AUTH_SECRET)")?;
     let user = UserId::parse(user)?;
     println!("{}", steward::http::auth::issue_token(secret, &user, ttl_secs)?);
+    Ok(())
+}
+
+fn interpret(config: &Config, now: Option<&str>, tz: Option<&str>, text: &str) -> anyhow::Result<()> {
+    let tz: chrono_tz::Tz = match tz {
+        Some(name) => name
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--tz `{name}` is not an IANA time zone"))?,
+        None => config.tz(),
+    };
+    let now = match now {
+        Some(at) => chrono::DateTime::parse_from_rfc3339(at)
+            .with_context(|| format!("--now `{at}` is not RFC 3339"))?
+            .with_timezone(&tz),
+        None => chrono::Utc::now().with_timezone(&tz),
+    };
+    let templates = Templates::load(&config.templates_dir)?;
+    println!(
+        "{}",
+        serde_json::to_string(&steward::interpreter::interpret(text, now, &templates))?
+    );
     Ok(())
 }
 

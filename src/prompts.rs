@@ -4,6 +4,7 @@
 //! failing the first turn.
 
 use crate::plan::{Plan, render};
+use crate::planner::templates::Templates;
 use chrono::{DateTime, SecondsFormat, Utc};
 use minijinja::{Environment, UndefinedBehavior, context};
 use std::path::Path;
@@ -18,6 +19,8 @@ pub enum PromptError {
 
 pub struct Prompts {
     env: Environment<'static>,
+    /// The goal templates, listed once at start-up.
+    templates: String,
 }
 
 impl Prompts {
@@ -41,7 +44,10 @@ impl Prompts {
                 file: file.clone(),
                 reason: e.to_string(),
             })?;
-        let prompts = Prompts { env };
+        let prompts = Prompts {
+            env,
+            templates: "(none)".into(),
+        };
         prompts
             .system("example", &[], Utc::now())
             .map_err(|e| PromptError::Template {
@@ -49,6 +55,12 @@ impl Prompts {
                 reason: e.to_string(),
             })?;
         Ok(prompts)
+    }
+
+    /// Lists `templates` in every prompt (for `plan_from_template`).
+    pub fn with_templates(mut self, templates: &Templates) -> Prompts {
+        self.templates = crate::tools::plan_from_template::prompt_section(templates);
+        self
     }
 
     /// The system prompt for one model call. Pure: same inputs, same text.
@@ -62,6 +74,7 @@ impl Prompts {
                 user => user,
                 now => now.to_rfc3339_opts(SecondsFormat::Secs, true),
                 plans => render::prompt_section(plans),
+                templates => self.templates.as_str(),
             })
             .map_err(|e| PromptError::Template {
                 file: "system".into(),

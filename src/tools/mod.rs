@@ -4,6 +4,7 @@
 //! from arguments.
 
 pub mod list_plans;
+pub mod plan_from_template;
 pub mod plan_history;
 pub mod show_plan;
 pub mod undo;
@@ -13,6 +14,7 @@ use crate::conversation::ToolCall;
 use crate::hub::Hub;
 use crate::llm::ToolSpec;
 use crate::plan::{Actor, Plan, PlanError, PlanId, PlanLimits, PlanStatus, render};
+use crate::planner::templates::Templates;
 use crate::proposals::ConfirmPolicy;
 use crate::store::{Store, StoreError};
 use crate::user::UserId;
@@ -36,6 +38,8 @@ pub struct ToolContext {
     pub max_active_plans: usize,
     pub confirm: ConfirmPolicy,
     pub now: DateTime<Utc>,
+    /// The user's time zone, for dates in their words.
+    pub time_zone: chrono_tz::Tz,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,13 +97,14 @@ pub struct Registry {
 }
 
 /// Every tool the model can call.
-pub fn registry() -> Registry {
+pub fn registry(templates: Arc<Templates>) -> Registry {
     Registry {
         tools: vec![
             Box::new(update_plan::UpdatePlan),
             Box::new(show_plan::ShowPlan),
             Box::new(list_plans::ListPlans),
             Box::new(plan_history::PlanHistory),
+            Box::new(plan_from_template::PlanFromTemplate { templates }),
             Box::new(undo::Undo),
         ],
     }

@@ -223,7 +223,7 @@ async fn snapshot_form(ctx: &ToolContext, args: &Args, items: &[SnapshotItem]) -
     }
 }
 
-async fn create(
+pub(crate) async fn create(
     ctx: &ToolContext,
     title: String,
     goal: String,

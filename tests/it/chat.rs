@@ -101,7 +101,14 @@ async fn a_model_update_is_stored_and_reaches_every_socket_of_that_user_and_no_o
     );
     assert_eq!(
         second_request.tools.iter().map(|t| t.name).collect::<Vec<_>>(),
-        ["update_plan", "show_plan", "list_plans", "plan_history", "undo"]
+        [
+            "update_plan",
+            "show_plan",
+            "list_plans",
+            "plan_history",
+            "plan_from_template",
+            "undo"
+        ]
     );
 }
 
@@ -152,7 +159,7 @@ async fn invalid_tool_arguments_leave_the_plan_unchanged_and_the_model_sees_why(
         ),
         (
             Script::tool("x6", "delete_everything", json!({})),
-            "unknown tool `delete_everything`; available tools: update_plan, show_plan, list_plans, plan_history, undo",
+            "unknown tool `delete_everything`; available tools: update_plan, show_plan, list_plans, plan_history, plan_from_template, undo",
         ),
         (
             Script::tool(

@@ -64,7 +64,14 @@ async fn the_adapter_streams_text_and_tool_calls_and_sends_the_whole_conversatio
         .collect();
     assert_eq!(
         tool_names,
-        ["update_plan", "show_plan", "list_plans", "plan_history", "undo"]
+        [
+            "update_plan",
+            "show_plan",
+            "list_plans",
+            "plan_history",
+            "plan_from_template",
+            "undo"
+        ]
     );
     assert_eq!(first["tools"][0]["type"], "function");
     assert_eq!(first["tools"][0]["function"]["parameters"]["type"], "object");

@@ -248,3 +248,68 @@ async fn a_no_declines_and_missing_details_are_asked_one_at_a_time() {
         "There is nothing waiting for your confirmation right now."
     );
 }
+
+#[tokio::test]
+async fn a_configured_model_proposes_from_templates_with_checked_slots_and_the_same_confirmation_rules() {
+    use steward::llm::scripted::{Script, ScriptedModel};
+    let model = Arc::new(ScriptedModel::new(vec![
+        Script::tool(
+            "t1",
+            "plan_from_template",
+            json!({"kind": "product_launch", "slots": {"product": "Nimbus", "launch_date": "next spring"}}),
+        ),
+        Script::tool(
+            "t2",
+            "plan_from_template",
+            json!({"kind": "product_launch", "slots": {"product": "Nimbus"}}),
+        ),
+        Script::tool(
+            "t3",
+            "plan_from_template",
+            json!({"kind": "product_launch", "slots": {"product": "Nimbus", "launch_date": "2027-03-03"}}),
+        ),
+        Script::text("I can set up the Nimbus launch; shall I?"),
+    ]));
+    let app = spawn_app_at(
+        model.clone(),
+        |c| {
+            c.confirm = ConfirmPolicy::default();
+            c.time_zone = "Europe/Berlin".into();
+        },
+        Some(clock_from(NOW)),
+    )
+    .await;
+    let mut ana = app.connect("ana").await;
+    let frames = ana.turn("1", "plan the launch of Nimbus on March 3").await;
+    let results: Vec<String> = model.requests()[3]
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            steward::conversation::Message::Tool { content, .. } => Some(content.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        results[0].contains("slot `launch_date` must be a date as YYYY-MM-DD, not `next spring`"),
+        "{}",
+        results[0]
+    );
+    assert!(
+        results[1].contains("slot `launch_date` is missing; ask the user: When should Nimbus launch?"),
+        "{}",
+        results[1]
+    );
+    assert!(results[2].contains("\"awaiting_confirmation\":true"), "{}", results[2]);
+    assert!(
+        model.requests()[0]
+            .system
+            .contains("- product_launch (product*, launch_date*): steps positioning,")
+    );
+    assert!(of_type(&frames, "plan").is_empty());
+    assert_eq!(of_type(&frames, "proposal").len(), 1);
+    // The model cannot confirm for the user: only the user's yes applies it.
+    let frames = ana.turn("2", "yes").await;
+    let plan = &of_type(&frames, "plan")[0]["plan"];
+    assert_eq!(plan["title"], "Launch Nimbus");
+    assert_eq!(due(plan, "launch"), "2027-03-03T08:00:00Z");
+}

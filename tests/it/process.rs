@@ -65,7 +65,54 @@ async fn help_lists_the_commands() {
     let out = steward().arg("--help").output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for word in ["serve", "token", "--addr", "--data", "--config"] {
+    for word in ["serve", "interpret", "token", "--addr", "--data", "--config"] {
         assert!(stdout.contains(word), "--help lacks {word}: {stdout}");
     }
+}
+
+#[tokio::test]
+async fn interpret_prints_one_json_object_per_message() {
+    let cases = [
+        (
+            vec![
+                "--now",
+                "2026-11-22T10:00:00Z",
+                "--tz",
+                "Europe/Berlin",
+                "onboard my new hire Ana Souza starting Dec 1",
+            ],
+            r#"{"route":"new_goal","kind":"onboard_employee","slots":{"name":"Ana Souza","start_date":"2026-12-01"}}"#,
+        ),
+        (
+            vec![
+                "--now",
+                "2026-11-22T10:00:00Z",
+                "--tz",
+                "Europe/Berlin",
+                "move",
+                "the",
+                "orientation",
+                "to",
+                "Friday",
+            ],
+            r#"{"route":"command","command":"reschedule_step","args":{"step":"orientation","due":"2026-11-27"}}"#,
+        ),
+        (
+            vec!["sounds good, go ahead"],
+            r#"{"route":"confirmation","accept":true}"#,
+        ),
+        (vec!["how was your weekend?"], r#"{"route":"chat"}"#),
+    ];
+    for (args, expected) in cases {
+        let out = steward().arg("interpret").args(&args).output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected, "{args:?}");
+    }
+    let bad = steward()
+        .args(["interpret", "--tz", "Mars/Olympus", "hi"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not an IANA time zone"));
 }

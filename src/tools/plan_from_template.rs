@@ -1,0 +1,163 @@
+//! `plan_from_template`: a configured model hands over a structured
+//! objective (`{kind, slots}`, checked against the template's typed slots)
+//! and the server expands the template into a plan proposal, exactly as the
+//! offline engine does. Dates are resolved by the model into YYYY-MM-DD.
+
+use super::{Tool, ToolContext, ToolError, parse_args, update_plan};
+use crate::llm::ToolSpec;
+use crate::planner::templates::{SlotType, Template, Templates};
+use crate::planner::{self, expand, missing_slot};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+pub struct PlanFromTemplate {
+    pub templates: Arc<Templates>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    kind: String,
+    #[serde(default)]
+    slots: Map<String, Value>,
+}
+
+/// Longest text slot value.
+const MAX_SLOT_CHARS: usize = 200;
+
+fn check_slot(template: &Template, name: &str, value: &Value) -> Result<Value, String> {
+    let Some(spec) = template.slots.iter().find(|s| s.name == name) else {
+        let known: Vec<&str> = template.slots.iter().map(|s| s.name.as_str()).collect();
+        return Err(format!(
+            "`{name}` is not a slot of {}; its slots are {}",
+            template.kind,
+            known.join(", ")
+        ));
+    };
+    let text = |v: &Value| -> Result<String, String> {
+        match v.as_str().map(str::trim) {
+            Some(s) if !s.is_empty() && s.chars().count() <= MAX_SLOT_CHARS && !s.chars().any(char::is_control) => {
+                Ok(s.to_owned())
+            }
+            _ => Err(format!(
+                "slot `{name}` must be a single line of 1-{MAX_SLOT_CHARS} characters"
+            )),
+        }
+    };
+    match spec.kind {
+        SlotType::Person | SlotType::Org | SlotType::Text => text(value).map(Value::from),
+        SlotType::Date => {
+            let s = text(value)?;
+            NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                .map(|_| Value::from(s.clone()))
+                .map_err(|_| format!("slot `{name}` must be a date as YYYY-MM-DD, not `{s}`"))
+        }
+        SlotType::Month => {
+            let s = text(value)?;
+            NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
+                .map(|_| Value::from(s.clone()))
+                .map_err(|_| format!("slot `{name}` must be a month as YYYY-MM, not `{s}`"))
+        }
+        SlotType::Year => {
+            let s = match value {
+                Value::Number(n) => n.to_string(),
+                other => text(other)?,
+            };
+            (s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| Value::from(s.clone()))
+                .ok_or_else(|| format!("slot `{name}` must be a year such as 2027"))
+        }
+        SlotType::List => {
+            let items: Vec<Value> = match value {
+                Value::Array(items) => items
+                    .iter()
+                    .map(text)
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .map(Value::from)
+                    .collect(),
+                single => vec![Value::from(text(single)?)],
+            };
+            if items.is_empty() || items.len() > 20 {
+                return Err(format!("slot `{name}` must list 1-20 items"));
+            }
+            Ok(Value::from(items))
+        }
+    }
+}
+
+#[async_trait]
+impl Tool for PlanFromTemplate {
+    fn spec(&self) -> ToolSpec {
+        let kinds: Vec<&str> = self.templates.all.iter().map(|t| t.kind.as_str()).collect();
+        ToolSpec {
+            name: "plan_from_template",
+            description: "Propose a new plan from a goal template (see the templates in the system prompt). Give the kind and its slots; write dates as YYYY-MM-DD in the user's time zone. If a required slot is unknown, ask the user instead of guessing. The user must confirm the proposal before the plan exists.",
+            parameters: json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["kind", "slots"],
+                "properties": {
+                    "kind": {"type": "string", "enum": kinds},
+                    "slots": {"type": "object", "description": "Slot values by name: text, YYYY-MM-DD dates, YYYY-MM months, lists as arrays"}
+                }
+            }),
+        }
+    }
+
+    async fn call(&self, ctx: &ToolContext, arguments: &str) -> Result<Value, ToolError> {
+        let args: Args = parse_args("plan_from_template", arguments)?;
+        let Some(template) = self.templates.get(&args.kind) else {
+            let kinds: Vec<&str> = self.templates.all.iter().map(|t| t.kind.as_str()).collect();
+            return Err(ToolError::invalid(format!(
+                "unknown kind `{}`; known kinds: {}",
+                args.kind,
+                kinds.join(", ")
+            )));
+        };
+        let mut slots = Map::new();
+        for (name, value) in &args.slots {
+            if value.is_null() {
+                continue;
+            }
+            slots.insert(
+                name.clone(),
+                check_slot(template, name, value).map_err(ToolError::invalid)?,
+            );
+        }
+        let today = ctx.now.with_timezone(&ctx.time_zone).date_naive();
+        if let Some(missing) = missing_slot(template, &slots) {
+            return Err(ToolError::invalid(format!(
+                "slot `{}` is missing; ask the user: {}",
+                missing.name,
+                planner::fill(&missing.question, &slots, today, None)
+            )));
+        }
+        let e = expand(template, &slots, today, ctx.time_zone).map_err(ToolError::invalid)?;
+        update_plan::create(ctx, e.title, e.goal, Some(e.objective), e.summary, e.ops).await
+    }
+}
+
+/// The template list for the system prompt: kinds, slots (* = required)
+/// and their steps, as examples for the model.
+pub fn prompt_section(templates: &Templates) -> String {
+    let mut out = String::new();
+    for t in &templates.all {
+        let slots: Vec<String> = t
+            .slots
+            .iter()
+            .map(|s| format!("{}{}", s.name, if s.required { "*" } else { "" }))
+            .collect();
+        let steps: Vec<&str> = t.steps.iter().map(|s| s.id.as_str()).collect();
+        out.push_str(&format!(
+            "- {} ({}): steps {}\n",
+            t.kind,
+            slots.join(", "),
+            steps.join(", ")
+        ));
+    }
+    out
+}
