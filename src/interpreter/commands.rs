@@ -102,7 +102,7 @@ static SKIP: LazyLock<Regex> = LazyLock::new(|| {
 });
 static RESCHEDULE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(move|reschedule|push|postpone|delay|shift|bump|change|set|pull|bring)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+should be (due|done|moved to|on|by)\s+(.+)$",
+        r"^(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+should be (due|done|moved to|on|by)\s+(.+)$",
     )
 });
 static DUE_OF: LazyLock<Regex> = LazyLock::new(|| re(r"^(the )?(due date|deadline|date)( of| for)?\s+"));
@@ -118,7 +118,7 @@ static ADD_TAIL: LazyLock<Regex> = LazyLock::new(|| {
 });
 static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(i'm |i am |i've |i have |we've |we have |we're |we are )?(done with|finished with|finished|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of)$",
+        r"^(i'm |i am |i've |i have |we've |we have |we're |we are |i |we |just )?(done with|finished with|finished|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of)$",
     )
 });
 static START: LazyLock<Regex> = LazyLock::new(|| {
@@ -237,15 +237,18 @@ pub fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         }
         return reference(object).map(|plan| Command::CancelPlan { plan });
     }
-    if let Some(c) = SKIP.captures(&l) {
+    // A step named together with a date ("start the budget by Dec 20") is a
+    // new goal, not a status change.
+    let dated = !input.dates().is_empty();
+    if let Some(c) = SKIP.captures(&l).filter(|_| !dated) {
         let step = c.get(5).or(c.get(6)).or(c.get(7)).and_then(|s| reference(s.as_str()))?;
         return Some(Command::SkipStep { step });
     }
-    if let Some(c) = COMPLETE.captures(&l) {
+    if let Some(c) = COMPLETE.captures(&l).filter(|_| !dated) {
         let step = c.get(3).or(c.get(4)).or(c.get(7)).and_then(|s| reference(s.as_str()))?;
         return Some(Command::CompleteStep { step });
     }
-    if let Some(c) = START.captures(&l) {
+    if let Some(c) = START.captures(&l).filter(|_| !dated) {
         let step = c.get(3).or(c.get(4)).and_then(|s| reference(s.as_str()))?;
         return Some(Command::StartStep { step });
     }

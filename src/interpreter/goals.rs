@@ -10,7 +10,7 @@ use chrono::{Datelike, Months};
 use serde_json::{Map, Value};
 
 /// Phrases that make a message a request rather than a remark.
-const GOAL_VERBS: &[&str] = &[
+const REQUEST_VERBS: &[&str] = &[
     "help me",
     "help",
     "plan",
@@ -32,18 +32,8 @@ const GOAL_VERBS: &[&str] = &[
     "get ready",
     "start",
     "kick off",
-    "we're",
-    "we are",
-    "i'm",
-    "i am",
     "going to",
     "gonna",
-    "deploy",
-    "launch",
-    "launching",
-    "onboard",
-    "research",
-    "close",
     "write",
     "create",
     "make",
@@ -52,12 +42,35 @@ const GOAL_VERBS: &[&str] = &[
     "arrange",
 ];
 
+/// Verbs that name the goal itself ("we're launching Orbit").
+const GOAL_VERBS: &[&str] = &[
+    "we're",
+    "we are",
+    "i'm",
+    "i am",
+    "deploy",
+    "launch",
+    "launching",
+    "onboard",
+    "research",
+    "close",
+];
+
 const QUESTION_WORDS: &[&str] = &[
     "how", "what", "why", "did", "was", "were", "is", "are", "do", "does", "who", "when",
 ];
 
 /// Words that never start or form a name.
 const NOT_NAMES: &[&str] = &[
+    "them",
+    "him",
+    "me",
+    "you",
+    "there",
+    "here",
+    "have",
+    "has",
+    "signed",
     "i",
     "i'm",
     "i've",
@@ -164,7 +177,7 @@ const ORG_SUFFIXES: &[&str] = &[
 
 /// Words that end a free-text slot value.
 const TEXT_STOPS: &[&str] = &[
-    "by", "on", "next", "this", "due", "starting", "from", "before", "for", "and", "report", "to", "in", "at", "until",
+    "by", "on", "next", "this", "due", "starting", "from", "before", "for", "report", "to", "in", "at", "until",
     "with", "so", "that", "which", "who", "when", "she", "he", "they", "it", "go-live", "going", "live", "please",
 ];
 
@@ -172,12 +185,17 @@ pub fn detect(input: &Input, templates: &Templates) -> Option<(String, Map<Strin
     let toks = input.tokens();
     let words: Vec<&str> = toks.iter().map(|t| t.word).collect();
     let template = best_template(&toks, templates)?;
-    let asks = GOAL_VERBS.iter().any(|v| find_phrase(&toks, v).is_some());
+    let requests = REQUEST_VERBS.iter().any(|v| find_phrase(&toks, v).is_some());
+    let asks = requests || GOAL_VERBS.iter().any(|v| find_phrase(&toks, v).is_some());
     let question = words.first().is_some_and(|w| QUESTION_WORDS.contains(w));
-    if question && !asks {
+    // "how did the launch go?" talks about a goal; it does not ask for one.
+    if question && !requests {
         return None;
     }
-    if !asks && words.len() > 3 && !starts_imperatively(&words) {
+    // A statement with a date ("Tom joins on Monday") is a goal; without one
+    // ("my trip was great") it is talk.
+    let dated = !dates::find_dates(&toks, input.today).is_empty();
+    if !asks && words.len() > 3 && !starts_imperatively(&words) && !dated {
         return None;
     }
     let slots = fill_slots(input, &toks, template);
@@ -436,6 +454,17 @@ fn list_after(input: &Input, toks: &[Token<'_>], cues: &[String], mentions: &[Da
                 )
             }) {
                 words.remove(0);
+            }
+            // "get my ECG and blood work done"
+            while words.len() > 1
+                && words.last().is_some_and(|w| {
+                    matches!(
+                        w.to_lowercase().as_str(),
+                        "done" | "booked" | "scheduled" | "sorted" | "please"
+                    )
+                })
+            {
+                words.pop();
             }
             words.join(" ")
         })

@@ -5,6 +5,7 @@ mod crash;
 mod fake_openai;
 mod frames;
 mod harness;
+mod interpreter_eval;
 mod openai;
 mod planning;
 mod process;
