@@ -60,7 +60,9 @@ fn main() {
     let two_hundred = plan(200);
     let limits = PlanLimits::default();
     let now = Utc.with_ymd_and_hms(2026, 11, 22, 11, 0, 0).unwrap();
-    let prompts = Prompts::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"))).unwrap();
+    let prompts = Prompts::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts")))
+        .unwrap()
+        .with_templates(&steward::planner::templates::Templates::built_in().unwrap());
 
     measure("render 20-step plan into the prompt section", 500, 200, || {
         black_box(render::prompt_section(black_box(std::slice::from_ref(&twenty))));
@@ -102,6 +104,22 @@ fn main() {
     };
     measure("reject a 10 000-step plan with a cycle (validate)", 50, 2, || {
         black_box(steward::plan::invariants::validate(black_box(&cyclic), &big).unwrap_err());
+    });
+    let templates = steward::planner::templates::Templates::built_in().unwrap();
+    let local = now.with_timezone(&chrono_tz::Europe::Berlin);
+    measure("interpret a goal message (kind, slots, dates)", 300, 20, || {
+        black_box(steward::interpreter::interpret(
+            black_box("help me onboard Ana Souza, she starts December 1"),
+            local,
+            &templates,
+        ));
+    });
+    measure("interpret a command message", 300, 20, || {
+        black_box(steward::interpreter::interpret(
+            black_box("move the orientation to Friday"),
+            local,
+            &templates,
+        ));
     });
     let json = serde_json::to_string(&two_hundred).unwrap();
     measure("decode a stored 200-step plan (serde_json)", 300, 10, || {
