@@ -180,3 +180,48 @@ fn ranges_and_relative_dates_fill_trip_slots() {
     assert_eq!(got["slots"], json!({"name": "Ana", "start_date": "2026-12-06"}));
     let _ = chrono_tz::UTC.with_ymd_and_hms(2026, 1, 1, 0, 0, 0);
 }
+
+#[test]
+fn a_template_dropped_into_the_directory_is_understood_without_code_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("move_house.toml"),
+        r#"kind = "move_house"
+title = "Move to {city}"
+goal = "Live in {city} from {move_date}"
+summary = "To move you to {city} by {move_date}"
+keywords = ["move house", "moving house", "relocate", "relocating"]
+
+[[slots]]
+name = "city"
+type = "text"
+required = true
+question = "Where are you moving?"
+cues = ["to"]
+
+[[slots]]
+name = "move_date"
+type = "date"
+required = true
+question = "When do you move?"
+cues = ["on", "by"]
+
+[[steps]]
+id = "movers"
+title = "Book movers"
+due = "move_date - 14d"
+"#,
+    )
+    .unwrap();
+    let templates = Templates::load(dir.path()).unwrap();
+    let got = serde_json::to_value(interpret(
+        "help me relocate to Hamburg on March 1",
+        berlin(),
+        &templates,
+    ))
+    .unwrap();
+    assert_eq!(
+        got,
+        json!({"route": "new_goal", "kind": "move_house", "slots": {"city": "Hamburg", "move_date": "2027-03-01"}})
+    );
+}
