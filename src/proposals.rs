@@ -6,6 +6,7 @@
 
 use crate::plan::{Actor, Change, HistoryEntry, Op, Plan, PlanId, PlanStatus, StepStatus, patch};
 use crate::protocol::ServerFrame;
+use crate::store::{Accepted, StoreError};
 use crate::tools::{ToolContext, ToolError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -228,6 +229,23 @@ pub enum Decision {
     NotFound,
 }
 
+/// Marks a proposal stale and shows the plan as it is now.
+async fn stale(ctx: &ToolContext, mut proposal: Proposal, plan_id: PlanId) -> Result<Decision, ToolError> {
+    let current = ctx.store.get_plan(&ctx.user, plan_id).await?;
+    proposal.status = ProposalStatus::Stale;
+    ctx.store.save_proposal(&ctx.user, &proposal).await?;
+    ctx.hub.publish(
+        &ctx.user,
+        &ServerFrame::Proposal {
+            proposal: proposal.view(),
+        },
+    );
+    if let Some(plan) = &current {
+        ctx.hub.publish_plan(&ctx.user, plan);
+    }
+    Ok(Decision::Stale { proposal, current })
+}
+
 /// Answers proposal `id` (or, for a typed yes/no, the latest open one).
 pub async fn decide(ctx: &ToolContext, id: Option<&str>, accept: bool) -> Result<Decision, ToolError> {
     let proposal = match id {
@@ -257,7 +275,7 @@ pub async fn decide(ctx: &ToolContext, id: Option<&str>, accept: bool) -> Result
         return Ok(Decision::Declined { proposal });
     }
     let why = format!("confirmed: {}", proposal.why);
-    let applied = match &proposal.action {
+    let change = match &proposal.action {
         Action::Create { plan } => {
             let active = ctx
                 .store
@@ -279,53 +297,46 @@ pub async fn decide(ctx: &ToolContext, id: Option<&str>, accept: bool) -> Result
                 changes: proposal.changes.clone(),
                 undoes: None,
             };
-            Some(ctx.store.create_plan(&ctx.user, (**plan).clone(), entry).await?)
+            Accepted::Create {
+                draft: (**plan).clone(),
+                entry,
+            }
         }
         Action::Patch { ops } => {
             let plan_id = proposal
                 .plan_id
                 .ok_or_else(|| ToolError::invalid("proposal without a plan"))?;
             let current = ctx.store.get_plan(&ctx.user, plan_id).await?;
-            match current {
-                Some(current) if current.version == proposal.base_version => {
-                    let outcome = patch::apply(&current, ops, &ctx.limits, ctx.now)?;
-                    let entry = HistoryEntry {
-                        at: ctx.now,
-                        actor: Actor::User,
-                        why,
-                        version: outcome.plan.version,
-                        changes: outcome.changes,
-                        undoes: None,
-                    };
-                    ctx.store
-                        .update_plan(&ctx.user, &outcome.plan, current.version, entry)
-                        .await?;
-                    Some(outcome.plan)
-                }
-                other => {
-                    proposal.status = ProposalStatus::Stale;
-                    ctx.store.save_proposal(&ctx.user, &proposal).await?;
-                    ctx.hub.publish(
-                        &ctx.user,
-                        &ServerFrame::Proposal {
-                            proposal: proposal.view(),
-                        },
-                    );
-                    if let Some(plan) = &other {
-                        ctx.hub.publish_plan(&ctx.user, plan);
-                    }
-                    return Ok(Decision::Stale {
-                        proposal,
-                        current: other,
-                    });
-                }
+            let Some(current) = current.filter(|c| c.version == proposal.base_version) else {
+                return stale(ctx, proposal, plan_id).await;
+            };
+            let outcome = patch::apply(&current, ops, &ctx.limits, ctx.now)?;
+            let entry = HistoryEntry {
+                at: ctx.now,
+                actor: Actor::User,
+                why,
+                version: outcome.plan.version,
+                changes: outcome.changes,
+                undoes: None,
+            };
+            Accepted::Update {
+                plan: outcome.plan,
+                expected_version: current.version,
+                entry,
             }
         }
     };
-    let plan = applied.ok_or_else(|| ToolError::invalid("nothing was applied"))?;
     proposal.status = ProposalStatus::Accepted;
+    let plan = match ctx.store.accept_proposal(&ctx.user, &proposal, change).await {
+        Ok(plan) => plan,
+        Err(StoreError::ProposalClosed { current }) => return Ok(Decision::AlreadyDecided { proposal: *current }),
+        Err(StoreError::Conflict { current }) => {
+            proposal.status = ProposalStatus::Open;
+            return stale(ctx, proposal, current.id).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     proposal.plan_id = Some(plan.id);
-    ctx.store.save_proposal(&ctx.user, &proposal).await?;
     ctx.hub.publish_plan(&ctx.user, &plan);
     ctx.hub.publish(
         &ctx.user,

@@ -22,6 +22,9 @@ pub enum StoreError {
     Conflict { current: Box<Plan> },
     #[error("plan {0} not found")]
     PlanNotFound(PlanId),
+    /// The proposal was answered meanwhile (e.g. a retried yes).
+    #[error("proposal {} is no longer open", .current.id)]
+    ProposalClosed { current: Box<Proposal> },
     /// Another process holds the data directory.
     #[error("the data directory {path} is in use by another steward process ({detail})")]
     Locked { path: String, detail: String },
@@ -75,4 +78,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// The user's open proposals, oldest first.
     async fn open_proposals(&self, user: &UserId) -> Result<Vec<Proposal>, StoreError>;
+
+    /// Applies an accepted proposal and records it as accepted in one
+    /// transaction, so a crash or a repeated yes can never apply it twice.
+    /// The stored proposal must still be open. Returns the stored plan.
+    async fn accept_proposal(&self, user: &UserId, accepted: &Proposal, change: Accepted) -> Result<Plan, StoreError>;
+}
+
+/// The plan change an accepted proposal makes.
+#[derive(Debug, Clone)]
+pub enum Accepted {
+    Create {
+        draft: Plan,
+        entry: HistoryEntry,
+    },
+    Update {
+        plan: Plan,
+        expected_version: u64,
+        entry: HistoryEntry,
+    },
 }

@@ -2,7 +2,7 @@
 //! `flush`, so every write here ends in [`SledStore::durable`], which batches
 //! concurrent callers into one flush (group commit).
 
-use super::{Store, StoreError, keys};
+use super::{Accepted, Store, StoreError, keys};
 use crate::conversation::Entry;
 use crate::plan::{HistoryEntry, Plan, PlanId};
 use crate::proposals::{Proposal, ProposalStatus};
@@ -336,6 +336,75 @@ impl Store for SledStore {
         }
     }
 
+    async fn accept_proposal(&self, user: &UserId, accepted: &Proposal, change: Accepted) -> Result<Plan, StoreError> {
+        let num = self.require_user(user)?;
+        let seq = proposal_seq(&accepted.id)
+            .ok_or_else(|| StoreError::Backend(format!("bad proposal id {}", accepted.id)))?;
+        let i = &self.inner;
+        let stored = (&i.plans, &i.history, &i.meta, &i.proposals)
+            .transaction(|(plans, history, meta, proposals)| {
+                let key = keys::plan(num, seq);
+                let Some(current) = proposals.get(key)? else {
+                    return abort(StoreError::Backend(format!("proposal {} vanished", accepted.id)));
+                };
+                let current: Proposal = decode("proposals", &current).map_err(ConflictableTransactionError::Abort)?;
+                if current.status != ProposalStatus::Open {
+                    return abort(StoreError::ProposalClosed {
+                        current: Box::new(current),
+                    });
+                }
+                let plan = match &change {
+                    Accepted::Create { draft, entry } => {
+                        let counter = keys::plan_counter(num);
+                        let next = meta.get(counter)?.and_then(|v| keys::decode_u64(&v)).unwrap_or(0) + 1;
+                        meta.insert(&counter[..], &next.to_be_bytes()[..])?;
+                        let mut plan = draft.clone();
+                        plan.id = PlanId(next);
+                        plans.insert(
+                            &keys::plan(num, next)[..],
+                            encode(&plan).map_err(ConflictableTransactionError::Abort)?,
+                        )?;
+                        let entry = encode(entry).map_err(ConflictableTransactionError::Abort)?;
+                        history.insert(&keys::history(num, next, plan.version)[..], entry)?;
+                        plan
+                    }
+                    Accepted::Update {
+                        plan,
+                        expected_version,
+                        entry,
+                    } => {
+                        let plan_key = keys::plan(num, plan.id.0);
+                        let Some(stored) = plans.get(plan_key)? else {
+                            return abort(StoreError::PlanNotFound(plan.id));
+                        };
+                        let stored: Plan = decode("plans", &stored).map_err(ConflictableTransactionError::Abort)?;
+                        if stored.version != *expected_version {
+                            return abort(StoreError::Conflict {
+                                current: Box::new(stored),
+                            });
+                        }
+                        plans.insert(
+                            &plan_key[..],
+                            encode(plan).map_err(ConflictableTransactionError::Abort)?,
+                        )?;
+                        let entry = encode(entry).map_err(ConflictableTransactionError::Abort)?;
+                        history.insert(&keys::history(num, plan.id.0, plan.version)[..], entry)?;
+                        plan.clone()
+                    }
+                };
+                let mut record = accepted.clone();
+                record.plan_id = Some(plan.id);
+                proposals.insert(&key[..], encode(&record).map_err(ConflictableTransactionError::Abort)?)?;
+                Ok(plan)
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => backend(e),
+            })?;
+        self.durable().await?;
+        Ok(stored)
+    }
+
     async fn open_proposals(&self, user: &UserId) -> Result<Vec<Proposal>, StoreError> {
         let Some(num) = self.user_num(user)? else {
             return Ok(Vec::new());
@@ -359,6 +428,10 @@ impl Store for SledStore {
         open.reverse();
         Ok(open)
     }
+}
+
+fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
+    Err(ConflictableTransactionError::Abort(e))
 }
 
 /// "r12" → 12.
@@ -473,5 +546,49 @@ mod tests {
             Err(other) => panic!("expected Locked, got {other}"),
             Ok(_) => panic!("expected Locked, got a second store"),
         }
+    }
+
+    #[tokio::test]
+    async fn an_accepted_creation_applies_once_even_if_the_yes_comes_twice() {
+        use crate::proposals::{Action, Proposal, ProposalStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let u = UserId::parse("u").unwrap();
+        store.ensure_user(&u).await.unwrap();
+        let mut draft = Plan::draft("Trip", "", Utc::now());
+        draft.version = 1;
+        let open = Proposal {
+            id: String::new(),
+            plan_id: None,
+            base_version: 1,
+            summary: "Create".into(),
+            changes: vec![],
+            status: ProposalStatus::Open,
+            why: "test".into(),
+            created_at: Utc::now(),
+            decided_at: None,
+            action: Action::Create {
+                plan: Box::new(draft.clone()),
+            },
+        };
+        let open = store.create_proposal(&u, open).await.unwrap();
+        let mut accepted = open.clone();
+        accepted.status = ProposalStatus::Accepted;
+        let change = || Accepted::Create {
+            draft: draft.clone(),
+            entry: entry(1),
+        };
+        let plan = store.accept_proposal(&u, &accepted, change()).await.unwrap();
+        assert_eq!(plan.id, PlanId(1));
+        match store.accept_proposal(&u, &accepted, change()).await {
+            Err(StoreError::ProposalClosed { current }) => assert_eq!(current.status, ProposalStatus::Accepted),
+            other => panic!("expected ProposalClosed, got {other:?}"),
+        }
+        assert_eq!(store.list_plans(&u).await.unwrap().len(), 1);
+        assert_eq!(
+            store.get_proposal(&u, &open.id).await.unwrap().unwrap().plan_id,
+            Some(PlanId(1))
+        );
+        assert!(store.open_proposals(&u).await.unwrap().is_empty());
     }
 }
