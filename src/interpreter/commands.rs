@@ -132,10 +132,14 @@ static SHOW: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
-fn clean(l: &str) -> String {
-    let l = l.trim().trim_end_matches(['.', '!', '?', ' ']);
-    let l = POLITE.replace(l, "");
-    l.trim().to_owned()
+/// The message without politeness and trailing punctuation, and the byte
+/// offset where it starts in `lower` (so spans map back to the original).
+fn clean(lower: &str) -> (usize, &str) {
+    let leading = lower.len() - lower.trim_start().len();
+    let l = lower.trim().trim_end_matches(['.', '!', '?', ' ']);
+    let polite = POLITE.find(l).map(|m| m.end()).unwrap_or(0);
+    let rest = l[polite..].trim_start();
+    (leading + l.len() - rest.len(), rest.trim_end())
 }
 
 fn reference(words: &str) -> Option<String> {
@@ -165,9 +169,8 @@ fn date_in(input: &Input, offset: usize) -> Option<DateMention> {
 }
 
 pub fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
-    let l = clean(&input.lower);
-    // Where `l` starts inside `input.lower`, for spans into the original.
-    let base = input.lower.find(l.as_str()).unwrap_or(0);
+    let (base, l) = clean(&input.lower);
+    let l = l.to_owned();
     if HELP.is_match(&l) {
         return Some(Command::Help {});
     }
@@ -279,11 +282,13 @@ fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
         }
         end = end.min(toks[first].start);
     }
-    let raw = input.text[body_start..end]
+    let raw = input
+        .text
+        .get(body_start..end)?
         .trim()
         .trim_end_matches([',', ';', '-', ':'])
         .trim();
-    let lower_raw = input.lower[body_start..body_start + raw.len()].to_owned();
+    let lower_raw = input.lower.get(body_start..body_start + raw.len())?.to_owned();
     let cut = ADD_TAIL.find(&lower_raw).map(|m| m.start()).unwrap_or(raw.len());
     let title = raw[..cut].trim().trim_matches('"').trim();
     if title.is_empty() || title.split_whitespace().count() > 20 {

@@ -225,3 +225,47 @@ due = "move_date - 14d"
         json!({"route": "new_goal", "kind": "move_house", "slots": {"city": "Hamburg", "move_date": "2027-03-01"}})
     );
 }
+
+#[test]
+fn no_input_makes_the_interpreter_panic() {
+    use rand::Rng;
+    let templates = Templates::built_in().unwrap();
+    let fixed = [
+        "",
+        " ",
+        "?",
+        "ok ok add a step: ünïcödé by Dec 1",
+        "İstanbul trip from Dec 1 to",
+        "remind me to",
+        "add a step:",
+        "move  to Friday",
+        "ＹＥＳ",
+        "🚀 launch 🚀 on March 3",
+        "remind me at 25:99 to x",
+        "add ß step by tomorrow ,,,",
+        "done with",
+        "the 32nd of May",
+        "in 99999999999 days",
+    ];
+    for text in fixed {
+        let _ = interpret(text, berlin(), &templates);
+    }
+    let alphabet: Vec<char> = "aAbdeimnorstuyİß ü🚀,.:;-'0123456789".chars().collect();
+    let words = [
+        "add", "move", "to", "by", "remind", "me", "at", "step", "plan", "trip", "onboard", "dec", "1", "friday", "in",
+        "two", "weeks", "yes", "no", "the", "from",
+    ];
+    let mut rng = rand::rng();
+    for _ in 0..3000 {
+        let mut text = String::new();
+        for _ in 0..rng.random_range(0..12) {
+            if rng.random_bool(0.7) {
+                text.push_str(words[rng.random_range(0..words.len())]);
+            } else {
+                text.push(alphabet[rng.random_range(0..alphabet.len())]);
+            }
+            text.push(if rng.random_bool(0.8) { ' ' } else { ',' });
+        }
+        let _ = interpret(&text, berlin(), &templates);
+    }
+}
