@@ -74,7 +74,11 @@ fn main() {
         || {
             black_box(
                 prompts
-                    .system("ana", black_box(std::slice::from_ref(&twenty)), now)
+                    .system(
+                        "ana",
+                        black_box(std::slice::from_ref(&twenty)),
+                        now.with_timezone(&chrono_tz::Europe::Berlin),
+                    )
                     .unwrap(),
             );
         },

@@ -6,6 +6,7 @@
 use crate::plan::{Plan, render};
 use crate::planner::templates::Templates;
 use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
 use minijinja::{Environment, UndefinedBehavior, context};
 use std::path::Path;
 
@@ -49,7 +50,7 @@ impl Prompts {
             templates: "(none)".into(),
         };
         prompts
-            .system("example", &[], Utc::now())
+            .system("example", &[], Utc::now().with_timezone(&chrono_tz::UTC))
             .map_err(|e| PromptError::Template {
                 file,
                 reason: e.to_string(),
@@ -64,7 +65,7 @@ impl Prompts {
     }
 
     /// The system prompt for one model call. Pure: same inputs, same text.
-    pub fn system(&self, user: &str, plans: &[Plan], now: DateTime<Utc>) -> Result<String, PromptError> {
+    pub fn system(&self, user: &str, plans: &[Plan], now: DateTime<Tz>) -> Result<String, PromptError> {
         let template = self.env.get_template("system").map_err(|e| PromptError::Template {
             file: "system".into(),
             reason: e.to_string(),
@@ -72,7 +73,9 @@ impl Prompts {
         template
             .render(context! {
                 user => user,
-                now => now.to_rfc3339_opts(SecondsFormat::Secs, true),
+                now => now.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Secs, true),
+                local => now.format("%A %Y-%m-%d %H:%M").to_string(),
+                time_zone => now.timezone().name(),
                 plans => render::prompt_section(plans),
                 templates => self.templates.as_str(),
             })
@@ -97,13 +100,17 @@ mod tests {
         plan.id = PlanId(2);
         plan.version = 5;
         plan.steps.push(Step::new("laptop", "Order laptop"));
-        let text = prompts.system("ana", &[plan], now).unwrap();
-        assert!(text.contains("Current time: 2026-11-22T10:00:00Z"), "{text}");
+        let local = now.with_timezone(&chrono_tz::Europe::Berlin);
+        let text = prompts.system("ana", &[plan], local).unwrap();
+        assert!(
+            text.contains("Current time: 2026-11-22T10:00:00Z (Sunday 2026-11-22 11:00 in Europe/Berlin"),
+            "{text}"
+        );
         assert!(
             text.contains("Plan p2 \"Onboard Ana\" version=5 status=active progress=0/1\n  [ ] laptop Order laptop\n"),
             "{text}"
         );
-        assert_eq!(text, prompts.system("ana", &[prompts_plan(now)], now).unwrap());
+        assert_eq!(text, prompts.system("ana", &[prompts_plan(now)], local).unwrap());
     }
 
     fn prompts_plan(now: DateTime<Utc>) -> Plan {

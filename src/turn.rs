@@ -204,7 +204,7 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
             .into_iter()
             .filter(|p| p.status == PlanStatus::Active)
             .collect();
-        let system = app.prompts.system(user.as_str(), &plans, app.now())?;
+        let system = app.prompts.system(user.as_str(), &plans, app.local_now())?;
         let history = store.recent_messages(user, app.config.limits.history_messages).await?;
         let messages = conversation::repair(history.into_iter().map(|e| e.message).collect());
         let request = ModelRequest {
