@@ -591,4 +591,26 @@ mod tests {
         );
         assert!(store.open_proposals(&u).await.unwrap().is_empty());
     }
+
+    #[tokio::test]
+    async fn a_record_that_does_not_decode_fails_the_read_instead_of_serving_wrong_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let u = UserId::parse("u").unwrap();
+        store.ensure_user(&u).await.unwrap();
+        let plan = plan_for(&store, &u, "kept").await;
+        let num = store.user_num(&u).unwrap().unwrap();
+        store.inner.plans.insert(keys::plan(num, plan.id.0), &b"{\"v\":1,\"data\":{\"truncated"[..]).unwrap();
+        for result in [store.list_plans(&u).await.map(|_| ()), store.get_plan(&u, plan.id).await.map(|_| ())] {
+            match result {
+                Err(StoreError::Corrupt { tree: "plans", .. }) => {}
+                other => panic!("expected a corrupt-record error, got {other:?}"),
+            }
+        }
+        store.inner.plans.insert(keys::plan(num, plan.id.0), encode(&plan).unwrap()).unwrap();
+        let mut future = serde_json::to_value(Envelope { v: FORMAT, data: &plan }).unwrap();
+        future["v"] = serde_json::json!(99);
+        store.inner.plans.insert(keys::plan(num, 2), serde_json::to_vec(&future).unwrap()).unwrap();
+        assert!(matches!(store.list_plans(&u).await, Err(StoreError::Corrupt { reason, .. }) if reason == "unknown format version 99"));
+    }
 }
