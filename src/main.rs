@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use steward::config::{Config, LogFormat};
 use steward::planner::templates::Templates;
-use steward::store::StoreError;
+use steward::store::{SledStore, StoreError};
 use steward::user::UserId;
 use steward::{App, app::AppError};
 use tracing_subscriber::EnvFilter;
@@ -47,6 +47,20 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true)]
         text: Vec<String>,
     },
+    /// Write a backup of the data directory as JSON lines (stop the server first).
+    Export {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Output file (written to a temporary file, synced, then renamed).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup made by `export` into an empty data directory.
+    Import {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        file: PathBuf,
+    },
     /// Print a signed user token for the configured auth secret.
     Token {
         #[arg(long)]
@@ -79,6 +93,8 @@ fn main() -> ExitCode {
     init_tracing(config.log_format);
     let result = match cli.command {
         Some(Command::Token { user, ttl_secs }) => token(&config, &user, ttl_secs),
+        Some(Command::Export { data, out }) => export(data.unwrap_or(config.data_dir.clone()), &out),
+        Some(Command::Import { data, file }) => import(data.unwrap_or(config.data_dir.clone()), &file),
         Some(Command::Interpret { now, tz, text }) => {
             interpret(&config, now.as_deref(), tz.as_deref(), &text.join(" "))
         }
@@ -113,6 +129,36 @@ fn token(config: &Config, user: &str, ttl_secs: u64) -> anyhow::Result<()> {
     let user = UserId::parse(user)?;
     println!("{}", steward::http::auth::issue_token(secret, &user, ttl_secs)?);
     Ok(())
+}
+
+fn export(data: PathBuf, out: &std::path::Path) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let _guard = runtime.enter();
+    let store = SledStore::open(&data).with_context(|| format!("opening {}", data.display()))?;
+    let partial = out.with_extension("partial");
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?,
+    );
+    let count = store.export(&mut file)?;
+    let file = file
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", partial.display()))?;
+    file.sync_all()?;
+    std::fs::rename(&partial, out)?;
+    eprintln!("steward: exported {count} records to {}", out.display());
+    Ok(())
+}
+
+fn import(data: PathBuf, file: &std::path::Path) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store = SledStore::open(&data).with_context(|| format!("opening {}", data.display()))?;
+        let input =
+            std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?);
+        let count = store.import(input).await?;
+        eprintln!("steward: imported {count} records into {}", data.display());
+        Ok(())
+    })
 }
 
 fn interpret(config: &Config, now: Option<&str>, tz: Option<&str>, text: &str) -> anyhow::Result<()> {

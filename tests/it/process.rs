@@ -116,3 +116,49 @@ async fn interpret_prints_one_json_object_per_message() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not an IANA time zone"));
 }
+
+#[tokio::test]
+async fn export_and_import_round_trip_through_the_binary() {
+    let (a, b, dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let backup = dir.path().join("backup.jsonl");
+    let out = steward()
+        .args(["export", "--data"])
+        .arg(a.path())
+        .arg("--out")
+        .arg(&backup)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&backup).unwrap().lines().next(),
+        Some(r#"{"steward_export":1}"#)
+    );
+    let out = steward()
+        .args(["import", "--data"])
+        .arg(b.path())
+        .arg(&backup)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let garbage = dir.path().join("garbage.jsonl");
+    std::fs::write(&garbage, "not json\n").unwrap();
+    let out = steward()
+        .args(["import", "--data"])
+        .arg(dir.path().join("fresh"))
+        .arg(&garbage)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
