@@ -135,7 +135,7 @@ impl SledStore {
                 let value_text = std::str::from_utf8(&value)
                     .ok()
                     .filter(|_| name != "users" && name != "meta")
-                    .map(|t| serde_json::from_str::<serde_json::Value>(t))
+                    .map(serde_json::from_str::<serde_json::Value>)
                     .transpose()
                     .map_err(|e| StoreError::Corrupt {
                         tree: "export",
@@ -527,7 +527,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
