@@ -7,9 +7,15 @@ use crate::hub::{Hub, HubLimits};
 use crate::llm::offline::OfflineEngine;
 use crate::llm::openai::OpenAiModel;
 use crate::llm::{ChatModel, ModelError};
+use crate::notify::email::{Mail, MailError};
+use crate::notify::links::Links;
+use crate::notify::mailer::Mailer;
+use crate::notify::push::Pusher;
+use crate::notify::router::Notifier;
 use crate::plan::Actor;
 use crate::planner::templates::{TemplateError, Templates};
 use crate::prompts::{PromptError, Prompts};
+use crate::scheduler::Scheduler;
 use crate::store::{SledStore, Store, StoreError};
 use crate::tools::{self, Registry, ToolContext};
 use crate::user::UserId;
@@ -19,6 +25,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// The source of "now"; tests inject a fixed or moving clock.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -32,7 +39,20 @@ pub struct App {
     pub prompts: Arc<Prompts>,
     pub templates: Arc<Templates>,
     pub hub: Hub,
+    pub mail: Arc<Mail>,
+    pub mailer: Mailer,
+    /// Pokes the notifier when something may be ready to route or send.
+    pub notifier_wake: Arc<tokio::sync::Notify>,
+    /// Signing keys and the push client, read from (or first written to)
+    /// the store on first use.
+    secrets: Arc<tokio::sync::OnceCell<Secrets>>,
     clock: Clock,
+}
+
+#[derive(Clone)]
+struct Secrets {
+    links: Links,
+    pusher: Option<Pusher>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +65,10 @@ pub enum AppError {
     Model(#[from] ModelError),
     #[error("plan template {0}")]
     Template(#[from] TemplateError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error("email: {0}")]
+    Mailer(String),
 }
 
 impl App {
@@ -52,7 +76,7 @@ impl App {
     /// OpenAI-compatible endpoint if configured, else the offline engine.
     pub fn build(config: Config) -> Result<App, AppError> {
         let templates = Arc::new(Templates::load(&config.templates_dir)?);
-        let store = SledStore::open(&config.data_dir)?;
+        let store = SledStore::open(&config.data_dir)?.with_trigger_policy(config.notify.trigger_policy());
         let model: Arc<dyn ChatModel> = match &config.llm.base_url {
             Some(url) => Arc::new(OpenAiModel::new(&config.llm, url)?),
             None => Arc::new(OfflineEngine::new(templates.clone())),
@@ -73,6 +97,13 @@ impl App {
         templates: Arc<Templates>,
     ) -> Result<App, AppError> {
         let prompts = Prompts::load(&config.prompts_dir)?.with_templates(&templates);
+        let mail = Mail::load(&config.email.templates_dir, &config.email.from)?;
+        let mailer = Mailer::new(
+            config.email.smtp_url.as_deref(),
+            config.outbox_dir(),
+            std::time::Duration::from_secs(config.notify.send_timeout_secs),
+        )
+        .map_err(AppError::Mailer)?;
         let l = &config.limits;
         let hub = Hub::new(HubLimits {
             connections_per_user: l.connections_per_user,
@@ -88,8 +119,119 @@ impl App {
             prompts: Arc::new(prompts),
             templates,
             hub,
+            mail: Arc::new(mail),
+            mailer,
+            notifier_wake: Arc::new(tokio::sync::Notify::new()),
+            secrets: Arc::new(tokio::sync::OnceCell::new()),
             clock: Arc::new(Utc::now),
         })
+    }
+
+    /// Replaces the mail transport (tests point it at a loopback server).
+    pub fn with_mailer(mut self, mailer: Mailer) -> App {
+        self.mailer = mailer;
+        self
+    }
+
+    async fn secrets(&self) -> Result<Secrets, StoreError> {
+        self.secrets
+            .get_or_try_init(|| async {
+                let key = self
+                    .store
+                    .secret("link-key", rand::random::<[u8; 32]>().to_vec())
+                    .await?;
+                let links = Links::new(key, &self.config.public_url());
+                let pusher = if self.config.push.enabled {
+                    let vapid = self.store.secret("vapid-key", Pusher::generate_key()).await?;
+                    let client = reqwest::Client::builder()
+                        .connect_timeout(std::time::Duration::from_secs(10))
+                        .build()
+                        .map_err(|e| StoreError::Backend(format!("http client: {e}")))?;
+                    match Pusher::new(&vapid, &self.config.push.contact, client) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            return Err(StoreError::Corrupt {
+                                tree: "notify",
+                                reason: e,
+                            });
+                        }
+                    }
+                } else {
+                    None
+                };
+                Ok(Secrets { links, pusher })
+            })
+            .await
+            .cloned()
+    }
+
+    /// Signed links (verification, unsubscribe, calendar).
+    pub async fn links(&self) -> Result<Links, StoreError> {
+        Ok(self.secrets().await?.links)
+    }
+
+    /// The web-push sender, if push is enabled.
+    pub async fn pusher(&self) -> Result<Option<Pusher>, StoreError> {
+        Ok(self.secrets().await?.pusher)
+    }
+
+    /// The user's time zone: their preference, else the configured one.
+    pub async fn user_tz(&self, user: &UserId) -> chrono_tz::Tz {
+        match self.store.preferences(user).await {
+            Ok(prefs) => prefs.tz(self.config.tz()),
+            Err(e) => {
+                tracing::warn!(user_id = %user, error = %e, "could not read preferences; using the default zone");
+                self.config.tz()
+            }
+        }
+    }
+
+    pub async fn scheduler(&self) -> Result<Arc<Scheduler>, StoreError> {
+        Ok(Arc::new(Scheduler {
+            store: self.store.clone(),
+            policy: self.config.notify.trigger_policy(),
+            default_tz: self.config.tz(),
+            mail: self.mail.clone(),
+            links: self.links().await?,
+            clock: self.clock.clone(),
+            notifier_wake: self.notifier_wake.clone(),
+        }))
+    }
+
+    pub async fn notifier(&self) -> Result<Arc<Notifier>, StoreError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("http client: {e}")))?;
+        Ok(Arc::new(Notifier {
+            store: self.store.clone(),
+            hub: self.hub.clone(),
+            mail: self.mail.clone(),
+            mailer: self.mailer.clone(),
+            pusher: self.pusher().await?,
+            links: self.links().await?,
+            webhooks: self.config.webhooks.clone(),
+            http,
+            policy: self.config.notify.delivery_policy(),
+            default_tz: self.config.tz(),
+            clock: self.clock.clone(),
+            wake: self.notifier_wake.clone(),
+        }))
+    }
+
+    /// Starts the scheduler and the notifier; they stop when `stop` is
+    /// cancelled.
+    pub async fn start_background(&self, stop: CancellationToken) -> Result<(), StoreError> {
+        let scheduler = self.scheduler().await?;
+        let notifier = self.notifier().await?;
+        let s = stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = scheduler.run(s).await {
+                tracing::error!(error = %e, "the scheduler stopped");
+            }
+        });
+        tokio::spawn(notifier.run(stop));
+        Ok(())
     }
 
     pub fn with_clock(mut self, clock: Clock) -> App {
@@ -101,13 +243,14 @@ impl App {
         (self.clock)()
     }
 
-    /// The user's local time (their time zone: the configured one for now).
-    pub fn local_now(&self) -> DateTime<chrono_tz::Tz> {
-        self.now().with_timezone(&self.config.tz())
+    /// The user's local time, in their time zone.
+    pub async fn local_now(&self, user: &UserId) -> DateTime<chrono_tz::Tz> {
+        self.now().with_timezone(&self.user_tz(user).await)
     }
 
     /// What tools may use while acting for `user`.
-    pub fn tool_context(&self, user: &UserId, actor: Actor) -> ToolContext {
+    pub async fn tool_context(&self, user: &UserId, actor: Actor) -> ToolContext {
+        let time_zone = self.user_tz(user).await;
         ToolContext {
             user: user.clone(),
             actor,
@@ -117,7 +260,8 @@ impl App {
             max_active_plans: self.config.limits.max_active_plans,
             confirm: self.config.confirm,
             now: self.now(),
-            time_zone: self.config.tz(),
+            time_zone,
+            wake: self.notifier_wake.clone(),
         }
     }
 
@@ -125,12 +269,22 @@ impl App {
         http::router(self.clone())
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves; with `config.background`, the
+    /// scheduler and notifier run alongside and stop with it.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let stop = CancellationToken::new();
+        // Stops the background tasks however this future ends, aborted
+        // included, so they never outlive the server and its store.
+        let _stop_on_drop = stop.clone().drop_guard();
+        if self.config.background
+            && let Err(e) = self.start_background(stop.clone()).await
+        {
+            return Err(std::io::Error::other(format!("starting the scheduler: {e}")));
+        }
         let service = self.router().into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service).with_graceful_shutdown(shutdown).await
     }

@@ -38,8 +38,112 @@ pub struct Config {
     pub confirm: ConfirmPolicy,
     /// Directory of plan templates (`*.toml`); the built-in set if missing.
     pub templates_dir: PathBuf,
-    /// IANA time zone used to read dates in messages ("Friday", "tomorrow").
+    /// IANA time zone used to read dates in messages ("Friday", "tomorrow")
+    /// for users who have not set their own.
     pub time_zone: String,
+    /// The address links in emails point to (verification, unsubscribe,
+    /// the widget). Default: `http://<addr>`.
+    pub public_url: Option<String>,
+    /// Run the scheduler and notifier inside the server (tests that drive
+    /// time themselves turn this off).
+    pub background: bool,
+    pub notify: NotifyConfig,
+    pub email: EmailConfig,
+    pub push: PushConfig,
+    /// Receivers of notification events (`[[webhooks]]` in steward.toml).
+    pub webhooks: Vec<crate::notify::router::WebhookTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// "Due soon" notices go out this many hours before a step's due time.
+    pub due_lead_hours: u32,
+    /// An active plan untouched this many days gets a nudge.
+    pub idle_days: u32,
+    /// Triggers found due at most this late (e.g. after a restart) still
+    /// fire; older ones are recorded as missed and reported in the digest.
+    pub catch_up_minutes: u32,
+    /// Attempts per email, push or webhook delivery before it is failed.
+    pub max_attempts: u32,
+    /// First retry delay of a failed delivery (doubling, jittered, ≤ 1 h).
+    pub retry_base_ms: u64,
+    /// Longest single delivery (SMTP conversation, HTTP request).
+    pub send_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtps://user:pass@host:465` or `smtp://user:pass@host:587?tls=required`.
+    /// None: messages are written as `.eml` files to `outbox_dir`.
+    pub smtp_url: Option<String>,
+    /// The From mailbox.
+    pub from: String,
+    /// Where `.eml` files go without SMTP. Default: `<data_dir>/outbox`.
+    pub outbox_dir: Option<PathBuf>,
+    /// Email templates; missing files fall back to the built-in ones.
+    pub templates_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    pub enabled: bool,
+    /// Contact sent to push services with the VAPID signature.
+    pub contact: String,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            due_lead_hours: 24,
+            idle_days: 7,
+            catch_up_minutes: 360,
+            max_attempts: 8,
+            retry_base_ms: 30_000,
+            send_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            smtp_url: None,
+            from: "steward <steward@localhost>".into(),
+            outbox_dir: None,
+            templates_dir: PathBuf::from("templates/email"),
+        }
+    }
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            enabled: true,
+            contact: "mailto:steward@localhost".into(),
+        }
+    }
+}
+
+impl NotifyConfig {
+    pub fn trigger_policy(&self) -> crate::scheduler::triggers::TriggerPolicy {
+        crate::scheduler::triggers::TriggerPolicy {
+            due_lead: chrono::Duration::hours(i64::from(self.due_lead_hours)),
+            idle_after: chrono::Duration::days(i64::from(self.idle_days)),
+            catch_up: chrono::Duration::minutes(i64::from(self.catch_up_minutes)),
+        }
+    }
+
+    pub fn delivery_policy(&self) -> crate::notify::router::DeliveryPolicy {
+        crate::notify::router::DeliveryPolicy {
+            max_attempts: self.max_attempts,
+            retry_base: Duration::from_millis(self.retry_base_ms),
+            max_backoff: Duration::from_secs(3600),
+            send_timeout: Duration::from_secs(self.send_timeout_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +218,12 @@ impl Default for Config {
             confirm: ConfirmPolicy::default(),
             templates_dir: PathBuf::from("templates/plans"),
             time_zone: "UTC".into(),
+            public_url: None,
+            background: true,
+            notify: NotifyConfig::default(),
+            email: EmailConfig::default(),
+            push: PushConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -186,7 +296,7 @@ impl Config {
             .collect();
         let mut env_table = figment::value::Dict::new();
         for (key, value) in vars {
-            let (section, field) = match ["llm_", "limits_", "plan_", "confirm_"]
+            let (section, field) = match ["llm_", "limits_", "plan_", "confirm_", "notify_", "email_", "push_"]
                 .iter()
                 .find(|p| key.starts_with(*p))
             {
@@ -271,15 +381,58 @@ impl Config {
         {
             return bad("llm.base_url must start with http:// or https:// (and usually end in /v1)");
         }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad("public_url must start with http:// or https://");
+        }
+        if self.notify.max_attempts == 0 || self.notify.send_timeout_secs == 0 {
+            return bad("notify.max_attempts and notify.send_timeout_secs must be greater than 0");
+        }
+        if let Some(url) = &self.email.smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return bad("email.smtp_url must start with smtp:// or smtps://");
+        }
+        if crate::notify::email::parse_address(
+            self.email
+                .from
+                .rsplit_once('<')
+                .map_or(self.email.from.as_str(), |(_, a)| a.trim_end_matches('>')),
+        )
+        .is_err()
+        {
+            return bad("email.from must be an address, optionally with a name: `steward <steward@example.com>`");
+        }
+        for hook in &self.webhooks {
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) || hook.secret.len() < 16 {
+                return bad("each webhook needs an http(s) url and a secret of at least 16 characters");
+            }
+        }
         Ok(())
     }
 
-    /// Dev mode: no secret, loopback only; the user comes from `?user=`.
     /// The configured time zone (checked at load).
     pub fn tz(&self) -> chrono_tz::Tz {
         self.time_zone.parse().unwrap_or(chrono_tz::UTC)
     }
 
+    /// Where links in emails point.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
+    }
+
+    /// Where `.eml` files go when no SMTP server is configured.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.email
+            .outbox_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("outbox"))
+    }
+
+    /// Dev mode: no secret, loopback only; the user comes from `?user=`.
     pub fn dev_mode(&self) -> bool {
         self.auth_secret.is_none()
     }

@@ -202,6 +202,11 @@ impl Hub {
         }
     }
 
+    /// Whether the user has an open socket right now.
+    pub fn is_online(&self, user: &UserId) -> bool {
+        self.lock().users.get(user).is_some_and(|e| !e.conns.is_empty())
+    }
+
     pub fn publish_plan(&self, user: &UserId, plan: &Plan) {
         self.publish(user, &ServerFrame::Plan { plan: plan.clone() });
     }

@@ -13,6 +13,8 @@
 //! - [`tools`]: the tools the model calls (`update_plan`, `show_plan`, `list_plans`)
 //! - [`llm`]: the `ChatModel` seam: OpenAI-compatible, offline engine, scripted
 //! - [`proposals`]: changes that wait for the user's yes; the confirmation policy
+//! - [`scheduler`]: durable triggers, the misfire policy, the cron wake-up
+//! - [`notify`]: notifications, preferences, routing, email, web push, webhooks
 //! - [`prompts`]: system prompts rendered from `prompts/`
 //! - [`store`]: the `Store` trait and its sled implementation
 //! - [`conversation`]: stored chat messages and transcript repair
@@ -25,11 +27,13 @@ pub mod http;
 pub mod hub;
 pub mod interpreter;
 pub mod llm;
+pub mod notify;
 pub mod plan;
 pub mod planner;
 pub mod prompts;
 pub mod proposals;
 pub mod protocol;
+pub mod scheduler;
 pub mod store;
 pub mod tools;
 pub mod turn;

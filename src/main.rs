@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use steward::config::{Config, LogFormat};
 use steward::planner::templates::Templates;
 use steward::store::{SledStore, StoreError};
@@ -61,6 +62,19 @@ enum Command {
         data: Option<PathBuf>,
         file: PathBuf,
     },
+    /// Send the digests that are due now (or, with --user, that user's
+    /// digest for the current period) through the configured transport.
+    /// Running it twice for the same period sends nothing the second time.
+    /// Stop the server first: the embedded store has one owner.
+    Digest {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        user: Option<String>,
+        /// The moment to act at (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// Print a signed user token for the configured auth secret.
     Token {
         #[arg(long)]
@@ -98,6 +112,7 @@ fn main() -> ExitCode {
         Some(Command::Interpret { now, tz, text }) => {
             interpret(&config, now.as_deref(), tz.as_deref(), &text.join(" "))
         }
+        Some(Command::Digest { data, user, now }) => digest(config, data, user, now),
         Some(Command::Serve(args)) => serve(config, args),
         None => serve(config, cli.serve),
     };
@@ -180,6 +195,72 @@ fn interpret(config: &Config, now: Option<&str>, tz: Option<&str>, text: &str) -
         serde_json::to_string(&steward::interpreter::interpret(text, now, &templates))?
     );
     Ok(())
+}
+
+fn digest(mut config: Config, data: Option<PathBuf>, user: Option<String>, now: Option<String>) -> anyhow::Result<()> {
+    if let Some(data) = data {
+        config.data_dir = data;
+    }
+    let now = match now {
+        Some(at) => chrono::DateTime::parse_from_rfc3339(&at)
+            .with_context(|| format!("--now `{at}` is not RFC 3339"))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let app = match App::build(config) {
+            Ok(app) => app,
+            Err(AppError::Store(e @ StoreError::Locked { .. })) => {
+                anyhow::bail!("{e}; `steward digest` needs the server stopped (the embedded store has one owner)")
+            }
+            Err(e) => return Err(e).context("opening steward"),
+        };
+        let app = app.with_clock(Arc::new(move || now));
+        let scheduler = app.scheduler().await?;
+        let queued = match user {
+            Some(name) => {
+                let user = UserId::parse(&name)?;
+                let prefs = app.store.preferences(&user).await?;
+                anyhow::ensure!(
+                    prefs.deliverable_email().is_some(),
+                    "{user} has no verified email address with email turned on"
+                );
+                let item = scheduler
+                    .digest_item(&user, &prefs, now, now)
+                    .await?
+                    .context("could not build the digest")?;
+                let stored = app.store.enqueue(vec![item]).await?;
+                if stored.is_empty() {
+                    eprintln!("steward: {user}'s digest for this period was already sent or queued");
+                }
+                stored.len()
+            }
+            None => scheduler.tick(now).await?.digests,
+        };
+        // Deliver what is queued (digests included) until nothing is due.
+        let notifier = app.notifier().await?;
+        let mut sent = 0;
+        loop {
+            let pass = notifier.pass().await?;
+            sent += pass.sent;
+            if pass.sent + pass.retried + pass.failed == 0 {
+                break;
+            }
+            if pass.sent == 0 && pass.failed == 0 {
+                eprintln!(
+                    "steward: {} deliveries will be retried later (temporary failures)",
+                    pass.retried
+                );
+                break;
+            }
+        }
+        eprintln!(
+            "steward: {queued} digests queued, {sent} messages sent via {}",
+            app.mailer.describe()
+        );
+        Ok(())
+    })
 }
 
 fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {

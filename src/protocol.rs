@@ -2,6 +2,7 @@
 //! be added, never renamed. Client frames are parsed by hand so every kind of
 //! bad input gets its own precise error code.
 
+use crate::notify::NotificationView;
 use crate::plan::Plan;
 use crate::proposals::ProposalView;
 use serde::Serialize;
@@ -23,6 +24,8 @@ pub enum ServerFrame {
     Ready {
         user: String,
         plans: Vec<Plan>,
+        /// Notifications that arrived while no socket was open.
+        notifications: Vec<NotificationView>,
     },
     Delta {
         reply_to: String,
@@ -37,6 +40,9 @@ pub enum ServerFrame {
     },
     Proposal {
         proposal: ProposalView,
+    },
+    Notification {
+        notification: NotificationView,
     },
     Error {
         code: ErrorCode,

@@ -91,7 +91,7 @@ pub async fn run(app: &App, user: &UserId, out: &Outlet, message_id: &str, text:
 /// A `confirm` frame: apply or decline the proposal; the proposal and plan
 /// frames go out from `decide`.
 async fn confirm(app: &App, user: &UserId, out: &Outlet, proposal_id: &str, accept: bool) {
-    let ctx = app.tool_context(user, Actor::User);
+    let ctx = app.tool_context(user, Actor::User).await;
     let decision = proposals::decide(&ctx, Some(proposal_id), accept).await;
     let error = |code, message: String| out.send(&ServerFrame::error(code, message, None));
     match decision {
@@ -123,7 +123,7 @@ async fn confirm(app: &App, user: &UserId, out: &Outlet, proposal_id: &str, acce
 
 /// The answer to a typed yes/no, or `None` if nothing waits for one.
 async fn typed_confirmation(app: &App, user: &UserId, accept: bool) -> Result<Option<String>, TurnError> {
-    let ctx = app.tool_context(user, Actor::User);
+    let ctx = app.tool_context(user, Actor::User).await;
     let text = match proposals::decide(&ctx, None, accept).await {
         Ok(Decision::NothingOpen) => return Ok(None),
         Ok(decision) => describe(&decision),
@@ -177,7 +177,8 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
         )
         .await?;
 
-    if let Interpretation::Confirmation { accept } = interpret(text, app.local_now(), &app.templates)
+    let local_now = app.local_now(user).await;
+    if let Interpretation::Confirmation { accept } = interpret(text, local_now, &app.templates)
         && let Some(reply) = typed_confirmation(app, user, accept).await?
     {
         let message = Message::Assistant {
@@ -204,7 +205,8 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
             .into_iter()
             .filter(|p| p.status == PlanStatus::Active)
             .collect();
-        let system = app.prompts.system(user.as_str(), &plans, app.local_now())?;
+        let local_now = app.local_now(user).await;
+        let system = app.prompts.system(user.as_str(), &plans, local_now)?;
         let history = store.recent_messages(user, app.config.limits.history_messages).await?;
         let messages = conversation::repair(history.into_iter().map(|e| e.message).collect());
         let request = ModelRequest {
@@ -212,7 +214,7 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
             messages,
             tools: app.tools.specs(),
             plans,
-            now: app.local_now(),
+            now: local_now,
         };
         let answer = complete_with_retry(app.model.as_ref(), &request, &sink, policy).await?;
         tracing::debug!(round, tool_calls = answer.tool_calls.len(), "model answered");
@@ -234,7 +236,7 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
             let content = if n >= MAX_CALLS_PER_ROUND {
                 format!("{{\"error\":\"at most {MAX_CALLS_PER_ROUND} tool calls per answer; this one was not run\"}}")
             } else {
-                let ctx = app.tool_context(user, Actor::Model);
+                let ctx = app.tool_context(user, Actor::Model).await;
                 app.tools.call(&ctx, call).await?.content
             };
             let message = Message::Tool {

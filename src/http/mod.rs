@@ -1,6 +1,7 @@
 //! The transport layer: the router, the websocket endpoint, and auth.
 //! Handlers translate between HTTP and the domain; no plan logic lives here.
 
+pub mod api;
 pub mod auth;
 pub mod ws;
 
@@ -19,6 +20,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(api::routes())
         .fallback_service(static_files)
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TraceLayer::new_for_http())

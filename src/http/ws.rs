@@ -60,15 +60,26 @@ async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
         let Some(rx) = conn.rx.take() else { return };
         let out = conn.outlet();
         let (sink, stream) = socket.split();
-        match app.store.list_plans(&conn.user).await {
-            Ok(plans) => {
+        let unseen = app.store.unseen_notifications(&conn.user, 100).await;
+        match (app.store.list_plans(&conn.user).await, unseen) {
+            (Ok(plans), Ok(unseen)) => {
                 let plans = plans.into_iter().filter(|p| p.status == PlanStatus::Active).collect();
                 out.send(&ServerFrame::Ready {
                     user: conn.user.to_string(),
                     plans,
+                    notifications: unseen.iter().map(|n| n.view()).collect(),
                 });
+                // Store-and-forward: what waited is now shown. Marked after
+                // sending, so a crash in between shows it again (ids let
+                // clients drop repeats) rather than never.
+                let ids: Vec<String> = unseen.into_iter().map(|n| n.id).collect();
+                if !ids.is_empty()
+                    && let Err(e) = app.store.mark_seen(&conn.user, &ids).await
+                {
+                    tracing::warn!(error = %e, "could not mark notifications seen");
+                }
             }
-            Err(e) => {
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(error = %e, "could not load plans for ready");
                 out.send(&ServerFrame::error(
                     ErrorCode::Internal,

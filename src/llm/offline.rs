@@ -234,9 +234,7 @@ impl OfflineEngine {
                     json!({"plan_id": plan.id, "expected_version": plan.version, "explanation": "the user added a step", "ops": [op]}),
                 )
             }
-            Command::Remind { .. } => {
-                text("I can't set reminders yet: the scheduler that sends them is still being built.")
-            }
+            Command::Remind { text, at } => call("remind", json!({"text": text, "at": at.to_rfc3339()})),
         }
     }
 
@@ -288,6 +286,12 @@ impl OfflineEngine {
                 }
                 out
             }
+            "remind" => format!(
+                "OK — I'll remind you {} at {}: {}.",
+                value["when"].as_str().unwrap_or_default(),
+                value["time"].as_str().unwrap_or_default(),
+                value["reminder"]["text"].as_str().unwrap_or_default()
+            ),
             "show_plan" => match serde_json::from_value::<Plan>(value["plan"].clone()) {
                 Ok(plan) => render::for_people(&plan),
                 Err(_) => "I couldn't read that plan.".into(),

@@ -42,6 +42,26 @@ pub fn proposal_counter(user: u64) -> [u8; 13] {
     k
 }
 
+/// Instants as sortable bytes: milliseconds since the epoch with the sign
+/// bit flipped, so byte order is time order for dates before 1970 too.
+pub fn instant(ms: i64) -> [u8; 8] {
+    ((ms as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn decode_instant(bytes: &[u8]) -> Option<i64> {
+    decode_u64(bytes).map(|v| (v ^ (1 << 63)) as i64)
+}
+
+/// Builds a key from a one-byte family tag and parts.
+pub fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    k.push(tag);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
 pub fn decode_u64(bytes: &[u8]) -> Option<u64> {
     bytes.try_into().ok().map(u64::from_be_bytes)
 }
@@ -61,6 +81,17 @@ mod tests {
         }
         // Plans 1 and 10 of one user: history of plan 1 never includes plan 10.
         assert!(!history(5, 10, 1).starts_with(&plan(5, 1)));
+    }
+
+    #[test]
+    fn instants_sort_by_time_across_the_epoch() {
+        let times = [-86_400_000i64, -1, 0, 1, 1_795_000_000_000];
+        for w in times.windows(2) {
+            assert!(instant(w[0]) < instant(w[1]));
+        }
+        for t in times {
+            assert_eq!(decode_instant(&instant(t)), Some(t));
+        }
     }
 
     #[test]

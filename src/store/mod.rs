@@ -7,10 +7,14 @@ pub mod keys;
 pub mod sled;
 
 use crate::conversation::Entry;
+use crate::notify::{Notification, NotificationKind, OutboxItem, Preferences, PushSubscription};
 use crate::plan::{HistoryEntry, Plan, PlanId};
 use crate::proposals::Proposal;
+use crate::scheduler::triggers::{Outcome, Trigger};
 use crate::user::UserId;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 pub use self::sled::SledStore;
 
@@ -37,7 +41,7 @@ pub enum StoreError {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: NotifyStore + Send + Sync + 'static {
     /// Makes sure the user exists; idempotent.
     async fn ensure_user(&self, user: &UserId) -> Result<(), StoreError>;
 
@@ -97,4 +101,132 @@ pub enum Accepted {
         expected_version: u64,
         entry: HistoryEntry,
     },
+}
+
+/// A notification to store when a trigger fires; the store assigns its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationDraft {
+    pub kind: NotificationKind,
+    pub text: String,
+    pub plan_id: Option<PlanId>,
+    pub step_id: Option<String>,
+    pub urgent: bool,
+}
+
+/// Everything one firing writes, atomically with removing the trigger and
+/// recording (trigger id, scheduled time) as fired.
+#[derive(Debug, Clone)]
+pub struct Firing {
+    pub outcome: Outcome,
+    pub at: DateTime<Utc>,
+    /// Stored in the inbox and queued for routing.
+    pub notifications: Vec<NotificationDraft>,
+    /// Side effects decided by the firing (a digest email), deduplicated
+    /// by their idempotency keys.
+    pub outbox: Vec<OutboxItem>,
+    /// The next occurrence of a recurring trigger.
+    pub rearm: Option<Trigger>,
+}
+
+/// A trigger that was missed (came due past the catch-up window).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missed {
+    pub trigger: Trigger,
+    pub at: DateTime<Utc>,
+}
+
+/// Time and re-engagement: triggers, the notification inbox, the outbox of
+/// side effects, preferences, single-use tokens and push subscriptions.
+/// Every write returns after a flush, like [`Store`].
+#[async_trait]
+pub trait NotifyStore: Send + Sync + 'static {
+    /// Woken whenever triggers may have changed, so the scheduler re-reads
+    /// the earliest one.
+    fn timer_signal(&self) -> Arc<tokio::sync::Notify>;
+
+    /// Stores (or moves) a trigger that is not derived from a plan: a
+    /// reminder. A trigger with the same id is replaced.
+    async fn put_trigger(&self, trigger: &Trigger) -> Result<(), StoreError>;
+
+    /// Removes a stored trigger by id; false if there was none.
+    async fn remove_trigger(&self, user: &UserId, id: &str) -> Result<bool, StoreError>;
+
+    /// The user's armed triggers, soonest first.
+    async fn user_triggers(&self, user: &UserId) -> Result<Vec<Trigger>, StoreError>;
+
+    /// Armed triggers due at `now`, across users, oldest first.
+    async fn due_triggers(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Trigger>, StoreError>;
+
+    async fn next_trigger_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    async fn trigger_count(&self) -> Result<usize, StoreError>;
+
+    /// Fires a trigger exactly once: if it is still armed at the same time,
+    /// removes it, records the firing, stores `firing`'s notifications and
+    /// outbox rows and arms `rearm`, in one transaction. `None` if the
+    /// trigger was moved, removed or already fired meanwhile.
+    async fn fire(&self, trigger: &Trigger, firing: Firing) -> Result<Option<Vec<Notification>>, StoreError>;
+
+    /// Triggers of this user recorded as missed after `since`.
+    async fn missed_since(&self, user: &UserId, since: DateTime<Utc>) -> Result<Vec<Missed>, StoreError>;
+
+    /// Notifications waiting to be routed whose time has come.
+    async fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, Notification)>, StoreError>;
+
+    /// Records how a notification was routed and the side effects that
+    /// carry it; with `defer_until` it stays queued until then (quiet hours).
+    async fn route_notification(
+        &self,
+        user: &UserId,
+        notification: &Notification,
+        outbox: Vec<OutboxItem>,
+        defer_until: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+
+    /// Notifications not yet shown on any socket, oldest first.
+    async fn unseen_notifications(&self, user: &UserId, limit: usize) -> Result<Vec<Notification>, StoreError>;
+
+    /// The most recent notifications, newest first.
+    async fn recent_notifications(&self, user: &UserId, limit: usize) -> Result<Vec<Notification>, StoreError>;
+
+    async fn mark_seen(&self, user: &UserId, ids: &[String]) -> Result<(), StoreError>;
+
+    /// Stores outbox items whose keys are new; returns the ones stored.
+    async fn enqueue(&self, items: Vec<OutboxItem>) -> Result<Vec<OutboxItem>, StoreError>;
+
+    /// Pending (and interrupted) outbox items whose attempt time has come.
+    async fn due_outbox(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+
+    /// Saves an outbox item's new status.
+    async fn save_outbox(&self, item: &OutboxItem) -> Result<(), StoreError>;
+
+    async fn outbox_by_key(&self, key: &str) -> Result<Option<OutboxItem>, StoreError>;
+
+    async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError>;
+
+    /// Saves preferences and replaces the user's digest trigger with
+    /// `digest` (none: no digest armed), atomically.
+    async fn save_preferences(
+        &self,
+        user: &UserId,
+        prefs: &Preferences,
+        digest: Option<Trigger>,
+    ) -> Result<(), StoreError>;
+
+    async fn push_subscriptions(&self, user: &UserId) -> Result<Vec<PushSubscription>, StoreError>;
+
+    async fn add_push_subscription(&self, user: &UserId, sub: &PushSubscription) -> Result<(), StoreError>;
+
+    async fn remove_push_subscription(&self, user: &UserId, endpoint: &str) -> Result<(), StoreError>;
+
+    /// A named secret (the VAPID key): read, or created with `init` and
+    /// flushed on first use.
+    async fn secret(&self, name: &str, init: Vec<u8>) -> Result<Vec<u8>, StoreError>;
+
+    /// Every registered user.
+    async fn users(&self) -> Result<Vec<UserId>, StoreError>;
 }

@@ -1,11 +1,15 @@
 //! The embedded store on sled 0.34. sled makes writes durable only on
 //! `flush`, so every write here ends in [`SledStore::durable`], which batches
-//! concurrent callers into one flush (group commit).
+//! concurrent callers into one flush (group commit). Every plan write also
+//! syncs the plan's triggers in the same transaction ([`notify::sync_plan`]).
+
+mod notify;
 
 use super::{Accepted, Store, StoreError, keys};
 use crate::conversation::Entry;
 use crate::plan::{HistoryEntry, Plan, PlanId};
 use crate::proposals::{Proposal, ProposalStatus};
+use crate::scheduler::triggers::TriggerPolicy;
 use crate::user::UserId;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -50,6 +54,8 @@ fn backend(e: sled::Error) -> StoreError {
 #[derive(Clone)]
 pub struct SledStore {
     inner: Arc<Inner>,
+    /// How plan-derived triggers are placed.
+    policy: TriggerPolicy,
 }
 
 struct Inner {
@@ -60,6 +66,9 @@ struct Inner {
     messages: sled::Tree,
     meta: sled::Tree,
     proposals: sled::Tree,
+    timers: sled::Tree,
+    notify: sled::Tree,
+    timer_signal: Arc<tokio::sync::Notify>,
     /// Group commit: writes take a ticket after they complete; a flush covers
     /// every ticket taken before it started.
     written: AtomicU64,
@@ -97,16 +106,40 @@ impl SledStore {
                 messages: tree("messages")?,
                 meta: tree("meta")?,
                 proposals: tree("proposals")?,
+                timers: tree("timers")?,
+                notify: tree("notify")?,
+                timer_signal: Arc::new(tokio::sync::Notify::new()),
                 db,
                 written: AtomicU64::new(0),
                 flushed: AtomicU64::new(0),
                 flushes: AtomicU64::new(0),
                 flush_lock: tokio::sync::Mutex::new(()),
             }),
+            policy: TriggerPolicy::default(),
         })
     }
 
-    const TREES: [&'static str; 6] = ["users", "plans", "history", "messages", "meta", "proposals"];
+    /// Places plan-derived triggers by `policy` (lead times, idle nudges).
+    pub fn with_trigger_policy(mut self, policy: TriggerPolicy) -> SledStore {
+        self.policy = policy;
+        self
+    }
+
+    const TREES: [&'static str; 8] = [
+        "users",
+        "plans",
+        "history",
+        "messages",
+        "meta",
+        "proposals",
+        "timers",
+        "notify",
+    ];
+
+    /// Trees whose values are not all JSON envelopes: exported as hex.
+    fn binary_tree(name: &str) -> bool {
+        matches!(name, "users" | "meta" | "timers" | "notify")
+    }
 
     fn tree(&self, name: &str) -> Option<&sled::Tree> {
         let i = &self.inner;
@@ -117,6 +150,8 @@ impl SledStore {
             "messages" => &i.messages,
             "meta" => &i.meta,
             "proposals" => &i.proposals,
+            "timers" => &i.timers,
+            "notify" => &i.notify,
             _ => return None,
         })
     }
@@ -134,7 +169,7 @@ impl SledStore {
                 let (key, value) = item.map_err(backend)?;
                 let value_text = std::str::from_utf8(&value)
                     .ok()
-                    .filter(|_| name != "users" && name != "meta")
+                    .filter(|_| !Self::binary_tree(name))
                     .map(serde_json::from_str::<serde_json::Value>)
                     .transpose()
                     .map_err(|e| StoreError::Corrupt {
@@ -182,7 +217,7 @@ impl SledStore {
                 .and_then(unhex)
                 .ok_or_else(|| bad(n + 1, "bad key".into()))?;
             let value = match &record["value"] {
-                serde_json::Value::String(s) if name == "users" || name == "meta" => {
+                serde_json::Value::String(s) if Self::binary_tree(name) => {
                     unhex(s).ok_or_else(|| bad(n + 1, "bad value".into()))?
                 }
                 other => serde_json::to_vec(other).map_err(|e| bad(n + 1, e.to_string()))?,
@@ -283,8 +318,9 @@ impl Store for SledStore {
     async fn create_plan(&self, user: &UserId, mut draft: Plan, entry: HistoryEntry) -> Result<Plan, StoreError> {
         let num = self.require_user(user)?;
         let i = &self.inner;
-        let stored = (&i.plans, &i.history, &i.meta)
-            .transaction(|(plans, history, meta)| {
+        let policy = self.policy;
+        let stored = (&i.plans, &i.history, &i.meta, &i.timers)
+            .transaction(|(plans, history, meta, timers)| {
                 let counter = keys::plan_counter(num);
                 let next = meta.get(counter)?.and_then(|v| keys::decode_u64(&v)).unwrap_or(0) + 1;
                 meta.insert(&counter[..], &next.to_be_bytes()[..])?;
@@ -294,6 +330,7 @@ impl Store for SledStore {
                 plans.insert(&keys::plan(num, next)[..], value)?;
                 let entry = encode(&entry).map_err(ConflictableTransactionError::Abort)?;
                 history.insert(&keys::history(num, next, plan.version)[..], entry)?;
+                notify::sync_plan(timers, num, user, &plan, &policy)?;
                 Ok(plan)
             })
             .map_err(|e| match e {
@@ -302,6 +339,7 @@ impl Store for SledStore {
             })?;
         draft.id = stored.id;
         self.durable().await?;
+        self.inner.timer_signal.notify_one();
         Ok(stored)
     }
 
@@ -317,8 +355,9 @@ impl Store for SledStore {
         let key = keys::plan(num, plan.id.0);
         let value = encode(plan)?;
         let entry = encode(&entry)?;
-        (&i.plans, &i.history)
-            .transaction(|(plans, history)| {
+        let policy = self.policy;
+        (&i.plans, &i.history, &i.timers)
+            .transaction(|(plans, history, timers)| {
                 let Some(current) = plans.get(key)? else {
                     return Err(ConflictableTransactionError::Abort(StoreError::PlanNotFound(plan.id)));
                 };
@@ -330,13 +369,16 @@ impl Store for SledStore {
                 }
                 plans.insert(&key[..], value.clone())?;
                 history.insert(&keys::history(num, plan.id.0, plan.version)[..], entry.clone())?;
+                notify::sync_plan(timers, num, user, plan, &policy)?;
                 Ok(())
             })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => backend(e),
             })?;
-        self.durable().await
+        self.durable().await?;
+        self.inner.timer_signal.notify_one();
+        Ok(())
     }
 
     async fn history(&self, user: &UserId, id: PlanId, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -429,8 +471,9 @@ impl Store for SledStore {
         let seq = proposal_seq(&accepted.id)
             .ok_or_else(|| StoreError::Backend(format!("bad proposal id {}", accepted.id)))?;
         let i = &self.inner;
-        let stored = (&i.plans, &i.history, &i.meta, &i.proposals)
-            .transaction(|(plans, history, meta, proposals)| {
+        let policy = self.policy;
+        let stored = (&i.plans, &i.history, &i.meta, &i.proposals, &i.timers)
+            .transaction(|(plans, history, meta, proposals, timers)| {
                 let key = keys::plan(num, seq);
                 let Some(current) = proposals.get(key)? else {
                     return abort(StoreError::Backend(format!("proposal {} vanished", accepted.id)));
@@ -480,6 +523,7 @@ impl Store for SledStore {
                         plan.clone()
                     }
                 };
+                notify::sync_plan(timers, num, user, &plan, &policy)?;
                 let mut record = accepted.clone();
                 record.plan_id = Some(plan.id);
                 proposals.insert(&key[..], encode(&record).map_err(ConflictableTransactionError::Abort)?)?;
@@ -490,6 +534,7 @@ impl Store for SledStore {
                 TransactionError::Storage(e) => backend(e),
             })?;
         self.durable().await?;
+        self.inner.timer_signal.notify_one();
         Ok(stored)
     }
 

@@ -6,6 +6,7 @@
 pub mod list_plans;
 pub mod plan_from_template;
 pub mod plan_history;
+pub mod remind;
 pub mod show_plan;
 pub mod undo;
 pub mod update_plan;
@@ -40,6 +41,8 @@ pub struct ToolContext {
     pub now: DateTime<Utc>,
     /// The user's time zone, for dates in their words.
     pub time_zone: chrono_tz::Tz,
+    /// Pokes the notifier (a tool queued something to send).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +109,7 @@ pub fn registry(templates: Arc<Templates>) -> Registry {
             Box::new(plan_history::PlanHistory),
             Box::new(plan_from_template::PlanFromTemplate { templates }),
             Box::new(undo::Undo),
+            Box::new(remind::Remind),
         ],
     }
 }

@@ -45,6 +45,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.templates_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/plans");
     config.prompts_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");
     config.static_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
+    config.email.templates_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/email");
+    config.notify.retry_base_ms = 50;
     config
 }
 
@@ -89,11 +91,70 @@ pub async fn spawn_app_at(model: Arc<dyn ChatModel>, tweak: impl FnOnce(&mut Con
     app
 }
 
+/// Starts an app on a fresh data directory with the given clock and mail
+/// transport.
+pub async fn spawn_app_full(
+    model: Arc<dyn ChatModel>,
+    tweak: impl FnOnce(&mut Config),
+    clock: Option<Clock>,
+    mailer: Option<steward::notify::mailer::Mailer>,
+) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let mut app = start_with(model, config, clock, mailer).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// A clock tests move by hand.
+#[derive(Clone)]
+pub struct ManualClock(Arc<std::sync::Mutex<chrono::DateTime<chrono::Utc>>>);
+
+impl ManualClock {
+    pub fn at(start: &str) -> ManualClock {
+        ManualClock(Arc::new(std::sync::Mutex::new(
+            chrono::DateTime::parse_from_rfc3339(start)
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+        )))
+    }
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+    pub fn set(&self, t: chrono::DateTime<chrono::Utc>) {
+        *self.0.lock().unwrap() = t;
+    }
+    pub fn advance(&self, d: chrono::Duration) {
+        let now = self.now();
+        self.set(now + d);
+    }
+    pub fn clock(&self) -> Clock {
+        let me = self.clone();
+        Arc::new(move || me.now())
+    }
+}
+
 pub async fn start(model: Arc<dyn ChatModel>, config: Config, clock: Option<Clock>) -> TestApp {
-    let store = open_store(&config.data_dir).await;
+    start_with(model, config, clock, None).await
+}
+
+/// Starts the app; `mailer` replaces the configured mail transport.
+pub async fn start_with(
+    model: Arc<dyn ChatModel>,
+    config: Config,
+    clock: Option<Clock>,
+    mailer: Option<steward::notify::mailer::Mailer>,
+) -> TestApp {
+    let store = open_store(&config.data_dir)
+        .await
+        .with_trigger_policy(config.notify.trigger_policy());
     let mut app = App::with_parts(config.clone(), Arc::new(store), model).unwrap();
     if let Some(clock) = &clock {
         app = app.with_clock(clock.clone());
+    }
+    if let Some(mailer) = mailer {
+        app = app.with_mailer(mailer);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -119,6 +180,10 @@ pub async fn start(model: Arc<dyn ChatModel>, config: Config, clock: Option<Cloc
 }
 
 impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
     pub fn ws_url(&self, user: &str) -> String {
         format!("ws://{}/ws?user={user}", self.addr)
     }

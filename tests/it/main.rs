@@ -2,6 +2,8 @@
 
 mod chat;
 mod crash;
+mod digest_crash;
+mod engage;
 mod fake_openai;
 mod frames;
 mod harness;
@@ -9,3 +11,4 @@ mod interpreter_eval;
 mod openai;
 mod planning;
 mod process;
+mod smtp;

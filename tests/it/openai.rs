@@ -70,7 +70,8 @@ async fn the_adapter_streams_text_and_tool_calls_and_sends_the_whole_conversatio
             "list_plans",
             "plan_history",
             "plan_from_template",
-            "undo"
+            "undo",
+            "remind"
         ]
     );
     assert_eq!(first["tools"][0]["type"], "function");

@@ -1,0 +1,526 @@
+//! REST under `/api` for the re-engagement side: preferences, email
+//! verification and unsubscribe links, web-push subscriptions, the calendar
+//! feed, recent notifications. Same authentication as `/ws`; errors are
+//! `{"error":{"code","message"}}` with a safe message.
+
+use super::auth::{self, AuthQuery};
+use crate::app::App;
+use crate::notify::email::parse_address;
+use crate::notify::{Channels, Preferences, PushSubscription, QuietHours, TokenPurpose, calendar, links::Links, push};
+use crate::scheduler::digest_trigger;
+use crate::scheduler::triggers::{Frequency, Recurrence};
+use crate::store::StoreError;
+use crate::user::UserId;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{NaiveTime, Weekday};
+use serde::{Deserialize, Serialize};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/api/preferences", get(get_preferences).put(put_preferences))
+        .route("/api/notifications", get(notifications))
+        .route("/api/push/key", get(push_key))
+        .route("/api/push/subscribe", post(subscribe).delete(unsubscribe_push))
+        .route("/api/email/verify", get(verify_email))
+        .route("/api/email/unsubscribe", get(unsubscribe_page).post(unsubscribe))
+        .route("/api/calendar/{file}", get(calendar_feed))
+}
+
+/// A REST failure: status, stable code, safe message.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "storage failed in a REST handler");
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: "storage is unavailable; try again later".into(),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> ApiError {
+        ApiError {
+            status: e.status(),
+            code: "invalid_json",
+            message: e.body_text(),
+        }
+    }
+}
+
+/// The authenticated user, exactly as `/ws` decides it.
+async fn user_of(app: &App, headers: &HeaderMap, query: &AuthQuery) -> Result<UserId, Response> {
+    auth::check_origin(&app.config, headers).map_err(IntoResponse::into_response)?;
+    let user = auth::authenticate(&app.config, headers, query).map_err(IntoResponse::into_response)?;
+    app.store
+        .ensure_user(&user)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    Ok(user)
+}
+
+#[derive(Debug, Serialize)]
+struct PreferencesView {
+    time_zone: String,
+    email: Option<String>,
+    email_verified: bool,
+    quiet_hours: Option<QuietHoursBody>,
+    digest: DigestBody,
+    channels: Channels,
+    calendar_url: String,
+    push_public_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuietHoursBody {
+    start: String,
+    end: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DigestBody {
+    frequency: Frequency,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weekday: Option<String>,
+    time: String,
+}
+
+/// A partial update: absent fields stay as they are; `null` clears
+/// `email` and `quiet_hours`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreferencesUpdate {
+    time_zone: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    quiet_hours: Option<Option<QuietHoursBody>>,
+    digest: Option<DigestBody>,
+    channels: Option<Channels>,
+}
+
+/// Tells a field set to `null` (Some(None)) from an absent one (None).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn hhmm(text: &str, field: &str) -> Result<NaiveTime, ApiError> {
+    NaiveTime::parse_from_str(text.trim(), "%H:%M")
+        .map_err(|_| ApiError::bad("invalid_field", format!("{field} must be a time like 08:00 (24-hour)")))
+}
+
+fn weekday(text: &str) -> Result<Weekday, ApiError> {
+    text.parse::<Weekday>()
+        .map_err(|_| ApiError::bad("invalid_field", "digest.weekday must be a day like mon or monday"))
+}
+
+async fn view(app: &App, user: &UserId, prefs: &Preferences) -> Result<PreferencesView, ApiError> {
+    let links = app.links().await?;
+    Ok(PreferencesView {
+        time_zone: prefs.tz(app.config.tz()).name().to_owned(),
+        email: prefs.email.clone(),
+        email_verified: prefs.email_verified,
+        quiet_hours: prefs.quiet_hours.map(|q| QuietHoursBody {
+            start: q.start.format("%H:%M").to_string(),
+            end: q.end.format("%H:%M").to_string(),
+        }),
+        digest: DigestBody {
+            frequency: prefs.digest.frequency,
+            weekday: prefs.digest.weekday.map(|w| w.to_string().to_lowercase()),
+            time: prefs.digest.time.format("%H:%M").to_string(),
+        },
+        channels: prefs.channels,
+        calendar_url: links.calendar(user),
+        push_public_key: app.pusher().await?.map(|p| p.public_key()),
+    })
+}
+
+async fn get_preferences(State(app): State<App>, Query(q): Query<AuthQuery>, headers: HeaderMap) -> Response {
+    let user = match user_of(&app, &headers, &q).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let result = async {
+        let prefs = app.store.preferences(&user).await?;
+        view(&app, &user, &prefs).await
+    }
+    .await;
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn put_preferences(
+    State(app): State<App>,
+    Query(q): Query<AuthQuery>,
+    headers: HeaderMap,
+    body: Result<Json<PreferencesUpdate>, JsonRejection>,
+) -> Response {
+    let user = match user_of(&app, &headers, &q).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match update_preferences(&app, &user, body).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Validates the whole update before anything is written; a new address
+/// is unverified until its link is opened, and gets a verification email.
+async fn update_preferences(
+    app: &App,
+    user: &UserId,
+    body: Result<Json<PreferencesUpdate>, JsonRejection>,
+) -> Result<PreferencesView, ApiError> {
+    let Json(update) = body?;
+    let mut prefs = app.store.preferences(user).await?;
+    if let Some(zone) = update.time_zone {
+        zone.parse::<chrono_tz::Tz>()
+            .map_err(|_| ApiError::bad("invalid_field", format!("time_zone `{zone}` is not an IANA time zone")))?;
+        prefs.time_zone = Some(zone);
+    }
+    let mut verify = None;
+    match update.email {
+        Some(Some(email)) => {
+            let address = parse_address(&email).map_err(|e| ApiError::bad("invalid_field", e.to_string()))?;
+            let address = address.to_string();
+            if prefs.email.as_deref() != Some(address.as_str()) {
+                prefs.email = Some(address.clone());
+                prefs.email_verified = false;
+                verify = Some(address);
+            }
+        }
+        Some(None) => {
+            prefs.email = None;
+            prefs.email_verified = false;
+        }
+        None => {}
+    }
+    match update.quiet_hours {
+        Some(Some(q)) => {
+            prefs.quiet_hours = Some(QuietHours {
+                start: hhmm(&q.start, "quiet_hours.start")?,
+                end: hhmm(&q.end, "quiet_hours.end")?,
+            })
+        }
+        Some(None) => prefs.quiet_hours = None,
+        None => {}
+    }
+    if let Some(d) = update.digest {
+        let weekday = match (&d.frequency, &d.weekday) {
+            (Frequency::Weekly, Some(w)) => Some(weekday(w)?),
+            (Frequency::Weekly, None) => Some(Weekday::Mon),
+            (Frequency::Daily | Frequency::Off, _) => None,
+        };
+        prefs.digest = Recurrence {
+            frequency: d.frequency,
+            weekday,
+            time: hhmm(&d.time, "digest.time")?,
+        };
+    }
+    if let Some(c) = update.channels {
+        prefs.channels = c;
+    }
+    save(app, user, &prefs).await?;
+    if let Some(address) = verify {
+        send_verification(app, user, &address).await?;
+    }
+    view(app, user, &prefs).await
+}
+
+/// Saves preferences and re-arms the digest to match them.
+async fn save(app: &App, user: &UserId, prefs: &Preferences) -> Result<(), ApiError> {
+    let now = app.now();
+    let tz = prefs.tz(app.config.tz());
+    let digest = digest_trigger(user, prefs, tz, now, now);
+    app.store.save_preferences(user, prefs, digest).await?;
+    Ok(())
+}
+
+async fn send_verification(app: &App, user: &UserId, address: &str) -> Result<(), ApiError> {
+    let links = app.links().await?;
+    let now = app.now();
+    // At most one verification mail per address per ten minutes.
+    let slot = now.timestamp() / 600;
+    let message_id = format!(
+        "<verify.{slot}.{}@{}>",
+        user.as_str().replace('@', "="),
+        app.mail.domain
+    );
+    let email = app
+        .mail
+        .verification(address, &links.verify_email(user, address), message_id)
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not render the verification email");
+            ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "internal",
+                message: "could not prepare the verification email".into(),
+            }
+        })?;
+    let item = crate::notify::router::item(
+        user,
+        format!("verify:{user}:{address}:{slot}"),
+        crate::notify::Payload::Email(email),
+        now,
+    );
+    app.store.enqueue(vec![item]).await?;
+    app.notifier_wake.notify_one();
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: String,
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> Response {
+    // Fixed texts only: nothing from the request is echoed into the page.
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto\"><h1>{title}</h1><p>{text}</p></body></html>"
+    );
+    (status, Html(html)).into_response()
+}
+
+/// The user a signed token is for, if it checks out for `purpose`.
+async fn token_user(app: &App, purpose: TokenPurpose, token: &str) -> Result<Option<(UserId, Preferences)>, ApiError> {
+    let Some(user) = Links::claimed_user(token) else {
+        return Ok(None);
+    };
+    let prefs = app.store.preferences(&user).await?;
+    let bound = match purpose {
+        TokenPurpose::VerifyEmail => prefs.email.clone().unwrap_or_default(),
+        TokenPurpose::Unsubscribe | TokenPurpose::Calendar => String::new(),
+    };
+    let links = app.links().await?;
+    Ok(links.check(purpose, token, &user, &bound).then_some((user, prefs)))
+}
+
+async fn verify_email(State(app): State<App>, Query(q): Query<TokenQuery>) -> Response {
+    match token_user(&app, TokenPurpose::VerifyEmail, &q.token).await {
+        Ok(Some((user, mut prefs))) => {
+            prefs.email_verified = true;
+            match save(&app, &user, &prefs).await {
+                Ok(()) => page(
+                    StatusCode::OK,
+                    "Email confirmed",
+                    "steward will send your reminders and digests to this address. You can close this page.",
+                ),
+                Err(e) => e.into_response(),
+            }
+        }
+        Ok(None) => page(
+            StatusCode::NOT_FOUND,
+            "Link not valid",
+            "This confirmation link is not valid, or the address was changed since it was sent.",
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn unsubscribe_page(State(app): State<App>, Query(q): Query<TokenQuery>) -> Response {
+    // GET only asks: link scanners open links, and must not unsubscribe.
+    match token_user(&app, TokenPurpose::Unsubscribe, &q.token).await {
+        Ok(Some(_)) => {
+            let html = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Unsubscribe</title></head>\
+                <body style=\"font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto\"><h1>Stop emails from steward?</h1>\
+                <form method=\"post\"><button type=\"submit\">Stop all emails</button></form></body></html>";
+            Html(html).into_response()
+        }
+        Ok(None) => page(
+            StatusCode::NOT_FOUND,
+            "Link not valid",
+            "This unsubscribe link is not valid.",
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// One-click unsubscribe (RFC 8058) and the form above: email off.
+async fn unsubscribe(State(app): State<App>, Query(q): Query<TokenQuery>) -> Response {
+    match token_user(&app, TokenPurpose::Unsubscribe, &q.token).await {
+        Ok(Some((user, mut prefs))) => {
+            prefs.channels.email = false;
+            match save(&app, &user, &prefs).await {
+                Ok(()) => page(
+                    StatusCode::OK,
+                    "Unsubscribed",
+                    "steward will not email you any more. Turn email back on in the chat widget's settings.",
+                ),
+                Err(e) => e.into_response(),
+            }
+        }
+        Ok(None) => page(
+            StatusCode::NOT_FOUND,
+            "Link not valid",
+            "This unsubscribe link is not valid.",
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn calendar_feed(State(app): State<App>, Path(file): Path<String>) -> Response {
+    let Some(token) = file.strip_suffix(".ics") else {
+        return ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: "calendar feeds end in .ics".into(),
+        }
+        .into_response();
+    };
+    match token_user(&app, TokenPurpose::Calendar, token).await {
+        Ok(Some((user, _))) => match app.store.list_plans(&user).await {
+            Ok(plans) => (
+                [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
+                calendar::feed(&plans, &app.mail.domain, app.now()),
+            )
+                .into_response(),
+            Err(e) => ApiError::from(e).into_response(),
+        },
+        Ok(None) => ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: "no such calendar".into(),
+        }
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn notifications(State(app): State<App>, Query(q): Query<AuthQuery>, headers: HeaderMap) -> Response {
+    let user = match user_of(&app, &headers, &q).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match app.store.recent_notifications(&user, 50).await {
+        Ok(list) => Json(serde_json::json!({
+            "notifications": list.iter().map(|n| n.view()).collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn push_key(State(app): State<App>) -> Response {
+    match app.pusher().await {
+        Ok(Some(p)) => Json(serde_json::json!({"public_key": p.public_key()})).into_response(),
+        Ok(None) => ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "push_disabled",
+            message: "web push is turned off on this server".into(),
+        }
+        .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// The body `PushSubscription.toJSON()` produces in a browser.
+#[derive(Debug, Deserialize)]
+struct SubscriptionBody {
+    endpoint: String,
+    keys: SubscriptionKeys,
+}
+
+#[derive(Debug, Deserialize)]
+struct SubscriptionKeys {
+    p256dh: String,
+    auth: String,
+}
+
+async fn subscribe(
+    State(app): State<App>,
+    Query(q): Query<AuthQuery>,
+    headers: HeaderMap,
+    body: Result<Json<SubscriptionBody>, JsonRejection>,
+) -> Response {
+    let user = match user_of(&app, &headers, &q).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let result = async {
+        let Json(body) = body?;
+        let sub = PushSubscription {
+            endpoint: body.endpoint,
+            p256dh: body.keys.p256dh,
+            auth: body.keys.auth,
+        };
+        push::validate(&sub).map_err(|m| ApiError::bad("invalid_field", m))?;
+        if app.store.push_subscriptions(&user).await?.len() >= 10 {
+            return Err(ApiError::bad(
+                "too_many_subscriptions",
+                "at most 10 browsers per user; unsubscribe one first",
+            ));
+        }
+        app.store.add_push_subscription(&user, &sub).await?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => (StatusCode::CREATED, Json(serde_json::json!({"subscribed": true}))).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct EndpointBody {
+    endpoint: String,
+}
+
+async fn unsubscribe_push(
+    State(app): State<App>,
+    Query(q): Query<AuthQuery>,
+    headers: HeaderMap,
+    body: Result<Json<EndpointBody>, JsonRejection>,
+) -> Response {
+    let user = match user_of(&app, &headers, &q).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let result = async {
+        let Json(body) = body?;
+        app.store.remove_push_subscription(&user, &body.endpoint).await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,130 @@
+//! Web push (RFC 8030) with VAPID (RFC 8292) and aes128gcm payload
+//! encryption (RFC 8291), through web-push-native; the VAPID key is made
+//! on first start and kept in the store.
+
+use super::PushSubscription;
+use super::mailer::SendError;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::sync::Arc;
+use std::time::Duration;
+use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair};
+use web_push_native::{Auth, WebPushBuilder, p256};
+
+/// Largest push payload before encryption (one aes128gcm record).
+pub const MAX_PAYLOAD: usize = 3000;
+
+#[derive(Clone)]
+pub struct Pusher {
+    key: Arc<ES256KeyPair>,
+    /// `mailto:` or `https:` contact sent to push services.
+    contact: String,
+    client: reqwest::Client,
+}
+
+/// Decodes base64url with or without padding (browsers differ).
+fn b64(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
+}
+
+/// Checks a subscription a browser sent: an http(s) endpoint, a P-256
+/// public key and a 16-byte auth secret.
+pub fn validate(sub: &PushSubscription) -> Result<(), String> {
+    let endpoint: reqwest::Url = sub
+        .endpoint
+        .parse()
+        .map_err(|_| "endpoint must be an absolute URL".to_string())?;
+    if !matches!(endpoint.scheme(), "https" | "http") || sub.endpoint.len() > 1024 {
+        return Err("endpoint must be an http(s) URL of at most 1024 characters".into());
+    }
+    let key = b64(&sub.p256dh).ok_or("keys.p256dh must be base64url")?;
+    p256::PublicKey::from_sec1_bytes(&key).map_err(|_| "keys.p256dh is not a P-256 public key".to_string())?;
+    match b64(&sub.auth) {
+        Some(a) if a.len() == 16 => Ok(()),
+        _ => Err("keys.auth must be 16 bytes, base64url".into()),
+    }
+}
+
+impl Pusher {
+    /// `stored`: the 32-byte VAPID private key from the store.
+    pub fn new(stored: &[u8], contact: &str, client: reqwest::Client) -> Result<Pusher, String> {
+        if stored.len() != 32 {
+            return Err(format!("the stored VAPID key has {} bytes, not 32", stored.len()));
+        }
+        let key = ES256KeyPair::from_bytes(stored).map_err(|e| format!("the stored VAPID key: {e}"))?;
+        Ok(Pusher {
+            key: Arc::new(key),
+            contact: contact.to_owned(),
+            client,
+        })
+    }
+
+    /// A fresh VAPID private key (32 bytes) for first start.
+    pub fn generate_key() -> Vec<u8> {
+        ES256KeyPair::generate().to_bytes()
+    }
+
+    /// The `applicationServerKey` browsers subscribe with: the uncompressed
+    /// public point, base64url.
+    pub fn public_key(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.key.public_key().public_key().to_bytes_uncompressed())
+    }
+
+    pub async fn send(&self, sub: &PushSubscription, body: &str, timeout: Duration) -> Result<(), SendError> {
+        let bad = |m: &str| SendError::Permanent(format!("push subscription: {m}"));
+        let ua_public = b64(&sub.p256dh)
+            .and_then(|k| p256::PublicKey::from_sec1_bytes(&k).ok())
+            .ok_or_else(|| bad("bad p256dh"))?;
+        let auth = match b64(&sub.auth) {
+            Some(a) if a.len() == 16 => Auth::clone_from_slice(&a),
+            _ => return Err(bad("bad auth")),
+        };
+        let endpoint = sub.endpoint.parse().map_err(|_| bad("bad endpoint"))?;
+        let request = WebPushBuilder::new(endpoint, ua_public, auth)
+            .with_valid_duration(Duration::from_secs(12 * 3600))
+            .with_vapid(&self.key, &self.contact)
+            .build(body.as_bytes().to_vec())
+            .map_err(|e| SendError::Permanent(format!("encrypting the push payload: {e}")))?;
+        let mut request =
+            reqwest::Request::try_from(request).map_err(|e| SendError::Permanent(format!("push request: {e}")))?;
+        request
+            .headers_mut()
+            .insert("urgency", reqwest::header::HeaderValue::from_static("normal"));
+        *request.timeout_mut() = Some(timeout);
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| SendError::transient(format!("push service: {e}")))?;
+        classify_http(response.status(), response.headers(), "push service")
+    }
+}
+
+/// Maps an HTTP answer to the retry policy shared by push and webhooks:
+/// 2xx ok; 404/410 gone; 408, 429 and 5xx temporary (Retry-After
+/// honoured); other 4xx permanent.
+pub fn classify_http(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    who: &str,
+) -> Result<(), SendError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let code = status.as_u16();
+    if code == 404 || code == 410 {
+        return Err(SendError::Gone);
+    }
+    if code == 408 || code == 429 || status.is_server_error() {
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        return Err(SendError::Transient {
+            message: format!("{who} answered {code}"),
+            retry_after,
+        });
+    }
+    Err(SendError::Permanent(format!("{who} answered {code}")))
+}

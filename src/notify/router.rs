@@ -1,0 +1,326 @@
+//! The notifier: routes each queued notification (quiet hours → the user's
+//! open sockets → web push → email → the inbox) and drains the outbox.
+//! Every outbox row is stored, with its idempotency key, before it is
+//! attempted; an attempt is marked `sending` (flushed) before the side
+//! effect, so after a crash an interrupted email is sent again with the
+//! same Message-ID, never a second distinct copy.
+
+use super::email::Mail;
+use super::links::Links;
+use super::mailer::{Mailer, SendError};
+use super::push::{MAX_PAYLOAD, Pusher};
+use super::{Channel, Notification, OutboxItem, OutboxStatus, Payload, webhook};
+use crate::conversation::{Entry, Message};
+use crate::hub::Hub;
+use crate::protocol::ServerFrame;
+use crate::store::{Store, StoreError};
+use crate::user::UserId;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A configured webhook receiver.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    pub url: String,
+    pub secret: String,
+}
+
+/// Retry and timeout policy for side effects.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeliveryPolicy {
+    /// Attempts before an item is marked failed.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with jitter, up to `max_backoff`.
+    pub retry_base: Duration,
+    pub max_backoff: Duration,
+    /// Longest single send (an SMTP conversation, an HTTP request).
+    pub send_timeout: Duration,
+}
+
+impl DeliveryPolicy {
+    /// Delay before attempt `attempts + 1`: exponential with full jitter
+    /// over the upper half, never below a peer's Retry-After.
+    pub fn backoff(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self
+            .retry_base
+            .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+            .min(self.max_backoff);
+        let jittered = exp / 2 + exp.mul_f64(rand::rng().random::<f64>() / 2.0);
+        jittered.max(retry_after.unwrap_or_default())
+    }
+}
+
+pub struct Notifier {
+    pub store: Arc<dyn Store>,
+    pub hub: Hub,
+    pub mail: Arc<Mail>,
+    pub mailer: Mailer,
+    pub pusher: Option<Pusher>,
+    pub links: Links,
+    pub webhooks: Vec<WebhookTarget>,
+    pub http: reqwest::Client,
+    pub policy: DeliveryPolicy,
+    pub default_tz: Tz,
+    pub clock: crate::app::Clock,
+    /// Poked when something new may be ready to route or send.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+/// What one pass did (tests and logs).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub routed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+impl Notifier {
+    /// Runs until `shutdown`: a pass whenever woken, at least every 500 ms.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            if let Err(e) = self.pass().await {
+                tracing::error!(error = %e, "notifier pass failed");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// Routes what is due and attempts what is due in the outbox.
+    pub async fn pass(&self) -> Result<Pass, StoreError> {
+        let mut pass = Pass::default();
+        let now = (self.clock)();
+        for (user, n) in self.store.due_notifications(now, 256).await? {
+            self.route(&user, n, now).await?;
+            pass.routed += 1;
+        }
+        for item in self.store.due_outbox((self.clock)(), 64).await? {
+            match self.attempt(item).await? {
+                OutboxStatus::Sent => pass.sent += 1,
+                OutboxStatus::Failed => pass.failed += 1,
+                OutboxStatus::Pending | OutboxStatus::Sending => pass.retried += 1,
+            }
+        }
+        Ok(pass)
+    }
+
+    async fn route(&self, user: &UserId, mut n: Notification, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let span = tracing::info_span!("route", user_id = %user, notification = %n.id);
+        let _e = span.enter();
+        if n.seen {
+            // Shown in `ready` meanwhile: nothing left to deliver.
+            return self.store.route_notification(user, &n, vec![], None).await;
+        }
+        let prefs = self.store.preferences(user).await?;
+        let tz = prefs.tz(self.default_tz);
+        if !n.urgent
+            && let Some(end) = prefs.quiet_hours.and_then(|q| q.ends_after(now, tz))
+        {
+            tracing::debug!(until = %end, "quiet hours: notification waits");
+            return self.store.route_notification(user, &n, vec![], Some(end)).await;
+        }
+        if n.routed.is_none() {
+            // The event becomes part of the conversation, so the model and
+            // the person see it in context later.
+            let message = Message::Assistant {
+                text: n.text.clone(),
+                tool_calls: vec![],
+            };
+            self.store.append_message(user, &Entry { at: now, message }).await?;
+        }
+        let mut outbox = Vec::new();
+        let subs = if prefs.channels.push && self.pusher.is_some() {
+            self.store.push_subscriptions(user).await?
+        } else {
+            Vec::new()
+        };
+        let channel = if self.hub.is_online(user) {
+            self.hub
+                .publish(user, &ServerFrame::Notification { notification: n.view() });
+            n.seen = true;
+            Channel::Socket
+        } else if !subs.is_empty() {
+            let body = push_body(&n, &self.links);
+            for sub in subs {
+                let hash = Sha256::digest(sub.endpoint.as_bytes());
+                let tag: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+                outbox.push(item(
+                    user,
+                    format!("notify:{user}:{}:push:{tag}", n.id),
+                    Payload::Push {
+                        subscription: sub,
+                        body: body.clone(),
+                    },
+                    now,
+                ));
+            }
+            Channel::Push
+        } else if let Some(to) = prefs.deliverable_email() {
+            match self
+                .mail
+                .notification(&n, to, &self.links.widget(), &self.links.unsubscribe(user))
+            {
+                Ok(email) => {
+                    outbox.push(item(
+                        user,
+                        format!("notify:{user}:{}:email", n.id),
+                        Payload::Email(email),
+                        now,
+                    ));
+                    Channel::Email
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not render the notification email");
+                    Channel::Inbox
+                }
+            }
+        } else {
+            Channel::Inbox
+        };
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            let body = serde_json::json!({
+                "event": "notification",
+                "user": user.as_str(),
+                "channel": channel,
+                "notification": n.view(),
+            });
+            outbox.push(item(
+                user,
+                format!("webhook:{i}:{user}:{}", n.id),
+                Payload::Webhook {
+                    url: hook.url.clone(),
+                    body: body.to_string(),
+                },
+                now,
+            ));
+        }
+        n.routed = Some(channel);
+        tracing::info!(channel = ?channel, "notification routed");
+        self.store.route_notification(user, &n, outbox, None).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// One attempt at one outbox item; returns its new status.
+    async fn attempt(&self, mut item: OutboxItem) -> Result<OutboxStatus, StoreError> {
+        let span =
+            tracing::info_span!("deliver", user_id = %item.user, outbox = %item.id, channel = item.payload.channel());
+        let _e = span.enter();
+        item.status = OutboxStatus::Sending;
+        item.attempts += 1;
+        item.next_attempt_at = (self.clock)();
+        // Recorded before the side effect: an attempt interrupted by a crash
+        // is found in `sending` and repeated with the same identity.
+        self.store.save_outbox(&item).await?;
+        let timeout = self.policy.send_timeout;
+        let result = match &item.payload {
+            Payload::Email(email) => self.mailer.send(email, &self.mail.from, timeout).await,
+            Payload::Push { subscription, body } => match &self.pusher {
+                Some(p) => p.send(subscription, body, timeout).await,
+                None => Err(SendError::Permanent("web push is not configured".into())),
+            },
+            Payload::Webhook { url, body } => match self.webhooks.iter().find(|w| &w.url == url) {
+                Some(hook) => {
+                    let now = (self.clock)().timestamp();
+                    webhook::send(&self.http, url, &hook.secret, body, now, timeout).await
+                }
+                None => Err(SendError::Permanent("webhook no longer configured".into())),
+            },
+        };
+        match result {
+            Ok(()) => {
+                item.status = OutboxStatus::Sent;
+                item.last_error = None;
+                tracing::info!(attempts = item.attempts, "delivered");
+            }
+            Err(SendError::Transient { message, retry_after }) if item.attempts < self.policy.max_attempts => {
+                let delay = self.policy.backoff(item.attempts, retry_after);
+                item.status = OutboxStatus::Pending;
+                item.next_attempt_at = (self.clock)() + chrono::Duration::from_std(delay).unwrap_or_default();
+                tracing::warn!(error = %message, retry_in_ms = delay.as_millis() as u64, "delivery failed; will retry");
+                item.last_error = Some(message);
+            }
+            Err(e) => {
+                if let (SendError::Gone, Payload::Push { subscription, .. }) = (&e, &item.payload) {
+                    self.store
+                        .remove_push_subscription(&item.user, &subscription.endpoint)
+                        .await?;
+                    tracing::info!("push subscription expired; removed");
+                }
+                tracing::warn!(error = %e, attempts = item.attempts, "delivery failed for good");
+                item.status = OutboxStatus::Failed;
+                item.last_error = Some(e.to_string());
+            }
+        }
+        self.store.save_outbox(&item).await?;
+        Ok(item.status)
+    }
+}
+
+/// A new outbox row (the store assigns its id).
+pub fn item(user: &UserId, key: String, payload: Payload, now: DateTime<Utc>) -> OutboxItem {
+    OutboxItem {
+        id: String::new(),
+        user: user.clone(),
+        key,
+        payload,
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: now,
+        created_at: now,
+        last_error: None,
+    }
+}
+
+/// What a service worker receives: small JSON, text cut to fit one record.
+fn push_body(n: &Notification, links: &Links) -> String {
+    let mut text: String = n.text.chars().take(1000).collect();
+    loop {
+        let body = serde_json::json!({
+            "title": "steward",
+            "body": text,
+            "id": n.id,
+            "kind": n.kind,
+            "plan_id": n.plan_id,
+            "url": links.widget(),
+        })
+        .to_string();
+        if body.len() <= MAX_PAYLOAD || text.is_empty() {
+            return body;
+        }
+        text = text.chars().take(text.chars().count() / 2).collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_honours_retry_after() {
+        let p = DeliveryPolicy {
+            max_attempts: 8,
+            retry_base: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(5),
+        };
+        for (attempts, lo, hi) in [(1, 5, 10), (2, 10, 20), (3, 20, 40), (6, 30, 60)] {
+            let d = p.backoff(attempts, None);
+            assert!(
+                d >= Duration::from_secs(lo) && d <= Duration::from_secs(hi),
+                "{attempts}: {d:?}"
+            );
+        }
+        assert_eq!(p.backoff(1, Some(Duration::from_secs(120))), Duration::from_secs(120));
+    }
+}

@@ -1,0 +1,733 @@
+//! Time and re-engagement end to end: triggers derived from real plans fire
+//! once each on a hand-moved clock, reach the open socket or wait in the
+//! inbox, survive restarts (catch-up window and missed), digests go through
+//! a real SMTP server (retry on 4xx, none on 5xx), web push decrypts with
+//! the subscription's keys, and nothing in titles or texts adds a header or
+//! a recipient.
+
+use crate::harness::{Client, ManualClock, TestApp, WAIT, of_type, spawn_app_full};
+use crate::smtp::{Mode, Sink};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use steward::conversation::ToolCall;
+use steward::llm::offline::OfflineEngine;
+use steward::notify::mailer::Mailer;
+use steward::notify::{Channels, OutboxStatus, Preferences};
+use steward::plan::Actor;
+use steward::planner::templates::Templates;
+use steward::scheduler::digest_trigger;
+use steward::scheduler::triggers::{Frequency, Recurrence};
+use steward::user::UserId;
+
+/// Sunday 2026-11-22, 11:00 in Berlin.
+const NOW: &str = "2026-11-22T10:00:00Z";
+
+fn engine() -> Arc<OfflineEngine> {
+    Arc::new(OfflineEngine::new(Arc::new(Templates::built_in().unwrap())))
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+async fn app(clock: &ManualClock, mailer: Option<Mailer>, background: bool) -> TestApp {
+    spawn_app_full(
+        engine(),
+        |c| {
+            c.time_zone = "Europe/Berlin".into();
+            c.background = background;
+        },
+        Some(clock.clock()),
+        mailer,
+    )
+    .await
+}
+
+fn reply(frames: &[Value]) -> String {
+    let last = frames.last().unwrap();
+    assert_eq!(last["type"], "reply", "{frames:#?}");
+    last["text"].as_str().unwrap().to_owned()
+}
+
+/// Frames that arrive within `window` of each other, until silence.
+async fn drain(client: &mut Client, window: std::time::Duration) -> Vec<Value> {
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(window, client.ws.next()).await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            out.push(serde_json::from_str(t.as_str()).unwrap());
+        }
+    }
+    out
+}
+
+async fn onboarding(ana: &mut Client) -> Value {
+    let frames = ana.turn("g1", "help me onboard Ana Souza, she starts December 1").await;
+    of_type(&frames, "plan")[0]["plan"].clone()
+}
+
+/// A verified address with a daily digest at `time`, set in the store (the
+/// verification flow itself is tested through REST below).
+async fn verified(app: &TestApp, user: &str, email: &str, zone: &str, time: &str) -> UserId {
+    let user = UserId::parse(user).unwrap();
+    app.app.store.ensure_user(&user).await.unwrap();
+    let prefs = Preferences {
+        time_zone: Some(zone.into()),
+        email: Some(email.into()),
+        email_verified: true,
+        quiet_hours: None,
+        digest: Recurrence {
+            frequency: Frequency::Daily,
+            weekday: None,
+            time: chrono::NaiveTime::parse_from_str(time, "%H:%M").unwrap(),
+        },
+        channels: Channels::default(),
+    };
+    let now = app.app.now();
+    let trigger = digest_trigger(&user, &prefs, zone.parse().unwrap(), now, now);
+    app.app.store.save_preferences(&user, &prefs, trigger).await.unwrap();
+    user
+}
+
+async fn call_tool(app: &TestApp, user: &UserId, name: &str, args: Value) -> Value {
+    let ctx = app.app.tool_context(user, Actor::Model).await;
+    let call = ToolCall {
+        id: "t1".into(),
+        name: name.into(),
+        arguments: args.to_string(),
+    };
+    serde_json::from_str(&app.app.tools.call(&ctx, &call).await.unwrap().content).unwrap()
+}
+
+#[tokio::test]
+async fn due_overdue_idle_and_reminder_triggers_fire_once_each_into_the_open_socket() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let mut ana = app.connect("ana").await;
+    let plan = onboarding(&mut ana).await;
+    let text = reply(&ana.turn("r1", "remind me tomorrow at 9 to call the recruiter").await);
+    assert_eq!(text, "OK — I'll remind you tomorrow at 09:00: call the recruiter.");
+
+    // What the plan implies over the next twelve days: for each dated
+    // step, "due soon" 24 h before (if that is still ahead) and "overdue"
+    // at the due time; an idle nudge after 7 days; the reminder.
+    let created = at(NOW);
+    let end = created + Duration::days(12);
+    let mut expected = BTreeSet::new();
+    for s in plan["steps"].as_array().unwrap() {
+        let Some(due) = s["due_at"].as_str().map(at) else {
+            continue;
+        };
+        let id = s["id"].as_str().unwrap().to_owned();
+        if due - Duration::hours(24) > created && due - Duration::hours(24) <= end {
+            expected.insert(("due_soon".to_owned(), Some(id.clone())));
+        }
+        if due > created && due <= end {
+            expected.insert(("overdue".to_owned(), Some(id)));
+        }
+    }
+    expected.insert(("idle".to_owned(), None));
+    expected.insert(("reminder".to_owned(), None));
+
+    let scheduler = app.app.scheduler().await.unwrap();
+    let notifier = app.app.notifier().await.unwrap();
+    let mut fired = 0;
+    while clock.now() < end {
+        clock.advance(Duration::minutes(30));
+        fired += scheduler.tick(clock.now()).await.unwrap().fired;
+        notifier.pass().await.unwrap();
+    }
+    let frames = drain(&mut ana, std::time::Duration::from_millis(300)).await;
+    let notes: Vec<&Value> = of_type(&frames, "notification")
+        .into_iter()
+        .map(|f| &f["notification"])
+        .collect();
+    let mut seen: BTreeMap<(String, Option<String>), usize> = BTreeMap::new();
+    for n in &notes {
+        let key = (
+            n["kind"].as_str().unwrap().to_owned(),
+            n["step_id"].as_str().map(str::to_owned),
+        );
+        *seen.entry(key).or_default() += 1;
+    }
+    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), expected, "{notes:#?}");
+    assert!(seen.values().all(|n| *n == 1), "each trigger fires once: {seen:?}");
+    assert_eq!(fired, expected.len());
+    let reminder = notes.iter().find(|n| n["kind"] == "reminder").unwrap();
+    assert_eq!(reminder["text"], "Reminder: call the recruiter");
+    assert_eq!(reminder["created_at"], "2026-11-23T08:00:00Z");
+    let laptop = notes
+        .iter()
+        .find(|n| n["kind"] == "due_soon" && n["step_id"] == "order_hardware")
+        .unwrap();
+    assert_eq!(
+        laptop["text"],
+        "“Order laptop and equipment for Ana Souza” (Onboard Ana Souza) is due tomorrow at 09:00."
+    );
+
+    // Nothing fires twice, however often the clock is read again.
+    assert_eq!(scheduler.tick(clock.now()).await.unwrap().fired, 0);
+    let left = app
+        .app
+        .store
+        .user_triggers(&UserId::parse("ana").unwrap())
+        .await
+        .unwrap();
+    assert!(
+        left.iter().all(|t| t.fire_at > clock.now()),
+        "only future triggers stay armed: {left:?}"
+    );
+    assert_eq!(left.len(), 1, "the Dec 5 check-in's overdue trigger: {left:?}");
+    // Shown live, so nothing waits for the next connection.
+    let again = app.connect("ana").await;
+    assert_eq!(again.ready.as_ref().unwrap()["notifications"], json!([]));
+}
+
+#[tokio::test]
+async fn finishing_or_moving_a_step_cancels_or_moves_its_triggers() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let mut ana = app.connect("ana").await;
+    onboarding(&mut ana).await;
+    let user = UserId::parse("ana").unwrap();
+    let ids = |ts: Vec<steward::scheduler::triggers::Trigger>| -> BTreeMap<String, DateTime<Utc>> {
+        ts.into_iter().map(|t| (t.id, t.fire_at)).collect()
+    };
+    let before = ids(app.app.store.user_triggers(&user).await.unwrap());
+    assert_eq!(before["overdue:p1:order_hardware"], at("2026-11-24T08:00:00Z"));
+    ana.turn("d1", "done with order laptop").await;
+    let after = ids(app.app.store.user_triggers(&user).await.unwrap());
+    assert!(!after.contains_key("overdue:p1:order_hardware") && !after.contains_key("due:p1:order_hardware"));
+    ana.turn("m1", "move the orientation to Friday").await;
+    let moved = ids(app.app.store.user_triggers(&user).await.unwrap());
+    // Friday Nov 27, 09:00 Berlin.
+    assert_eq!(moved["overdue:p1:orientation"], at("2026-11-27T08:00:00Z"));
+    assert_eq!(moved["due:p1:orientation"], at("2026-11-26T08:00:00Z"));
+    ana.turn("c1", "cancel the onboarding plan").await;
+    assert!(app.app.store.user_triggers(&user).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_notification_for_an_offline_user_waits_in_the_inbox_and_arrives_with_ready_once() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    {
+        let mut ana = app.connect("ana").await;
+        ana.turn("r1", "remind me tomorrow at 9 to call the recruiter").await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    clock.set(at("2026-11-23T08:00:01Z"));
+    assert_eq!(
+        app.app
+            .scheduler()
+            .await
+            .unwrap()
+            .tick(clock.now())
+            .await
+            .unwrap()
+            .fired,
+        1
+    );
+    app.app.notifier().await.unwrap().pass().await.unwrap();
+    let ana = app.connect("ana").await;
+    let missed = &ana.ready.as_ref().unwrap()["notifications"];
+    assert_eq!(missed.as_array().unwrap().len(), 1, "{missed}");
+    assert_eq!(missed[0]["text"], "Reminder: call the recruiter");
+    let again = app.connect("ana").await;
+    assert_eq!(again.ready.as_ref().unwrap()["notifications"], json!([]));
+}
+
+/// After a restart, the background scheduler fires what came due inside
+/// the catch-up window within 5 s, and reports older triggers as missed.
+#[tokio::test]
+async fn a_restart_fires_due_triggers_in_the_catch_up_window_and_reports_older_ones_as_missed() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, true).await;
+    {
+        let mut ana = app.connect("ana").await;
+        ana.turn("r1", "remind me tomorrow at 9 to call the recruiter").await;
+        ana.turn("r2", "remind me on Friday at 9 to send the report").await;
+    }
+    // Down from before the first reminder until 10 s after it.
+    clock.set(at("2026-11-23T08:00:10Z"));
+    let app = app.restart(engine()).await;
+    let restarted = std::time::Instant::now();
+    let first = next_notification(&app, "ana").await;
+    let latency = restarted.elapsed();
+    assert_eq!(first["text"], "Reminder: call the recruiter");
+    assert!(latency < std::time::Duration::from_secs(5), "{latency:?}");
+    eprintln!("catch-up: fired {latency:?} after restart");
+
+    // Down across Friday 09:00 for three days: past the 6 h window.
+    clock.set(at("2026-11-30T08:00:00Z"));
+    let app = app.restart(engine()).await;
+    let missed = next_notification(&app, "ana").await;
+    assert_eq!(missed["kind"], "missed");
+    assert_eq!(
+        missed["text"],
+        "While I was offline I missed your reminder “send the report” (Nov 27 09:00)."
+    );
+    let user = UserId::parse("ana").unwrap();
+    assert!(app.app.store.user_triggers(&user).await.unwrap().is_empty());
+    let recorded = app.app.store.missed_since(&user, at(NOW)).await.unwrap();
+    assert_eq!(recorded.len(), 1);
+}
+
+/// The next notification for `user`: in `ready` if it was routed before
+/// the socket opened, else as a live frame.
+async fn next_notification(app: &TestApp, user: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut client = app.connect(user).await;
+        if let Some(n) = client.ready.as_ref().unwrap()["notifications"]
+            .as_array()
+            .and_then(|a| a.first())
+        {
+            return n.clone();
+        }
+        let frames = drain(&mut client, std::time::Duration::from_millis(200)).await;
+        if let Some(f) = of_type(&frames, "notification").first() {
+            return f["notification"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no notification within 5 s");
+    }
+}
+
+#[tokio::test]
+async fn one_digest_per_user_per_local_day_over_a_simulated_year_in_odd_zones() {
+    let clock = ManualClock::at("2026-11-23T00:00:00Z");
+    let app = app(&clock, None, false).await;
+    // Times that fall into DST gaps (New York 02:30, Lord Howe 02:15) and
+    // repeats (London 01:30) on some days of the year.
+    let users = [
+        ("ny", "America/New_York", "02:30"),
+        ("london", "Europe/London", "01:30"),
+        ("lordhowe", "Australia/Lord_Howe", "02:15"),
+        ("kolkata", "Asia/Kolkata", "08:00"),
+    ];
+    for (u, zone, time) in users {
+        verified(&app, u, &format!("{u}@example.com"), zone, time).await;
+    }
+    let scheduler = app.app.scheduler().await.unwrap();
+    let end = clock.now() + Duration::days(365);
+    let mut decided = 0;
+    let mut n = 0u64;
+    while let Some(next) = app.app.store.next_trigger_at().await.unwrap() {
+        if next > end {
+            break;
+        }
+        n += 1;
+        // Wake-ups are a little late; now and then steward was down for
+        // up to five hours (inside the catch-up window).
+        let late = if n.is_multiple_of(37) {
+            Duration::minutes(((n * 7919) % 300) as i64)
+        } else {
+            Duration::milliseconds(((n * 104_729) % 2_000) as i64)
+        };
+        clock.set(next + late);
+        decided += scheduler.tick(clock.now()).await.unwrap().digests;
+    }
+    let queued = app.app.store.due_outbox(end + Duration::days(1), 10_000).await.unwrap();
+    assert_eq!(queued.len(), decided);
+    let mut by_user: BTreeMap<String, Vec<chrono::NaiveDate>> = BTreeMap::new();
+    for item in &queued {
+        let period = item.key.rsplit(':').next().unwrap();
+        let day = chrono::NaiveDate::parse_from_str(period, "%Y-%m-%d").unwrap();
+        by_user.entry(item.user.to_string()).or_default().push(day);
+    }
+    let mut wrong_days = 0;
+    for (user, mut days) in by_user.clone() {
+        days.sort();
+        let distinct: BTreeSet<_> = days.iter().collect();
+        let span = (*days.last().unwrap() - days[0]).num_days() + 1;
+        wrong_days += days.len() - distinct.len(); // two on one day
+        wrong_days += (span as usize).saturating_sub(distinct.len()); // a day without one
+        assert!(days.len() >= 364, "{user}: {} digests", days.len());
+    }
+    eprintln!("simulated year: {decided} digests for 4 users, user-days with != 1 digest: {wrong_days}");
+    assert_eq!(wrong_days, 0);
+    assert_eq!(by_user.len(), 4);
+}
+
+#[tokio::test]
+async fn a_verified_address_gets_the_digest_through_real_smtp_with_both_parts_and_the_plans_steps() {
+    let sink = Sink::new(Mode::Accept);
+    let port = sink.start().port();
+    let clock = ManualClock::at(NOW);
+    let app = app(
+        &clock,
+        Some(Mailer::loopback(port, std::time::Duration::from_secs(5))),
+        false,
+    )
+    .await;
+    let mut ana = app.connect("ana").await;
+    onboarding(&mut ana).await;
+    let http = reqwest::Client::new();
+    let prefs: Value = http
+        .put(app.url("/api/preferences?user=ana"))
+        .json(&json!({"email": "ana@example.com", "time_zone": "Europe/Berlin", "digest": {"frequency": "daily", "time": "08:00"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prefs["email"], "ana@example.com");
+    assert_eq!(prefs["email_verified"], false);
+    let notifier = app.app.notifier().await.unwrap();
+    notifier.pass().await.unwrap();
+    let mail = sink.wait_for(1, WAIT).await;
+    assert_eq!(mail.len(), 1, "only the verification mail before verifying");
+    assert_eq!(mail[0].to, vec!["ana@example.com".to_string()]);
+    let text = mail[0].part("text/plain").unwrap();
+    let link = text
+        .lines()
+        .find(|l| l.contains("/api/email/verify?token="))
+        .unwrap()
+        .trim();
+    let link = link.replace("http://127.0.0.1:8080", &format!("http://{}", app.addr));
+    let page = http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Email confirmed"));
+    let user = UserId::parse("ana").unwrap();
+    let armed = app.app.store.user_triggers(&user).await.unwrap();
+    let digest = armed
+        .iter()
+        .find(|t| t.id == "digest")
+        .expect("digest armed once verified");
+    assert_eq!(digest.fire_at, at("2026-11-23T07:00:00Z"));
+
+    clock.set(digest.fire_at);
+    let report = app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    assert_eq!(report.digests, 1);
+    notifier.pass().await.unwrap();
+    let mail = sink.wait_for(2, WAIT).await;
+    assert_eq!(mail.len(), 2);
+    let d = &mail[1];
+    assert_eq!(d.to, vec!["ana@example.com".to_string()]);
+    assert_eq!(d.from, "steward@localhost");
+    assert_eq!(
+        d.header("Subject").unwrap(),
+        "Your plans for 2026-11-23: 1 active, 4 due this week"
+    );
+    assert_eq!(d.header("Message-ID").unwrap(), "<digest.ana.2026-11-23@localhost>");
+    let unsubscribe = d.header("List-Unsubscribe").unwrap();
+    assert!(
+        unsubscribe.starts_with("<http://127.0.0.1:8080/api/email/unsubscribe?token="),
+        "{unsubscribe}"
+    );
+    assert_eq!(d.header("List-Unsubscribe-Post").unwrap(), "List-Unsubscribe=One-Click");
+    let text = d.part("text/plain").unwrap();
+    let html = d.part("text/html").unwrap();
+    for needle in [
+        "Onboard Ana Souza (p1): 0 of 7 steps done (0%)",
+        "Order laptop and equipment for Ana Souza, due tomorrow",
+    ] {
+        assert!(text.contains(needle), "{needle} not in:\n{text}");
+    }
+    assert!(
+        html.contains("<h2") && html.contains("Order laptop and equipment for Ana Souza"),
+        "{html}"
+    );
+
+    // One click on the unsubscribe link turns email off and disarms the digest.
+    let url = unsubscribe
+        .trim_matches(|c| c == '<' || c == '>')
+        .replace("http://127.0.0.1:8080", &format!("http://{}", app.addr));
+    assert_eq!(http.post(&url).send().await.unwrap().status(), 200);
+    assert!(!app.app.store.preferences(&user).await.unwrap().channels.email);
+    assert!(
+        app.app
+            .store
+            .user_triggers(&user)
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.id != "digest")
+    );
+}
+
+#[tokio::test]
+async fn a_4xx_from_smtp_is_retried_with_the_same_message_and_a_5xx_is_not() {
+    for (mode, want_calls, want_status) in [
+        (Mode::TempFailFirst, 2, OutboxStatus::Sent),
+        (Mode::Reject, 1, OutboxStatus::Failed),
+    ] {
+        let sink = Sink::new(mode);
+        let port = sink.start().port();
+        let clock = ManualClock::at(NOW);
+        let app = app(
+            &clock,
+            Some(Mailer::loopback(port, std::time::Duration::from_secs(5))),
+            false,
+        )
+        .await;
+        let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "08:00").await;
+        let scheduler = app.app.scheduler().await.unwrap();
+        let prefs = app.app.store.preferences(&user).await.unwrap();
+        let item = scheduler
+            .digest_item(&user, &prefs, clock.now(), clock.now())
+            .await
+            .unwrap()
+            .unwrap();
+        let key = item.key.clone();
+        app.app.store.enqueue(vec![item]).await.unwrap();
+        let notifier = app.app.notifier().await.unwrap();
+        for _ in 0..5 {
+            notifier.pass().await.unwrap();
+            clock.advance(Duration::minutes(10));
+        }
+        let stored = app.app.store.outbox_by_key(&key).await.unwrap().unwrap();
+        let calls = sink.data_calls.load(std::sync::atomic::Ordering::SeqCst);
+        eprintln!("{mode:?}: {calls} SMTP DATA attempts, final status {:?}", stored.status);
+        assert_eq!(calls, want_calls, "{mode:?}");
+        assert_eq!(stored.status, want_status, "{mode:?}");
+        assert_eq!(stored.attempts, want_calls as u32);
+        let received = sink.received();
+        assert_eq!(received.len(), usize::from(mode == Mode::TempFailFirst));
+        if let Some(m) = received.first() {
+            assert_eq!(m.header("Message-ID").unwrap(), "<digest.ana.2026-11-22@localhost>");
+        }
+    }
+}
+
+#[tokio::test]
+async fn titles_and_texts_with_line_breaks_and_encoded_words_never_add_a_header_or_a_recipient() {
+    let sink = Sink::new(Mode::Accept);
+    let port = sink.start().port();
+    let clock = ManualClock::at(NOW);
+    let app = app(
+        &clock,
+        Some(Mailer::loopback(port, std::time::Duration::from_secs(5))),
+        false,
+    )
+    .await;
+    let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "08:00").await;
+    // A reminder text with CR/LF and header lines (the tool flattens it).
+    let made = call_tool(
+        &app,
+        &user,
+        "remind",
+        json!({"text": "call Bob\r\nBcc: evil@example.com\r\nX-Evil: yes", "at": "2026-11-22T12:00:00+01:00"}),
+    )
+    .await;
+    assert_eq!(made["ok"], true, "{made}");
+    // A plan title with an encoded word that decodes to a header line.
+    let plan = call_tool(
+        &app,
+        &user,
+        "update_plan",
+        json!({"title": "Ana =?utf-8?q?=0D=0ABcc:_evil@example.com?= Bcc: evil@example.com", "explanation": "test",
+               "ops": [{"op": "add_step", "id": "x", "title": "To: evil@example.com, mallory@example.com", "due_at": "2026-11-23T13:00:00+01:00"}]}),
+    )
+    .await;
+    assert_eq!(plan["ok"], true, "{plan}");
+    clock.set(at("2026-11-22T12:00:00Z"));
+    let report = app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    assert_eq!(report.fired, 2, "{report:?}");
+    app.app.notifier().await.unwrap().pass().await.unwrap();
+    let mail = sink.wait_for(2, WAIT).await;
+    assert_eq!(mail.len(), 2);
+    let mut injected = 0;
+    for m in &mail {
+        use mailparse::MailHeaderMap;
+        let parsed = m.parsed();
+        let names: Vec<String> = parsed
+            .headers
+            .iter()
+            .map(|h| h.get_key().to_ascii_lowercase())
+            .collect();
+        let subject = m.header("Subject").unwrap();
+        if m.to != ["ana@example.com"]
+            || subject.contains('\r')
+            || subject.contains('\n')
+            || names.iter().any(|n| n == "bcc" || n == "x-evil" || n == "cc")
+            || parsed.headers.get_all_values("To") != ["ana@example.com"]
+        {
+            injected += 1;
+        }
+        eprintln!("subject: {:?}", m.header("Subject").unwrap());
+    }
+    assert_eq!(injected, 0, "{mail:#?}");
+}
+
+#[tokio::test]
+async fn a_push_reaches_a_loopback_push_service_and_decrypts_to_the_notification() {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use web_push_native::p256::elliptic_curve::rand_core::{OsRng, RngCore};
+    use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
+
+    // The push service: records what it gets; answers 201, or 410 once told.
+    type Got = Arc<std::sync::Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+    let got: Got = Arc::default();
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (g, gone2) = (got.clone(), gone.clone());
+    let service = axum::Router::new().route(
+        "/push/{id}",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let (g, gone) = (g.clone(), gone2.clone());
+            async move {
+                g.lock().unwrap().push((headers, body.to_vec()));
+                if gone.load(std::sync::atomic::Ordering::SeqCst) {
+                    axum::http::StatusCode::GONE
+                } else {
+                    axum::http::StatusCode::CREATED
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let push_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    // The browser's side of a subscription.
+    let secret = web_push_native::p256::SecretKey::random(&mut OsRng);
+    let mut auth = [0u8; 16];
+    OsRng.fill_bytes(&mut auth);
+    let body = json!({
+        "endpoint": format!("http://{push_addr}/push/abc"),
+        "keys": {
+            "p256dh": URL_SAFE_NO_PAD.encode(secret.public_key().to_encoded_point(false).as_bytes()),
+            "auth": URL_SAFE_NO_PAD.encode(auth),
+        }
+    });
+    let http = reqwest::Client::new();
+    let r = http
+        .post(app.url("/api/push/subscribe?user=ana"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let bad = http
+        .post(app.url("/api/push/subscribe?user=ana"))
+        .json(&json!({"endpoint": "http://x/y", "keys": {"p256dh": "AAAA", "auth": "AAAA"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let user = UserId::parse("ana").unwrap();
+    call_tool(
+        &app,
+        &user,
+        "remind",
+        json!({"text": "call the recruiter", "at": "2026-11-22T12:00:00+01:00"}),
+    )
+    .await;
+    clock.set(at("2026-11-22T11:00:00Z"));
+    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    app.app.notifier().await.unwrap().pass().await.unwrap();
+    let (headers, encrypted) = got.lock().unwrap()[0].clone();
+    assert_eq!(headers["content-encoding"], "aes128gcm");
+    assert!(headers["authorization"].to_str().unwrap().starts_with("vapid t="));
+    let plain = web_push_native::decrypt(encrypted, &secret, &web_push_native::Auth::clone_from_slice(&auth)).unwrap();
+    let payload: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(payload["body"], "Reminder: call the recruiter");
+    assert_eq!(payload["kind"], "reminder");
+
+    // An expired subscription (410) is removed.
+    gone.store(true, std::sync::atomic::Ordering::SeqCst);
+    call_tool(
+        &app,
+        &user,
+        "remind",
+        json!({"text": "second", "at": "2026-11-22T13:00:00+01:00"}),
+    )
+    .await;
+    clock.set(at("2026-11-22T12:00:00Z"));
+    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    app.app.notifier().await.unwrap().pass().await.unwrap();
+    assert_eq!(got.lock().unwrap().len(), 2);
+    assert!(app.app.store.push_subscriptions(&user).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn preferences_reject_bad_input_whole_and_the_calendar_feed_needs_its_token() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let mut ana = app.connect("ana").await;
+    onboarding(&mut ana).await;
+    let http = reqwest::Client::new();
+    let put = |body: String| {
+        http.put(app.url("/api/preferences?user=ana"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (body, status, code) in [
+        ("{not json", 400, "invalid_json"),
+        (r#"{"colour": "blue"}"#, 422, "invalid_json"),
+        (r#"{"time_zone": "Mars/Olympus"}"#, 400, "invalid_field"),
+        (r#"{"email": "a@b.c, evil@x.org"}"#, 400, "invalid_field"),
+        (
+            r#"{"quiet_hours": {"start": "25:00", "end": "07:00"}}"#,
+            400,
+            "invalid_field",
+        ),
+        (
+            r#"{"time_zone": "Asia/Kolkata", "digest": {"frequency": "weekly", "weekday": "someday", "time": "08:00"}}"#,
+            400,
+            "invalid_field",
+        ),
+    ] {
+        let r = put(body.into()).await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{body}");
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["error"]["code"], code, "{body}: {err}");
+    }
+    // The refused updates changed nothing (not even the valid time zone).
+    let prefs: Value = http
+        .get(app.url("/api/preferences?user=ana"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prefs["time_zone"], "Europe/Berlin");
+    let ok: Value = put(r#"{"quiet_hours": {"start": "22:00", "end": "07:00"}, "time_zone": "Asia/Kolkata"}"#.into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok["quiet_hours"], json!({"start": "22:00", "end": "07:00"}));
+    assert_eq!(ok["time_zone"], "Asia/Kolkata");
+    assert_eq!(
+        http.get(app.url("/api/preferences")).send().await.unwrap().status(),
+        400
+    );
+
+    let feed = prefs["calendar_url"]
+        .as_str()
+        .unwrap()
+        .replace("http://127.0.0.1:8080", &format!("http://{}", app.addr));
+    let r = http.get(&feed).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/calendar; charset=utf-8");
+    let ics = r.text().await.unwrap();
+    assert_eq!(ics.matches("BEGIN:VEVENT").count(), 7, "{ics}");
+    assert!(ics.contains("UID:p1.order_hardware@localhost"), "{ics}");
+    let forged = feed.replace(".ics", "x.ics");
+    assert_eq!(http.get(&forged).send().await.unwrap().status(), 404);
+    let bob_feed = app.url(&format!(
+        "/api/calendar/{}.{}.ics",
+        URL_SAFE.encode("bob"),
+        feed.rsplit('.').nth(1).unwrap()
+    ));
+    assert_eq!(
+        http.get(&bob_feed).send().await.unwrap().status(),
+        404,
+        "a token is only good for its own user"
+    );
+}
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as URL_SAFE;
