@@ -145,6 +145,7 @@ impl App {
                     let vapid = self.store.secret("vapid-key", Pusher::generate_key()).await?;
                     let client = reqwest::Client::builder()
                         .connect_timeout(std::time::Duration::from_secs(10))
+                        .redirect(reqwest::redirect::Policy::none())
                         .build()
                         .map_err(|e| StoreError::Backend(format!("http client: {e}")))?;
                     match Pusher::new(&vapid, &self.config.push.contact, client) {
@@ -201,6 +202,7 @@ impl App {
     pub async fn notifier(&self) -> Result<Arc<Notifier>, StoreError> {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| StoreError::Backend(format!("http client: {e}")))?;
         Ok(Arc::new(Notifier {

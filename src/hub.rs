@@ -190,16 +190,22 @@ impl Hub {
     }
 
     /// Sends a frame to every open socket of `user`, and nobody else.
-    pub fn publish(&self, user: &UserId, frame: &ServerFrame) {
+    /// Queues `frame` on every socket of `user`; returns how many took it
+    /// (0: nobody is connected, or every socket was full and is closing).
+    pub fn publish(&self, user: &UserId, frame: &ServerFrame) -> usize {
         let inner = self.lock();
-        let Some(entry) = inner.users.get(user) else { return };
+        let Some(entry) = inner.users.get(user) else { return 0 };
         let json: Arc<str> = frame.to_json().into();
+        let mut queued = 0;
         for conn in &entry.conns {
             if conn.tx.try_send(Outbound::Frame(json.clone())).is_err() {
                 tracing::warn!(user_id = %user, conn = conn.id, "slow consumer: closing socket");
                 conn.closed.cancel();
+            } else {
+                queued += 1;
             }
         }
+        queued
     }
 
     /// Whether the user has an open socket right now.

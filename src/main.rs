@@ -207,6 +207,12 @@ fn digest(mut config: Config, data: Option<PathBuf>, user: Option<String>, now: 
             .with_timezone(&chrono::Utc),
         None => chrono::Utc::now(),
     };
+    // A future --now would fire digests early and record the real ones as
+    // already sent.
+    anyhow::ensure!(
+        now <= chrono::Utc::now() + chrono::Duration::minutes(1),
+        "--now must not be in the future"
+    );
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let app = match App::build(config) {
@@ -236,7 +242,7 @@ fn digest(mut config: Config, data: Option<PathBuf>, user: Option<String>, now: 
                 }
                 stored.len()
             }
-            None => scheduler.tick(now).await?.digests,
+            None => scheduler.tick_digests(now).await?.digests,
         };
         // Deliver what is queued (digests included) until nothing is due.
         let notifier = app.notifier().await?;

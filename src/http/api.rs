@@ -5,10 +5,9 @@
 
 use super::auth::{self, AuthQuery};
 use crate::app::App;
-use crate::notify::email::parse_address;
-use crate::notify::{Channels, Preferences, PushSubscription, QuietHours, TokenPurpose, calendar, links::Links, push};
-use crate::scheduler::digest_trigger;
-use crate::scheduler::triggers::{Frequency, Recurrence};
+use crate::notify::preferences::{self, DigestBody, QuietHoursBody, Update};
+use crate::notify::{Channels, Preferences, PushSubscription, TokenPurpose, calendar, links::Links, push};
+use crate::scheduler::rearm_digest;
 use crate::store::StoreError;
 use crate::user::UserId;
 use axum::extract::rejection::JsonRejection;
@@ -17,7 +16,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{NaiveTime, Weekday};
 use serde::{Deserialize, Serialize};
 
 pub fn routes() -> Router<App> {
@@ -99,55 +97,6 @@ struct PreferencesView {
     push_public_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QuietHoursBody {
-    start: String,
-    end: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DigestBody {
-    frequency: Frequency,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    weekday: Option<String>,
-    time: String,
-}
-
-/// A partial update: absent fields stay as they are; `null` clears
-/// `email` and `quiet_hours`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PreferencesUpdate {
-    time_zone: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    quiet_hours: Option<Option<QuietHoursBody>>,
-    digest: Option<DigestBody>,
-    channels: Option<Channels>,
-}
-
-/// Tells a field set to `null` (Some(None)) from an absent one (None).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
-fn hhmm(text: &str, field: &str) -> Result<NaiveTime, ApiError> {
-    NaiveTime::parse_from_str(text.trim(), "%H:%M")
-        .map_err(|_| ApiError::bad("invalid_field", format!("{field} must be a time like 08:00 (24-hour)")))
-}
-
-fn weekday(text: &str) -> Result<Weekday, ApiError> {
-    text.parse::<Weekday>()
-        .map_err(|_| ApiError::bad("invalid_field", "digest.weekday must be a day like mon or monday"))
-}
-
 async fn view(app: &App, user: &UserId, prefs: &Preferences) -> Result<PreferencesView, ApiError> {
     let links = app.links().await?;
     Ok(PreferencesView {
@@ -161,7 +110,7 @@ async fn view(app: &App, user: &UserId, prefs: &Preferences) -> Result<Preferenc
         digest: DigestBody {
             frequency: prefs.digest.frequency,
             weekday: prefs.digest.weekday.map(|w| w.to_string().to_lowercase()),
-            time: prefs.digest.time.format("%H:%M").to_string(),
+            time: Some(prefs.digest.time.format("%H:%M").to_string()),
         },
         channels: prefs.channels,
         calendar_url: links.calendar(user),
@@ -189,7 +138,7 @@ async fn put_preferences(
     State(app): State<App>,
     Query(q): Query<AuthQuery>,
     headers: HeaderMap,
-    body: Result<Json<PreferencesUpdate>, JsonRejection>,
+    body: Result<Json<Update>, JsonRejection>,
 ) -> Response {
     let user = match user_of(&app, &headers, &q).await {
         Ok(u) => u,
@@ -206,57 +155,11 @@ async fn put_preferences(
 async fn update_preferences(
     app: &App,
     user: &UserId,
-    body: Result<Json<PreferencesUpdate>, JsonRejection>,
+    body: Result<Json<Update>, JsonRejection>,
 ) -> Result<PreferencesView, ApiError> {
     let Json(update) = body?;
-    let mut prefs = app.store.preferences(user).await?;
-    if let Some(zone) = update.time_zone {
-        zone.parse::<chrono_tz::Tz>()
-            .map_err(|_| ApiError::bad("invalid_field", format!("time_zone `{zone}` is not an IANA time zone")))?;
-        prefs.time_zone = Some(zone);
-    }
-    let mut verify = None;
-    match update.email {
-        Some(Some(email)) => {
-            let address = parse_address(&email).map_err(|e| ApiError::bad("invalid_field", e.to_string()))?;
-            let address = address.to_string();
-            if prefs.email.as_deref() != Some(address.as_str()) {
-                prefs.email = Some(address.clone());
-                prefs.email_verified = false;
-                verify = Some(address);
-            }
-        }
-        Some(None) => {
-            prefs.email = None;
-            prefs.email_verified = false;
-        }
-        None => {}
-    }
-    match update.quiet_hours {
-        Some(Some(q)) => {
-            prefs.quiet_hours = Some(QuietHours {
-                start: hhmm(&q.start, "quiet_hours.start")?,
-                end: hhmm(&q.end, "quiet_hours.end")?,
-            })
-        }
-        Some(None) => prefs.quiet_hours = None,
-        None => {}
-    }
-    if let Some(d) = update.digest {
-        let weekday = match (&d.frequency, &d.weekday) {
-            (Frequency::Weekly, Some(w)) => Some(weekday(w)?),
-            (Frequency::Weekly, None) => Some(Weekday::Mon),
-            (Frequency::Daily | Frequency::Off, _) => None,
-        };
-        prefs.digest = Recurrence {
-            frequency: d.frequency,
-            weekday,
-            time: hhmm(&d.time, "digest.time")?,
-        };
-    }
-    if let Some(c) = update.channels {
-        prefs.channels = c;
-    }
+    let current = app.store.preferences(user).await?;
+    let (prefs, verify) = preferences::apply(&current, update).map_err(|m| ApiError::bad("invalid_field", m))?;
     save(app, user, &prefs).await?;
     if let Some(address) = verify {
         send_verification(app, user, &address).await?;
@@ -268,7 +171,7 @@ async fn update_preferences(
 async fn save(app: &App, user: &UserId, prefs: &Preferences) -> Result<(), ApiError> {
     let now = app.now();
     let tz = prefs.tz(app.config.tz());
-    let digest = digest_trigger(user, prefs, tz, now, now);
+    let digest = rearm_digest(app.store.as_ref(), user, prefs, tz, now).await?;
     app.store.save_preferences(user, prefs, digest).await?;
     Ok(())
 }
@@ -276,7 +179,8 @@ async fn save(app: &App, user: &UserId, prefs: &Preferences) -> Result<(), ApiEr
 async fn send_verification(app: &App, user: &UserId, address: &str) -> Result<(), ApiError> {
     let links = app.links().await?;
     let now = app.now();
-    // At most one verification mail per address per ten minutes.
+    // At most one verification mail per user per ten minutes, whatever
+    // the address: the server is not a way to mail strangers.
     let slot = now.timestamp() / 600;
     let message_id = format!(
         "<verify.{slot}.{}@{}>",
@@ -296,7 +200,7 @@ async fn send_verification(app: &App, user: &UserId, address: &str) -> Result<()
         })?;
     let item = crate::notify::router::item(
         user,
-        format!("verify:{user}:{address}:{slot}"),
+        format!("verify:{user}:{slot}"),
         crate::notify::Payload::Email(email),
         now,
     );
@@ -481,7 +385,7 @@ async fn subscribe(
             p256dh: body.keys.p256dh,
             auth: body.keys.auth,
         };
-        push::validate(&sub).map_err(|m| ApiError::bad("invalid_field", m))?;
+        push::validate(&sub, app.config.dev_mode()).map_err(|m| ApiError::bad("invalid_field", m))?;
         if app.store.push_subscriptions(&user).await?.len() >= 10 {
             return Err(ApiError::bad(
                 "too_many_subscriptions",

@@ -27,7 +27,7 @@ static NO: LazyLock<Regex> = LazyLock::new(|| {
 /// Words that show a message is more than a yes or no.
 static CONTENT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(plan|plans|step|steps|add|remove|delete|move|show|list|remind|onboard|launch|trip|budget|deploy|research|schedule|reschedule|undo|history|help|what|how|why|when|where)\b",
+        r"\b(plan|plans|step|steps|add|remove|delete|move|show|list|remind|onboard|launch|trip|budget|deploy|research|schedule|reschedule|undo|history|help|what|how|why|when|where|digests?|summary|summaries|emails?)\b",
     )
 });
 
@@ -180,6 +180,9 @@ pub fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     if REMIND.is_match(&l) {
         return remind(input, &l, base, now);
     }
+    if DIGEST.is_match(&l) {
+        return Some(digest(input, &l));
+    }
     if LIST.is_match(&l) {
         return Some(Command::ListPlans {});
     }
@@ -298,6 +301,47 @@ fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
         title: title.to_owned(),
         due: mention.map(|m| m.date),
     })
+}
+
+static DIGEST: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b(digests?|(daily|weekly) (summary|summaries|emails?|updates?|recap))\b"));
+static DIGEST_OFF: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b(stop|no more|turn off|switch off|cancel|disable|unsubscribe|don'?t (send|want)|do not (send|want))\b")
+});
+static WEEKDAY: LazyLock<Regex> = LazyLock::new(|| re(r"\b(mon|tues?|wed(nes)?|thu(rs)?|fri|sat(ur)?|sun)(days?)?\b"));
+
+/// A digest schedule in words: off, weekly (on a named day), or daily.
+fn digest(input: &Input, l: &str) -> Command {
+    if DIGEST_OFF.is_match(l) {
+        return Command::Digest {
+            frequency: "off".into(),
+            weekday: None,
+            time: None,
+        };
+    }
+    let weekday = WEEKDAY.captures(l).map(|c| {
+        match &c[1] {
+            "mon" => "monday",
+            "tue" | "tues" => "tuesday",
+            "wed" | "wednes" => "wednesday",
+            "thu" | "thurs" => "thursday",
+            "fri" => "friday",
+            "sat" | "satur" => "saturday",
+            _ => "sunday",
+        }
+        .to_owned()
+    });
+    let weekly = weekday.is_some() || l.contains("weekly") || l.contains("every week") || l.contains("each week");
+    let time = dates::find_time(&input.tokens()).map(|t| t.time.format("%H:%M").to_string());
+    Command::Digest {
+        frequency: if weekly { "weekly" } else { "daily" }.into(),
+        weekday: if weekly {
+            Some(weekday.unwrap_or_else(|| "monday".into()))
+        } else {
+            None
+        },
+        time,
+    }
 }
 
 fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Command> {

@@ -68,6 +68,16 @@ pub enum Command {
         text: String,
         at: DateTime<FixedOffset>,
     },
+    /// "send me a weekly digest on Mondays at 8", "stop the digest".
+    Digest {
+        /// `daily`, `weekly` or `off`.
+        frequency: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        weekday: Option<String>,
+        /// `HH:MM`, when a time was said.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        time: Option<String>,
+    },
     Help {},
 }
 

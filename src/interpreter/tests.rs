@@ -67,6 +67,26 @@ fn every_command_is_recognised() {
             json!({"route": "command", "command": "remind", "args": {"text": "call the recruiter", "at": "2026-11-23T09:00:00+01:00"}}),
         ),
         ("help", json!({"route": "command", "command": "help", "args": {}})),
+        (
+            "send me a weekly digest on Mondays at 8",
+            json!({"route": "command", "command": "digest", "args": {"frequency": "weekly", "weekday": "monday", "time": "08:00"}}),
+        ),
+        (
+            "email me a daily summary at 7:30",
+            json!({"route": "command", "command": "digest", "args": {"frequency": "daily", "time": "07:30"}}),
+        ),
+        (
+            "I'd like the digest every friday",
+            json!({"route": "command", "command": "digest", "args": {"frequency": "weekly", "weekday": "friday"}}),
+        ),
+        (
+            "no more digests",
+            json!({"route": "command", "command": "digest", "args": {"frequency": "off"}}),
+        ),
+        (
+            "stop the digest please",
+            json!({"route": "command", "command": "digest", "args": {"frequency": "off"}}),
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(run(text, berlin()), expected, "{text}");

@@ -26,7 +26,8 @@ pub const HELP: &str = "I keep plans for you and follow up on them. You can say 
 - \"show my onboarding plan\" or \"list my plans\"\n\
 - \"done with order laptop\", \"start the orientation\", \"skip the welcome lunch\"\n\
 - \"move the orientation to Friday\", \"add a step: book a room by Dec 3\"\n\
-- \"undo\", \"what changed in the onboarding plan?\"";
+- \"undo\", \"what changed in the onboarding plan?\"\n\
+- \"remind me tomorrow at 9 to call the recruiter\", \"send me a weekly digest on Mondays at 8\"";
 
 impl OfflineEngine {
     pub fn new(templates: Arc<Templates>) -> OfflineEngine {
@@ -235,6 +236,20 @@ impl OfflineEngine {
                 )
             }
             Command::Remind { text, at } => call("remind", json!({"text": text, "at": at.to_rfc3339()})),
+            Command::Digest {
+                frequency,
+                weekday,
+                time,
+            } => {
+                let mut digest = json!({"frequency": frequency});
+                if let Some(w) = weekday {
+                    digest["weekday"] = Value::from(w);
+                }
+                if let Some(t) = time {
+                    digest["time"] = Value::from(t);
+                }
+                call("set_preferences", json!({"digest": digest}))
+            }
         }
     }
 
@@ -292,6 +307,25 @@ impl OfflineEngine {
                 value["time"].as_str().unwrap_or_default(),
                 value["reminder"]["text"].as_str().unwrap_or_default()
             ),
+            "set_preferences" => {
+                let d = &value["digest"];
+                let when = match d["frequency"].as_str() {
+                    Some("off") => return "OK — no more digests.".into(),
+                    Some("weekly") => format!(
+                        "every {} at {}",
+                        d["weekday"].as_str().unwrap_or("Monday"),
+                        d["time"].as_str().unwrap_or_default()
+                    ),
+                    _ => format!("every day at {}", d["time"].as_str().unwrap_or_default()),
+                };
+                if value["email_verified"] == json!(true) {
+                    format!("OK — I'll email you a digest of your plans {when}.")
+                } else {
+                    format!(
+                        "OK — your digest is set for {when}. Add and confirm your email address in the settings so I can send it."
+                    )
+                }
+            }
             "show_plan" => match serde_json::from_value::<Plan>(value["plan"].clone()) {
                 Ok(plan) => render::for_people(&plan),
                 Err(_) => "I couldn't read that plan.".into(),

@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod email;
 pub mod links;
 pub mod mailer;
+pub mod preferences;
 pub mod push;
 pub mod router;
 pub mod webhook;
@@ -110,7 +111,21 @@ impl QuietHours {
         } else {
             (t < self.end, day)
         };
-        inside.then(|| crate::scheduler::triggers::local_instant(tz, end_day.and_time(self.end)))
+        if !inside {
+            return None;
+        }
+        let wall = end_day.and_time(self.end);
+        let end = crate::scheduler::triggers::local_instant(tz, wall);
+        if end > at {
+            return Some(end);
+        }
+        // The end falls in a repeated (fall-back) hour whose earlier
+        // instance has passed: quiet hours end at the later one.
+        use chrono::TimeZone;
+        tz.from_local_datetime(&wall)
+            .latest()
+            .map(|t| t.with_timezone(&Utc))
+            .filter(|t| *t > at)
     }
 }
 
@@ -255,4 +270,46 @@ pub enum OutboxStatus {
     Sent,
     /// Permanently refused (5xx, 4xx from a webhook, too many attempts).
     Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn hours(start: u32, end: u32) -> QuietHours {
+        QuietHours {
+            start: NaiveTime::from_hms_opt(start, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(end, 30, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn quiet_hours_end_at_the_next_local_end_even_across_midnight_and_fall_back() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let london: Tz = "Europe/London".parse().unwrap();
+        let night = hours(22, 7); // 22:00 → 07:30
+        let cases = [
+            (night, berlin, "2026-11-23T22:30:00Z", Some("2026-11-24T06:30:00Z")), // 23:30 local
+            (night, berlin, "2026-11-24T05:00:00Z", Some("2026-11-24T06:30:00Z")), // 06:00 local
+            (night, berlin, "2026-11-24T12:00:00Z", None),                         // midday
+            // 00:00 → 01:30 in London on the fall-back night (2026-10-25):
+            // at 01:15 GMT (01:15Z, the second pass through 01:xx) the first
+            // 01:30 (BST, 00:30Z) has passed; the end is 01:30 GMT.
+            (
+                hours(0, 1),
+                london,
+                "2026-10-25T01:15:00Z",
+                Some("2026-10-25T01:30:00Z"),
+            ),
+            // 01:45 BST (00:45Z) is after 01:30: not quiet.
+            (hours(0, 1), london, "2026-10-25T00:45:00Z", None),
+        ];
+        for (q, tz, now, want) in cases {
+            assert_eq!(q.ends_after(at(now), tz), want.map(at), "{tz} {now}");
+        }
+    }
 }

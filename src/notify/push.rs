@@ -27,15 +27,18 @@ fn b64(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
 }
 
-/// Checks a subscription a browser sent: an http(s) endpoint, a P-256
-/// public key and a 16-byte auth secret.
-pub fn validate(sub: &PushSubscription) -> Result<(), String> {
+/// Checks a subscription a browser sent: an https endpoint (plain http
+/// only when `allow_http`, i.e. loopback dev mode), a P-256 public key and
+/// a 16-byte auth secret. Push services are public https hosts; anything
+/// else would let a user make the server call arbitrary addresses.
+pub fn validate(sub: &PushSubscription, allow_http: bool) -> Result<(), String> {
     let endpoint: reqwest::Url = sub
         .endpoint
         .parse()
         .map_err(|_| "endpoint must be an absolute URL".to_string())?;
-    if !matches!(endpoint.scheme(), "https" | "http") || sub.endpoint.len() > 1024 {
-        return Err("endpoint must be an http(s) URL of at most 1024 characters".into());
+    let scheme_ok = endpoint.scheme() == "https" || (allow_http && endpoint.scheme() == "http");
+    if !scheme_ok || sub.endpoint.len() > 1024 || !endpoint.username().is_empty() {
+        return Err("endpoint must be an https URL of at most 1024 characters".into());
     }
     let key = b64(&sub.p256dh).ok_or("keys.p256dh must be base64url")?;
     p256::PublicKey::from_sec1_bytes(&key).map_err(|_| "keys.p256dh is not a P-256 public key".to_string())?;
@@ -120,7 +123,7 @@ pub fn classify_http(
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .map(|s| Duration::from_secs(s).min(super::router::MAX_RETRY_AFTER));
         return Err(SendError::Transient {
             message: format!("{who} answered {code}"),
             retry_after,

@@ -22,6 +22,10 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Longest Retry-After from a peer that is honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// A configured webhook receiver.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -52,7 +56,8 @@ impl DeliveryPolicy {
             .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
             .min(self.max_backoff);
         let jittered = exp / 2 + exp.mul_f64(rand::rng().random::<f64>() / 2.0);
-        jittered.max(retry_after.unwrap_or_default())
+        // A peer's Retry-After is honoured up to a day, never more.
+        jittered.max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
     }
 }
 
@@ -100,26 +105,35 @@ impl Notifier {
     pub async fn pass(&self) -> Result<Pass, StoreError> {
         let mut pass = Pass::default();
         let now = (self.clock)();
+        // One item's failure must not hold up everyone else's: each is
+        // logged and stays queued for the next pass.
         for (user, n) in self.store.due_notifications(now, 256).await? {
-            self.route(&user, n, now).await?;
-            pass.routed += 1;
+            match self.route(&user, n, now).await {
+                Ok(()) => pass.routed += 1,
+                Err(e) => tracing::error!(user_id = %user, error = %e, "could not route a notification"),
+            }
         }
         for item in self.store.due_outbox((self.clock)(), 64).await? {
-            match self.attempt(item).await? {
-                OutboxStatus::Sent => pass.sent += 1,
-                OutboxStatus::Failed => pass.failed += 1,
-                OutboxStatus::Pending | OutboxStatus::Sending => pass.retried += 1,
+            let id = item.id.clone();
+            match self.attempt(item).await {
+                Ok(OutboxStatus::Sent) => pass.sent += 1,
+                Ok(OutboxStatus::Failed) => pass.failed += 1,
+                Ok(OutboxStatus::Pending | OutboxStatus::Sending) => pass.retried += 1,
+                Err(e) => tracing::error!(outbox = %id, error = %e, "could not record a delivery attempt"),
             }
         }
         Ok(pass)
     }
 
-    async fn route(&self, user: &UserId, mut n: Notification, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn route(&self, user: &UserId, n: Notification, now: DateTime<Utc>) -> Result<(), StoreError> {
         let span = tracing::info_span!("route", user_id = %user, notification = %n.id);
-        let _e = span.enter();
+        self.route_inner(user, n, now).instrument(span).await
+    }
+
+    async fn route_inner(&self, user: &UserId, mut n: Notification, now: DateTime<Utc>) -> Result<(), StoreError> {
         if n.seen {
             // Shown in `ready` meanwhile: nothing left to deliver.
-            return self.store.route_notification(user, &n, vec![], None).await;
+            return self.store.route_notification(user, &n, vec![], None, None).await;
         }
         let prefs = self.store.preferences(user).await?;
         let tz = prefs.tz(self.default_tz);
@@ -127,28 +141,33 @@ impl Notifier {
             && let Some(end) = prefs.quiet_hours.and_then(|q| q.ends_after(now, tz))
         {
             tracing::debug!(until = %end, "quiet hours: notification waits");
-            return self.store.route_notification(user, &n, vec![], Some(end)).await;
+            return self.store.route_notification(user, &n, vec![], Some(end), None).await;
         }
-        if n.routed.is_none() {
-            // The event becomes part of the conversation, so the model and
-            // the person see it in context later.
-            let message = Message::Assistant {
+        // The event becomes part of the conversation (once, in the same
+        // transaction that records the routing), so the model and the
+        // person see it in context later.
+        let transcript = n.routed.is_none().then(|| Entry {
+            at: now,
+            message: Message::Assistant {
                 text: n.text.clone(),
                 tool_calls: vec![],
-            };
-            self.store.append_message(user, &Entry { at: now, message }).await?;
-        }
+            },
+        });
         let mut outbox = Vec::new();
         let subs = if prefs.channels.push && self.pusher.is_some() {
             self.store.push_subscriptions(user).await?
         } else {
             Vec::new()
         };
-        let channel = if self.hub.is_online(user) {
-            self.hub
-                .publish(user, &ServerFrame::Notification { notification: n.view() });
+        // Missed-while-offline notices are listed in the next digest; they
+        // go to an open socket or wait in the inbox, never push or email.
+        let quiet_kind = n.kind == super::NotificationKind::Missed;
+        let frame = ServerFrame::Notification { notification: n.view() };
+        let channel = if self.hub.is_online(user) && self.hub.publish(user, &frame) > 0 {
             n.seen = true;
             Channel::Socket
+        } else if quiet_kind {
+            Channel::Inbox
         } else if !subs.is_empty() {
             let body = push_body(&n, &self.links);
             for sub in subs {
@@ -206,16 +225,21 @@ impl Notifier {
         }
         n.routed = Some(channel);
         tracing::info!(channel = ?channel, "notification routed");
-        self.store.route_notification(user, &n, outbox, None).await?;
+        self.store
+            .route_notification(user, &n, outbox, None, transcript)
+            .await?;
         self.wake.notify_one();
         Ok(())
     }
 
     /// One attempt at one outbox item; returns its new status.
-    async fn attempt(&self, mut item: OutboxItem) -> Result<OutboxStatus, StoreError> {
+    async fn attempt(&self, item: OutboxItem) -> Result<OutboxStatus, StoreError> {
         let span =
             tracing::info_span!("deliver", user_id = %item.user, outbox = %item.id, channel = item.payload.channel());
-        let _e = span.enter();
+        self.attempt_inner(item).instrument(span).await
+    }
+
+    async fn attempt_inner(&self, mut item: OutboxItem) -> Result<OutboxStatus, StoreError> {
         item.status = OutboxStatus::Sending;
         item.attempts += 1;
         item.next_attempt_at = (self.clock)();
@@ -224,6 +248,13 @@ impl Notifier {
         self.store.save_outbox(&item).await?;
         let timeout = self.policy.send_timeout;
         let result = match &item.payload {
+            Payload::Email(email)
+                if !item.key.starts_with("verify:") && !self.still_wanted(&item.user, email).await? =>
+            {
+                Err(SendError::Permanent(
+                    "the user turned email off or changed address since".into(),
+                ))
+            }
             Payload::Email(email) => self.mailer.send(email, &self.mail.from, timeout).await,
             Payload::Push { subscription, body } => match &self.pusher {
                 Some(p) => p.send(subscription, body, timeout).await,
@@ -264,6 +295,15 @@ impl Notifier {
         }
         self.store.save_outbox(&item).await?;
         Ok(item.status)
+    }
+}
+
+impl Notifier {
+    /// Whether `email` may still go out: a queued or retrying mail is
+    /// dropped if the user unsubscribed or changed address meanwhile.
+    async fn still_wanted(&self, user: &UserId, email: &super::email::Email) -> Result<bool, StoreError> {
+        let prefs = self.store.preferences(user).await?;
+        Ok(prefs.deliverable_email() == Some(email.to.as_str()))
     }
 }
 

@@ -1,9 +1,9 @@
 //! Time as a first-class part of steward. Triggers live in the store
 //! (written in the same transaction as the change that implies them); this
 //! module decides what a due trigger does ([`Scheduler::tick`], driven by
-//! any clock, so tests run a simulated year in a second) and keeps a
-//! tokio-cron-scheduler one-shot armed for the earliest trigger
-//! ([`wakeup`]). A restart re-reads the store, so nothing is lost; the
+//! any clock, so tests run a simulated year in a second) and sleeps until
+//! the earliest trigger, woken early by trigger writes and by a
+//! tokio-cron-scheduler heartbeat ([`wakeup`]). A restart re-reads the store, so nothing is lost; the
 //! misfire policy fires what came due inside the catch-up window once, and
 //! records older ones as missed for the next digest.
 
@@ -22,6 +22,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use triggers::{Frequency, Outcome, Trigger, TriggerKind, TriggerPolicy};
 
 /// Triggers handled per store scan.
@@ -29,6 +30,11 @@ const BATCH: usize = 256;
 /// Scans per tick, so one tick always ends (a tick at most fires
 /// `BATCH * MAX_BATCHES` triggers; the next wake-up continues).
 const MAX_BATCHES: usize = 64;
+/// Triggers fired at once within a batch.
+const CONCURRENT_FIRES: usize = 32;
+/// Longest sleep between ticks (the cron heartbeat also wakes the loop
+/// every minute).
+const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct Scheduler {
     pub store: Arc<dyn Store>,
@@ -61,8 +67,31 @@ impl Scheduler {
             if due.is_empty() {
                 break;
             }
-            for t in &due {
-                self.fire_one(t, now, &mut report).await?;
+            // Firings are independent (each checks its own trigger in its
+            // own transaction), so a batch runs concurrently and its
+            // flushes are shared by group commit instead of queued one by one.
+            let mut results = Vec::with_capacity(due.len());
+            for chunk in due.chunks(CONCURRENT_FIRES) {
+                results.extend(futures::future::join_all(chunk.iter().map(|t| self.fire_one(t, now))).await);
+            }
+            for result in results {
+                // One trigger's failure (say, a corrupt record) must not
+                // hold up everyone else's: log it and go on.
+                let (outcome, digests) = match result {
+                    Ok(Some(done)) => done,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "a trigger could not be handled; it stays armed");
+                        continue;
+                    }
+                };
+                report.digests += digests;
+                match outcome {
+                    Outcome::Fired => report.fired += 1,
+                    Outcome::Missed => report.missed += 1,
+                    Outcome::Lapsed => report.lapsed += 1,
+                    Outcome::Skipped => report.skipped += 1,
+                }
             }
         }
         if report != TickReport::default() {
@@ -71,9 +100,13 @@ impl Scheduler {
         Ok(report)
     }
 
-    async fn fire_one(&self, t: &Trigger, now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
+    /// Handles one due trigger; `None` if it was moved or fired meanwhile.
+    async fn fire_one(&self, t: &Trigger, now: DateTime<Utc>) -> Result<Option<(Outcome, usize)>, StoreError> {
         let span = tracing::info_span!("trigger", user_id = %t.user, trigger = %t.id, fire_at = %t.fire_at);
-        let _e = span.enter();
+        self.fire_inner(t, now).instrument(span).await
+    }
+
+    async fn fire_inner(&self, t: &Trigger, now: DateTime<Utc>) -> Result<Option<(Outcome, usize)>, StoreError> {
         let prefs = self.store.preferences(&t.user).await?;
         let tz = prefs.tz(self.default_tz);
         let plan = match t.plan_id() {
@@ -139,20 +172,36 @@ impl Scheduler {
         let outcome = firing.outcome;
         let digests = firing.outbox.len();
         match self.store.fire(t, firing).await? {
-            None => tracing::debug!("trigger moved or fired meanwhile"),
+            None => {
+                tracing::debug!("trigger moved or fired meanwhile");
+                Ok(None)
+            }
             Some(_) => {
                 let lateness_ms = (now - t.fire_at).num_milliseconds();
                 tracing::info!(?outcome, lateness_ms, "trigger handled");
-                report.digests += digests;
-                match outcome {
-                    Outcome::Fired => report.fired += 1,
-                    Outcome::Missed => report.missed += 1,
-                    Outcome::Lapsed => report.lapsed += 1,
-                    Outcome::Skipped => report.skipped += 1,
-                }
+                Ok(Some((outcome, digests)))
             }
         }
-        Ok(())
+    }
+
+    /// Handles only the digest triggers due at `now` (`steward digest`):
+    /// reminders and step triggers stay for the server.
+    pub async fn tick_digests(&self, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
+        let mut report = TickReport::default();
+        let due = self.store.due_triggers(now, usize::MAX).await?;
+        for t in due.iter().filter(|t| matches!(t.kind, TriggerKind::Digest)) {
+            match self.fire_one(t, now).await? {
+                Some((Outcome::Fired, digests)) => {
+                    report.fired += 1;
+                    report.digests += digests;
+                }
+                Some((Outcome::Missed, _)) => report.missed += 1,
+                Some((Outcome::Skipped, _)) => report.skipped += 1,
+                Some((Outcome::Lapsed, _)) => report.lapsed += 1,
+                None => {}
+            }
+        }
+        Ok(report)
     }
 
     async fn wrote_since(&self, user: &UserId, since: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -229,14 +278,21 @@ impl Scheduler {
             if let Err(e) = self.tick(now).await {
                 tracing::error!(error = %e, "scheduler tick failed");
             }
-            match self.store.next_trigger_at().await {
-                Ok(Some(next)) => wakeup.arm(next, (self.clock)()).await,
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "could not read the next trigger"),
-            }
+            // Sleep until the earliest trigger (a tokio timer: millisecond
+            // precision), capped so a changed wall clock is noticed; the
+            // cron heartbeat and trigger writes wake the loop earlier.
+            let sleep = match self.store.next_trigger_at().await {
+                Ok(Some(next)) => (next - (self.clock)()).to_std().unwrap_or_default(),
+                Ok(None) => MAX_SLEEP,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read the next trigger");
+                    std::time::Duration::from_secs(1)
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = signal.notified() => {}
+                _ = tokio::time::sleep(sleep.min(MAX_SLEEP)) => {}
             }
         }
         wakeup.shutdown().await;
@@ -249,6 +305,25 @@ fn step_of(t: &Trigger) -> Option<String> {
         TriggerKind::StepDue { step_id, .. } | TriggerKind::StepOverdue { step_id, .. } => Some(step_id.clone()),
         TriggerKind::PlanIdle { .. } | TriggerKind::Reminder { .. } | TriggerKind::Digest => None,
     }
+}
+
+/// The digest trigger after a change of preferences. Counted from just
+/// before the armed one if that is already due, so a digest that came due
+/// but was not sent yet (say, right after a restart) is not cancelled by an
+/// unrelated change; otherwise from now.
+pub async fn rearm_digest(
+    store: &dyn Store,
+    user: &UserId,
+    prefs: &Preferences,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<Option<Trigger>, StoreError> {
+    let armed = store.user_triggers(user).await?.into_iter().find(|t| t.id == "digest");
+    let after = match armed {
+        Some(t) if t.fire_at <= now => t.fire_at - Duration::milliseconds(1),
+        Some(_) | None => now,
+    };
+    Ok(digest_trigger(user, prefs, tz, after, now))
 }
 
 /// The digest trigger the preferences ask for, next due after `after`.

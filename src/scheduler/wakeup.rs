@@ -1,68 +1,34 @@
-//! The wake-up: tokio-cron-scheduler holds a one-shot job at the earliest
-//! armed trigger and a per-minute cron heartbeat (a safety net for wall
-//! clock jumps and anything missed). Both only poke the scheduler; which
-//! triggers are due is always read from the store, because the cron
-//! scheduler keeps jobs in memory, has no misfire policy, and computes
-//! time-zoned cron ticks with a frozen offset (wrong after a DST change),
-//! so local-time recurrences are computed with chrono-tz instead.
+//! The wall-clock heartbeat: a tokio-cron-scheduler cron job that wakes
+//! the scheduler every minute, a safety net for wall-clock jumps (a
+//! suspended VM, an NTP step) that a monotonic timer would sleep through.
+//! It only pokes the scheduler; what is due is always read from the store.
+//!
+//! The precise wake-up for the earliest trigger is a tokio timer in
+//! [`super::Scheduler::run`], not a one-shot job here: tokio-cron-scheduler
+//! keeps one-shots as whole seconds and polls every 500 ms, so a one-shot
+//! can run up to a second early or late. Its in-memory jobs, missing
+//! misfire policy and frozen-offset time zones are also why local-time
+//! recurrences are computed with chrono-tz and kept in the store.
 
-use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Notify;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
-use uuid::Uuid;
 
 pub struct Wakeup {
     scheduler: JobScheduler,
-    signal: Arc<Notify>,
-    /// The armed one-shot and the instant it is for.
-    armed: Mutex<Option<(Uuid, DateTime<Utc>)>>,
 }
 
 impl Wakeup {
     pub async fn start(signal: Arc<Notify>) -> Result<Wakeup, JobSchedulerError> {
         let scheduler = JobScheduler::new().await?;
-        let beat = signal.clone();
         scheduler
             .add(Job::new_async("0 * * * * *", move |_, _| {
-                let beat = beat.clone();
+                let beat = signal.clone();
                 Box::pin(async move { beat.notify_one() })
             })?)
             .await?;
         scheduler.start().await?;
-        Ok(Wakeup {
-            scheduler,
-            signal,
-            armed: Mutex::new(None),
-        })
-    }
-
-    /// Makes sure a one-shot fires at `at` (replacing one for another time).
-    pub async fn arm(&self, at: DateTime<Utc>, now: DateTime<Utc>) {
-        let mut armed = self.armed.lock().await;
-        if let Some((_, when)) = *armed
-            && when == at
-        {
-            return;
-        }
-        if let Some((id, _)) = armed.take()
-            && let Err(e) = self.scheduler.remove(&id).await
-        {
-            tracing::warn!(error = %e, "could not remove the previous wake-up");
-        }
-        let delay = (at - now).to_std().unwrap_or_default();
-        let signal = self.signal.clone();
-        let job = Job::new_one_shot_at_instant_async(std::time::Instant::now() + delay, move |_, _| {
-            let signal = signal.clone();
-            Box::pin(async move { signal.notify_one() })
-        });
-        match job {
-            Ok(job) => match self.scheduler.add(job).await {
-                Ok(id) => *armed = Some((id, at)),
-                Err(e) => tracing::error!(error = %e, "could not arm the wake-up"),
-            },
-            Err(e) => tracing::error!(error = %e, "could not build the wake-up"),
-        }
+        Ok(Wakeup { scheduler })
     }
 
     pub async fn shutdown(mut self) {

@@ -177,14 +177,16 @@ pub trait NotifyStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(UserId, Notification)>, StoreError>;
 
-    /// Records how a notification was routed and the side effects that
-    /// carry it; with `defer_until` it stays queued until then (quiet hours).
+    /// Records how a notification was routed, the side effects that carry
+    /// it and (once) its entry in the conversation, in one transaction; with
+    /// `defer_until` it stays queued until then (quiet hours).
     async fn route_notification(
         &self,
         user: &UserId,
         notification: &Notification,
         outbox: Vec<OutboxItem>,
         defer_until: Option<DateTime<Utc>>,
+        transcript: Option<Entry>,
     ) -> Result<(), StoreError>;
 
     /// Notifications not yet shown on any socket, oldest first.

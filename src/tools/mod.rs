@@ -7,6 +7,7 @@ pub mod list_plans;
 pub mod plan_from_template;
 pub mod plan_history;
 pub mod remind;
+pub mod set_preferences;
 pub mod show_plan;
 pub mod undo;
 pub mod update_plan;
@@ -110,6 +111,7 @@ pub fn registry(templates: Arc<Templates>) -> Registry {
             Box::new(plan_from_template::PlanFromTemplate { templates }),
             Box::new(undo::Undo),
             Box::new(remind::Remind),
+            Box::new(set_preferences::SetPreferences),
         ],
     }
 }

@@ -210,6 +210,22 @@ async fn finishing_or_moving_a_step_cancels_or_moves_its_triggers() {
 }
 
 #[tokio::test]
+async fn the_digest_schedule_is_set_and_stopped_in_plain_words() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "18:00").await;
+    let mut ana = app.connect("ana").await;
+    let text = reply(&ana.turn("d1", "send me a weekly digest on Mondays at 8").await);
+    assert_eq!(text, "OK — I'll email you a digest of your plans every Mon at 08:00.");
+    let digest = |ts: Vec<steward::scheduler::triggers::Trigger>| ts.into_iter().find(|t| t.id == "digest");
+    let armed = digest(app.app.store.user_triggers(&user).await.unwrap()).expect("armed");
+    assert_eq!(armed.fire_at, at("2026-11-23T07:00:00Z")); // Monday 08:00 in Berlin
+    let text = reply(&ana.turn("d2", "no more digests").await);
+    assert_eq!(text, "OK — no more digests.");
+    assert!(digest(app.app.store.user_triggers(&user).await.unwrap()).is_none());
+}
+
+#[tokio::test]
 async fn a_notification_for_an_offline_user_waits_in_the_inbox_and_arrives_with_ready_once() {
     let clock = ManualClock::at(NOW);
     let app = app(&clock, None, false).await;

@@ -55,4 +55,5 @@ fn the_interpreter_reads_at_least_95_percent_of_the_evaluation_set_right_and_mis
     );
     assert!(total >= 100, "the evaluation set has only {total} messages");
     assert!(accuracy >= 0.95, "accuracy {:.1} % is below 95 %", accuracy * 100.0);
+    assert_eq!(unsafe_misses, 0, "a miss must fall back to chat (ask), never act");
 }

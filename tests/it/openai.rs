@@ -71,7 +71,8 @@ async fn the_adapter_streams_text_and_tool_calls_and_sends_the_whole_conversatio
             "plan_history",
             "plan_from_template",
             "undo",
-            "remind"
+            "remind",
+            "set_preferences"
         ]
     );
     assert_eq!(first["tools"][0]["type"], "function");

@@ -417,12 +417,18 @@ impl NotifyStore for SledStore {
         notification: &Notification,
         outbox: Vec<OutboxItem>,
         defer_until: Option<DateTime<Utc>>,
+        transcript: Option<crate::conversation::Entry>,
     ) -> Result<(), StoreError> {
         let num = self.require_user(user)?;
         let seq = seq_of(&notification.id, 'n')
             .ok_or_else(|| StoreError::Backend(format!("bad notification id {}", notification.id)))?;
         let items: Vec<(OutboxItem, u64)> = outbox.iter().cloned().zip(self.seqs(outbox.len())?).collect();
-        finish(self.inner.notify.transaction(|notify| {
+        let message_seq = self.inner.db.generate_id().map_err(backend)?;
+        let i = &self.inner;
+        finish((&i.notify, &i.messages).transaction(|(notify, messages)| {
+            if let Some(entry) = &transcript {
+                messages.insert(&keys::message(num, message_seq)[..], enc(entry)?)?;
+            }
             notify.insert(note_key(num, seq), enc(notification)?)?;
             match defer_until {
                 Some(at) => {
