@@ -236,7 +236,12 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
             let content = if n >= MAX_CALLS_PER_ROUND {
                 format!("{{\"error\":\"at most {MAX_CALLS_PER_ROUND} tool calls per answer; this one was not run\"}}")
             } else {
-                let ctx = app.tool_context(user, Actor::Model).await;
+                let actor = if app.model.acts_for_user() {
+                    Actor::User
+                } else {
+                    Actor::Model
+                };
+                let ctx = app.tool_context(user, actor).await;
                 app.tools.call(&ctx, call).await?.content
             };
             let message = Message::Tool {

@@ -86,6 +86,13 @@ pub trait ChatModel: Send + Sync + 'static {
     /// A short name for logs ("openai:gpt-4o-mini", "offline").
     fn name(&self) -> String;
 
+    /// Whether this model's tool calls only carry out what the user
+    /// literally asked (the offline engine): history then names the user,
+    /// not the model, as who made the change.
+    fn acts_for_user(&self) -> bool {
+        false
+    }
+
     async fn complete(&self, request: &ModelRequest, deltas: DeltaSink<'_>) -> Result<ModelResponse, ModelError>;
 }
 

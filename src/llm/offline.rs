@@ -41,6 +41,10 @@ impl ChatModel for OfflineEngine {
         "offline".into()
     }
 
+    fn acts_for_user(&self) -> bool {
+        true
+    }
+
     async fn complete(&self, request: &ModelRequest, deltas: DeltaSink<'_>) -> Result<ModelResponse, ModelError> {
         let answer = self.respond(request);
         if !answer.text.is_empty() {

@@ -102,7 +102,10 @@ impl Tool for PlanFromTemplate {
                 "required": ["kind", "slots"],
                 "properties": {
                     "kind": {"type": "string", "enum": kinds},
-                    "slots": {"type": "object", "description": "Slot values by name: text, YYYY-MM-DD dates, YYYY-MM months, lists as arrays"}
+                    "slots": {
+                        "description": "The slots of the chosen kind (the schema whose title names it)",
+                        "anyOf": self.templates.all.iter().map(slot_schema).collect::<Vec<_>>()
+                    }
                 }
             }),
         }
@@ -141,6 +144,33 @@ impl Tool for PlanFromTemplate {
     }
 }
 
+/// The JSON Schema of one kind's slots, from its template: typed values,
+/// required slots required, nothing else allowed. Templates dropped into
+/// the directory get their schema the same way.
+pub fn slot_schema(t: &Template) -> Value {
+    let mut properties = Map::new();
+    for s in &t.slots {
+        let schema = match s.kind {
+            SlotType::Date => {
+                json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "description": "YYYY-MM-DD in the user's time zone"})
+            }
+            SlotType::Month => json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$", "description": "YYYY-MM"}),
+            SlotType::Year => json!({"type": "string", "pattern": "^[0-9]{4}$"}),
+            SlotType::List => json!({"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 20}),
+            SlotType::Person | SlotType::Org | SlotType::Text => json!({"type": "string", "minLength": 1}),
+        };
+        properties.insert(s.name.clone(), schema);
+    }
+    let required: Vec<&str> = t.slots.iter().filter(|s| s.required).map(|s| s.name.as_str()).collect();
+    json!({
+        "title": format!("{} slots", t.kind),
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false
+    })
+}
+
 /// The template list for the system prompt: kinds, slots (* = required)
 /// and their steps, as examples for the model.
 pub fn prompt_section(templates: &Templates) -> String {
@@ -160,4 +190,35 @@ pub fn prompt_section(templates: &Templates) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_a_typed_slot_schema_with_its_required_slots() {
+        let templates = Templates::built_in().unwrap();
+        let onboard = slot_schema(templates.get("onboard_employee").unwrap());
+        assert_eq!(onboard["title"], "onboard_employee slots");
+        assert_eq!(onboard["required"], json!(["name", "start_date"]));
+        assert_eq!(onboard["additionalProperties"], false);
+        assert_eq!(
+            onboard["properties"]["start_date"]["pattern"],
+            "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+        );
+        let trip = slot_schema(templates.get("trip").unwrap());
+        assert_eq!(trip["properties"]["destinations"]["type"], "array");
+        let spec = PlanFromTemplate {
+            templates: Arc::new(templates),
+        }
+        .spec();
+        assert_eq!(
+            spec.parameters["properties"]["slots"]["anyOf"]
+                .as_array()
+                .unwrap()
+                .len(),
+            9
+        );
+    }
 }

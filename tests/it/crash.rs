@@ -175,6 +175,7 @@ async fn kill_9_at_random_moments_never_loses_an_acknowledged_plan_update() {
         }
         if round == kills {
             child.start_kill().unwrap();
+            child.wait().await.unwrap();
             break;
         }
         let clients: Vec<_> = (0..USERS)
@@ -192,6 +193,7 @@ async fn kill_9_at_random_moments_never_loses_an_acknowledged_plan_update() {
                 + 1;
         }
     }
+    let violations = trigger_violations(dir.path()).await;
     let total: usize = acked.lock().unwrap().values().map(BTreeSet::len).sum();
     start_times.sort();
     let median = start_times[start_times.len() / 2];
@@ -204,4 +206,39 @@ async fn kill_9_at_random_moments_never_loses_an_acknowledged_plan_update() {
         "the clients made too little progress to prove anything ({total} acknowledged)"
     );
     assert!(lost.is_empty(), "acknowledged updates lost after kill -9: {lost:?}");
+    println!(
+        "crash test: trigger/plan mismatches after the kills: {}",
+        violations.len()
+    );
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// Plans and their triggers are written in one transaction, so after any
+/// kill the armed triggers are exactly what the stored plans imply: none
+/// without its plan, none missing, none at a stale time.
+async fn trigger_violations(dir: &Path) -> Vec<String> {
+    use steward::scheduler::triggers::{TriggerPolicy, for_plan};
+    use steward::store::{NotifyStore, SledStore, Store};
+    let store = SledStore::open(dir).unwrap();
+    let mut violations = Vec::new();
+    for user in store.users().await.unwrap() {
+        let plans = store.list_plans(&user).await.unwrap();
+        let armed: BTreeSet<(String, i64)> = store
+            .user_triggers(&user)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.id, t.fire_at.timestamp_millis()))
+            .collect();
+        let implied: BTreeSet<(String, i64)> = plans
+            .iter()
+            .flat_map(|p| for_plan(&user, p, &TriggerPolicy::default()))
+            .filter(|t| t.fire_at > chrono::Utc::now())
+            .map(|t| (t.id, t.fire_at.timestamp_millis()))
+            .collect();
+        for t in armed.symmetric_difference(&implied) {
+            violations.push(format!("{user}: {t:?} armed={}", armed.contains(t)));
+        }
+    }
+    violations
 }

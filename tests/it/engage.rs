@@ -747,3 +747,77 @@ async fn preferences_reject_bad_input_whole_and_the_calendar_feed_needs_its_toke
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as URL_SAFE;
+
+#[tokio::test]
+async fn webhooks_get_signed_events_and_a_503_is_retried() {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    type Got = Arc<std::sync::Mutex<Vec<(HeaderMap, String)>>>;
+    let got: Got = Arc::default();
+    let g = got.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let g = g.clone();
+            async move {
+                let mut seen = g.lock().unwrap();
+                seen.push((headers, String::from_utf8(body.to_vec()).unwrap()));
+                // The first delivery fails like an overloaded receiver.
+                if seen.len() == 1 {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let secret = "a-webhook-secret-of-some-length";
+    let clock = ManualClock::at(NOW);
+    let app = spawn_app_full(
+        engine(),
+        |c| {
+            c.time_zone = "Europe/Berlin".into();
+            c.background = false;
+            c.webhooks = vec![steward::notify::router::WebhookTarget {
+                url: format!("http://{hook_addr}/hook"),
+                secret: secret.into(),
+            }];
+        },
+        Some(clock.clock()),
+        None,
+    )
+    .await;
+    let user = UserId::parse("ana").unwrap();
+    app.app.store.ensure_user(&user).await.unwrap();
+    call_tool(
+        &app,
+        &user,
+        "remind",
+        json!({"text": "call the recruiter", "at": "2026-11-22T12:00:00+01:00"}),
+    )
+    .await;
+    clock.set(at("2026-11-22T11:00:00Z"));
+    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    let notifier = app.app.notifier().await.unwrap();
+    for _ in 0..4 {
+        notifier.pass().await.unwrap();
+        clock.advance(Duration::minutes(5));
+    }
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "one 503, then delivered once");
+    assert_eq!(got[0].1, got[1].1, "a retry sends the same event");
+    let event: Value = serde_json::from_str(&got[1].1).unwrap();
+    assert_eq!(event["event"], "notification");
+    assert_eq!(event["user"], "ana");
+    assert_eq!(event["channel"], "inbox");
+    assert_eq!(event["notification"]["text"], "Reminder: call the recruiter");
+    for (headers, body) in &got {
+        let sig = headers["steward-signature"].to_str().unwrap();
+        let t: i64 = sig.split(',').next().unwrap().trim_start_matches("t=").parse().unwrap();
+        assert_eq!(sig, steward::notify::webhook::signature(secret, t, body));
+        assert_ne!(sig, steward::notify::webhook::signature("another secret", t, body));
+    }
+}

@@ -149,7 +149,7 @@ async fn goal_proposal_yes_show_move_confirm_undo_and_restart_keep_the_plan_righ
     let lines: Vec<&str> = history.lines().collect();
     assert_eq!(lines[0], "History of “Onboard Ana Souza”, newest first:");
     assert!(
-        lines[1].contains("by model: Move “First-day orientation with Ana Souza” from Fri Nov 27 to Tue Dec 1 (undo: "),
+        lines[1].contains("by user: Move “First-day orientation with Ana Souza” from Fri Nov 27 to Tue Dec 1 (undo: "),
         "{history}"
     );
     assert!(
