@@ -217,6 +217,13 @@ impl App {
             policy: self.config.notify.delivery_policy(),
             default_tz: self.config.tz(),
             clock: self.clock.clone(),
+            model: self.model.clone(),
+            prompts: self.prompts.clone(),
+            word_timeout: self
+                .config
+                .llm
+                .first_token_timeout()
+                .min(std::time::Duration::from_secs(20)),
             wake: self.notifier_wake.clone(),
         }))
     }

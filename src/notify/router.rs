@@ -73,6 +73,12 @@ pub struct Notifier {
     pub policy: DeliveryPolicy,
     pub default_tz: Tz,
     pub clock: crate::app::Clock,
+    /// A configured model phrases notifications (the offline wording is
+    /// the fallback); the offline engine's own wording is used as is.
+    pub model: Arc<dyn crate::llm::ChatModel>,
+    pub prompts: Arc<crate::prompts::Prompts>,
+    /// Longest wait for the model's wording.
+    pub word_timeout: Duration,
     /// Poked when something new may be ready to route or send.
     pub wake: Arc<tokio::sync::Notify>,
 }
@@ -142,6 +148,12 @@ impl Notifier {
         {
             tracing::debug!(until = %end, "quiet hours: notification waits");
             return self.store.route_notification(user, &n, vec![], Some(end), None).await;
+        }
+        if n.routed.is_none()
+            && !self.model.acts_for_user()
+            && let Some(text) = self.phrase(user, &n, tz, now).await
+        {
+            n.text = text;
         }
         // The event becomes part of the conversation (once, in the same
         // transaction that records the routing), so the model and the
@@ -299,6 +311,55 @@ impl Notifier {
 }
 
 impl Notifier {
+    /// The configured model's wording of a notification, with the user's
+    /// plans in the system prompt; `None` (keep the offline wording) if it
+    /// fails, stalls, or answers with anything but text.
+    async fn phrase(&self, user: &UserId, n: &Notification, tz: Tz, now: DateTime<Utc>) -> Option<String> {
+        let plans: Vec<_> = match self.store.list_plans(user).await {
+            Ok(plans) => plans
+                .into_iter()
+                .filter(|p| p.status == crate::plan::PlanStatus::Active)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not load plans for the wording");
+                return None;
+            }
+        };
+        let local = now.with_timezone(&tz);
+        let system = self.prompts.system(user.as_str(), &plans, local).ok()?;
+        let event = format!(
+            "[steward scheduler event; the person did not write this]\n{}: {}\n\
+             Write the message steward sends the person about this event: one or two short, concrete sentences. Do not call tools.",
+            serde_json::to_value(n.kind).ok()?.as_str()?,
+            n.text
+        );
+        let request = crate::llm::ModelRequest {
+            system,
+            messages: vec![Message::User { text: event }],
+            tools: vec![],
+            plans,
+            now: local,
+        };
+        let sink = |_: &str| {};
+        match tokio::time::timeout(self.word_timeout, self.model.complete(&request, &sink)).await {
+            Ok(Ok(answer)) if answer.tool_calls.is_empty() && !answer.text.trim().is_empty() => {
+                Some(answer.text.trim().chars().take(1000).collect())
+            }
+            Ok(Ok(_)) => {
+                tracing::warn!("the model's wording was empty or a tool call; using the offline wording");
+                None
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the model could not word a notification; using the offline wording");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("the model did not word a notification in time; using the offline wording");
+                None
+            }
+        }
+    }
+
     /// Whether `email` may still go out: a queued or retrying mail is
     /// dropped if the user unsubscribed or changed address meanwhile.
     async fn still_wanted(&self, user: &UserId, email: &super::email::Email) -> Result<bool, StoreError> {

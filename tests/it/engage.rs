@@ -821,3 +821,94 @@ async fn webhooks_get_signed_events_and_a_503_is_retried() {
         assert_ne!(sig, steward::notify::webhook::signature("another secret", t, body));
     }
 }
+
+#[tokio::test]
+async fn a_configured_model_words_notifications_and_its_failure_falls_back_to_the_offline_wording() {
+    use steward::llm::scripted::{Script, ScriptedModel};
+    let model = Arc::new(ScriptedModel::new(vec![Script::text(
+        "Time to call the recruiter — you asked me to nudge you at noon.",
+    )]));
+    let clock = ManualClock::at(NOW);
+    let app = spawn_app_full(
+        model.clone(),
+        |c| {
+            c.time_zone = "Europe/Berlin".into();
+            c.background = false;
+        },
+        Some(clock.clock()),
+        None,
+    )
+    .await;
+    let user = UserId::parse("ana").unwrap();
+    app.app.store.ensure_user(&user).await.unwrap();
+    for (text, at_) in [
+        ("call the recruiter", "2026-11-22T12:00:00+01:00"),
+        ("send the report", "2026-11-22T13:00:00+01:00"),
+    ] {
+        call_tool(&app, &user, "remind", json!({"text": text, "at": at_})).await;
+    }
+    let (scheduler, notifier) = (app.app.scheduler().await.unwrap(), app.app.notifier().await.unwrap());
+    for now in ["2026-11-22T11:00:00Z", "2026-11-22T12:00:00Z"] {
+        clock.set(at(now));
+        scheduler.tick(clock.now()).await.unwrap();
+        notifier.pass().await.unwrap();
+    }
+    let ana = app.connect("ana").await;
+    let texts: Vec<&str> = ana.ready.as_ref().unwrap()["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    // The second call finds the script exhausted (an error): offline wording.
+    assert_eq!(
+        texts,
+        [
+            "Time to call the recruiter — you asked me to nudge you at noon.",
+            "Reminder: send the report"
+        ]
+    );
+    let request = &model.requests()[0];
+    assert!(request.tools.is_empty());
+    assert!(
+        request.system.contains("## The person's active plans"),
+        "{}",
+        request.system
+    );
+    let steward::conversation::Message::User { text } = &request.messages[0] else {
+        panic!("{:?}", request.messages)
+    };
+    assert!(text.contains("reminder: Reminder: call the recruiter"), "{text}");
+}
+
+#[tokio::test]
+async fn a_lapse_on_reply_reminder_does_not_fire_once_the_user_has_written() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let user = UserId::parse("ana").unwrap();
+    app.app.store.ensure_user(&user).await.unwrap();
+    let args = |text: &str, at_: &str| json!({"text": text, "at": at_, "lapse_on_reply": true});
+    call_tool(
+        &app,
+        &user,
+        "remind",
+        args("check in if no answer", "2026-11-22T12:00:00+01:00"),
+    )
+    .await;
+    clock.advance(Duration::minutes(10));
+    let mut ana = app.connect("ana").await;
+    ana.turn("m1", "list my plans").await;
+    clock.advance(Duration::minutes(10));
+    call_tool(
+        &app,
+        &user,
+        "remind",
+        args("second check-in", "2026-11-22T12:30:00+01:00"),
+    )
+    .await;
+    clock.set(at("2026-11-22T11:30:00Z"));
+    let report = app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    // The first was set before the user wrote: it lapses. The second was
+    // set after: it fires.
+    assert_eq!((report.lapsed, report.fired), (1, 1), "{report:?}");
+}

@@ -162,3 +162,58 @@ async fn export_and_import_round_trip_through_the_binary() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn steward_digest_sends_a_users_digest_once_per_period_through_the_file_outbox() {
+    use steward::notify::Preferences;
+    use steward::store::{NotifyStore, SledStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        let ana = steward::user::UserId::parse("ana").unwrap();
+        store.ensure_user(&ana).await.unwrap();
+        let prefs = Preferences {
+            email: Some("ana@example.com".into()),
+            email_verified: true,
+            ..Preferences::default()
+        };
+        store.save_preferences(&ana, &prefs, None).await.unwrap();
+    }
+    let run = || {
+        steward()
+            .args(["digest", "--user", "ana", "--data"])
+            .arg(dir.path())
+            .output()
+    };
+    let first = run().await.unwrap();
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 digests queued, 1 messages sent via files in"),
+        "{stderr}"
+    );
+    let second = run().await.unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("already sent or queued") && stderr.contains("0 messages sent"),
+        "{stderr}"
+    );
+    let emls: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .collect();
+    assert_eq!(emls.len(), 1);
+    let raw = std::fs::read_to_string(emls[0].path()).unwrap();
+    assert!(raw.contains("To: ana@example.com"), "{raw}");
+    assert!(raw.contains("Message-ID: <digest.ana."), "{raw}");
+    let future = steward()
+        .args(["digest", "--now", "2099-01-01T00:00:00Z", "--data"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!future.status.success());
+    assert!(String::from_utf8_lossy(&future.stderr).contains("--now must not be in the future"));
+}
