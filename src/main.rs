@@ -279,13 +279,18 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     config.check()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        // Links in emails point at the address actually bound (port 0
+        // picks one) unless a public URL is configured.
+        if config.public_url.is_none() {
+            config.public_url = Some(format!("http://{addr}"));
+        }
         let app = match App::build(config.clone()) {
             Ok(app) => app,
             Err(AppError::Store(e @ StoreError::Locked { .. })) => anyhow::bail!("{e}; stop it first or use another --data"),
             Err(e) => return Err(e).context("starting steward"),
         };
-        let listener = tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
-        let addr = listener.local_addr()?;
         tracing::info!(%addr, model = %app.model.name(), data_dir = %config.data_dir.display(), dev_mode = config.dev_mode(), "steward started");
         // The one line a person (or a test harness) reads to find the server.
         println!("steward listening on http://{addr}");

@@ -53,6 +53,10 @@ function onFrame(frame) {
       plans.clear();
       for (const p of frame.plans) plans.set(p.id, p);
       renderPlans();
+      for (const n of frame.notifications || []) add("assistant", `🔔 ${n.text}`);
+      break;
+    case "notification":
+      add("assistant", `🔔 ${frame.notification.text}`);
       break;
     case "delta": {
       let el = pending.get(frame.reply_to);
