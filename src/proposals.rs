@@ -50,7 +50,7 @@ impl ConfirmPolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalStatus {
     Open,
@@ -87,9 +87,10 @@ pub struct Proposal {
 }
 
 /// The proposal as clients see it (no internal action).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProposalView {
     pub id: String,
+    #[schema(value_type = Option<String>)]
     pub plan_id: Option<PlanId>,
     pub summary: String,
     pub changes: Vec<Change>,

@@ -14,19 +14,68 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "steward",
+        description = "REST API of steward. Authentication as on /ws: `Authorization: Bearer <token>` or \
+                       `?token=`; in loopback dev mode `?user=<name>`. Errors are `{\"error\":{\"code\",\"message\"}}`."
+    ),
+    tags(
+        (name = "plans", description = "The user's plans and their history"),
+        (name = "proposals", description = "Changes waiting for the user's yes or no"),
+        (name = "preferences", description = "Time zone, email, quiet hours, digest, channels"),
+        (name = "notifications", description = "Notifications, web push, email links, calendar feed")
+    )
+)]
+struct ApiDoc;
+
+/// Every `/api` route, registered together with its OpenAPI description
+/// so the router and `/api/openapi.json` cannot disagree.
 pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/api/preferences", get(get_preferences).put(put_preferences))
-        .route("/api/notifications", get(notifications))
-        .route("/api/push/key", get(push_key))
-        .route("/api/push/subscribe", post(subscribe).delete(unsubscribe_push))
-        .route("/api/email/verify", get(verify_email))
-        .route("/api/email/unsubscribe", get(unsubscribe_page).post(unsubscribe))
-        .route("/api/calendar/{file}", get(calendar_feed))
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(super::rest::list_plans))
+        .routes(routes!(super::rest::get_plan))
+        .routes(routes!(super::rest::plan_history))
+        .routes(routes!(super::rest::open_proposals))
+        .routes(routes!(super::rest::confirm_proposal))
+        .routes(routes!(get_preferences, put_preferences))
+        .routes(routes!(notifications))
+        .routes(routes!(push_key))
+        .routes(routes!(subscribe, unsubscribe_push))
+        .routes(routes!(verify_email))
+        .routes(routes!(unsubscribe_page, unsubscribe))
+        .routes(routes!(calendar_link))
+        .routes(routes!(calendar_feed))
+        .split_for_parts();
+    let doc = std::sync::Arc::new(doc);
+    router.route(
+        "/api/openapi.json",
+        axum::routing::get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    )
+}
+
+/// The body of every REST error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_json`, `not_found`.
+    pub code: String,
+    /// A safe, human-readable explanation.
+    pub message: String,
 }
 
 /// A REST failure: status, stable code, safe message.
@@ -37,18 +86,27 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
+            status,
             code,
             message: message.into(),
         }
+    }
+
+    pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -75,7 +133,7 @@ impl From<JsonRejection> for ApiError {
 }
 
 /// The authenticated user, exactly as `/ws` decides it.
-async fn user_of(app: &App, headers: &HeaderMap, query: &AuthQuery) -> Result<UserId, Response> {
+pub async fn user_of(app: &App, headers: &HeaderMap, query: &AuthQuery) -> Result<UserId, Response> {
     auth::check_origin(&app.config, headers).map_err(IntoResponse::into_response)?;
     let user = auth::authenticate(&app.config, headers, query).map_err(IntoResponse::into_response)?;
     app.store
@@ -85,8 +143,8 @@ async fn user_of(app: &App, headers: &HeaderMap, query: &AuthQuery) -> Result<Us
     Ok(user)
 }
 
-#[derive(Debug, Serialize)]
-struct PreferencesView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PreferencesView {
     time_zone: String,
     email: Option<String>,
     email_verified: bool,
@@ -118,6 +176,9 @@ async fn view(app: &App, user: &UserId, prefs: &Preferences) -> Result<Preferenc
     })
 }
 
+/// The user's preferences, calendar link and web-push key.
+#[utoipa::path(get, path = "/api/preferences", tag = "preferences",
+    responses((status = 200, body = PreferencesView), (status = 401, body = ErrorBody)))]
 async fn get_preferences(State(app): State<App>, Query(q): Query<AuthQuery>, headers: HeaderMap) -> Response {
     let user = match user_of(&app, &headers, &q).await {
         Ok(u) => u,
@@ -134,6 +195,12 @@ async fn get_preferences(State(app): State<App>, Query(q): Query<AuthQuery>, hea
     }
 }
 
+/// Changes preferences; absent fields stay, `null` clears email or quiet
+/// hours; the whole update is checked before anything changes. A new
+/// address gets a verification email and receives nothing else until its
+/// link is opened.
+#[utoipa::path(put, path = "/api/preferences", tag = "preferences", request_body = Update,
+    responses((status = 200, body = PreferencesView), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_preferences(
     State(app): State<App>,
     Query(q): Query<AuthQuery>,
@@ -209,9 +276,33 @@ async fn send_verification(app: &App, user: &UserId, address: &str) -> Result<()
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct TokenQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct TokenQuery {
+    /// The signed token from the link.
     token: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CalendarLinkBody {
+    /// Subscribe to this URL in Google Calendar, Outlook or Apple Calendar.
+    pub url: String,
+}
+
+/// The user's calendar-feed link.
+#[utoipa::path(get, path = "/api/calendar", tag = "notifications",
+    responses((status = 200, body = CalendarLinkBody), (status = 401, body = ErrorBody)))]
+async fn calendar_link(State(app): State<App>, Query(q): Query<AuthQuery>, headers: HeaderMap) -> Response {
+    let user = match user_of(&app, &headers, &q).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match app.links().await {
+        Ok(links) => Json(CalendarLinkBody {
+            url: links.calendar(&user),
+        })
+        .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
@@ -237,6 +328,10 @@ async fn token_user(app: &App, purpose: TokenPurpose, token: &str) -> Result<Opt
     Ok(links.check(purpose, token, &user, &bound).then_some((user, prefs)))
 }
 
+/// Confirms an address (the link in the verification email).
+#[utoipa::path(get, path = "/api/email/verify", tag = "notifications", params(TokenQuery),
+    responses((status = 200, description = "HTML page: confirmed", content_type = "text/html"),
+              (status = 404, description = "HTML page: link not valid", content_type = "text/html")))]
 async fn verify_email(State(app): State<App>, Query(q): Query<TokenQuery>) -> Response {
     match token_user(&app, TokenPurpose::VerifyEmail, &q.token).await {
         Ok(Some((user, mut prefs))) => {
@@ -259,6 +354,10 @@ async fn verify_email(State(app): State<App>, Query(q): Query<TokenQuery>) -> Re
     }
 }
 
+/// Asks whether to stop emails (link scanners must not unsubscribe).
+#[utoipa::path(get, path = "/api/email/unsubscribe", tag = "notifications", params(TokenQuery),
+    responses((status = 200, description = "HTML form", content_type = "text/html"),
+              (status = 404, description = "HTML page: link not valid", content_type = "text/html")))]
 async fn unsubscribe_page(State(app): State<App>, Query(q): Query<TokenQuery>) -> Response {
     // GET only asks: link scanners open links, and must not unsubscribe.
     match token_user(&app, TokenPurpose::Unsubscribe, &q.token).await {
@@ -278,6 +377,9 @@ async fn unsubscribe_page(State(app): State<App>, Query(q): Query<TokenQuery>) -
 }
 
 /// One-click unsubscribe (RFC 8058) and the form above: email off.
+#[utoipa::path(post, path = "/api/email/unsubscribe", tag = "notifications", params(TokenQuery),
+    responses((status = 200, description = "HTML page: email is off", content_type = "text/html"),
+              (status = 404, description = "HTML page: link not valid", content_type = "text/html")))]
 async fn unsubscribe(State(app): State<App>, Query(q): Query<TokenQuery>) -> Response {
     match token_user(&app, TokenPurpose::Unsubscribe, &q.token).await {
         Ok(Some((user, mut prefs))) => {
@@ -300,14 +402,14 @@ async fn unsubscribe(State(app): State<App>, Query(q): Query<TokenQuery>) -> Res
     }
 }
 
+/// The iCalendar feed of the user's dated steps (the link from
+/// `GET /api/calendar`).
+#[utoipa::path(get, path = "/api/calendar/{file}", tag = "notifications",
+    params(("file" = String, Path, description = "<token>.ics")),
+    responses((status = 200, description = "iCalendar", content_type = "text/calendar"), (status = 404, body = ErrorBody)))]
 async fn calendar_feed(State(app): State<App>, Path(file): Path<String>) -> Response {
     let Some(token) = file.strip_suffix(".ics") else {
-        return ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: "calendar feeds end in .ics".into(),
-        }
-        .into_response();
+        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "calendar feeds end in .ics").into_response();
     };
     match token_user(&app, TokenPurpose::Calendar, token).await {
         Ok(Some((user, _))) => match app.store.list_plans(&user).await {
@@ -328,23 +430,42 @@ async fn calendar_feed(State(app): State<App>, Path(file): Path<String>) -> Resp
     }
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NotificationsBody {
+    pub notifications: Vec<crate::notify::NotificationView>,
+}
+
+/// The user's 50 most recent notifications, newest first.
+#[utoipa::path(get, path = "/api/notifications", tag = "notifications",
+    responses((status = 200, body = NotificationsBody), (status = 401, body = ErrorBody)))]
 async fn notifications(State(app): State<App>, Query(q): Query<AuthQuery>, headers: HeaderMap) -> Response {
     let user = match user_of(&app, &headers, &q).await {
         Ok(u) => u,
         Err(r) => return r,
     };
     match app.store.recent_notifications(&user, 50).await {
-        Ok(list) => Json(serde_json::json!({
-            "notifications": list.iter().map(|n| n.view()).collect::<Vec<_>>()
-        }))
+        Ok(list) => Json(NotificationsBody {
+            notifications: list.iter().map(|n| n.view()).collect(),
+        })
         .into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PushKeyBody {
+    /// The VAPID public key for `PushManager.subscribe({applicationServerKey})`.
+    pub public_key: String,
+}
+
+#[utoipa::path(get, path = "/api/push/key", tag = "notifications",
+    responses((status = 200, body = PushKeyBody), (status = 404, description = "push is off", body = ErrorBody)))]
 async fn push_key(State(app): State<App>) -> Response {
     match app.pusher().await {
-        Ok(Some(p)) => Json(serde_json::json!({"public_key": p.public_key()})).into_response(),
+        Ok(Some(p)) => Json(PushKeyBody {
+            public_key: p.public_key(),
+        })
+        .into_response(),
         Ok(None) => ApiError {
             status: StatusCode::NOT_FOUND,
             code: "push_disabled",
@@ -356,18 +477,21 @@ async fn push_key(State(app): State<App>) -> Response {
 }
 
 /// The body `PushSubscription.toJSON()` produces in a browser.
-#[derive(Debug, Deserialize)]
-struct SubscriptionBody {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct SubscriptionBody {
     endpoint: String,
     keys: SubscriptionKeys,
 }
 
-#[derive(Debug, Deserialize)]
-struct SubscriptionKeys {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct SubscriptionKeys {
     p256dh: String,
     auth: String,
 }
 
+/// Stores a browser's push subscription (at most 10 per user).
+#[utoipa::path(post, path = "/api/push/subscribe", tag = "notifications", request_body = SubscriptionBody,
+    responses((status = 201, description = "subscribed"), (status = 400, body = ErrorBody)))]
 async fn subscribe(
     State(app): State<App>,
     Query(q): Query<AuthQuery>,
@@ -402,11 +526,14 @@ async fn subscribe(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct EndpointBody {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct EndpointBody {
     endpoint: String,
 }
 
+/// Forgets a browser's push subscription.
+#[utoipa::path(delete, path = "/api/push/subscribe", tag = "notifications", request_body = EndpointBody,
+    responses((status = 204, description = "removed"), (status = 400, body = ErrorBody)))]
 async fn unsubscribe_push(
     State(app): State<App>,
     Query(q): Query<AuthQuery>,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod rest;
 pub mod ws;
 
 use crate::app::App;

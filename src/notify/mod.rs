@@ -22,7 +22,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 /// What a notification is about (the `kind` field of the wire frame).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     DueSoon,
@@ -58,11 +58,12 @@ pub struct Notification {
 }
 
 /// The wire view of a notification.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NotificationView {
     pub id: String,
     pub kind: NotificationKind,
     pub text: String,
+    #[schema(value_type = Option<String>)]
     pub plan_id: Option<PlanId>,
     pub step_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -130,7 +131,7 @@ impl QuietHours {
 }
 
 /// Which channels the user accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Channels {
     pub push: bool,

@@ -9,14 +9,14 @@ use crate::scheduler::triggers::{Frequency, Recurrence};
 use chrono::{NaiveTime, Weekday};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuietHoursBody {
     pub start: String,
     pub end: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DigestBody {
     pub frequency: Frequency,
@@ -29,7 +29,7 @@ pub struct DigestBody {
 
 /// A partial update: absent fields stay as they are; `null` clears
 /// `email` and `quiet_hours`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Update {
     pub time_zone: Option<String>,

@@ -53,7 +53,7 @@ impl<'de> Deserialize<'de> for PlanId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Pending,
@@ -90,7 +90,7 @@ impl fmt::Display for StepStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanStatus {
     Active,
@@ -110,7 +110,7 @@ impl PlanStatus {
 
 /// `single`: at most one step in progress (a person works through the plan).
 /// `orchestrated`: independent tool-bound steps may run in parallel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanMode {
     #[default]
@@ -119,22 +119,24 @@ pub enum PlanMode {
 }
 
 /// What the plan is for, as the goal interpreter understood it.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Objective {
     pub kind: String,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub slots: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A step bound to a tool the execution engine may run when the step is ready.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ToolBinding {
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub args: serde_json::Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Step {
     pub id: String,
     pub title: String,
@@ -163,8 +165,9 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Plan {
+    #[schema(value_type = String, example = "p1")]
     pub id: PlanId,
     pub title: String,
     #[serde(default)]
@@ -264,7 +267,7 @@ impl Plan {
 }
 
 /// Who made a change. The acting user always comes from the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Actor {
     User,
@@ -274,7 +277,7 @@ pub enum Actor {
 }
 
 /// One thing a change did, with enough detail to explain or invert it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     PlanCreated {
@@ -328,7 +331,7 @@ pub enum Change {
 }
 
 /// The append-only record of one applied change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub at: DateTime<Utc>,
     pub actor: Actor,

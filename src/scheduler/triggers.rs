@@ -193,7 +193,7 @@ pub fn local_instant(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
 }
 
 /// How often a digest goes out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Frequency {
     Off,

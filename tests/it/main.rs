@@ -11,4 +11,5 @@ mod interpreter_eval;
 mod openai;
 mod planning;
 mod process;
+mod rest;
 mod smtp;

@@ -1,0 +1,238 @@
+//! REST under `/api`: every route with good and bad input (another user's
+//! ids, unknown ids, malformed JSON, oversized bodies, no credentials), and
+//! the OpenAPI document against what the router really serves.
+
+use crate::harness::{TestApp, spawn_app_at};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use steward::llm::offline::OfflineEngine;
+use steward::planner::templates::Templates;
+use steward::proposals::ConfirmPolicy;
+
+fn engine() -> Arc<OfflineEngine> {
+    Arc::new(OfflineEngine::new(Arc::new(Templates::built_in().unwrap())))
+}
+
+async fn app() -> TestApp {
+    spawn_app_at(
+        engine(),
+        |c| {
+            c.confirm = ConfirmPolicy::default();
+            c.time_zone = "Europe/Berlin".into();
+            c.background = false;
+        },
+        Some(crate::harness::clock_from("2026-11-22T10:00:00Z")),
+    )
+    .await
+}
+
+async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new().request(method, app.url(path));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[tokio::test]
+async fn plans_and_proposals_over_rest_answer_only_for_their_own_user() {
+    let app = app().await;
+    let mut ana = app.connect("ana").await;
+    ana.turn("g1", "help me onboard Ana Souza, she starts December 1").await;
+
+    let (s, open) = call(&app, Method::GET, "/api/proposals?user=ana", None).await;
+    assert_eq!(s, 200);
+    let id = open["proposals"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(open["proposals"][0]["status"], "open");
+    let (s, bobs) = call(&app, Method::GET, "/api/proposals?user=bob", None).await;
+    assert_eq!((s, bobs), (StatusCode::OK, json!({"proposals": []})));
+    // Bob cannot answer Ana's proposal: it is not found for him.
+    let confirm = format!("/api/proposals/{id}/confirm");
+    let (s, e) = call(
+        &app,
+        Method::POST,
+        &format!("{confirm}?user=bob"),
+        Some(json!({"accept": true})),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("not_found"))
+    );
+    let (s, e) = call(
+        &app,
+        Method::POST,
+        &format!("{confirm}?user=ana"),
+        Some(json!({"accept": "yes"})),
+    )
+    .await;
+    assert_eq!((s.as_u16(), e["error"]["code"].clone()), (422, json!("invalid_json")));
+
+    let (s, done) = call(
+        &app,
+        Method::POST,
+        &format!("{confirm}?user=ana"),
+        Some(json!({"accept": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "{done}");
+    assert_eq!(done["outcome"], "accepted");
+    assert_eq!(done["plan"]["id"], "p1");
+    assert_eq!(done["plan"]["steps"].as_array().unwrap().len(), 7);
+    let (s, again) = call(
+        &app,
+        Method::POST,
+        &format!("{confirm}?user=ana"),
+        Some(json!({"accept": true})),
+    )
+    .await;
+    assert_eq!(
+        (s, again["outcome"].clone()),
+        (StatusCode::CONFLICT, json!("already_decided"))
+    );
+
+    let (s, plans) = call(&app, Method::GET, "/api/plans?user=ana", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(plans["plans"].as_array().unwrap().len(), 1);
+    let (s, plan) = call(&app, Method::GET, "/api/plans/p1?user=ana", None).await;
+    assert_eq!((s, plan["title"].clone()), (StatusCode::OK, json!("Onboard Ana Souza")));
+    let (s, history) = call(&app, Method::GET, "/api/plans/p1/history?user=ana", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(history["history"][0]["actor"], "user");
+    for (path, status, code) in [
+        ("/api/plans/p1?user=bob", 404, "not_found"),
+        ("/api/plans/p1/history?user=bob", 404, "not_found"),
+        ("/api/plans/p99?user=ana", 404, "not_found"),
+        ("/api/plans/banana?user=ana", 400, "invalid_field"),
+        ("/api/plans", 400, "bad_user"),
+    ] {
+        let (s, e) = call(&app, Method::GET, path, None).await;
+        assert_eq!(
+            (s.as_u16(), e["error"]["code"].clone()),
+            (status, json!(code)),
+            "{path}"
+        );
+    }
+    let (s, bob_plans) = call(&app, Method::GET, "/api/plans?user=bob", None).await;
+    assert_eq!((s, bob_plans), (StatusCode::OK, json!({"plans": []})));
+}
+
+#[tokio::test]
+async fn bodies_that_are_malformed_or_too_large_are_refused_with_a_code() {
+    let app = app().await;
+    let client = reqwest::Client::new();
+    let big = format!("{{\"endpoint\": \"{}\"}}", "x".repeat(300 * 1024));
+    let r = client
+        .delete(app.url("/api/push/subscribe?user=ana"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    for (method, path, body) in [
+        (Method::PUT, "/api/preferences?user=ana", "{"),
+        (Method::POST, "/api/push/subscribe?user=ana", "[]"),
+        (Method::POST, "/api/proposals/r1/confirm?user=ana", "nope"),
+    ] {
+        let r = client
+            .request(method.clone(), app.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let e: Value = r.json().await.unwrap();
+        assert!(status == 400 || status == 422, "{method} {path}: {status}");
+        assert_eq!(e["error"]["code"], "invalid_json", "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn with_an_auth_secret_rest_needs_a_valid_token_and_ignores_user_parameters() {
+    let secret = "a-secret-that-is-at-least-32-characters-long";
+    let app = spawn_app_at(engine(), |c| c.auth_secret = Some(secret.into()), None).await;
+    let token = steward::http::auth::issue_token(secret, &steward::user::UserId::parse("ana").unwrap(), 60).unwrap();
+    let client = reqwest::Client::new();
+    let r = client.get(app.url("/api/plans?user=ana")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client
+        .get(app.url("/api/plans?token=forged.token.here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client
+        .get(app.url("/api/preferences"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
+    let app = app().await;
+    let (s, doc) = call(&app, Method::GET, "/api/openapi.json", None).await;
+    assert_eq!(s, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let expected: BTreeSet<(String, String)> = [
+        ("GET", "/api/plans"),
+        ("GET", "/api/plans/{id}"),
+        ("GET", "/api/plans/{id}/history"),
+        ("GET", "/api/proposals"),
+        ("POST", "/api/proposals/{id}/confirm"),
+        ("GET", "/api/preferences"),
+        ("PUT", "/api/preferences"),
+        ("GET", "/api/notifications"),
+        ("GET", "/api/push/key"),
+        ("POST", "/api/push/subscribe"),
+        ("DELETE", "/api/push/subscribe"),
+        ("GET", "/api/email/verify"),
+        ("GET", "/api/email/unsubscribe"),
+        ("POST", "/api/email/unsubscribe"),
+        ("GET", "/api/calendar"),
+        ("GET", "/api/calendar/{file}"),
+    ]
+    .iter()
+    .map(|(m, p)| (m.to_string(), p.to_string()))
+    .collect();
+    assert_eq!(documented, expected);
+    // Every documented route is served, and on those paths every other
+    // method is refused (405): the router serves nothing undocumented.
+    let methods = [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH];
+    for path in documented.iter().map(|(_, p)| p.clone()).collect::<BTreeSet<_>>() {
+        let concrete = path.replace("{id}", "p1").replace("{file}", "x.ics");
+        for m in &methods {
+            let r = reqwest::Client::new()
+                .request(m.clone(), app.url(&format!("{concrete}?user=ana")))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let is_documented = documented.contains(&(m.to_string(), path.clone()));
+            if is_documented {
+                assert_ne!(r.status(), 405, "{m} {path} is documented but not served");
+            } else {
+                assert_eq!(r.status(), 405, "{m} {path} is served but not documented");
+            }
+        }
+    }
+    for schema in ["Plan", "Step", "ProposalView", "PreferencesView", "ErrorBody"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema} missing");
+    }
+}
