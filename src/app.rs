@@ -224,6 +224,7 @@ impl App {
                 .llm
                 .first_token_timeout()
                 .min(std::time::Duration::from_secs(20)),
+            retention: chrono::Duration::days(i64::from(self.config.notify.retention_days)),
             wake: self.notifier_wake.clone(),
         }))
     }

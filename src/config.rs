@@ -70,6 +70,9 @@ pub struct NotifyConfig {
     pub retry_base_ms: u64,
     /// Longest single delivery (SMTP conversation, HTTP request).
     pub send_timeout_secs: u64,
+    /// Finished notifications, fired-trigger records and sent or failed
+    /// deliveries older than this are removed (daily).
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +106,7 @@ impl Default for NotifyConfig {
             max_attempts: 8,
             retry_base_ms: 30_000,
             send_timeout_secs: 30,
+            retention_days: 90,
         }
     }
 }
@@ -388,6 +392,11 @@ impl Config {
         }
         if self.notify.max_attempts == 0 || self.notify.send_timeout_secs == 0 {
             return bad("notify.max_attempts and notify.send_timeout_secs must be greater than 0");
+        }
+        // Digest periods (a week) and the catch-up window must stay
+        // deduplicated: keep at least 30 days.
+        if self.notify.retention_days < 30 {
+            return bad("notify.retention_days must be at least 30");
         }
         if let Some(url) = &self.email.smtp_url
             && !(url.starts_with("smtp://") || url.starts_with("smtps://"))

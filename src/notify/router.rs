@@ -79,6 +79,8 @@ pub struct Notifier {
     pub prompts: Arc<crate::prompts::Prompts>,
     /// Longest wait for the model's wording.
     pub word_timeout: Duration,
+    /// How long finished records are kept (pruned daily).
+    pub retention: chrono::Duration,
     /// Poked when something new may be ready to route or send.
     pub wake: Arc<tokio::sync::Notify>,
 }
@@ -95,9 +97,23 @@ pub struct Pass {
 impl Notifier {
     /// Runs until `shutdown`: a pass whenever woken, at least every 500 ms.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut last_prune: Option<DateTime<Utc>> = None;
         loop {
             if let Err(e) = self.pass().await {
                 tracing::error!(error = %e, "notifier pass failed");
+            }
+            let now = (self.clock)();
+            if last_prune.is_none_or(|at| now - at >= chrono::Duration::days(1)) {
+                last_prune = Some(now);
+                match self.store.prune(now - self.retention).await {
+                    Ok(p) => tracing::info!(
+                        fired = p.fired,
+                        notifications = p.notifications,
+                        outbox = p.outbox,
+                        "pruned old records"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "pruning failed"),
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

@@ -231,4 +231,18 @@ pub trait NotifyStore: Send + Sync + 'static {
 
     /// Every registered user.
     async fn users(&self) -> Result<Vec<UserId>, StoreError>;
+
+    /// Removes what is finished and older than `before`: fired-trigger
+    /// records, notifications already routed, sent or failed outbox rows
+    /// (with their idempotency keys). Nothing queued, pending or armed is
+    /// touched.
+    async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError>;
+}
+
+/// What [`NotifyStore::prune`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub fired: usize,
+    pub notifications: usize,
+    pub outbox: usize,
 }

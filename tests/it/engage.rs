@@ -912,3 +912,66 @@ async fn a_lapse_on_reply_reminder_does_not_fire_once_the_user_has_written() {
     // set after: it fires.
     assert_eq!((report.lapsed, report.fired), (1, 1), "{report:?}");
 }
+
+#[tokio::test]
+async fn pruning_removes_old_finished_records_and_keeps_anything_pending() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await; // mail goes to .eml files
+    let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "08:00").await;
+    call_tool(
+        &app,
+        &user,
+        "remind",
+        json!({"text": "call the recruiter", "at": "2026-11-22T12:00:00+01:00"}),
+    )
+    .await;
+    clock.set(at("2026-11-22T11:00:00Z"));
+    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    app.app.notifier().await.unwrap().pass().await.unwrap();
+    let sent_key = "notify:ana:".to_string();
+    let sent = app.app.store.recent_notifications(&user, 5).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    let email_key = format!("{sent_key}{}:email", sent[0].id);
+    assert_eq!(
+        app.app.store.outbox_by_key(&email_key).await.unwrap().unwrap().status,
+        OutboxStatus::Sent
+    );
+    // Something still waiting must survive any pruning.
+    let mut waiting = steward::notify::router::item(
+        &user,
+        "test:pending".into(),
+        steward::notify::Payload::Webhook {
+            url: "http://127.0.0.1:9/none".into(),
+            body: "{}".into(),
+        },
+        clock.now(),
+    );
+    waiting.next_attempt_at = clock.now() + Duration::days(365);
+    app.app.store.enqueue(vec![waiting]).await.unwrap();
+
+    let early = app.app.store.prune(clock.now() - Duration::days(90)).await.unwrap();
+    assert_eq!(early, steward::store::Pruned::default(), "nothing is old yet");
+    clock.advance(Duration::days(100));
+    let pruned = app.app.store.prune(clock.now() - Duration::days(90)).await.unwrap();
+    assert_eq!(
+        pruned,
+        steward::store::Pruned {
+            fired: 1,
+            notifications: 1,
+            outbox: 1
+        }
+    );
+    assert!(app.app.store.recent_notifications(&user, 5).await.unwrap().is_empty());
+    assert!(app.app.store.outbox_by_key(&email_key).await.unwrap().is_none());
+    assert!(app.app.store.outbox_by_key("test:pending").await.unwrap().is_some());
+    // The digest trigger is armed, not fired: untouched.
+    assert!(
+        app.app
+            .store
+            .user_triggers(&user)
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.id == "digest")
+    );
+}

@@ -638,6 +638,47 @@ impl NotifyStore for SledStore {
         }
     }
 
+    async fn prune(&self, before: DateTime<Utc>) -> Result<crate::store::Pruned, StoreError> {
+        let mut pruned = crate::store::Pruned::default();
+        let (timers, notify) = (&self.inner.timers, &self.inner.notify);
+        let mut fired = sled::Batch::default();
+        for item in timers.scan_prefix([FIRED]) {
+            let (k, v) = item.map_err(backend)?;
+            let r: FiredRecord = decode("timers", &v)?;
+            // Older than the retention: the trigger's time is long past, so
+            // no plan write can derive that same firing again.
+            if r.at < before && r.trigger.fire_at < before {
+                fired.remove(k);
+                pruned.fired += 1;
+            }
+        }
+        let mut notes = sled::Batch::default();
+        for item in notify.scan_prefix([NOTE]) {
+            let (k, v) = item.map_err(backend)?;
+            let n: Notification = decode("notify", &v)?;
+            let mut queued = k.to_vec();
+            queued[0] = ROUTE;
+            if n.created_at < before && n.routed.is_some() && notify.get(&queued).map_err(backend)?.is_none() {
+                notes.remove(k);
+                pruned.notifications += 1;
+            }
+        }
+        for item in notify.scan_prefix([OUTBOX]) {
+            let (k, v) = item.map_err(backend)?;
+            let o: OutboxItem = decode("notify", &v)?;
+            let finished = matches!(o.status, OutboxStatus::Sent | OutboxStatus::Failed);
+            if finished && o.created_at < before {
+                notes.remove(k);
+                notes.remove(idem_key(&o.key));
+                pruned.outbox += 1;
+            }
+        }
+        timers.apply_batch(fired).map_err(backend)?;
+        notify.apply_batch(notes).map_err(backend)?;
+        self.durable().await?;
+        Ok(pruned)
+    }
+
     async fn users(&self) -> Result<Vec<UserId>, StoreError> {
         self.inner
             .users
