@@ -40,11 +40,46 @@ pub fn validate(sub: &PushSubscription, allow_http: bool) -> Result<(), String> 
     if !scheme_ok || sub.endpoint.len() > 1024 || !endpoint.username().is_empty() {
         return Err("endpoint must be an https URL of at most 1024 characters".into());
     }
+    if !allow_http && internal_host(&endpoint) {
+        return Err("endpoint must be a public push service, not a local or private address".into());
+    }
     let key = b64(&sub.p256dh).ok_or("keys.p256dh must be base64url")?;
     p256::PublicKey::from_sec1_bytes(&key).map_err(|_| "keys.p256dh is not a P-256 public key".to_string())?;
     match b64(&sub.auth) {
         Some(a) if a.len() == 16 => Ok(()),
         _ => Err("keys.auth must be 16 bytes, base64url".into()),
+    }
+}
+
+/// A host that is an address on this machine or a private network
+/// (names are not resolved here; push services are public names).
+fn internal_host(url: &reqwest::Url) -> bool {
+    use std::net::IpAddr;
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+        Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            return name == "localhost" || name.ends_with(".localhost") || name.ends_with(".internal");
+        }
+        None => return true,
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // carrier-grade NAT
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
+                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link local
+                || v6.to_ipv4_mapped().is_some()
+        }
     }
 }
 
@@ -130,4 +165,40 @@ pub fn classify_http(
         });
     }
     Err(SendError::Permanent(format!("{who} answered {code}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_https_push_services_are_accepted_outside_dev_mode() {
+        let key = {
+            use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
+            let secret = p256::SecretKey::from_slice(&[7u8; 32]).unwrap();
+            URL_SAFE_NO_PAD.encode(secret.public_key().to_encoded_point(false).as_bytes())
+        };
+        let sub = |endpoint: &str| PushSubscription {
+            endpoint: endpoint.into(),
+            p256dh: key.clone(),
+            auth: URL_SAFE_NO_PAD.encode([1u8; 16]),
+        };
+        assert!(validate(&sub("https://fcm.googleapis.com/fcm/send/abc"), false).is_ok());
+        for bad in [
+            "http://fcm.googleapis.com/x",
+            "https://127.0.0.1/x",
+            "https://10.0.0.5/x",
+            "https://169.254.169.254/latest",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://localhost/x",
+            "https://user@push.example.com/x",
+        ] {
+            assert!(validate(&sub(bad), false).is_err(), "{bad}");
+        }
+        assert!(
+            validate(&sub("http://127.0.0.1:9000/push"), true).is_ok(),
+            "dev mode allows loopback"
+        );
+    }
 }

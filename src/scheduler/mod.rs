@@ -119,6 +119,7 @@ impl Scheduler {
             notifications: Vec::new(),
             outbox: Vec::new(),
             rearm: None,
+            digest_cursor: None,
         };
         match &t.kind {
             TriggerKind::Digest => {
@@ -127,7 +128,10 @@ impl Scheduler {
                 firing.rearm = digest_trigger(&t.user, &prefs, tz, t.fire_at.max(now), now);
                 if firing.outcome == Outcome::Fired {
                     match self.digest_item(&t.user, &prefs, t.fire_at, now).await? {
-                        Some(item) => firing.outbox.push(item),
+                        Some(item) => {
+                            firing.outbox.push(item);
+                            firing.digest_cursor = Some(now);
+                        }
                         None => firing.outcome = Outcome::Skipped,
                     }
                 }
@@ -231,9 +235,15 @@ impl Scheduler {
             Frequency::Weekly => Duration::days(7),
             Frequency::Daily | Frequency::Off => Duration::days(1),
         };
+        // Missed triggers since the last digest reported them (or, for a
+        // first digest, over one period).
+        let since = match self.store.digest_cursor(user).await? {
+            Some(at) => at,
+            None => scheduled - span,
+        };
         let missed = self
             .store
-            .missed_since(user, scheduled - span)
+            .missed_since(user, since)
             .await?
             .iter()
             .filter(|m| !matches!(m.trigger.kind, TriggerKind::Digest))

@@ -126,6 +126,8 @@ pub struct Firing {
     pub outbox: Vec<OutboxItem>,
     /// The next occurrence of a recurring trigger.
     pub rearm: Option<Trigger>,
+    /// A digest went out: missed triggers up to here have been reported.
+    pub digest_cursor: Option<DateTime<Utc>>,
 }
 
 /// A trigger that was missed (came due past the catch-up window).
@@ -166,6 +168,9 @@ pub trait NotifyStore: Send + Sync + 'static {
     /// outbox rows and arms `rearm`, in one transaction. `None` if the
     /// trigger was moved, removed or already fired meanwhile.
     async fn fire(&self, trigger: &Trigger, firing: Firing) -> Result<Option<Vec<Notification>>, StoreError>;
+
+    /// Up to when missed triggers were last reported in a digest.
+    async fn digest_cursor(&self, user: &UserId) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Triggers of this user recorded as missed after `since`.
     async fn missed_since(&self, user: &UserId, since: DateTime<Utc>) -> Result<Vec<Missed>, StoreError>;

@@ -975,3 +975,41 @@ async fn pruning_removes_old_finished_records_and_keeps_anything_pending() {
             .any(|t| t.id == "digest")
     );
 }
+
+#[tokio::test]
+async fn a_missed_trigger_is_listed_in_the_next_digest_and_only_that_one() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "08:00").await;
+    call_tool(
+        &app,
+        &user,
+        "remind",
+        json!({"text": "call the recruiter", "at": "2026-11-22T12:00:00+01:00"}),
+    )
+    .await;
+    let scheduler = app.app.scheduler().await.unwrap();
+    // Down from before 12:00 until 21:00: nine hours late, past the window.
+    clock.set(at("2026-11-22T20:00:00Z"));
+    assert_eq!(scheduler.tick(clock.now()).await.unwrap().missed, 1);
+    let digest_text = |key: &'static str| {
+        let store = app.app.store.clone();
+        async move {
+            match store.outbox_by_key(key).await.unwrap().unwrap().payload {
+                steward::notify::Payload::Email(e) => e.text,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    for day in ["2026-11-23T07:00:00Z", "2026-11-24T07:00:00Z"] {
+        clock.set(at(day));
+        assert_eq!(scheduler.tick(clock.now()).await.unwrap().digests, 1, "{day}");
+    }
+    let first = digest_text("digest:ana:2026-11-23").await;
+    let second = digest_text("digest:ana:2026-11-24").await;
+    assert!(
+        first.contains("your reminder “call the recruiter” (Nov 22 12:00)"),
+        "{first}"
+    );
+    assert!(!second.contains("call the recruiter"), "{second}");
+}

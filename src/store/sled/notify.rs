@@ -5,7 +5,8 @@
 //! - `timers`: `T` schedule (fire time | user | id → trigger, so the
 //!   earliest trigger is the first key), `I` (user | id → fire time),
 //!   `P` (user | plan → ids derived from that plan), `F` fired
-//!   (user | id | 0 | fire time → outcome), the exactly-once record.
+//!   (user | id | 0 | fire time → outcome), the exactly-once record;
+//!   `D` (user → when missed triggers were last reported in a digest).
 //! - `notify`: `N` notifications (user | seq), `Q` routing queue
 //!   (user | seq → not-before), `O` outbox (seq), `W` outbox work queue
 //!   (attempt time | seq), `K` idempotency keys (key → seq), `R`
@@ -34,6 +35,7 @@ const SCHEDULE: u8 = b'T';
 const BY_ID: u8 = b'I';
 const BY_PLAN: u8 = b'P';
 const FIRED: u8 = b'F';
+const DIGEST_CURSOR: u8 = b'D';
 const NOTE: u8 = b'N';
 const ROUTE: u8 = b'Q';
 const OUTBOX: u8 = b'O';
@@ -354,6 +356,9 @@ impl NotifyStore for SledStore {
             if let Some(next) = &firing.rearm {
                 arm(timers, num, next)?;
             }
+            if let Some(at) = firing.digest_cursor {
+                timers.insert(tagged(DIGEST_CURSOR, &[&num.to_be_bytes()]), &instant(ms(at))[..])?;
+            }
             Ok(Some(notes))
         }))?;
         if result.is_some() {
@@ -361,6 +366,20 @@ impl NotifyStore for SledStore {
             self.wake();
         }
         Ok(result)
+    }
+
+    async fn digest_cursor(&self, user: &UserId) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let Some(num) = self.user_num(user)? else {
+            return Ok(None);
+        };
+        let key = tagged(DIGEST_CURSOR, &[&num.to_be_bytes()]);
+        Ok(self
+            .inner
+            .timers
+            .get(key)
+            .map_err(backend)?
+            .and_then(|v| decode_instant(&v))
+            .map(from_ms))
     }
 
     async fn missed_since(&self, user: &UserId, since: DateTime<Utc>) -> Result<Vec<Missed>, StoreError> {
