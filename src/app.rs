@@ -7,6 +7,7 @@ use crate::hub::{Hub, HubLimits};
 use crate::llm::offline::OfflineEngine;
 use crate::llm::openai::OpenAiModel;
 use crate::llm::{ChatModel, ModelError};
+use crate::notify::egress;
 use crate::notify::email::{Mail, MailError};
 use crate::notify::links::Links;
 use crate::notify::mailer::Mailer;
@@ -143,10 +144,7 @@ impl App {
                 let links = Links::new(key, &self.config.public_url());
                 let pusher = if self.config.push.enabled {
                     let vapid = self.store.secret("vapid-key", Pusher::generate_key()).await?;
-                    let client = reqwest::Client::builder()
-                        .connect_timeout(std::time::Duration::from_secs(10))
-                        .redirect(reqwest::redirect::Policy::none())
-                        .build()
+                    let client = egress::Client::new(self.config.dev_mode())
                         .map_err(|e| StoreError::Backend(format!("http client: {e}")))?;
                     match Pusher::new(&vapid, &self.config.push.contact, client) {
                         Ok(p) => Some(p),
@@ -196,14 +194,12 @@ impl App {
             links: self.links().await?,
             clock: self.clock.clone(),
             notifier_wake: self.notifier_wake.clone(),
+            failing: Default::default(),
         }))
     }
 
     pub async fn notifier(&self) -> Result<Arc<Notifier>, StoreError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        let http = egress::Client::new(self.config.dev_mode())
             .map_err(|e| StoreError::Backend(format!("http client: {e}")))?;
         Ok(Arc::new(Notifier {
             store: self.store.clone(),
@@ -226,6 +222,7 @@ impl App {
                 .min(std::time::Duration::from_secs(20)),
             retention: chrono::Duration::days(i64::from(self.config.notify.retention_days)),
             wake: self.notifier_wake.clone(),
+            seen_marks: Default::default(),
         }))
     }
 

@@ -417,6 +417,14 @@ impl Config {
             if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) || hook.secret.len() < 16 {
                 return bad("each webhook needs an http(s) url and a secret of at least 16 characters");
             }
+            // Outside dev mode the server calls only public addresses (the
+            // same rule as for push services; see notify::egress).
+            let internal = url::Url::parse(&hook.url).map_or(true, |u| crate::notify::egress::internal_host(&u));
+            if !self.dev_mode() && internal {
+                return bad(
+                    "webhook urls must name a public host; local and private addresses are only allowed in dev mode",
+                );
+            }
         }
         Ok(())
     }

@@ -78,9 +78,169 @@ pub fn repair(messages: Vec<Message>) -> Vec<Message> {
     out
 }
 
+/// One item of the conversation as a person sees it: what they typed, what
+/// the assistant answered, and where a plan card or a proposal appeared.
+/// Tool traffic and intermediate model text are not shown.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ThreadItem {
+    User {
+        at: DateTime<Utc>,
+        text: String,
+    },
+    Assistant {
+        at: DateTime<Utc>,
+        text: String,
+    },
+    /// `show_plan` showed this plan here.
+    Plan {
+        at: DateTime<Utc>,
+        plan_id: String,
+    },
+    /// A proposal was made here; its current state is sent alongside.
+    Proposal {
+        at: DateTime<Utc>,
+        proposal_id: String,
+    },
+    Notification {
+        at: DateTime<Utc>,
+        notification: crate::notify::NotificationView,
+    },
+}
+
+impl ThreadItem {
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            ThreadItem::User { at, .. }
+            | ThreadItem::Assistant { at, .. }
+            | ThreadItem::Plan { at, .. }
+            | ThreadItem::Proposal { at, .. }
+            | ThreadItem::Notification { at, .. } => *at,
+        }
+    }
+}
+
+/// The visible thread of a stored transcript, in order. Cards a turn
+/// produced come after that turn's answer, as a widget shows them live.
+pub fn thread(entries: &[Entry]) -> Vec<ThreadItem> {
+    let mut items = Vec::new();
+    let mut cards = Vec::new();
+    for entry in entries {
+        let at = entry.at;
+        match &entry.message {
+            Message::User { text } => {
+                items.append(&mut cards);
+                items.push(ThreadItem::User { at, text: text.clone() });
+            }
+            Message::Assistant { text, tool_calls } if tool_calls.is_empty() && !text.trim().is_empty() => {
+                items.push(ThreadItem::Assistant { at, text: text.clone() });
+                items.append(&mut cards);
+            }
+            Message::Assistant { .. } => {}
+            Message::Tool { name, content, .. } => {
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(content) else {
+                    continue;
+                };
+                if let Some(id) = value.pointer("/proposal/id").and_then(|v| v.as_str()) {
+                    cards.push(ThreadItem::Proposal {
+                        at,
+                        proposal_id: id.to_owned(),
+                    });
+                } else if name == "show_plan"
+                    && let Some(id) = value.pointer("/plan/id").and_then(|v| v.as_str())
+                {
+                    cards.push(ThreadItem::Plan {
+                        at,
+                        plan_id: id.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    items.append(&mut cards);
+    items
+}
+
+/// Merges notifications (in time order) into the thread, each before the
+/// first item that is newer, keeping the order of `items` as it is. The
+/// notifier also writes each notification into the transcript as an
+/// assistant message (so the model sees it); that copy gives way to the
+/// notification itself.
+pub fn merge_notifications(items: Vec<ThreadItem>, notifications: Vec<ThreadItem>) -> Vec<ThreadItem> {
+    let mut unmatched: Vec<(DateTime<Utc>, &str)> = notifications
+        .iter()
+        .filter_map(|n| match n {
+            ThreadItem::Notification { at, notification } => Some((*at, notification.text.as_str())),
+            _ => None,
+        })
+        .collect();
+    let items: Vec<ThreadItem> = items
+        .into_iter()
+        .filter(|item| {
+            let ThreadItem::Assistant { at, text } = item else {
+                return true;
+            };
+            match unmatched.iter().position(|(n_at, n_text)| n_text == text && n_at <= at) {
+                Some(i) => {
+                    unmatched.remove(i);
+                    false
+                }
+                None => true,
+            }
+        })
+        .collect();
+    let mut out = Vec::with_capacity(items.len() + notifications.len());
+    let mut later = notifications.into_iter().peekable();
+    for item in items {
+        while let Some(next) = later.next_if(|n| n.at() < item.at()) {
+            out.push(next);
+        }
+        out.push(item);
+    }
+    out.extend(later);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notifications_merge_by_time_and_replace_their_transcript_copy() {
+        let t = |m: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::minutes(m);
+        let note = |m: i64, text: &str| ThreadItem::Notification {
+            at: t(m),
+            notification: crate::notify::NotificationView {
+                id: format!("n{m}"),
+                kind: crate::notify::NotificationKind::Reminder,
+                text: text.into(),
+                plan_id: None,
+                step_id: None,
+                created_at: t(m),
+            },
+        };
+        let said = |m: i64, text: &str| ThreadItem::Assistant {
+            at: t(m),
+            text: text.into(),
+        };
+        let items = vec![
+            ThreadItem::User {
+                at: t(0),
+                text: "remind me".into(),
+            },
+            said(1, "OK"),
+            said(6, "Reminder: call"),
+            said(8, "Reminder: call"),
+        ];
+        let merged = merge_notifications(items, vec![note(5, "Reminder: call")]);
+        let shape: Vec<String> = merged
+            .iter()
+            .map(|i| serde_json::to_value(i).unwrap()["kind"].as_str().unwrap().to_owned())
+            .collect();
+        // The copy at minute 6 gives way; a later message with the same words stays.
+        assert_eq!(shape, ["user", "assistant", "notification", "assistant"]);
+        assert_eq!(merged[3].at(), t(8));
+    }
 
     fn call(id: &str) -> ToolCall {
         ToolCall {
@@ -118,5 +278,43 @@ mod tests {
             matches!(&repaired[3], Message::Tool { call_id, content, .. } if call_id == "b" && content.contains("restarted"))
         );
         assert!(matches!(&repaired[4], Message::User { .. }));
+    }
+
+    #[test]
+    fn the_thread_shows_words_shown_plans_and_proposals_but_not_tool_traffic() {
+        let at = Utc::now();
+        let entry = |message| Entry { at, message };
+        let tool = |name: &str, content: &str| {
+            entry(Message::Tool {
+                call_id: "c".into(),
+                name: name.into(),
+                content: content.into(),
+            })
+        };
+        let entries = vec![
+            entry(Message::User {
+                text: "show my plan".into(),
+            }),
+            entry(Message::Assistant {
+                text: "Let me look".into(),
+                tool_calls: vec![call("c")],
+            }),
+            tool("show_plan", r#"{"plan":{"id":"p1"},"next_step":null}"#),
+            tool("update_plan", r#"{"ok":true,"plan_id":"p1"}"#),
+            tool("plan_from_template", r#"{"ok":true,"proposal":{"id":"r2"}}"#),
+            tool("show_plan", "not json"),
+            entry(Message::Assistant {
+                text: "Here it is".into(),
+                tool_calls: vec![],
+            }),
+        ];
+        let items = thread(&entries);
+        let kinds: Vec<String> = items
+            .iter()
+            .map(|i| serde_json::to_value(i).unwrap()["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kinds, ["user", "assistant", "plan", "proposal"]);
+        assert!(matches!(&items[2], ThreadItem::Plan { plan_id, .. } if plan_id == "p1"));
+        assert!(matches!(&items[3], ThreadItem::Proposal { proposal_id, .. } if proposal_id == "r2"));
     }
 }

@@ -16,12 +16,53 @@ use tokio_util::sync::CancellationToken;
 /// What a connection's writer task sends.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// A serialized frame, shared between all of a user's sockets.
-    Frame(Arc<str>),
+    /// A serialized frame, shared between all of a user's sockets; with a
+    /// receipt, the writer reports when it has written it.
+    Frame {
+        text: Arc<str>,
+        receipt: Option<Receipt>,
+    },
     Close {
         code: u16,
         reason: &'static str,
     },
+}
+
+impl Outbound {
+    pub fn frame(text: Arc<str>) -> Outbound {
+        Outbound::Frame { text, receipt: None }
+    }
+}
+
+/// Travels with every queued copy of a tracked frame. The writer calls
+/// [`Receipt::written`] once its copy is on the socket; a copy dropped
+/// unwritten (the socket closed, its queue was discarded) drops its receipt.
+#[derive(Debug, Clone)]
+pub struct Receipt(mpsc::Sender<()>);
+
+impl Receipt {
+    pub fn written(&self) {
+        // Capacity one: the first written copy is all the waiting side needs.
+        let _ = self.0.try_send(());
+    }
+}
+
+/// The waiting side of a tracked frame.
+#[derive(Debug)]
+pub struct Delivery(mpsc::Receiver<()>);
+
+impl Delivery {
+    fn new() -> (Receipt, Delivery) {
+        let (tx, rx) = mpsc::channel(1);
+        (Receipt(tx), Delivery(rx))
+    }
+
+    /// True once some socket has written the frame; false once every copy
+    /// was dropped unwritten. Resolves when the last copy is written or
+    /// dropped, so within a writer's write timeout.
+    pub async fn written(mut self) -> bool {
+        self.0.recv().await.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +155,22 @@ pub struct Outlet {
 
 impl Outlet {
     pub fn send(&self, frame: &ServerFrame) {
-        self.send_raw(Outbound::Frame(frame.to_json().into()));
+        self.send_raw(Outbound::frame(frame.to_json().into()));
+    }
+
+    /// Sends a frame whose writing the caller waits for; `None` if the
+    /// socket's queue is full (and the socket closing).
+    pub fn send_tracked(&self, frame: &ServerFrame) -> Option<Delivery> {
+        let (receipt, delivery) = Delivery::new();
+        let item = Outbound::Frame {
+            text: frame.to_json().into(),
+            receipt: Some(receipt),
+        };
+        if self.tx.try_send(item).is_err() {
+            self.closed.cancel();
+            return None;
+        }
+        Some(delivery)
     }
 
     pub fn send_raw(&self, item: Outbound) {
@@ -189,16 +245,32 @@ impl Hub {
         })
     }
 
-    /// Sends a frame to every open socket of `user`, and nobody else.
-    /// Queues `frame` on every socket of `user`; returns how many took it
-    /// (0: nobody is connected, or every socket was full and is closing).
+    /// Queues `frame` on every open socket of `user`, and nobody else's;
+    /// returns how many took it (0: nobody is connected, or every socket
+    /// was full and is closing). Queued is not shown: see
+    /// [`Hub::publish_tracked`].
     pub fn publish(&self, user: &UserId, frame: &ServerFrame) -> usize {
+        self.queue(user, frame, None)
+    }
+
+    /// Like [`Hub::publish`], and tells when a socket has actually written
+    /// the frame; `None` if no socket took it.
+    pub fn publish_tracked(&self, user: &UserId, frame: &ServerFrame) -> Option<Delivery> {
+        let (receipt, delivery) = Delivery::new();
+        (self.queue(user, frame, Some(receipt)) > 0).then_some(delivery)
+    }
+
+    fn queue(&self, user: &UserId, frame: &ServerFrame, receipt: Option<Receipt>) -> usize {
         let inner = self.lock();
         let Some(entry) = inner.users.get(user) else { return 0 };
-        let json: Arc<str> = frame.to_json().into();
+        let text: Arc<str> = frame.to_json().into();
         let mut queued = 0;
         for conn in &entry.conns {
-            if conn.tx.try_send(Outbound::Frame(json.clone())).is_err() {
+            let item = Outbound::Frame {
+                text: text.clone(),
+                receipt: receipt.clone(),
+            };
+            if conn.tx.try_send(item).is_err() {
                 tracing::warn!(user_id = %user, conn = conn.id, "slow consumer: closing socket");
                 conn.closed.cancel();
             } else {
@@ -214,7 +286,24 @@ impl Hub {
     }
 
     pub fn publish_plan(&self, user: &UserId, plan: &Plan) {
-        self.publish(user, &ServerFrame::Plan { plan: plan.clone() });
+        self.publish(
+            user,
+            &ServerFrame::Plan {
+                plan: plan.clone(),
+                shown: false,
+            },
+        );
+    }
+
+    /// Sends a plan the user asked to see.
+    pub fn show_plan(&self, user: &UserId, plan: &Plan) {
+        self.publish(
+            user,
+            &ServerFrame::Plan {
+                plan: plan.clone(),
+                shown: true,
+            },
+        );
     }
 
     /// Takes one message token; `Err` says how long until the next one.
@@ -281,7 +370,7 @@ mod tests {
         hub.publish(&user("ana"), &ServerFrame::Pong);
         for conn in [&mut a1, &mut a2] {
             assert!(
-                matches!(conn.rx.as_mut().unwrap().try_recv(), Ok(Outbound::Frame(f)) if &*f == r#"{"type":"pong"}"#)
+                matches!(conn.rx.as_mut().unwrap().try_recv(), Ok(Outbound::Frame { text, .. }) if &*text == r#"{"type":"pong"}"#)
             );
         }
         assert!(b.rx.as_mut().unwrap().try_recv().is_err());
@@ -311,6 +400,35 @@ mod tests {
             wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
             "{wait:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_tracked_frame_counts_as_delivered_only_once_a_writer_has_written_it() {
+        let hub = hub(4, 8);
+        let mut a1 = hub.register(&user("ana")).unwrap();
+        let mut a2 = hub.register(&user("ana")).unwrap();
+        assert!(hub.publish_tracked(&user("bob"), &ServerFrame::Pong).is_none());
+
+        // Both sockets die with the frame still queued: not delivered.
+        let delivery = hub.publish_tracked(&user("ana"), &ServerFrame::Pong).unwrap();
+        drop(a1.rx.take());
+        drop(a2.rx.take());
+        let written = tokio::time::timeout(Duration::from_secs(1), delivery.written()).await;
+        assert_eq!(written, Ok(false));
+
+        // One socket writes its copy, the other dies: delivered.
+        let mut a3 = hub.register(&user("ana")).unwrap();
+        let mut a4 = hub.register(&user("ana")).unwrap();
+        let delivery = hub.publish_tracked(&user("ana"), &ServerFrame::Pong).unwrap();
+        match a3.rx.as_mut().unwrap().try_recv() {
+            Ok(Outbound::Frame {
+                receipt: Some(receipt), ..
+            }) => receipt.written(),
+            other => panic!("{other:?}"),
+        }
+        drop(a4.rx.take());
+        let written = tokio::time::timeout(Duration::from_secs(1), delivery.written()).await;
+        assert_eq!(written, Ok(true));
     }
 
     #[tokio::test]

@@ -173,7 +173,12 @@ pub async fn propose(
     for mut old in ctx.store.open_proposals(&ctx.user).await? {
         old.status = ProposalStatus::Superseded;
         old.decided_at = Some(ctx.now);
-        ctx.store.save_proposal(&ctx.user, &old).await?;
+        match ctx.store.close_proposal(&ctx.user, &old).await {
+            Ok(()) => {}
+            // Answered meanwhile: nothing left to supersede.
+            Err(StoreError::ProposalClosed { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
         ctx.hub
             .publish(&ctx.user, &ServerFrame::Proposal { proposal: old.view() });
     }
@@ -234,7 +239,11 @@ pub enum Decision {
 async fn stale(ctx: &ToolContext, mut proposal: Proposal, plan_id: PlanId) -> Result<Decision, ToolError> {
     let current = ctx.store.get_plan(&ctx.user, plan_id).await?;
     proposal.status = ProposalStatus::Stale;
-    ctx.store.save_proposal(&ctx.user, &proposal).await?;
+    match ctx.store.close_proposal(&ctx.user, &proposal).await {
+        Ok(()) => {}
+        Err(StoreError::ProposalClosed { current }) => return Ok(Decision::AlreadyDecided { proposal: *current }),
+        Err(e) => return Err(e.into()),
+    }
     ctx.hub.publish(
         &ctx.user,
         &ServerFrame::Proposal {
@@ -266,7 +275,12 @@ pub async fn decide(ctx: &ToolContext, id: Option<&str>, accept: bool) -> Result
     proposal.decided_at = Some(ctx.now);
     if !accept {
         proposal.status = ProposalStatus::Declined;
-        ctx.store.save_proposal(&ctx.user, &proposal).await?;
+        match ctx.store.close_proposal(&ctx.user, &proposal).await {
+            Ok(()) => {}
+            // Accepted (or otherwise answered) between reading and declining.
+            Err(StoreError::ProposalClosed { current }) => return Ok(Decision::AlreadyDecided { proposal: *current }),
+            Err(e) => return Err(e.into()),
+        }
         ctx.hub.publish(
             &ctx.user,
             &ServerFrame::Proposal {

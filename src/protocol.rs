@@ -37,6 +37,10 @@ pub enum ServerFrame {
     },
     Plan {
         plan: Plan,
+        /// The user asked to see this plan (`show_plan`), as opposed to a
+        /// change: a widget shows the card again at the end of the thread.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        shown: bool,
     },
     Proposal {
         proposal: ProposalView,

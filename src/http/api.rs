@@ -7,7 +7,7 @@ use super::auth::{self, AuthQuery};
 use crate::app::App;
 use crate::notify::preferences::{self, DigestBody, QuietHoursBody, Update};
 use crate::notify::{Channels, Preferences, PushSubscription, TokenPurpose, calendar, links::Links, push};
-use crate::scheduler::rearm_digest;
+use crate::scheduler;
 use crate::store::StoreError;
 use crate::user::UserId;
 use axum::extract::rejection::JsonRejection;
@@ -30,6 +30,7 @@ use utoipa_axum::routes;
     tags(
         (name = "plans", description = "The user's plans and their history"),
         (name = "proposals", description = "Changes waiting for the user's yes or no"),
+        (name = "conversation", description = "The conversation as the widget shows it"),
         (name = "preferences", description = "Time zone, email, quiet hours, digest, channels"),
         (name = "notifications", description = "Notifications, web push, email links, calendar feed")
     )
@@ -45,6 +46,7 @@ pub fn routes() -> Router<App> {
         .routes(routes!(super::rest::plan_history))
         .routes(routes!(super::rest::open_proposals))
         .routes(routes!(super::rest::confirm_proposal))
+        .routes(routes!(super::rest::conversation))
         .routes(routes!(get_preferences, put_preferences))
         .routes(routes!(notifications))
         .routes(routes!(push_key))
@@ -83,6 +85,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds, sent as `Retry-After` (429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -91,6 +95,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn too_many(code: &'static str, message: impl Into<String>, retry_after: std::time::Duration) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after.as_secs().max(1)),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
         }
     }
 
@@ -107,28 +120,28 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         tracing::error!(error = %e, "storage failed in a REST handler");
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "unavailable",
-            message: "storage is unavailable; try again later".into(),
-        }
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "storage is unavailable; try again later",
+        )
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> ApiError {
-        ApiError {
-            status: e.status(),
-            code: "invalid_json",
-            message: e.body_text(),
-        }
+        ApiError::new(e.status(), "invalid_json", e.body_text())
     }
 }
 
@@ -198,9 +211,15 @@ async fn get_preferences(State(app): State<App>, Query(q): Query<AuthQuery>, hea
 /// Changes preferences; absent fields stay, `null` clears email or quiet
 /// hours; the whole update is checked before anything changes. A new
 /// address gets a verification email and receives nothing else until its
-/// link is opened.
+/// link is opened. At most one verification email goes out per user per
+/// ten minutes: a new address within that time is refused with 429
+/// (`verification_rate_limited`, nothing changed); the address that email
+/// went to is accepted without another email (its link still works).
 #[utoipa::path(put, path = "/api/preferences", tag = "preferences", request_body = Update,
-    responses((status = 200, body = PreferencesView), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = PreferencesView), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, description = "`verification_rate_limited`: a verification email went to another address \
+                                            less than ten minutes ago; nothing was changed", body = ErrorBody,
+               headers(("retry-after" = u64, description = "Seconds until a verification email may be sent")))))]
 async fn put_preferences(
     State(app): State<App>,
     Query(q): Query<AuthQuery>,
@@ -227,28 +246,90 @@ async fn update_preferences(
     let Json(update) = body?;
     let current = app.store.preferences(user).await?;
     let (prefs, verify) = preferences::apply(&current, update).map_err(|m| ApiError::bad("invalid_field", m))?;
+    let now = app.now();
+    let verify = match (verify, last_verification(app, user, now).await?) {
+        (None, _) => None,
+        (Some(address), None) => Some(address),
+        // Sent to this very address a moment ago: that link still works.
+        (Some(address), Some(last)) if last.to == address => None,
+        (Some(_), Some(last)) => {
+            let wait = (last.at + VERIFY_INTERVAL - now).to_std().unwrap_or_default();
+            return Err(ApiError::too_many(
+                "verification_rate_limited",
+                format!(
+                    "a verification email was sent less than ten minutes ago; try another address in {} s",
+                    wait.as_secs().max(1)
+                ),
+                wait,
+            ));
+        }
+    };
     save(app, user, &prefs).await?;
     if let Some(address) = verify {
-        send_verification(app, user, &address).await?;
+        send_verification(app, user, &address, now).await?;
     }
     view(app, user, &prefs).await
+}
+
+/// At most one verification email per user per this long, whatever the
+/// address: the server is not a way to mail strangers.
+const VERIFY_INTERVAL: chrono::Duration = chrono::Duration::minutes(10);
+
+/// A verification email sent less than [`VERIFY_INTERVAL`] ago.
+struct Verification {
+    to: String,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Verification rows are keyed by user and ten-minute slot; one sent in
+/// the last ten minutes is in this slot or the one before.
+fn verify_key(user: &UserId, slot: i64) -> String {
+    format!("verify:{user}:{slot}")
+}
+
+fn verify_slot(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    at.timestamp() / VERIFY_INTERVAL.num_seconds()
+}
+
+async fn last_verification(
+    app: &App,
+    user: &UserId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Verification>, StoreError> {
+    let slot = verify_slot(now);
+    let mut last: Option<Verification> = None;
+    for key in [verify_key(user, slot), verify_key(user, slot - 1)] {
+        if let Some(item) = app.store.outbox_by_key(&key).await?
+            && let crate::notify::Payload::Email(email) = item.payload
+            && now - item.created_at < VERIFY_INTERVAL
+            && last.as_ref().is_none_or(|l| l.at < item.created_at)
+        {
+            last = Some(Verification {
+                to: email.to,
+                at: item.created_at,
+            });
+        }
+    }
+    Ok(last)
 }
 
 /// Saves preferences and re-arms the digest to match them.
 async fn save(app: &App, user: &UserId, prefs: &Preferences) -> Result<(), ApiError> {
     let now = app.now();
     let tz = prefs.tz(app.config.tz());
-    let digest = rearm_digest(app.store.as_ref(), user, prefs, tz, now).await?;
-    app.store.save_preferences(user, prefs, digest).await?;
+    scheduler::save_preferences(app.store.as_ref(), user, prefs, tz, now).await?;
     Ok(())
 }
 
-async fn send_verification(app: &App, user: &UserId, address: &str) -> Result<(), ApiError> {
+/// Queues a verification email (the caller checked [`VERIFY_INTERVAL`]).
+async fn send_verification(
+    app: &App,
+    user: &UserId,
+    address: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
     let links = app.links().await?;
-    let now = app.now();
-    // At most one verification mail per user per ten minutes, whatever
-    // the address: the server is not a way to mail strangers.
-    let slot = now.timestamp() / 600;
+    let slot = verify_slot(now);
     let message_id = format!(
         "<verify.{slot}.{}@{}>",
         user.as_str().replace('@', "="),
@@ -259,18 +340,15 @@ async fn send_verification(app: &App, user: &UserId, address: &str) -> Result<()
         .verification(address, &links.verify_email(user, address), message_id)
         .map_err(|e| {
             tracing::error!(error = %e, "could not render the verification email");
-            ApiError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: "internal",
-                message: "could not prepare the verification email".into(),
-            }
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "could not prepare the verification email",
+            )
         })?;
-    let item = crate::notify::router::item(
-        user,
-        format!("verify:{user}:{slot}"),
-        crate::notify::Payload::Email(email),
-        now,
-    );
+    let item = crate::notify::router::item(user, verify_key(user, slot), crate::notify::Payload::Email(email), now);
+    // A concurrent request may have queued this slot's email first: then
+    // that one goes out, never two.
     app.store.enqueue(vec![item]).await?;
     app.notifier_wake.notify_one();
     Ok(())
@@ -420,12 +498,7 @@ async fn calendar_feed(State(app): State<App>, Path(file): Path<String>) -> Resp
                 .into_response(),
             Err(e) => ApiError::from(e).into_response(),
         },
-        Ok(None) => ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: "no such calendar".into(),
-        }
-        .into_response(),
+        Ok(None) => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such calendar").into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -466,11 +539,11 @@ async fn push_key(State(app): State<App>) -> Response {
             public_key: p.public_key(),
         })
         .into_response(),
-        Ok(None) => ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "push_disabled",
-            message: "web push is turned off on this server".into(),
-        }
+        Ok(None) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "push_disabled",
+            "web push is turned off on this server",
+        )
         .into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

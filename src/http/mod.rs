@@ -8,9 +8,10 @@ pub mod ws;
 
 use crate::app::App;
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
@@ -21,11 +22,24 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .merge(api::routes())
+        .merge(api::routes().layer(cors(&app)))
         .fallback_service(static_files)
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// Cross-origin REST for the widget embedded on another site: the same
+/// origins `/ws` accepts, with the bearer token in a header (no cookies).
+fn cors(app: &App) -> CorsLayer {
+    let config = app.config.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |_, parts| {
+            auth::check_origin(&config, &parts.headers).is_ok()
+        }))
+        .allow_methods([Method::GET, Method::PUT, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 pub fn unavailable() -> Response {

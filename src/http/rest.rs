@@ -1,11 +1,12 @@
 //! REST for plans and proposals: the user's plans, one plan, its history,
-//! open proposals and confirming them. The same authentication as `/ws`;
+//! open proposals and confirming them, and the conversation as shown. The same authentication as `/ws`;
 //! another user's ids are simply not found. Every handler is described
 //! for the OpenAPI document (`/api/openapi.json`).
 
 use super::api::{ApiError, user_of};
 use super::auth::AuthQuery;
 use crate::app::App;
+use crate::conversation::{self, ThreadItem};
 use crate::plan::{HistoryEntry, Plan, PlanId, PlanStatus};
 use crate::proposals::{self, Decision, ProposalView};
 use crate::tools::ToolError;
@@ -200,5 +201,105 @@ pub async fn confirm_proposal(
         Ok(Decision::NotFound | Decision::NothingOpen) => not_found("proposal").into_response(),
         Err(ToolError::Invalid { message, .. }) => ApiError::bad("invalid_field", message).into_response(),
         Err(ToolError::Fatal(e)) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ConversationQuery {
+    /// How many stored transcript entries to read (default 200, at most 1000).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationBody {
+    /// Oldest first: messages, where plans and proposals were shown, and
+    /// notifications.
+    pub items: Vec<ThreadItem>,
+    /// Every plan the items refer to, as it is now.
+    pub plans: Vec<Plan>,
+    /// Every proposal the items refer to, as it is now (open, accepted, …).
+    pub proposals: Vec<ProposalView>,
+}
+
+/// The conversation as the widget shows it, so a reload (or another device)
+/// shows the same thread: messages, plan cards, proposals and notifications.
+#[utoipa::path(get, path = "/api/conversation", tag = "conversation", params(ConversationQuery),
+    responses((status = 200, body = ConversationBody), (status = 400, body = super::api::ErrorBody),
+              (status = 401, body = super::api::ErrorBody)))]
+pub async fn conversation(
+    State(app): State<App>,
+    Query(auth): Query<AuthQuery>,
+    Query(q): Query<ConversationQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let user = match user_of(&app, &headers, &auth).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return ApiError::bad("invalid_field", "`limit` must be between 1 and 1000").into_response();
+    }
+    let result: Result<ConversationBody, ApiError> = async {
+        let entries = app.store.recent_messages(&user, limit).await?;
+        let items = conversation::thread(&entries);
+        // Notifications older than the transcript window belong to older
+        // parts of the conversation and stay out, like those parts.
+        let since = if entries.len() < limit {
+            None
+        } else {
+            entries.first().map(|e| e.at)
+        };
+        let mut notifications: Vec<ThreadItem> = app
+            .store
+            .recent_notifications(&user, 100)
+            .await?
+            .iter()
+            .filter(|n| since.is_none_or(|s| n.created_at >= s))
+            .map(|n| ThreadItem::Notification {
+                at: n.created_at,
+                notification: n.view(),
+            })
+            .collect();
+        notifications.sort_by_key(ThreadItem::at);
+        let items = conversation::merge_notifications(items, notifications);
+        let mut plans: Vec<Plan> = Vec::new();
+        let mut proposals: Vec<ProposalView> = Vec::new();
+        for item in &items {
+            match item {
+                ThreadItem::Plan { plan_id, .. } => {
+                    if let Some(id) = PlanId::parse(plan_id)
+                        && !plans.iter().any(|p| p.id == id)
+                        && let Some(plan) = app.store.get_plan(&user, id).await?
+                    {
+                        plans.push(plan);
+                    }
+                }
+                ThreadItem::Proposal { proposal_id, .. } => {
+                    if !proposals.iter().any(|p| &p.id == proposal_id)
+                        && let Some(proposal) = app.store.get_proposal(&user, proposal_id).await?
+                    {
+                        if let Some(id) = proposal.plan_id
+                            && !plans.iter().any(|p| p.id == id)
+                            && let Some(plan) = app.store.get_plan(&user, id).await?
+                        {
+                            plans.push(plan);
+                        }
+                        proposals.push(proposal.view());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(ConversationBody {
+            items,
+            plans,
+            proposals,
+        })
+    }
+    .await;
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => e.into_response(),
     }
 }

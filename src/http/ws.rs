@@ -5,7 +5,7 @@
 
 use super::auth::{self, AuthQuery};
 use crate::app::App;
-use crate::hub::{Connection, Outbound, Outlet};
+use crate::hub::{Connection, Delivery, Outbound, Outlet};
 use crate::plan::PlanStatus;
 use crate::protocol::{ClientFrame, ErrorCode, ServerFrame, parse_client_frame};
 use crate::turn::{self, Work};
@@ -64,19 +64,23 @@ async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
         match (app.store.list_plans(&conn.user).await, unseen) {
             (Ok(plans), Ok(unseen)) => {
                 let plans = plans.into_iter().filter(|p| p.status == PlanStatus::Active).collect();
-                out.send(&ServerFrame::Ready {
+                let delivery = out.send_tracked(&ServerFrame::Ready {
                     user: conn.user.to_string(),
                     plans,
                     notifications: unseen.iter().map(|n| n.view()).collect(),
                 });
-                // Store-and-forward: what waited is now shown. Marked after
-                // sending, so a crash in between shows it again (ids let
-                // clients drop repeats) rather than never.
+                // Store-and-forward: what waited is shown once `ready` is on
+                // the socket, not when it is queued: a socket that dies first
+                // leaves it for the next `ready`. A crash between writing and
+                // marking shows it again (ids let clients drop repeats)
+                // rather than never.
                 let ids: Vec<String> = unseen.into_iter().map(|n| n.id).collect();
-                if !ids.is_empty()
-                    && let Err(e) = app.store.mark_seen(&conn.user, &ids).await
+                if let Some(delivery) = delivery
+                    && !ids.is_empty()
                 {
-                    tracing::warn!(error = %e, "could not mark notifications seen");
+                    tokio::spawn(
+                        mark_seen_once_written(app.clone(), conn.user.clone(), ids, delivery).in_current_span(),
+                    );
                 }
             }
             (Err(e), _) | (_, Err(e)) => {
@@ -110,6 +114,17 @@ async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
     }
     .instrument(span)
     .await
+}
+
+/// Marks notifications seen once the frame showing them was written.
+async fn mark_seen_once_written(app: App, user: UserId, ids: Vec<String>, delivery: Delivery) {
+    if !delivery.written().await {
+        tracing::debug!(?ids, "the socket closed before showing notifications; they stay unseen");
+        return;
+    }
+    if let Err(e) = app.store.mark_seen(&user, &ids).await {
+        tracing::warn!(error = %e, "could not mark notifications seen");
+    }
 }
 
 async fn read_loop(
@@ -230,11 +245,14 @@ async fn write_loop(
             },
         };
         match item {
-            Outbound::Frame(text) => {
+            Outbound::Frame { text, receipt } => {
                 let sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text.to_string().into()))).await;
                 if !matches!(sent, Ok(Ok(()))) {
                     closed.cancel();
                     return;
+                }
+                if let Some(receipt) = receipt {
+                    receipt.written();
                 }
             }
             Outbound::Close { code, reason } => {

@@ -344,8 +344,38 @@ fn digest(input: &Input, l: &str) -> Command {
     }
 }
 
+/// "in 10 minutes", "in an hour", "in 2 hrs": a reminder relative to now.
+static IN_DURATION: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\bin (\d{1,3}|a|an|one|two|three|five|ten|fifteen|twenty|thirty) ?(minutes?|mins?|hours?|hrs?)\b")
+});
+
+fn in_duration(l: &str) -> Option<(std::ops::Range<usize>, chrono::Duration)> {
+    let caps = IN_DURATION.captures(l)?;
+    let n: i64 = match &caps[1] {
+        "a" | "an" | "one" => 1,
+        "two" => 2,
+        "three" => 3,
+        "five" => 5,
+        "ten" => 10,
+        "fifteen" => 15,
+        "twenty" => 20,
+        "thirty" => 30,
+        digits => digits.parse().ok()?,
+    };
+    let unit = if caps[2].starts_with('h') {
+        chrono::Duration::hours(1)
+    } else {
+        chrono::Duration::minutes(1)
+    };
+    if n == 0 {
+        return None;
+    }
+    Some((caps.get(0)?.range(), unit * i32::try_from(n).ok()?))
+}
+
 fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Command> {
     let toks = input.tokens();
+    let relative = in_duration(l).map(|(range, after)| (base + range.start..base + range.end, after));
     let date = input.dates().first().copied();
     let time = dates::find_time(&toks);
     // The reminder text: after "to", "about" or "that", minus date and time phrases.
@@ -359,7 +389,7 @@ fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Comm
     };
     let mut words: Vec<&str> = Vec::new();
     for (i, t) in toks.iter().enumerate() {
-        if t.start < start || t.end > end {
+        if t.start < start || t.end > end || relative.as_ref().is_some_and(|(r, _)| r.contains(&t.start)) {
             continue;
         }
         let in_date = date.is_some_and(|d| i >= d.first && i < d.last);
@@ -375,6 +405,12 @@ fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Comm
     let text = words.join(" ");
     if text.is_empty() {
         return None;
+    }
+    if let Some((_, after)) = relative {
+        return Some(Command::Remind {
+            text,
+            at: (now + after).fixed_offset(),
+        });
     }
     let today = now.date_naive();
     let at_time = time

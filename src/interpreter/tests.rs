@@ -187,6 +187,39 @@ fn tomorrow_is_the_users_local_tomorrow() {
 }
 
 #[test]
+fn reminders_can_be_relative_to_now() {
+    let now = berlin(); // 11:00 in Berlin
+    let cases = [
+        (
+            "remind me in 10 minutes to call the IT desk",
+            "2026-11-22T11:10:00+01:00",
+            "call the IT desk",
+        ),
+        (
+            "remind me to call the IT desk in 2 hours",
+            "2026-11-22T13:00:00+01:00",
+            "call the IT desk",
+        ),
+        (
+            "remind me in an hour to stretch",
+            "2026-11-22T12:00:00+01:00",
+            "stretch",
+        ),
+        (
+            "remind me in 1 min to check the oven",
+            "2026-11-22T11:01:00+01:00",
+            "check the oven",
+        ),
+    ];
+    for (text, at, what) in cases {
+        let got = run(text, now);
+        assert_eq!(got["command"], "remind", "{text}: {got}");
+        assert_eq!(got["args"]["at"], at, "{text}");
+        assert_eq!(got["args"]["text"], what, "{text}");
+    }
+}
+
+#[test]
 fn ranges_and_relative_dates_fill_trip_slots() {
     let got = run(
         "plan a trip to Rome and Florence from December 20 to January 3",

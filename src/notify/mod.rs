@@ -5,6 +5,7 @@
 //! sent, and the workers in [`router`] and [`mailer`] drain it.
 
 pub mod calendar;
+pub mod egress;
 pub mod email;
 pub mod links;
 pub mod mailer;

@@ -3,6 +3,7 @@
 //! on first start and kept in the store.
 
 use super::PushSubscription;
+use super::egress::{self, EgressError};
 use super::mailer::SendError;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,7 +20,7 @@ pub struct Pusher {
     key: Arc<ES256KeyPair>,
     /// `mailto:` or `https:` contact sent to push services.
     contact: String,
-    client: reqwest::Client,
+    client: egress::Client,
 }
 
 /// Decodes base64url with or without padding (browsers differ).
@@ -40,7 +41,7 @@ pub fn validate(sub: &PushSubscription, allow_http: bool) -> Result<(), String> 
     if !scheme_ok || sub.endpoint.len() > 1024 || !endpoint.username().is_empty() {
         return Err("endpoint must be an https URL of at most 1024 characters".into());
     }
-    if !allow_http && internal_host(&endpoint) {
+    if !allow_http && egress::internal_host(&endpoint) {
         return Err("endpoint must be a public push service, not a local or private address".into());
     }
     let key = b64(&sub.p256dh).ok_or("keys.p256dh must be base64url")?;
@@ -51,41 +52,9 @@ pub fn validate(sub: &PushSubscription, allow_http: bool) -> Result<(), String> 
     }
 }
 
-/// A host that is an address on this machine or a private network
-/// (names are not resolved here; push services are public names).
-fn internal_host(url: &reqwest::Url) -> bool {
-    use std::net::IpAddr;
-    let ip = match url.host() {
-        Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
-        Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
-        Some(url::Host::Domain(name)) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            return name == "localhost" || name.ends_with(".localhost") || name.ends_with(".internal");
-        }
-        None => return true,
-    };
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // carrier-grade NAT
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
-                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link local
-                || v6.to_ipv4_mapped().is_some()
-        }
-    }
-}
-
 impl Pusher {
     /// `stored`: the 32-byte VAPID private key from the store.
-    pub fn new(stored: &[u8], contact: &str, client: reqwest::Client) -> Result<Pusher, String> {
+    pub fn new(stored: &[u8], contact: &str, client: egress::Client) -> Result<Pusher, String> {
         if stored.len() != 32 {
             return Err(format!("the stored VAPID key has {} bytes, not 32", stored.len()));
         }
@@ -129,11 +98,10 @@ impl Pusher {
             .headers_mut()
             .insert("urgency", reqwest::header::HeaderValue::from_static("normal"));
         *request.timeout_mut() = Some(timeout);
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| SendError::transient(format!("push service: {e}")))?;
+        let response = self.client.execute(request).await.map_err(|e| match e {
+            EgressError::Refused(_) => SendError::Permanent(format!("push service: {e}")),
+            EgressError::Http(_) => SendError::transient(format!("push service: {e}")),
+        })?;
         classify_http(response.status(), response.headers(), "push service")
     }
 }
@@ -191,6 +159,11 @@ mod tests {
             "https://169.254.169.254/latest",
             "https://[::1]/x",
             "https://[fd00::1]/x",
+            "https://[::ffff:10.0.0.1]/x",
+            "https://[64:ff9b::a9fe:a9fe]/x",
+            "https://100.64.1.1/x",
+            "https://198.18.0.1/x",
+            "https://0.0.0.0/x",
             "https://localhost/x",
             "https://user@push.example.com/x",
         ] {

@@ -9,23 +9,36 @@ use super::email::Mail;
 use super::links::Links;
 use super::mailer::{Mailer, SendError};
 use super::push::{MAX_PAYLOAD, Pusher};
-use super::{Channel, Notification, OutboxItem, OutboxStatus, Payload, webhook};
+use super::{Channel, Notification, OutboxItem, OutboxStatus, Payload, egress, webhook};
 use crate::conversation::{Entry, Message};
-use crate::hub::Hub;
+use crate::hub::{Delivery, Hub};
 use crate::protocol::ServerFrame;
 use crate::store::{Store, StoreError};
 use crate::user::UserId;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use futures::StreamExt;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Longest Retry-After from a peer that is honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// Notifications read per pass.
+const ROUTE_BATCH: usize = 256;
+/// Users whose notifications are routed at once (each user's in order).
+const CONCURRENT_ROUTES: usize = 8;
+/// Model time for wording, in total, per pass: once it is spent the rest
+/// of the pass uses the offline wording, so a slow model cannot hold a
+/// pass (and the copies it read) for minutes.
+const WORDING_BUDGET: Duration = Duration::from_secs(30);
+/// How long a stopping notifier waits for socket writes to confirm.
+const SEEN_MARKS_GRACE: Duration = Duration::from_secs(1);
 
 /// A configured webhook receiver.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -69,7 +82,7 @@ pub struct Notifier {
     pub pusher: Option<Pusher>,
     pub links: Links,
     pub webhooks: Vec<WebhookTarget>,
-    pub http: reqwest::Client,
+    pub http: egress::Client,
     pub policy: DeliveryPolicy,
     pub default_tz: Tz,
     pub clock: crate::app::Clock,
@@ -83,6 +96,8 @@ pub struct Notifier {
     pub retention: chrono::Duration,
     /// Poked when something new may be ready to route or send.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Tasks that mark notifications seen once a socket has written them.
+    pub seen_marks: std::sync::Mutex<JoinSet<()>>,
 }
 
 /// What one pass did (tests and logs).
@@ -116,25 +131,78 @@ impl Notifier {
                 }
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
+        // Writes in flight get a moment to confirm; whatever is left stays
+        // unseen and comes with the next `ready` (a repeat, never a loss).
+        let mut marks = std::mem::take(&mut *self.marks());
+        let _ = tokio::time::timeout(SEEN_MARKS_GRACE, async { while marks.join_next().await.is_some() {} }).await;
+        marks.shutdown().await;
+    }
+
+    fn marks(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+        // A JoinSet stays usable after a panic elsewhere.
+        self.seen_marks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks `n` seen once `delivery` says a socket has written it; if every
+    /// socket closed first it stays unseen, so the next `ready` carries it.
+    fn mark_seen_once_written(&self, user: &UserId, n: &Notification, delivery: Delivery) {
+        let store = self.store.clone();
+        let (user, id) = (user.clone(), n.id.clone());
+        let mut marks = self.marks();
+        // Reap finished marks so the set stays as small as what is in flight.
+        while marks.try_join_next().is_some() {}
+        marks.spawn(
+            async move {
+                if !delivery.written().await {
+                    tracing::info!("the socket closed before showing the notification; it waits for the next ready");
+                    return;
+                }
+                if let Err(e) = store.mark_seen(&user, std::slice::from_ref(&id)).await {
+                    tracing::warn!(error = %e, "could not mark a notification seen");
+                }
+            }
+            .in_current_span(),
+        );
     }
 
     /// Routes what is due and attempts what is due in the outbox.
     pub async fn pass(&self) -> Result<Pass, StoreError> {
         let mut pass = Pass::default();
         let now = (self.clock)();
-        // One item's failure must not hold up everyone else's: each is
-        // logged and stays queued for the next pass.
-        for (user, n) in self.store.due_notifications(now, 256).await? {
-            match self.route(&user, n, now).await {
-                Ok(()) => pass.routed += 1,
-                Err(e) => tracing::error!(user_id = %user, error = %e, "could not route a notification"),
+        // Each user's notifications in order, users side by side. One
+        // item's failure must not hold up everyone else's: each is logged
+        // and stays queued for the next pass.
+        let mut by_user: Vec<(UserId, Vec<Notification>)> = Vec::new();
+        for (user, n) in self.store.due_notifications(now, ROUTE_BATCH).await? {
+            match by_user.iter_mut().find(|(u, _)| *u == user) {
+                Some((_, list)) => list.push(n),
+                None => by_user.push((user, vec![n])),
             }
         }
+        let wording_ends = Instant::now() + WORDING_BUDGET;
+        pass.routed = futures::stream::iter(by_user)
+            .map(|(user, list)| async move {
+                let mut routed = 0;
+                for n in list {
+                    match self.route(&user, n, wording_ends).await {
+                        Ok(true) => routed += 1,
+                        Ok(false) => {
+                            tracing::debug!(user_id = %user, "notification changed while routing; routed again next pass");
+                            self.wake.notify_one();
+                        }
+                        Err(e) => tracing::error!(user_id = %user, error = %e, "could not route a notification"),
+                    }
+                }
+                routed
+            })
+            .buffer_unordered(CONCURRENT_ROUTES)
+            .fold(0, |total, routed| async move { total + routed })
+            .await;
         for item in self.store.due_outbox((self.clock)(), 64).await? {
             let id = item.id.clone();
             match self.attempt(item).await {
@@ -147,15 +215,32 @@ impl Notifier {
         Ok(pass)
     }
 
-    async fn route(&self, user: &UserId, n: Notification, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Routes one notification; `false` if it changed meanwhile (nothing
+    /// recorded: it is routed again from the stored state).
+    async fn route(&self, user: &UserId, n: Notification, wording_ends: Instant) -> Result<bool, StoreError> {
         let span = tracing::info_span!("route", user_id = %user, notification = %n.id);
-        self.route_inner(user, n, now).instrument(span).await
+        self.route_inner(user, n, wording_ends).instrument(span).await
     }
 
-    async fn route_inner(&self, user: &UserId, mut n: Notification, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn route_inner(&self, user: &UserId, mut n: Notification, wording_ends: Instant) -> Result<bool, StoreError> {
+        let now = (self.clock)();
+        // The event becomes part of the conversation (once, in the same
+        // transaction that records the routing), so the model and the
+        // person see it in context later.
+        let transcript = |n: &Notification| {
+            n.routed.is_none().then(|| Entry {
+                at: now,
+                message: Message::Assistant {
+                    text: n.text.clone(),
+                    tool_calls: vec![],
+                },
+            })
+        };
         if n.seen {
-            // Shown in `ready` meanwhile: nothing left to deliver.
-            return self.store.route_notification(user, &n, vec![], None, None).await;
+            // Shown in `ready` meanwhile, i.e. on a socket: nothing left to deliver.
+            let entry = transcript(&n);
+            n.routed.get_or_insert(Channel::Socket);
+            return self.store.route_notification(user, &n, vec![], None, entry).await;
         }
         let prefs = self.store.preferences(user).await?;
         let tz = prefs.tz(self.default_tz);
@@ -165,22 +250,15 @@ impl Notifier {
             tracing::debug!(until = %end, "quiet hours: notification waits");
             return self.store.route_notification(user, &n, vec![], Some(end), None).await;
         }
-        if n.routed.is_none()
-            && !self.model.acts_for_user()
-            && let Some(text) = self.phrase(user, &n, tz, now).await
-        {
-            n.text = text;
+        if n.routed.is_none() && !self.model.acts_for_user() {
+            let budget = wording_ends.saturating_duration_since(Instant::now());
+            if budget.is_zero() {
+                tracing::debug!("wording budget of this pass spent; using the offline wording");
+            } else if let Some(text) = self.phrase(user, &n, tz, now, budget).await {
+                n.text = text;
+            }
         }
-        // The event becomes part of the conversation (once, in the same
-        // transaction that records the routing), so the model and the
-        // person see it in context later.
-        let transcript = n.routed.is_none().then(|| Entry {
-            at: now,
-            message: Message::Assistant {
-                text: n.text.clone(),
-                tool_calls: vec![],
-            },
-        });
+        let transcript = transcript(&n);
         let mut outbox = Vec::new();
         let subs = if prefs.channels.push && self.pusher.is_some() {
             self.store.push_subscriptions(user).await?
@@ -190,9 +268,9 @@ impl Notifier {
         // Missed-while-offline notices are listed in the next digest; they
         // go to an open socket or wait in the inbox, never push or email.
         let quiet_kind = n.kind == super::NotificationKind::Missed;
-        let frame = ServerFrame::Notification { notification: n.view() };
-        let channel = if self.hub.is_online(user) && self.hub.publish(user, &frame) > 0 {
-            n.seen = true;
+        // An open socket gets it after the routing is recorded, and it
+        // counts as seen only once a socket has written it.
+        let channel = if self.hub.is_online(user) {
             Channel::Socket
         } else if quiet_kind {
             Channel::Inbox
@@ -252,12 +330,23 @@ impl Notifier {
             ));
         }
         n.routed = Some(channel);
-        tracing::info!(channel = ?channel, "notification routed");
-        self.store
+        if !self
+            .store
             .route_notification(user, &n, outbox, None, transcript)
-            .await?;
+            .await?
+        {
+            return Ok(false);
+        }
+        tracing::info!(channel = ?channel, "notification routed");
+        if channel == Channel::Socket {
+            let frame = ServerFrame::Notification { notification: n.view() };
+            match self.hub.publish_tracked(user, &frame) {
+                Some(delivery) => self.mark_seen_once_written(user, &n, delivery),
+                None => tracing::info!("the socket closed meanwhile; the notification waits for the next ready"),
+            }
+        }
         self.wake.notify_one();
-        Ok(())
+        Ok(true)
     }
 
     /// One attempt at one outbox item; returns its new status.
@@ -330,7 +419,14 @@ impl Notifier {
     /// The configured model's wording of a notification, with the user's
     /// plans in the system prompt; `None` (keep the offline wording) if it
     /// fails, stalls, or answers with anything but text.
-    async fn phrase(&self, user: &UserId, n: &Notification, tz: Tz, now: DateTime<Utc>) -> Option<String> {
+    async fn phrase(
+        &self,
+        user: &UserId,
+        n: &Notification,
+        tz: Tz,
+        now: DateTime<Utc>,
+        budget: Duration,
+    ) -> Option<String> {
         let plans: Vec<_> = match self.store.list_plans(user).await {
             Ok(plans) => plans
                 .into_iter()
@@ -357,7 +453,7 @@ impl Notifier {
             now: local,
         };
         let sink = |_: &str| {};
-        match tokio::time::timeout(self.word_timeout, self.model.complete(&request, &sink)).await {
+        match tokio::time::timeout(self.word_timeout.min(budget), self.model.complete(&request, &sink)).await {
             Ok(Ok(answer)) if answer.tool_calls.is_empty() && !answer.text.trim().is_empty() => {
                 Some(answer.text.trim().chars().take(1000).collect())
             }

@@ -3,6 +3,7 @@
 //! v1 is HMAC-SHA256 over "<t>.<body>" with the webhook's secret (receivers
 //! recompute it and reject old timestamps to stop replays).
 
+use super::egress::{self, EgressError};
 use super::mailer::SendError;
 use super::push::classify_http;
 use hmac::{Hmac, Mac};
@@ -23,22 +24,31 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 }
 
 pub async fn send(
-    client: &reqwest::Client,
+    client: &egress::Client,
     url: &str,
     secret: &str,
     body: &str,
     now: i64,
     timeout: Duration,
 ) -> Result<(), SendError> {
-    let response = client
-        .post(url)
-        .timeout(timeout)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signature(secret, now, body))
-        .body(body.to_owned())
-        .send()
-        .await
-        .map_err(|e| SendError::transient(format!("webhook: {e}")))?;
+    let url = url
+        .parse()
+        .map_err(|e| SendError::Permanent(format!("webhook url: {e}")))?;
+    let mut request = reqwest::Request::new(reqwest::Method::POST, url);
+    let signed = reqwest::header::HeaderValue::from_str(&signature(secret, now, body))
+        .map_err(|e| SendError::Permanent(format!("webhook signature header: {e}")))?;
+    let headers = request.headers_mut();
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        reqwest::header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(SIGNATURE_HEADER, signed);
+    *request.body_mut() = Some(body.to_owned().into());
+    *request.timeout_mut() = Some(timeout);
+    let response = client.execute(request).await.map_err(|e| match e {
+        EgressError::Refused(_) => SendError::Permanent(format!("webhook: {e}")),
+        EgressError::Http(_) => SendError::transient(format!("webhook: {e}")),
+    })?;
     match classify_http(response.status(), response.headers(), "webhook") {
         // A webhook URL that is gone is a configuration problem, not a
         // subscription to drop: report it as permanent.

@@ -16,11 +16,12 @@ use crate::notify::links::Links;
 use crate::notify::router::item;
 use crate::notify::wording::{self, Digest};
 use crate::notify::{NotificationKind, OutboxItem, Payload, Preferences};
-use crate::store::{Firing, NotificationDraft, Store, StoreError};
+use crate::store::{DigestCursor, Firing, NotificationDraft, Store, StoreError};
 use crate::user::UserId;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use triggers::{Frequency, Outcome, Trigger, TriggerKind, TriggerPolicy};
@@ -35,6 +36,13 @@ const CONCURRENT_FIRES: usize = 32;
 /// Longest sleep between ticks (the cron heartbeat also wakes the loop
 /// every minute).
 const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(60);
+/// A trigger that could not be handled is tried again after this, doubling
+/// per failure up to [`MAX_RETRY`]; the others go on meanwhile.
+const FIRST_RETRY: Duration = Duration::seconds(1);
+const MAX_RETRY: Duration = Duration::minutes(5);
+/// Attempts at saving preferences while the scheduler keeps firing the
+/// digest in between (it fires at most once a day, so two always suffice).
+const SAVE_ATTEMPTS: usize = 3;
 
 pub struct Scheduler {
     pub store: Arc<dyn Store>,
@@ -45,6 +53,8 @@ pub struct Scheduler {
     pub clock: Clock,
     /// Poked after firings, so the notifier routes them at once.
     pub notifier_wake: Arc<tokio::sync::Notify>,
+    /// Triggers that failed to be handled, waiting for their retry.
+    pub failing: Failing,
 }
 
 /// What one tick did.
@@ -56,16 +66,110 @@ pub struct TickReport {
     pub skipped: usize,
     /// Digest emails decided (queued in the outbox).
     pub digests: usize,
+    /// Triggers that could not be handled (a store error); they stay armed
+    /// and are tried again after a backoff.
+    pub failed: usize,
+    /// Due triggers left alone because their retry time has not come.
+    pub deferred: usize,
+}
+
+/// One firing: a trigger's id at its scheduled time.
+type FiringKey = (UserId, String, DateTime<Utc>);
+
+fn firing_key(t: &Trigger) -> FiringKey {
+    (t.user.clone(), t.id.clone(), t.fire_at)
+}
+
+/// Due triggers whose handling failed, with when to try each again. Without
+/// it, a trigger that fails every time (say, a corrupt record) stays the
+/// earliest armed one, and the run loop would tick without sleeping.
+#[derive(Debug, Default)]
+pub struct Failing(Mutex<HashMap<FiringKey, Retry>>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retry {
+    failures: u32,
+    at: DateTime<Utc>,
+}
+
+impl Failing {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FiringKey, Retry>> {
+        // Plain data: still consistent after a panic elsewhere.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `key` waits for a retry later than `now`.
+    fn waiting(&self, key: &FiringKey, now: DateTime<Utc>) -> bool {
+        self.lock().get(key).is_some_and(|r| r.at > now)
+    }
+
+    /// Records a failure at `now`; returns the failure count and the retry delay.
+    fn failed(&self, key: FiringKey, now: DateTime<Utc>) -> (u32, Duration) {
+        let mut map = self.lock();
+        let failures = map.get(&key).map_or(0, |r| r.failures) + 1;
+        let delay = (FIRST_RETRY * 2i32.saturating_pow(failures.saturating_sub(1).min(16))).min(MAX_RETRY);
+        map.insert(
+            key,
+            Retry {
+                failures,
+                at: now + delay,
+            },
+        );
+        (failures, delay)
+    }
+
+    fn handled(&self, key: &FiringKey) {
+        self.lock().remove(key);
+    }
+
+    /// Forgets triggers that are no longer due and armed (removed, moved or
+    /// fired elsewhere): only `still_due` keep their backoff.
+    fn retain(&self, still_due: &HashSet<FiringKey>) {
+        self.lock().retain(|k, _| still_due.contains(k));
+    }
+
+    /// The soonest retry, if any trigger is failing.
+    fn next_retry(&self) -> Option<DateTime<Utc>> {
+        self.lock().values().map(|r| r.at).min()
+    }
+
+    fn keys(&self) -> HashSet<FiringKey> {
+        self.lock().keys().cloned().collect()
+    }
 }
 
 impl Scheduler {
-    /// Handles every trigger due at `now`.
+    /// Handles every trigger due at `now`. A trigger whose handling fails
+    /// is tried once per tick at most, and not again before its backoff
+    /// ends, so it never holds up the others.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
         let mut report = TickReport::default();
+        // Due triggers this tick leaves alone: deferred, or already tried.
+        let mut passed: HashSet<FiringKey> = HashSet::new();
+        let mut complete = false;
         for _ in 0..MAX_BATCHES {
-            let due = self.store.due_triggers(now, BATCH).await?;
+            let listed = self.store.due_triggers(now, BATCH + passed.len()).await?;
+            let exhausted = listed.len() < BATCH + passed.len();
+            let mut due = Vec::with_capacity(listed.len());
+            for t in listed {
+                let key = firing_key(&t);
+                if passed.contains(&key) {
+                    continue;
+                }
+                if self.failing.waiting(&key, now) {
+                    report.deferred += 1;
+                    passed.insert(key);
+                    continue;
+                }
+                due.push(t);
+            }
             if due.is_empty() {
-                break;
+                if exhausted {
+                    complete = true;
+                    break;
+                }
+                // A full listing of deferred triggers: list past them.
+                continue;
             }
             // Firings are independent (each checks its own trigger in its
             // own transaction), so a batch runs concurrently and its
@@ -74,14 +178,34 @@ impl Scheduler {
             for chunk in due.chunks(CONCURRENT_FIRES) {
                 results.extend(futures::future::join_all(chunk.iter().map(|t| self.fire_one(t, now))).await);
             }
-            for result in results {
+            for (t, result) in due.iter().zip(results) {
                 // One trigger's failure (say, a corrupt record) must not
-                // hold up everyone else's: log it and go on.
+                // hold up everyone else's: log it, back off, and go on.
+                let key = firing_key(t);
                 let (outcome, digests) = match result {
-                    Ok(Some(done)) => done,
-                    Ok(None) => continue,
+                    Ok(done) => {
+                        self.failing.handled(&key);
+                        match done {
+                            Some(done) => done,
+                            None => {
+                                passed.insert(key);
+                                continue;
+                            }
+                        }
+                    }
                     Err(e) => {
-                        tracing::error!(error = %e, "a trigger could not be handled; it stays armed");
+                        let (failures, retry_in) = self.failing.failed(key.clone(), now);
+                        tracing::error!(
+                            user_id = %t.user,
+                            trigger = %t.id,
+                            fire_at = %t.fire_at,
+                            failures,
+                            retry_in_ms = retry_in.num_milliseconds(),
+                            error = %e,
+                            "a trigger could not be handled; it stays armed"
+                        );
+                        report.failed += 1;
+                        passed.insert(key);
                         continue;
                     }
                 };
@@ -94,10 +218,36 @@ impl Scheduler {
                 }
             }
         }
-        if report != TickReport::default() {
+        if complete {
+            // Everything still due was seen: backoffs of triggers that are
+            // gone (removed, moved) are dropped.
+            self.failing.retain(&passed);
+        }
+        if report.fired + report.missed + report.lapsed + report.skipped + report.digests > 0 {
             self.notifier_wake.notify_one();
         }
         Ok(report)
+    }
+
+    /// When the run loop should tick next: the earliest armed trigger that
+    /// is not waiting for a retry, or the earliest retry.
+    async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let failing = self.failing.keys();
+        if failing.is_empty() {
+            return self.store.next_trigger_at().await;
+        }
+        let upcoming = self
+            .store
+            .due_triggers(DateTime::<Utc>::MAX_UTC, failing.len() + 1)
+            .await?;
+        let next_trigger = upcoming
+            .iter()
+            .find(|t| !failing.contains(&firing_key(t)))
+            .map(|t| t.fire_at);
+        Ok(match (next_trigger, self.failing.next_retry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     /// Handles one due trigger; `None` if it was moved or fired meanwhile.
@@ -127,10 +277,13 @@ impl Scheduler {
                 // and now, so a long outage yields one digest, not a burst.
                 firing.rearm = digest_trigger(&t.user, &prefs, tz, t.fire_at.max(now), now);
                 if firing.outcome == Outcome::Fired {
-                    match self.digest_item(&t.user, &prefs, t.fire_at, now).await? {
-                        Some(item) => {
-                            firing.outbox.push(item);
-                            firing.digest_cursor = Some(now);
+                    match self.digest(&t.user, &prefs, t.fire_at, now).await? {
+                        Some(digest) => {
+                            firing.digest_cursor = Some(DigestCursor {
+                                key: digest.item.key.clone(),
+                                through: digest.missed_through,
+                            });
+                            firing.outbox.push(digest.item);
                         }
                         None => firing.outcome = Outcome::Skipped,
                     }
@@ -225,6 +378,17 @@ impl Scheduler {
         scheduled: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<OutboxItem>, StoreError> {
+        Ok(self.digest(user, prefs, scheduled, now).await?.map(|d| d.item))
+    }
+
+    /// [`Self::digest_item`], with how far the missed triggers it lists go.
+    async fn digest(
+        &self,
+        user: &UserId,
+        prefs: &Preferences,
+        scheduled: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DigestDecision>, StoreError> {
         let Some(to) = prefs.deliverable_email() else {
             return Ok(None);
         };
@@ -236,17 +400,25 @@ impl Scheduler {
             Frequency::Daily | Frequency::Off => Duration::days(1),
         };
         // Missed triggers since the last digest reported them (or, for a
-        // first digest, over one period).
+        // first digest, over one period). Those recorded at `now` are left
+        // for the next digest: they belong to this very tick, whose other
+        // firings run concurrently with this one, so some may not be
+        // committed yet, and a cursor at `now` would hide them for good.
         let since = match self.store.digest_cursor(user).await? {
             Some(at) => at,
             None => scheduled - span,
         };
-        let missed = self
+        let listed: Vec<_> = self
             .store
             .missed_since(user, since)
             .await?
+            .into_iter()
+            .filter(|m| m.at < now && !matches!(m.trigger.kind, TriggerKind::Digest))
+            .collect();
+        // Reported: everything up to the window's start, and what is listed.
+        let missed_through = listed.iter().map(|m| m.at).fold(since, DateTime::max);
+        let missed = listed
             .iter()
-            .filter(|m| !matches!(m.trigger.kind, TriggerKind::Digest))
             .map(|m| {
                 let plan = m.trigger.plan_id().and_then(|id| plans.iter().find(|p| p.id == id));
                 wording::missed(&m.trigger, plan, tz)
@@ -264,12 +436,10 @@ impl Scheduler {
         let local = user.as_str().replace('@', "=");
         let message_id = format!("<digest.{local}.{period}@{}>", self.mail.domain);
         match self.mail.digest(&digest, to, message_id) {
-            Ok(email) => Ok(Some(item(
-                user,
-                format!("digest:{user}:{period}"),
-                Payload::Email(email),
-                now,
-            ))),
+            Ok(email) => Ok(Some(DigestDecision {
+                item: item(user, format!("digest:{user}:{period}"), Payload::Email(email), now),
+                missed_through,
+            })),
             Err(e) => {
                 tracing::error!(user_id = %user, error = %e, "could not render the digest");
                 Ok(None)
@@ -285,18 +455,21 @@ impl Scheduler {
         let wakeup = wakeup::Wakeup::start(signal.clone()).await?;
         loop {
             let now = (self.clock)();
-            if let Err(e) = self.tick(now).await {
+            let ticked = self.tick(now).await;
+            if let Err(e) = &ticked {
                 tracing::error!(error = %e, "scheduler tick failed");
             }
-            // Sleep until the earliest trigger (a tokio timer: millisecond
-            // precision), capped so a changed wall clock is noticed; the
-            // cron heartbeat and trigger writes wake the loop earlier.
-            let sleep = match self.store.next_trigger_at().await {
+            // Sleep until the earliest trigger not waiting for a retry (a
+            // tokio timer: millisecond precision), capped so a changed wall
+            // clock is noticed; the cron heartbeat and trigger writes wake
+            // the loop earlier. A tick that failed as a whole waits a second.
+            let sleep = match self.next_wake().await {
+                Ok(_) if ticked.is_err() => FIRST_RETRY.to_std().unwrap_or_default(),
                 Ok(Some(next)) => (next - (self.clock)()).to_std().unwrap_or_default(),
                 Ok(None) => MAX_SLEEP,
                 Err(e) => {
                     tracing::error!(error = %e, "could not read the next trigger");
-                    std::time::Duration::from_secs(1)
+                    FIRST_RETRY.to_std().unwrap_or_default()
                 }
             };
             tokio::select! {
@@ -317,23 +490,60 @@ fn step_of(t: &Trigger) -> Option<String> {
     }
 }
 
-/// The digest trigger after a change of preferences. Counted from just
-/// before the armed one if that is already due, so a digest that came due
-/// but was not sent yet (say, right after a restart) is not cancelled by an
-/// unrelated change; otherwise from now.
-pub async fn rearm_digest(
+/// A digest decided for a period.
+struct DigestDecision {
+    item: OutboxItem,
+    /// Missed triggers recorded up to here are reported: the start of the
+    /// window it looked at, or the latest one it lists.
+    missed_through: DateTime<Utc>,
+}
+
+/// Saves `prefs` and arms the digest trigger they ask for, atomically.
+/// The trigger depends on the one armed now, which the scheduler may fire
+/// (and re-arm) between reading it and saving: the store then refuses the
+/// save, and it is computed again from what the scheduler left, so the new
+/// schedule is always armed. Returns the armed digest trigger.
+pub async fn save_preferences(
     store: &dyn Store,
     user: &UserId,
     prefs: &Preferences,
     tz: Tz,
     now: DateTime<Utc>,
 ) -> Result<Option<Trigger>, StoreError> {
-    let armed = store.user_triggers(user).await?.into_iter().find(|t| t.id == "digest");
+    for _ in 0..SAVE_ATTEMPTS {
+        let armed = store
+            .user_triggers(user)
+            .await?
+            .into_iter()
+            .find(|t| t.id == "digest")
+            .map(|t| t.fire_at);
+        let digest = rearm_digest(user, prefs, tz, armed, now);
+        if store.save_preferences(user, prefs, armed, digest.clone()).await? {
+            return Ok(digest);
+        }
+        tracing::debug!(user_id = %user, "the digest fired while preferences were saved; computing it again");
+    }
+    Err(StoreError::Backend(
+        "the digest trigger kept changing while preferences were saved".into(),
+    ))
+}
+
+/// The digest trigger after a change of preferences, given when the armed
+/// one fires. Counted from just before the armed one if that is already
+/// due, so a digest that came due but was not sent yet (say, right after a
+/// restart) is not cancelled by an unrelated change; otherwise from now.
+pub fn rearm_digest(
+    user: &UserId,
+    prefs: &Preferences,
+    tz: Tz,
+    armed: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<Trigger> {
     let after = match armed {
-        Some(t) if t.fire_at <= now => t.fire_at - Duration::milliseconds(1),
+        Some(at) if at <= now => at - Duration::milliseconds(1),
         Some(_) | None => now,
     };
-    Ok(digest_trigger(user, prefs, tz, after, now))
+    digest_trigger(user, prefs, tz, after, now)
 }
 
 /// The digest trigger the preferences ask for, next due after `after`.
@@ -348,4 +558,119 @@ pub fn digest_trigger(
         return None;
     }
     triggers::digest(user, &prefs.digest, tz, after, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NotifyStore, SledStore};
+    use std::path::PathBuf;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn scheduler(store: Arc<SledStore>, clock: Clock) -> Scheduler {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Scheduler {
+            store,
+            policy: TriggerPolicy::default(),
+            default_tz: chrono_tz::UTC,
+            mail: Arc::new(Mail::load(&root.join("templates/email"), "steward <steward@localhost>").unwrap()),
+            links: Links::new(vec![7; 32], "http://127.0.0.1:8080"),
+            clock,
+            notifier_wake: Arc::new(tokio::sync::Notify::new()),
+            failing: Failing::default(),
+        }
+    }
+
+    fn reminder(user: &UserId, id: &str, fire_at: DateTime<Utc>) -> Trigger {
+        Trigger {
+            id: id.into(),
+            user: user.clone(),
+            fire_at,
+            created_at: fire_at - Duration::hours(1),
+            kind: TriggerKind::Reminder {
+                text: format!("{id} for {user}"),
+                lapse_on_reply: false,
+            },
+        }
+    }
+
+    /// A store with ana and bob, a reminder each at `due`, and ana's
+    /// preferences corrupt, so every attempt at hers fails.
+    async fn one_failing(dir: &std::path::Path, due: DateTime<Utc>) -> (Arc<SledStore>, UserId, UserId) {
+        let store = Arc::new(SledStore::open(dir).unwrap());
+        let (ana, bob) = (UserId::parse("ana").unwrap(), UserId::parse("bob").unwrap());
+        for user in [&ana, &bob] {
+            store.ensure_user(user).await.unwrap();
+            store.put_trigger(&reminder(user, "r1", due)).await.unwrap();
+        }
+        store.corrupt_preferences(&ana);
+        (store, ana, bob)
+    }
+
+    #[tokio::test]
+    async fn a_trigger_that_keeps_failing_backs_off_and_holds_up_no_one_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let due = at("2026-11-23T09:00:00Z");
+        let (store, ana, bob) = one_failing(dir.path(), due).await;
+        let s = scheduler(store.clone(), Arc::new(Utc::now));
+        let now = due + Duration::seconds(1);
+        let report = |fired, failed, deferred| TickReport {
+            fired,
+            failed,
+            deferred,
+            ..TickReport::default()
+        };
+
+        assert_eq!(
+            s.tick(now).await.unwrap(),
+            report(1, 1, 0),
+            "bob's fires, ana's fails once"
+        );
+        // Right away: ana's is left alone, and the loop sleeps until its retry.
+        assert_eq!(s.tick(now).await.unwrap(), report(0, 0, 1));
+        assert_eq!(s.next_wake().await.unwrap(), Some(now + Duration::seconds(1)));
+        // The retry fails again: the next waits twice as long.
+        let later = now + Duration::seconds(1);
+        assert_eq!(s.tick(later).await.unwrap(), report(0, 1, 0));
+        assert_eq!(s.next_wake().await.unwrap(), Some(later + Duration::seconds(2)));
+        // A trigger due before that retry is what the loop wakes for.
+        let soon = later + Duration::milliseconds(1500);
+        store.put_trigger(&reminder(&bob, "r2", soon)).await.unwrap();
+        assert_eq!(s.next_wake().await.unwrap(), Some(soon));
+        assert_eq!(s.tick(soon).await.unwrap(), report(1, 0, 1));
+        // Repaired: it fires at its retry, and its backoff is forgotten.
+        assert!(
+            store
+                .save_preferences(&ana, &Preferences::default(), None, None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(s.tick(later + Duration::seconds(2)).await.unwrap(), report(1, 0, 0));
+        assert_eq!(s.next_wake().await.unwrap(), None);
+        assert!(s.failing.keys().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_run_loop_retries_a_failing_trigger_after_a_backoff_instead_of_spinning() {
+        let dir = tempfile::tempdir().unwrap();
+        let due = Utc::now() - Duration::minutes(1);
+        let (store, ana, _) = one_failing(dir.path(), due).await;
+        let s = Arc::new(scheduler(store, Arc::new(Utc::now)));
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(s.clone().run(stop.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        stop.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(10), running)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let failures = s.failing.lock().get(&(ana, "r1".into(), due)).map(|r| r.failures);
+        // Tried at once and again after a second; a loop without backoff
+        // would have tried thousands of times.
+        assert!(matches!(failures, Some(1..=3)), "{failures:?}");
+    }
 }

@@ -75,8 +75,11 @@ pub trait Store: NotifyStore + Send + Sync + 'static {
     /// Stores a new proposal with the next free id for this user ("r1", …).
     async fn create_proposal(&self, user: &UserId, draft: Proposal) -> Result<Proposal, StoreError>;
 
-    /// Replaces a stored proposal (its status changed).
-    async fn save_proposal(&self, user: &UserId, proposal: &Proposal) -> Result<(), StoreError>;
+    /// Records a decision that applies nothing (declined, superseded,
+    /// stale) on a proposal that is still open, in one transaction;
+    /// `ProposalClosed` with the stored one if it was decided meanwhile (an
+    /// accept is never overwritten by a late no).
+    async fn close_proposal(&self, user: &UserId, proposal: &Proposal) -> Result<(), StoreError>;
 
     async fn get_proposal(&self, user: &UserId, id: &str) -> Result<Option<Proposal>, StoreError>;
 
@@ -126,8 +129,19 @@ pub struct Firing {
     pub outbox: Vec<OutboxItem>,
     /// The next occurrence of a recurring trigger.
     pub rearm: Option<Trigger>,
-    /// A digest went out: missed triggers up to here have been reported.
-    pub digest_cursor: Option<DateTime<Utc>>,
+    /// A digest listed missed triggers: moves the user's digest cursor.
+    pub digest_cursor: Option<DigestCursor>,
+}
+
+/// Missed triggers recorded up to `through` were listed in the digest
+/// whose outbox row has idempotency key `key`. The cursor moves only if
+/// that row is stored by this firing: a deduplicated row is an earlier
+/// decision for the same period, and what this firing's render listed was
+/// never sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestCursor {
+    pub key: String,
+    pub through: DateTime<Utc>,
 }
 
 /// A trigger that was missed (came due past the catch-up window).
@@ -185,6 +199,14 @@ pub trait NotifyStore: Send + Sync + 'static {
     /// Records how a notification was routed, the side effects that carry
     /// it and (once) its entry in the conversation, in one transaction; with
     /// `defer_until` it stays queued until then (quiet hours).
+    ///
+    /// Routing is decided on a copy read earlier (wording may take seconds),
+    /// so the stored notification is read again inside the transaction: if
+    /// it is no longer queued (routed meanwhile), or was shown on a socket
+    /// while `notification` is still unseen, nothing is written and the
+    /// answer is `false`. The caller routes it again from the stored state,
+    /// so a `seen` set meanwhile is never overwritten and a notification
+    /// already shown never also goes out by push or email.
     async fn route_notification(
         &self,
         user: &UserId,
@@ -192,7 +214,7 @@ pub trait NotifyStore: Send + Sync + 'static {
         outbox: Vec<OutboxItem>,
         defer_until: Option<DateTime<Utc>>,
         transcript: Option<Entry>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Notifications not yet shown on any socket, oldest first.
     async fn unseen_notifications(&self, user: &UserId, limit: usize) -> Result<Vec<Notification>, StoreError>;
@@ -216,13 +238,19 @@ pub trait NotifyStore: Send + Sync + 'static {
     async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError>;
 
     /// Saves preferences and replaces the user's digest trigger with
-    /// `digest` (none: no digest armed), atomically.
+    /// `digest` (none: no digest armed), atomically, if the armed digest
+    /// still fires at `armed` (what the caller computed `digest` from;
+    /// `None`: none was armed). Otherwise the scheduler fired (and re-armed)
+    /// it meanwhile: nothing is written and the answer is `false`, so the
+    /// caller computes the next occurrence again (see
+    /// [`crate::scheduler::save_preferences`]).
     async fn save_preferences(
         &self,
         user: &UserId,
         prefs: &Preferences,
+        armed: Option<DateTime<Utc>>,
         digest: Option<Trigger>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     async fn push_subscriptions(&self, user: &UserId) -> Result<Vec<PushSubscription>, StoreError>;
 

@@ -445,14 +445,31 @@ impl Store for SledStore {
         Ok(stored)
     }
 
-    async fn save_proposal(&self, user: &UserId, proposal: &Proposal) -> Result<(), StoreError> {
+    async fn close_proposal(&self, user: &UserId, proposal: &Proposal) -> Result<(), StoreError> {
         let num = self.require_user(user)?;
         let seq = proposal_seq(&proposal.id)
             .ok_or_else(|| StoreError::Backend(format!("bad proposal id {}", proposal.id)))?;
+        let value = encode(proposal)?;
         self.inner
             .proposals
-            .insert(keys::plan(num, seq), encode(proposal)?)
-            .map_err(backend)?;
+            .transaction(|proposals| {
+                let key = keys::plan(num, seq);
+                let Some(current) = proposals.get(key)? else {
+                    return abort(StoreError::Backend(format!("proposal {} vanished", proposal.id)));
+                };
+                let current: Proposal = decode("proposals", &current).map_err(ConflictableTransactionError::Abort)?;
+                if current.status != ProposalStatus::Open {
+                    return abort(StoreError::ProposalClosed {
+                        current: Box::new(current),
+                    });
+                }
+                proposals.insert(&key[..], value.clone())?;
+                Ok(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => backend(e),
+            })?;
         self.durable().await
     }
 
@@ -737,6 +754,17 @@ mod tests {
             Some(PlanId(1))
         );
         assert!(store.open_proposals(&u).await.unwrap().is_empty());
+        // A no that was read before the yes landed does not overwrite it.
+        let mut declined = open.clone();
+        declined.status = ProposalStatus::Declined;
+        match store.close_proposal(&u, &declined).await {
+            Err(StoreError::ProposalClosed { current }) => assert_eq!(current.status, ProposalStatus::Accepted),
+            other => panic!("expected ProposalClosed, got {other:?}"),
+        }
+        assert_eq!(
+            store.get_proposal(&u, &open.id).await.unwrap().unwrap().status,
+            ProposalStatus::Accepted
+        );
     }
 
     #[tokio::test]

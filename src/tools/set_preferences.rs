@@ -7,7 +7,7 @@ use super::{Tool, ToolContext, ToolError, parse_args};
 use crate::llm::ToolSpec;
 use crate::notify::Channels;
 use crate::notify::preferences::{self, DigestBody, QuietHoursBody};
-use crate::scheduler::rearm_digest;
+use crate::scheduler::save_preferences;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -66,8 +66,7 @@ impl Tool for SetPreferences {
         let current = ctx.store.preferences(&ctx.user).await?;
         let (next, _) = preferences::apply(&current, update).map_err(ToolError::invalid)?;
         let tz = next.tz(ctx.time_zone);
-        let digest = rearm_digest(ctx.store.as_ref(), &ctx.user, &next, tz, ctx.now).await?;
-        ctx.store.save_preferences(&ctx.user, &next, digest.clone()).await?;
+        let digest = save_preferences(ctx.store.as_ref(), &ctx.user, &next, tz, ctx.now).await?;
         Ok(json!({
             "ok": true,
             "digest": {

@@ -1,4 +1,5 @@
-//! `show_plan`: one of the user's plans, in full.
+//! `show_plan`: one of the user's plans, in full, for the model; the
+//! user's widgets get the plan too, to show its card.
 
 use super::{Tool, ToolContext, ToolError, load_plan, parse_args};
 use crate::llm::ToolSpec;
@@ -34,6 +35,7 @@ impl Tool for ShowPlan {
         let args: Args = parse_args("show_plan", arguments)?;
         let plan = load_plan(ctx, args.plan_id).await?;
         let next = render::next_step(&plan).map(|s| s.id.clone());
+        ctx.hub.show_plan(&ctx.user, &plan);
         Ok(json!({"plan": plan, "next_step": next}))
     }
 }

@@ -48,7 +48,12 @@ async fn seed(dir: &Path) -> String {
             created_at: due,
             kind: TriggerKind::Digest,
         };
-        store.save_preferences(&user, &prefs, Some(trigger)).await.unwrap();
+        assert!(
+            store
+                .save_preferences(&user, &prefs, None, Some(trigger))
+                .await
+                .unwrap()
+        );
     }
     due.format("%Y-%m-%d").to_string()
 }

@@ -87,7 +87,13 @@ async fn verified(app: &TestApp, user: &str, email: &str, zone: &str, time: &str
     };
     let now = app.app.now();
     let trigger = digest_trigger(&user, &prefs, zone.parse().unwrap(), now, now);
-    app.app.store.save_preferences(&user, &prefs, trigger).await.unwrap();
+    assert!(
+        app.app
+            .store
+            .save_preferences(&user, &prefs, None, trigger)
+            .await
+            .unwrap()
+    );
     user
 }
 
@@ -1012,4 +1018,298 @@ async fn a_missed_trigger_is_listed_in_the_next_digest_and_only_that_one() {
         "{first}"
     );
     assert!(!second.contains("call the recruiter"), "{second}");
+}
+
+/// The digest texts queued for `user`, by period.
+async fn digest_texts(app: &TestApp, user: &str, periods: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for period in periods {
+        let key = format!("digest:{user}:{period}");
+        match app.app.store.outbox_by_key(&key).await.unwrap() {
+            Some(item) => match item.payload {
+                steward::notify::Payload::Email(e) => out.push(e.text),
+                other => panic!("{other:?}"),
+            },
+            None => panic!("no digest {key}"),
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_missed_trigger_is_in_exactly_one_digest_when_a_digest_is_deduplicated_or_fires_in_the_same_tick() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "08:00").await;
+    for (text, at_) in [
+        ("call the recruiter", "2026-11-23T10:00:00+01:00"),
+        ("send the report", "2026-11-25T11:00:00+01:00"),
+    ] {
+        call_tool(&app, &user, "remind", json!({"text": text, "at": at_})).await;
+    }
+    let scheduler = app.app.scheduler().await.unwrap();
+    // Monday's digest goes out at 08:00.
+    clock.set(at("2026-11-23T07:00:00Z"));
+    assert_eq!(scheduler.tick(clock.now()).await.unwrap().digests, 1);
+    // Down from before 10:00 until 17:00: the recruiter reminder is missed.
+    clock.set(at("2026-11-23T16:00:00Z"));
+    assert_eq!(scheduler.tick(clock.now()).await.unwrap().missed, 1);
+    // The digest moves to 18:00, so it fires again on Monday; Monday's
+    // digest went out already, so this one is not stored, and the missed
+    // reminder it would have listed is still to be reported.
+    call_tool(
+        &app,
+        &user,
+        "set_preferences",
+        json!({"digest": {"frequency": "daily", "time": "18:00"}}),
+    )
+    .await;
+    clock.set(at("2026-11-23T17:00:00Z"));
+    assert_eq!(scheduler.tick(clock.now()).await.unwrap().fired, 1);
+    clock.set(at("2026-11-24T17:00:00Z"));
+    assert_eq!(scheduler.tick(clock.now()).await.unwrap().fired, 1);
+    // Down from Tuesday's digest until Wednesday's: the report reminder is
+    // recorded as missed in the very tick that decides Wednesday's digest.
+    clock.set(at("2026-11-25T17:00:00Z"));
+    let report = scheduler.tick(clock.now()).await.unwrap();
+    assert_eq!((report.fired, report.missed), (1, 1), "{report:?}");
+    clock.set(at("2026-11-26T17:00:00Z"));
+    assert_eq!(scheduler.tick(clock.now()).await.unwrap().fired, 1);
+
+    let periods = ["2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26"];
+    let texts = digest_texts(&app, "ana", &periods).await;
+    let listing = |needle: &str| -> Vec<&str> {
+        periods
+            .iter()
+            .zip(&texts)
+            .filter(|(_, t)| t.contains(needle))
+            .map(|(p, _)| *p)
+            .collect()
+    };
+    assert_eq!(listing("call the recruiter"), ["2026-11-24"], "{texts:#?}");
+    assert_eq!(listing("send the report").len(), 1, "{texts:#?}");
+}
+
+#[tokio::test]
+async fn a_digest_that_fires_while_preferences_are_saved_stays_armed_for_the_new_schedule() {
+    use steward::scheduler::{rearm_digest, save_preferences};
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "08:00").await;
+    let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+    let store = app.app.store.clone();
+    let scheduler = app.app.scheduler().await.unwrap();
+    let digest_at = |store: Arc<dyn steward::store::Store>| async move {
+        let armed = store.user_triggers(&UserId::parse("ana").unwrap()).await.unwrap();
+        armed.iter().find(|t| t.id == "digest").map(|t| t.fire_at)
+    };
+    let due = at("2026-11-23T07:00:00Z");
+    assert_eq!(digest_at(store.clone()).await, Some(due));
+
+    // An unrelated change (quiet hours), and a move of the digest to 18:00.
+    let mut quiet = store.preferences(&user).await.unwrap();
+    quiet.quiet_hours = Some(steward::notify::QuietHours {
+        start: chrono::NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
+        end: chrono::NaiveTime::from_hms_opt(7, 0, 0).unwrap(),
+    });
+    let mut later = quiet.clone();
+    later.digest.time = chrono::NaiveTime::from_hms_opt(18, 0, 0).unwrap();
+
+    for (prefs, want) in [
+        (&quiet, at("2026-11-24T07:00:00Z")),
+        (&later, at("2026-11-24T17:00:00Z")),
+    ] {
+        let due = digest_at(store.clone()).await.unwrap();
+        clock.set(due + Duration::seconds(1));
+        let now = clock.now();
+        // A save reads the armed digest, which is due...
+        let armed = Some(due);
+        let stale = rearm_digest(&user, prefs, tz, armed, now);
+        // ...the scheduler fires (and re-arms) it meanwhile...
+        assert_eq!(scheduler.tick(now).await.unwrap().fired, 1);
+        // ...so a save computed from what it read is refused whole.
+        let before = store.preferences(&user).await.unwrap();
+        assert!(!store.save_preferences(&user, prefs, armed, stale).await.unwrap());
+        assert_eq!(store.preferences(&user).await.unwrap(), before);
+        // Saving computes the digest again from what the scheduler left.
+        let armed = save_preferences(store.as_ref(), &user, prefs, tz, now).await.unwrap();
+        assert_eq!(armed.map(|t| t.fire_at), Some(want));
+        assert_eq!(digest_at(store.clone()).await, Some(want));
+        assert_eq!(&store.preferences(&user).await.unwrap(), prefs);
+    }
+}
+
+#[tokio::test]
+async fn a_notification_shown_in_ready_while_it_is_worded_is_neither_emailed_nor_shown_again() {
+    use steward::llm::scripted::{Script, ScriptedModel};
+    let model = Arc::new(ScriptedModel::new(vec![Script::After(
+        std::time::Duration::from_secs(3),
+        Box::new(Script::text("Time to call the recruiter.")),
+    )]));
+    let clock = ManualClock::at(NOW);
+    let app = spawn_app_full(
+        model.clone(),
+        |c| {
+            c.time_zone = "Europe/Berlin".into();
+            c.background = false;
+        },
+        Some(clock.clock()),
+        None,
+    )
+    .await;
+    let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "08:00").await;
+    call_tool(
+        &app,
+        &user,
+        "remind",
+        json!({"text": "call the recruiter", "at": "2026-11-22T12:00:00+01:00"}),
+    )
+    .await;
+    clock.set(at("2026-11-22T11:00:00Z"));
+    assert_eq!(
+        app.app
+            .scheduler()
+            .await
+            .unwrap()
+            .tick(clock.now())
+            .await
+            .unwrap()
+            .fired,
+        1
+    );
+    let notifier = app.app.notifier().await.unwrap();
+    let routing = tokio::spawn({
+        let notifier = notifier.clone();
+        async move { notifier.pass().await.unwrap() }
+    });
+    let deadline = std::time::Instant::now() + WAIT;
+    while model.calls() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the model was never asked");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // While the model words it, the person opens the widget and sees it.
+    {
+        let ana = app.connect("ana").await;
+        let shown = &ana.ready.as_ref().unwrap()["notifications"];
+        assert_eq!(shown[0]["text"], "Reminder: call the recruiter", "{shown}");
+    }
+    while !app.app.store.unseen_notifications(&user, 10).await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never marked seen");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!routing.is_finished(), "the wording should still be running");
+    // The person has gone offline (email would be next), but the routing
+    // was decided on a copy read before it was seen: nothing is recorded...
+    let pass = tokio::time::timeout(WAIT, routing).await.unwrap().unwrap();
+    assert_eq!(pass.routed, 0);
+    // ...and the next pass routes the stored, seen notification: no email.
+    assert_eq!(notifier.pass().await.unwrap().routed, 1);
+    let stored = app.app.store.recent_notifications(&user, 5).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].seen);
+    assert_eq!(stored[0].routed, Some(steward::notify::Channel::Socket));
+    let email = format!("notify:ana:{}:email", stored[0].id);
+    assert_eq!(app.app.store.outbox_by_key(&email).await.unwrap(), None);
+    let again = app.connect("ana").await;
+    assert_eq!(again.ready.as_ref().unwrap()["notifications"], json!([]));
+}
+
+#[tokio::test]
+async fn a_notification_whose_socket_closes_before_writing_it_comes_with_the_next_ready() {
+    use steward::hub::Outbound;
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let user = UserId::parse("ana").unwrap();
+    app.app.store.ensure_user(&user).await.unwrap();
+    call_tool(
+        &app,
+        &user,
+        "remind",
+        json!({"text": "call the recruiter", "at": "2026-11-22T12:00:00+01:00"}),
+    )
+    .await;
+    clock.set(at("2026-11-22T11:00:00Z"));
+    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    // An open socket whose writer dies with the frame still queued.
+    let mut conn = app.app.hub.register(&user).unwrap();
+    let mut queue = conn.rx.take().unwrap();
+    assert_eq!(app.app.notifier().await.unwrap().pass().await.unwrap().routed, 1);
+    match queue.try_recv() {
+        Ok(Outbound::Frame { text, receipt: Some(_) }) => {
+            assert!(text.contains("Reminder: call the recruiter"), "{text}")
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(queue);
+    drop(conn);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let ana = app.connect("ana").await;
+    let shown = &ana.ready.as_ref().unwrap()["notifications"];
+    assert_eq!(shown.as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(shown[0]["text"], "Reminder: call the recruiter");
+    // That `ready` was written: shown once, not again.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !app.app.store.unseen_notifications(&user, 10).await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never marked seen");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let again = app.connect("ana").await;
+    assert_eq!(again.ready.as_ref().unwrap()["notifications"], json!([]));
+}
+
+#[tokio::test]
+async fn a_verification_email_to_another_address_within_ten_minutes_gets_429_with_retry_after() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let http = reqwest::Client::new();
+    let put = |body: Value| http.put(app.url("/api/preferences?user=ana")).json(&body).send();
+    let user = UserId::parse("ana").unwrap();
+    let verifications = || {
+        let store = app.app.store.clone();
+        let until = clock.now() + Duration::days(1);
+        async move {
+            let queued = store.due_outbox(until, 100).await.unwrap();
+            let mut to: Vec<String> = queued
+                .into_iter()
+                .filter(|i| i.key.starts_with("verify:ana:"))
+                .map(|i| match i.payload {
+                    steward::notify::Payload::Email(e) => e.to,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            to.sort();
+            to
+        }
+    };
+    let r = put(json!({"email": "ana@example.com"})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(verifications().await, ["ana@example.com"]);
+
+    clock.advance(Duration::minutes(4));
+    let r = put(json!({"email": "other@example.com", "time_zone": "Asia/Kolkata"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "360");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "verification_rate_limited", "{body}");
+    let prefs = app.app.store.preferences(&user).await.unwrap();
+    assert_eq!(
+        (prefs.email.as_deref(), prefs.time_zone),
+        (Some("ana@example.com"), None),
+        "a refused update changes nothing"
+    );
+
+    // The address the link went to (the widget sends the whole form):
+    // saved, and no second email, since that link still works.
+    let r = put(json!({"email": "ana@example.com", "time_zone": "Asia/Kolkata"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(verifications().await, ["ana@example.com"]);
+
+    clock.advance(Duration::minutes(6));
+    let r = put(json!({"email": "other@example.com"})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(verifications().await, ["ana@example.com", "other@example.com"]);
 }

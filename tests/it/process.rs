@@ -177,7 +177,7 @@ async fn steward_digest_sends_a_users_digest_once_per_period_through_the_file_ou
             email_verified: true,
             ..Preferences::default()
         };
-        store.save_preferences(&ana, &prefs, None).await.unwrap();
+        assert!(store.save_preferences(&ana, &prefs, None, None).await.unwrap());
     }
     let run = || {
         steward()

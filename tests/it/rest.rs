@@ -195,6 +195,7 @@ async fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
         ("GET", "/api/plans/{id}/history"),
         ("GET", "/api/proposals"),
         ("POST", "/api/proposals/{id}/confirm"),
+        ("GET", "/api/conversation"),
         ("GET", "/api/preferences"),
         ("PUT", "/api/preferences"),
         ("GET", "/api/notifications"),
@@ -235,4 +236,109 @@ async fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
     for schema in ["Plan", "Step", "ProposalView", "PreferencesView", "ErrorBody"] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema} missing");
     }
+}
+
+#[tokio::test]
+async fn the_conversation_route_gives_the_thread_as_shown_with_its_cards_and_only_to_its_user() {
+    let app = app().await;
+    let mut ana = app.connect("ana").await;
+    ana.turn("g1", "help me onboard Ana Souza, she starts December 1").await;
+    let (s, open) = call(&app, Method::GET, "/api/proposals?user=ana", None).await;
+    assert_eq!(s, 200);
+    let id = open["proposals"][0]["id"].as_str().unwrap().to_owned();
+    ana.send(json!({"type": "confirm", "proposal_id": id, "accept": true}))
+        .await;
+    ana.until("plan").await;
+    // `show_plan` sends the card to the user's sockets, marked as shown.
+    let frames = ana.turn("s1", "show my onboarding plan").await;
+    let shown: Vec<&Value> = frames.iter().filter(|f| f["type"] == "plan").collect();
+    assert_eq!(shown.len(), 1, "{frames:?}");
+    assert_eq!(shown[0]["shown"], true);
+    assert_eq!(shown[0]["plan"]["id"], "p1");
+
+    let (s, body) = call(&app, Method::GET, "/api/conversation?user=ana", None).await;
+    assert_eq!(s, 200, "{body}");
+    let kinds: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    // Cards follow the answer of the turn that produced them.
+    assert_eq!(kinds, ["user", "assistant", "proposal", "user", "assistant", "plan"]);
+    assert_eq!(
+        body["items"][0]["text"],
+        "help me onboard Ana Souza, she starts December 1"
+    );
+    assert_eq!(body["items"][2]["proposal_id"], json!(id));
+    assert_eq!(body["proposals"][0]["status"], "accepted", "the proposal as it is now");
+    assert_eq!(body["proposals"][0]["plan_id"], "p1");
+    assert_eq!(body["plans"].as_array().unwrap().len(), 1);
+    assert_eq!(body["plans"][0]["title"], "Onboard Ana Souza");
+
+    let (s, two) = call(&app, Method::GET, "/api/conversation?user=ana&limit=2", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(two["items"].as_array().unwrap().len(), 2, "{two}");
+    let (s, bob) = call(&app, Method::GET, "/api/conversation?user=bob", None).await;
+    assert_eq!(
+        (s, bob),
+        (StatusCode::OK, json!({"items": [], "plans": [], "proposals": []}))
+    );
+    for (path, status, code) in [
+        ("/api/conversation?user=ana&limit=0", 400, "invalid_field"),
+        ("/api/conversation?user=ana&limit=5000", 400, "invalid_field"),
+        ("/api/conversation", 400, "bad_user"),
+    ] {
+        let (s, e) = call(&app, Method::GET, path, None).await;
+        assert_eq!(
+            (s.as_u16(), e["error"]["code"].clone()),
+            (status, json!(code)),
+            "{path}"
+        );
+    }
+    let (s, _) = call(&app, Method::GET, "/api/conversation?user=ana&limit=x", None).await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn cross_origin_rest_is_allowed_only_for_origins_the_socket_accepts() {
+    let app = spawn_app_at(
+        engine(),
+        |c| {
+            c.allowed_origins = vec!["https://intranet.example.com".into()];
+            c.background = false;
+        },
+        None,
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        reqwest::Client::new()
+            .request(Method::OPTIONS, app.url("/api/plans?user=ana"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = preflight("https://intranet.example.com").await.unwrap();
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap()),
+        Some("https://intranet.example.com")
+    );
+    let allowed_headers = ok.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(allowed_headers.contains("authorization"), "{allowed_headers}");
+    let foreign = preflight("https://evil.example.net").await.unwrap();
+    assert!(foreign.headers().get("access-control-allow-origin").is_none());
+    // And the request itself is refused for a foreign origin, CORS or not.
+    let r = reqwest::Client::new()
+        .get(app.url("/api/plans?user=ana"))
+        .header("origin", "https://evil.example.net")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
 }

@@ -226,6 +226,50 @@ fn put_outbox(notify: &TransactionalTree, items: &[(OutboxItem, u64)]) -> TxResu
     Ok(stored)
 }
 
+/// [`NotifyStore::prune`]'s scans and deletions (blocking).
+fn prune_trees(
+    timers: &sled::Tree,
+    notify: &sled::Tree,
+    before: DateTime<Utc>,
+) -> Result<crate::store::Pruned, StoreError> {
+    let mut pruned = crate::store::Pruned::default();
+    let mut fired = sled::Batch::default();
+    for item in timers.scan_prefix([FIRED]) {
+        let (k, v) = item.map_err(backend)?;
+        let r: FiredRecord = decode("timers", &v)?;
+        // Older than the retention: the trigger's time is long past, so
+        // no plan write can derive that same firing again.
+        if r.at < before && r.trigger.fire_at < before {
+            fired.remove(k);
+            pruned.fired += 1;
+        }
+    }
+    let mut notes = sled::Batch::default();
+    for item in notify.scan_prefix([NOTE]) {
+        let (k, v) = item.map_err(backend)?;
+        let n: Notification = decode("notify", &v)?;
+        let mut queued = k.to_vec();
+        queued[0] = ROUTE;
+        if n.created_at < before && n.routed.is_some() && notify.get(&queued).map_err(backend)?.is_none() {
+            notes.remove(k);
+            pruned.notifications += 1;
+        }
+    }
+    for item in notify.scan_prefix([OUTBOX]) {
+        let (k, v) = item.map_err(backend)?;
+        let o: OutboxItem = decode("notify", &v)?;
+        let finished = matches!(o.status, OutboxStatus::Sent | OutboxStatus::Failed);
+        if finished && o.created_at < before {
+            notes.remove(k);
+            notes.remove(idem_key(&o.key));
+            pruned.outbox += 1;
+        }
+    }
+    timers.apply_batch(fired).map_err(backend)?;
+    notify.apply_batch(notes).map_err(backend)?;
+    Ok(pruned)
+}
+
 impl SledStore {
     fn seqs(&self, n: usize) -> Result<Vec<u64>, StoreError> {
         (0..n)
@@ -235,6 +279,17 @@ impl SledStore {
 
     fn wake(&self) {
         self.inner.timer_signal.notify_one();
+    }
+
+    /// Overwrites the user's stored preferences with bytes that do not
+    /// decode, so tests can make every read of them fail.
+    #[cfg(test)]
+    pub(crate) fn corrupt_preferences(&self, user: &UserId) {
+        let num = self.require_user(user).unwrap();
+        self.inner
+            .notify
+            .insert(tagged(PREFS, &[&num.to_be_bytes()]), &b"not json"[..])
+            .unwrap();
     }
 }
 
@@ -352,12 +407,17 @@ impl NotifyStore for SledStore {
                 notify.insert(route_key(num, *seq), enc(&queued)?)?;
                 notes.push(n);
             }
-            put_outbox(notify, &items)?;
+            let stored = put_outbox(notify, &items)?;
             if let Some(next) = &firing.rearm {
                 arm(timers, num, next)?;
             }
-            if let Some(at) = firing.digest_cursor {
-                timers.insert(tagged(DIGEST_CURSOR, &[&num.to_be_bytes()]), &instant(ms(at))[..])?;
+            if let Some(cursor) = &firing.digest_cursor
+                && stored.iter().any(|item| item.key == cursor.key)
+            {
+                timers.insert(
+                    tagged(DIGEST_CURSOR, &[&num.to_be_bytes()]),
+                    &instant(ms(cursor.through))[..],
+                )?;
             }
             Ok(Some(notes))
         }))?;
@@ -437,14 +497,22 @@ impl NotifyStore for SledStore {
         outbox: Vec<OutboxItem>,
         defer_until: Option<DateTime<Utc>>,
         transcript: Option<crate::conversation::Entry>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let num = self.require_user(user)?;
         let seq = seq_of(&notification.id, 'n')
             .ok_or_else(|| StoreError::Backend(format!("bad notification id {}", notification.id)))?;
         let items: Vec<(OutboxItem, u64)> = outbox.iter().cloned().zip(self.seqs(outbox.len())?).collect();
         let message_seq = self.inner.db.generate_id().map_err(backend)?;
         let i = &self.inner;
-        finish((&i.notify, &i.messages).transaction(|(notify, messages)| {
+        let applied = finish((&i.notify, &i.messages).transaction(|(notify, messages)| {
+            let Some(stored) = notify.get(note_key(num, seq))? else {
+                return Ok(false);
+            };
+            let stored: Notification = dec("notify", &stored)?;
+            let queued = notify.get(route_key(num, seq))?.is_some();
+            if !queued || (stored.seen && !notification.seen) {
+                return Ok(false);
+            }
             if let Some(entry) = &transcript {
                 messages.insert(&keys::message(num, message_seq)[..], enc(entry)?)?;
             }
@@ -462,9 +530,12 @@ impl NotifyStore for SledStore {
                 }
             }
             put_outbox(notify, &items)?;
-            Ok(())
+            Ok(true)
         }))?;
-        self.durable().await
+        if applied {
+            self.durable().await?;
+        }
+        Ok(applied)
     }
 
     async fn unseen_notifications(&self, user: &UserId, limit: usize) -> Result<Vec<Notification>, StoreError> {
@@ -597,21 +668,28 @@ impl NotifyStore for SledStore {
         &self,
         user: &UserId,
         prefs: &Preferences,
+        armed: Option<DateTime<Utc>>,
         digest: Option<Trigger>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let num = self.require_user(user)?;
         let i = &self.inner;
-        finish((&i.timers, &i.notify).transaction(|(timers, notify)| {
+        let saved = finish((&i.timers, &i.notify).transaction(|(timers, notify)| {
+            let current = timers.get(by_id_key(num, "digest"))?.and_then(|at| decode_instant(&at));
+            if current != armed.map(ms) {
+                return Ok(false);
+            }
             notify.insert(tagged(PREFS, &[&num.to_be_bytes()]), enc(prefs)?)?;
             disarm(timers, num, "digest")?;
             if let Some(t) = &digest {
                 arm(timers, num, t)?;
             }
-            Ok(())
+            Ok(true)
         }))?;
-        self.durable().await?;
-        self.wake();
-        Ok(())
+        if saved {
+            self.durable().await?;
+            self.wake();
+        }
+        Ok(saved)
     }
 
     async fn push_subscriptions(&self, user: &UserId) -> Result<Vec<PushSubscription>, StoreError> {
@@ -658,42 +736,11 @@ impl NotifyStore for SledStore {
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<crate::store::Pruned, StoreError> {
-        let mut pruned = crate::store::Pruned::default();
-        let (timers, notify) = (&self.inner.timers, &self.inner.notify);
-        let mut fired = sled::Batch::default();
-        for item in timers.scan_prefix([FIRED]) {
-            let (k, v) = item.map_err(backend)?;
-            let r: FiredRecord = decode("timers", &v)?;
-            // Older than the retention: the trigger's time is long past, so
-            // no plan write can derive that same firing again.
-            if r.at < before && r.trigger.fire_at < before {
-                fired.remove(k);
-                pruned.fired += 1;
-            }
-        }
-        let mut notes = sled::Batch::default();
-        for item in notify.scan_prefix([NOTE]) {
-            let (k, v) = item.map_err(backend)?;
-            let n: Notification = decode("notify", &v)?;
-            let mut queued = k.to_vec();
-            queued[0] = ROUTE;
-            if n.created_at < before && n.routed.is_some() && notify.get(&queued).map_err(backend)?.is_none() {
-                notes.remove(k);
-                pruned.notifications += 1;
-            }
-        }
-        for item in notify.scan_prefix([OUTBOX]) {
-            let (k, v) = item.map_err(backend)?;
-            let o: OutboxItem = decode("notify", &v)?;
-            let finished = matches!(o.status, OutboxStatus::Sent | OutboxStatus::Failed);
-            if finished && o.created_at < before {
-                notes.remove(k);
-                notes.remove(idem_key(&o.key));
-                pruned.outbox += 1;
-            }
-        }
-        timers.apply_batch(fired).map_err(backend)?;
-        notify.apply_batch(notes).map_err(backend)?;
+        // Whole-tree scans: kept off the async workers.
+        let inner = self.inner.clone();
+        let pruned = tokio::task::spawn_blocking(move || prune_trees(&inner.timers, &inner.notify, before))
+            .await
+            .map_err(|e| StoreError::Backend(format!("prune task: {e}")))??;
         self.durable().await?;
         Ok(pruned)
     }
