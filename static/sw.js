@@ -1,0 +1,32 @@
+// steward's service worker: shows web-push notifications and opens the chat
+// when one is clicked. The payload is JSON: {title, body, id, kind, plan_id, url}.
+"use strict";
+
+self.addEventListener("push", (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch {
+    data = { body: event.data ? event.data.text() : "" };
+  }
+  event.waitUntil(
+    self.registration.showNotification(data.title || "steward", {
+      body: data.body || "You have an update.",
+      tag: data.id || undefined,
+      data: { url: data.url || "/" },
+    }),
+  );
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const url = new URL((event.notification.data && event.notification.data.url) || "/", self.location.origin);
+  event.waitUntil(
+    self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((list) => {
+      for (const client of list) {
+        if (new URL(client.url).origin === url.origin && "focus" in client) return client.focus();
+      }
+      return self.clients.openWindow(url.href);
+    }),
+  );
+});

@@ -1,0 +1,967 @@
+// steward chat widget. Embed with one tag:
+//   <script src="https://steward.example.com/widget.js" data-token="<signed token>" defer></script>
+// Options (data- attributes on the tag): data-token (signed user token from
+// the host page), data-user (loopback dev mode only), data-title,
+// data-open="true" (start open), data-server (defaults to the script's
+// origin), data-service-worker (a same-origin URL for web push; defaults to
+// /sw.js when the page and the server share an origin).
+//
+// Plain modern JavaScript, no framework, no build step. Everything from the
+// server or the model is put into the page as text nodes; the small Markdown
+// subset below builds elements itself and never parses HTML.
+(() => {
+  "use strict";
+  if (window.Steward) return; // embedded twice
+
+  const script = document.currentScript;
+  const data = (script && script.dataset) || {};
+  const SERVER = new URL(data.server || (script && script.src) || location.href).origin;
+  const SAME_ORIGIN = SERVER === location.origin;
+  const cfg = {
+    token: data.token || null,
+    user: data.user || null,
+    title: data.title || "Assistant",
+    open: data.open === "true",
+    serviceWorker: data.serviceWorker || (SAME_ORIGIN ? "/sw.js" : null),
+  };
+  // Local storage is per user: the token's subject (read, not trusted: the
+  // server checks the token), so a refreshed token keeps the same queue.
+  const subject = (token) => {
+    try {
+      return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub || "";
+    } catch { return ""; }
+  };
+  const who = cfg.token ? "t:" + subject(cfg.token) : "u:" + (cfg.user || "");
+  const STORE_KEY = "steward:" + SERVER + ":" + who;
+  const MAX_TEXT = 4000;
+  const PING_EVERY_MS = 25000;
+  const PONG_WITHIN_MS = 10000;
+
+  // ---------- small helpers ----------
+  const el = (tag, attrs, ...children) => {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children) if (c !== null && c !== undefined) node.append(c);
+    return node;
+  };
+  const saved = () => {
+    try { return JSON.parse(localStorage.getItem(STORE_KEY) || "{}"); } catch { return {}; }
+  };
+  const save = (patch) => {
+    try { localStorage.setItem(STORE_KEY, JSON.stringify({ ...saved(), ...patch })); } catch { /* private mode */ }
+  };
+  const authQuery = () => (cfg.token ? "" : cfg.user ? "user=" + encodeURIComponent(cfg.user) : "");
+  const api = async (method, path, body) => {
+    const q = authQuery();
+    const url = SERVER + path + (q ? (path.includes("?") ? "&" : "?") + q : "");
+    const headers = {};
+    if (cfg.token) headers.Authorization = "Bearer " + cfg.token;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+    if (!res.ok) {
+      const message = (json && json.error && json.error.message) || `the server answered ${res.status}`;
+      const error = new Error(message);
+      error.status = res.status;
+      error.body = json;
+      throw error;
+    }
+    return json;
+  };
+
+  // ---------- dates ----------
+  const DAY = 86400000;
+  const startOfDay = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate());
+  const calendarDays = (a, b) => Math.round((startOfDay(b) - startOfDay(a)) / DAY);
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const fullDate = (d) =>
+    d.toLocaleString(undefined, { weekday: "long", year: "numeric", month: "long", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  const shortDate = (d, now) =>
+    d.toLocaleDateString(undefined, d.getFullYear() === now.getFullYear()
+      ? { month: "short", day: "numeric" }
+      : { month: "short", day: "numeric", year: "numeric" });
+  /** "due Friday", "due tomorrow", "overdue 2 days"; `late` says overdue. */
+  function relativeDue(iso, terminal, now = new Date()) {
+    const due = new Date(iso);
+    const days = calendarDays(now, due);
+    if (!terminal && due < now) {
+      const late = -days;
+      return { text: late >= 1 ? `overdue ${plural(late, "day")}` : "overdue since " + due.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }), late: true };
+    }
+    let text;
+    if (days === 0) text = "due today";
+    else if (days === 1) text = "due tomorrow";
+    else if (days === -1) text = "due yesterday";
+    else if (days > 1 && days < 7) text = "due " + due.toLocaleDateString(undefined, { weekday: "long" });
+    else text = "due " + shortDate(due, now);
+    return { text, late: false };
+  }
+
+  // ---------- safe Markdown subset ----------
+  // Paragraphs, line breaks, # headings, - / * / 1. lists, ``` code blocks,
+  // `code`, **bold**, *em* / _em_, [links](https://…). Built as elements.
+  function inline(text, parent) {
+    const re = /(`[^`\n]+`)|(\*\*[^*\n]+\*\*)|(\*[^*\s][^*\n]*\*|_[^_\s][^_\n]*_)|(\[[^\]\n]+\]\((?:https?:\/\/|mailto:)[^)\s]+\))/g;
+    let last = 0;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      if (m.index > last) parent.append(text.slice(last, m.index));
+      const t = m[0];
+      if (m[1]) parent.append(el("code", { text: t.slice(1, -1) }));
+      else if (m[2]) inline(t.slice(2, -2), parent.appendChild(el("strong")));
+      else if (m[3]) inline(t.slice(1, -1), parent.appendChild(el("em")));
+      else {
+        const close = t.indexOf("](");
+        const href = t.slice(close + 2, -1);
+        parent.append(el("a", { href, target: "_blank", rel: "noopener noreferrer nofollow", text: t.slice(1, close) }));
+      }
+      last = m.index + t.length;
+    }
+    if (last < text.length) parent.append(text.slice(last));
+  }
+  function markdown(source) {
+    const root = el("div", { class: "md" });
+    const lines = String(source).replace(/\r\n?/g, "\n").split("\n");
+    let para = null;
+    let list = null;
+    const endBlocks = () => { para = null; list = null; };
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i];
+      if (/^```/.test(line)) {
+        endBlocks();
+        const code = [];
+        for (i++; i < lines.length && !/^```/.test(lines[i]); i++) code.push(lines[i]);
+        root.append(el("pre", {}, el("code", { text: code.join("\n") })));
+        continue;
+      }
+      if (!line.trim()) { endBlocks(); continue; }
+      const heading = /^(#{1,3})\s+(.*)$/.exec(line);
+      if (heading) {
+        endBlocks();
+        const h = el("p", { class: "md-h" + heading[1].length });
+        inline(heading[2], h.appendChild(el("strong")));
+        root.append(h);
+        continue;
+      }
+      const item = /^\s*(?:([-*•])|(\d{1,3})[.)])\s+(.*)$/.exec(line);
+      if (item) {
+        const tag = item[1] ? "ul" : "ol";
+        if (!list || list.tagName.toLowerCase() !== tag) {
+          para = null;
+          list = el(tag);
+          if (item[2] && item[2] !== "1") list.setAttribute("start", item[2]);
+          root.append(list);
+        }
+        const li = list.appendChild(el("li"));
+        const task = /^\[( |x|X)\]\s+(.*)$/.exec(item[3]); // "[ ] todo", "[x] done"
+        if (task) {
+          li.className = "task" + (task[1] === " " ? "" : " task-done");
+          li.append(el("span", { class: "box", "aria-hidden": "true", text: task[1] === " " ? "☐ " : "☑ " }),
+            el("span", { class: "visually-hidden", text: task[1] === " " ? "to do: " : "done: " }));
+        }
+        inline(task ? task[2] : item[3], li);
+        continue;
+      }
+      if (list && /^\s{2,}\S/.test(line)) { // continuation of a list item
+        const li = list.lastElementChild;
+        li.append(el("br"));
+        inline(line.trim(), li);
+        continue;
+      }
+      list = null;
+      if (!para) para = root.appendChild(el("p"));
+      else para.append(el("br"));
+      inline(line, para);
+    }
+    return root;
+  }
+
+  // ---------- state ----------
+  const state = {
+    socket: null,
+    status: "offline",
+    retry: 0,
+    retryTimer: null,
+    pingTimer: null,
+    pongTimer: null,
+    plans: new Map(), // id -> plan
+    proposals: new Map(), // id -> proposal view
+    planCards: new Map(), // id -> card element in the thread
+    proposalCards: new Map(), // id -> card element in the thread
+    notified: new Set(), // notification ids shown
+    streams: new Map(), // message id -> { bubble, text }
+    outgoing: [], // { id, text, status: queued|sent, after, el }
+    unread: 0,
+    open: false,
+    view: "chat",
+    lastServerAt: null,
+    resyncTimer: null,
+    counter: 0,
+    authError: null,
+    buffer: null, // frames held while resyncing
+  };
+
+  // ---------- DOM ----------
+  const host = el("div", { id: "steward-widget", "data-state": "offline" });
+  const root = host.attachShadow({ mode: "open" });
+  root.append(el("link", { rel: "stylesheet", href: SERVER + "/widget.css" }));
+
+  const badge = el("span", { class: "badge", hidden: true, "aria-hidden": "true" });
+  const launcher = el("button", {
+    class: "launcher", type: "button", "aria-expanded": "false", "aria-controls": "steward-panel",
+    "aria-label": "Open chat with " + cfg.title,
+    onclick: () => setOpen(!state.open),
+  }, el("span", { class: "launcher-icon", "aria-hidden": "true" }), badge);
+
+  const statusLine = el("span", { class: "status", role: "status", "aria-live": "polite", text: "offline" });
+  const tabs = {};
+  const tab = (name, label) => {
+    tabs[name] = el("button", {
+      class: "tab", type: "button", role: "tab", id: "steward-tab-" + name, "aria-controls": "steward-view-" + name,
+      "aria-selected": String(name === "chat"), tabindex: name === "chat" ? "0" : "-1", text: label,
+      onclick: () => showView(name),
+    });
+    return tabs[name];
+  };
+  const tablist = el("div", { class: "tabs", role: "tablist", "aria-label": "Views" },
+    tab("chat", "Chat"), tab("plans", "My plans"), tab("settings", "Settings"));
+  tablist.addEventListener("keydown", (e) => {
+    const order = ["chat", "plans", "settings"];
+    const at = order.indexOf(state.view);
+    if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
+      e.preventDefault();
+      const next = order[(at + (e.key === "ArrowRight" ? 1 : order.length - 1)) % order.length];
+      showView(next);
+      tabs[next].focus();
+    }
+  });
+  const closeButton = el("button", { class: "close", type: "button", "aria-label": "Close chat", onclick: () => setOpen(false) }, "×");
+
+  const thread = el("div", { class: "thread", role: "log", "aria-live": "polite", "aria-label": "Conversation", tabindex: "0" });
+  const EXAMPLE = "help me onboard Ana Souza, she starts December 1";
+  const empty = el("div", { class: "empty" }, el("p", { text: "Hi! Tell me about something you need to get done — for example:" }),
+    el("button", { type: "button", class: "example", text: "“" + EXAMPLE + "”", onclick: () => { input.value = EXAMPLE; input.focus(); } }));
+  thread.append(empty);
+  const input = el("textarea", {
+    rows: "1", maxlength: String(MAX_TEXT), placeholder: "Write a message…", "aria-label": "Message", autocomplete: "off",
+  });
+  const sendButton = el("button", { type: "submit", class: "send", text: "Send" });
+  const composer = el("form", { class: "composer" }, input, sendButton);
+  const chatView = el("div", { class: "view", id: "steward-view-chat", role: "tabpanel", "aria-labelledby": "steward-tab-chat" },
+    thread, composer);
+
+  const plansList = el("div", { class: "plans-list" });
+  const plansView = el("div", { class: "view", id: "steward-view-plans", role: "tabpanel", "aria-labelledby": "steward-tab-plans", hidden: true, tabindex: "0" },
+    el("h2", { text: "My plans" }), plansList);
+
+  const settingsView = el("div", { class: "view", id: "steward-view-settings", role: "tabpanel", "aria-labelledby": "steward-tab-settings", hidden: true, tabindex: "0" });
+
+  const panel = el("section", { class: "panel", id: "steward-panel", role: "dialog", "aria-label": cfg.title, hidden: true },
+    el("header", {}, el("div", { class: "title" }, el("h1", { text: cfg.title }), statusLine), tablist, closeButton),
+    chatView, plansView, settingsView);
+  root.append(launcher, panel);
+  panel.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") { e.stopPropagation(); setOpen(false); }
+  });
+
+  function setOpen(open) {
+    state.open = open;
+    panel.hidden = !open;
+    launcher.setAttribute("aria-expanded", String(open));
+    launcher.setAttribute("aria-label", (open ? "Close" : "Open") + " chat with " + cfg.title);
+    host.classList.toggle("is-open", open);
+    save({ open });
+    if (open) {
+      setUnread(0);
+      if (state.view === "chat") { input.focus(); scrollDown(); }
+    } else {
+      launcher.focus();
+    }
+  }
+
+  function showView(name) {
+    state.view = name;
+    for (const [n, t] of Object.entries(tabs)) {
+      t.setAttribute("aria-selected", String(n === name));
+      t.tabIndex = n === name ? 0 : -1;
+    }
+    chatView.hidden = name !== "chat";
+    plansView.hidden = name !== "plans";
+    settingsView.hidden = name !== "settings";
+    if (name === "plans") renderPlansView();
+    if (name === "settings") renderSettings();
+    if (name === "chat") scrollDown();
+  }
+
+  function setUnread(n) {
+    state.unread = n;
+    badge.hidden = n === 0;
+    badge.textContent = n > 9 ? "9+" : String(n);
+    launcher.setAttribute("aria-label", (state.open ? "Close" : "Open") + " chat with " + cfg.title +
+      (n ? `, ${plural(n, "unread notification")}` : ""));
+  }
+
+  function setStatus(status, detail) {
+    state.status = status;
+    host.dataset.state = status;
+    panel.dataset.state = status;
+    statusLine.textContent = detail || status;
+    sendButton.disabled = false;
+    for (const card of state.proposalCards.values()) syncProposalButtons(card);
+  }
+
+  const nearBottom = () => thread.scrollHeight - thread.scrollTop - thread.clientHeight < 80;
+  function scrollDown(force) {
+    if (force || nearBottom()) requestAnimationFrame(() => { thread.scrollTop = thread.scrollHeight; });
+  }
+  function append(node) {
+    empty.remove();
+    const stick = nearBottom();
+    thread.append(node);
+    if (stick) scrollDown(true);
+    return node;
+  }
+  const stamp = (at) => (at ? el("time", { datetime: at, title: fullDate(new Date(at)) }) : null);
+
+  // ---------- thread items ----------
+  function userBubble(text, at) {
+    return el("div", { class: "msg user" }, el("span", { class: "who visually-hidden", text: "You:" }), el("p", { class: "text", text }), stamp(at));
+  }
+  function assistantBubble(text, at) {
+    const li = el("div", { class: "msg assistant" }, el("span", { class: "who visually-hidden", text: cfg.title + ":" }), markdown(text), stamp(at));
+    return li;
+  }
+  const NOTIFICATION_LABEL = { due_soon: "Coming up", overdue: "Overdue", idle: "Checking in", reminder: "Reminder", missed: "While you were away" };
+  function notificationBubble(n) {
+    return el("div", { class: "msg notification kind-" + n.kind, "data-notification-id": n.id },
+      el("span", { class: "who", text: NOTIFICATION_LABEL[n.kind] || "Update" }), markdown(n.text), stamp(n.created_at));
+  }
+  function errorLine(text) {
+    return el("div", { class: "msg error", role: "alert" }, el("p", { text }));
+  }
+
+  // ---------- plan cards ----------
+  const STATUS_LABEL = { pending: "to do", in_progress: "in progress", completed: "done", failed: "failed", cancelled: "cancelled" };
+  const STATUS_ICON = { pending: "○", in_progress: "◐", completed: "✓", failed: "!", cancelled: "–" };
+  const terminal = (s) => s === "completed" || s === "cancelled";
+  function currentStep(plan) {
+    if (plan.status !== "active") return null;
+    const running = plan.steps.find((s) => s.status === "in_progress");
+    if (running) return running;
+    const byId = new Map(plan.steps.map((s) => [s.id, s]));
+    const ready = plan.steps.filter((s) => s.status === "pending" &&
+      (s.depends_on || []).every((d) => !byId.has(d) || terminal(byId.get(d).status)));
+    ready.sort((a, b) => (a.due_at ? Date.parse(a.due_at) : Infinity) - (b.due_at ? Date.parse(b.due_at) : Infinity));
+    return ready[0] || null;
+  }
+  function planCard(plan) {
+    const done = plan.steps.filter((s) => s.status === "completed").length;
+    const counted = plan.steps.filter((s) => s.status !== "cancelled").length;
+    const pct = counted ? Math.round((done / counted) * 100) : 0;
+    const current = currentStep(plan);
+    const byId = new Map(plan.steps.map((s) => [s.id, s]));
+    const steps = el("ol", { class: "steps" });
+    for (const step of plan.steps) {
+      const isCurrent = current && current.id === step.id;
+      const li = el("li", { class: `step st-${step.status}${isCurrent ? " current" : ""}`, "data-step-id": step.id,
+        "aria-current": isCurrent ? "step" : null },
+      el("span", { class: "icon", "aria-hidden": "true", text: STATUS_ICON[step.status] || "○" }),
+      el("span", { class: "step-body" },
+        el("span", { class: "step-title", text: step.title }),
+        el("span", { class: "step-status", text: STATUS_LABEL[step.status] || step.status })));
+      const body = li.lastChild;
+      if (step.due_at) {
+        const due = relativeDue(step.due_at, terminal(step.status) || step.status === "failed");
+        body.append(el("span", { class: "due" + (due.late ? " late" : ""), title: fullDate(new Date(step.due_at)), text: due.text }));
+      }
+      const waiting = (step.depends_on || []).map((d) => byId.get(d)).filter((d) => d && !terminal(d.status));
+      if (waiting.length && !terminal(step.status)) {
+        body.append(el("span", { class: "waits", text: "waits on " + waiting.map((d) => d.title).join(", ") }));
+      }
+      if (step.result) body.append(el("span", { class: "result", text: step.result }));
+      steps.append(li);
+    }
+    const closed = plan.status !== "active";
+    const statusText = plan.status === "active" ? `${done} / ${counted} done` : plan.status === "done" ? "done" : "cancelled";
+    const summary = el("summary", {},
+      el("span", { class: "plan-title", text: plan.title }),
+      el("span", { class: "plan-state", text: statusText }));
+    const fill = el("span");
+    fill.style.width = pct + "%"; // CSSOM, allowed under a strict style-src
+    const progress = el("div", { class: "progress" },
+      el("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": String(counted), "aria-valuenow": String(done),
+        "aria-label": `${done} of ${counted} steps done` }, fill),
+      el("span", { class: "count", text: `${pct}%` }));
+    const next = current ? el("p", { class: "next" }, "Next: ", el("strong", { text: current.title })) : null;
+    const details = el("details", { open: !closed }, summary, progress, next, steps);
+    return el("article", { class: `plan-card plan-${plan.status}`, "data-plan-id": plan.id, "aria-label": "Plan: " + plan.title }, details);
+  }
+  function refreshPlanCard(plan) {
+    const li = state.planCards.get(plan.id);
+    if (!li) return;
+    const wasOpen = li.querySelector("details")?.open;
+    const card = planCard(plan);
+    if (plan.status === "active" && wasOpen === false) card.querySelector("details").open = false;
+    li.replaceChildren(card);
+  }
+  /** Puts the plan's card at the end of the thread (or after `after`). */
+  function placePlanCard(planId, after) {
+    const plan = state.plans.get(planId);
+    if (!plan) return;
+    let li = state.planCards.get(planId);
+    if (!li) {
+      li = el("div", { class: "card-item" });
+      state.planCards.set(planId, li);
+    }
+    li.replaceChildren(planCard(plan));
+    if (after && after.parentNode === thread) after.after(li);
+    else { answerSlot(); append(li); }
+    reveal(li);
+  }
+  /** Scrolls the thread so the top of `li` is in view. */
+  function reveal(li) {
+    requestAnimationFrame(() => { thread.scrollTop = Math.max(0, li.offsetTop - 8); });
+  }
+
+  // ---------- proposals ----------
+  const fmtDay = (iso) => (iso ? shortDate(new Date(iso), new Date()) : "no date");
+  function stepName(proposal, id) {
+    const plan = proposal.plan_id && state.plans.get(proposal.plan_id);
+    const step = plan && plan.steps.find((s) => s.id === id);
+    return step ? step.title : id;
+  }
+  function changeLine(proposal, c) {
+    const name = (id) => stepName(proposal, id);
+    switch (c.kind) {
+      case "plan_created": return ["added", "+", `New plan: ${c.title}`];
+      case "plan_renamed": return ["changed", "~", `Rename plan “${c.from}” → “${c.to}”`];
+      case "plan_status": return ["changed", "~", `Plan ${c.from} → ${c.to}`];
+      case "step_added": return ["added", "+", c.step.title + (c.step.due_at ? ` (due ${fmtDay(c.step.due_at)})` : "")];
+      case "step_removed": return ["removed", "−", c.step.title];
+      case "step_due": return ["moved", "→", `${name(c.step)}: ${fmtDay(c.from)} → ${fmtDay(c.to)}`];
+      case "step_status": return ["changed", "~", `${name(c.step)}: ${STATUS_LABEL[c.from] || c.from} → ${STATUS_LABEL[c.to] || c.to}`];
+      case "step_title": return ["changed", "~", `Rename “${c.from}” → “${c.to}”`];
+      case "step_deps": return ["changed", "~", `${name(c.step)} waits on: ${(c.to || []).map(name).join(", ") || "nothing"}`];
+      case "step_result": return ["changed", "~", `${name(c.step)}: result “${c.to || ""}”`];
+      case "reordered": return ["moved", "↕", "Steps reordered: " + (c.to || []).map(name).join(", ")];
+      default: return ["changed", "~", c.kind];
+    }
+  }
+  const OUTCOME = {
+    accepted: "Confirmed ✓",
+    declined: "Declined",
+    stale: "Out of date: the plan changed after this was proposed, so it was not applied.",
+    superseded: "Replaced by a newer proposal.",
+  };
+  function proposalCard(p) {
+    const changes = el("ul", { class: "changes", "aria-label": "Changes" });
+    const created = (p.changes || []).find((c) => c.kind === "plan_created");
+    const plan = p.plan_id && state.plans.get(p.plan_id);
+    const headline = created ? `New plan: ${created.title}` : plan ? `Change “${plan.title}”` : "Change a plan";
+    for (const c of p.changes || []) {
+      if (c.kind === "plan_created") continue;
+      const [cls, sign, text] = changeLine(p, c);
+      changes.append(el("li", { class: "change " + cls }, el("span", { class: "sign", "aria-hidden": "true", text: sign }),
+        el("span", { class: "visually-hidden", text: cls + ": " }), el("span", { text })));
+    }
+    const card = el("article", { class: "proposal-card status-" + p.status, "data-proposal-id": p.id, "aria-label": "Proposal" },
+      el("p", { class: "kicker", text: p.status === "open" ? "Please confirm" : "Proposal" }),
+      el("h3", { class: "headline", text: headline }), changes);
+    // The summary says the same in words: in full when short, folded when long.
+    if ((p.changes || []).length <= 3) changes.before(markdown(p.summary));
+    else changes.after(el("details", { class: "in-words" }, el("summary", { text: "In words" }), markdown(p.summary)));
+    if (p.status === "open") {
+      const actions = el("div", { class: "actions" },
+        el("button", { type: "button", class: "confirm", text: "Confirm", onclick: () => decide(p.id, true) }),
+        el("button", { type: "button", class: "decline", text: "Decline", onclick: () => decide(p.id, false) }),
+        el("span", { class: "pending-note", role: "status" }));
+      card.append(actions);
+    } else {
+      card.append(el("p", { class: "outcome", role: "status", text: OUTCOME[p.status] || p.status }));
+    }
+    return card;
+  }
+  function syncProposalButtons(li) {
+    const busy = li.dataset.busy === "true";
+    for (const b of li.querySelectorAll(".actions button")) b.disabled = busy || state.status !== "online";
+    const note = li.querySelector(".pending-note");
+    if (note) note.textContent = busy ? "Sending…" : state.status !== "online" ? "Offline — answer once reconnected" : "";
+  }
+  function placeProposal(p) {
+    state.proposals.set(p.id, p);
+    let li = state.proposalCards.get(p.id);
+    const fresh = !li;
+    if (!li) {
+      li = el("div", { class: "card-item" });
+      state.proposalCards.set(p.id, li);
+    }
+    li.dataset.busy = "false";
+    li.replaceChildren(proposalCard(p));
+    syncProposalButtons(li);
+    if (fresh) { answerSlot(); append(li); }
+    // An accepted proposal shows its plan right below it.
+    if (p.status === "accepted" && p.plan_id && state.plans.has(p.plan_id) && !state.planCards.has(p.plan_id)) {
+      placePlanCard(p.plan_id, li);
+    }
+    return li;
+  }
+  function decide(id, accept) {
+    const li = state.proposalCards.get(id);
+    if (!send({ type: "confirm", proposal_id: id, accept })) return;
+    if (li) { li.dataset.busy = "true"; syncProposalButtons(li); }
+  }
+
+  // ---------- My plans ----------
+  async function renderPlansView() {
+    plansList.replaceChildren(el("p", { class: "muted", text: "Loading…" }));
+    let plans;
+    try {
+      plans = (await api("GET", "/api/plans?include_closed=true")).plans;
+    } catch (e) {
+      plans = [...state.plans.values()];
+      if (!plans.length) { plansList.replaceChildren(el("p", { class: "error", role: "alert", text: "Could not load your plans: " + e.message })); return; }
+    }
+    for (const p of plans) state.plans.set(p.id, p);
+    plansList.replaceChildren();
+    if (!plans.length) plansList.append(el("p", { class: "muted", text: "No plans yet. Tell me about a goal in the chat." }));
+    const order = { active: 0, done: 1, cancelled: 2 };
+    plans.sort((a, b) => order[a.status] - order[b.status] || Date.parse(b.updated_at) - Date.parse(a.updated_at));
+    for (const p of plans) plansList.append(planCard(p));
+  }
+
+  // ---------- settings ----------
+  const browserZone = (() => { try { return Intl.DateTimeFormat().resolvedOptions().timeZone; } catch { return null; } })();
+  async function renderSettings() {
+    settingsView.replaceChildren(el("h2", { text: "Settings" }), el("p", { class: "muted", text: "Loading…" }));
+    let prefs;
+    try {
+      prefs = await api("GET", "/api/preferences");
+    } catch (e) {
+      settingsView.replaceChildren(el("h2", { text: "Settings" }), el("p", { class: "error", role: "alert", text: "Could not load your settings: " + e.message }));
+      return;
+    }
+    const field = (label, control, hint) => el("label", { class: "field" }, el("span", { text: label }), control, hint ? el("small", { text: hint }) : null);
+    const zones = (() => { try { return Intl.supportedValuesOf("timeZone"); } catch { return []; } })();
+    const zoneList = el("datalist", { id: "steward-zones" }, ...zones.map((z) => el("option", { value: z })));
+    const tz = el("input", { name: "time_zone", list: "steward-zones", value: prefs.time_zone, autocomplete: "off", spellcheck: "false" });
+    const useBrowser = browserZone && browserZone !== prefs.time_zone
+      ? el("button", { type: "button", class: "link", text: `Use this device's zone (${browserZone})`, onclick: () => { tz.value = browserZone; } })
+      : null;
+    const email = el("input", { name: "email", type: "email", value: prefs.email || "", autocomplete: "email", placeholder: "you@example.com" });
+    const emailState = prefs.email ? (prefs.email_verified ? "verified" : "not verified yet: open the link we emailed you") : "";
+    const quietOn = el("input", { type: "checkbox", name: "quiet_on", checked: !!prefs.quiet_hours });
+    const quietStart = el("input", { type: "time", name: "quiet_start", value: prefs.quiet_hours ? prefs.quiet_hours.start : "22:00", "aria-label": "Quiet hours start" });
+    const quietEnd = el("input", { type: "time", name: "quiet_end", value: prefs.quiet_hours ? prefs.quiet_hours.end : "07:00", "aria-label": "Quiet hours end" });
+    const freq = el("select", { name: "digest_frequency" }, ...["off", "daily", "weekly"].map((f) => el("option", { value: f, selected: prefs.digest.frequency === f, text: f })));
+    const weekdays = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    const weekday = el("select", { name: "digest_weekday", "aria-label": "Digest day" },
+      ...weekdays.map((d) => el("option", { value: d, selected: (prefs.digest.weekday || "monday").toLowerCase().startsWith(d.slice(0, 3)), text: d[0].toUpperCase() + d.slice(1) })));
+    const dtime = el("input", { type: "time", name: "digest_time", value: prefs.digest.time || "08:00", "aria-label": "Digest time" });
+    const syncDigest = () => { weekday.disabled = freq.value !== "weekly"; dtime.disabled = freq.value === "off"; };
+    freq.addEventListener("change", syncDigest);
+    syncDigest();
+    const chEmail = el("input", { type: "checkbox", name: "channel_email", checked: prefs.channels.email });
+    const chPush = el("input", { type: "checkbox", name: "channel_push", checked: prefs.channels.push });
+    const result = el("p", { class: "result", role: "status", "aria-live": "polite" });
+    const pushNote = el("p", { class: "muted push-note", role: "status", "aria-live": "polite" });
+    const form = el("form", { class: "settings" },
+      el("fieldset", {}, el("legend", { text: "Email" }), field("Address", email, emailState)),
+      el("fieldset", {}, el("legend", { text: "Time" }), field("Time zone", tz), useBrowser, zoneList,
+        el("label", { class: "check" }, quietOn, " Quiet hours"),
+        el("div", { class: "row" }, quietStart, el("span", { text: "to" }), quietEnd)),
+      el("fieldset", {}, el("legend", { text: "Digest" }), field("How often", freq), el("div", { class: "row" }, weekday, dtime)),
+      el("fieldset", {}, el("legend", { text: "Channels" }),
+        el("label", { class: "check" }, chPush, " Browser notifications"),
+        el("label", { class: "check" }, chEmail, " Email"),
+        el("button", { type: "button", class: "secondary get-notified", text: "Get notified in this browser", onclick: () => enablePush(pushNote, prefs.push_public_key) }),
+        pushNote),
+      el("div", { class: "actions" }, el("button", { type: "submit", text: "Save" })),
+      result,
+      el("p", { class: "muted" }, el("a", { href: prefs.calendar_url, target: "_blank", rel: "noopener noreferrer", text: "Add my due dates to a calendar (iCal feed)" })));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const update = {
+        time_zone: tz.value.trim(),
+        email: email.value.trim() || null,
+        quiet_hours: quietOn.checked ? { start: quietStart.value, end: quietEnd.value } : null,
+        digest: freq.value === "off" ? { frequency: "off" }
+          : freq.value === "weekly" ? { frequency: "weekly", weekday: weekday.value, time: dtime.value }
+            : { frequency: "daily", time: dtime.value },
+        channels: { push: chPush.checked, email: chEmail.checked },
+      };
+      result.className = "result";
+      result.textContent = "Saving…";
+      try {
+        const next = await api("PUT", "/api/preferences", update);
+        result.textContent = "Saved." + (next.email && !next.email_verified ? ` We sent a link to ${next.email} to confirm the address.` : "");
+      } catch (err) {
+        result.className = "result error";
+        result.textContent = "Not saved: " + err.message;
+      }
+    });
+    settingsView.replaceChildren(el("h2", { text: "Settings" }), form);
+  }
+  const b64ToBytes = (s) => {
+    const raw = atob((s + "=".repeat((4 - (s.length % 4)) % 4)).replace(/-/g, "+").replace(/_/g, "/"));
+    return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+  };
+  async function enablePush(note, key) {
+    const say = (t) => { note.textContent = t; };
+    if (!cfg.serviceWorker) return say("Browser notifications need the host page to serve steward's service worker (data-service-worker).");
+    if (!("serviceWorker" in navigator) || !("PushManager" in window) || !("Notification" in window)) {
+      return say("This browser can't receive push notifications; you will still get them here and by email.");
+    }
+    try {
+      const permission = await Notification.requestPermission();
+      if (permission !== "granted") return say("Notifications are blocked for this site; allow them in the browser's site settings.");
+      say("Setting up…");
+      await navigator.serviceWorker.register(cfg.serviceWorker);
+      const reg = await navigator.serviceWorker.ready;
+      const publicKey = key || (await api("GET", "/api/push/key")).public_key;
+      let sub = await reg.pushManager.getSubscription();
+      if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64ToBytes(publicKey) });
+      const json = sub.toJSON();
+      await api("POST", "/api/push/subscribe", { endpoint: json.endpoint, keys: json.keys });
+      say("Browser notifications are on for this device.");
+    } catch (e) {
+      say("Could not turn on browser notifications: " + (e.message || e));
+    }
+  }
+
+  // ---------- the connection ----------
+  function socketUrl() {
+    const u = new URL(SERVER + "/ws");
+    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    if (cfg.token) u.searchParams.set("token", cfg.token);
+    else if (cfg.user) u.searchParams.set("user", cfg.user);
+    return u.toString();
+  }
+  function send(frame) {
+    const s = state.socket;
+    if (!s || s.readyState !== WebSocket.OPEN || state.status !== "online") return false;
+    s.send(JSON.stringify(frame));
+    return true;
+  }
+  function connect() {
+    clearTimeout(state.retryTimer);
+    if (state.socket) return;
+    setStatus("connecting", state.retry ? "reconnecting…" : "connecting…");
+    let socket;
+    try {
+      socket = new WebSocket(socketUrl());
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    state.socket = socket;
+    socket.onmessage = (e) => {
+      let frame;
+      try { frame = JSON.parse(e.data); } catch { return; }
+      onFrame(frame);
+    };
+    socket.onclose = (e) => {
+      if (state.socket !== socket) return;
+      state.socket = null;
+      clearInterval(state.pingTimer);
+      clearTimeout(state.pongTimer);
+      for (const o of state.outgoing) if (o.status === "sent") markOutgoing(o, "unsure");
+      scheduleReconnect(e.code);
+    };
+    socket.onerror = () => { /* onclose follows */ };
+  }
+  async function scheduleReconnect(code) {
+    state.retry += 1;
+    // 1 s, 2 s, 4 s … capped at 30 s, with jitter so a restarted server is
+    // not hit by every widget at once.
+    const base = Math.min(30000, 1000 * 2 ** Math.min(state.retry - 1, 5));
+    const wait = Math.round(base / 2 + Math.random() * base / 2);
+    setStatus("offline", `offline — retrying in ${Math.ceil(wait / 1000)} s`);
+    state.retryTimer = setTimeout(connect, wait);
+    if (state.retry >= 2 && code === 1006) {
+      // A refused upgrade looks like a dropped connection; REST says why.
+      try {
+        await api("GET", "/api/preferences");
+      } catch (e) {
+        if (e.status === 401 || e.status === 403 || e.status === 400) {
+          setStatus("offline", "can't sign in: " + e.message);
+        }
+      }
+    }
+  }
+  function startHeartbeat() {
+    clearInterval(state.pingTimer);
+    state.pingTimer = setInterval(() => {
+      if (!send({ type: "ping" })) return;
+      clearTimeout(state.pongTimer);
+      state.pongTimer = setTimeout(() => { // no answer: the connection is dead
+        if (state.socket) state.socket.close();
+      }, PONG_WITHIN_MS);
+    }, PING_EVERY_MS);
+  }
+
+  function onFrame(frame) {
+    // Frames that arrive while the thread is rebuilt are applied after it.
+    if (state.buffer && frame.type !== "pong") { state.buffer.push(frame); return undefined; }
+    switch (frame.type) {
+      case "ready": return onReady(frame);
+      case "delta": return onDelta(frame);
+      case "reply": return onReply(frame);
+      case "plan": return onPlan(frame.plan, frame.shown);
+      case "proposal": return placeProposal(frame.proposal);
+      case "notification": return onNotification(frame.notification, true);
+      case "error": return onError(frame);
+      case "pong": clearTimeout(state.pongTimer); return undefined;
+      default: return undefined;
+    }
+  }
+
+  async function onReady(frame) {
+    state.retry = 0;
+    state.authError = null;
+    for (const p of frame.plans || []) state.plans.set(p.id, p);
+    setStatus("resyncing", "syncing…");
+    state.buffer = [];
+    await resync();
+    // What waited while no socket was open counts as unread.
+    const waited = frame.notifications || [];
+    for (const n of waited) onNotification(n, false);
+    if (waited.length && (!state.open || document.hidden)) setUnread(state.unread + waited.length);
+    const buffered = state.buffer;
+    state.buffer = null;
+    for (const f of buffered) onFrame(f);
+    setStatus("online", "online");
+    startHeartbeat();
+    flushOutgoing();
+  }
+
+  /** Rebuilds the thread from the server's record of the conversation. */
+  async function resync() {
+    let body;
+    try {
+      body = await api("GET", "/api/conversation?limit=200");
+    } catch (e) {
+      append(errorLine("Could not load the conversation: " + e.message));
+      return;
+    }
+    for (const p of body.plans) state.plans.set(p.id, p);
+    const proposals = new Map(body.proposals.map((p) => [p.id, p]));
+    const streaming = [...state.streams.values()].map((s) => s.bubble);
+    thread.replaceChildren();
+    state.planCards.clear();
+    state.proposalCards.clear();
+    state.notified.clear();
+    if (!body.items.length) thread.append(empty);
+    // A card is shown where the plan was last shown.
+    const lastShown = new Map();
+    body.items.forEach((item, i) => { if (item.kind === "plan") lastShown.set(item.plan_id, i); });
+    body.items.forEach((item, i) => {
+      switch (item.kind) {
+        case "user": append(userBubble(item.text, item.at)); break;
+        case "assistant": append(assistantBubble(item.text, item.at)); break;
+        case "notification": onNotification(item.notification, false); break;
+        case "plan": if (lastShown.get(item.plan_id) === i) placePlanCard(item.plan_id); break;
+        case "proposal": {
+          const p = proposals.get(item.proposal_id);
+          if (p && !state.proposalCards.has(p.id)) placeProposal(p);
+          break;
+        }
+        default: break;
+      }
+    });
+    const last = body.items[body.items.length - 1];
+    state.lastServerAt = last ? last.at : null;
+    // Messages the server has now are no longer ours to send.
+    const serverUser = body.items.filter((x) => x.kind === "user");
+    for (const o of [...state.outgoing]) {
+      if (o.status === "queued") continue;
+      const landed = serverUser.some((x) => x.text === o.text && (!o.after || x.at > o.after));
+      if (landed) dropOutgoing(o);
+      else markOutgoing(o, "queued"); // never arrived: send again
+    }
+    for (const o of state.outgoing) append(o.el);
+    for (const b of streaming) if (!b.isConnected) append(b);
+    scrollDown(true);
+    // The last message is still being answered (the reply went to a socket
+    // that closed): look again shortly.
+    clearTimeout(state.resyncTimer);
+    if (last && last.kind === "user" && !state.streams.size && !state.outgoing.length) {
+      state.resyncTimer = setTimeout(() => { if (state.status === "online") resync(); }, 3000);
+    }
+  }
+
+  function onPlan(plan, shown) {
+    state.plans.set(plan.id, plan);
+    if (shown) placePlanCard(plan.id);
+    else if (state.planCards.has(plan.id)) refreshPlanCard(plan);
+    else {
+      const from = [...state.proposals.values()].find((p) => p.plan_id === plan.id && p.status === "accepted");
+      if (from && state.proposalCards.has(from.id)) placePlanCard(plan.id, state.proposalCards.get(from.id));
+    }
+    if (state.view === "plans") renderPlansView();
+  }
+
+  function onNotification(n, live) {
+    if (state.notified.has(n.id)) return;
+    state.notified.add(n.id);
+    append(notificationBubble(n));
+    if (live && (!state.open || document.hidden)) setUnread(state.unread + 1);
+  }
+
+  function streamFor(id) {
+    let s = state.streams.get(id);
+    if (!s) {
+      const bubble = el("div", { class: "msg assistant streaming", "aria-busy": "true" }, el("span", { class: "who visually-hidden", text: cfg.title + ":" }), el("div", { class: "md" }));
+      const o = state.outgoing.find((x) => x.id === id);
+      if (o && o.el.isConnected) o.el.after(bubble); else append(bubble);
+      s = { bubble, text: "" };
+      state.streams.set(id, s);
+    }
+    return s;
+  }
+  /** Cards a turn produces go below its answer: make room for the answer. */
+  function answerSlot() {
+    const waiting = state.outgoing.find((o) => o.status === "sent");
+    if (waiting && state.status === "online") streamFor(waiting.id);
+  }
+  function onDelta(f) {
+    const s = streamFor(f.reply_to);
+    s.text += f.text;
+    s.bubble.children[1].replaceWith(markdown(s.text));
+    scrollDown();
+    const o = state.outgoing.find((x) => x.id === f.reply_to);
+    if (o) dropOutgoing(o, true);
+  }
+  function onReply(f) {
+    const s = streamFor(f.reply_to);
+    s.bubble.children[1].replaceWith(markdown(f.text));
+    s.bubble.classList.remove("streaming");
+    s.bubble.setAttribute("aria-busy", "false");
+    s.bubble.append(stamp(new Date().toISOString()));
+    state.streams.delete(f.reply_to);
+    const o = state.outgoing.find((x) => x.id === f.reply_to);
+    if (o) dropOutgoing(o, true);
+    scrollDown();
+  }
+  function onError(f) {
+    if (f.reply_to) {
+      const o = state.outgoing.find((x) => x.id === f.reply_to);
+      const s = state.streams.get(f.reply_to);
+      if (s) { s.bubble.remove(); state.streams.delete(f.reply_to); }
+      if (o) {
+        dropOutgoing(o, true);
+        const retry = f.code === "rate_limited" || f.code === "busy" || f.code === "model_unavailable";
+        const line = errorLine(f.message);
+        if (retry) {
+          line.append(el("button", { type: "button", class: "link", text: "Send again", onclick: () => { line.remove(); queueMessage(o.text, true); } }));
+        }
+        o.el.after(line);
+        return;
+      }
+    }
+    if (f.code === "proposal_not_found" || f.code === "proposal_stale") {
+      for (const li of state.proposalCards.values()) { li.dataset.busy = "false"; syncProposalButtons(li); }
+    }
+    append(errorLine(f.message));
+  }
+
+  // ---------- sending ----------
+  function persistQueue() {
+    save({ queue: state.outgoing.map((o) => ({ id: o.id, text: o.text, after: o.after })) });
+  }
+  function markOutgoing(o, status) {
+    o.status = status;
+    o.el.dataset.status = status;
+    const label = { queued: "waiting to send", sent: "sent", unsure: "checking…" }[status] || "";
+    o.el.querySelector(".delivery").textContent = label;
+  }
+  function dropOutgoing(o, keepBubble) {
+    state.outgoing = state.outgoing.filter((x) => x !== o);
+    o.el.removeAttribute("data-status");
+    const d = o.el.querySelector(".delivery");
+    if (d) d.remove();
+    if (!keepBubble) o.el.remove();
+    persistQueue();
+  }
+  function queueMessage(text, now) {
+    const id = `w${Date.now().toString(36)}-${(state.counter++).toString(36)}`;
+    const bubble = userBubble(text, null);
+    bubble.append(el("span", { class: "delivery" }));
+    const o = { id, text, status: "queued", after: state.lastServerAt, el: bubble };
+    state.outgoing.push(o);
+    markOutgoing(o, "queued");
+    append(bubble);
+    scrollDown(true);
+    persistQueue();
+    if (now) flushOutgoing();
+  }
+  function flushOutgoing() {
+    for (const o of state.outgoing) {
+      if (o.status !== "queued") continue;
+      if (!send({ type: "message", id: o.id, text: o.text })) return;
+      markOutgoing(o, "sent");
+    }
+  }
+  composer.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    queueMessage(text, true);
+    input.value = "";
+    autosize();
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      composer.requestSubmit();
+    }
+  });
+  const autosize = () => {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 140) + "px";
+  };
+  input.addEventListener("input", autosize);
+
+  // Messages typed before a reload (offline, or never answered) come back.
+  for (const q of saved().queue || []) {
+    const bubble = userBubble(q.text, null);
+    bubble.append(el("span", { class: "delivery" }));
+    const o = { id: q.id, text: q.text, status: "unsure", after: q.after, el: bubble };
+    state.outgoing.push(o);
+    markOutgoing(o, "unsure");
+    append(bubble);
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && state.open) setUnread(0);
+    if (!document.hidden && !state.socket) connect();
+  });
+  window.addEventListener("online", () => { if (!state.socket) { state.retry = 0; connect(); } });
+
+  function mount() {
+    document.body.append(host);
+    const remembered = saved().open;
+    if (cfg.open || remembered) setOpen(true);
+    connect();
+  }
+  if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
+
+  // A small API for the host page.
+  window.Steward = {
+    open: () => setOpen(true),
+    close: () => setOpen(false),
+    /** Replaces an expiring token; reconnects with it if the socket is down. */
+    setToken: (token) => {
+      cfg.token = String(token);
+      if (!state.socket) { state.retry = 0; connect(); }
+    },
+    send: (text) => { if (String(text).trim()) { setOpen(true); queueMessage(String(text).trim().slice(0, MAX_TEXT), true); } },
+    get state() { return state.status; },
+  };
+})();

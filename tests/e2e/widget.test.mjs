@@ -1,0 +1,421 @@
+// End-to-end tests of the widget in real headless Chromium (Debian's
+// package) driven by playwright-core, against the real steward binary in
+// loopback dev mode with the offline engine. Run by `cargo test` through
+// tests/it/browser.rs, which runs setup.sh first; or by hand:
+//   E2E_STEWARD_BIN=target/debug/steward node --test tests/e2e/
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createServer } from "node:http";
+import { chromium } from "playwright-core";
+
+const BIN = process.env.E2E_STEWARD_BIN;
+const CHROMIUM = process.env.E2E_CHROMIUM || "/usr/bin/chromium";
+const SHOTS = process.env.E2E_SCREENSHOTS || join(tmpdir(), "steward-screenshots");
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const ROOT = resolve(fileURLToPath(import.meta.url), "../../..");
+const WAIT = 20000; // generous: the whole test suite shares two cores
+assert.ok(BIN, "E2E_STEWARD_BIN must point at the steward binary");
+mkdirSync(SHOTS, { recursive: true });
+
+const dataDir = mkdtempSync(join(tmpdir(), "steward-e2e-"));
+let server = null;
+let base = null;
+let browser = null;
+
+/** Starts steward on `addr`; resolves with its base URL once it listens. */
+function startServer(addr) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, ["serve", "--addr", addr, "--data", dataDir], {
+      cwd: ROOT, // the defaults: static/, prompts/, templates/
+      env: { ...process.env, RUST_LOG: "warn" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const timer = setTimeout(() => reject(new Error("steward did not start within 30 s")), 30000);
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const m = /steward listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) { clearTimeout(timer); resolve({ child, url: m[1] }); }
+    });
+    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`steward exited with ${code}: ${out}`)); });
+  });
+}
+async function restartOnSamePort() {
+  const port = new URL(base).port;
+  // The port was just freed; another process could take it, so retry briefly.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      server = (await startServer(`127.0.0.1:${port}`)).child;
+      return;
+    } catch (e) {
+      if (attempt >= 20) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+function killServer() {
+  return new Promise((resolve) => {
+    if (!server || server.exitCode !== null) return resolve();
+    server.removeAllListeners("exit");
+    server.once("exit", () => resolve());
+    server.kill("SIGKILL");
+  });
+}
+
+before(async () => {
+  const started = await startServer("127.0.0.1:0");
+  server = started.child;
+  base = started.url;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // Without the background-networking flags Chromium keeps dialling
+    // Google hosts that this machine's closed network refuses.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  await killServer();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** A fresh browser profile (its own storage) on the demo page as `user`. */
+async function openDemo(user, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1180, height: 820 }, ...options });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(e.message));
+  page.on("dialog", (d) => { problems.push("dialog: " + d.message()); d.dismiss(); });
+  await page.goto(`${base}/?user=${user}`);
+  const w = page.locator("#steward-widget");
+  await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  return { context, page, w, problems };
+}
+const shot = (page, name) => page.screenshot({ path: join(SHOTS, name + ".png") });
+async function say(w, text) {
+  const box = w.getByRole("textbox", { name: "Message" });
+  await box.fill(text);
+  await box.press("Enter");
+}
+/** Thread items as compact text, for comparing whole conversations. */
+async function threadText(w) {
+  return w.locator(".thread > *").evaluateAll((items) => items.map((li) => {
+    if (li.querySelector(".plan-card")) return "plan:" + li.querySelector(".plan-card").dataset.planId;
+    if (li.querySelector(".proposal-card")) return "proposal:" + li.querySelector(".proposal-card").dataset.proposalId + ":" + li.querySelector(".outcome, .actions")?.textContent.trim();
+    return [...li.classList].join(".") + ":" + (li.querySelector(".text, .md")?.textContent ?? li.textContent).trim();
+  }));
+}
+
+let ana; // the first user's page, kept open across tests
+
+test("a goal becomes a proposal; Confirm shows the plan card with its steps and due dates", async () => {
+  ana = await openDemo("ana-e2e");
+  const { w, page } = ana;
+  await shot(page, "01-demo-page");
+  await say(w, "help me onboard Ana Souza, she starts December 1");
+  const proposal = w.locator(".proposal-card");
+  await proposal.waitFor({ timeout: WAIT });
+  await assert.doesNotReject(proposal.getByText("New plan: Onboard Ana Souza").waitFor({ timeout: WAIT }));
+  const added = await proposal.locator(".change.added").count();
+  assert.ok(added >= 5, `the diff lists the steps being added (${added})`);
+  await shot(page, "02-proposal");
+
+  await proposal.getByRole("button", { name: "Confirm" }).click();
+  await proposal.locator(".outcome").getByText("Confirmed").waitFor({ timeout: WAIT });
+  assert.equal(await proposal.getByRole("button", { name: "Confirm" }).count(), 0, "an answered proposal has no live buttons");
+  const card = w.locator(".thread .plan-card");
+  await card.waitFor({ timeout: WAIT });
+  assert.equal(await card.locator(".plan-title").textContent(), "Onboard Ana Souza");
+  const steps = card.locator(".step");
+  assert.ok((await steps.count()) >= 5);
+  assert.match(await card.locator(".plan-state").textContent(), /^0 \/ \d+ done$/);
+  const dues = await card.locator(".due").allTextContents();
+  assert.ok(dues.length >= 5 && dues.every((d) => /^(due |overdue )/.test(d)), `relative due dates: ${dues}`);
+  assert.equal(await card.locator(".step.current").count(), 1, "the current step stands out");
+  assert.ok((await card.locator(".waits").count()) >= 1, "steps say what they wait on");
+  await card.evaluate((el) => el.scrollIntoView());
+  await shot(page, "03-plan-card");
+  assert.deepEqual(ana.problems, []);
+});
+
+test("“show my onboarding plan” shows the card in the thread; My plans lists it", async () => {
+  const { w, page } = ana;
+  const before = await w.locator(".thread > *").count();
+  await say(w, "show my onboarding plan");
+  // The card moves to the end of the thread, after the question.
+  await page.waitForFunction(
+    (n) => {
+      const items = document.querySelector("#steward-widget").shadowRoot.querySelectorAll(".thread > *");
+      return items.length > n && [...items].slice(-3).some((li) => li.querySelector(".plan-card"));
+    },
+    before, { timeout: WAIT });
+  assert.equal(await w.locator(".thread .plan-card").count(), 1, "one card per plan, updated in place");
+  await shot(page, "04-show-plan");
+
+  await w.getByRole("tab", { name: "My plans" }).click();
+  await w.locator("#steward-view-plans .plan-card").first().waitFor({ timeout: WAIT });
+  assert.equal(await w.locator("#steward-view-plans .plan-title").first().textContent(), "Onboard Ana Souza");
+  await shot(page, "05-my-plans");
+  await w.getByRole("tab", { name: "Chat" }).click();
+});
+
+test("marking a step done updates the card's progress in place", async () => {
+  const { w } = ana;
+  await say(w, "mark order laptop and equipment for ana souza as done");
+  const card = w.locator(".thread .plan-card");
+  await card.locator(".plan-state").getByText(/^1 \/ \d+ done$/).waitFor({ timeout: WAIT });
+  assert.equal(await card.locator(".step.st-completed").count(), 1);
+  assert.equal(await w.locator(".thread .plan-card").count(), 1);
+});
+
+test("a reload shows the same conversation and plan", async () => {
+  const { w, page } = ana;
+  const beforeReload = await threadText(w);
+  await page.reload();
+  await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  await w.locator(".thread .plan-card").waitFor({ timeout: WAIT });
+  assert.deepEqual(await threadText(w), beforeReload);
+  assert.match(await w.locator(".thread .plan-card .plan-state").textContent(), /^1 \/ \d+ done$/);
+});
+
+test("after the server is killed and restarted the widget reconnects, resyncs and sends what was typed offline", async () => {
+  const { w, page } = ana;
+  const beforeKill = await threadText(w);
+  await killServer();
+  await w.locator(".panel[data-state=offline]").waitFor({ timeout: WAIT });
+  assert.match(await w.locator(".status").textContent(), /offline/);
+  await say(w, "list my plans");
+  await w.locator(".msg.user[data-status=queued]").waitFor({ timeout: WAIT });
+  await shot(page, "06-offline");
+
+  await restartOnSamePort();
+  await w.locator(".panel[data-state=online]").waitFor({ timeout: 60000 });
+  // The queued message went out once and got one answer.
+  await page.waitForFunction(() => {
+    const root = document.querySelector("#steward-widget").shadowRoot;
+    const items = [...root.querySelectorAll(".thread > *")];
+    const asked = items.findIndex((li) => li.classList.contains("user") && li.textContent.includes("list my plans"));
+    return asked >= 0 && !items[asked].dataset.status && items.slice(asked + 1).some((li) => li.classList.contains("assistant") && !li.classList.contains("streaming"));
+  }, null, { timeout: WAIT });
+  const now = await threadText(w);
+  assert.deepEqual(now.slice(0, beforeKill.length), beforeKill, "nothing lost or duplicated");
+  assert.equal(now.filter((t) => t.includes("list my plans")).length, 1, "the offline message was sent exactly once");
+  // The server's own record agrees.
+  const res = await page.request.get(`${base}/api/conversation?user=ana-e2e`);
+  const body = await res.json();
+  assert.equal(body.items.filter((i) => i.kind === "user" && i.text === "list my plans").length, 1);
+  await shot(page, "07-reconnected");
+});
+
+test("axe finds no WCAG 2.1 A/AA problems in the chat (with cards), My plans and Settings", async () => {
+  const { w, page } = ana;
+  for (const view of ["Chat", "My plans", "Settings"]) {
+    await w.getByRole("tab", { name: view }).click();
+    if (view === "Settings") await w.getByRole("button", { name: "Save" }).waitFor({ timeout: WAIT });
+    if (view === "My plans") await w.locator("#steward-view-plans .plan-card").first().waitFor({ timeout: WAIT });
+    await page.addScriptTag({ content: AXE });
+    const violations = await page.evaluate(async () => {
+      const result = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
+      return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+    });
+    assert.deepEqual(violations, [], `${view}: ${violations.join("; ")}`);
+  }
+  await w.getByRole("tab", { name: "Chat" }).click();
+});
+
+test("a second user in another browser context sees none of the first user's plans", async () => {
+  const bob = await openDemo("bob-e2e");
+  const { w, page } = bob;
+  assert.equal(await w.locator(".thread .plan-card, .thread .proposal-card, .thread .msg").count(), 0);
+  await w.getByRole("tab", { name: "My plans" }).click();
+  await w.getByText("No plans yet").waitFor({ timeout: WAIT });
+  const res = await page.request.get(`${base}/api/plans/p1?user=bob-e2e`);
+  assert.equal(res.status(), 404, "another user's plan id is simply not found");
+  await bob.context.close();
+});
+
+test("Markdown and HTML in step titles and messages show as text", async () => {
+  const eve = await openDemo("eve-e2e");
+  const { w, page } = eve;
+  await page.evaluate(() => { window.__owned = false; });
+  await say(w, "help me onboard Eve Stone, she starts December 1");
+  const proposal = w.locator(".proposal-card");
+  await proposal.waitFor({ timeout: WAIT });
+  await proposal.getByRole("button", { name: "Confirm" }).click();
+  await w.locator(".thread .plan-card").waitFor({ timeout: WAIT });
+  const hostile = "<img src=x onerror=\"window.__owned=true\"> **bold** [click](javascript:alert(1))";
+  await say(w, `add a step: ${hostile} by Dec 3`);
+  const title = w.locator(".thread .plan-card .step-title", { hasText: "<img" });
+  await title.waitFor({ timeout: WAIT });
+  assert.ok((await title.textContent()).includes("<img src=x"), "the title is shown as typed");
+  const card = w.locator(".thread .plan-card");
+  assert.equal(await card.locator("img, strong:has-text('bold'), a").count(), 0, "no markup in the card");
+  assert.equal(await w.locator(".thread img, .thread a[href^=javascript], .thread [onerror]").count(), 0,
+    "model text is Markdown at most: no HTML, no script links");
+  await say(w, "<script>window.__owned=true</script> hello **there**");
+  await w.locator(".msg.user", { hasText: "<script>" }).waitFor({ timeout: WAIT });
+  assert.equal(await page.evaluate(() => window.__owned), false);
+  assert.equal(await w.locator(".thread script").count(), 0);
+  assert.deepEqual(eve.problems, []);
+  await eve.context.close();
+});
+
+test("notifications arrive in the thread and as an unread badge while the panel is closed", async () => {
+  const { w, page } = ana;
+  await w.getByRole("button", { name: "Close chat" }).first().click();
+  assert.equal(await w.locator(".panel").isHidden(), true);
+  await page.evaluate(() => window.Steward.send("remind me in 1 minute to call the IT desk"));
+  // Steward.send opens the panel; close it again so the badge counts.
+  await w.locator(".msg.assistant", { hasText: /remind/i }).last().waitFor({ timeout: WAIT });
+  await page.evaluate(() => window.Steward.close());
+  await w.locator(".badge:not([hidden])").waitFor({ timeout: 90000 });
+  assert.equal(await w.locator(".badge").textContent(), "1");
+  assert.match(await w.locator(".launcher").getAttribute("aria-label"), /1 unread notification/);
+  await shot(page, "08-badge");
+  await w.locator(".launcher").click();
+  await w.locator(".msg.notification", { hasText: /IT desk/ }).waitFor({ timeout: WAIT });
+  assert.equal(await w.locator(".badge").isHidden(), true);
+  await shot(page, "09-notification");
+  // After a reload it is still there, once.
+  await page.reload();
+  await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  await w.locator(".msg.notification", { hasText: /IT desk/ }).waitFor({ timeout: WAIT });
+  assert.equal(await w.locator(".thread > *", { hasText: /^Reminder.*IT desk/ }).count(), 1);
+});
+
+test("settings: the detected time zone, email, quiet hours and digest are saved; bad input is explained", async () => {
+  const context = await browser.newContext({ timezoneId: "Europe/Berlin", viewport: { width: 1180, height: 820 } });
+  const page = await context.newPage();
+  await page.goto(`${base}/?user=settings-e2e`);
+  const w = page.locator("#steward-widget");
+  await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  await w.getByRole("tab", { name: "Settings" }).click();
+  await w.getByRole("button", { name: /Use this device's zone \(Europe\/Berlin\)/ }).click();
+  await w.getByLabel("Address").fill("settings@example.com");
+  await w.getByLabel("Quiet hours", { exact: true }).check();
+  await w.getByLabel("How often").selectOption("weekly");
+  await w.getByLabel("Digest day").selectOption("friday");
+  await w.getByLabel("Digest time").fill("17:30");
+  await w.getByRole("button", { name: "Save" }).click();
+  await w.getByText(/^Saved\./).waitFor({ timeout: WAIT });
+  await shot(page, "10-settings");
+  const prefs = await (await page.request.get(`${base}/api/preferences?user=settings-e2e`)).json();
+  assert.equal(prefs.time_zone, "Europe/Berlin");
+  assert.equal(prefs.email, "settings@example.com");
+  assert.deepEqual(prefs.quiet_hours, { start: "22:00", end: "07:00" });
+  assert.equal(prefs.digest.frequency, "weekly");
+  assert.equal(prefs.digest.time, "17:30");
+
+  await w.getByLabel("Time zone").fill("Mars/Olympus_Mons");
+  await w.getByRole("button", { name: "Save" }).click();
+  await w.getByText(/Not saved: .*time_zone/).waitFor({ timeout: WAIT });
+  const after = await (await page.request.get(`${base}/api/preferences?user=settings-e2e`)).json();
+  assert.equal(after.time_zone, "Europe/Berlin", "a refused update changes nothing");
+  await context.close();
+});
+
+test("“Get notified” registers the service worker and a push subscription", async () => {
+  // Chromium's push service is Google's, unreachable here; the browser's
+  // PushManager.subscribe is replaced by one returning a subscription at a
+  // loopback endpoint. Everything on steward's side is real.
+  const context = await browser.newContext({ viewport: { width: 1180, height: 820 } });
+  await context.grantPermissions(["notifications"], { origin: base });
+  await context.addInitScript(() => {
+    if (!self.PushManager) return;
+    PushManager.prototype.getSubscription = async () => null;
+    PushManager.prototype.subscribe = async function () {
+      return { toJSON: () => ({ endpoint: "http://127.0.0.1:9/push/abc", keys: {
+        p256dh: "BIljijQNHySUnRf_NenrHk6iU-M4d2e8cgPQJn10mY5uIERkJUgIvFWC17D-OAsVFNWhkdjRYugchBt72UhIixY",
+        auth: "-ltpHFHuK8lE9pcVRfyU2w" } }) };
+    };
+  });
+  const page = await context.newPage();
+  await page.goto(`${base}/?user=push-e2e`);
+  const w = page.locator("#steward-widget");
+  await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  await w.getByRole("tab", { name: "Settings" }).click();
+  await w.getByRole("button", { name: "Get notified in this browser" }).click();
+  await w.getByText("Browser notifications are on for this device.").waitFor({ timeout: WAIT });
+  const registered = await page.evaluate(async () => (await navigator.serviceWorker.getRegistration())?.active?.scriptURL);
+  assert.equal(registered, `${base}/sw.js`);
+  await context.close();
+});
+
+test("the widget embeds on another site's page with one script tag and talks to steward cross-origin", async () => {
+  // A host page on its own origin (another loopback port).
+  const hostPage = createServer((_, res) => {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(`<!doctype html><title>Acme intranet</title><h1>Acme intranet</h1>
+      <script src="${base}/widget.js" data-user="carol-e2e" data-title="Acme helper"></script>`);
+  });
+  await new Promise((r) => hostPage.listen(0, "127.0.0.1", r));
+  const hostUrl = `http://127.0.0.1:${hostPage.address().port}/`;
+  const context = await browser.newContext({ viewport: { width: 1180, height: 820 } });
+  const page = await context.newPage();
+  const failures = [];
+  page.on("requestfailed", (r) => failures.push(r.url()));
+  await page.goto(hostUrl);
+  const w = page.locator("#steward-widget");
+  await w.getByRole("button", { name: "Open chat with Acme helper" }).click();
+  await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  await say(w, "list my plans");
+  await w.locator(".msg.assistant:not(.streaming)").waitFor({ timeout: WAIT });
+  await w.getByRole("tab", { name: "My plans" }).click();
+  await w.getByText("No plans yet").waitFor({ timeout: WAIT });
+  assert.deepEqual(failures, []);
+  await shot(page, "11-embedded");
+  await context.close();
+  await new Promise((r) => hostPage.close(r));
+});
+
+test("keyboard only: open, type, send, switch views and close", async () => {
+  const context = await browser.newContext({ viewport: { width: 1180, height: 820 } });
+  const page = await context.newPage();
+  await page.goto(`${base}/?user=keys-e2e`);
+  const w = page.locator("#steward-widget");
+  await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  // The panel opened on the demo page; Escape closes it and focus returns to the launcher.
+  await w.getByRole("textbox", { name: "Message" }).focus();
+  await page.keyboard.press("Escape");
+  assert.equal(await w.locator(".panel").isHidden(), true);
+  assert.equal(await page.evaluate(() => document.querySelector("#steward-widget").shadowRoot.activeElement?.className), "launcher");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.querySelector("#steward-widget").shadowRoot.activeElement?.tagName), "TEXTAREA");
+  await page.keyboard.type("list my plans");
+  await page.keyboard.press("Enter");
+  await w.locator(".msg.assistant:not(.streaming)").waitFor({ timeout: WAIT });
+  await w.getByRole("tab", { name: "Chat" }).focus();
+  await page.keyboard.press("ArrowRight");
+  assert.equal(await w.getByRole("tab", { name: "My plans" }).getAttribute("aria-selected"), "true");
+  assert.equal(await w.locator("[role=log][aria-live=polite]").count(), 1, "new messages are announced");
+  await context.close();
+});
+
+test("on a phone the panel fills the screen", async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  await page.goto(`${base}/?user=ana-e2e`);
+  const w = page.locator("#steward-widget");
+  await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  await w.locator(".thread .plan-card").waitFor({ timeout: WAIT });
+  const box = await w.locator(".panel").boundingBox();
+  assert.deepEqual([box.x, box.y, box.width, box.height], [0, 0, 390, 844]);
+  await say(w, "show my onboarding plan");
+  await page.waitForFunction(() => {
+    const root = document.querySelector("#steward-widget").shadowRoot;
+    const last = [...root.querySelectorAll(".thread > *")].pop();
+    return last && last.querySelector(".plan-card");
+  }, null, { timeout: WAIT });
+  const card = await w.locator(".thread .plan-card").boundingBox();
+  assert.ok(card.width <= 390 && card.x >= 0, "the card fits the screen");
+  await shot(page, "12-mobile");
+  await context.close();
+});
