@@ -18,6 +18,10 @@ pub struct ToolCall {
 pub enum Message {
     User {
         text: String,
+        /// The client's id for the message (`message` frames), so a client
+        /// that lost its connection can tell whether the message arrived.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     Assistant {
         text: String,
@@ -87,6 +91,9 @@ pub enum ThreadItem {
     User {
         at: DateTime<Utc>,
         text: String,
+        /// The id the client sent the message with, if it came over `/ws`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     Assistant {
         at: DateTime<Utc>,
@@ -128,9 +135,13 @@ pub fn thread(entries: &[Entry]) -> Vec<ThreadItem> {
     for entry in entries {
         let at = entry.at;
         match &entry.message {
-            Message::User { text } => {
+            Message::User { text, id } => {
                 items.append(&mut cards);
-                items.push(ThreadItem::User { at, text: text.clone() });
+                items.push(ThreadItem::User {
+                    at,
+                    text: text.clone(),
+                    id: id.clone(),
+                });
             }
             Message::Assistant { text, tool_calls } if tool_calls.is_empty() && !text.trim().is_empty() => {
                 items.push(ThreadItem::Assistant { at, text: text.clone() });
@@ -227,6 +238,7 @@ mod tests {
             ThreadItem::User {
                 at: t(0),
                 text: "remind me".into(),
+                id: None,
             },
             said(1, "OK"),
             said(6, "Reminder: call"),
@@ -258,7 +270,10 @@ mod tests {
                 name: "x".into(),
                 content: "{}".into(),
             },
-            Message::User { text: "hi".into() },
+            Message::User {
+                text: "hi".into(),
+                id: None,
+            },
             Message::Assistant {
                 text: String::new(),
                 tool_calls: vec![call("a"), call("b")],
@@ -268,7 +283,10 @@ mod tests {
                 name: "update_plan".into(),
                 content: "ok".into(),
             },
-            Message::User { text: "again".into() },
+            Message::User {
+                text: "again".into(),
+                id: None,
+            },
         ];
         let repaired = repair(messages);
         assert_eq!(repaired.len(), 5);
@@ -294,6 +312,7 @@ mod tests {
         let entries = vec![
             entry(Message::User {
                 text: "show my plan".into(),
+                id: Some("c1".into()),
             }),
             entry(Message::Assistant {
                 text: "Let me look".into(),
@@ -314,6 +333,7 @@ mod tests {
             .map(|i| serde_json::to_value(i).unwrap()["kind"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(kinds, ["user", "assistant", "plan", "proposal"]);
+        assert!(matches!(&items[0], ThreadItem::User { id: Some(id), .. } if id == "c1"));
         assert!(matches!(&items[2], ThreadItem::Plan { plan_id, .. } if plan_id == "p1"));
         assert!(matches!(&items[3], ThreadItem::Proposal { proposal_id, .. } if proposal_id == "r2"));
     }

@@ -89,6 +89,9 @@ pub enum ErrorCode {
     Busy,
     ProposalNotFound,
     ProposalStale,
+    /// A `message` with an id the server already received (a resend after a
+    /// dropped connection); it is not run again.
+    DuplicateMessage,
     ModelUnavailable,
     ToolRoundsExhausted,
     Internal,

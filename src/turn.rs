@@ -39,7 +39,13 @@ enum TurnError {
     Prompt(#[from] PromptError),
     #[error("gave up after {0} tool rounds")]
     Rounds(usize),
+    #[error("message {0} was already received")]
+    Duplicate(String),
 }
+
+/// How far back a message id is looked for: a client resends only what it
+/// sent just before its connection dropped.
+const DUPLICATE_WINDOW: usize = 200;
 
 pub async fn perform(app: &App, user: &UserId, out: &Outlet, work: Work) {
     match work {
@@ -72,6 +78,16 @@ pub async fn run(app: &App, user: &UserId, out: &Outlet, message_id: &str, text:
                 ErrorCode::ToolRoundsExhausted,
                 format!(
                     "The assistant stopped after {n} tool rounds without finishing. Changes already confirmed are saved."
+                ),
+                Some(message_id.to_owned()),
+            )
+        }
+        Err(TurnError::Duplicate(id)) => {
+            tracing::info!("message id already received; not run again");
+            ServerFrame::error(
+                ErrorCode::DuplicateMessage,
+                format!(
+                    "message `{id}` was already received; its answer is in the conversation (GET /api/conversation)"
                 ),
                 Some(message_id.to_owned()),
             )
@@ -167,12 +183,24 @@ pub fn describe(decision: &Decision) -> String {
 
 async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &str) -> Result<String, TurnError> {
     let store = &app.store;
+    // A client that lost its socket resends what it could not see arrive.
+    // Turns run one at a time per user, so this check cannot race its twin.
+    let earlier = store.recent_messages(user, DUPLICATE_WINDOW).await?;
+    if earlier
+        .iter()
+        .any(|e| matches!(&e.message, Message::User { id: Some(id), .. } if id == message_id))
+    {
+        return Err(TurnError::Duplicate(message_id.to_owned()));
+    }
     store
         .append_message(
             user,
             &Entry {
                 at: app.now(),
-                message: Message::User { text: text.to_owned() },
+                message: Message::User {
+                    text: text.to_owned(),
+                    id: Some(message_id.to_owned()),
+                },
             },
         )
         .await?;

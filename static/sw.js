@@ -18,9 +18,19 @@ self.addEventListener("push", (event) => {
   );
 });
 
+// Only pages of this origin are opened, whatever the payload says.
+function target(url) {
+  try {
+    const u = new URL(url || "/", self.location.origin);
+    return u.origin === self.location.origin ? u : new URL("/", self.location.origin);
+  } catch {
+    return new URL("/", self.location.origin);
+  }
+}
+
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
-  const url = new URL((event.notification.data && event.notification.data.url) || "/", self.location.origin);
+  const url = target(event.notification.data && event.notification.data.url);
   event.waitUntil(
     self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((list) => {
       for (const client of list) {

@@ -31,8 +31,8 @@
       return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub || "";
     } catch { return ""; }
   };
-  const who = cfg.token ? "t:" + subject(cfg.token) : "u:" + (cfg.user || "");
-  const STORE_KEY = "steward:" + SERVER + ":" + who;
+  const storeKey = () => "steward:" + SERVER + ":" + (cfg.token ? "t:" + subject(cfg.token) : "u:" + (cfg.user || ""));
+  let STORE_KEY = storeKey();
   const MAX_TEXT = 4000;
   const PING_EVERY_MS = 25000;
   const PONG_WITHIN_MS = 10000;
@@ -57,14 +57,25 @@
     try { localStorage.setItem(STORE_KEY, JSON.stringify({ ...saved(), ...patch })); } catch { /* private mode */ }
   };
   const authQuery = () => (cfg.token ? "" : cfg.user ? "user=" + encodeURIComponent(cfg.user) : "");
+  const API_TIMEOUT_MS = 15000;
   const api = async (method, path, body) => {
     const q = authQuery();
     const url = SERVER + path + (q ? (path.includes("?") ? "&" : "?") + q : "");
     const headers = {};
     if (cfg.token) headers.Authorization = "Bearer " + cfg.token;
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), API_TIMEOUT_MS);
+    let res;
+    let text;
+    try {
+      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: abort.signal });
+      text = await res.text();
+    } catch (e) {
+      throw new Error(e.name === "AbortError" ? "the server did not answer in time" : "the server could not be reached");
+    } finally {
+      clearTimeout(timer);
+    }
     let json = null;
     try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
     if (!res.ok) {
@@ -197,14 +208,19 @@
     proposalCards: new Map(), // id -> card element in the thread
     notified: new Set(), // notification ids shown
     streams: new Map(), // message id -> { bubble, text }
-    outgoing: [], // { id, text, status: queued|sent, after, el }
+    outgoing: [], // { id, text, status: queued|sent|unsure, el }
     unread: 0,
     open: false,
     view: "chat",
-    lastServerAt: null,
+    gen: 0, // bumped with every socket; async work for an old one stops
+    lastItem: null, // the last item of the server's thread at the last resync
+    awaitAnswer: false, // a message's answer may still be on its way
+    answerChecks: 0,
     resyncTimer: null,
+    confirmTimer: null,
+    signedOut: false,
+    settingsDirty: false,
     counter: 0,
-    authError: null,
     buffer: null, // frames held while resyncing
   };
 
@@ -244,7 +260,15 @@
   });
   const closeButton = el("button", { class: "close", type: "button", "aria-label": "Close chat", onclick: () => setOpen(false) }, "×");
 
-  const thread = el("div", { class: "thread", role: "log", "aria-live": "polite", "aria-label": "Conversation", tabindex: "0" });
+  // The thread is a log, but not a live region: a streaming answer or a
+  // rebuilt thread would be read again and again. Finished answers,
+  // notifications and errors are announced once, through `announcer`.
+  const thread = el("div", { class: "thread", role: "log", "aria-live": "off", "aria-label": "Conversation", tabindex: "0" });
+  const announcer = el("div", { class: "visually-hidden announcer", role: "status", "aria-live": "polite", "aria-atomic": "true" });
+  const announce = (text) => {
+    announcer.textContent = "";
+    setTimeout(() => { announcer.textContent = text; }, 50);
+  };
   const EXAMPLE = "help me onboard Ana Souza, she starts December 1";
   const empty = el("div", { class: "empty" }, el("p", { text: "Hi! Tell me about something you need to get done — for example:" }),
     el("button", { type: "button", class: "example", text: "“" + EXAMPLE + "”", onclick: () => { input.value = EXAMPLE; input.focus(); } }));
@@ -265,14 +289,27 @@
 
   const panel = el("section", { class: "panel", id: "steward-panel", role: "dialog", "aria-label": cfg.title, hidden: true },
     el("header", {}, el("div", { class: "title" }, el("h1", { text: cfg.title }), statusLine), tablist, closeButton),
-    chatView, plansView, settingsView);
+    chatView, plansView, settingsView, announcer);
   root.append(launcher, panel);
+  const phone = window.matchMedia("(max-width: 600px)");
   panel.addEventListener("keydown", (e) => {
-    if (e.key === "Escape") { e.stopPropagation(); setOpen(false); }
+    if (e.key === "Escape") { e.stopPropagation(); setOpen(false); return; }
+    // On a phone the panel covers the page: Tab stays inside it.
+    if (e.key === "Tab" && phone.matches) {
+      const focusable = [...panel.querySelectorAll("button, [href], input, select, textarea, [tabindex]:not([tabindex='-1'])")]
+        .filter((n) => !n.disabled && n.getClientRects().length);
+      const first = focusable[0];
+      const last = focusable[focusable.length - 1];
+      if (e.shiftKey && root.activeElement === first) { e.preventDefault(); last.focus(); }
+      else if (!e.shiftKey && root.activeElement === last) { e.preventDefault(); first.focus(); }
+    }
   });
+  const syncModal = () => panel.setAttribute("aria-modal", String(phone.matches && state.open));
+  phone.addEventListener("change", syncModal);
 
-  function setOpen(open) {
+  function setOpen(open, { focus = true } = {}) {
     state.open = open;
+    syncModal();
     panel.hidden = !open;
     launcher.setAttribute("aria-expanded", String(open));
     launcher.setAttribute("aria-label", (open ? "Close" : "Open") + " chat with " + cfg.title);
@@ -280,8 +317,9 @@
     save({ open });
     if (open) {
       setUnread(0);
-      if (state.view === "chat") { input.focus(); scrollDown(); }
-    } else {
+      if (state.view === "chat") scrollDown(true);
+      if (focus && state.view === "chat") input.focus();
+    } else if (focus) {
       launcher.focus();
     }
   }
@@ -296,7 +334,7 @@
     plansView.hidden = name !== "plans";
     settingsView.hidden = name !== "settings";
     if (name === "plans") renderPlansView();
-    if (name === "settings") renderSettings();
+    if (name === "settings" && !state.settingsDirty) renderSettings();
     if (name === "chat") scrollDown();
   }
 
@@ -304,6 +342,7 @@
     state.unread = n;
     badge.hidden = n === 0;
     badge.textContent = n > 9 ? "9+" : String(n);
+    save({ unread: n }); // the badge survives moving to another page of the host site
     launcher.setAttribute("aria-label", (state.open ? "Close" : "Open") + " chat with " + cfg.title +
       (n ? `, ${plural(n, "unread notification")}` : ""));
   }
@@ -484,13 +523,14 @@
         el("span", { class: "pending-note", role: "status" }));
       card.append(actions);
     } else {
-      card.append(el("p", { class: "outcome", role: "status", text: OUTCOME[p.status] || p.status }));
+      card.append(el("p", { class: "outcome", role: "status", tabindex: "-1", text: OUTCOME[p.status] || p.status }));
     }
     return card;
   }
   function syncProposalButtons(li) {
     const busy = li.dataset.busy === "true";
-    for (const b of li.querySelectorAll(".actions button")) b.disabled = busy || state.status !== "online";
+    // aria-disabled, not disabled: a disabled button drops keyboard focus.
+    for (const b of li.querySelectorAll(".actions button")) b.setAttribute("aria-disabled", String(busy || state.status !== "online"));
     const note = li.querySelector(".pending-note");
     if (note) note.textContent = busy ? "Sending…" : state.status !== "online" ? "Offline — answer once reconnected" : "";
   }
@@ -503,8 +543,10 @@
       state.proposalCards.set(p.id, li);
     }
     li.dataset.busy = "false";
+    const hadFocus = root.activeElement && li.contains(root.activeElement);
     li.replaceChildren(proposalCard(p));
     syncProposalButtons(li);
+    if (hadFocus) (li.querySelector(".outcome") || li.querySelector("button"))?.focus();
     if (fresh) { answerSlot(); append(li); }
     // An accepted proposal shows its plan right below it.
     if (p.status === "accepted" && p.plan_id && state.plans.has(p.plan_id) && !state.planCards.has(p.plan_id)) {
@@ -514,8 +556,12 @@
   }
   function decide(id, accept) {
     const li = state.proposalCards.get(id);
+    if (li && li.dataset.busy === "true") return;
     if (!send({ type: "confirm", proposal_id: id, accept })) return;
     if (li) { li.dataset.busy = "true"; syncProposalButtons(li); }
+    // No answer at all (a lost frame): the buttons come back.
+    clearTimeout(state.confirmTimer);
+    state.confirmTimer = setTimeout(settleConfirms, 15000);
   }
 
   // ---------- My plans ----------
@@ -585,6 +631,7 @@
       el("div", { class: "actions" }, el("button", { type: "submit", text: "Save" })),
       result,
       el("p", { class: "muted" }, el("a", { href: prefs.calendar_url, target: "_blank", rel: "noopener noreferrer", text: "Add my due dates to a calendar (iCal feed)" })));
+    form.addEventListener("input", () => { state.settingsDirty = true; });
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const update = {
@@ -601,6 +648,7 @@
       try {
         const next = await api("PUT", "/api/preferences", update);
         result.textContent = "Saved." + (next.email && !next.email_verified ? ` We sent a link to ${next.email} to confirm the address.` : "");
+        state.settingsDirty = false;
       } catch (err) {
         result.className = "result error";
         result.textContent = "Not saved: " + err.message;
@@ -636,6 +684,8 @@
   }
 
   // ---------- the connection ----------
+  // Every socket gets a generation; async work started for one socket checks
+  // it after each await and stops if the socket was replaced meanwhile.
   function socketUrl() {
     const u = new URL(SERVER + "/ws");
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
@@ -651,30 +701,46 @@
   }
   function connect() {
     clearTimeout(state.retryTimer);
-    if (state.socket) return;
+    if (state.socket || state.signedOut) return;
+    state.gen += 1;
+    state.buffer = null;
     setStatus("connecting", state.retry ? "reconnecting…" : "connecting…");
     let socket;
     try {
       socket = new WebSocket(socketUrl());
-    } catch (e) {
+    } catch {
       scheduleReconnect();
       return;
     }
     state.socket = socket;
     socket.onmessage = (e) => {
+      if (state.socket !== socket) return;
       let frame;
       try { frame = JSON.parse(e.data); } catch { return; }
       onFrame(frame);
     };
     socket.onclose = (e) => {
       if (state.socket !== socket) return;
-      state.socket = null;
-      clearInterval(state.pingTimer);
-      clearTimeout(state.pongTimer);
-      for (const o of state.outgoing) if (o.status === "sent") markOutgoing(o, "unsure");
+      dropped();
       scheduleReconnect(e.code);
     };
     socket.onerror = () => { /* onclose follows */ };
+  }
+  /** The socket is gone: what was in flight on it is now of unknown fate. */
+  function dropped() {
+    state.socket = null;
+    state.gen += 1;
+    state.buffer = null;
+    clearInterval(state.pingTimer);
+    clearTimeout(state.pongTimer);
+    clearTimeout(state.resyncTimer);
+    for (const o of state.outgoing) if (o.status === "sent") markOutgoing(o, "unsure");
+    // A half-streamed answer will not be finished on this socket; the stored
+    // answer comes with the resync after reconnecting.
+    if (state.streams.size) state.awaitAnswer = true;
+    for (const s of state.streams.values()) s.bubble.remove();
+    state.streams.clear();
+    for (const li of state.proposalCards.values()) { li.dataset.busy = "false"; syncProposalButtons(li); }
   }
   async function scheduleReconnect(code) {
     state.retry += 1;
@@ -689,7 +755,7 @@
       try {
         await api("GET", "/api/preferences");
       } catch (e) {
-        if (e.status === 401 || e.status === 403 || e.status === 400) {
+        if ((e.status === 401 || e.status === 403 || e.status === 400) && !state.socket) {
           setStatus("offline", "can't sign in: " + e.message);
         }
       }
@@ -701,7 +767,8 @@
       if (!send({ type: "ping" })) return;
       clearTimeout(state.pongTimer);
       state.pongTimer = setTimeout(() => { // no answer: the connection is dead
-        if (state.socket) state.socket.close();
+        const s = state.socket;
+        if (s) { dropped(); s.close(); scheduleReconnect(); }
       }, PONG_WITHIN_MS);
     }, PING_EVERY_MS);
   }
@@ -722,37 +789,58 @@
     }
   }
 
-  async function onReady(frame) {
-    state.retry = 0;
-    state.authError = null;
+  async function onReady(frame, attempt = 0) {
+    const gen = state.gen;
     for (const p of frame.plans || []) state.plans.set(p.id, p);
     setStatus("resyncing", "syncing…");
-    state.buffer = [];
-    await resync();
+    const synced = await resync(gen);
+    if (gen !== state.gen) return; // this socket is gone; its successor resyncs
+    if (!synced) {
+      // Keep the socket, try the resync again; nothing is sent meanwhile.
+      const wait = Math.min(30000, 1000 * 2 ** attempt);
+      setStatus("resyncing", `could not load the conversation; retrying in ${Math.ceil(wait / 1000)} s`);
+      state.resyncTimer = setTimeout(() => { if (gen === state.gen) onReady(frame, attempt + 1); }, wait);
+      return;
+    }
+    state.retry = 0;
     // What waited while no socket was open counts as unread.
     const waited = frame.notifications || [];
     for (const n of waited) onNotification(n, false);
     if (waited.length && (!state.open || document.hidden)) setUnread(state.unread + waited.length);
-    const buffered = state.buffer;
-    state.buffer = null;
-    for (const f of buffered) onFrame(f);
     setStatus("online", "online");
     startHeartbeat();
     flushOutgoing();
+    state.answerChecks = 0;
+    checkForAnswer(gen);
   }
 
-  /** Rebuilds the thread from the server's record of the conversation. */
-  async function resync() {
+  /**
+   * Rebuilds the thread from the server's record of the conversation and
+   * settles messages whose fate was unknown: there (by id) or sent again.
+   * Frames arriving meanwhile are held and applied after. False if the
+   * conversation could not be loaded or the socket changed.
+   */
+  async function resync(gen) {
+    const held = [];
+    state.buffer = held;
+    const release = () => {
+      if (state.buffer !== held) return;
+      state.buffer = null;
+      for (const f of held) onFrame(f);
+    };
     let body;
     try {
       body = await api("GET", "/api/conversation?limit=200");
-    } catch (e) {
-      append(errorLine("Could not load the conversation: " + e.message));
-      return;
+    } catch {
+      if (gen === state.gen) release();
+      return false;
     }
+    if (gen !== state.gen) return false;
+    const hadFocus = root.activeElement && thread.contains(root.activeElement);
     for (const p of body.plans) state.plans.set(p.id, p);
     const proposals = new Map(body.proposals.map((p) => [p.id, p]));
     const streaming = [...state.streams.values()].map((s) => s.bubble);
+    thread.setAttribute("aria-busy", "true");
     thread.replaceChildren();
     state.planCards.clear();
     state.proposalCards.clear();
@@ -775,25 +863,42 @@
         default: break;
       }
     });
-    const last = body.items[body.items.length - 1];
-    state.lastServerAt = last ? last.at : null;
-    // Messages the server has now are no longer ours to send.
-    const serverUser = body.items.filter((x) => x.kind === "user");
+    // Messages the server has (by id) are no longer ours to send; the ones
+    // it does not have go again (the server refuses an id twice).
+    const arrived = new Set(body.items.filter((x) => x.kind === "user" && x.id).map((x) => x.id));
     for (const o of [...state.outgoing]) {
-      if (o.status === "queued") continue;
-      const landed = serverUser.some((x) => x.text === o.text && (!o.after || x.at > o.after));
-      if (landed) dropOutgoing(o);
-      else markOutgoing(o, "queued"); // never arrived: send again
+      if (o.status !== "unsure") continue;
+      if (arrived.has(o.id)) { dropOutgoing(o); state.awaitAnswer = true; } else markOutgoing(o, "queued");
     }
     for (const o of state.outgoing) append(o.el);
     for (const b of streaming) if (!b.isConnected) append(b);
+    thread.setAttribute("aria-busy", "false");
+    state.lastItem = body.items[body.items.length - 1] || null;
     scrollDown(true);
-    // The last message is still being answered (the reply went to a socket
-    // that closed): look again shortly.
+    if (hadFocus) thread.focus();
+    release();
+    return true;
+  }
+
+  /**
+   * After a drop, an answer may still be on its way into the store (its
+   * socket is gone): look again a few times, with backoff, until the last
+   * message has one.
+   */
+  function checkForAnswer(gen) {
     clearTimeout(state.resyncTimer);
-    if (last && last.kind === "user" && !state.streams.size && !state.outgoing.length) {
-      state.resyncTimer = setTimeout(() => { if (state.status === "online") resync(); }, 3000);
+    const last = state.lastItem;
+    const waiting = last && last.kind === "user";
+    if (!state.awaitAnswer || !waiting || state.streams.size || state.answerChecks >= 5) {
+      state.awaitAnswer = false;
+      return;
     }
+    const wait = 1000 * 2 ** state.answerChecks;
+    state.answerChecks += 1;
+    state.resyncTimer = setTimeout(async () => {
+      if (gen !== state.gen || state.status !== "online") return;
+      if (await resync(gen)) checkForAnswer(gen);
+    }, wait);
   }
 
   function onPlan(plan, shown) {
@@ -811,7 +916,10 @@
     if (state.notified.has(n.id)) return;
     state.notified.add(n.id);
     append(notificationBubble(n));
-    if (live && (!state.open || document.hidden)) setUnread(state.unread + 1);
+    if (live) {
+      announce((NOTIFICATION_LABEL[n.kind] || "Update") + ": " + n.text);
+      if (!state.open || document.hidden) setUnread(state.unread + 1);
+    }
   }
 
   function streamFor(id) {
@@ -847,6 +955,7 @@
     state.streams.delete(f.reply_to);
     const o = state.outgoing.find((x) => x.id === f.reply_to);
     if (o) dropOutgoing(o, true);
+    announce(cfg.title + ": " + f.text.slice(0, 300));
     scrollDown();
   }
   function onError(f) {
@@ -854,6 +963,15 @@
       const o = state.outgoing.find((x) => x.id === f.reply_to);
       const s = state.streams.get(f.reply_to);
       if (s) { s.bubble.remove(); state.streams.delete(f.reply_to); }
+      if (f.code === "duplicate_message") {
+        // It arrived before the connection dropped: the server's copy (and
+        // its answer) come with a resync.
+        if (o) dropOutgoing(o);
+        state.awaitAnswer = true;
+        state.answerChecks = 0;
+        state.resyncTimer = setTimeout(() => { if (state.status === "online") resync(state.gen).then(() => checkForAnswer(state.gen)); }, 300);
+        return;
+      }
       if (o) {
         dropOutgoing(o, true);
         const retry = f.code === "rate_limited" || f.code === "busy" || f.code === "model_unavailable";
@@ -862,18 +980,60 @@
           line.append(el("button", { type: "button", class: "link", text: "Send again", onclick: () => { line.remove(); queueMessage(o.text, true); } }));
         }
         o.el.after(line);
+        announce(f.message);
         return;
       }
     }
-    if (f.code === "proposal_not_found" || f.code === "proposal_stale") {
-      for (const li of state.proposalCards.values()) { li.dataset.busy = "false"; syncProposalButtons(li); }
-    }
+    // An error without reply_to answers a confirm (or a bad frame): the
+    // proposal buttons work again; a stale proposal's card is updated by
+    // the proposal frame that comes with it.
+    settleConfirms();
     append(errorLine(f.message));
+    announce(f.message);
+  }
+  function settleConfirms() {
+    clearTimeout(state.confirmTimer);
+    for (const li of state.proposalCards.values()) {
+      if (li.dataset.busy === "true") { li.dataset.busy = "false"; syncProposalButtons(li); }
+    }
   }
 
   // ---------- sending ----------
+  // Each tab keeps its queue under its own key; a tab that starts adopts
+  // the queues of tabs that are gone. If two tabs send one message, the
+  // server runs it once (it refuses a message id it already has).
+  const TAB = Math.random().toString(36).slice(2, 10);
+  const queueKey = () => STORE_KEY + ":queue:" + TAB;
   function persistQueue() {
-    save({ queue: state.outgoing.map((o) => ({ id: o.id, text: o.text, after: o.after })) });
+    try {
+      if (state.outgoing.length) {
+        localStorage.setItem(queueKey(), JSON.stringify(state.outgoing.map((o) => ({ id: o.id, text: o.text }))));
+      } else {
+        localStorage.removeItem(queueKey());
+      }
+    } catch { /* storage full or blocked: the queue lives in memory only */ }
+  }
+  function adoptQueues() {
+    const prefix = STORE_KEY + ":queue:";
+    const found = [];
+    try {
+      for (let i = localStorage.length - 1; i >= 0; i--) {
+        const key = localStorage.key(i);
+        if (!key || !key.startsWith(prefix)) continue;
+        try { found.push(...JSON.parse(localStorage.getItem(key) || "[]")); } catch { /* ignore a damaged entry */ }
+        localStorage.removeItem(key);
+      }
+    } catch { return; }
+    for (const q of found) {
+      if (typeof q.id !== "string" || typeof q.text !== "string" || state.outgoing.some((o) => o.id === q.id)) continue;
+      const bubble = userBubble(q.text, null);
+      bubble.append(el("span", { class: "delivery" }));
+      const o = { id: q.id, text: q.text, status: "unsure", el: bubble };
+      state.outgoing.push(o);
+      markOutgoing(o, "unsure");
+      append(bubble);
+    }
+    persistQueue();
   }
   function markOutgoing(o, status) {
     o.status = status;
@@ -890,10 +1050,10 @@
     persistQueue();
   }
   function queueMessage(text, now) {
-    const id = `w${Date.now().toString(36)}-${(state.counter++).toString(36)}`;
+    const id = `w${Date.now().toString(36)}-${TAB}-${(state.counter++).toString(36)}`;
     const bubble = userBubble(text, null);
     bubble.append(el("span", { class: "delivery" }));
-    const o = { id, text, status: "queued", after: state.lastServerAt, el: bubble };
+    const o = { id, text, status: "queued", el: bubble };
     state.outgoing.push(o);
     markOutgoing(o, "queued");
     append(bubble);
@@ -928,14 +1088,28 @@
   };
   input.addEventListener("input", autosize);
 
-  // Messages typed before a reload (offline, or never answered) come back.
-  for (const q of saved().queue || []) {
-    const bubble = userBubble(q.text, null);
-    bubble.append(el("span", { class: "delivery" }));
-    const o = { id: q.id, text: q.text, status: "unsure", after: q.after, el: bubble };
-    state.outgoing.push(o);
-    markOutgoing(o, "unsure");
-    append(bubble);
+  /** Forgets everything shown for the current user (another user signs in). */
+  function resetForUser() {
+    const s = state.socket;
+    if (s) { dropped(); s.close(1000, "user changed"); }
+    clearTimeout(state.retryTimer);
+    clearTimeout(state.resyncTimer);
+    for (const o of state.outgoing) o.el.remove();
+    state.outgoing = [];
+    state.streams.clear();
+    state.plans.clear();
+    state.proposals.clear();
+    state.planCards.clear();
+    state.proposalCards.clear();
+    state.notified.clear();
+    state.awaitAnswer = false;
+    state.retry = 0;
+    thread.replaceChildren(empty);
+    plansList.replaceChildren();
+    settingsView.replaceChildren();
+    state.settingsDirty = false;
+    STORE_KEY = storeKey();
+    setUnread(saved().unread || 0);
   }
 
   document.addEventListener("visibilitychange", () => {
@@ -946,8 +1120,10 @@
 
   function mount() {
     document.body.append(host);
-    const remembered = saved().open;
-    if (cfg.open || remembered) setOpen(true);
+    setUnread(saved().unread || 0);
+    adoptQueues();
+    // Reopened as it was, without taking the host page's focus.
+    if (cfg.open || saved().open) setOpen(true, { focus: cfg.open });
     connect();
   }
   if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
@@ -956,10 +1132,26 @@
   window.Steward = {
     open: () => setOpen(true),
     close: () => setOpen(false),
-    /** Replaces an expiring token; reconnects with it if the socket is down. */
+    /**
+     * A fresh token before the old one expires; if it is another user's,
+     * everything shown for the previous user is cleared first.
+     */
     setToken: (token) => {
-      cfg.token = String(token);
+      const next = String(token);
+      const changed = subject(next) !== subject(cfg.token || "");
+      cfg.token = next;
+      cfg.user = null;
+      state.signedOut = false;
+      if (changed) resetForUser();
       if (!state.socket) { state.retry = 0; connect(); }
+    },
+    /** Signs out: disconnects and forgets this user's queue and thread here. */
+    signOut: () => {
+      try { localStorage.removeItem(STORE_KEY); localStorage.removeItem(queueKey()); } catch { /* ignore */ }
+      resetForUser();
+      state.signedOut = true;
+      cfg.token = null;
+      setStatus("offline", "signed out");
     },
     send: (text) => { if (String(text).trim()) { setOpen(true); queueMessage(String(text).trim().slice(0, MAX_TEXT), true); } },
     get state() { return state.status; },

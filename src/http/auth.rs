@@ -85,10 +85,34 @@ pub fn authenticate(config: &Config, headers: &HeaderMap, query: &AuthQuery) -> 
     }
 }
 
+/// The host name of a `Host` header or an origin's authority, without port.
+fn hostname(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split_once(']').map_or(authority, |(h, _)| h);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+fn is_loopback_name(name: &str) -> bool {
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Browsers send Origin; other clients do not. A browser page may connect
 /// if its origin is listed, or (with no list) if it is this server's own
-/// host, or in dev mode any loopback page.
+/// host, or in dev mode any loopback page. In dev mode (no authentication)
+/// the request must also be addressed to a loopback name: a page on
+/// another site that rebinds its DNS name to 127.0.0.1 is refused, even
+/// for same-origin requests that carry no Origin.
 pub fn check_origin(config: &Config, headers: &HeaderMap) -> Result<(), AuthError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if config.dev_mode() && !host.is_empty() && !is_loopback_name(hostname(host)) {
+        return Err(AuthError::ForbiddenOrigin(format!(
+            "host {host} (dev mode answers loopback names only)"
+        )));
+    }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
@@ -100,15 +124,10 @@ pub fn check_origin(config: &Config, headers: &HeaderMap) -> Result<(), AuthErro
         };
     }
     let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
     if origin_host == host {
         return Ok(());
     }
-    let hostname = origin_host.rsplit_once(':').map(|(h, _)| h).unwrap_or(origin_host);
-    if config.dev_mode() && matches!(hostname, "localhost" | "127.0.0.1" | "[::1]") {
+    if config.dev_mode() && is_loopback_name(hostname(origin_host)) {
         return Ok(());
     }
     Err(AuthError::ForbiddenOrigin(origin.to_owned()))
@@ -199,6 +218,23 @@ mod tests {
     }
 
     #[test]
+    fn dev_mode_refuses_a_rebound_name_even_without_an_origin() {
+        let mut headers = HeaderMap::new();
+        // A page on rebind.example whose name now points at 127.0.0.1: its
+        // same-origin GETs carry Host rebind.example and no Origin.
+        headers.insert(header::HOST, HeaderValue::from_static("rebind.example:8080"));
+        assert!(check_origin(&Config::default(), &headers).is_err());
+        headers.insert(header::ORIGIN, HeaderValue::from_static("http://rebind.example:8080"));
+        assert!(check_origin(&Config::default(), &headers).is_err());
+        headers.insert(header::HOST, HeaderValue::from_static("localhost:8080"));
+        headers.remove(header::ORIGIN);
+        assert!(check_origin(&Config::default(), &headers).is_ok());
+        // With authentication the host name is the operator's business.
+        headers.insert(header::HOST, HeaderValue::from_static("rebind.example:8080"));
+        assert!(check_origin(&secured(), &headers).is_ok());
+    }
+
+    #[test]
     fn foreign_origins_are_refused() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("steward.example:443"));
@@ -208,6 +244,11 @@ mod tests {
         assert!(check_origin(&secured(), &headers).is_ok());
         headers.insert(header::ORIGIN, HeaderValue::from_static("http://localhost:3000"));
         assert!(check_origin(&secured(), &headers).is_err());
+        // Dev mode answers requests addressed to loopback names only.
+        assert!(check_origin(&Config::default(), &headers).is_err());
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(check_origin(&Config::default(), &headers).is_ok());
+        headers.insert(header::HOST, HeaderValue::from_static("[::1]:8080"));
         assert!(check_origin(&Config::default(), &headers).is_ok());
         let listed = Config {
             allowed_origins: vec!["https://intranet.example".into()],

@@ -25,8 +25,14 @@ pub fn router(app: App) -> Router {
         .merge(api::routes().layer(cors(&app)))
         .fallback_service(static_files)
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(app)
+}
+
+/// The span of a request names its path, never its query: `?token=`
+/// (websockets cannot send headers) must not reach the logs.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 /// Cross-origin REST for the widget embedded on another site: the same

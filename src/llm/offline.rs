@@ -80,7 +80,7 @@ impl OfflineEngine {
         if let Some(Message::Tool { name, content, .. }) = req.messages[last_user + 1..].last() {
             return text(self.explain(name, content, req, last_user));
         }
-        let Message::User { text: said } = &req.messages[last_user] else {
+        let Message::User { text: said, .. } = &req.messages[last_user] else {
             return text(HELP);
         };
         let reading = interpret(said, req.now, &self.templates);
@@ -132,7 +132,7 @@ impl OfflineEngine {
             if !tool_calls.is_empty() || !question.ends_with('?') {
                 return None;
             }
-            let Some(Message::User { text: earlier }) = k.checked_sub(2).and_then(|i| msgs.get(i)) else {
+            let Some(Message::User { text: earlier, .. }) = k.checked_sub(2).and_then(|i| msgs.get(i)) else {
                 return None;
             };
             match interpret(earlier, req.now, &self.templates) {
@@ -570,7 +570,10 @@ mod tests {
     }
 
     fn user(t: &str) -> Message {
-        Message::User { text: t.into() }
+        Message::User {
+            text: t.into(),
+            id: None,
+        }
     }
 
     fn assistant(t: &str) -> Message {

@@ -54,7 +54,7 @@ impl OpenAiModel {
         messages.push(json!({"role": "system", "content": request.system}));
         for m in &request.messages {
             messages.push(match m {
-                Message::User { text } => json!({"role": "user", "content": text}),
+                Message::User { text, .. } => json!({"role": "user", "content": text}),
                 Message::Assistant { text, tool_calls } if tool_calls.is_empty() => {
                     json!({"role": "assistant", "content": text})
                 }

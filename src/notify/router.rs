@@ -447,7 +447,7 @@ impl Notifier {
         );
         let request = crate::llm::ModelRequest {
             system,
-            messages: vec![Message::User { text: event }],
+            messages: vec![Message::User { text: event, id: None }],
             tools: vec![],
             plans,
             now: local,

@@ -5,8 +5,8 @@
 //   E2E_STEWARD_BIN=target/debug/steward node --test tests/e2e/
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -29,9 +29,9 @@ let base = null;
 let browser = null;
 
 /** Starts steward on `addr`; resolves with its base URL once it listens. */
-function startServer(addr) {
+function startServer(addr, { data = dataDir, args = [] } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ["serve", "--addr", addr, "--data", dataDir], {
+    const child = spawn(BIN, ["serve", "--addr", addr, "--data", data, ...args], {
       cwd: ROOT, // the defaults: static/, prompts/, templates/
       env: { ...process.env, RUST_LOG: "warn" },
       stdio: ["ignore", "pipe", "inherit"],
@@ -148,15 +148,14 @@ test("a goal becomes a proposal; Confirm shows the plan card with its steps and 
 
 test("“show my onboarding plan” shows the card in the thread; My plans lists it", async () => {
   const { w, page } = ana;
-  const before = await w.locator(".thread > *").count();
   await say(w, "show my onboarding plan");
-  // The card moves to the end of the thread, after the question.
-  await page.waitForFunction(
-    (n) => {
-      const items = document.querySelector("#steward-widget").shadowRoot.querySelectorAll(".thread > *");
-      return items.length > n && [...items].slice(-3).some((li) => li.querySelector(".plan-card"));
-    },
-    before, { timeout: WAIT });
+  // The card moves below the question and its answer.
+  await page.waitForFunction(() => {
+    const items = [...document.querySelector("#steward-widget").shadowRoot.querySelectorAll(".thread > *")];
+    const asked = items.findIndex((li) => li.classList.contains("user") && li.textContent.includes("show my onboarding plan"));
+    const card = items.findIndex((li) => li.querySelector(".plan-card"));
+    return asked >= 0 && card > asked && items.slice(asked + 1, card).some((li) => li.classList.contains("assistant"));
+  }, null, { timeout: WAIT });
   assert.equal(await w.locator(".thread .plan-card").count(), 1, "one card per plan, updated in place");
   await shot(page, "04-show-plan");
 
@@ -172,6 +171,7 @@ test("marking a step done updates the card's progress in place", async () => {
   await say(w, "mark order laptop and equipment for ana souza as done");
   const card = w.locator(".thread .plan-card");
   await card.locator(".plan-state").getByText(/^1 \/ \d+ done$/).waitFor({ timeout: WAIT });
+  await w.locator(".msg.assistant:not(.streaming)", { hasText: "Updated." }).waitFor({ timeout: WAIT });
   assert.equal(await card.locator(".step.st-completed").count(), 1);
   assert.equal(await w.locator(".thread .plan-card").count(), 1);
 });
@@ -207,12 +207,36 @@ test("after the server is killed and restarted the widget reconnects, resyncs an
   }, null, { timeout: WAIT });
   const now = await threadText(w);
   assert.deepEqual(now.slice(0, beforeKill.length), beforeKill, "nothing lost or duplicated");
+  assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.includes(":queue:")).length), 0,
+    "nothing left in the stored queue");
   assert.equal(now.filter((t) => t.includes("list my plans")).length, 1, "the offline message was sent exactly once");
   // The server's own record agrees.
   const res = await page.request.get(`${base}/api/conversation?user=ana-e2e`);
   const body = await res.json();
   assert.equal(body.items.filter((i) => i.kind === "user" && i.text === "list my plans").length, 1);
   await shot(page, "07-reconnected");
+});
+
+test("a message typed offline in a tab that is then closed is sent once by the next tab", async () => {
+  await killServer();
+  await ana.w.locator(".panel[data-state=offline]").waitFor({ timeout: WAIT });
+  await say(ana.w, "what changed in the onboarding plan?");
+  await ana.w.locator(".msg.user[data-status=queued]").waitFor({ timeout: WAIT });
+  await ana.page.close();
+  await restartOnSamePort();
+  const page = await ana.context.newPage();
+  await page.goto(`${base}/?user=ana-e2e`);
+  const w = page.locator("#steward-widget");
+  await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  await page.waitForFunction(() => {
+    const items = [...document.querySelector("#steward-widget").shadowRoot.querySelectorAll(".thread > *")];
+    const asked = items.findIndex((li) => li.classList.contains("user") && li.textContent.includes("what changed in the onboarding plan?"));
+    return asked >= 0 && !items[asked].dataset.status && items.slice(asked + 1).some((li) => li.classList.contains("assistant") && !li.classList.contains("streaming"));
+  }, null, { timeout: WAIT });
+  const body = await (await page.request.get(`${base}/api/conversation?user=ana-e2e`)).json();
+  assert.equal(body.items.filter((i) => i.kind === "user" && i.text === "what changed in the onboarding plan?").length, 1);
+  ana.page = page;
+  ana.w = w;
 });
 
 test("axe finds no WCAG 2.1 A/AA problems in the chat (with cards), My plans and Settings", async () => {
@@ -237,8 +261,14 @@ test("a second user in another browser context sees none of the first user's pla
   assert.equal(await w.locator(".thread .plan-card, .thread .proposal-card, .thread .msg").count(), 0);
   await w.getByRole("tab", { name: "My plans" }).click();
   await w.getByText("No plans yet").waitFor({ timeout: WAIT });
-  const res = await page.request.get(`${base}/api/plans/p1?user=bob-e2e`);
-  assert.equal(res.status(), 404, "another user's plan id is simply not found");
+  // While Bob watches, Ana changes her plan: nothing of it reaches Bob.
+  await w.getByRole("tab", { name: "Chat" }).click();
+  await say(ana.w, "done with create email, chat and code accounts");
+  await ana.w.locator(".thread .plan-card .plan-state").getByText(/^2 \/ \d+ done$/).waitFor({ timeout: WAIT });
+  await page.waitForTimeout(500);
+  assert.equal(await w.locator(".thread .plan-card, .thread .proposal-card, .thread .msg").count(), 0);
+  const plans = await (await page.request.get(`${base}/api/plans?user=bob-e2e&include_closed=true`)).json();
+  assert.deepEqual(plans, { plans: [] });
   await bob.context.close();
 });
 
@@ -249,7 +279,9 @@ test("Markdown and HTML in step titles and messages show as text", async () => {
   await say(w, "help me onboard Eve Stone, she starts December 1");
   const proposal = w.locator(".proposal-card");
   await proposal.waitFor({ timeout: WAIT });
-  await proposal.getByRole("button", { name: "Confirm" }).click();
+  // A typed yes answers the proposal like the button.
+  await say(w, "yes");
+  await proposal.locator(".outcome").getByText("Confirmed").waitFor({ timeout: WAIT });
   await w.locator(".thread .plan-card").waitFor({ timeout: WAIT });
   const hostile = "<img src=x onerror=\"window.__owned=true\"> **bold** [click](javascript:alert(1))";
   await say(w, `add a step: ${hostile} by Dec 3`);
@@ -265,6 +297,17 @@ test("Markdown and HTML in step titles and messages show as text", async () => {
   assert.equal(await page.evaluate(() => window.__owned), false);
   assert.equal(await w.locator(".thread script").count(), 0);
   assert.deepEqual(eve.problems, []);
+
+  // A proposal the plan has moved past shows that, not live buttons.
+  await say(w, "move the orientation to December 2");
+  const move = w.locator(".proposal-card").last();
+  await move.getByRole("button", { name: "Confirm" }).waitFor({ timeout: WAIT });
+  assert.ok((await move.locator(".change.moved").count()) >= 1, "a moved date reads as a move");
+  await say(w, "done with order laptop");
+  await w.locator(".thread .plan-card .plan-state").getByText(/^1 \/ \d+ done$/).waitFor({ timeout: WAIT });
+  await move.getByRole("button", { name: "Confirm" }).click();
+  await move.locator(".outcome").getByText(/Out of date/).waitFor({ timeout: WAIT });
+  assert.equal(await move.getByRole("button").count(), 0);
   await eve.context.close();
 });
 
@@ -288,7 +331,9 @@ test("notifications arrive in the thread and as an unread badge while the panel 
   await page.reload();
   await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
   await w.locator(".msg.notification", { hasText: /IT desk/ }).waitFor({ timeout: WAIT });
-  assert.equal(await w.locator(".thread > *", { hasText: /^Reminder.*IT desk/ }).count(), 1);
+  const copies = await w.locator(".thread .md").evaluateAll((nodes) =>
+    nodes.filter((n) => n.textContent.trim() === "Reminder: call the IT desk").length);
+  assert.equal(copies, 1, "the reminder is in the thread once");
 });
 
 test("settings: the detected time zone, email, quiet hours and digest are saved; bad input is explained", async () => {
@@ -376,6 +421,57 @@ test("the widget embeds on another site's page with one script tag and talks to 
   await new Promise((r) => hostPage.close(r));
 });
 
+test("with signed tokens the widget works from an allowed origin (CORS preflight included) and not from another", async () => {
+  const serve = (html) => {
+    const server = createServer((_, res) => { res.writeHead(200, { "content-type": "text/html" }); res.end(html()); });
+    return new Promise((r) => server.listen(0, "127.0.0.1", () => r(server)));
+  };
+  let steward2 = null;
+  const page = (token, title) => () => `<!doctype html><title>${title}</title><h1>${title}</h1>
+    <script src="${steward2}/widget.js" data-token="${token}" data-title="${title}"></script>`;
+  let token = "";
+  const allowed = await serve(() => page(token, "Allowed")());
+  const other = await serve(() => page(token, "Other")());
+  const allowedOrigin = `http://127.0.0.1:${allowed.address().port}`;
+  const dir = mkdtempSync(join(tmpdir(), "steward-e2e-auth-"));
+  const configPath = join(dir, "steward.toml");
+  writeFileSync(configPath, `auth_secret = "e2e-secret-0123456789abcdef0123456789"\nallowed_origins = ["${allowedOrigin}"]\n`);
+  const started = await startServer("127.0.0.1:0", { data: join(dir, "data"), args: ["--config", configPath] });
+  steward2 = started.url;
+  token = execFileSync(BIN, ["token", "--user", "carol", "--config", configPath], { cwd: ROOT }).toString().trim();
+  const context = await browser.newContext({ viewport: { width: 1180, height: 820 } });
+  try {
+    const p1 = await context.newPage();
+    await p1.goto(allowedOrigin + "/");
+    const w = p1.locator("#steward-widget");
+    await w.getByRole("button", { name: "Open chat with Allowed" }).click();
+    await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+    // PUT with JSON and a bearer header: the browser sends a preflight first.
+    await w.getByRole("tab", { name: "Settings" }).click();
+    await w.getByLabel("Time zone").fill("Asia/Tokyo");
+    await w.getByRole("button", { name: "Save" }).click();
+    await w.getByText(/^Saved\./).waitFor({ timeout: WAIT });
+    const prefs = await (await p1.request.get(`${steward2}/api/preferences`, { headers: { authorization: `Bearer ${token}` } })).json();
+    assert.equal(prefs.time_zone, "Asia/Tokyo");
+
+    const p2 = await context.newPage();
+    await p2.goto(`http://127.0.0.1:${other.address().port}/`);
+    const w2 = p2.locator("#steward-widget");
+    await w2.getByRole("button", { name: "Open chat with Other" }).click();
+    // The server refuses the socket (403) and CORS hides REST from the page.
+    await w2.locator(".status", { hasText: /retrying/ }).waitFor({ timeout: WAIT });
+    await p2.waitForTimeout(2500);
+    assert.notEqual(await w2.locator(".panel").getAttribute("data-state"), "online");
+    assert.equal(await w2.locator(".thread .msg").count(), 0);
+  } finally {
+    await context.close();
+    started.child.kill("SIGKILL");
+    allowed.close();
+    other.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("keyboard only: open, type, send, switch views and close", async () => {
   const context = await browser.newContext({ viewport: { width: 1180, height: 820 } });
   const page = await context.newPage();
@@ -392,10 +488,25 @@ test("keyboard only: open, type, send, switch views and close", async () => {
   await page.keyboard.type("list my plans");
   await page.keyboard.press("Enter");
   await w.locator(".msg.assistant:not(.streaming)").waitFor({ timeout: WAIT });
+  // The finished answer is announced once, through the polite status region.
+  await page.waitForFunction(() => document.querySelector("#steward-widget").shadowRoot
+    .querySelector(".announcer").textContent.includes("plans"), null, { timeout: WAIT });
+  // A proposal answered from the keyboard: Shift+Tab from the message box
+  // reaches Decline, then Confirm; focus lands on the outcome.
+  await page.keyboard.type("help me onboard Kim Lee, she starts December 1");
+  await page.keyboard.press("Enter");
+  await w.locator(".proposal-card .confirm").waitFor({ timeout: WAIT });
+  await page.keyboard.press("Shift+Tab");
+  await page.keyboard.press("Shift+Tab");
+  const active = () => page.evaluate(() => document.querySelector("#steward-widget").shadowRoot.activeElement?.textContent);
+  assert.equal(await active(), "Confirm");
+  await page.keyboard.press("Enter");
+  await w.locator(".proposal-card .outcome").waitFor({ timeout: WAIT });
+  assert.match(await active(), /Confirmed/, "focus stays in the card, on its outcome");
   await w.getByRole("tab", { name: "Chat" }).focus();
   await page.keyboard.press("ArrowRight");
   assert.equal(await w.getByRole("tab", { name: "My plans" }).getAttribute("aria-selected"), "true");
-  assert.equal(await w.locator("[role=log][aria-live=polite]").count(), 1, "new messages are announced");
+  assert.equal(await w.locator("[role=log]").count(), 1);
   await context.close();
 });
 

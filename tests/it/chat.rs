@@ -332,7 +332,7 @@ async fn one_users_turns_run_one_at_a_time_in_arrival_order() {
         .messages
         .iter()
         .map(|m| match m {
-            Message::User { text } | Message::Assistant { text, .. } => text.clone(),
+            Message::User { text, .. } | Message::Assistant { text, .. } => text.clone(),
             Message::Tool { content, .. } => content.clone(),
         })
         .collect();

@@ -881,7 +881,7 @@ async fn a_configured_model_words_notifications_and_its_failure_falls_back_to_th
         "{}",
         request.system
     );
-    let steward::conversation::Message::User { text } = &request.messages[0] else {
+    let steward::conversation::Message::User { text, .. } = &request.messages[0] else {
         panic!("{:?}", request.messages)
     };
     assert!(text.contains("reminder: Reminder: call the recruiter"), "{text}");

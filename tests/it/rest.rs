@@ -342,3 +342,32 @@ async fn cross_origin_rest_is_allowed_only_for_origins_the_socket_accepts() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn a_message_resent_with_the_same_id_after_a_reconnect_runs_once() {
+    let app = app().await;
+    let mut ana = app.connect("ana").await;
+    let frames = ana.turn("w1", "list my plans").await;
+    assert_eq!(frames.last().unwrap()["type"], "reply");
+    drop(ana);
+    // The client never saw the reply, so it sends the message again.
+    let mut again = app.connect("ana").await;
+    let frames = again.turn("w1", "list my plans").await;
+    let last = frames.last().unwrap();
+    assert_eq!(
+        (&last["type"], &last["code"], &last["reply_to"]),
+        (&json!("error"), &json!("duplicate_message"), &json!("w1"))
+    );
+    let (_, body) = call(&app, Method::GET, "/api/conversation?user=ana", None).await;
+    let users: Vec<&Value> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "user")
+        .collect();
+    assert_eq!(users.len(), 1, "{body}");
+    assert_eq!(users[0]["id"], "w1", "the thread says which message id arrived");
+    // A new id is a new message.
+    let frames = again.turn("w2", "list my plans").await;
+    assert_eq!(frames.last().unwrap()["type"], "reply");
+}

@@ -44,6 +44,8 @@ const KEY: u8 = b'K';
 const PREFS: u8 = b'R';
 const SUB: u8 = b'S';
 const SECRET: u8 = b'C';
+/// endpoint hash → the user whose subscription it is (one owner at a time).
+const SUB_OWNER: u8 = b'U';
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -92,6 +94,11 @@ fn idem_key(key: &str) -> Vec<u8> {
 fn sub_key(num: u64, endpoint: &str) -> Vec<u8> {
     let hash = Sha256::digest(endpoint.as_bytes());
     tagged(SUB, &[&num.to_be_bytes(), &hash[..16]])
+}
+
+fn sub_owner_key(endpoint: &str) -> Vec<u8> {
+    let hash = Sha256::digest(endpoint.as_bytes());
+    tagged(SUB_OWNER, &[&hash[..16]])
 }
 
 /// The exactly-once record of one firing.
@@ -706,10 +713,21 @@ impl NotifyStore for SledStore {
 
     async fn add_push_subscription(&self, user: &UserId, sub: &PushSubscription) -> Result<(), StoreError> {
         let num = self.require_user(user)?;
-        self.inner
-            .notify
-            .insert(sub_key(num, &sub.endpoint), encode(sub)?)
-            .map_err(backend)?;
+        let value = encode(sub)?;
+        // A browser's subscription belongs to whoever subscribed it last:
+        // after another user signs in on that browser, the previous user's
+        // notifications must not arrive there.
+        finish(self.inner.notify.transaction(|notify| {
+            let owner = sub_owner_key(&sub.endpoint);
+            if let Some(previous) = notify.insert(owner.clone(), &num.to_be_bytes()[..])?
+                && let Some(previous) = keys::decode_u64(&previous)
+                && previous != num
+            {
+                notify.remove(sub_key(previous, &sub.endpoint))?;
+            }
+            notify.insert(sub_key(num, &sub.endpoint), value.clone())?;
+            Ok(())
+        }))?;
         self.durable().await
     }
 
@@ -717,7 +735,14 @@ impl NotifyStore for SledStore {
         let Some(num) = self.user_num(user)? else {
             return Ok(());
         };
-        self.inner.notify.remove(sub_key(num, endpoint)).map_err(backend)?;
+        finish(self.inner.notify.transaction(|notify| {
+            notify.remove(sub_key(num, endpoint))?;
+            let owner = sub_owner_key(endpoint);
+            if notify.get(&owner)?.and_then(|v| keys::decode_u64(&v)) == Some(num) {
+                notify.remove(owner)?;
+            }
+            Ok(())
+        }))?;
         self.durable().await
     }
 
