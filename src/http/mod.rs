@@ -11,6 +11,7 @@ use axum::Router;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
@@ -23,7 +24,12 @@ pub fn router(app: App) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .merge(api::routes().layer(cors(&app)))
-        .fallback_service(static_files)
+        // The widget's script and styles shrink to a third with gzip.
+        .fallback_service(
+            tower::ServiceBuilder::new()
+                .layer(CompressionLayer::new().gzip(true))
+                .service(static_files),
+        )
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(app)

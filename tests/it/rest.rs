@@ -371,3 +371,20 @@ async fn a_message_resent_with_the_same_id_after_a_reconnect_runs_once() {
     let frames = again.turn("w2", "list my plans").await;
     assert_eq!(frames.last().unwrap()["type"], "reply");
 }
+
+#[tokio::test]
+async fn the_widget_files_are_served_gzipped_to_browsers_that_accept_it() {
+    let app = app().await;
+    for path in ["/widget.js", "/widget.css", "/"] {
+        let r = reqwest::Client::new()
+            .get(app.url(path))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-encoding"], "gzip", "{path}");
+        let plain = reqwest::Client::new().get(app.url(path)).send().await.unwrap();
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+    }
+}
