@@ -339,6 +339,12 @@ impl Hub {
         lock
     }
 
+    /// Whether one of the user's turns is running right now.
+    pub fn turn_running(&self, user: &UserId) -> bool {
+        let lock = self.lock().turn_locks.get(user).and_then(Weak::upgrade);
+        lock.is_some_and(|lock| lock.try_lock().is_err())
+    }
+
     pub fn connection_count(&self) -> usize {
         self.lock().total
     }

@@ -86,9 +86,7 @@ pub async fn run(app: &App, user: &UserId, out: &Outlet, message_id: &str, text:
             tracing::info!("message id already received; not run again");
             ServerFrame::error(
                 ErrorCode::DuplicateMessage,
-                format!(
-                    "message `{id}` was already received; its answer is in the conversation (GET /api/conversation)"
-                ),
+                format!("message `{id}` was already received, so it is not run again (see GET /api/conversation)"),
                 Some(message_id.to_owned()),
             )
         }
@@ -186,9 +184,11 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
     // A client that lost its socket resends what it could not see arrive.
     // Turns run one at a time per user, so this check cannot race its twin.
     let earlier = store.recent_messages(user, DUPLICATE_WINDOW).await?;
+    // Same id and same words: a client numbering its messages per
+    // connection ("1", "2", …) still has its new messages run.
     if earlier
         .iter()
-        .any(|e| matches!(&e.message, Message::User { id: Some(id), .. } if id == message_id))
+        .any(|e| matches!(&e.message, Message::User { id: Some(id), text: said } if id == message_id && said == text))
     {
         return Err(TurnError::Duplicate(message_id.to_owned()));
     }

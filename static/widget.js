@@ -222,6 +222,11 @@
     settingsDirty: false,
     counter: 0,
     buffer: null, // frames held while resyncing
+    syncing: null, // the running resync, if any
+    syncAgain: false,
+    answered: new Set(), // ids of our messages the server's thread shows an answer for
+    busy: false, // the server said a turn of ours was running
+    epoch: 0, // bumped when the user changes; fetches for an older one are dropped
   };
 
   // ---------- DOM ----------
@@ -352,7 +357,7 @@
     host.dataset.state = status;
     panel.dataset.state = status;
     statusLine.textContent = detail || status;
-    sendButton.disabled = false;
+    sendButton.disabled = state.signedOut;
     for (const card of state.proposalCards.values()) syncProposalButtons(card);
   }
 
@@ -567,10 +572,13 @@
   // ---------- My plans ----------
   async function renderPlansView() {
     plansList.replaceChildren(el("p", { class: "muted", text: "Loading…" }));
+    const epoch = state.epoch;
     let plans;
     try {
       plans = (await api("GET", "/api/plans?include_closed=true")).plans;
+      if (epoch !== state.epoch) return;
     } catch (e) {
+      if (epoch !== state.epoch) return;
       plans = [...state.plans.values()];
       if (!plans.length) { plansList.replaceChildren(el("p", { class: "error", role: "alert", text: "Could not load your plans: " + e.message })); return; }
     }
@@ -587,9 +595,12 @@
   async function renderSettings() {
     settingsView.replaceChildren(el("h2", { text: "Settings" }), el("p", { class: "muted", text: "Loading…" }));
     let prefs;
+    const epoch = state.epoch;
     try {
       prefs = await api("GET", "/api/preferences");
+      if (epoch !== state.epoch) return;
     } catch (e) {
+      if (epoch !== state.epoch) return;
       settingsView.replaceChildren(el("h2", { text: "Settings" }), el("p", { class: "error", role: "alert", text: "Could not load your settings: " + e.message }));
       return;
     }
@@ -598,7 +609,7 @@
     const zoneList = el("datalist", { id: "steward-zones" }, ...zones.map((z) => el("option", { value: z })));
     const tz = el("input", { name: "time_zone", list: "steward-zones", value: prefs.time_zone, autocomplete: "off", spellcheck: "false" });
     const useBrowser = browserZone && browserZone !== prefs.time_zone
-      ? el("button", { type: "button", class: "link", text: `Use this device's zone (${browserZone})`, onclick: () => { tz.value = browserZone; } })
+      ? el("button", { type: "button", class: "link", text: `Use this device's zone (${browserZone})`, onclick: () => { tz.value = browserZone; touch("time_zone"); } })
       : null;
     const email = el("input", { name: "email", type: "email", value: prefs.email || "", autocomplete: "email", placeholder: "you@example.com" });
     const emailState = prefs.email ? (prefs.email_verified ? "verified" : "not verified yet: open the link we emailed you") : "";
@@ -631,10 +642,17 @@
       el("div", { class: "actions" }, el("button", { type: "submit", text: "Save" })),
       result,
       el("p", { class: "muted" }, el("a", { href: prefs.calendar_url, target: "_blank", rel: "noopener noreferrer", text: "Add my due dates to a calendar (iCal feed)" })));
-    form.addEventListener("input", () => { state.settingsDirty = true; });
+    // Only what the user touched is sent: a form left open does not undo a
+    // change made meanwhile in the chat ("no more digests").
+    const groupOf = (name) => (/^quiet/.test(name) ? "quiet_hours" : /^digest/.test(name) ? "digest" : /^channel/.test(name) ? "channels" : name);
+    const touched = new Set();
+    function touch(name) { touched.add(groupOf(name)); state.settingsDirty = true; }
+    const onEdit = (e) => { if (e.target.name) touch(e.target.name); };
+    form.addEventListener("input", onEdit);
+    form.addEventListener("change", onEdit);
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
-      const update = {
+      const all = {
         time_zone: tz.value.trim(),
         email: email.value.trim() || null,
         quiet_hours: quietOn.checked ? { start: quietStart.value, end: quietEnd.value } : null,
@@ -643,12 +661,15 @@
             : { frequency: "daily", time: dtime.value },
         channels: { push: chPush.checked, email: chEmail.checked },
       };
+      const update = Object.fromEntries(Object.entries(all).filter(([k]) => touched.has(k)));
+      if (!Object.keys(update).length) { result.textContent = "Nothing changed."; return; }
       result.className = "result";
       result.textContent = "Saving…";
       try {
         const next = await api("PUT", "/api/preferences", update);
         result.textContent = "Saved." + (next.email && !next.email_verified ? ` We sent a link to ${next.email} to confirm the address.` : "");
         state.settingsDirty = false;
+        touched.clear();
       } catch (err) {
         result.className = "result error";
         result.textContent = "Not saved: " + err.message;
@@ -704,6 +725,7 @@
     if (state.socket || state.signedOut) return;
     state.gen += 1;
     state.buffer = null;
+    state.syncing = null;
     setStatus("connecting", state.retry ? "reconnecting…" : "connecting…");
     let socket;
     try {
@@ -731,6 +753,7 @@
     state.socket = null;
     state.gen += 1;
     state.buffer = null;
+    state.syncing = null;
     clearInterval(state.pingTimer);
     clearTimeout(state.pongTimer);
     clearTimeout(state.resyncTimer);
@@ -795,12 +818,18 @@
     setStatus("resyncing", "syncing…");
     const synced = await resync(gen);
     if (gen !== state.gen) return; // this socket is gone; its successor resyncs
-    if (!synced) {
-      // Keep the socket, try the resync again; nothing is sent meanwhile.
-      const wait = Math.min(30000, 1000 * 2 ** attempt);
+    if (!synced && attempt < 3) {
+      // Keep the socket and try again before sending anything.
+      const wait = 1000 * 2 ** attempt;
       setStatus("resyncing", `could not load the conversation; retrying in ${Math.ceil(wait / 1000)} s`);
-      state.resyncTimer = setTimeout(() => { if (gen === state.gen) onReady(frame, attempt + 1); }, wait);
+      setTimer("resyncTimer", () => { if (gen === state.gen) onReady(frame, attempt + 1); }, wait);
       return;
+    }
+    if (!synced) {
+      // Still failing: chat anyway, and say what is missing.
+      const line = errorLine("The earlier conversation could not be loaded; new messages still work.");
+      line.append(el("button", { type: "button", class: "link", text: "Try again", onclick: () => { line.remove(); resync(state.gen); } }));
+      append(line);
     }
     state.retry = 0;
     // What waited while no socket was open counts as unread.
@@ -814,25 +843,48 @@
     checkForAnswer(gen);
   }
 
+  function setTimer(name, fn, wait) {
+    clearTimeout(state[name]);
+    state[name] = setTimeout(fn, wait);
+  }
+
   /**
    * Rebuilds the thread from the server's record of the conversation and
    * settles messages whose fate was unknown: there (by id) or sent again.
-   * Frames arriving meanwhile are held and applied after. False if the
-   * conversation could not be loaded or the socket changed.
+   * Frames arriving meanwhile are held and applied after. One resync runs
+   * at a time; asking again while one runs runs it once more after. False
+   * if the conversation could not be loaded or the socket changed.
    */
-  async function resync(gen) {
-    const held = [];
-    state.buffer = held;
-    const release = () => {
-      if (state.buffer !== held) return;
+  function resync(gen) {
+    if (state.syncing) {
+      state.syncAgain = true;
+      return state.syncing;
+    }
+    if (!state.buffer) state.buffer = [];
+    const run = (async () => {
+      let ok;
+      do {
+        state.syncAgain = false;
+        ok = await resyncOnce(gen);
+      } while (ok && state.syncAgain && gen === state.gen);
+      return ok;
+    })();
+    state.syncing = run;
+    run.finally(() => {
+      if (state.syncing !== run) return; // the socket changed: it was reset
+      state.syncing = null;
+      const held = state.buffer || [];
       state.buffer = null;
       for (const f of held) onFrame(f);
-    };
+    });
+    return run;
+  }
+
+  async function resyncOnce(gen) {
     let body;
     try {
       body = await api("GET", "/api/conversation?limit=200");
     } catch {
-      if (gen === state.gen) release();
       return false;
     }
     if (gen !== state.gen) return false;
@@ -840,19 +892,38 @@
     for (const p of body.plans) state.plans.set(p.id, p);
     const proposals = new Map(body.proposals.map((p) => [p.id, p]));
     const streaming = [...state.streams.values()].map((s) => s.bubble);
+    const mine = new Map(state.outgoing.map((o) => [o.id, o]));
+    const placed = new Set();
     thread.setAttribute("aria-busy", "true");
     thread.replaceChildren();
     state.planCards.clear();
     state.proposalCards.clear();
     state.notified.clear();
+    state.answered.clear();
     if (!body.items.length) thread.append(empty);
     // A card is shown where the plan was last shown.
     const lastShown = new Map();
     body.items.forEach((item, i) => { if (item.kind === "plan") lastShown.set(item.plan_id, i); });
+    let lastUser = null;
     body.items.forEach((item, i) => {
       switch (item.kind) {
-        case "user": append(userBubble(item.text, item.at)); break;
-        case "assistant": append(assistantBubble(item.text, item.at)); break;
+        case "user": {
+          // One of ours: the server has it. Its bubble takes this place.
+          const o = item.id && mine.get(item.id);
+          if (o) {
+            placed.add(o);
+            append(o.el);
+            if (o.status !== "sent") { dropOutgoing(o, true); state.awaitAnswer = true; }
+          } else {
+            append(userBubble(item.text, item.at));
+          }
+          lastUser = item.id || null;
+          break;
+        }
+        case "assistant":
+          if (lastUser) state.answered.add(lastUser);
+          if (!(lastUser && state.streams.has(lastUser))) append(assistantBubble(item.text, item.at));
+          break;
         case "notification": onNotification(item.notification, false); break;
         case "plan": if (lastShown.get(item.plan_id) === i) placePlanCard(item.plan_id); break;
         case "proposal": {
@@ -863,39 +934,46 @@
         default: break;
       }
     });
-    // Messages the server has (by id) are no longer ours to send; the ones
-    // it does not have go again (the server refuses an id twice).
-    const arrived = new Set(body.items.filter((x) => x.kind === "user" && x.id).map((x) => x.id));
-    for (const o of [...state.outgoing]) {
-      if (o.status !== "unsure") continue;
-      if (arrived.has(o.id)) { dropOutgoing(o); state.awaitAnswer = true; } else markOutgoing(o, "queued");
+    // The rest of ours never arrived: they go (again) once online; the
+    // server refuses an id it already has, so a resend cannot run twice.
+    for (const o of state.outgoing) {
+      if (placed.has(o)) continue;
+      if (o.status === "unsure") markOutgoing(o, "queued");
+      append(o.el);
     }
-    for (const o of state.outgoing) append(o.el);
     for (const b of streaming) if (!b.isConnected) append(b);
     thread.setAttribute("aria-busy", "false");
     state.lastItem = body.items[body.items.length - 1] || null;
+    state.busy = !!body.busy;
     scrollDown(true);
     if (hadFocus) thread.focus();
-    release();
     return true;
   }
 
   /**
    * After a drop, an answer may still be on its way into the store (its
-   * socket is gone): look again a few times, with backoff, until the last
-   * message has one.
+   * socket is gone): look again while the server says a turn is running,
+   * and if none is and no answer came, say so and offer to send again.
    */
   function checkForAnswer(gen) {
-    clearTimeout(state.resyncTimer);
     const last = state.lastItem;
-    const waiting = last && last.kind === "user";
-    if (!state.awaitAnswer || !waiting || state.streams.size || state.answerChecks >= 5) {
+    const unanswered = last && last.kind === "user";
+    const inFlight = state.streams.size || state.outgoing.some((o) => o.status === "sent");
+    if (!state.awaitAnswer || !unanswered || inFlight) {
       state.awaitAnswer = false;
       return;
     }
-    const wait = 1000 * 2 ** state.answerChecks;
+    if (!state.busy && state.answerChecks >= 2) {
+      state.awaitAnswer = false;
+      const line = errorLine("No answer arrived for your last message (the connection dropped while it was being answered).");
+      line.append(el("button", { type: "button", class: "link", text: "Send again", onclick: () => { line.remove(); queueMessage(last.text, true); } }));
+      append(line);
+      return;
+    }
+    if (state.answerChecks >= 60) { state.awaitAnswer = false; return; }
+    const wait = Math.min(5000, 1000 * 2 ** state.answerChecks);
     state.answerChecks += 1;
-    state.resyncTimer = setTimeout(async () => {
+    setTimer("resyncTimer", async () => {
       if (gen !== state.gen || state.status !== "online") return;
       if (await resync(gen)) checkForAnswer(gen);
     }, wait);
@@ -939,6 +1017,7 @@
     if (waiting && state.status === "online") streamFor(waiting.id);
   }
   function onDelta(f) {
+    if (state.answered.has(f.reply_to) && !state.streams.has(f.reply_to)) return; // drawn from the server
     const s = streamFor(f.reply_to);
     s.text += f.text;
     s.bubble.children[1].replaceWith(markdown(s.text));
@@ -947,6 +1026,11 @@
     if (o) dropOutgoing(o, true);
   }
   function onReply(f) {
+    if (state.answered.has(f.reply_to) && !state.streams.has(f.reply_to)) {
+      const o = state.outgoing.find((x) => x.id === f.reply_to);
+      if (o) dropOutgoing(o, true);
+      return; // the answer is already in the thread, from the server's record
+    }
     const s = streamFor(f.reply_to);
     s.bubble.children[1].replaceWith(markdown(f.text));
     s.bubble.classList.remove("streaming");
@@ -969,7 +1053,10 @@
         if (o) dropOutgoing(o);
         state.awaitAnswer = true;
         state.answerChecks = 0;
-        state.resyncTimer = setTimeout(() => { if (state.status === "online") resync(state.gen).then(() => checkForAnswer(state.gen)); }, 300);
+        const gen = state.gen;
+        setTimer("resyncTimer", async () => {
+          if (gen === state.gen && state.status === "online" && await resync(gen)) checkForAnswer(gen);
+        }, 300);
         return;
       }
       if (o) {
@@ -999,28 +1086,38 @@
   }
 
   // ---------- sending ----------
-  // Each tab keeps its queue under its own key; a tab that starts adopts
-  // the queues of tabs that are gone. If two tabs send one message, the
-  // server runs it once (it refuses a message id it already has).
+  // Each tab keeps its queue under its own key with a heartbeat; a tab
+  // adopts the queues of tabs that are gone (closed: marked at pagehide;
+  // crashed: no heartbeat for 15 s). If two tabs ever send one message, the
+  // server runs it once (it refuses an id and text it already has).
   const TAB = Math.random().toString(36).slice(2, 10);
+  const BEAT_MS = 5000;
   const queueKey = () => STORE_KEY + ":queue:" + TAB;
-  function persistQueue() {
+  function persistQueue(beat = Date.now()) {
     try {
       if (state.outgoing.length) {
-        localStorage.setItem(queueKey(), JSON.stringify(state.outgoing.map((o) => ({ id: o.id, text: o.text }))));
+        const items = state.outgoing.map((o) => ({ id: o.id, text: o.text }));
+        localStorage.setItem(queueKey(), JSON.stringify({ beat, items }));
       } else {
         localStorage.removeItem(queueKey());
       }
     } catch { /* storage full or blocked: the queue lives in memory only */ }
   }
   function adoptQueues() {
+    if (state.signedOut) return;
     const prefix = STORE_KEY + ":queue:";
     const found = [];
     try {
-      for (let i = localStorage.length - 1; i >= 0; i--) {
+      const keys = [];
+      for (let i = 0; i < localStorage.length; i++) {
         const key = localStorage.key(i);
-        if (!key || !key.startsWith(prefix)) continue;
-        try { found.push(...JSON.parse(localStorage.getItem(key) || "[]")); } catch { /* ignore a damaged entry */ }
+        if (key && key.startsWith(prefix) && key !== queueKey()) keys.push(key);
+      }
+      for (const key of keys) {
+        let entry = null;
+        try { entry = JSON.parse(localStorage.getItem(key) || "null"); } catch { /* damaged: drop it */ }
+        if (entry && Date.now() - (entry.beat || 0) < 3 * BEAT_MS) continue; // that tab is alive
+        if (entry && Array.isArray(entry.items)) found.push(...entry.items);
         localStorage.removeItem(key);
       }
     } catch { return; }
@@ -1050,6 +1147,7 @@
     persistQueue();
   }
   function queueMessage(text, now) {
+    if (state.signedOut) return;
     const id = `w${Date.now().toString(36)}-${TAB}-${(state.counter++).toString(36)}`;
     const bubble = userBubble(text, null);
     bubble.append(el("span", { class: "delivery" }));
@@ -1108,8 +1206,14 @@
     plansList.replaceChildren();
     settingsView.replaceChildren();
     state.settingsDirty = false;
+    state.epoch += 1;
     STORE_KEY = storeKey();
-    setUnread(saved().unread || 0);
+    input.disabled = state.signedOut;
+    sendButton.disabled = state.signedOut;
+    if (!state.signedOut) {
+      setUnread(saved().unread || 0);
+      adoptQueues();
+    }
   }
 
   document.addEventListener("visibilitychange", () => {
@@ -1117,6 +1221,9 @@
     if (!document.hidden && !state.socket) connect();
   });
   window.addEventListener("online", () => { if (!state.socket) { state.retry = 0; connect(); } });
+  // A closing tab leaves its queue to the next one at once.
+  window.addEventListener("pagehide", () => persistQueue(0));
+  setInterval(() => { persistQueue(); adoptQueues(); }, BEAT_MS);
 
   function mount() {
     document.body.append(host);
@@ -1146,11 +1253,21 @@
       if (!state.socket) { state.retry = 0; connect(); }
     },
     /** Signs out: disconnects and forgets this user's queue and thread here. */
-    signOut: () => {
+    signOut: async () => {
+      // This browser stops getting the user's pushes (best effort).
+      try {
+        const reg = "serviceWorker" in navigator && (await navigator.serviceWorker.getRegistration());
+        const sub = reg && (await reg.pushManager.getSubscription());
+        if (sub) {
+          await api("DELETE", "/api/push/subscribe", { endpoint: sub.endpoint }).catch(() => {});
+          await sub.unsubscribe();
+        }
+      } catch { /* no push here */ }
       try { localStorage.removeItem(STORE_KEY); localStorage.removeItem(queueKey()); } catch { /* ignore */ }
-      resetForUser();
       state.signedOut = true;
       cfg.token = null;
+      cfg.user = null;
+      resetForUser();
       setStatus("offline", "signed out");
     },
     send: (text) => { if (String(text).trim()) { setOpen(true); queueMessage(String(text).trim().slice(0, MAX_TEXT), true); } },

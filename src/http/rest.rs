@@ -219,6 +219,8 @@ pub struct ConversationBody {
     pub plans: Vec<Plan>,
     /// Every proposal the items refer to, as it is now (open, accepted, …).
     pub proposals: Vec<ProposalView>,
+    /// A turn of this user's is running: an answer may still be on its way.
+    pub busy: bool,
 }
 
 /// The conversation as the widget shows it, so a reload (or another device)
@@ -295,6 +297,7 @@ pub async fn conversation(
             items,
             plans,
             proposals,
+            busy: app.hub.turn_running(&user),
         })
     }
     .await;

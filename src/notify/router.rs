@@ -373,6 +373,18 @@ impl Notifier {
                 ))
             }
             Payload::Email(email) => self.mailer.send(email, &self.mail.from, timeout).await,
+            Payload::Push { subscription, .. }
+                if !self
+                    .store
+                    .push_subscriptions(&item.user)
+                    .await?
+                    .iter()
+                    .any(|s| s.endpoint == subscription.endpoint) =>
+            {
+                Err(SendError::Permanent(
+                    "the browser was unsubscribed or is now another user's".into(),
+                ))
+            }
             Payload::Push { subscription, body } => match &self.pusher {
                 Some(p) => p.send(subscription, body, timeout).await,
                 None => Err(SendError::Permanent("web push is not configured".into())),

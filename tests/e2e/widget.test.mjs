@@ -225,6 +225,7 @@ test("a message typed offline in a tab that is then closed is sent once by the n
   await ana.page.close();
   await restartOnSamePort();
   const page = await ana.context.newPage();
+  page.on("pageerror", (e) => ana.problems.push(e.message));
   await page.goto(`${base}/?user=ana-e2e`);
   const w = page.locator("#steward-widget");
   await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
@@ -237,6 +238,41 @@ test("a message typed offline in a tab that is then closed is sent once by the n
   assert.equal(body.items.filter((i) => i.kind === "user" && i.text === "what changed in the onboarding plan?").length, 1);
   ana.page = page;
   ana.w = w;
+});
+
+test("with two tabs open, a message typed offline in one is sent by that tab alone", async () => {
+  const other = await ana.context.newPage();
+  other.on("pageerror", (e) => ana.problems.push(e.message));
+  await other.goto(`${base}/?user=ana-e2e`);
+  const w2 = other.locator("#steward-widget");
+  await w2.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  // The other tab records every pending bubble it ever shows.
+  await other.evaluate(() => {
+    window.__pending = [];
+    const thread = document.querySelector("#steward-widget").shadowRoot.querySelector(".thread");
+    new MutationObserver(() => {
+      for (const b of thread.querySelectorAll(".msg.user[data-status]")) window.__pending.push(b.textContent);
+    }).observe(thread, { subtree: true, childList: true, attributes: true });
+  });
+  await killServer();
+  await ana.w.locator(".panel[data-state=offline]").waitFor({ timeout: WAIT });
+  const text = "list my plans, please";
+  await say(ana.w, text);
+  await ana.w.locator(".msg.user[data-status=queued]").waitFor({ timeout: WAIT });
+  await other.waitForTimeout(6000); // past a heartbeat: the other tab looks for orphaned queues
+  await restartOnSamePort();
+  await ana.page.waitForFunction((t) => {
+    const items = [...document.querySelector("#steward-widget").shadowRoot.querySelectorAll(".thread > *")];
+    const asked = items.findIndex((li) => li.classList.contains("user") && li.textContent.includes(t));
+    return asked >= 0 && !items[asked].dataset.status && items.slice(asked + 1).some((li) => li.classList.contains("assistant"));
+  }, text, { timeout: WAIT });
+  await w2.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  const body = await (await ana.page.request.get(`${base}/api/conversation?user=ana-e2e`)).json();
+  assert.equal(body.items.filter((i) => i.kind === "user" && i.text === text).length, 1);
+  assert.deepEqual(await other.evaluate((t) => window.__pending.filter((x) => x.includes(t)), text), [],
+    "the other tab never took the message over");
+  await other.close();
+  assert.deepEqual(ana.problems, []);
 });
 
 test("axe finds no WCAG 2.1 A/AA problems in the chat (with cards), My plans and Settings", async () => {
@@ -502,7 +538,8 @@ test("keyboard only: open, type, send, switch views and close", async () => {
   assert.equal(await active(), "Confirm");
   await page.keyboard.press("Enter");
   await w.locator(".proposal-card .outcome").waitFor({ timeout: WAIT });
-  assert.match(await active(), /Confirmed/, "focus stays in the card, on its outcome");
+  assert.equal(await page.evaluate(() => document.querySelector("#steward-widget").shadowRoot.activeElement?.className), "outcome",
+    "focus stays in the card, on its outcome");
   await w.getByRole("tab", { name: "Chat" }).focus();
   await page.keyboard.press("ArrowRight");
   assert.equal(await w.getByRole("tab", { name: "My plans" }).getAttribute("aria-selected"), "true");

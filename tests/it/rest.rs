@@ -282,7 +282,10 @@ async fn the_conversation_route_gives_the_thread_as_shown_with_its_cards_and_onl
     let (s, bob) = call(&app, Method::GET, "/api/conversation?user=bob", None).await;
     assert_eq!(
         (s, bob),
-        (StatusCode::OK, json!({"items": [], "plans": [], "proposals": []}))
+        (
+            StatusCode::OK,
+            json!({"items": [], "plans": [], "proposals": [], "busy": false})
+        )
     );
     for (path, status, code) in [
         ("/api/conversation?user=ana&limit=0", 400, "invalid_field"),
@@ -367,8 +370,11 @@ async fn a_message_resent_with_the_same_id_after_a_reconnect_runs_once() {
         .collect();
     assert_eq!(users.len(), 1, "{body}");
     assert_eq!(users[0]["id"], "w1", "the thread says which message id arrived");
-    // A new id is a new message.
+    // A new id is a new message; so is an old id with other words (a client
+    // that numbers per connection).
     let frames = again.turn("w2", "list my plans").await;
+    assert_eq!(frames.last().unwrap()["type"], "reply");
+    let frames = again.turn("w1", "show my plans").await;
     assert_eq!(frames.last().unwrap()["type"], "reply");
 }
 

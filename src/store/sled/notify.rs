@@ -278,6 +278,29 @@ fn prune_trees(
 }
 
 impl SledStore {
+    /// Users holding `endpoint` in subscriptions stored before owners were
+    /// recorded (key: SUB, user number, endpoint hash). Read only when an
+    /// endpoint has no owner record yet, so the scan happens once each.
+    fn legacy_subscribers(&self, endpoint: &str) -> Result<Vec<u64>, StoreError> {
+        if self
+            .inner
+            .notify
+            .contains_key(sub_owner_key(endpoint))
+            .map_err(backend)?
+        {
+            return Ok(Vec::new());
+        }
+        let hash = Sha256::digest(endpoint.as_bytes());
+        let mut users = Vec::new();
+        for key in self.inner.notify.scan_prefix([SUB]).keys() {
+            let key = key.map_err(backend)?;
+            if key.len() == 1 + 8 + 16 && key[9..] == hash[..16] {
+                users.extend(keys::decode_u64(&key[1..9]));
+            }
+        }
+        Ok(users)
+    }
+
     fn seqs(&self, n: usize) -> Result<Vec<u64>, StoreError> {
         (0..n)
             .map(|_| self.inner.db.generate_id().map(|s| s + 1).map_err(backend))
@@ -714,16 +737,20 @@ impl NotifyStore for SledStore {
     async fn add_push_subscription(&self, user: &UserId, sub: &PushSubscription) -> Result<(), StoreError> {
         let num = self.require_user(user)?;
         let value = encode(sub)?;
+        let legacy = self.legacy_subscribers(&sub.endpoint)?;
         // A browser's subscription belongs to whoever subscribed it last:
         // after another user signs in on that browser, the previous user's
         // notifications must not arrive there.
         finish(self.inner.notify.transaction(|notify| {
             let owner = sub_owner_key(&sub.endpoint);
-            if let Some(previous) = notify.insert(owner.clone(), &num.to_be_bytes()[..])?
-                && let Some(previous) = keys::decode_u64(&previous)
-                && previous != num
-            {
-                notify.remove(sub_key(previous, &sub.endpoint))?;
+            let previous = notify.insert(owner.clone(), &num.to_be_bytes()[..])?;
+            let previous: Vec<u64> = match previous {
+                Some(bytes) => keys::decode_u64(&bytes).into_iter().collect(),
+                // Stored before owners were recorded: any user may hold it.
+                None => legacy.clone(),
+            };
+            for other in previous.into_iter().filter(|&n| n != num) {
+                notify.remove(sub_key(other, &sub.endpoint))?;
             }
             notify.insert(sub_key(num, &sub.endpoint), value.clone())?;
             Ok(())
@@ -783,5 +810,36 @@ impl NotifyStore for SledStore {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_subscription_stored_before_owners_were_recorded_is_taken_over_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
+        store.ensure_user(&ann).await.unwrap();
+        store.ensure_user(&bob).await.unwrap();
+        let sub = PushSubscription {
+            endpoint: "https://push.example/shared".into(),
+            p256dh: "k".into(),
+            auth: "a".into(),
+        };
+        // As an older version stored it: the subscription, no owner record.
+        let ann_num = store.require_user(&ann).unwrap();
+        store
+            .inner
+            .notify
+            .insert(sub_key(ann_num, &sub.endpoint), encode(&sub).unwrap())
+            .unwrap();
+        assert_eq!(store.push_subscriptions(&ann).await.unwrap().len(), 1);
+        store.add_push_subscription(&bob, &sub).await.unwrap();
+        assert!(store.push_subscriptions(&ann).await.unwrap().is_empty());
+        assert_eq!(store.push_subscriptions(&bob).await.unwrap().len(), 1);
     }
 }
