@@ -27,6 +27,11 @@ pub enum Message {
         text: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tool_calls: Vec<ToolCall>,
+        /// Set when the notifier wrote this message: the notification (by
+        /// id) it records, so the model sees the event in context. A thread
+        /// shows the notification itself instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notification: Option<String>,
     },
     Tool {
         call_id: String,
@@ -143,7 +148,10 @@ pub fn thread(entries: &[Entry]) -> Vec<ThreadItem> {
                     id: id.clone(),
                 });
             }
-            Message::Assistant { text, tool_calls } if tool_calls.is_empty() && !text.trim().is_empty() => {
+            Message::Assistant {
+                notification: Some(_), ..
+            } => {}
+            Message::Assistant { text, tool_calls, .. } if tool_calls.is_empty() && !text.trim().is_empty() => {
                 items.push(ThreadItem::Assistant { at, text: text.clone() });
                 items.append(&mut cards);
             }
@@ -172,36 +180,21 @@ pub fn thread(entries: &[Entry]) -> Vec<ThreadItem> {
     items
 }
 
-/// Merges notifications (in time order) into the thread, each before the
-/// first item that is newer, keeping the order of `items` as it is. The
-/// notifier also writes each notification into the transcript as an
-/// assistant message (so the model sees it); that copy gives way to the
-/// notification itself.
-pub fn merge_notifications(items: Vec<ThreadItem>, notifications: Vec<ThreadItem>) -> Vec<ThreadItem> {
-    let mut unmatched: Vec<(DateTime<Utc>, &str)> = notifications
-        .iter()
-        .filter_map(|n| match n {
-            ThreadItem::Notification { at, notification } => Some((*at, notification.text.as_str())),
-            _ => None,
-        })
-        .collect();
-    let items: Vec<ThreadItem> = items
-        .into_iter()
-        .filter(|item| {
-            let ThreadItem::Assistant { at, text } = item else {
-                return true;
-            };
-            match unmatched.iter().position(|(n_at, n_text)| n_text == text && n_at <= at) {
-                Some(i) => {
-                    unmatched.remove(i);
-                    false
-                }
-                None => true,
-            }
-        })
-        .collect();
+/// Merges notifications into the thread by time, each before the first
+/// item that is newer, keeping the order of `items` as it is.
+pub fn merge_notifications(
+    items: Vec<ThreadItem>,
+    mut notifications: Vec<crate::notify::NotificationView>,
+) -> Vec<ThreadItem> {
+    notifications.sort_by_key(|n| n.created_at);
     let mut out = Vec::with_capacity(items.len() + notifications.len());
-    let mut later = notifications.into_iter().peekable();
+    let mut later = notifications
+        .into_iter()
+        .map(|n| ThreadItem::Notification {
+            at: n.created_at,
+            notification: n,
+        })
+        .peekable();
     for item in items {
         while let Some(next) = later.next_if(|n| n.at() < item.at()) {
             out.push(next);
@@ -216,23 +209,28 @@ pub fn merge_notifications(items: Vec<ThreadItem>, notifications: Vec<ThreadItem
 mod tests {
     use super::*;
 
+    /// The `kind` of each item, as clients see it.
+    fn kinds(items: &[ThreadItem]) -> Vec<String> {
+        items
+            .iter()
+            .map(|i| serde_json::to_value(i).unwrap()["kind"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     #[test]
-    fn notifications_merge_by_time_and_replace_their_transcript_copy() {
+    fn notifications_merge_by_time_without_reordering_the_thread() {
         let t = |m: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::minutes(m);
-        let note = |m: i64, text: &str| ThreadItem::Notification {
-            at: t(m),
-            notification: crate::notify::NotificationView {
-                id: format!("n{m}"),
-                kind: crate::notify::NotificationKind::Reminder,
-                text: text.into(),
-                plan_id: None,
-                step_id: None,
-                created_at: t(m),
-            },
+        let note = |m: i64| crate::notify::NotificationView {
+            id: format!("n{m}"),
+            kind: crate::notify::NotificationKind::Reminder,
+            text: "Reminder: call".into(),
+            plan_id: None,
+            step_id: None,
+            created_at: t(m),
         };
-        let said = |m: i64, text: &str| ThreadItem::Assistant {
+        let said = |m: i64| ThreadItem::Assistant {
             at: t(m),
-            text: text.into(),
+            text: "OK".into(),
         };
         let items = vec![
             ThreadItem::User {
@@ -240,18 +238,16 @@ mod tests {
                 text: "remind me".into(),
                 id: None,
             },
-            said(1, "OK"),
-            said(6, "Reminder: call"),
-            said(8, "Reminder: call"),
+            said(1),
+            said(8),
         ];
-        let merged = merge_notifications(items, vec![note(5, "Reminder: call")]);
-        let shape: Vec<String> = merged
-            .iter()
-            .map(|i| serde_json::to_value(i).unwrap()["kind"].as_str().unwrap().to_owned())
-            .collect();
-        // The copy at minute 6 gives way; a later message with the same words stays.
-        assert_eq!(shape, ["user", "assistant", "notification", "assistant"]);
-        assert_eq!(merged[3].at(), t(8));
+        let merged = merge_notifications(items, vec![note(9), note(5)]);
+        assert_eq!(
+            kinds(&merged),
+            ["user", "assistant", "notification", "assistant", "notification"]
+        );
+        assert_eq!(merged[2].at(), t(5));
+        assert_eq!(merged[4].at(), t(9));
     }
 
     fn call(id: &str) -> ToolCall {
@@ -277,6 +273,7 @@ mod tests {
             Message::Assistant {
                 text: String::new(),
                 tool_calls: vec![call("a"), call("b")],
+                notification: None,
             },
             Message::Tool {
                 call_id: "a".into(),
@@ -299,7 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn the_thread_shows_words_shown_plans_and_proposals_but_not_tool_traffic() {
+    fn the_thread_shows_words_shown_plans_and_proposals_but_not_tool_traffic_or_notification_copies() {
         let at = Utc::now();
         let entry = |message| Entry { at, message };
         let tool = |name: &str, content: &str| {
@@ -317,22 +314,28 @@ mod tests {
             entry(Message::Assistant {
                 text: "Let me look".into(),
                 tool_calls: vec![call("c")],
+                notification: None,
             }),
             tool("show_plan", r#"{"plan":{"id":"p1"},"next_step":null}"#),
             tool("update_plan", r#"{"ok":true,"plan_id":"p1"}"#),
             tool("plan_from_template", r#"{"ok":true,"proposal":{"id":"r2"}}"#),
             tool("show_plan", "not json"),
+            // The notifier's record of a reminder firing mid-turn: the
+            // thread shows the notification itself, and the turn's cards
+            // still follow its answer.
+            entry(Message::Assistant {
+                text: "Reminder: call".into(),
+                tool_calls: vec![],
+                notification: Some("n1".into()),
+            }),
             entry(Message::Assistant {
                 text: "Here it is".into(),
                 tool_calls: vec![],
+                notification: None,
             }),
         ];
         let items = thread(&entries);
-        let kinds: Vec<String> = items
-            .iter()
-            .map(|i| serde_json::to_value(i).unwrap()["kind"].as_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(kinds, ["user", "assistant", "plan", "proposal"]);
+        assert_eq!(kinds(&items), ["user", "assistant", "plan", "proposal"]);
         assert!(matches!(&items[0], ThreadItem::User { id: Some(id), .. } if id == "c1"));
         assert!(matches!(&items[2], ThreadItem::Plan { plan_id, .. } if plan_id == "p1"));
         assert!(matches!(&items[3], ThreadItem::Proposal { proposal_id, .. } if proposal_id == "r2"));

@@ -65,6 +65,17 @@ impl Delivery {
     }
 }
 
+/// What a user's turns share, behind the lock that runs them one at a
+/// time: lives while a socket of the user's is open or a turn runs.
+#[derive(Debug, Default)]
+pub struct TurnState {
+    /// The (id, text) of the user's latest messages, oldest first; `None`
+    /// until read from the stored transcript.
+    pub recent: Option<std::collections::VecDeque<(String, String)>>,
+}
+
+pub type TurnLock = tokio::sync::Mutex<TurnState>;
+
 #[derive(Debug, Clone, Copy)]
 pub struct HubLimits {
     pub connections_per_user: usize,
@@ -91,7 +102,7 @@ struct Inner {
     users: HashMap<UserId, UserEntry>,
     /// Turn locks outlive connections while a turn still runs, so a user who
     /// reconnects mid-turn still waits for it.
-    turn_locks: HashMap<UserId, Weak<tokio::sync::Mutex<()>>>,
+    turn_locks: HashMap<UserId, Weak<TurnLock>>,
     total: usize,
     next_id: u64,
 }
@@ -285,25 +296,11 @@ impl Hub {
         self.lock().users.get(user).is_some_and(|e| !e.conns.is_empty())
     }
 
-    pub fn publish_plan(&self, user: &UserId, plan: &Plan) {
-        self.publish(
-            user,
-            &ServerFrame::Plan {
-                plan: plan.clone(),
-                shown: false,
-            },
-        );
-    }
-
-    /// Sends a plan the user asked to see.
-    pub fn show_plan(&self, user: &UserId, plan: &Plan) {
-        self.publish(
-            user,
-            &ServerFrame::Plan {
-                plan: plan.clone(),
-                shown: true,
-            },
-        );
+    /// Sends a changed plan (`shown: false`) or one the user asked to see
+    /// (`shown: true`, from `show_plan`).
+    pub fn publish_plan(&self, user: &UserId, plan: &Plan, shown: bool) {
+        let plan = plan.clone();
+        self.publish(user, &ServerFrame::Plan { plan, shown });
     }
 
     /// Takes one message token; `Err` says how long until the next one.
@@ -328,13 +325,13 @@ impl Hub {
 
     /// The lock that serialises this user's turns. tokio's mutex is fair, so
     /// turns run in the order they asked.
-    pub fn turn_lock(&self, user: &UserId) -> Arc<tokio::sync::Mutex<()>> {
+    pub fn turn_lock(&self, user: &UserId) -> Arc<TurnLock> {
         let mut inner = self.lock();
         if let Some(lock) = inner.turn_locks.get(user).and_then(Weak::upgrade) {
             return lock;
         }
         inner.turn_locks.retain(|_, weak| weak.strong_count() > 0);
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        let lock = Arc::new(TurnLock::default());
         inner.turn_locks.insert(user.clone(), Arc::downgrade(&lock));
         lock
     }

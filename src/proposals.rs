@@ -251,7 +251,7 @@ async fn stale(ctx: &ToolContext, mut proposal: Proposal, plan_id: PlanId) -> Re
         },
     );
     if let Some(plan) = &current {
-        ctx.hub.publish_plan(&ctx.user, plan);
+        ctx.hub.publish_plan(&ctx.user, plan, false);
     }
     Ok(Decision::Stale { proposal, current })
 }
@@ -352,7 +352,7 @@ pub async fn decide(ctx: &ToolContext, id: Option<&str>, accept: bool) -> Result
         Err(e) => return Err(e.into()),
     };
     proposal.plan_id = Some(plan.id);
-    ctx.hub.publish_plan(&ctx.user, &plan);
+    ctx.hub.publish_plan(&ctx.user, &plan, false);
     ctx.hub.publish(
         &ctx.user,
         &ServerFrame::Proposal {

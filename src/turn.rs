@@ -7,7 +7,7 @@
 
 use crate::app::App;
 use crate::conversation::{self, Entry, Message};
-use crate::hub::Outlet;
+use crate::hub::{Outlet, TurnState};
 use crate::interpreter::{Interpretation, interpret};
 use crate::llm::{ModelError, ModelRequest, RetryPolicy, complete_with_retry};
 use crate::plan::{Actor, PlanStatus, render};
@@ -17,6 +17,7 @@ use crate::protocol::{ErrorCode, ServerFrame};
 use crate::store::StoreError;
 use crate::tools::ToolError;
 use crate::user::UserId;
+use std::collections::VecDeque;
 use tracing::Instrument;
 
 /// Tool calls honoured from one model answer; the rest are refused.
@@ -43,21 +44,26 @@ enum TurnError {
     Duplicate(String),
 }
 
-/// How far back a message id is looked for: a client resends only what it
-/// sent just before its connection dropped.
+/// How far back message ids are looked for: a client resends only what it
+/// sent just before its connection dropped. The transcript entries read
+/// when a user's turns start up (a process start, or the first socket
+/// after all had closed), and the user messages remembered after that.
 const DUPLICATE_WINDOW: usize = 200;
+const RECENT_MESSAGES: usize = 64;
 
-pub async fn perform(app: &App, user: &UserId, out: &Outlet, work: Work) {
+pub async fn perform(app: &App, user: &UserId, out: &Outlet, work: Work, state: &mut TurnState) {
     match work {
-        Work::Message { id, text } => run(app, user, out, &id, &text).await,
+        Work::Message { id, text } => run(app, user, out, &id, &text, state).await,
         Work::Confirm { proposal_id, accept } => confirm(app, user, out, &proposal_id, accept).await,
     }
 }
 
 /// Runs one turn and answers on `out` with a `reply` or an `error`.
-pub async fn run(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &str) {
+pub async fn run(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &str, state: &mut TurnState) {
     let span = tracing::info_span!("turn", user_id = %user, message_id = %message_id, model = %app.model.name());
-    let result = turn(app, user, out, message_id, text).instrument(span.clone()).await;
+    let result = turn(app, user, out, message_id, text, state)
+        .instrument(span.clone())
+        .await;
     let _entered = span.enter();
     let frame = match result {
         Ok(reply) => ServerFrame::Reply {
@@ -179,17 +185,47 @@ pub fn describe(decision: &Decision) -> String {
     }
 }
 
-async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &str) -> Result<String, TurnError> {
+/// The user's recent (id, text) pairs: kept in the turn state, read from
+/// the transcript once when it is empty (a read of 200 entries costs about
+/// five history reads, so it stays off the per-turn path).
+async fn recent_messages<'s>(
+    app: &App,
+    user: &UserId,
+    state: &'s mut TurnState,
+) -> Result<&'s mut VecDeque<(String, String)>, TurnError> {
+    if state.recent.is_none() {
+        let entries = app.store.recent_messages(user, DUPLICATE_WINDOW).await?;
+        let mut recent: VecDeque<(String, String)> = entries
+            .into_iter()
+            .filter_map(|e| match e.message {
+                Message::User { id: Some(id), text } => Some((id, text)),
+                _ => None,
+            })
+            .collect();
+        while recent.len() > RECENT_MESSAGES {
+            recent.pop_front();
+        }
+        state.recent = Some(recent);
+    }
+    Ok(state.recent.get_or_insert_default())
+}
+
+async fn turn(
+    app: &App,
+    user: &UserId,
+    out: &Outlet,
+    message_id: &str,
+    text: &str,
+    state: &mut TurnState,
+) -> Result<String, TurnError> {
     let store = &app.store;
     // A client that lost its socket resends what it could not see arrive.
-    // Turns run one at a time per user, so this check cannot race its twin.
-    let earlier = store.recent_messages(user, DUPLICATE_WINDOW).await?;
-    // Same id and same words: a client numbering its messages per
-    // connection ("1", "2", …) still has its new messages run.
-    if earlier
-        .iter()
-        .any(|e| matches!(&e.message, Message::User { id: Some(id), text: said } if id == message_id && said == text))
-    {
+    // Turns run one at a time per user (`state` is behind their lock), so
+    // this check cannot race its twin. Same id and same words: a client
+    // numbering its messages per connection ("1", "2", …) still has its new
+    // messages run.
+    let recent = recent_messages(app, user, state).await?;
+    if recent.iter().any(|(id, said)| id == message_id && said == text) {
         return Err(TurnError::Duplicate(message_id.to_owned()));
     }
     store
@@ -204,6 +240,11 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
             },
         )
         .await?;
+    // Remembered once stored: a turn that fails later was still received.
+    recent.push_back((message_id.to_owned(), text.to_owned()));
+    if recent.len() > RECENT_MESSAGES {
+        recent.pop_front();
+    }
 
     let local_now = app.local_now(user).await;
     if let Interpretation::Confirmation { accept } = interpret(text, local_now, &app.templates)
@@ -212,6 +253,7 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
         let message = Message::Assistant {
             text: reply.clone(),
             tool_calls: vec![],
+            notification: None,
         };
         store.append_message(user, &Entry { at: app.now(), message }).await?;
         return Ok(reply);
@@ -251,6 +293,7 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
             let message = Message::Assistant {
                 text: answer.text.clone(),
                 tool_calls: vec![],
+                notification: None,
             };
             store.append_message(user, &Entry { at: app.now(), message }).await?;
             return Ok(answer.text);
@@ -258,6 +301,7 @@ async fn turn(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &s
         let message = Message::Assistant {
             text: answer.text,
             tool_calls: answer.tool_calls.clone(),
+            notification: None,
         };
         store.append_message(user, &Entry { at: app.now(), message }).await?;
         for (n, call) in answer.tool_calls.iter().enumerate() {

@@ -252,47 +252,41 @@ pub async fn conversation(
         } else {
             entries.first().map(|e| e.at)
         };
-        let mut notifications: Vec<ThreadItem> = app
+        let notifications = app
             .store
             .recent_notifications(&user, 100)
             .await?
             .iter()
             .filter(|n| since.is_none_or(|s| n.created_at >= s))
-            .map(|n| ThreadItem::Notification {
-                at: n.created_at,
-                notification: n.view(),
-            })
+            .map(|n| n.view())
             .collect();
-        notifications.sort_by_key(ThreadItem::at);
         let items = conversation::merge_notifications(items, notifications);
-        let mut plans: Vec<Plan> = Vec::new();
+        // The proposals the thread shows, as they are now, and the plans it
+        // shows or those proposals made (one read of the user's plans).
         let mut proposals: Vec<ProposalView> = Vec::new();
+        let mut wanted: Vec<PlanId> = Vec::new();
         for item in &items {
             match item {
-                ThreadItem::Plan { plan_id, .. } => {
-                    if let Some(id) = PlanId::parse(plan_id)
-                        && !plans.iter().any(|p| p.id == id)
-                        && let Some(plan) = app.store.get_plan(&user, id).await?
-                    {
-                        plans.push(plan);
-                    }
-                }
-                ThreadItem::Proposal { proposal_id, .. } => {
-                    if !proposals.iter().any(|p| &p.id == proposal_id)
-                        && let Some(proposal) = app.store.get_proposal(&user, proposal_id).await?
-                    {
-                        if let Some(id) = proposal.plan_id
-                            && !plans.iter().any(|p| p.id == id)
-                            && let Some(plan) = app.store.get_plan(&user, id).await?
-                        {
-                            plans.push(plan);
-                        }
+                ThreadItem::Plan { plan_id, .. } => wanted.extend(PlanId::parse(plan_id)),
+                ThreadItem::Proposal { proposal_id, .. } if !proposals.iter().any(|p| &p.id == proposal_id) => {
+                    if let Some(proposal) = app.store.get_proposal(&user, proposal_id).await? {
+                        wanted.extend(proposal.plan_id);
                         proposals.push(proposal.view());
                     }
                 }
                 _ => {}
             }
         }
+        let plans = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            app.store
+                .list_plans(&user)
+                .await?
+                .into_iter()
+                .filter(|p| wanted.contains(&p.id))
+                .collect()
+        };
         Ok(ConversationBody {
             items,
             plans,

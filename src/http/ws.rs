@@ -225,8 +225,8 @@ fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: &mpsc:
 async fn turn_loop(app: App, user: UserId, out: Outlet, mut queue: mpsc::Receiver<Work>) {
     while let Some(work) = queue.recv().await {
         let lock = app.hub.turn_lock(&user);
-        let _turn = lock.lock().await;
-        turn::perform(&app, &user, &out, work).await;
+        let mut turn = lock.lock().await;
+        turn::perform(&app, &user, &out, work, &mut turn).await;
     }
 }
 

@@ -125,6 +125,7 @@ impl OfflineEngine {
             let Some(Message::Assistant {
                 text: question,
                 tool_calls,
+                ..
             }) = k.checked_sub(1).and_then(|i| msgs.get(i))
             else {
                 return None;
@@ -580,6 +581,7 @@ mod tests {
         Message::Assistant {
             text: t.into(),
             tool_calls: vec![],
+            notification: None,
         }
     }
 

@@ -55,10 +55,10 @@ impl OpenAiModel {
         for m in &request.messages {
             messages.push(match m {
                 Message::User { text, .. } => json!({"role": "user", "content": text}),
-                Message::Assistant { text, tool_calls } if tool_calls.is_empty() => {
+                Message::Assistant { text, tool_calls, .. } if tool_calls.is_empty() => {
                     json!({"role": "assistant", "content": text})
                 }
-                Message::Assistant { text, tool_calls } => json!({
+                Message::Assistant { text, tool_calls, .. } => json!({
                     "role": "assistant",
                     "content": if text.is_empty() { Value::Null } else { Value::from(text.as_str()) },
                     "tool_calls": tool_calls.iter().map(|c| json!({

@@ -233,6 +233,7 @@ impl Notifier {
                 message: Message::Assistant {
                     text: n.text.clone(),
                     tool_calls: vec![],
+                    notification: Some(n.id.clone()),
                 },
             })
         };

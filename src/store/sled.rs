@@ -654,60 +654,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_push_endpoint_belongs_to_the_user_who_subscribed_it_last() {
-        use crate::notify::PushSubscription;
-        use crate::store::NotifyStore;
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
-        store.ensure_user(&ann).await.unwrap();
-        store.ensure_user(&bob).await.unwrap();
-        let sub = |endpoint: &str| PushSubscription {
-            endpoint: endpoint.into(),
-            p256dh: "k".into(),
-            auth: "a".into(),
-        };
-        store
-            .add_push_subscription(&ann, &sub("https://push.example/shared"))
-            .await
-            .unwrap();
-        store
-            .add_push_subscription(&ann, &sub("https://push.example/anns-phone"))
-            .await
-            .unwrap();
-        // Bob signs in on Ann's browser and turns notifications on.
-        store
-            .add_push_subscription(&bob, &sub("https://push.example/shared"))
-            .await
-            .unwrap();
-        let endpoints = |subs: Vec<PushSubscription>| subs.into_iter().map(|s| s.endpoint).collect::<Vec<_>>();
-        assert_eq!(
-            endpoints(store.push_subscriptions(&ann).await.unwrap()),
-            ["https://push.example/anns-phone"]
-        );
-        assert_eq!(
-            endpoints(store.push_subscriptions(&bob).await.unwrap()),
-            ["https://push.example/shared"]
-        );
-        // Ann removing an endpoint she no longer owns leaves Bob's alone.
-        store
-            .remove_push_subscription(&ann, "https://push.example/shared")
-            .await
-            .unwrap();
-        assert_eq!(store.push_subscriptions(&bob).await.unwrap().len(), 1);
-        store
-            .remove_push_subscription(&bob, "https://push.example/shared")
-            .await
-            .unwrap();
-        assert!(store.push_subscriptions(&bob).await.unwrap().is_empty());
-        store
-            .add_push_subscription(&ann, &sub("https://push.example/shared"))
-            .await
-            .unwrap();
-        assert_eq!(store.push_subscriptions(&ann).await.unwrap().len(), 2);
-    }
-
-    #[tokio::test]
     async fn a_stale_version_is_refused_and_returns_the_current_plan() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();

@@ -35,7 +35,7 @@ impl Tool for ShowPlan {
         let args: Args = parse_args("show_plan", arguments)?;
         let plan = load_plan(ctx, args.plan_id).await?;
         let next = render::next_step(&plan).map(|s| s.id.clone());
-        ctx.hub.show_plan(&ctx.user, &plan);
+        ctx.hub.publish_plan(&ctx.user, &plan, true);
         Ok(json!({"plan": plan, "next_step": next}))
     }
 }

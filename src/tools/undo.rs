@@ -60,7 +60,7 @@ impl Tool for Undo {
         ctx.store
             .update_plan(&ctx.user, &reverted, plan.version, record)
             .await?;
-        ctx.hub.publish_plan(&ctx.user, &reverted);
+        ctx.hub.publish_plan(&ctx.user, &reverted, false);
         Ok(json!({
             "ok": true,
             "plan_id": reverted.id,

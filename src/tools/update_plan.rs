@@ -274,7 +274,7 @@ pub(crate) async fn create(
         undoes: None,
     };
     let stored = ctx.store.create_plan(&ctx.user, plan, entry).await?;
-    ctx.hub.publish_plan(&ctx.user, &stored);
+    ctx.hub.publish_plan(&ctx.user, &stored, false);
     Ok(success(&stored, true))
 }
 
@@ -306,7 +306,7 @@ async fn commit(ctx: &ToolContext, current: Plan, expected: u64, ops: &[Op], why
     ctx.store
         .update_plan(&ctx.user, &outcome.plan, current.version, entry)
         .await?;
-    ctx.hub.publish_plan(&ctx.user, &outcome.plan);
+    ctx.hub.publish_plan(&ctx.user, &outcome.plan, false);
     Ok(success(&outcome.plan, false))
 }
 

@@ -114,6 +114,21 @@ async function threadText(w) {
   }));
 }
 
+/** Waits until `text` was delivered (no pending status) and a finished answer follows it. */
+function answered(page, text) {
+  return page.waitForFunction((t) => {
+    const items = [...document.querySelector("#steward-widget").shadowRoot.querySelectorAll(".thread > *")];
+    const asked = items.findIndex((li) => li.classList.contains("user") && li.textContent.includes(t));
+    return asked >= 0 && !items[asked].dataset.status
+      && items.slice(asked + 1).some((li) => li.classList.contains("assistant") && !li.classList.contains("streaming"));
+  }, text, { timeout: WAIT });
+}
+/** How many times the server's record of the conversation holds `text` from the user. */
+async function serverCopies(page, user, text) {
+  const body = await (await page.request.get(`${base}/api/conversation?user=${user}`)).json();
+  return body.items.filter((i) => i.kind === "user" && i.text === text).length;
+}
+
 let ana; // the first user's page, kept open across tests
 
 test("a goal becomes a proposal; Confirm shows the plan card with its steps and due dates", async () => {
@@ -199,21 +214,14 @@ test("after the server is killed and restarted the widget reconnects, resyncs an
   await restartOnSamePort();
   await w.locator(".panel[data-state=online]").waitFor({ timeout: 60000 });
   // The queued message went out once and got one answer.
-  await page.waitForFunction(() => {
-    const root = document.querySelector("#steward-widget").shadowRoot;
-    const items = [...root.querySelectorAll(".thread > *")];
-    const asked = items.findIndex((li) => li.classList.contains("user") && li.textContent.includes("list my plans"));
-    return asked >= 0 && !items[asked].dataset.status && items.slice(asked + 1).some((li) => li.classList.contains("assistant") && !li.classList.contains("streaming"));
-  }, null, { timeout: WAIT });
+  await answered(page, "list my plans");
   const now = await threadText(w);
   assert.deepEqual(now.slice(0, beforeKill.length), beforeKill, "nothing lost or duplicated");
   assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.includes(":queue:")).length), 0,
     "nothing left in the stored queue");
   assert.equal(now.filter((t) => t.includes("list my plans")).length, 1, "the offline message was sent exactly once");
   // The server's own record agrees.
-  const res = await page.request.get(`${base}/api/conversation?user=ana-e2e`);
-  const body = await res.json();
-  assert.equal(body.items.filter((i) => i.kind === "user" && i.text === "list my plans").length, 1);
+  assert.equal(await serverCopies(page, "ana-e2e", "list my plans"), 1);
   await shot(page, "07-reconnected");
 });
 
@@ -229,13 +237,8 @@ test("a message typed offline in a tab that is then closed is sent once by the n
   await page.goto(`${base}/?user=ana-e2e`);
   const w = page.locator("#steward-widget");
   await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
-  await page.waitForFunction(() => {
-    const items = [...document.querySelector("#steward-widget").shadowRoot.querySelectorAll(".thread > *")];
-    const asked = items.findIndex((li) => li.classList.contains("user") && li.textContent.includes("what changed in the onboarding plan?"));
-    return asked >= 0 && !items[asked].dataset.status && items.slice(asked + 1).some((li) => li.classList.contains("assistant") && !li.classList.contains("streaming"));
-  }, null, { timeout: WAIT });
-  const body = await (await page.request.get(`${base}/api/conversation?user=ana-e2e`)).json();
-  assert.equal(body.items.filter((i) => i.kind === "user" && i.text === "what changed in the onboarding plan?").length, 1);
+  await answered(page, "what changed in the onboarding plan?");
+  assert.equal(await serverCopies(page, "ana-e2e", "what changed in the onboarding plan?"), 1);
   ana.page = page;
   ana.w = w;
 });
@@ -261,14 +264,9 @@ test("with two tabs open, a message typed offline in one is sent by that tab alo
   await ana.w.locator(".msg.user[data-status=queued]").waitFor({ timeout: WAIT });
   await other.waitForTimeout(6000); // past a heartbeat: the other tab looks for orphaned queues
   await restartOnSamePort();
-  await ana.page.waitForFunction((t) => {
-    const items = [...document.querySelector("#steward-widget").shadowRoot.querySelectorAll(".thread > *")];
-    const asked = items.findIndex((li) => li.classList.contains("user") && li.textContent.includes(t));
-    return asked >= 0 && !items[asked].dataset.status && items.slice(asked + 1).some((li) => li.classList.contains("assistant"));
-  }, text, { timeout: WAIT });
+  await answered(ana.page, text);
   await w2.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
-  const body = await (await ana.page.request.get(`${base}/api/conversation?user=ana-e2e`)).json();
-  assert.equal(body.items.filter((i) => i.kind === "user" && i.text === text).length, 1);
+  assert.equal(await serverCopies(ana.page, "ana-e2e", text), 1);
   assert.deepEqual(await other.evaluate((t) => window.__pending.filter((x) => x.includes(t)), text), [],
     "the other tab never took the message over");
   await other.close();

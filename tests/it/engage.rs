@@ -33,8 +33,18 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 async fn app(clock: &ManualClock, mailer: Option<Mailer>, background: bool) -> TestApp {
+    app_with(engine(), clock, mailer, background).await
+}
+
+/// [`app`] with another model (a scripted one that words notifications).
+async fn app_with(
+    model: Arc<dyn steward::llm::ChatModel>,
+    clock: &ManualClock,
+    mailer: Option<Mailer>,
+    background: bool,
+) -> TestApp {
     spawn_app_full(
-        engine(),
+        model,
         |c| {
             c.time_zone = "Europe/Berlin".into();
             c.background = background;
@@ -668,6 +678,43 @@ async fn a_push_reaches_a_loopback_push_service_and_decrypts_to_the_notification
     app.app.notifier().await.unwrap().pass().await.unwrap();
     assert_eq!(got.lock().unwrap().len(), 2);
     assert!(app.app.store.push_subscriptions(&user).await.unwrap().is_empty());
+
+    // A push queued for Ana is not sent once Bob has taken the browser over.
+    gone.store(false, std::sync::atomic::Ordering::SeqCst);
+    for who in ["ana", "bob"] {
+        let r = http
+            .post(app.url(&format!("/api/push/subscribe?user={who}")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let subscription = steward::notify::PushSubscription {
+        endpoint: body["endpoint"].as_str().unwrap().into(),
+        p256dh: body["keys"]["p256dh"].as_str().unwrap().into(),
+        auth: body["keys"]["auth"].as_str().unwrap().into(),
+    };
+    let queued = steward::notify::router::item(
+        &user,
+        "push:queued-before-takeover".into(),
+        steward::notify::Payload::Push {
+            subscription,
+            body: "{}".into(),
+        },
+        clock.now(),
+    );
+    app.app.store.enqueue(vec![queued]).await.unwrap();
+    app.app.notifier().await.unwrap().pass().await.unwrap();
+    let stored = app
+        .app
+        .store
+        .outbox_by_key("push:queued-before-takeover")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, OutboxStatus::Failed);
+    assert_eq!(got.lock().unwrap().len(), 2, "nothing reached the push service");
 }
 
 #[tokio::test]
@@ -835,16 +882,7 @@ async fn a_configured_model_words_notifications_and_its_failure_falls_back_to_th
         "Time to call the recruiter — you asked me to nudge you at noon.",
     )]));
     let clock = ManualClock::at(NOW);
-    let app = spawn_app_full(
-        model.clone(),
-        |c| {
-            c.time_zone = "Europe/Berlin".into();
-            c.background = false;
-        },
-        Some(clock.clock()),
-        None,
-    )
-    .await;
+    let app = app_with(model.clone(), &clock, None, false).await;
     let user = UserId::parse("ana").unwrap();
     app.app.store.ensure_user(&user).await.unwrap();
     for (text, at_) in [
@@ -1147,16 +1185,7 @@ async fn a_notification_shown_in_ready_while_it_is_worded_is_neither_emailed_nor
         Box::new(Script::text("Time to call the recruiter.")),
     )]));
     let clock = ManualClock::at(NOW);
-    let app = spawn_app_full(
-        model.clone(),
-        |c| {
-            c.time_zone = "Europe/Berlin".into();
-            c.background = false;
-        },
-        Some(clock.clock()),
-        None,
-    )
-    .await;
+    let app = app_with(model.clone(), &clock, None, false).await;
     let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "08:00").await;
     call_tool(
         &app,

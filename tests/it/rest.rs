@@ -39,6 +39,18 @@ async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) ->
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// Each GET answers with its status and typed error code.
+async fn expect_errors(app: &TestApp, cases: &[(&str, u16, &str)]) {
+    for &(path, status, code) in cases {
+        let (s, e) = call(app, Method::GET, path, None).await;
+        assert_eq!(
+            (s.as_u16(), e["error"]["code"].clone()),
+            (status, json!(code)),
+            "{path}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn plans_and_proposals_over_rest_answer_only_for_their_own_user() {
     let app = app().await;
@@ -104,20 +116,17 @@ async fn plans_and_proposals_over_rest_answer_only_for_their_own_user() {
     let (s, history) = call(&app, Method::GET, "/api/plans/p1/history?user=ana", None).await;
     assert_eq!(s, 200);
     assert_eq!(history["history"][0]["actor"], "user");
-    for (path, status, code) in [
-        ("/api/plans/p1?user=bob", 404, "not_found"),
-        ("/api/plans/p1/history?user=bob", 404, "not_found"),
-        ("/api/plans/p99?user=ana", 404, "not_found"),
-        ("/api/plans/banana?user=ana", 400, "invalid_field"),
-        ("/api/plans", 400, "bad_user"),
-    ] {
-        let (s, e) = call(&app, Method::GET, path, None).await;
-        assert_eq!(
-            (s.as_u16(), e["error"]["code"].clone()),
-            (status, json!(code)),
-            "{path}"
-        );
-    }
+    expect_errors(
+        &app,
+        &[
+            ("/api/plans/p1?user=bob", 404, "not_found"),
+            ("/api/plans/p1/history?user=bob", 404, "not_found"),
+            ("/api/plans/p99?user=ana", 404, "not_found"),
+            ("/api/plans/banana?user=ana", 400, "invalid_field"),
+            ("/api/plans", 400, "bad_user"),
+        ],
+    )
+    .await;
     let (s, bob_plans) = call(&app, Method::GET, "/api/plans?user=bob", None).await;
     assert_eq!((s, bob_plans), (StatusCode::OK, json!({"plans": []})));
 }
@@ -287,18 +296,15 @@ async fn the_conversation_route_gives_the_thread_as_shown_with_its_cards_and_onl
             json!({"items": [], "plans": [], "proposals": [], "busy": false})
         )
     );
-    for (path, status, code) in [
-        ("/api/conversation?user=ana&limit=0", 400, "invalid_field"),
-        ("/api/conversation?user=ana&limit=5000", 400, "invalid_field"),
-        ("/api/conversation", 400, "bad_user"),
-    ] {
-        let (s, e) = call(&app, Method::GET, path, None).await;
-        assert_eq!(
-            (s.as_u16(), e["error"]["code"].clone()),
-            (status, json!(code)),
-            "{path}"
-        );
-    }
+    expect_errors(
+        &app,
+        &[
+            ("/api/conversation?user=ana&limit=0", 400, "invalid_field"),
+            ("/api/conversation?user=ana&limit=5000", 400, "invalid_field"),
+            ("/api/conversation", 400, "bad_user"),
+        ],
+    )
+    .await;
     let (s, _) = call(&app, Method::GET, "/api/conversation?user=ana&limit=x", None).await;
     assert_eq!(s, 400);
 }
@@ -376,6 +382,10 @@ async fn a_message_resent_with_the_same_id_after_a_reconnect_runs_once() {
     assert_eq!(frames.last().unwrap()["type"], "reply");
     let frames = again.turn("w1", "show my plans").await;
     assert_eq!(frames.last().unwrap()["type"], "reply");
+    // Refused from what this connection's turns remember, too (no restart
+    // in between: the transcript is not read again).
+    let frames = again.turn("w2", "list my plans").await;
+    assert_eq!(frames.last().unwrap()["code"], "duplicate_message");
 }
 
 #[tokio::test]
@@ -393,4 +403,34 @@ async fn the_widget_files_are_served_gzipped_to_browsers_that_accept_it() {
         let plain = reqwest::Client::new().get(app.url(path)).send().await.unwrap();
         assert!(plain.headers().get("content-encoding").is_none(), "{path}");
     }
+}
+
+/// Whether `/api/conversation` says `busy == want` within a second.
+async fn becomes_busy(app: &TestApp, want: bool) -> bool {
+    for _ in 0..50 {
+        let (_, body) = call(app, Method::GET, "/api/conversation?user=ana", None).await;
+        if body["busy"] == want {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_conversation_says_busy_while_a_turn_runs() {
+    use steward::llm::scripted::{Script, ScriptedModel};
+    let model = Arc::new(ScriptedModel::new(vec![Script::After(
+        std::time::Duration::from_millis(1500),
+        Box::new(Script::text("done thinking")),
+    )]));
+    let app = spawn_app_at(model, |c| c.background = false, None).await;
+    let mut ana = app.connect("ana").await;
+    let (_, idle) = call(&app, Method::GET, "/api/conversation?user=ana", None).await;
+    assert_eq!(idle["busy"], false);
+    ana.say("m1", "think about it").await;
+    assert!(becomes_busy(&app, true).await, "busy while the model is answering");
+    ana.until("reply").await;
+    // The reply is sent just before the turn lets go of the user's lock.
+    assert!(becomes_busy(&app, false).await, "not busy once the turn is over");
 }

@@ -818,27 +818,83 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    #[tokio::test]
-    async fn a_subscription_stored_before_owners_were_recorded_is_taken_over_too() {
+    /// A fresh store with users ann and bob.
+    async fn two_users() -> (tempfile::TempDir, SledStore, UserId, UserId) {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
         store.ensure_user(&ann).await.unwrap();
         store.ensure_user(&bob).await.unwrap();
-        let sub = PushSubscription {
-            endpoint: "https://push.example/shared".into(),
+        (dir, store, ann, bob)
+    }
+
+    fn sub(endpoint: &str) -> PushSubscription {
+        PushSubscription {
+            endpoint: endpoint.into(),
             p256dh: "k".into(),
             auth: "a".into(),
-        };
+        }
+    }
+
+    fn endpoints(subs: Vec<PushSubscription>) -> Vec<String> {
+        subs.into_iter().map(|s| s.endpoint).collect()
+    }
+
+    #[tokio::test]
+    async fn a_push_endpoint_belongs_to_the_user_who_subscribed_it_last() {
+        let (_dir, store, ann, bob) = two_users().await;
+        store
+            .add_push_subscription(&ann, &sub("https://push.example/shared"))
+            .await
+            .unwrap();
+        store
+            .add_push_subscription(&ann, &sub("https://push.example/anns-phone"))
+            .await
+            .unwrap();
+        // Bob signs in on Ann's browser and turns notifications on.
+        store
+            .add_push_subscription(&bob, &sub("https://push.example/shared"))
+            .await
+            .unwrap();
+        assert_eq!(
+            endpoints(store.push_subscriptions(&ann).await.unwrap()),
+            ["https://push.example/anns-phone"]
+        );
+        assert_eq!(
+            endpoints(store.push_subscriptions(&bob).await.unwrap()),
+            ["https://push.example/shared"]
+        );
+        // Ann removing an endpoint she no longer owns leaves Bob's alone.
+        store
+            .remove_push_subscription(&ann, "https://push.example/shared")
+            .await
+            .unwrap();
+        assert_eq!(store.push_subscriptions(&bob).await.unwrap().len(), 1);
+        store
+            .remove_push_subscription(&bob, "https://push.example/shared")
+            .await
+            .unwrap();
+        assert!(store.push_subscriptions(&bob).await.unwrap().is_empty());
+        store
+            .add_push_subscription(&ann, &sub("https://push.example/shared"))
+            .await
+            .unwrap();
+        assert_eq!(store.push_subscriptions(&ann).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_subscription_stored_before_owners_were_recorded_is_taken_over_too() {
+        let (_dir, store, ann, bob) = two_users().await;
+        let shared = sub("https://push.example/shared");
         // As an older version stored it: the subscription, no owner record.
         let ann_num = store.require_user(&ann).unwrap();
         store
             .inner
             .notify
-            .insert(sub_key(ann_num, &sub.endpoint), encode(&sub).unwrap())
+            .insert(sub_key(ann_num, &shared.endpoint), encode(&shared).unwrap())
             .unwrap();
         assert_eq!(store.push_subscriptions(&ann).await.unwrap().len(), 1);
-        store.add_push_subscription(&bob, &sub).await.unwrap();
+        store.add_push_subscription(&bob, &shared).await.unwrap();
         assert!(store.push_subscriptions(&ann).await.unwrap().is_empty());
         assert_eq!(store.push_subscriptions(&bob).await.unwrap().len(), 1);
     }
