@@ -1,10 +1,13 @@
 //! Durable plan updates through the sled store, flush included, with 1 and
 //! 50 concurrent users. Prints p50/p99 latency, throughput and how many
-//! updates shared each flush (group commit). `cargo bench --bench store`.
+//! updates shared each flush (group commit). Also the transcript reads of
+//! one chat turn: the duplicate check (last 200 entries) and the model's
+//! history (last 40). `cargo bench --bench store`.
 
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use steward::conversation::{Entry, Message, ToolCall};
 use steward::plan::{Actor, HistoryEntry, Op, Plan, PlanLimits, Step, patch};
 use steward::store::{SledStore, Store};
 use steward::user::UserId;
@@ -93,6 +96,72 @@ async fn run(users: usize) {
     );
 }
 
+/// A transcript of 1 000 entries shaped like real turns (a question, a tool
+/// call with a 2 KB result, an 800-character answer), then the two reads a
+/// turn makes, 200 times each.
+async fn transcript_reads() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let user = UserId::parse("reader").unwrap();
+    store.ensure_user(&user).await.unwrap();
+    for turn in 0..250 {
+        let messages = [
+            Message::User {
+                text: format!("mark step {turn} of my onboarding plan as done, please"),
+                id: Some(format!("w{turn}")),
+            },
+            Message::Assistant {
+                text: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: format!("c{turn}"),
+                    name: "update_plan".into(),
+                    arguments:
+                        r#"{"plan_id":"p1","version":3,"ops":[{"op":"set_status","step":"s1","status":"completed"}]}"#
+                            .into(),
+                }],
+                notification: None,
+            },
+            Message::Tool {
+                call_id: format!("c{turn}"),
+                name: "update_plan".into(),
+                content: "x".repeat(2000),
+            },
+            Message::Assistant {
+                text: "y".repeat(800),
+                tool_calls: vec![],
+                notification: None,
+            },
+        ];
+        for message in messages {
+            store
+                .append_message(
+                    &user,
+                    &Entry {
+                        at: Utc::now(),
+                        message,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+    for limit in [200, 40] {
+        let mut times = Vec::with_capacity(200);
+        for _ in 0..200 {
+            let begin = Instant::now();
+            let read = store.recent_messages(&user, limit).await.unwrap();
+            times.push(begin.elapsed());
+            assert_eq!(read.len(), limit);
+        }
+        times.sort();
+        println!(
+            "transcript read of the last {limit:>3} entries (of 1 000): p50 {:>9.2?}  p99 {:>9.2?}",
+            times[times.len() / 2],
+            times[times.len() * 99 / 100]
+        );
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -101,5 +170,6 @@ fn main() {
     runtime.block_on(async {
         run(1).await;
         run(50).await;
+        transcript_reads().await;
     });
 }
