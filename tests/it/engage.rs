@@ -55,6 +55,16 @@ async fn app_with(
     .await
 }
 
+/// One scheduler tick at the clock's time.
+async fn tick(app: &TestApp, clock: &ManualClock) -> steward::scheduler::TickReport {
+    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap()
+}
+
+/// One notifier pass: route what is due and deliver the outbox.
+async fn route(app: &TestApp) -> steward::notify::router::Pass {
+    app.app.notifier().await.unwrap().pass().await.unwrap()
+}
+
 fn reply(frames: &[Value]) -> String {
     let last = frames.last().unwrap();
     assert_eq!(last["type"], "reply", "{frames:#?}");
@@ -251,18 +261,8 @@ async fn a_notification_for_an_offline_user_waits_in_the_inbox_and_arrives_with_
     }
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     clock.set(at("2026-11-23T08:00:01Z"));
-    assert_eq!(
-        app.app
-            .scheduler()
-            .await
-            .unwrap()
-            .tick(clock.now())
-            .await
-            .unwrap()
-            .fired,
-        1
-    );
-    app.app.notifier().await.unwrap().pass().await.unwrap();
+    assert_eq!(tick(&app, &clock).await.fired, 1);
+    route(&app).await;
     let ana = app.connect("ana").await;
     let missed = &ana.ready.as_ref().unwrap()["notifications"];
     assert_eq!(missed.as_array().unwrap().len(), 1, "{missed}");
@@ -432,7 +432,7 @@ async fn a_verified_address_gets_the_digest_through_real_smtp_with_both_parts_an
     assert_eq!(digest.fire_at, at("2026-11-23T07:00:00Z"));
 
     clock.set(digest.fire_at);
-    let report = app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    let report = tick(&app, &clock).await;
     assert_eq!(report.digests, 1);
     notifier.pass().await.unwrap();
     let mail = sink.wait_for(2, WAIT).await;
@@ -557,9 +557,9 @@ async fn titles_and_texts_with_line_breaks_and_encoded_words_never_add_a_header_
     .await;
     assert_eq!(plan["ok"], true, "{plan}");
     clock.set(at("2026-11-22T12:00:00Z"));
-    let report = app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    let report = tick(&app, &clock).await;
     assert_eq!(report.fired, 2, "{report:?}");
-    app.app.notifier().await.unwrap().pass().await.unwrap();
+    route(&app).await;
     let mail = sink.wait_for(2, WAIT).await;
     assert_eq!(mail.len(), 2);
     let mut injected = 0;
@@ -654,8 +654,8 @@ async fn a_push_reaches_a_loopback_push_service_and_decrypts_to_the_notification
     )
     .await;
     clock.set(at("2026-11-22T11:00:00Z"));
-    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
-    app.app.notifier().await.unwrap().pass().await.unwrap();
+    tick(&app, &clock).await;
+    route(&app).await;
     let (headers, encrypted) = got.lock().unwrap()[0].clone();
     assert_eq!(headers["content-encoding"], "aes128gcm");
     assert!(headers["authorization"].to_str().unwrap().starts_with("vapid t="));
@@ -674,8 +674,8 @@ async fn a_push_reaches_a_loopback_push_service_and_decrypts_to_the_notification
     )
     .await;
     clock.set(at("2026-11-22T12:00:00Z"));
-    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
-    app.app.notifier().await.unwrap().pass().await.unwrap();
+    tick(&app, &clock).await;
+    route(&app).await;
     assert_eq!(got.lock().unwrap().len(), 2);
     assert!(app.app.store.push_subscriptions(&user).await.unwrap().is_empty());
 
@@ -705,7 +705,7 @@ async fn a_push_reaches_a_loopback_push_service_and_decrypts_to_the_notification
         clock.now(),
     );
     app.app.store.enqueue(vec![queued]).await.unwrap();
-    app.app.notifier().await.unwrap().pass().await.unwrap();
+    route(&app).await;
     let stored = app
         .app
         .store
@@ -853,7 +853,7 @@ async fn webhooks_get_signed_events_and_a_503_is_retried() {
     )
     .await;
     clock.set(at("2026-11-22T11:00:00Z"));
-    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    tick(&app, &clock).await;
     let notifier = app.app.notifier().await.unwrap();
     for _ in 0..4 {
         notifier.pass().await.unwrap();
@@ -951,7 +951,7 @@ async fn a_lapse_on_reply_reminder_does_not_fire_once_the_user_has_written() {
     )
     .await;
     clock.set(at("2026-11-22T11:30:00Z"));
-    let report = app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    let report = tick(&app, &clock).await;
     // The first was set before the user wrote: it lapses. The second was
     // set after: it fires.
     assert_eq!((report.lapsed, report.fired), (1, 1), "{report:?}");
@@ -970,8 +970,8 @@ async fn pruning_removes_old_finished_records_and_keeps_anything_pending() {
     )
     .await;
     clock.set(at("2026-11-22T11:00:00Z"));
-    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
-    app.app.notifier().await.unwrap().pass().await.unwrap();
+    tick(&app, &clock).await;
+    route(&app).await;
     let sent_key = "notify:ana:".to_string();
     let sent = app.app.store.recent_notifications(&user, 5).await.unwrap();
     assert_eq!(sent.len(), 1);
@@ -1195,17 +1195,7 @@ async fn a_notification_shown_in_ready_while_it_is_worded_is_neither_emailed_nor
     )
     .await;
     clock.set(at("2026-11-22T11:00:00Z"));
-    assert_eq!(
-        app.app
-            .scheduler()
-            .await
-            .unwrap()
-            .tick(clock.now())
-            .await
-            .unwrap()
-            .fired,
-        1
-    );
+    assert_eq!(tick(&app, &clock).await.fired, 1);
     let notifier = app.app.notifier().await.unwrap();
     let routing = tokio::spawn({
         let notifier = notifier.clone();
@@ -1258,11 +1248,11 @@ async fn a_notification_whose_socket_closes_before_writing_it_comes_with_the_nex
     )
     .await;
     clock.set(at("2026-11-22T11:00:00Z"));
-    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap();
+    tick(&app, &clock).await;
     // An open socket whose writer dies with the frame still queued.
     let mut conn = app.app.hub.register(&user).unwrap();
     let mut queue = conn.rx.take().unwrap();
-    assert_eq!(app.app.notifier().await.unwrap().pass().await.unwrap().routed, 1);
+    assert_eq!(route(&app).await.routed, 1);
     match queue.try_recv() {
         Ok(Outbound::Frame { text, receipt: Some(_) }) => {
             assert!(text.contains("Reminder: call the recruiter"), "{text}")
