@@ -11,8 +11,8 @@ use steward::app::App;
 use steward::config::Config;
 use steward::llm::offline::OfflineEngine;
 use steward::planner::templates::Templates;
-use steward::scheduler::triggers::{Trigger, TriggerKind};
 use steward::store::{NotifyStore, SledStore, Store};
+use steward::triggers::{Trigger, TriggerKind};
 use steward::user::UserId;
 use tokio_util::sync::CancellationToken;
 

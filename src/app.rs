@@ -1,24 +1,27 @@
 //! The assembled application: configuration, store, model, tools, prompts
 //! and the connection hub, shared by every handler through axum `State`.
 
+use crate::channels::egress;
+use crate::channels::email::{Mail, MailError};
+use crate::channels::links::Links;
+use crate::channels::mailer::Mailer;
+use crate::channels::push::Pusher;
 use crate::config::Config;
 use crate::http;
 use crate::hub::{Hub, HubLimits};
 use crate::llm::offline::OfflineEngine;
 use crate::llm::openai::OpenAiModel;
 use crate::llm::{ChatModel, ModelError};
-use crate::notify::egress;
-use crate::notify::email::{Mail, MailError};
-use crate::notify::links::Links;
-use crate::notify::mailer::Mailer;
-use crate::notify::push::Pusher;
-use crate::notify::router::Notifier;
-use crate::plan::Actor;
+use crate::notifier::digest::Digests;
+use crate::notifier::{DeliveryPolicy, Notifier};
+use crate::plan::{Actor, PlanLimits};
 use crate::planner::templates::{TemplateError, Templates};
 use crate::prompts::{PromptError, Prompts};
+use crate::proposal::ConfirmPolicy;
 use crate::scheduler::Scheduler;
 use crate::store::{SledStore, Store, StoreError};
 use crate::tools::{self, Registry, ToolContext};
+use crate::triggers::TriggerPolicy;
 use crate::user::UserId;
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -77,7 +80,7 @@ impl App {
     /// OpenAI-compatible endpoint if configured, else the offline engine.
     pub fn build(config: Config) -> Result<App, AppError> {
         let templates = Arc::new(Templates::load(&config.templates_dir)?);
-        let store = SledStore::open(&config.data_dir)?.with_trigger_policy(config.notify.trigger_policy());
+        let store = SledStore::open(&config.data_dir)?.with_trigger_policy(TriggerPolicy::from(&config.notify));
         let model: Arc<dyn ChatModel> = match &config.llm.base_url {
             Some(url) => Arc::new(OpenAiModel::new(&config.llm, url)?),
             None => Arc::new(OfflineEngine::new(templates.clone())),
@@ -188,10 +191,14 @@ impl App {
     pub async fn scheduler(&self) -> Result<Arc<Scheduler>, StoreError> {
         Ok(Arc::new(Scheduler {
             store: self.store.clone(),
-            policy: self.config.notify.trigger_policy(),
+            policy: TriggerPolicy::from(&self.config.notify),
             default_tz: self.config.tz(),
-            mail: self.mail.clone(),
-            links: self.links().await?,
+            digests: Arc::new(Digests {
+                store: self.store.clone(),
+                mail: self.mail.clone(),
+                links: self.links().await?,
+                default_tz: self.config.tz(),
+            }),
             clock: self.clock.clone(),
             notifier_wake: self.notifier_wake.clone(),
             failing: Default::default(),
@@ -210,7 +217,7 @@ impl App {
             links: self.links().await?,
             webhooks: self.config.webhooks.clone(),
             http,
-            policy: self.config.notify.delivery_policy(),
+            policy: DeliveryPolicy::from(&self.config.notify),
             default_tz: self.config.tz(),
             clock: self.clock.clone(),
             model: self.model.clone(),
@@ -263,9 +270,9 @@ impl App {
             actor,
             store: self.store.clone(),
             hub: self.hub.clone(),
-            limits: self.config.plan,
+            limits: PlanLimits::from(&self.config.plan),
             max_active_plans: self.config.limits.max_active_plans,
-            confirm: self.config.confirm,
+            confirm: ConfirmPolicy::from(&self.config.confirm),
             now: self.now(),
             time_zone,
             wake: self.notifier_wake.clone(),

@@ -1,17 +1,21 @@
 //! Typed configuration: built-in defaults, then an optional `steward.toml`,
 //! then `STEWARD_*` environment variables, then command-line flags. No other
 //! module reads the environment.
+//!
+//! Plain data: this module imports no domain module. Each module builds its
+//! own policy from its section (`PlanLimits::from(&config.plan)`,
+//! `ConfirmPolicy::from(&config.confirm)`, `TriggerPolicy::from(&config.notify)`).
+//! Secrets are [`SecretString`]s: they never show in `Debug` output or logs.
 
-use crate::plan::PlanLimits;
-use crate::proposals::ConfirmPolicy;
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
-use serde::{Deserialize, Serialize};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP and websocket server binds to.
@@ -20,7 +24,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// HMAC secret for signed user tokens. Without one the server runs in
     /// dev mode (`?user=` names the user) and only on a loopback address.
-    pub auth_secret: Option<String>,
+    #[serde(serialize_with = "redacted")]
+    pub auth_secret: Option<SecretString>,
     /// Origins allowed to open `/ws` from a browser. Empty: same host only
     /// (and any loopback origin in dev mode).
     pub allowed_origins: Vec<String>,
@@ -33,9 +38,9 @@ pub struct Config {
     pub log_format: LogFormat,
     pub llm: LlmConfig,
     pub limits: Limits,
-    pub plan: PlanLimits,
+    pub plan: PlanConfig,
     /// Which plan changes wait for the user's yes.
-    pub confirm: ConfirmPolicy,
+    pub confirm: ConfirmConfig,
     /// Directory of plan templates (`*.toml`); the built-in set if missing.
     pub templates_dir: PathBuf,
     /// IANA time zone used to read dates in messages ("Friday", "tomorrow")
@@ -51,7 +56,90 @@ pub struct Config {
     pub email: EmailConfig,
     pub push: PushConfig,
     /// Receivers of notification events (`[[webhooks]]` in steward.toml).
-    pub webhooks: Vec<crate::notify::router::WebhookTarget>,
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// Size limits on plans and on the changes made to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlanConfig {
+    pub max_steps: usize,
+    pub max_title_chars: usize,
+    pub max_goal_chars: usize,
+    pub max_result_chars: usize,
+    pub max_depends_on: usize,
+    pub max_ops: usize,
+    pub max_explanation_chars: usize,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        PlanConfig {
+            max_steps: 200,
+            max_title_chars: 200,
+            max_goal_chars: 1000,
+            max_result_chars: 2000,
+            max_depends_on: 20,
+            max_ops: 250,
+            max_explanation_chars: 1000,
+        }
+    }
+}
+
+/// Which kinds of plan change wait for the user's yes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfirmConfig {
+    pub create_plan: bool,
+    pub remove: bool,
+    pub reschedule: bool,
+    pub tool_steps: bool,
+}
+
+impl Default for ConfirmConfig {
+    fn default() -> Self {
+        ConfirmConfig {
+            create_plan: true,
+            remove: true,
+            reschedule: true,
+            tool_steps: true,
+        }
+    }
+}
+
+impl ConfirmConfig {
+    /// Every change applies at once (tests that exercise updates directly).
+    pub fn never() -> ConfirmConfig {
+        ConfirmConfig {
+            create_plan: false,
+            remove: false,
+            reschedule: false,
+            tool_steps: false,
+        }
+    }
+}
+
+/// A receiver of notification events (`[[webhooks]]` in steward.toml).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Signs each request (HMAC-SHA256); at least 16 characters.
+    #[serde(serialize_with = "redacted_one")]
+    pub secret: SecretString,
+}
+
+/// Secrets serialize as a placeholder: the defaults (the only thing ever
+/// serialized, to seed figment) hold none, and nothing else may leak one.
+fn redacted<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => s.serialize_some("[redacted]"),
+        None => s.serialize_none(),
+    }
+}
+
+fn redacted_one<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("[redacted]")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,25 +219,6 @@ impl Default for PushConfig {
     }
 }
 
-impl NotifyConfig {
-    pub fn trigger_policy(&self) -> crate::scheduler::triggers::TriggerPolicy {
-        crate::scheduler::triggers::TriggerPolicy {
-            due_lead: chrono::Duration::hours(i64::from(self.due_lead_hours)),
-            idle_after: chrono::Duration::days(i64::from(self.idle_days)),
-            catch_up: chrono::Duration::minutes(i64::from(self.catch_up_minutes)),
-        }
-    }
-
-    pub fn delivery_policy(&self) -> crate::notify::router::DeliveryPolicy {
-        crate::notify::router::DeliveryPolicy {
-            max_attempts: self.max_attempts,
-            retry_base: Duration::from_millis(self.retry_base_ms),
-            max_backoff: Duration::from_secs(3600),
-            send_timeout: Duration::from_secs(self.send_timeout_secs),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
@@ -157,12 +226,13 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
     /// OpenAI-compatible base URL including `/v1`. Unset: the offline engine.
     pub base_url: Option<String>,
-    pub api_key: Option<String>,
+    #[serde(serialize_with = "redacted")]
+    pub api_key: Option<SecretString>,
     pub model: String,
     /// Time allowed until the first byte of an answer.
     pub first_token_timeout_secs: u64,
@@ -218,8 +288,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             llm: LlmConfig::default(),
             limits: Limits::default(),
-            plan: PlanLimits::default(),
-            confirm: ConfirmPolicy::default(),
+            plan: PlanConfig::default(),
+            confirm: ConfirmConfig::default(),
             templates_dir: PathBuf::from("templates/plans"),
             time_zone: "UTC".into(),
             public_url: None,
@@ -349,7 +419,7 @@ impl Config {
             ));
         }
         if let Some(secret) = &self.auth_secret
-            && secret.len() < 32
+            && secret.expose_secret().len() < 32
         {
             return bad("auth_secret must be at least 32 characters");
         }
@@ -403,23 +473,26 @@ impl Config {
         {
             return bad("email.smtp_url must start with smtp:// or smtps://");
         }
-        if crate::notify::email::parse_address(
-            self.email
-                .from
-                .rsplit_once('<')
-                .map_or(self.email.from.as_str(), |(_, a)| a.trim_end_matches('>')),
-        )
-        .is_err()
+        if self
+            .email
+            .from
+            .rsplit_once('<')
+            .map_or(self.email.from.as_str(), |(_, a)| a.trim_end_matches('>'))
+            .trim()
+            .parse::<lettre::Address>()
+            .is_err()
         {
             return bad("email.from must be an address, optionally with a name: `steward <steward@example.com>`");
         }
         for hook in &self.webhooks {
-            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) || hook.secret.len() < 16 {
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://"))
+                || hook.secret.expose_secret().len() < 16
+            {
                 return bad("each webhook needs an http(s) url and a secret of at least 16 characters");
             }
             // Outside dev mode the server calls only public addresses (the
-            // same rule as for push services; see notify::egress).
-            let internal = url::Url::parse(&hook.url).map_or(true, |u| crate::notify::egress::internal_host(&u));
+            // same rule as for push services; see channels::egress).
+            let internal = url::Url::parse(&hook.url).map_or(true, |u| crate::net::internal_host(&u));
             if !self.dev_mode() && internal {
                 return bad(
                     "webhook urls must name a public host; local and private addresses are only allowed in dev mode",
@@ -466,7 +539,7 @@ mod tests {
     #[test]
     fn defaults_run_offline_on_loopback() {
         let c = Config::load(Path::new("/nonexistent/steward.toml"), env(&[])).unwrap();
-        assert_eq!(c, Config::default());
+        assert_eq!(format!("{c:?}"), format!("{:?}", Config::default()));
         assert!(c.dev_mode());
         assert_eq!(c.llm.base_url, None);
     }

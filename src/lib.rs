@@ -21,23 +21,31 @@
 //! - [`user`]: the authenticated user's id
 
 pub mod app;
+pub mod channels;
+pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod http;
 pub mod hub;
 pub mod interpreter;
 pub mod llm;
-pub mod notify;
+pub mod net;
+pub mod notification;
+pub mod notifier;
 pub mod plan;
 pub mod planner;
+pub mod preferences;
 pub mod prompts;
+pub mod proposal;
 pub mod proposals;
 pub mod protocol;
 pub mod scheduler;
 pub mod store;
 pub mod tools;
+pub mod triggers;
 pub mod turn;
 pub mod user;
+pub mod wording;
 
 pub use app::App;
 pub use config::Config;

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -139,8 +140,9 @@ fn init_tracing(format: LogFormat) {
 fn token(config: &Config, user: &str, ttl_secs: u64) -> anyhow::Result<()> {
     let secret = config
         .auth_secret
-        .as_deref()
-        .context("no auth secret is configured (STEWARD_AUTH_SECRET)")?;
+        .as_ref()
+        .context("no auth secret is configured (STEWARD_AUTH_SECRET)")?
+        .expose_secret();
     let user = UserId::parse(user)?;
     println!("{}", steward::http::auth::issue_token(secret, &user, ttl_secs)?);
     Ok(())
@@ -233,9 +235,11 @@ fn digest(mut config: Config, data: Option<PathBuf>, user: Option<String>, now: 
                     "{user} has no verified email address with email turned on"
                 );
                 let item = scheduler
-                    .digest_item(&user, &prefs, now, now)
+                    .digests
+                    .decide(&user, &prefs, now, now)
                     .await?
-                    .context("could not build the digest")?;
+                    .context("could not build the digest")?
+                    .item;
                 let stored = app.store.enqueue(vec![item]).await?;
                 if stored.is_empty() {
                     eprintln!("steward: {user}'s digest for this period was already sent or queued");

@@ -60,7 +60,7 @@ impl Prompts {
 
     /// Lists `templates` in every prompt (for `plan_from_template`).
     pub fn with_templates(mut self, templates: &Templates) -> Prompts {
-        self.templates = crate::tools::plan_from_template::prompt_section(templates);
+        self.templates = templates.prompt_section();
         self
     }
 

@@ -2,9 +2,9 @@
 //! be added, never renamed. Client frames are parsed by hand so every kind of
 //! bad input gets its own precise error code.
 
-use crate::notify::NotificationView;
+use crate::notification::NotificationView;
 use crate::plan::Plan;
-use crate::proposals::ProposalView;
+use crate::proposal::ProposalView;
 use serde::Serialize;
 use serde_json::Value;
 

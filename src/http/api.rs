@@ -5,8 +5,11 @@
 
 use super::auth::{self, AuthQuery};
 use crate::app::App;
-use crate::notify::preferences::{self, DigestBody, QuietHoursBody, Update};
-use crate::notify::{Channels, Preferences, PushSubscription, TokenPurpose, calendar, links::Links, push};
+use crate::channels::links::{Links, TokenPurpose};
+use crate::channels::{calendar, push};
+use crate::notification::PushSubscription;
+use crate::preferences::{self, DigestBody, QuietHoursBody, Update};
+use crate::preferences::{Channels, Preferences};
 use crate::scheduler;
 use crate::store::StoreError;
 use crate::user::UserId;
@@ -245,7 +248,8 @@ async fn update_preferences(
 ) -> Result<PreferencesView, ApiError> {
     let Json(update) = body?;
     let current = app.store.preferences(user).await?;
-    let (prefs, verify) = preferences::apply(&current, update).map_err(|m| ApiError::bad("invalid_field", m))?;
+    let (prefs, verify) =
+        preferences::apply(&current, update).map_err(|e| ApiError::bad("invalid_field", e.to_string()))?;
     let now = app.now();
     let verify = match (verify, last_verification(app, user, now).await?) {
         (None, _) => None,
@@ -300,7 +304,7 @@ async fn last_verification(
     let mut last: Option<Verification> = None;
     for key in [verify_key(user, slot), verify_key(user, slot - 1)] {
         if let Some(item) = app.store.outbox_by_key(&key).await?
-            && let crate::notify::Payload::Email(email) = item.payload
+            && let crate::notification::Payload::Email(email) = item.payload
             && now - item.created_at < VERIFY_INTERVAL
             && last.as_ref().is_none_or(|l| l.at < item.created_at)
         {
@@ -346,7 +350,12 @@ async fn send_verification(
                 "could not prepare the verification email",
             )
         })?;
-    let item = crate::notify::router::item(user, verify_key(user, slot), crate::notify::Payload::Email(email), now);
+    let item = crate::notification::OutboxItem::new(
+        user,
+        verify_key(user, slot),
+        crate::notification::Payload::Email(email),
+        now,
+    );
     // A concurrent request may have queued this slot's email first: then
     // that one goes out, never two.
     app.store.enqueue(vec![item]).await?;
@@ -505,7 +514,7 @@ async fn calendar_feed(State(app): State<App>, Path(file): Path<String>) -> Resp
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NotificationsBody {
-    pub notifications: Vec<crate::notify::NotificationView>,
+    pub notifications: Vec<crate::notification::NotificationView>,
 }
 
 /// The user's 50 most recent notifications, newest first.

@@ -7,6 +7,7 @@ use crate::user::UserId;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,9 +74,12 @@ pub fn authenticate(config: &Config, headers: &HeaderMap, query: &AuthQuery) -> 
                 .map(str::to_owned);
             let token = query.token.clone().or(bearer).ok_or(AuthError::MissingToken)?;
             let validation = Validation::new(Algorithm::HS256);
-            let data =
-                jsonwebtoken::decode::<Claims>(&token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
-                    .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+            let data = jsonwebtoken::decode::<Claims>(
+                &token,
+                &DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+                &validation,
+            )
+            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
             UserId::parse(&data.claims.sub).map_err(|e| AuthError::BadUser(e.to_string()))
         }
         None => {
@@ -140,7 +144,7 @@ mod tests {
 
     fn secured() -> Config {
         Config {
-            auth_secret: Some("s".repeat(32)),
+            auth_secret: Some("s".repeat(32).into()),
             ..Config::default()
         }
     }
@@ -156,7 +160,7 @@ mod tests {
     fn tokens_name_the_user_and_bad_ones_are_refused() {
         let config = secured();
         let ana = UserId::parse("ana").unwrap();
-        let good = issue_token(config.auth_secret.as_deref().unwrap(), &ana, 60).unwrap();
+        let good = issue_token(config.auth_secret.as_ref().unwrap().expose_secret(), &ana, 60).unwrap();
         // ?user= is ignored once tokens are on.
         assert_eq!(authenticate(&config, &HeaderMap::new(), &query(&good)).unwrap(), ana);
 
@@ -172,7 +176,7 @@ mod tests {
                 sub: "ana".into(),
                 exp: 1_000,
             },
-            &EncodingKey::from_secret(config.auth_secret.as_deref().unwrap().as_bytes()),
+            &EncodingKey::from_secret(config.auth_secret.as_ref().unwrap().expose_secret().as_bytes()),
         )
         .unwrap();
         assert!(matches!(

@@ -6,9 +6,10 @@
 use super::api::{ApiError, user_of};
 use super::auth::AuthQuery;
 use crate::app::App;
-use crate::conversation::{self, ThreadItem};
+use crate::conversation::thread::{self, ThreadItem};
 use crate::plan::{HistoryEntry, Plan, PlanId, PlanStatus};
-use crate::proposals::{self, Decision, ProposalView};
+use crate::proposal::ProposalView;
+use crate::proposals::{self, Decision};
 use crate::tools::ToolError;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -182,7 +183,7 @@ pub async fn confirm_proposal(
         Err(e) => return ApiError::from(e).into_response(),
     };
     let ctx = app.tool_context(&user, crate::plan::Actor::User).await;
-    let decided = |status, outcome: &str, proposal: &proposals::Proposal, plan: Option<Plan>| {
+    let decided = |status, outcome: &str, proposal: &crate::proposal::Proposal, plan: Option<Plan>| {
         (
             status,
             Json(DecisionBody {
@@ -244,7 +245,7 @@ pub async fn conversation(
     }
     let result: Result<ConversationBody, ApiError> = async {
         let entries = app.store.recent_messages(&user, limit).await?;
-        let items = conversation::thread(&entries);
+        let items = thread::thread(&entries);
         // Notifications older than the transcript window belong to older
         // parts of the conversation and stay out, like those parts.
         let since = if entries.len() < limit {
@@ -260,7 +261,7 @@ pub async fn conversation(
             .filter(|n| since.is_none_or(|s| n.created_at >= s))
             .map(|n| n.view())
             .collect();
-        let items = conversation::merge_notifications(items, notifications);
+        let items = thread::merge_notifications(items, notifications);
         // The proposals the thread shows, as they are now, and the plans it
         // shows or those proposals made (one read of the user's plans).
         let mut proposals: Vec<ProposalView> = Vec::new();

@@ -14,6 +14,7 @@ use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
 use async_trait::async_trait;
 use futures::StreamExt;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::future::Future;
@@ -33,7 +34,13 @@ impl OpenAiModel {
         // Built explicitly, so nothing is read from OPENAI_* variables.
         let api = OpenAIConfig::new()
             .with_api_base(base_url.trim_end_matches('/'))
-            .with_api_key(config.api_key.clone().unwrap_or_default());
+            .with_api_key(
+                config
+                    .api_key
+                    .as_ref()
+                    .map(|k| k.expose_secret().to_owned())
+                    .unwrap_or_default(),
+            );
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             // A read timeout, not a total one, so long streams survive.

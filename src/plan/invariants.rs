@@ -3,11 +3,12 @@
 //! step and what would make the change valid.
 
 use super::{Plan, PlanMode, StepStatus};
+use crate::config::PlanConfig;
 use std::collections::HashMap;
 
-/// Size limits on plans and on the changes made to them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// Size limits on plans and on the changes made to them (`plan.*` in the
+/// configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanLimits {
     pub max_steps: usize,
     pub max_title_chars: usize,
@@ -18,17 +19,23 @@ pub struct PlanLimits {
     pub max_explanation_chars: usize,
 }
 
+impl From<&PlanConfig> for PlanLimits {
+    fn from(c: &PlanConfig) -> PlanLimits {
+        PlanLimits {
+            max_steps: c.max_steps,
+            max_title_chars: c.max_title_chars,
+            max_goal_chars: c.max_goal_chars,
+            max_result_chars: c.max_result_chars,
+            max_depends_on: c.max_depends_on,
+            max_ops: c.max_ops,
+            max_explanation_chars: c.max_explanation_chars,
+        }
+    }
+}
+
 impl Default for PlanLimits {
     fn default() -> Self {
-        PlanLimits {
-            max_steps: 200,
-            max_title_chars: 200,
-            max_goal_chars: 1000,
-            max_result_chars: 2000,
-            max_depends_on: 20,
-            max_ops: 250,
-            max_explanation_chars: 1000,
-        }
+        PlanLimits::from(&PlanConfig::default())
     }
 }
 

@@ -228,6 +228,11 @@ impl Plan {
         step.status == StepStatus::Pending && self.unresolved_deps(step).is_empty()
     }
 
+    /// The first step ready to start, in plan order.
+    pub fn next_ready(&self) -> Option<&Step> {
+        self.steps.iter().find(|s| self.is_ready(s))
+    }
+
     /// Dependencies of `step` that are not yet resolved. A dependency is
     /// resolved when it is completed, or cancelled (a skipped step must not
     /// block the rest of the plan forever).

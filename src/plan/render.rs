@@ -124,7 +124,7 @@ pub fn next_step(plan: &Plan) -> Option<&Step> {
     plan.steps
         .iter()
         .find(|s| s.status == StepStatus::InProgress)
-        .or_else(|| plan.steps.iter().find(|s| plan.is_ready(s)))
+        .or_else(|| plan.next_ready())
 }
 
 #[cfg(test)]

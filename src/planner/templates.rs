@@ -245,6 +245,27 @@ impl Templates {
         Ok(Templates { all })
     }
 
+    /// The template list for the system prompt: kinds, slots (* = required)
+    /// and their steps, as examples for the model.
+    pub fn prompt_section(&self) -> String {
+        let mut out = String::new();
+        for t in &self.all {
+            let slots: Vec<String> = t
+                .slots
+                .iter()
+                .map(|s| format!("{}{}", s.name, if s.required { "*" } else { "" }))
+                .collect();
+            let steps: Vec<&str> = t.steps.iter().map(|s| s.id.as_str()).collect();
+            out.push_str(&format!(
+                "- {} ({}): steps {}\n",
+                t.kind,
+                slots.join(", "),
+                steps.join(", ")
+            ));
+        }
+        out
+    }
+
     pub fn get(&self, kind: &str) -> Option<&Template> {
         self.all.iter().find(|t| t.kind == kind)
     }

@@ -7,24 +7,22 @@
 //! misfire policy fires what came due inside the catch-up window once, and
 //! records older ones as missed for the next digest.
 
-pub mod triggers;
 pub mod wakeup;
 
-use crate::app::Clock;
-use crate::notify::email::Mail;
-use crate::notify::links::Links;
-use crate::notify::router::item;
-use crate::notify::wording::{self, Digest};
-use crate::notify::{NotificationKind, OutboxItem, Payload, Preferences};
+use crate::clock::Clock;
+use crate::notification::NotificationKind;
+use crate::notifier::digest::Digests;
+use crate::preferences::Preferences;
 use crate::store::{DigestCursor, Firing, NotificationDraft, Store, StoreError};
+use crate::triggers::{self, Outcome, Trigger, TriggerKind, TriggerPolicy};
 use crate::user::UserId;
+use crate::wording;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use triggers::{Frequency, Outcome, Trigger, TriggerKind, TriggerPolicy};
 
 /// Triggers handled per store scan.
 const BATCH: usize = 256;
@@ -48,8 +46,8 @@ pub struct Scheduler {
     pub store: Arc<dyn Store>,
     pub policy: TriggerPolicy,
     pub default_tz: Tz,
-    pub mail: Arc<Mail>,
-    pub links: Links,
+    /// Decides the digest email a digest trigger sends.
+    pub digests: Arc<Digests>,
     pub clock: Clock,
     /// Poked after firings, so the notifier routes them at once.
     pub notifier_wake: Arc<tokio::sync::Notify>,
@@ -277,7 +275,7 @@ impl Scheduler {
                 // and now, so a long outage yields one digest, not a burst.
                 firing.rearm = digest_trigger(&t.user, &prefs, tz, t.fire_at.max(now), now);
                 if firing.outcome == Outcome::Fired {
-                    match self.digest(&t.user, &prefs, t.fire_at, now).await? {
+                    match self.digests.decide(&t.user, &prefs, t.fire_at, now).await? {
                         Some(digest) => {
                             firing.digest_cursor = Some(DigestCursor {
                                 key: digest.item.key.clone(),
@@ -368,85 +366,6 @@ impl Scheduler {
             .any(|e| e.at > since && matches!(e.message, crate::conversation::Message::User { .. })))
     }
 
-    /// The digest email for the period containing `scheduled`, as an outbox
-    /// row keyed by user and period (so a period never gets two), or `None`
-    /// without a verified address.
-    pub async fn digest_item(
-        &self,
-        user: &UserId,
-        prefs: &Preferences,
-        scheduled: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<OutboxItem>, StoreError> {
-        Ok(self.digest(user, prefs, scheduled, now).await?.map(|d| d.item))
-    }
-
-    /// [`Self::digest_item`], with how far the missed triggers it lists go.
-    async fn digest(
-        &self,
-        user: &UserId,
-        prefs: &Preferences,
-        scheduled: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DigestDecision>, StoreError> {
-        let Some(to) = prefs.deliverable_email() else {
-            return Ok(None);
-        };
-        let tz = prefs.tz(self.default_tz);
-        let period = prefs.digest.period(scheduled, tz);
-        let plans = self.store.list_plans(user).await?;
-        let span = match prefs.digest.frequency {
-            Frequency::Weekly => Duration::days(7),
-            Frequency::Daily | Frequency::Off => Duration::days(1),
-        };
-        // Missed triggers since the last digest reported them (or, for a
-        // first digest, over one period). Those recorded at `now` are left
-        // for the next digest: they belong to this very tick, whose other
-        // firings run concurrently with this one, so some may not be
-        // committed yet, and a cursor at `now` would hide them for good.
-        let since = match self.store.digest_cursor(user).await? {
-            Some(at) => at,
-            None => scheduled - span,
-        };
-        let listed: Vec<_> = self
-            .store
-            .missed_since(user, since)
-            .await?
-            .into_iter()
-            .filter(|m| m.at < now && !matches!(m.trigger.kind, TriggerKind::Digest))
-            .collect();
-        // Reported: everything up to the window's start, and what is listed.
-        let missed_through = listed.iter().map(|m| m.at).fold(since, DateTime::max);
-        let missed = listed
-            .iter()
-            .map(|m| {
-                let plan = m.trigger.plan_id().and_then(|id| plans.iter().find(|p| p.id == id));
-                wording::missed(&m.trigger, plan, tz)
-            })
-            .collect();
-        let digest = Digest {
-            user: user.to_string(),
-            period: period.clone(),
-            plans: wording::digest_plans(&plans, now, tz),
-            missed,
-            widget_url: self.links.widget(),
-            unsubscribe_url: self.links.unsubscribe(user),
-        };
-        // User ids may contain '@'; the Message-ID's local part must not.
-        let local = user.as_str().replace('@', "=");
-        let message_id = format!("<digest.{local}.{period}@{}>", self.mail.domain);
-        match self.mail.digest(&digest, to, message_id) {
-            Ok(email) => Ok(Some(DigestDecision {
-                item: item(user, format!("digest:{user}:{period}"), Payload::Email(email), now),
-                missed_through,
-            })),
-            Err(e) => {
-                tracing::error!(user_id = %user, error = %e, "could not render the digest");
-                Ok(None)
-            }
-        }
-    }
-
     /// Runs until `shutdown`: tick, arm the wake-up for the earliest
     /// trigger, wait to be woken (by it, by the per-minute heartbeat, or by
     /// the store when triggers change).
@@ -488,14 +407,6 @@ fn step_of(t: &Trigger) -> Option<String> {
         TriggerKind::StepDue { step_id, .. } | TriggerKind::StepOverdue { step_id, .. } => Some(step_id.clone()),
         TriggerKind::PlanIdle { .. } | TriggerKind::Reminder { .. } | TriggerKind::Digest => None,
     }
-}
-
-/// A digest decided for a period.
-struct DigestDecision {
-    item: OutboxItem,
-    /// Missed triggers recorded up to here are reported: the start of the
-    /// window it looked at, or the latest one it lists.
-    missed_through: DateTime<Utc>,
 }
 
 /// Saves `prefs` and arms the digest trigger they ask for, atomically.
@@ -572,12 +483,17 @@ mod tests {
 
     fn scheduler(store: Arc<SledStore>, clock: Clock) -> Scheduler {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mail = crate::channels::email::Mail::load(&root.join("templates/email"), "steward <steward@localhost>");
         Scheduler {
-            store,
+            store: store.clone(),
             policy: TriggerPolicy::default(),
             default_tz: chrono_tz::UTC,
-            mail: Arc::new(Mail::load(&root.join("templates/email"), "steward <steward@localhost>").unwrap()),
-            links: Links::new(vec![7; 32], "http://127.0.0.1:8080"),
+            digests: Arc::new(Digests {
+                store,
+                mail: Arc::new(mail.unwrap()),
+                links: crate::channels::links::Links::new(vec![7; 32], "http://127.0.0.1:8080"),
+                default_tz: chrono_tz::UTC,
+            }),
             clock,
             notifier_wake: Arc::new(tokio::sync::Notify::new()),
             failing: Failing::default(),

@@ -7,10 +7,11 @@ pub mod keys;
 pub mod sled;
 
 use crate::conversation::Entry;
-use crate::notify::{Notification, NotificationKind, OutboxItem, Preferences, PushSubscription};
+use crate::notification::{Notification, NotificationKind, OutboxItem, PushSubscription};
 use crate::plan::{HistoryEntry, Plan, PlanId};
-use crate::proposals::Proposal;
-use crate::scheduler::triggers::{Outcome, Trigger};
+use crate::preferences::Preferences;
+use crate::proposal::Proposal;
+use crate::triggers::{Outcome, Trigger};
 use crate::user::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -8,8 +8,8 @@ mod notify;
 use super::{Accepted, Store, StoreError, keys};
 use crate::conversation::Entry;
 use crate::plan::{HistoryEntry, Plan, PlanId};
-use crate::proposals::{Proposal, ProposalStatus};
-use crate::scheduler::triggers::TriggerPolicy;
+use crate::proposal::{Proposal, ProposalStatus};
+use crate::triggers::TriggerPolicy;
 use crate::user::UserId;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -717,7 +717,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_accepted_creation_applies_once_even_if_the_yes_comes_twice() {
-        use crate::proposals::{Action, Proposal, ProposalStatus};
+        use crate::proposal::{Action, Proposal, ProposalStatus};
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         let u = UserId::parse("u").unwrap();

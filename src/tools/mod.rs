@@ -17,7 +17,7 @@ use crate::hub::Hub;
 use crate::llm::ToolSpec;
 use crate::plan::{Actor, Plan, PlanError, PlanId, PlanLimits, PlanStatus, render};
 use crate::planner::templates::Templates;
-use crate::proposals::ConfirmPolicy;
+use crate::proposal::ConfirmPolicy;
 use crate::store::{Store, StoreError};
 use crate::user::UserId;
 use async_trait::async_trait;

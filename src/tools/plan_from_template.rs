@@ -171,27 +171,6 @@ pub fn slot_schema(t: &Template) -> Value {
     })
 }
 
-/// The template list for the system prompt: kinds, slots (* = required)
-/// and their steps, as examples for the model.
-pub fn prompt_section(templates: &Templates) -> String {
-    let mut out = String::new();
-    for t in &templates.all {
-        let slots: Vec<String> = t
-            .slots
-            .iter()
-            .map(|s| format!("{}{}", s.name, if s.required { "*" } else { "" }))
-            .collect();
-        let steps: Vec<&str> = t.steps.iter().map(|s| s.id.as_str()).collect();
-        out.push_str(&format!(
-            "- {} ({}): steps {}\n",
-            t.kind,
-            slots.join(", "),
-            steps.join(", ")
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod schema_tests {
     use super::*;

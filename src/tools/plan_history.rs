@@ -3,7 +3,7 @@
 use super::{Tool, ToolContext, ToolError, load_plan, parse_args};
 use crate::llm::ToolSpec;
 use crate::plan::PlanId;
-use crate::proposals::summarize;
+use crate::proposal::summarize;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 
 use super::{Tool, ToolContext, ToolError, parse_args};
 use crate::llm::ToolSpec;
-use crate::scheduler::triggers::{Trigger, TriggerKind};
+use crate::triggers::{Trigger, TriggerKind};
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Deserialize;
@@ -47,7 +47,7 @@ impl Tool for Remind {
 
     async fn call(&self, ctx: &ToolContext, arguments: &str) -> Result<Value, ToolError> {
         let args: Args = parse_args("remind", arguments)?;
-        let text = crate::notify::email::header_text(&args.text);
+        let text = crate::channels::email::header_text(&args.text);
         if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
             return Err(ToolError::invalid(format!(
                 "text must be 1-{MAX_TEXT_CHARS} characters on one line"
@@ -89,7 +89,7 @@ impl Tool for Remind {
         Ok(json!({
             "ok": true,
             "reminder": {"id": trigger.id, "text": text, "at": local.to_rfc3339()},
-            "when": crate::notify::wording::relative_day(at, ctx.now, ctx.time_zone),
+            "when": crate::wording::relative_day(at, ctx.now, ctx.time_zone),
             "time": local.format("%H:%M").to_string(),
         }))
     }

@@ -5,8 +5,7 @@
 
 use super::{Tool, ToolContext, ToolError, parse_args};
 use crate::llm::ToolSpec;
-use crate::notify::Channels;
-use crate::notify::preferences::{self, DigestBody, QuietHoursBody};
+use crate::preferences::{self, Channels, DigestBody, QuietHoursBody};
 use crate::scheduler::save_preferences;
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -64,7 +63,7 @@ impl Tool for SetPreferences {
             channels: args.channels,
         };
         let current = ctx.store.preferences(&ctx.user).await?;
-        let (next, _) = preferences::apply(&current, update).map_err(ToolError::invalid)?;
+        let (next, _) = preferences::apply(&current, update).map_err(|e| ToolError::invalid(e.to_string()))?;
         let tz = next.tz(ctx.time_zone);
         let digest = save_preferences(ctx.store.as_ref(), &ctx.user, &next, tz, ctx.now).await?;
         Ok(json!({

@@ -4,7 +4,7 @@
 use super::{Tool, ToolContext, ToolError, parse_args};
 use crate::llm::ToolSpec;
 use crate::plan::{HistoryEntry, Plan, render, undo};
-use crate::proposals::summarize;
+use crate::proposal::summarize;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -11,14 +11,15 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use steward::channels::mailer::Mailer;
 use steward::conversation::ToolCall;
 use steward::llm::offline::OfflineEngine;
-use steward::notify::mailer::Mailer;
-use steward::notify::{Channels, OutboxStatus, Preferences};
+use steward::notification::OutboxStatus;
 use steward::plan::Actor;
 use steward::planner::templates::Templates;
+use steward::preferences::{Channels, Preferences};
 use steward::scheduler::digest_trigger;
-use steward::scheduler::triggers::{Frequency, Recurrence};
+use steward::triggers::{Frequency, Recurrence};
 use steward::user::UserId;
 
 /// Sunday 2026-11-22, 11:00 in Berlin.
@@ -61,7 +62,7 @@ async fn tick(app: &TestApp, clock: &ManualClock) -> steward::scheduler::TickRep
 }
 
 /// One notifier pass: route what is due and deliver the outbox.
-async fn route(app: &TestApp) -> steward::notify::router::Pass {
+async fn route(app: &TestApp) -> steward::notifier::Pass {
     app.app.notifier().await.unwrap().pass().await.unwrap()
 }
 
@@ -218,7 +219,7 @@ async fn finishing_or_moving_a_step_cancels_or_moves_its_triggers() {
     let mut ana = app.connect("ana").await;
     onboarding(&mut ana).await;
     let user = UserId::parse("ana").unwrap();
-    let ids = |ts: Vec<steward::scheduler::triggers::Trigger>| -> BTreeMap<String, DateTime<Utc>> {
+    let ids = |ts: Vec<steward::triggers::Trigger>| -> BTreeMap<String, DateTime<Utc>> {
         ts.into_iter().map(|t| (t.id, t.fire_at)).collect()
     };
     let before = ids(app.app.store.user_triggers(&user).await.unwrap());
@@ -243,7 +244,7 @@ async fn the_digest_schedule_is_set_and_stopped_in_plain_words() {
     let mut ana = app.connect("ana").await;
     let text = reply(&ana.turn("d1", "send me a weekly digest on Mondays at 8").await);
     assert_eq!(text, "OK — I'll email you a digest of your plans every Mon at 08:00.");
-    let digest = |ts: Vec<steward::scheduler::triggers::Trigger>| ts.into_iter().find(|t| t.id == "digest");
+    let digest = |ts: Vec<steward::triggers::Trigger>| ts.into_iter().find(|t| t.id == "digest");
     let armed = digest(app.app.store.user_triggers(&user).await.unwrap()).expect("armed");
     assert_eq!(armed.fire_at, at("2026-11-23T07:00:00Z")); // Monday 08:00 in Berlin
     let text = reply(&ana.turn("d2", "no more digests").await);
@@ -500,10 +501,12 @@ async fn a_4xx_from_smtp_is_retried_with_the_same_message_and_a_5xx_is_not() {
         let scheduler = app.app.scheduler().await.unwrap();
         let prefs = app.app.store.preferences(&user).await.unwrap();
         let item = scheduler
-            .digest_item(&user, &prefs, clock.now(), clock.now())
+            .digests
+            .decide(&user, &prefs, clock.now(), clock.now())
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .item;
         let key = item.key.clone();
         app.app.store.enqueue(vec![item]).await.unwrap();
         let notifier = app.app.notifier().await.unwrap();
@@ -690,15 +693,15 @@ async fn a_push_reaches_a_loopback_push_service_and_decrypts_to_the_notification
             .unwrap();
         assert_eq!(r.status(), 201);
     }
-    let subscription = steward::notify::PushSubscription {
+    let subscription = steward::notification::PushSubscription {
         endpoint: body["endpoint"].as_str().unwrap().into(),
         p256dh: body["keys"]["p256dh"].as_str().unwrap().into(),
         auth: body["keys"]["auth"].as_str().unwrap().into(),
     };
-    let queued = steward::notify::router::item(
+    let queued = steward::notification::OutboxItem::new(
         &user,
         "push:queued-before-takeover".into(),
-        steward::notify::Payload::Push {
+        steward::notification::Payload::Push {
             subscription,
             body: "{}".into(),
         },
@@ -834,7 +837,7 @@ async fn webhooks_get_signed_events_and_a_503_is_retried() {
         |c| {
             c.time_zone = "Europe/Berlin".into();
             c.background = false;
-            c.webhooks = vec![steward::notify::router::WebhookTarget {
+            c.webhooks = vec![steward::config::WebhookConfig {
                 url: format!("http://{hook_addr}/hook"),
                 secret: secret.into(),
             }];
@@ -870,8 +873,8 @@ async fn webhooks_get_signed_events_and_a_503_is_retried() {
     for (headers, body) in &got {
         let sig = headers["steward-signature"].to_str().unwrap();
         let t: i64 = sig.split(',').next().unwrap().trim_start_matches("t=").parse().unwrap();
-        assert_eq!(sig, steward::notify::webhook::signature(secret, t, body));
-        assert_ne!(sig, steward::notify::webhook::signature("another secret", t, body));
+        assert_eq!(sig, steward::channels::webhook::signature(secret, t, body));
+        assert_ne!(sig, steward::channels::webhook::signature("another secret", t, body));
     }
 }
 
@@ -981,10 +984,10 @@ async fn pruning_removes_old_finished_records_and_keeps_anything_pending() {
         OutboxStatus::Sent
     );
     // Something still waiting must survive any pruning.
-    let mut waiting = steward::notify::router::item(
+    let mut waiting = steward::notification::OutboxItem::new(
         &user,
         "test:pending".into(),
-        steward::notify::Payload::Webhook {
+        steward::notification::Payload::Webhook {
             url: "http://127.0.0.1:9/none".into(),
             body: "{}".into(),
         },
@@ -1040,7 +1043,7 @@ async fn a_missed_trigger_is_listed_in_the_next_digest_and_only_that_one() {
         let store = app.app.store.clone();
         async move {
             match store.outbox_by_key(key).await.unwrap().unwrap().payload {
-                steward::notify::Payload::Email(e) => e.text,
+                steward::notification::Payload::Email(e) => e.text,
                 other => panic!("{other:?}"),
             }
         }
@@ -1065,7 +1068,7 @@ async fn digest_texts(app: &TestApp, user: &str, periods: &[&str]) -> Vec<String
         let key = format!("digest:{user}:{period}");
         match app.app.store.outbox_by_key(&key).await.unwrap() {
             Some(item) => match item.payload {
-                steward::notify::Payload::Email(e) => out.push(e.text),
+                steward::notification::Payload::Email(e) => out.push(e.text),
                 other => panic!("{other:?}"),
             },
             None => panic!("no digest {key}"),
@@ -1146,7 +1149,7 @@ async fn a_digest_that_fires_while_preferences_are_saved_stays_armed_for_the_new
 
     // An unrelated change (quiet hours), and a move of the digest to 18:00.
     let mut quiet = store.preferences(&user).await.unwrap();
-    quiet.quiet_hours = Some(steward::notify::QuietHours {
+    quiet.quiet_hours = Some(steward::preferences::QuietHours {
         start: chrono::NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
         end: chrono::NaiveTime::from_hms_opt(7, 0, 0).unwrap(),
     });
@@ -1226,7 +1229,7 @@ async fn a_notification_shown_in_ready_while_it_is_worded_is_neither_emailed_nor
     let stored = app.app.store.recent_notifications(&user, 5).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert!(stored[0].seen);
-    assert_eq!(stored[0].routed, Some(steward::notify::Channel::Socket));
+    assert_eq!(stored[0].routed, Some(steward::notification::Channel::Socket));
     let email = format!("notify:ana:{}:email", stored[0].id);
     assert_eq!(app.app.store.outbox_by_key(&email).await.unwrap(), None);
     let again = app.connect("ana").await;
@@ -1292,7 +1295,7 @@ async fn a_verification_email_to_another_address_within_ten_minutes_gets_429_wit
                 .into_iter()
                 .filter(|i| i.key.starts_with("verify:ana:"))
                 .map(|i| match i.payload {
-                    steward::notify::Payload::Email(e) => e.to,
+                    steward::notification::Payload::Email(e) => e.to,
                     other => panic!("{other:?}"),
                 })
                 .collect();

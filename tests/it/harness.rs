@@ -36,12 +36,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.llm.retry_base_ms = 10;
     // Foundation tests exercise plan updates directly; the planning tests
     // turn the confirmation policy back on.
-    config.confirm = steward::proposals::ConfirmPolicy {
-        create_plan: false,
-        remove: false,
-        reschedule: false,
-        tool_steps: false,
-    };
+    config.confirm = steward::config::ConfirmConfig::never();
     config.templates_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/plans");
     config.prompts_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");
     config.static_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
@@ -97,7 +92,7 @@ pub async fn spawn_app_full(
     model: Arc<dyn ChatModel>,
     tweak: impl FnOnce(&mut Config),
     clock: Option<Clock>,
-    mailer: Option<steward::notify::mailer::Mailer>,
+    mailer: Option<steward::channels::mailer::Mailer>,
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
@@ -144,11 +139,11 @@ pub async fn start_with(
     model: Arc<dyn ChatModel>,
     config: Config,
     clock: Option<Clock>,
-    mailer: Option<steward::notify::mailer::Mailer>,
+    mailer: Option<steward::channels::mailer::Mailer>,
 ) -> TestApp {
     let store = open_store(&config.data_dir)
         .await
-        .with_trigger_policy(config.notify.trigger_policy());
+        .with_trigger_policy(steward::triggers::TriggerPolicy::from(&config.notify));
     let mut app = App::with_parts(config.clone(), Arc::new(store), model).unwrap();
     if let Some(clock) = &clock {
         app = app.with_clock(clock.clone());

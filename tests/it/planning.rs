@@ -5,9 +5,9 @@
 use crate::harness::{Client, TestApp, clock_from, of_type, spawn_app_at};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use steward::config::ConfirmConfig;
 use steward::llm::offline::OfflineEngine;
 use steward::planner::templates::Templates;
-use steward::proposals::ConfirmPolicy;
 
 /// Sunday 2026-11-22, 11:00 in Berlin.
 const NOW: &str = "2026-11-22T10:00:00Z";
@@ -20,7 +20,7 @@ async fn app() -> TestApp {
     spawn_app_at(
         engine(),
         |c| {
-            c.confirm = ConfirmPolicy::default();
+            c.confirm = ConfirmConfig::default();
             c.time_zone = "Europe/Berlin".into();
         },
         Some(clock_from(NOW)),
@@ -273,7 +273,7 @@ async fn a_configured_model_proposes_from_templates_with_checked_slots_and_the_s
     let app = spawn_app_at(
         model.clone(),
         |c| {
-            c.confirm = ConfirmPolicy::default();
+            c.confirm = ConfirmConfig::default();
             c.time_zone = "Europe/Berlin".into();
         },
         Some(clock_from(NOW)),

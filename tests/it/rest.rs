@@ -7,9 +7,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use steward::config::ConfirmConfig;
 use steward::llm::offline::OfflineEngine;
 use steward::planner::templates::Templates;
-use steward::proposals::ConfirmPolicy;
 
 fn engine() -> Arc<OfflineEngine> {
     Arc::new(OfflineEngine::new(Arc::new(Templates::built_in().unwrap())))
@@ -19,7 +19,7 @@ async fn app() -> TestApp {
     spawn_app_at(
         engine(),
         |c| {
-            c.confirm = ConfirmPolicy::default();
+            c.confirm = ConfirmConfig::default();
             c.time_zone = "Europe/Berlin".into();
             c.background = false;
         },

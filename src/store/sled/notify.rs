@@ -14,11 +14,12 @@
 //!   `C` secrets.
 
 use super::{SledStore, abort, backend, decode, encode};
-use crate::notify::{Notification, OutboxItem, OutboxStatus, Preferences, PushSubscription};
+use crate::notification::{Notification, OutboxItem, OutboxStatus, PushSubscription};
 use crate::plan::Plan;
-use crate::scheduler::triggers::{self, Outcome, Trigger, TriggerPolicy};
+use crate::preferences::Preferences;
 use crate::store::keys::{self, decode_instant, instant, tagged};
 use crate::store::{Firing, Missed, NotifyStore, StoreError};
+use crate::triggers::{self, Outcome, Trigger, TriggerPolicy};
 use crate::user::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};

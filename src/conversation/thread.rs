@@ -1,91 +1,12 @@
-//! The conversation as stored and as sent to a model: user messages,
-//! assistant messages (with the tool calls they made) and tool results.
+//! The conversation as a person sees it: what they typed, what the
+//! assistant answered, where a plan card or a proposal appeared, and the
+//! notifications that arrived in between. Tool traffic and intermediate
+//! model text are not shown.
 
+use super::{Entry, Message};
+use crate::notification::NotificationView;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToolCall {
-    /// The model's id for the call; tool results answer it.
-    pub id: String,
-    pub name: String,
-    /// The raw JSON arguments, exactly as the model sent them.
-    pub arguments: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "role", rename_all = "snake_case")]
-pub enum Message {
-    User {
-        text: String,
-        /// The client's id for the message (`message` frames), so a client
-        /// that lost its connection can tell whether the message arrived.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        id: Option<String>,
-    },
-    Assistant {
-        text: String,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        tool_calls: Vec<ToolCall>,
-        /// Set when the notifier wrote this message: the notification (by
-        /// id) it records, so the model sees the event in context. A thread
-        /// shows the notification itself instead.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        notification: Option<String>,
-    },
-    Tool {
-        call_id: String,
-        name: String,
-        content: String,
-    },
-}
-
-/// A message with the time it was recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    pub at: DateTime<Utc>,
-    pub message: Message,
-}
-
-/// Makes a stored transcript safe to send to a model: an assistant message
-/// whose tool calls have no results (the server stopped mid-turn) gets a
-/// result saying so, because OpenAI-style APIs reject unanswered calls. The
-/// plan itself is always in the system prompt, so nothing is lost.
-pub fn repair(messages: Vec<Message>) -> Vec<Message> {
-    let mut out: Vec<Message> = Vec::with_capacity(messages.len());
-    let mut open: Vec<(String, String)> = Vec::new();
-    let close_open = |out: &mut Vec<Message>, open: &mut Vec<(String, String)>| {
-        for (call_id, name) in open.drain(..) {
-            out.push(Message::Tool {
-                call_id,
-                name,
-                content: "{\"error\":\"no result: the server restarted during this call; \
-                          the system prompt shows the current plans\"}"
-                    .into(),
-            });
-        }
-    };
-    for message in messages {
-        match &message {
-            Message::Tool { call_id, .. } => {
-                if let Some(pos) = open.iter().position(|(id, _)| id == call_id) {
-                    open.remove(pos);
-                    out.push(message);
-                }
-                // A result without its call (the window started mid-turn) is dropped.
-            }
-            Message::User { .. } | Message::Assistant { .. } => {
-                close_open(&mut out, &mut open);
-                if let Message::Assistant { tool_calls, .. } = &message {
-                    open = tool_calls.iter().map(|c| (c.id.clone(), c.name.clone())).collect();
-                }
-                out.push(message);
-            }
-        }
-    }
-    close_open(&mut out, &mut open);
-    out
-}
+use serde::Serialize;
 
 /// One item of the conversation as a person sees it: what they typed, what
 /// the assistant answered, and where a plan card or a proposal appeared.
@@ -116,7 +37,7 @@ pub enum ThreadItem {
     },
     Notification {
         at: DateTime<Utc>,
-        notification: crate::notify::NotificationView,
+        notification: NotificationView,
     },
 }
 
@@ -182,10 +103,7 @@ pub fn thread(entries: &[Entry]) -> Vec<ThreadItem> {
 
 /// Merges notifications into the thread by time, each before the first
 /// item that is newer, keeping the order of `items` as it is.
-pub fn merge_notifications(
-    items: Vec<ThreadItem>,
-    mut notifications: Vec<crate::notify::NotificationView>,
-) -> Vec<ThreadItem> {
+pub fn merge_notifications(items: Vec<ThreadItem>, mut notifications: Vec<NotificationView>) -> Vec<ThreadItem> {
     notifications.sort_by_key(|n| n.created_at);
     let mut out = Vec::with_capacity(items.len() + notifications.len());
     let mut later = notifications
@@ -208,6 +126,15 @@ pub fn merge_notifications(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conversation::ToolCall;
+
+    fn call(id: &str) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            name: "update_plan".into(),
+            arguments: "{}".into(),
+        }
+    }
 
     /// The `kind` of each item, as clients see it.
     fn kinds(items: &[ThreadItem]) -> Vec<String> {
@@ -220,9 +147,9 @@ mod tests {
     #[test]
     fn notifications_merge_by_time_without_reordering_the_thread() {
         let t = |m: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::minutes(m);
-        let note = |m: i64| crate::notify::NotificationView {
+        let note = |m: i64| NotificationView {
             id: format!("n{m}"),
-            kind: crate::notify::NotificationKind::Reminder,
+            kind: crate::notification::NotificationKind::Reminder,
             text: "Reminder: call".into(),
             plan_id: None,
             step_id: None,
@@ -248,51 +175,6 @@ mod tests {
         );
         assert_eq!(merged[2].at(), t(5));
         assert_eq!(merged[4].at(), t(9));
-    }
-
-    fn call(id: &str) -> ToolCall {
-        ToolCall {
-            id: id.into(),
-            name: "update_plan".into(),
-            arguments: "{}".into(),
-        }
-    }
-
-    #[test]
-    fn repair_answers_orphaned_tool_calls_and_drops_orphaned_results() {
-        let messages = vec![
-            Message::Tool {
-                call_id: "old".into(),
-                name: "x".into(),
-                content: "{}".into(),
-            },
-            Message::User {
-                text: "hi".into(),
-                id: None,
-            },
-            Message::Assistant {
-                text: String::new(),
-                tool_calls: vec![call("a"), call("b")],
-                notification: None,
-            },
-            Message::Tool {
-                call_id: "a".into(),
-                name: "update_plan".into(),
-                content: "ok".into(),
-            },
-            Message::User {
-                text: "again".into(),
-                id: None,
-            },
-        ];
-        let repaired = repair(messages);
-        assert_eq!(repaired.len(), 5);
-        assert!(matches!(&repaired[0], Message::User { .. }));
-        assert!(matches!(&repaired[2], Message::Tool { call_id, content, .. } if call_id == "a" && content == "ok"));
-        assert!(
-            matches!(&repaired[3], Message::Tool { call_id, content, .. } if call_id == "b" && content.contains("restarted"))
-        );
-        assert!(matches!(&repaired[4], Message::User { .. }));
     }
 
     #[test]

@@ -1,13 +1,12 @@
-//! What notifications and digests say, as pure functions of the trigger,
-//! the plan and the user's local time. The offline engine's wording; a
-//! configured model may phrase the same facts differently.
+//! What notifications say, as pure functions of the trigger, the plan and
+//! the user's local time. The offline wording; a configured model may
+//! phrase the same facts differently.
 
-use super::NotificationKind;
-use crate::plan::{Plan, PlanStatus, Step, StepStatus};
-use crate::scheduler::triggers::{Trigger, TriggerKind};
+use crate::notification::NotificationKind;
+use crate::plan::{Plan, PlanStatus, Step};
+use crate::triggers::{Trigger, TriggerKind};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
 
 /// "today", "tomorrow", "on Friday, Nov 27", "on Tue, Dec 15 2027".
 pub fn relative_day(at: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
@@ -28,19 +27,6 @@ pub fn relative_day(at: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
 
 fn step<'a>(plan: &'a Plan, id: &str) -> Option<&'a Step> {
     plan.steps.iter().find(|s| s.id == id)
-}
-
-/// The next step a person can work on: pending, dependencies finished.
-pub fn next_step(plan: &Plan) -> Option<&Step> {
-    plan.steps
-        .iter()
-        .find(|s| s.status == StepStatus::Pending && ready(plan, s))
-}
-
-fn ready(plan: &Plan, s: &Step) -> bool {
-    s.depends_on
-        .iter()
-        .all(|d| step(plan, d).is_none_or(|dep| dep.status.is_terminal()))
 }
 
 /// The text, kind and subject of a fired trigger's notification, or `None`
@@ -81,7 +67,8 @@ pub fn notification(
         }
         TriggerKind::PlanIdle { .. } => {
             let plan = plan.filter(|p| p.status == PlanStatus::Active)?;
-            let next = next_step(plan)
+            let next = plan
+                .next_ready()
                 .map(|s| format!(" Next up: “{}”.", s.title))
                 .unwrap_or_default();
             Some((
@@ -119,89 +106,10 @@ pub fn missed(trigger: &Trigger, plan: Option<&Plan>, tz: Tz) -> String {
     format!("{what} ({when})")
 }
 
-/// The content of a digest email, rendered by `templates/email/digest.*`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Digest {
-    pub user: String,
-    pub period: String,
-    pub plans: Vec<DigestPlan>,
-    pub missed: Vec<String>,
-    pub widget_url: String,
-    pub unsubscribe_url: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DigestPlan {
-    pub id: String,
-    pub title: String,
-    pub done: usize,
-    pub total: usize,
-    pub percent: usize,
-    pub due_this_week: Vec<DigestStep>,
-    pub waiting_on_you: Vec<DigestStep>,
-    pub next: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DigestStep {
-    pub title: String,
-    pub due: Option<String>,
-    pub overdue: bool,
-    pub status: String,
-}
-
-/// Per active plan: progress, what is due in the next seven days (and what
-/// is overdue), and what waits on the user: steps ready to start that no
-/// tool runs, and failed steps.
-pub fn digest_plans(plans: &[Plan], now: DateTime<Utc>, tz: Tz) -> Vec<DigestPlan> {
-    let week = now + chrono::Duration::days(7);
-    plans
-        .iter()
-        .filter(|p| p.status == PlanStatus::Active)
-        .map(|p| {
-            let counted: Vec<&Step> = p.steps.iter().filter(|s| s.status != StepStatus::Cancelled).collect();
-            let done = counted.iter().filter(|s| s.status == StepStatus::Completed).count();
-            let total = counted.len();
-            let line = |s: &Step| DigestStep {
-                title: s.title.clone(),
-                due: s.due_at.map(|d| relative_day(d, now, tz)),
-                overdue: s.due_at.is_some_and(|d| d < now),
-                status: s.status.as_str().into(),
-            };
-            let open = |s: &&Step| !s.status.is_terminal();
-            DigestPlan {
-                id: p.id.to_string(),
-                title: p.title.clone(),
-                done,
-                total,
-                percent: (done * 100).checked_div(total).unwrap_or(0),
-                due_this_week: p
-                    .steps
-                    .iter()
-                    .filter(open)
-                    .filter(|s| s.due_at.is_some_and(|d| d <= week))
-                    .map(line)
-                    .collect(),
-                waiting_on_you: p
-                    .steps
-                    .iter()
-                    .filter(open)
-                    .filter(|s| {
-                        s.status == StepStatus::Failed
-                            || (s.status == StepStatus::Pending && s.tool.is_none() && ready(p, s))
-                    })
-                    .map(line)
-                    .collect(),
-                next: next_step(p).map(|s| s.title.clone()),
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::PlanId;
+    use crate::plan::{PlanId, StepStatus};
     use crate::user::UserId;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -257,34 +165,5 @@ mod tests {
         p.steps[1].status = StepStatus::Completed;
         assert_eq!(notification(&t, Some(&p), at("2026-11-23T08:00:00Z"), tz), None);
         assert_eq!(notification(&t, None, at("2026-11-23T08:00:00Z"), tz), None);
-    }
-
-    #[test]
-    fn a_digest_shows_progress_the_week_ahead_and_what_waits_on_the_user() {
-        let tz: Tz = "Europe/Berlin".parse().unwrap();
-        let got = digest_plans(&[plan()], at("2026-11-23T07:00:00Z"), tz);
-        assert_eq!(
-            got,
-            vec![DigestPlan {
-                id: "p1".into(),
-                title: "Onboard Ana".into(),
-                done: 1,
-                total: 3,
-                percent: 33,
-                due_this_week: vec![DigestStep {
-                    title: "Order laptop".into(),
-                    due: Some("tomorrow".into()),
-                    overdue: false,
-                    status: "pending".into()
-                }],
-                waiting_on_you: vec![DigestStep {
-                    title: "Order laptop".into(),
-                    due: Some("tomorrow".into()),
-                    overdue: false,
-                    status: "pending".into()
-                }],
-                next: Some("Order laptop".into()),
-            }]
-        );
     }
 }

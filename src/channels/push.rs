@@ -2,9 +2,10 @@
 //! encryption (RFC 8291), through web-push-native; the VAPID key is made
 //! on first start and kept in the store.
 
-use super::PushSubscription;
+use super::MAX_RETRY_AFTER;
 use super::egress::{self, EgressError};
 use super::mailer::SendError;
+use crate::notification::PushSubscription;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::sync::Arc;
@@ -41,7 +42,7 @@ pub fn validate(sub: &PushSubscription, allow_http: bool) -> Result<(), String> 
     if !scheme_ok || sub.endpoint.len() > 1024 || !endpoint.username().is_empty() {
         return Err("endpoint must be an https URL of at most 1024 characters".into());
     }
-    if !allow_http && egress::internal_host(&endpoint) {
+    if !allow_http && crate::net::internal_host(&endpoint) {
         return Err("endpoint must be a public push service, not a local or private address".into());
     }
     let key = b64(&sub.p256dh).ok_or("keys.p256dh must be base64url")?;
@@ -126,7 +127,7 @@ pub fn classify_http(
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s).min(super::router::MAX_RETRY_AFTER));
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
         return Err(SendError::Transient {
             message: format!("{who} answered {code}"),
             retry_after,

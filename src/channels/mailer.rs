@@ -3,7 +3,8 @@
 //! in an outbox directory so the default works offline. Every send runs
 //! under a timeout (lettre's own covers only the connect).
 
-use super::email::{Email, message};
+use super::email::message;
+use crate::notification::Email;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::path::PathBuf;
 use std::time::Duration;

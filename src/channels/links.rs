@@ -4,14 +4,26 @@
 //! token for one purpose is useless for another, and a verification link
 //! dies when the address it was sent to changes.
 
-use super::TokenPurpose;
 use crate::user::UserId;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// What a signed link  lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenPurpose {
+    /// Confirms the address it was sent to.
+    VerifyEmail,
+    /// Turns email off for the user (List-Unsubscribe).
+    Unsubscribe,
+    /// Reads the user's calendar feed.
+    Calendar,
+}
 
 /// Bytes of MAC kept in a token (144 bits).
 const MAC_BYTES: usize = 18;

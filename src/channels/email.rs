@@ -5,28 +5,44 @@
 //! recipient is the one validated address: nothing from titles, names or
 //! model text can add a header or a recipient.
 
-use super::Notification;
-use super::wording::Digest;
+use crate::notification::{Email, Notification};
+use crate::preferences::email_address;
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use minijinja::{Environment, UndefinedBehavior, context};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::path::Path;
 
-/// One email, exactly as it will be sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Email {
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    /// `<…@…>`, derived from what the mail is (digest period, notification
-    /// id), so a retried send is recognisably the same message.
-    pub message_id: String,
-    /// The one-click unsubscribe URL (List-Unsubscribe, RFC 8058).
-    #[serde(default)]
-    pub unsubscribe: Option<String>,
+/// The content of a digest email, rendered by `templates/email/digest.*` (the notifier decides what it shows).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Digest {
+    pub user: String,
+    pub period: String,
+    pub plans: Vec<DigestPlan>,
+    pub missed: Vec<String>,
+    pub widget_url: String,
+    pub unsubscribe_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DigestPlan {
+    pub id: String,
+    pub title: String,
+    pub done: usize,
+    pub total: usize,
+    pub percent: usize,
+    pub due_this_week: Vec<DigestStep>,
+    pub waiting_on_you: Vec<DigestStep>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DigestStep {
+    pub title: String,
+    pub due: Option<String>,
+    pub overdue: bool,
+    pub status: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,22 +193,9 @@ impl Mail {
     }
 }
 
-/// Checks an address a user typed: one plain mailbox address, no display
-/// name, no list, no control characters.
-pub fn parse_address(text: &str) -> Result<lettre::Address, MailError> {
-    let t = text.trim();
-    if t.len() > 254
-        || t.chars()
-            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, ',' | ';' | '<' | '>'))
-    {
-        return Err(MailError::Address(header_text(t)));
-    }
-    t.parse().map_err(|_| MailError::Address(header_text(t)))
-}
-
 /// The lettre message for `email`, From `from`, to exactly `email.to`.
 pub fn message(email: &Email, from: &str) -> Result<Message, MailError> {
-    let to = parse_address(&email.to)?;
+    let to = email_address(&email.to).map_err(|e| MailError::Address(e.0))?;
     let from: Mailbox = from.parse().map_err(|_| MailError::Address(from.to_owned()))?;
     let mut builder = Message::builder()
         .from(from)
@@ -238,7 +241,7 @@ mod tests {
 
     #[test]
     fn only_a_single_plain_address_is_accepted() {
-        assert!(parse_address("ana@example.com").is_ok());
+        assert!(email_address("ana@example.com").is_ok());
         for bad in [
             "ana@example.com, bob@example.com",
             "ana@example.com\r\nBcc: bob@example.com",
@@ -246,7 +249,7 @@ mod tests {
             "not an address",
             "",
         ] {
-            assert!(parse_address(bad).is_err(), "{bad:?}");
+            assert!(email_address(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -5,13 +5,18 @@
 //! effect, so after a crash an interrupted email is sent again with the
 //! same Message-ID, never a second distinct copy.
 
-use super::email::Mail;
-use super::links::Links;
-use super::mailer::{Mailer, SendError};
-use super::push::{MAX_PAYLOAD, Pusher};
-use super::{Channel, Notification, OutboxItem, OutboxStatus, Payload, egress, webhook};
+pub mod digest;
+
+use crate::channels::email::Mail;
+use crate::channels::links::Links;
+use crate::channels::mailer::{Mailer, SendError};
+use crate::channels::push::{MAX_PAYLOAD, Pusher};
+use crate::channels::{MAX_RETRY_AFTER, egress, webhook};
+use crate::clock::Clock;
+use crate::config::{NotifyConfig, WebhookConfig};
 use crate::conversation::{Entry, Message};
 use crate::hub::{Delivery, Hub};
+use crate::notification::{Channel, Notification, NotificationKind, OutboxItem, OutboxStatus, Payload};
 use crate::protocol::ServerFrame;
 use crate::store::{Store, StoreError};
 use crate::user::UserId;
@@ -19,6 +24,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use futures::StreamExt;
 use rand::Rng;
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +33,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// Longest Retry-After from a peer that is honoured.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Notifications read per pass.
 const ROUTE_BATCH: usize = 256;
 /// Users whose notifications are routed at once (each user's in order).
@@ -40,14 +44,6 @@ const WORDING_BUDGET: Duration = Duration::from_secs(30);
 /// How long a stopping notifier waits for socket writes to confirm.
 const SEEN_MARKS_GRACE: Duration = Duration::from_secs(1);
 
-/// A configured webhook receiver.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookTarget {
-    pub url: String,
-    pub secret: String,
-}
-
 /// Retry and timeout policy for side effects.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DeliveryPolicy {
@@ -58,6 +54,17 @@ pub struct DeliveryPolicy {
     pub max_backoff: Duration,
     /// Longest single send (an SMTP conversation, an HTTP request).
     pub send_timeout: Duration,
+}
+
+impl From<&NotifyConfig> for DeliveryPolicy {
+    fn from(c: &NotifyConfig) -> DeliveryPolicy {
+        DeliveryPolicy {
+            max_attempts: c.max_attempts,
+            retry_base: Duration::from_millis(c.retry_base_ms),
+            max_backoff: Duration::from_secs(3600),
+            send_timeout: Duration::from_secs(c.send_timeout_secs),
+        }
+    }
 }
 
 impl DeliveryPolicy {
@@ -81,11 +88,11 @@ pub struct Notifier {
     pub mailer: Mailer,
     pub pusher: Option<Pusher>,
     pub links: Links,
-    pub webhooks: Vec<WebhookTarget>,
+    pub webhooks: Vec<WebhookConfig>,
     pub http: egress::Client,
     pub policy: DeliveryPolicy,
     pub default_tz: Tz,
-    pub clock: crate::app::Clock,
+    pub clock: Clock,
     /// A configured model phrases notifications (the offline wording is
     /// the fallback); the offline engine's own wording is used as is.
     pub model: Arc<dyn crate::llm::ChatModel>,
@@ -268,7 +275,7 @@ impl Notifier {
         };
         // Missed-while-offline notices are listed in the next digest; they
         // go to an open socket or wait in the inbox, never push or email.
-        let quiet_kind = n.kind == super::NotificationKind::Missed;
+        let quiet_kind = n.kind == NotificationKind::Missed;
         // An open socket gets it after the routing is recorded, and it
         // counts as seen only once a socket has written it.
         let channel = if self.hub.is_online(user) {
@@ -280,7 +287,7 @@ impl Notifier {
             for sub in subs {
                 let hash = Sha256::digest(sub.endpoint.as_bytes());
                 let tag: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
-                outbox.push(item(
+                outbox.push(OutboxItem::new(
                     user,
                     format!("notify:{user}:{}:push:{tag}", n.id),
                     Payload::Push {
@@ -297,7 +304,7 @@ impl Notifier {
                 .notification(&n, to, &self.links.widget(), &self.links.unsubscribe(user))
             {
                 Ok(email) => {
-                    outbox.push(item(
+                    outbox.push(OutboxItem::new(
                         user,
                         format!("notify:{user}:{}:email", n.id),
                         Payload::Email(email),
@@ -320,7 +327,7 @@ impl Notifier {
                 "channel": channel,
                 "notification": n.view(),
             });
-            outbox.push(item(
+            outbox.push(OutboxItem::new(
                 user,
                 format!("webhook:{i}:{user}:{}", n.id),
                 Payload::Webhook {
@@ -393,7 +400,7 @@ impl Notifier {
             Payload::Webhook { url, body } => match self.webhooks.iter().find(|w| &w.url == url) {
                 Some(hook) => {
                     let now = (self.clock)().timestamp();
-                    webhook::send(&self.http, url, &hook.secret, body, now, timeout).await
+                    webhook::send(&self.http, url, hook.secret.expose_secret(), body, now, timeout).await
                 }
                 None => Err(SendError::Permanent("webhook no longer configured".into())),
             },
@@ -487,24 +494,9 @@ impl Notifier {
 
     /// Whether `email` may still go out: a queued or retrying mail is
     /// dropped if the user unsubscribed or changed address meanwhile.
-    async fn still_wanted(&self, user: &UserId, email: &super::email::Email) -> Result<bool, StoreError> {
+    async fn still_wanted(&self, user: &UserId, email: &crate::notification::Email) -> Result<bool, StoreError> {
         let prefs = self.store.preferences(user).await?;
         Ok(prefs.deliverable_email() == Some(email.to.as_str()))
-    }
-}
-
-/// A new outbox row (the store assigns its id).
-pub fn item(user: &UserId, key: String, payload: Payload, now: DateTime<Utc>) -> OutboxItem {
-    OutboxItem {
-        id: String::new(),
-        user: user.clone(),
-        key,
-        payload,
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        next_attempt_at: now,
-        created_at: now,
-        last_error: None,
     }
 }
 

@@ -24,6 +24,16 @@ pub struct TriggerPolicy {
     pub catch_up: Duration,
 }
 
+impl From<&crate::config::NotifyConfig> for TriggerPolicy {
+    fn from(c: &crate::config::NotifyConfig) -> TriggerPolicy {
+        TriggerPolicy {
+            due_lead: Duration::hours(i64::from(c.due_lead_hours)),
+            idle_after: Duration::days(i64::from(c.idle_days)),
+            catch_up: Duration::minutes(i64::from(c.catch_up_minutes)),
+        }
+    }
+}
+
 impl Default for TriggerPolicy {
     fn default() -> Self {
         TriggerPolicy {

@@ -1,0 +1,247 @@
+//! Proposals: plan changes that wait for the user's yes, as records, and
+//! the policy that decides which changes need one. Creating a plan,
+//! removing or cancelling steps or plans, moving due dates and adding steps
+//! bound to tools are proposed, not applied (configurable); status updates
+//! and rewordings apply at once. Pure: the plan service stores and decides
+//! them.
+
+use crate::config::ConfirmConfig;
+use crate::plan::{Change, Op, Plan, PlanId, PlanStatus, StepStatus};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Which kinds of change need the user's yes (`confirm.*` in the
+/// configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfirmPolicy {
+    pub create_plan: bool,
+    pub remove: bool,
+    pub reschedule: bool,
+    pub tool_steps: bool,
+}
+
+impl From<&ConfirmConfig> for ConfirmPolicy {
+    fn from(c: &ConfirmConfig) -> ConfirmPolicy {
+        ConfirmPolicy {
+            create_plan: c.create_plan,
+            remove: c.remove,
+            reschedule: c.reschedule,
+            tool_steps: c.tool_steps,
+        }
+    }
+}
+
+impl Default for ConfirmPolicy {
+    fn default() -> Self {
+        ConfirmPolicy::from(&ConfirmConfig::default())
+    }
+}
+
+impl ConfirmPolicy {
+    pub fn needs_confirmation(&self, changes: &[Change]) -> bool {
+        changes.iter().any(|c| match c {
+            Change::PlanCreated { .. } => self.create_plan,
+            Change::StepRemoved { .. } => self.remove,
+            Change::StepStatus { to, .. } => self.remove && *to == StepStatus::Cancelled,
+            Change::PlanStatus { to, .. } => self.remove && *to == PlanStatus::Cancelled,
+            Change::StepDue { from, .. } => self.reschedule && from.is_some(),
+            Change::StepAdded { step, .. } => self.tool_steps && step.tool.is_some(),
+            Change::PlanRenamed { .. }
+            | Change::StepTitle { .. }
+            | Change::StepDeps { .. }
+            | Change::StepResult { .. }
+            | Change::Reordered { .. } => false,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalStatus {
+    Open,
+    Accepted,
+    Declined,
+    /// The plan changed after the proposal was made.
+    Stale,
+    /// A newer proposal replaced it.
+    Superseded,
+}
+
+/// What applying the proposal does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    Create { plan: Box<Plan> },
+    Patch { ops: Vec<Op> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// "r1", "r2", … per user.
+    pub id: String,
+    /// The plan it changes; none when it creates one.
+    pub plan_id: Option<PlanId>,
+    pub base_version: u64,
+    pub summary: String,
+    pub changes: Vec<Change>,
+    pub status: ProposalStatus,
+    pub why: String,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub action: Action,
+}
+
+/// The proposal as clients see it (no internal action).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ProposalView {
+    pub id: String,
+    #[schema(value_type = Option<String>)]
+    pub plan_id: Option<PlanId>,
+    pub summary: String,
+    pub changes: Vec<Change>,
+    pub status: ProposalStatus,
+}
+
+impl Proposal {
+    pub fn view(&self) -> ProposalView {
+        ProposalView {
+            id: self.id.clone(),
+            plan_id: self.plan_id,
+            summary: self.summary.clone(),
+            changes: self.changes.clone(),
+            status: self.status,
+        }
+    }
+}
+
+/// A readable one-paragraph summary of changes to `plan`.
+pub fn summarize(plan: &Plan, changes: &[Change]) -> String {
+    let title = |id: &str| plan.step(id).map(|s| s.title.clone()).unwrap_or_else(|| id.to_owned());
+    let day = |d: &Option<DateTime<Utc>>| {
+        d.map(|d| d.format("%a %b %-d").to_string())
+            .unwrap_or_else(|| "no date".into())
+    };
+    let mut parts: Vec<String> = Vec::new();
+    let mut added = Vec::new();
+    for c in changes {
+        match c {
+            Change::PlanCreated { title } => parts.push(format!("Create the plan “{title}”")),
+            Change::StepAdded { step, .. } => added.push(match step.due_at {
+                Some(d) => format!("{} (due {})", step.title, d.format("%a %b %-d")),
+                None => step.title.clone(),
+            }),
+            Change::StepRemoved { step, .. } => parts.push(format!("Remove “{}”", step.title)),
+            Change::StepStatus {
+                step,
+                to: StepStatus::Cancelled,
+                ..
+            } => parts.push(format!("Skip “{}”", title(step))),
+            Change::StepStatus { step, to, .. } => {
+                parts.push(format!("Mark “{}” {}", title(step), to.as_str().replace('_', " ")))
+            }
+            Change::StepDue { step, from, to } => {
+                parts.push(format!("Move “{}” from {} to {}", title(step), day(from), day(to)))
+            }
+            Change::PlanStatus {
+                to: PlanStatus::Cancelled,
+                ..
+            } => parts.push(format!("Cancel the plan “{}”", plan.title)),
+            Change::PlanStatus { .. } => {}
+            Change::PlanRenamed { to, .. } => parts.push(format!("Rename the plan to “{to}”")),
+            Change::StepTitle { step, to, .. } => parts.push(format!("Rename “{}” to “{to}”", title(step))),
+            Change::StepDeps { step, to, .. } => {
+                parts.push(format!("Make “{}” wait for {}", title(step), to.join(", ")))
+            }
+            Change::StepResult { step, .. } => parts.push(format!("Record the result of “{}”", title(step))),
+            Change::Reordered { .. } => parts.push("Reorder the steps".into()),
+        }
+    }
+    if !added.is_empty() {
+        parts.push(format!(
+            "Add {}: {}",
+            if added.len() == 1 { "a step" } else { "steps" },
+            added.join("; ")
+        ));
+    }
+    parts.join(". ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Step;
+
+    #[test]
+    fn the_policy_asks_for_removals_moves_creations_and_tool_steps_only() {
+        let policy = ConfirmPolicy::default();
+        let mut tool_step = Step::new("deploy", "Deploy");
+        tool_step.tool = Some(crate::plan::ToolBinding {
+            name: "deploy".into(),
+            args: serde_json::Value::Null,
+        });
+        let now = Utc::now();
+        let asks = [
+            Change::PlanCreated { title: "x".into() },
+            Change::StepRemoved {
+                step: Step::new("a", "A"),
+                index: 0,
+            },
+            Change::StepStatus {
+                step: "a".into(),
+                from: StepStatus::Pending,
+                to: StepStatus::Cancelled,
+            },
+            Change::StepDue {
+                step: "a".into(),
+                from: Some(now),
+                to: Some(now),
+            },
+            Change::StepAdded {
+                step: tool_step,
+                index: 0,
+            },
+            Change::PlanStatus {
+                from: PlanStatus::Active,
+                to: PlanStatus::Cancelled,
+            },
+        ];
+        let direct = [
+            Change::StepStatus {
+                step: "a".into(),
+                from: StepStatus::Pending,
+                to: StepStatus::Completed,
+            },
+            Change::StepTitle {
+                step: "a".into(),
+                from: "A".into(),
+                to: "B".into(),
+            },
+            Change::StepAdded {
+                step: Step::new("b", "B"),
+                index: 0,
+            },
+            Change::StepDue {
+                step: "a".into(),
+                from: None,
+                to: Some(now),
+            },
+            Change::PlanStatus {
+                from: PlanStatus::Active,
+                to: PlanStatus::Done,
+            },
+        ];
+        for c in asks {
+            assert!(policy.needs_confirmation(std::slice::from_ref(&c)), "{c:?}");
+        }
+        for c in direct {
+            assert!(!policy.needs_confirmation(std::slice::from_ref(&c)), "{c:?}");
+        }
+        let off = ConfirmPolicy {
+            create_plan: false,
+            remove: false,
+            reschedule: false,
+            tool_steps: false,
+        };
+        assert!(!off.needs_confirmation(&[Change::PlanCreated { title: "x".into() }]));
+    }
+}
