@@ -9,10 +9,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use steward::conversation::{Entry, Message, ToolCall};
 use steward::plan::{Actor, HistoryEntry, Op, Plan, PlanLimits, Step, patch};
-use steward::store::{SledStore, Store};
+use steward::store::{AccountStore, ConversationStore, Derived, PlanStore, SledStore};
+use steward::triggers::{TriggerPolicy, for_plan};
 use steward::user::UserId;
 
 const UPDATES_PER_USER: usize = 200;
+
+/// The triggers the plan service derives for every write (the default
+/// policy), so the store does the same work a server's write does.
+fn derive(user: &UserId) -> impl Fn(&Plan) -> Derived + Send + Sync + use<> {
+    let user = user.clone();
+    move |plan: &Plan| Derived {
+        triggers: for_plan(&user, plan, &TriggerPolicy::default()),
+        arm_after: plan.updated_at,
+    }
+}
 
 async fn run(users: usize) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -32,7 +43,10 @@ async fn run(users: usize) {
             changes: vec![],
             undoes: None,
         };
-        plans.push((user.clone(), store.create_plan(&user, draft, entry).await.unwrap()));
+        plans.push((
+            user.clone(),
+            store.create_plan(&user, draft, entry, &derive(&user)).await.unwrap(),
+        ));
     }
     let flushes_before = store.flush_count();
     let started = Instant::now();
@@ -71,7 +85,10 @@ async fn run(users: usize) {
                         changes: out.changes,
                         undoes: None,
                     };
-                    store.update_plan(&user, &out.plan, plan.version, entry).await.unwrap();
+                    store
+                        .update_plan(&user, &out.plan, plan.version, entry, &derive(&user))
+                        .await
+                        .unwrap();
                     latencies.push(begin.elapsed());
                     plan = out.plan;
                 }

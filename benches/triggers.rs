@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use steward::app::App;
 use steward::config::Config;
-use steward::llm::offline::OfflineEngine;
+use steward::offline::OfflineEngine;
 use steward::planner::templates::Templates;
-use steward::store::{NotifyStore, SledStore, Store};
+use steward::store::{AccountStore, SledStore, TriggerStore};
 use steward::triggers::{Trigger, TriggerKind};
 use steward::user::UserId;
 use tokio_util::sync::CancellationToken;
@@ -113,7 +113,12 @@ async fn main() {
     };
     config.background = false;
     let templates = Arc::new(Templates::load(&config.templates_dir).unwrap());
-    let app = App::with_parts(config, Arc::new(store), Arc::new(OfflineEngine::new(templates))).unwrap();
+    let app = App::builder(config)
+        .store(Arc::new(store))
+        .engine(steward::turn::Engine::Offline(Arc::new(OfflineEngine::new(templates))))
+        .build()
+        .await
+        .unwrap();
     // Lateness with no other writes: the scheduler is woken only by its
     // tokio-cron-scheduler one-shot (500 ms polling). Then under load.
     let quiet = lateness_run(&app, &users, 0, USERS * PER_USER).await;
@@ -149,7 +154,7 @@ async fn lateness_run(app: &App, users: &[UserId], writers: usize, first: usize)
             .unwrap();
     }
     let stop = CancellationToken::new();
-    let scheduler = app.scheduler().await.unwrap();
+    let scheduler = app.scheduler();
     let runner = tokio::spawn(scheduler.run(stop.clone()));
     let load_stop = CancellationToken::new();
     let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -1,62 +1,67 @@
-//! The assembled application: configuration, store, model, tools, prompts
-//! and the connection hub, shared by every handler through axum `State`.
+//! The composition root: builds the store, the plan service, the engine
+//! that answers (offline or a model), the tools, the connection hub and the
+//! outside channels from the configuration, and owns every task the server
+//! spawns, so shutdown cancels and awaits all of them.
 
 use crate::channels::egress;
 use crate::channels::email::{Mail, MailError};
 use crate::channels::links::Links;
-use crate::channels::mailer::Mailer;
-use crate::channels::push::Pusher;
+use crate::channels::mailer::{Mailer, MailerError};
+use crate::channels::push::{PushError, Pusher};
+use crate::clock::{self, Clock};
 use crate::config::Config;
-use crate::http;
 use crate::hub::{Hub, HubLimits};
-use crate::llm::offline::OfflineEngine;
+use crate::llm::ModelError;
 use crate::llm::openai::OpenAiModel;
-use crate::llm::{ChatModel, ModelError};
 use crate::notifier::digest::Digests;
 use crate::notifier::{DeliveryPolicy, Notifier};
-use crate::plan::{Actor, PlanLimits};
+use crate::offline::OfflineEngine;
 use crate::planner::templates::{TemplateError, Templates};
 use crate::prompts::{PromptError, Prompts};
-use crate::proposal::ConfirmPolicy;
 use crate::scheduler::Scheduler;
+use crate::service::{Mailing, Rules, Service};
 use crate::store::{SledStore, Store, StoreError};
-use crate::tools::{self, Registry, ToolContext};
+use crate::tools::{self, Registry};
 use crate::triggers::TriggerPolicy;
-use crate::user::UserId;
-use axum::Router;
+use crate::turn::Engine;
 use chrono::{DateTime, Utc};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-/// The source of "now"; tests inject a fixed or moving clock.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+/// How long shutdown waits for the server's tasks before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Everything the handlers, the turn and the workers share; cheap to clone.
 #[derive(Clone)]
 pub struct App {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
-    pub model: Arc<dyn ChatModel>,
+    /// Every read and change of plans, proposals, reminders, preferences.
+    pub service: Service,
+    /// Who answers chat messages.
+    pub engine: Engine,
+    /// What the model sees and calls.
     pub tools: Arc<Registry>,
     pub prompts: Arc<Prompts>,
     pub templates: Arc<Templates>,
+    /// Open sockets per user; publishes events to them.
     pub hub: Hub,
     pub mail: Arc<Mail>,
     pub mailer: Mailer,
+    /// Signed links (verification, unsubscribe, calendar).
+    pub links: Links,
+    /// The web-push sender, if push is enabled.
+    pub pusher: Option<Pusher>,
     /// Pokes the notifier when something may be ready to route or send.
     pub notifier_wake: Arc<tokio::sync::Notify>,
-    /// Signing keys and the push client, read from (or first written to)
-    /// the store on first use.
-    secrets: Arc<tokio::sync::OnceCell<Secrets>>,
     clock: Clock,
-}
-
-#[derive(Clone)]
-struct Secrets {
-    links: Links,
-    pusher: Option<Pusher>,
+    /// Every task the server spawns (sockets, turn runners, workers).
+    tasks: TaskTracker,
+    /// Cancelled when the server stops; every task watches it.
+    stopping: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,43 +76,84 @@ pub enum AppError {
     Template(#[from] TemplateError),
     #[error(transparent)]
     Mail(#[from] MailError),
-    #[error("email: {0}")]
-    Mailer(String),
+    #[error(transparent)]
+    Mailer(#[from] MailerError),
+    #[error(transparent)]
+    Push(#[from] PushError),
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
-impl App {
-    /// Opens the store in `config.data_dir` and picks the model: an
-    /// OpenAI-compatible endpoint if configured, else the offline engine.
-    pub fn build(config: Config) -> Result<App, AppError> {
+/// Assembles an [`App`]; every part not given is built from the
+/// configuration (tests give a temporary store, a scripted model, a clock).
+pub struct Builder {
+    config: Config,
+    store: Option<Arc<dyn Store>>,
+    engine: Option<Engine>,
+    clock: Option<Clock>,
+    mailer: Option<Mailer>,
+}
+
+impl Builder {
+    pub fn store(mut self, store: Arc<dyn Store>) -> Builder {
+        self.store = Some(store);
+        self
+    }
+
+    pub fn engine(mut self, engine: Engine) -> Builder {
+        self.engine = Some(engine);
+        self
+    }
+
+    pub fn clock(mut self, clock: Clock) -> Builder {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Replaces the configured mail transport (tests use a loopback server).
+    pub fn mailer(mut self, mailer: Mailer) -> Builder {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// Opens the store in `data_dir` unless one was given, and picks the
+    /// engine: an OpenAI-compatible model if configured, else the offline
+    /// engine. Reads (or on first start creates) the signing keys.
+    pub async fn build(self) -> Result<App, AppError> {
+        let config = self.config;
         let templates = Arc::new(Templates::load(&config.templates_dir)?);
-        let store = SledStore::open(&config.data_dir)?.with_trigger_policy(TriggerPolicy::from(&config.notify));
-        let model: Arc<dyn ChatModel> = match &config.llm.base_url {
-            Some(url) => Arc::new(OpenAiModel::new(&config.llm, url)?),
-            None => Arc::new(OfflineEngine::new(templates.clone())),
+        let store: Arc<dyn Store> = match self.store {
+            Some(store) => store,
+            None => Arc::new(SledStore::open(&config.data_dir)?),
         };
-        App::assemble(config, Arc::new(store), model, templates)
-    }
-
-    /// An app with the given store and model (tests use a scripted model).
-    pub fn with_parts(config: Config, store: Arc<dyn Store>, model: Arc<dyn ChatModel>) -> Result<App, AppError> {
-        let templates = Arc::new(Templates::load(&config.templates_dir)?);
-        App::assemble(config, store, model, templates)
-    }
-
-    fn assemble(
-        config: Config,
-        store: Arc<dyn Store>,
-        model: Arc<dyn ChatModel>,
-        templates: Arc<Templates>,
-    ) -> Result<App, AppError> {
+        let engine = match (self.engine, &config.llm.base_url) {
+            (Some(engine), _) => engine,
+            (None, Some(url)) => Engine::Model(Arc::new(OpenAiModel::new(&config.llm, url)?)),
+            (None, None) => Engine::Offline(Arc::new(OfflineEngine::new(templates.clone()))),
+        };
+        let clock = self.clock.unwrap_or_else(clock::system);
         let prompts = Prompts::load(&config.prompts_dir)?.with_templates(&templates);
-        let mail = Mail::load(&config.email.templates_dir, &config.email.from)?;
-        let mailer = Mailer::new(
-            config.email.smtp_url.as_deref(),
-            config.outbox_dir(),
-            std::time::Duration::from_secs(config.notify.send_timeout_secs),
-        )
-        .map_err(AppError::Mailer)?;
+        let mail = Arc::new(Mail::load(&config.email.templates_dir, &config.email.from)?);
+        let mailer = match self.mailer {
+            Some(mailer) => mailer,
+            None => Mailer::new(
+                config.email.smtp_url.as_deref(),
+                config.outbox_dir(),
+                Duration::from_secs(config.notify.send_timeout_secs),
+            )?,
+        };
+        let link_key = store.secret("link-key", rand::random::<[u8; 32]>().to_vec()).await?;
+        let links = Links::new(link_key, &config.public_url());
+        let pusher = if config.push.enabled {
+            let vapid = store.secret("vapid-key", Pusher::generate_key()).await?;
+            Some(Pusher::new(
+                &vapid,
+                &config.push.contact,
+                egress::Client::new(config.dev_mode())?,
+            )?)
+        } else {
+            None
+        };
         let l = &config.limits;
         let hub = Hub::new(HubLimits {
             connections_per_user: l.connections_per_user,
@@ -115,191 +161,144 @@ impl App {
             outbound_queue: l.outbound_queue,
             messages_per_minute: l.messages_per_minute,
         });
+        let notifier_wake = Arc::new(tokio::sync::Notify::new());
+        let service = Service::new(
+            store.clone(),
+            Arc::new(hub.clone()),
+            clock.clone(),
+            Rules::from_config(&config),
+            Mailing {
+                mail: mail.clone(),
+                links: links.clone(),
+            },
+            notifier_wake.clone(),
+        );
         Ok(App {
             config: Arc::new(config),
             store,
-            model,
+            service,
+            engine,
             tools: Arc::new(tools::registry(templates.clone())),
             prompts: Arc::new(prompts),
             templates,
             hub,
-            mail: Arc::new(mail),
+            mail,
             mailer,
-            notifier_wake: Arc::new(tokio::sync::Notify::new()),
-            secrets: Arc::new(tokio::sync::OnceCell::new()),
-            clock: Arc::new(Utc::now),
+            links,
+            pusher,
+            notifier_wake,
+            clock,
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
         })
     }
+}
 
-    /// Replaces the mail transport (tests point it at a loopback server).
-    pub fn with_mailer(mut self, mailer: Mailer) -> App {
-        self.mailer = mailer;
-        self
-    }
-
-    async fn secrets(&self) -> Result<Secrets, StoreError> {
-        self.secrets
-            .get_or_try_init(|| async {
-                let key = self
-                    .store
-                    .secret("link-key", rand::random::<[u8; 32]>().to_vec())
-                    .await?;
-                let links = Links::new(key, &self.config.public_url());
-                let pusher = if self.config.push.enabled {
-                    let vapid = self.store.secret("vapid-key", Pusher::generate_key()).await?;
-                    let client = egress::Client::new(self.config.dev_mode())
-                        .map_err(|e| StoreError::Backend(format!("http client: {e}")))?;
-                    match Pusher::new(&vapid, &self.config.push.contact, client) {
-                        Ok(p) => Some(p),
-                        Err(e) => {
-                            return Err(StoreError::Corrupt {
-                                tree: "notify",
-                                reason: e,
-                            });
-                        }
-                    }
-                } else {
-                    None
-                };
-                Ok(Secrets { links, pusher })
-            })
-            .await
-            .cloned()
-    }
-
-    /// Signed links (verification, unsubscribe, calendar).
-    pub async fn links(&self) -> Result<Links, StoreError> {
-        Ok(self.secrets().await?.links)
-    }
-
-    /// The web-push sender, if push is enabled.
-    pub async fn pusher(&self) -> Result<Option<Pusher>, StoreError> {
-        Ok(self.secrets().await?.pusher)
-    }
-
-    /// The user's time zone: their preference, else the configured one.
-    pub async fn user_tz(&self, user: &UserId) -> chrono_tz::Tz {
-        match self.store.preferences(user).await {
-            Ok(prefs) => prefs.tz(self.config.tz()),
-            Err(e) => {
-                tracing::warn!(user_id = %user, error = %e, "could not read preferences; using the default zone");
-                self.config.tz()
-            }
+impl App {
+    pub fn builder(config: Config) -> Builder {
+        Builder {
+            config,
+            store: None,
+            engine: None,
+            clock: None,
+            mailer: None,
         }
-    }
-
-    pub async fn scheduler(&self) -> Result<Arc<Scheduler>, StoreError> {
-        Ok(Arc::new(Scheduler {
-            store: self.store.clone(),
-            policy: TriggerPolicy::from(&self.config.notify),
-            default_tz: self.config.tz(),
-            digests: Arc::new(Digests {
-                store: self.store.clone(),
-                mail: self.mail.clone(),
-                links: self.links().await?,
-                default_tz: self.config.tz(),
-            }),
-            clock: self.clock.clone(),
-            notifier_wake: self.notifier_wake.clone(),
-            failing: Default::default(),
-        }))
-    }
-
-    pub async fn notifier(&self) -> Result<Arc<Notifier>, StoreError> {
-        let http = egress::Client::new(self.config.dev_mode())
-            .map_err(|e| StoreError::Backend(format!("http client: {e}")))?;
-        Ok(Arc::new(Notifier {
-            store: self.store.clone(),
-            hub: self.hub.clone(),
-            mail: self.mail.clone(),
-            mailer: self.mailer.clone(),
-            pusher: self.pusher().await?,
-            links: self.links().await?,
-            webhooks: self.config.webhooks.clone(),
-            http,
-            policy: DeliveryPolicy::from(&self.config.notify),
-            default_tz: self.config.tz(),
-            clock: self.clock.clone(),
-            model: self.model.clone(),
-            prompts: self.prompts.clone(),
-            word_timeout: self
-                .config
-                .llm
-                .first_token_timeout()
-                .min(std::time::Duration::from_secs(20)),
-            retention: chrono::Duration::days(i64::from(self.config.notify.retention_days)),
-            wake: self.notifier_wake.clone(),
-            seen_marks: Default::default(),
-        }))
-    }
-
-    /// Starts the scheduler and the notifier; they stop when `stop` is
-    /// cancelled.
-    pub async fn start_background(&self, stop: CancellationToken) -> Result<(), StoreError> {
-        let scheduler = self.scheduler().await?;
-        let notifier = self.notifier().await?;
-        let s = stop.clone();
-        tokio::spawn(async move {
-            if let Err(e) = scheduler.run(s).await {
-                tracing::error!(error = %e, "the scheduler stopped");
-            }
-        });
-        tokio::spawn(notifier.run(stop));
-        Ok(())
-    }
-
-    pub fn with_clock(mut self, clock: Clock) -> App {
-        self.clock = clock;
-        self
     }
 
     pub fn now(&self) -> DateTime<Utc> {
         (self.clock)()
     }
 
-    /// The user's local time, in their time zone.
-    pub async fn local_now(&self, user: &UserId) -> DateTime<chrono_tz::Tz> {
-        self.now().with_timezone(&self.user_tz(user).await)
+    /// Cancelled when the server stops.
+    pub fn stopping(&self) -> CancellationToken {
+        self.stopping.clone()
     }
 
-    /// What tools may use while acting for `user`.
-    pub async fn tool_context(&self, user: &UserId, actor: Actor) -> ToolContext {
-        let time_zone = self.user_tz(user).await;
-        ToolContext {
-            user: user.clone(),
-            actor,
+    /// Runs `task` as one of the server's own: shutdown waits for it.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.tasks.spawn(task)
+    }
+
+    /// The tracker every server task belongs to.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// Tracks a future spawned elsewhere (a websocket upgrade) as the
+    /// server's own.
+    pub fn track<F: Future>(&self, future: F) -> tokio_util::task::task_tracker::TrackedFuture<F> {
+        self.tasks.track_future(future)
+    }
+
+    pub fn scheduler(&self) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
             store: self.store.clone(),
-            hub: self.hub.clone(),
-            limits: PlanLimits::from(&self.config.plan),
-            max_active_plans: self.config.limits.max_active_plans,
-            confirm: ConfirmPolicy::from(&self.config.confirm),
-            now: self.now(),
-            time_zone,
+            service: self.service.clone(),
+            policy: TriggerPolicy::from(&self.config.notify),
+            digests: Arc::new(Digests {
+                store: self.store.clone(),
+                mail: self.mail.clone(),
+                links: self.links.clone(),
+                default_tz: self.config.tz(),
+            }),
+            clock: self.clock.clone(),
+            notifier_wake: self.notifier_wake.clone(),
+            failing: Default::default(),
+        })
+    }
+
+    pub fn notifier(&self) -> Result<Arc<Notifier>, AppError> {
+        let http = egress::Client::new(self.config.dev_mode())?;
+        Ok(Arc::new(Notifier {
+            store: self.store.clone(),
+            service: self.service.clone(),
+            hub: Arc::new(self.hub.clone()),
+            mail: self.mail.clone(),
+            mailer: self.mailer.clone(),
+            pusher: self.pusher.clone(),
+            links: self.links.clone(),
+            webhooks: self.config.webhooks.clone(),
+            http,
+            policy: DeliveryPolicy::from(&self.config.notify),
+            clock: self.clock.clone(),
+            model: self.engine.model().cloned(),
+            prompts: self.prompts.clone(),
+            word_timeout: self.config.llm.first_token_timeout().min(Duration::from_secs(20)),
+            retention: chrono::Duration::days(i64::from(self.config.notify.retention_days)),
             wake: self.notifier_wake.clone(),
-        }
+            tasks: self.tasks.clone(),
+        }))
     }
 
-    pub fn router(&self) -> Router {
-        http::router(self.clone())
+    /// Starts the scheduler and the notifier as the server's tasks.
+    pub fn start_background(&self) -> Result<(), AppError> {
+        let scheduler = self.scheduler();
+        let notifier = self.notifier()?;
+        let stop = self.stopping();
+        self.spawn(async move {
+            if let Err(e) = scheduler.run(stop).await {
+                tracing::error!(error = %e, "the scheduler stopped");
+            }
+        });
+        self.spawn(notifier.run(self.stopping()));
+        Ok(())
     }
 
-    /// Serves until `shutdown` resolves; with `config.background`, the
-    /// scheduler and notifier run alongside and stop with it.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let stop = CancellationToken::new();
-        // Stops the background tasks however this future ends, aborted
-        // included, so they never outlive the server and its store.
-        let _stop_on_drop = stop.clone().drop_guard();
-        if self.config.background
-            && let Err(e) = self.start_background(stop.clone()).await
-        {
-            return Err(std::io::Error::other(format!("starting the scheduler: {e}")));
+    /// Stops the server's tasks and waits for them (at most a grace
+    /// period), then for the store's background writes, so the store can be
+    /// opened again as soon as this returns.
+    pub async fn shutdown(&self) {
+        self.stopping.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()).await.is_err() {
+            tracing::warn!(
+                still_running = self.tasks.len(),
+                "tasks did not stop within the grace period"
+            );
         }
-        let service = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+        self.store.quiesce().await;
     }
 }

@@ -4,7 +4,7 @@
 //! message rate limit. Every queue is bounded: a socket whose queue is full is
 //! a slow consumer and gets closed; it resynchronises from `ready`.
 
-use crate::plan::Plan;
+use crate::events::{Event, Publisher, Written};
 use crate::protocol::ServerFrame;
 use crate::user::UserId;
 use std::collections::HashMap;
@@ -259,22 +259,26 @@ impl Hub {
     /// Queues `frame` on every open socket of `user`, and nobody else's;
     /// returns how many took it (0: nobody is connected, or every socket
     /// was full and is closing). Queued is not shown: see
-    /// [`Hub::publish_tracked`].
-    pub fn publish(&self, user: &UserId, frame: &ServerFrame) -> usize {
+    /// [`Hub::send_frame_tracked`].
+    pub fn send_frame(&self, user: &UserId, frame: &ServerFrame) -> usize {
         self.queue(user, frame, None)
     }
 
-    /// Like [`Hub::publish`], and tells when a socket has actually written
-    /// the frame; `None` if no socket took it.
-    pub fn publish_tracked(&self, user: &UserId, frame: &ServerFrame) -> Option<Delivery> {
+    /// Like [`Hub::send_frame`], and tells when a socket has actually
+    /// written the frame; `None` if no socket took it.
+    pub fn send_frame_tracked(&self, user: &UserId, frame: &ServerFrame) -> Option<Delivery> {
         let (receipt, delivery) = Delivery::new();
         (self.queue(user, frame, Some(receipt)) > 0).then_some(delivery)
     }
 
     fn queue(&self, user: &UserId, frame: &ServerFrame, receipt: Option<Receipt>) -> usize {
+        if !self.is_online(user) {
+            return 0;
+        }
+        // Serialized before taking the lock every socket of every user shares.
+        let text: Arc<str> = frame.to_json().into();
         let inner = self.lock();
         let Some(entry) = inner.users.get(user) else { return 0 };
-        let text: Arc<str> = frame.to_json().into();
         let mut queued = 0;
         for conn in &entry.conns {
             let item = Outbound::Frame {
@@ -294,13 +298,6 @@ impl Hub {
     /// Whether the user has an open socket right now.
     pub fn is_online(&self, user: &UserId) -> bool {
         self.lock().users.get(user).is_some_and(|e| !e.conns.is_empty())
-    }
-
-    /// Sends a changed plan (`shown: false`) or one the user asked to see
-    /// (`shown: true`, from `show_plan`).
-    pub fn publish_plan(&self, user: &UserId, plan: &Plan, shown: bool) {
-        let plan = plan.clone();
-        self.publish(user, &ServerFrame::Plan { plan, shown });
     }
 
     /// Takes one message token; `Err` says how long until the next one.
@@ -347,6 +344,21 @@ impl Hub {
     }
 }
 
+impl Publisher for Hub {
+    fn publish(&self, user: &UserId, event: Event) -> usize {
+        self.send_frame(user, &event.frame())
+    }
+
+    fn publish_tracked(&self, user: &UserId, event: Event) -> Option<Written> {
+        let delivery = self.send_frame_tracked(user, &event.frame())?;
+        Some(Box::pin(delivery.written()))
+    }
+
+    fn is_online(&self, user: &UserId) -> bool {
+        Hub::is_online(self, user)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,7 +382,7 @@ mod tests {
         let mut a1 = hub.register(&user("ana")).unwrap();
         let mut a2 = hub.register(&user("ana")).unwrap();
         let mut b = hub.register(&user("bob")).unwrap();
-        hub.publish(&user("ana"), &ServerFrame::Pong);
+        hub.send_frame(&user("ana"), &ServerFrame::Pong);
         for conn in [&mut a1, &mut a2] {
             assert!(
                 matches!(conn.rx.as_mut().unwrap().try_recv(), Ok(Outbound::Frame { text, .. }) if &*text == r#"{"type":"pong"}"#)
@@ -388,9 +400,9 @@ mod tests {
         let hub = hub(1, 1);
         let conn = hub.register(&user("ana")).unwrap();
         assert_eq!(hub.register(&user("ana")).err(), Some(HubError::TooManyForUser));
-        hub.publish(&user("ana"), &ServerFrame::Pong);
+        hub.send_frame(&user("ana"), &ServerFrame::Pong);
         assert!(!conn.closed.is_cancelled());
-        hub.publish(&user("ana"), &ServerFrame::Pong);
+        hub.send_frame(&user("ana"), &ServerFrame::Pong);
         assert!(
             conn.closed.is_cancelled(),
             "a full queue marks the socket as a slow consumer"
@@ -410,10 +422,10 @@ mod tests {
         let hub = hub(4, 8);
         let mut a1 = hub.register(&user("ana")).unwrap();
         let mut a2 = hub.register(&user("ana")).unwrap();
-        assert!(hub.publish_tracked(&user("bob"), &ServerFrame::Pong).is_none());
+        assert!(hub.send_frame_tracked(&user("bob"), &ServerFrame::Pong).is_none());
 
         // Both sockets die with the frame still queued: not delivered.
-        let delivery = hub.publish_tracked(&user("ana"), &ServerFrame::Pong).unwrap();
+        let delivery = hub.send_frame_tracked(&user("ana"), &ServerFrame::Pong).unwrap();
         drop(a1.rx.take());
         drop(a2.rx.take());
         let written = tokio::time::timeout(Duration::from_secs(1), delivery.written()).await;
@@ -422,7 +434,7 @@ mod tests {
         // One socket writes its copy, the other dies: delivered.
         let mut a3 = hub.register(&user("ana")).unwrap();
         let mut a4 = hub.register(&user("ana")).unwrap();
-        let delivery = hub.publish_tracked(&user("ana"), &ServerFrame::Pong).unwrap();
+        let delivery = hub.send_frame_tracked(&user("ana"), &ServerFrame::Pong).unwrap();
         match a3.rx.as_mut().unwrap().try_recv() {
             Ok(Outbound::Frame {
                 receipt: Some(receipt), ..

@@ -217,15 +217,14 @@ fn digest(mut config: Config, data: Option<PathBuf>, user: Option<String>, now: 
     );
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let app = match App::build(config) {
+        let app = match App::builder(config).clock(Arc::new(move || now)).build().await {
             Ok(app) => app,
             Err(AppError::Store(e @ StoreError::Locked { .. })) => {
                 anyhow::bail!("{e}; `steward digest` needs the server stopped (the embedded store has one owner)")
             }
             Err(e) => return Err(e).context("opening steward"),
         };
-        let app = app.with_clock(Arc::new(move || now));
-        let scheduler = app.scheduler().await?;
+        let scheduler = app.scheduler();
         let queued = match user {
             Some(name) => {
                 let user = UserId::parse(&name)?;
@@ -249,7 +248,7 @@ fn digest(mut config: Config, data: Option<PathBuf>, user: Option<String>, now: 
             None => scheduler.tick_digests(now).await?.digests,
         };
         // Deliver what is queued (digests included) until nothing is due.
-        let notifier = app.notifier().await?;
+        let notifier = app.notifier()?;
         let mut sent = 0;
         loop {
             let pass = notifier.pass().await?;
@@ -290,15 +289,15 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         if config.public_url.is_none() {
             config.public_url = Some(format!("http://{addr}"));
         }
-        let app = match App::build(config.clone()) {
+        let app = match App::builder(config.clone()).build().await {
             Ok(app) => app,
             Err(AppError::Store(e @ StoreError::Locked { .. })) => anyhow::bail!("{e}; stop it first or use another --data"),
             Err(e) => return Err(e).context("starting steward"),
         };
-        tracing::info!(%addr, model = %app.model.name(), data_dir = %config.data_dir.display(), dev_mode = config.dev_mode(), "steward started");
+        tracing::info!(%addr, engine = %app.engine.name(), data_dir = %config.data_dir.display(), dev_mode = config.dev_mode(), "steward started");
         // The one line a person (or a test harness) reads to find the server.
         println!("steward listening on http://{addr}");
-        app.serve(listener, shutdown_signal()).await.context("serving")
+        steward::http::serve(app, listener, shutdown_signal()).await.context("serving")
     })
 }
 

@@ -4,7 +4,8 @@
 //! The whole update is checked before anything changes; a new address is
 //! unverified until its link is opened. Pure: no I/O.
 
-use crate::triggers::{Frequency, Recurrence, local_instant};
+use crate::triggers::{self, Frequency, Recurrence, Trigger, local_instant};
+use crate::user::UserId;
 use chrono::{DateTime, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -47,7 +48,7 @@ impl QuietHours {
 }
 
 /// Which channels the user accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Channels {
     pub push: bool,
@@ -113,6 +114,33 @@ impl Preferences {
     pub fn wants_digest(&self) -> bool {
         self.deliverable_email().is_some() && self.digest.frequency != Frequency::Off
     }
+
+    /// The digest trigger these preferences ask for, next due after `after`.
+    pub fn digest_trigger(&self, user: &UserId, tz: Tz, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<Trigger> {
+        if !self.wants_digest() {
+            return None;
+        }
+        triggers::digest(user, &self.digest, tz, after, now)
+    }
+
+    /// The digest trigger after a change of preferences, given when the
+    /// armed one fires. Counted from just before the armed one if that is
+    /// already due, so a digest that came due but was not sent yet (say,
+    /// right after a restart) is not cancelled by an unrelated change;
+    /// otherwise from now.
+    pub fn rearmed_digest(
+        &self,
+        user: &UserId,
+        tz: Tz,
+        armed: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<Trigger> {
+        let after = match armed {
+            Some(at) if at <= now => at - chrono::Duration::milliseconds(1),
+            Some(_) | None => now,
+        };
+        self.digest_trigger(user, tz, after, now)
+    }
 }
 
 /// Why an address a user typed was refused.
@@ -134,17 +162,20 @@ pub fn email_address(text: &str) -> Result<lettre::Address, InvalidAddress> {
     t.parse().map_err(|_| shown())
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuietHoursBody {
+    /// Local HH:MM.
     pub start: String,
+    /// Local HH:MM.
     pub end: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DigestBody {
     pub frequency: Frequency,
+    /// For weekly: monday … sunday.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weekday: Option<String>,
     /// `HH:MM`; absent: keep the current time.

@@ -27,6 +27,11 @@ pub enum ServerFrame {
         /// Notifications that arrived while no socket was open.
         notifications: Vec<NotificationView>,
     },
+    /// A message the user sent (from any of their sockets), as received.
+    Message {
+        id: String,
+        text: String,
+    },
     Delta {
         reply_to: String,
         text: String,

@@ -1,28 +1,87 @@
 //! One chat turn: record the user's message; answer a typed yes/no to an
-//! open proposal directly (the model never confirms for the user); otherwise
-//! call the model with the plans in the system prompt, run the tools it asks
-//! for, and repeat until it answers in words or the round limit is reached.
-//! Every message is flushed before the next step, and a model retry never
-//! re-runs a tool: tool results are part of the transcript the retry sees.
+//! open proposal directly (the model never confirms for the user);
+//! otherwise let the engine answer — the offline engine, or a model called
+//! with the plans in the system prompt, running the tools it asks for
+//! until it answers in words or the round limit is reached. Every message
+//! is flushed before the next step, and a model retry never re-runs a tool:
+//! tool results are part of the transcript the retry sees. What the turn
+//! says goes to every socket of the user (see [`crate::events`]).
 
 use crate::app::App;
 use crate::conversation::{self, Entry, Message};
+use crate::events::{Event, Publisher};
 use crate::hub::{Outlet, TurnState};
 use crate::interpreter::{Interpretation, interpret};
-use crate::llm::{ModelError, ModelRequest, RetryPolicy, complete_with_retry};
+use crate::llm::{ChatModel, ModelError, ModelRequest, RetryPolicy, complete_with_retry};
+use crate::offline::{OfflineEngine, Step};
 use crate::plan::{Actor, PlanStatus, render};
 use crate::prompts::PromptError;
 use crate::proposal::{Action, ProposalStatus};
-use crate::proposals::{self, Decision};
 use crate::protocol::{ErrorCode, ServerFrame};
+use crate::service::{Decision, Failure, ServiceError, Session};
 use crate::store::StoreError;
-use crate::tools::ToolError;
+use crate::tools::ToolContext;
 use crate::user::UserId;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use tracing::Instrument;
 
 /// Tool calls honoured from one model answer; the rest are refused.
 const MAX_CALLS_PER_ROUND: usize = 16;
+
+/// Who answers the user's messages.
+#[derive(Clone)]
+pub enum Engine {
+    /// The built-in engine: rules and templates, no model.
+    Offline(Arc<OfflineEngine>),
+    /// An OpenAI-compatible model (or, in tests, a scripted one).
+    Model(Arc<dyn ChatModel>),
+}
+
+impl Engine {
+    /// A short name for logs ("offline", "openai:gpt-4o-mini").
+    pub fn name(&self) -> String {
+        match self {
+            Engine::Offline(_) => "offline".into(),
+            Engine::Model(model) => model.name(),
+        }
+    }
+
+    /// Who the history names for changes made in a turn: the offline
+    /// engine only carries out what the user literally asked.
+    fn actor(&self) -> Actor {
+        match self {
+            Engine::Offline(_) => Actor::User,
+            Engine::Model(_) => Actor::Model,
+        }
+    }
+
+    /// The model, if one is configured (it also words notifications).
+    pub fn model(&self) -> Option<&Arc<dyn ChatModel>> {
+        match self {
+            Engine::Offline(_) => None,
+            Engine::Model(model) => Some(model),
+        }
+    }
+}
+
+impl From<Arc<OfflineEngine>> for Engine {
+    fn from(engine: Arc<OfflineEngine>) -> Engine {
+        Engine::Offline(engine)
+    }
+}
+
+impl<M: ChatModel> From<Arc<M>> for Engine {
+    fn from(model: Arc<M>) -> Engine {
+        Engine::Model(model)
+    }
+}
+
+impl From<Arc<dyn ChatModel>> for Engine {
+    fn from(model: Arc<dyn ChatModel>) -> Engine {
+        Engine::Model(model)
+    }
+}
 
 /// What a socket asks its turn runner to do.
 #[derive(Debug, Clone)]
@@ -36,13 +95,19 @@ enum TurnError {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Failed(#[from] Failure),
     #[error(transparent)]
     Prompt(#[from] PromptError),
     #[error("gave up after {0} tool rounds")]
     Rounds(usize),
     #[error("message {0} was already received")]
     Duplicate(String),
+}
+
+impl From<StoreError> for TurnError {
+    fn from(e: StoreError) -> TurnError {
+        TurnError::Failed(Failure::Store(e))
+    }
 }
 
 /// How far back message ids are looked for: a client resends only what it
@@ -59,61 +124,63 @@ pub async fn perform(app: &App, user: &UserId, out: &Outlet, work: Work, state: 
     }
 }
 
-/// Runs one turn and answers on `out` with a `reply` or an `error`.
+/// Runs one turn and answers with a `reply` or an `error`.
 pub async fn run(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &str, state: &mut TurnState) {
-    let span = tracing::info_span!("turn", user_id = %user, message_id = %message_id, model = %app.model.name());
-    let result = turn(app, user, out, message_id, text, state)
-        .instrument(span.clone())
-        .await;
+    let span = tracing::info_span!("turn", user_id = %user, message_id = %message_id, engine = %app.engine.name());
+    let result = turn(app, user, message_id, text, state).instrument(span.clone()).await;
     let _entered = span.enter();
-    let frame = match result {
-        Ok(reply) => ServerFrame::Reply {
+    let failed = |code, message: String| Event::TurnFailed {
+        reply_to: message_id.to_owned(),
+        code,
+        message,
+    };
+    let event = match result {
+        Ok(reply) => Event::Reply {
             reply_to: message_id.to_owned(),
             text: reply,
         },
         Err(TurnError::Model(e)) => {
             tracing::warn!(error = %e, "turn ended: model failed");
-            ServerFrame::error(
+            failed(
                 ErrorCode::ModelUnavailable,
                 format!("The assistant could not answer ({e}). Changes already confirmed are saved; please try again."),
-                Some(message_id.to_owned()),
             )
         }
         Err(TurnError::Rounds(n)) => {
             tracing::warn!(rounds = n, "turn ended: tool round limit");
-            ServerFrame::error(
+            failed(
                 ErrorCode::ToolRoundsExhausted,
                 format!(
                     "The assistant stopped after {n} tool rounds without finishing. Changes already confirmed are saved."
                 ),
-                Some(message_id.to_owned()),
             )
         }
         Err(TurnError::Duplicate(id)) => {
+            // About the frame this socket sent: only it is told.
             tracing::info!("message id already received; not run again");
-            ServerFrame::error(
+            out.send(&ServerFrame::error(
                 ErrorCode::DuplicateMessage,
                 format!("message `{id}` was already received, so it is not run again (see GET /api/conversation)"),
                 Some(message_id.to_owned()),
-            )
+            ));
+            return;
         }
-        Err(e @ (TurnError::Store(_) | TurnError::Prompt(_))) => {
+        Err(e @ (TurnError::Failed(_) | TurnError::Prompt(_))) => {
             tracing::error!(error = %e, "turn failed");
-            ServerFrame::error(
+            failed(
                 ErrorCode::Internal,
-                "The server could not complete this turn. Changes already confirmed are saved.",
-                Some(message_id.to_owned()),
+                "The server could not complete this turn. Changes already confirmed are saved.".into(),
             )
         }
     };
-    out.send(&frame);
+    app.hub.publish(user, event);
 }
 
 /// A `confirm` frame: apply or decline the proposal; the proposal and plan
-/// frames go out from `decide`.
+/// events go out from the service. Errors answer the frame's socket.
 async fn confirm(app: &App, user: &UserId, out: &Outlet, proposal_id: &str, accept: bool) {
-    let ctx = app.tool_context(user, Actor::User).await;
-    let decision = proposals::decide(&ctx, Some(proposal_id), accept).await;
+    let session = app.service.session(user, Actor::User).await;
+    let decision = app.service.decide(&session, Some(proposal_id), accept).await;
     let error = |code, message: String| out.send(&ServerFrame::error(code, message, None));
     match decision {
         Ok(Decision::Applied { .. } | Decision::Declined { .. }) => {}
@@ -131,8 +198,8 @@ async fn confirm(app: &App, user: &UserId, out: &Outlet, proposal_id: &str, acce
                 proposal_id.chars().take(64).collect::<String>()
             ),
         ),
-        Err(ToolError::Invalid { message, .. }) => error(ErrorCode::ProposalNotFound, message),
-        Err(ToolError::Fatal(e)) => {
+        Err(ServiceError::Refused(refusal)) => error(ErrorCode::ProposalNotFound, refusal.to_string()),
+        Err(ServiceError::Failed(e)) => {
             tracing::error!(user_id = %user, error = %e, "confirm failed");
             error(
                 ErrorCode::Internal,
@@ -143,13 +210,12 @@ async fn confirm(app: &App, user: &UserId, out: &Outlet, proposal_id: &str, acce
 }
 
 /// The answer to a typed yes/no, or `None` if nothing waits for one.
-async fn typed_confirmation(app: &App, user: &UserId, accept: bool) -> Result<Option<String>, TurnError> {
-    let ctx = app.tool_context(user, Actor::User).await;
-    let text = match proposals::decide(&ctx, None, accept).await {
+async fn typed_confirmation(app: &App, session: &Session, accept: bool) -> Result<Option<String>, TurnError> {
+    let text = match app.service.decide(session, None, accept).await {
         Ok(Decision::NothingOpen) => return Ok(None),
         Ok(decision) => describe(&decision),
-        Err(ToolError::Invalid { message, .. }) => format!("I couldn't apply that: {message}"),
-        Err(ToolError::Fatal(e)) => return Err(e.into()),
+        Err(ServiceError::Refused(refusal)) => format!("I couldn't apply that: {refusal}"),
+        Err(ServiceError::Failed(e)) => return Err(e.into()),
     };
     Ok(Some(text))
 }
@@ -211,15 +277,69 @@ async fn recent_messages<'s>(
     Ok(state.recent.get_or_insert_default())
 }
 
+/// The conversation window the engine sees, kept in step with the store:
+/// read once per turn, then every entry this turn writes is flushed and
+/// added here, so nothing is read back.
+struct Transcript<'a> {
+    app: &'a App,
+    user: &'a UserId,
+    window: VecDeque<Message>,
+    limit: usize,
+}
+
+impl<'a> Transcript<'a> {
+    async fn open(app: &'a App, user: &'a UserId) -> Result<Transcript<'a>, StoreError> {
+        let limit = app.config.limits.history_messages;
+        let window = app
+            .store
+            .recent_messages(user, limit)
+            .await?
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        Ok(Transcript {
+            app,
+            user,
+            window,
+            limit,
+        })
+    }
+
+    async fn append(&mut self, message: Message) -> Result<(), StoreError> {
+        let entry = Entry {
+            at: self.app.service.now(),
+            message,
+        };
+        self.app.store.append_message(self.user, &entry).await?;
+        self.window.push_back(entry.message);
+        while self.window.len() > self.limit {
+            self.window.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn say(&mut self, text: &str) -> Result<(), StoreError> {
+        self.append(Message::Assistant {
+            text: text.to_owned(),
+            tool_calls: vec![],
+            notification: None,
+        })
+        .await
+    }
+
+    /// The window as a model may read it (unanswered calls answered).
+    fn messages(&self) -> Vec<Message> {
+        conversation::repair(self.window.iter().cloned().collect())
+    }
+}
+
 async fn turn(
     app: &App,
     user: &UserId,
-    out: &Outlet,
     message_id: &str,
     text: &str,
     state: &mut TurnState,
 ) -> Result<String, TurnError> {
-    let store = &app.store;
     // A client that lost its socket resends what it could not see arrive.
     // Turns run one at a time per user (`state` is behind their lock), so
     // this check cannot race its twin. Same id and same words: a client
@@ -229,100 +349,148 @@ async fn turn(
     if recent.iter().any(|(id, said)| id == message_id && said == text) {
         return Err(TurnError::Duplicate(message_id.to_owned()));
     }
-    store
-        .append_message(
-            user,
-            &Entry {
-                at: app.now(),
-                message: Message::User {
-                    text: text.to_owned(),
-                    id: Some(message_id.to_owned()),
-                },
-            },
-        )
+    let mut transcript = Transcript::open(app, user).await?;
+    transcript
+        .append(Message::User {
+            text: text.to_owned(),
+            id: Some(message_id.to_owned()),
+        })
         .await?;
     // Remembered once stored: a turn that fails later was still received.
     recent.push_back((message_id.to_owned(), text.to_owned()));
     if recent.len() > RECENT_MESSAGES {
         recent.pop_front();
     }
+    app.hub.publish(
+        user,
+        Event::Message {
+            id: message_id.to_owned(),
+            text: text.to_owned(),
+        },
+    );
 
-    let local_now = app.local_now(user).await;
-    if let Interpretation::Confirmation { accept } = interpret(text, local_now, &app.templates)
-        && let Some(reply) = typed_confirmation(app, user, accept).await?
+    let session = app.service.session(user, app.engine.actor()).await;
+    let local_now = app.service.now().with_timezone(&session.tz);
+    let reading = interpret(text, local_now, &app.templates);
+    if let Interpretation::Confirmation { accept } = reading
+        && let Some(reply) = typed_confirmation(app, &session, accept).await?
     {
-        let message = Message::Assistant {
-            text: reply.clone(),
-            tool_calls: vec![],
-            notification: None,
-        };
-        store.append_message(user, &Entry { at: app.now(), message }).await?;
+        transcript.say(&reply).await?;
         return Ok(reply);
     }
+    match &app.engine {
+        Engine::Offline(engine) => {
+            offline_turn(app, &session, engine, &mut transcript, message_id, text, &reading).await
+        }
+        Engine::Model(model) => model_turn(app, &session, model.as_ref(), &mut transcript, message_id).await,
+    }
+}
 
+async fn offline_turn(
+    app: &App,
+    session: &Session,
+    engine: &OfflineEngine,
+    transcript: &mut Transcript<'_>,
+    message_id: &str,
+    text: &str,
+    reading: &Interpretation,
+) -> Result<String, TurnError> {
+    let plans = app.service.active_plans(&session.user).await?;
+    let now = app.service.now().with_timezone(&session.tz);
+    let answer = match engine.decide(text, reading, &plans, &transcript.messages(), now) {
+        Step::Say(answer) => answer,
+        Step::Call(call) => {
+            let record = call.record();
+            transcript
+                .append(Message::Assistant {
+                    text: String::new(),
+                    tool_calls: vec![record.clone()],
+                    notification: None,
+                })
+                .await?;
+            let ctx = ToolContext {
+                service: &app.service,
+                session,
+            };
+            let outcome = engine.run(ctx, &call).await?;
+            transcript
+                .append(Message::Tool {
+                    call_id: record.id,
+                    name: record.name,
+                    content: outcome.content(),
+                })
+                .await?;
+            engine.explain(&call, &outcome, session.tz)
+        }
+    };
+    app.hub.publish(
+        &session.user,
+        Event::Delta {
+            reply_to: message_id.to_owned(),
+            text: answer.clone(),
+        },
+    );
+    transcript.say(&answer).await?;
+    Ok(answer)
+}
+
+async fn model_turn(
+    app: &App,
+    session: &Session,
+    model: &dyn ChatModel,
+    transcript: &mut Transcript<'_>,
+    message_id: &str,
+) -> Result<String, TurnError> {
+    let user = &session.user;
     let policy = RetryPolicy::from_config(&app.config.llm);
     let rounds = app.config.limits.max_tool_rounds;
     let sink = |delta: &str| {
-        out.send(&ServerFrame::Delta {
-            reply_to: message_id.to_owned(),
-            text: delta.to_owned(),
-        })
+        app.hub.publish(
+            user,
+            Event::Delta {
+                reply_to: message_id.to_owned(),
+                text: delta.to_owned(),
+            },
+        );
     };
-
+    let ctx = ToolContext {
+        service: &app.service,
+        session,
+    };
     for round in 0..rounds {
-        let plans: Vec<_> = store
-            .list_plans(user)
-            .await?
-            .into_iter()
-            .filter(|p| p.status == PlanStatus::Active)
-            .collect();
-        let local_now = app.local_now(user).await;
-        let system = app.prompts.system(user.as_str(), &plans, local_now)?;
-        let history = store.recent_messages(user, app.config.limits.history_messages).await?;
-        let messages = conversation::repair(history.into_iter().map(|e| e.message).collect());
+        let plans = app.service.active_plans(user).await?;
+        let now = app.service.now().with_timezone(&session.tz);
         let request = ModelRequest {
-            system,
-            messages,
+            system: app.prompts.system(user.as_str(), &plans, now)?,
+            messages: transcript.messages(),
             tools: app.tools.specs(),
-            plans,
-            now: local_now,
         };
-        let answer = complete_with_retry(app.model.as_ref(), &request, &sink, policy).await?;
+        let answer = complete_with_retry(model, &request, &sink, policy).await?;
         tracing::debug!(round, tool_calls = answer.tool_calls.len(), "model answered");
-
         if answer.tool_calls.is_empty() {
-            let message = Message::Assistant {
-                text: answer.text.clone(),
-                tool_calls: vec![],
-                notification: None,
-            };
-            store.append_message(user, &Entry { at: app.now(), message }).await?;
+            transcript.say(&answer.text).await?;
             return Ok(answer.text);
         }
-        let message = Message::Assistant {
-            text: answer.text,
-            tool_calls: answer.tool_calls.clone(),
-            notification: None,
-        };
-        store.append_message(user, &Entry { at: app.now(), message }).await?;
+        transcript
+            .append(Message::Assistant {
+                text: answer.text,
+                tool_calls: answer.tool_calls.clone(),
+                notification: None,
+            })
+            .await?;
         for (n, call) in answer.tool_calls.iter().enumerate() {
             let content = if n >= MAX_CALLS_PER_ROUND {
                 format!("{{\"error\":\"at most {MAX_CALLS_PER_ROUND} tool calls per answer; this one was not run\"}}")
             } else {
-                let actor = if app.model.acts_for_user() {
-                    Actor::User
-                } else {
-                    Actor::Model
-                };
-                let ctx = app.tool_context(user, actor).await;
-                app.tools.call(&ctx, call).await?.content
+                app.tools.call(ctx, call).await?.content
             };
-            let message = Message::Tool {
-                call_id: call.id.clone(),
-                name: call.name.clone(),
-                content,
-            };
-            store.append_message(user, &Entry { at: app.now(), message }).await?;
+            transcript
+                .append(Message::Tool {
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    content,
+                })
+                .await?;
         }
     }
     Err(TurnError::Rounds(rounds))

@@ -225,6 +225,8 @@
     syncing: null, // the running resync, if any
     syncAgain: false,
     answered: new Set(), // ids of our messages the server's thread shows an answer for
+    shown: new Set(), // ids of user messages in the thread (ours, or from another tab)
+    echoed: null, // id of a message from another tab whose answer is still coming
     busy: false, // the server said a turn of ours was running
     epoch: 0, // bumped when the user changes; fetches for an older one are dropped
   };
@@ -801,6 +803,7 @@
     if (state.buffer && frame.type !== "pong") { state.buffer.push(frame); return undefined; }
     switch (frame.type) {
       case "ready": return onReady(frame);
+      case "message": return onMessage(frame);
       case "delta": return onDelta(frame);
       case "reply": return onReply(frame);
       case "plan": return onPlan(frame.plan, frame.shown);
@@ -900,6 +903,8 @@
     state.proposalCards.clear();
     state.notified.clear();
     state.answered.clear();
+    state.shown.clear();
+    state.echoed = null;
     if (!body.items.length) thread.append(empty);
     // A card is shown where the plan was last shown.
     const lastShown = new Map();
@@ -918,6 +923,7 @@
             append(userBubble(item.text, item.at));
           }
           lastUser = item.id || null;
+          if (item.id) state.shown.add(item.id);
           break;
         }
         case "assistant":
@@ -1014,7 +1020,16 @@
   /** Cards a turn produces go below its answer: make room for the answer. */
   function answerSlot() {
     const waiting = state.outgoing.find((o) => o.status === "sent");
-    if (waiting && state.status === "online") streamFor(waiting.id);
+    const id = waiting ? waiting.id : state.echoed;
+    if (id && state.status === "online") streamFor(id);
+  }
+  /** A message the user sent from another tab or device: shown here too. */
+  function onMessage(f) {
+    if (state.shown.has(f.id) || state.outgoing.some((o) => o.id === f.id)) return;
+    state.shown.add(f.id);
+    state.echoed = f.id;
+    append(userBubble(f.text, new Date().toISOString()));
+    scrollDown();
   }
   function onDelta(f) {
     if (state.answered.has(f.reply_to) && !state.streams.has(f.reply_to)) return; // drawn from the server
@@ -1026,6 +1041,7 @@
     if (o) dropOutgoing(o, true);
   }
   function onReply(f) {
+    if (state.echoed === f.reply_to) state.echoed = null;
     if (state.answered.has(f.reply_to) && !state.streams.has(f.reply_to)) {
       const o = state.outgoing.find((x) => x.id === f.reply_to);
       if (o) dropOutgoing(o, true);
@@ -1043,6 +1059,7 @@
     scrollDown();
   }
   function onError(f) {
+    if (f.reply_to && state.echoed === f.reply_to) state.echoed = null;
     if (f.reply_to) {
       const o = state.outgoing.find((x) => x.id === f.reply_to);
       const s = state.streams.get(f.reply_to);

@@ -36,6 +36,19 @@ impl SendError {
     }
 }
 
+/// Why the mail transport could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    #[error("email.smtp_url: {0}")]
+    SmtpUrl(#[source] lettre::transport::smtp::Error),
+    #[error("creating the mail outbox {dir}: {source}")]
+    Outbox {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 #[derive(Clone)]
 pub enum Mailer {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
@@ -46,18 +59,20 @@ pub enum Mailer {
 impl Mailer {
     /// `smtp_url` like `smtps://user:pass@host:465` or
     /// `smtp://host:587?tls=required`; none: `.eml` files in `outbox_dir`.
-    pub fn new(smtp_url: Option<&str>, outbox_dir: PathBuf, timeout: Duration) -> Result<Mailer, String> {
+    pub fn new(smtp_url: Option<&str>, outbox_dir: PathBuf, timeout: Duration) -> Result<Mailer, MailerError> {
         match smtp_url {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| format!("email.smtp_url: {e}"))?
+                    .map_err(MailerError::SmtpUrl)?
                     .timeout(Some(timeout))
                     .build();
                 Ok(Mailer::Smtp(transport))
             }
             None => {
-                std::fs::create_dir_all(&outbox_dir)
-                    .map_err(|e| format!("creating the mail outbox {}: {e}", outbox_dir.display()))?;
+                std::fs::create_dir_all(&outbox_dir).map_err(|source| MailerError::Outbox {
+                    dir: outbox_dir.display().to_string(),
+                    source,
+                })?;
                 Ok(Mailer::Files(outbox_dir))
             }
         }

@@ -24,6 +24,25 @@ pub struct Pusher {
     client: egress::Client,
 }
 
+/// Why a subscription was refused, or the stored key is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error("endpoint must be an absolute URL")]
+    NotAUrl,
+    #[error("endpoint must be an https URL of at most 1024 characters")]
+    Endpoint,
+    #[error("endpoint must be a public push service, not a local or private address")]
+    InternalEndpoint,
+    #[error("keys.p256dh must be base64url")]
+    KeyEncoding,
+    #[error("keys.p256dh is not a P-256 public key")]
+    Key,
+    #[error("keys.auth must be 16 bytes, base64url")]
+    Auth,
+    #[error("the stored VAPID key is unusable ({0}); remove the vapid-key secret to make a new one")]
+    StoredKey(String),
+}
+
 /// Decodes base64url with or without padding (browsers differ).
 fn b64(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
@@ -33,33 +52,30 @@ fn b64(text: &str) -> Option<Vec<u8>> {
 /// only when `allow_http`, i.e. loopback dev mode), a P-256 public key and
 /// a 16-byte auth secret. Push services are public https hosts; anything
 /// else would let a user make the server call arbitrary addresses.
-pub fn validate(sub: &PushSubscription, allow_http: bool) -> Result<(), String> {
-    let endpoint: reqwest::Url = sub
-        .endpoint
-        .parse()
-        .map_err(|_| "endpoint must be an absolute URL".to_string())?;
+pub fn validate(sub: &PushSubscription, allow_http: bool) -> Result<(), PushError> {
+    let endpoint: reqwest::Url = sub.endpoint.parse().map_err(|_| PushError::NotAUrl)?;
     let scheme_ok = endpoint.scheme() == "https" || (allow_http && endpoint.scheme() == "http");
     if !scheme_ok || sub.endpoint.len() > 1024 || !endpoint.username().is_empty() {
-        return Err("endpoint must be an https URL of at most 1024 characters".into());
+        return Err(PushError::Endpoint);
     }
     if !allow_http && crate::net::internal_host(&endpoint) {
-        return Err("endpoint must be a public push service, not a local or private address".into());
+        return Err(PushError::InternalEndpoint);
     }
-    let key = b64(&sub.p256dh).ok_or("keys.p256dh must be base64url")?;
-    p256::PublicKey::from_sec1_bytes(&key).map_err(|_| "keys.p256dh is not a P-256 public key".to_string())?;
+    let key = b64(&sub.p256dh).ok_or(PushError::KeyEncoding)?;
+    p256::PublicKey::from_sec1_bytes(&key).map_err(|_| PushError::Key)?;
     match b64(&sub.auth) {
         Some(a) if a.len() == 16 => Ok(()),
-        _ => Err("keys.auth must be 16 bytes, base64url".into()),
+        _ => Err(PushError::Auth),
     }
 }
 
 impl Pusher {
     /// `stored`: the 32-byte VAPID private key from the store.
-    pub fn new(stored: &[u8], contact: &str, client: egress::Client) -> Result<Pusher, String> {
+    pub fn new(stored: &[u8], contact: &str, client: egress::Client) -> Result<Pusher, PushError> {
         if stored.len() != 32 {
-            return Err(format!("the stored VAPID key has {} bytes, not 32", stored.len()));
+            return Err(PushError::StoredKey(format!("{} bytes, not 32", stored.len())));
         }
-        let key = ES256KeyPair::from_bytes(stored).map_err(|e| format!("the stored VAPID key: {e}"))?;
+        let key = ES256KeyPair::from_bytes(stored).map_err(|e| PushError::StoredKey(e.to_string()))?;
         Ok(Pusher {
             key: Arc::new(key),
             contact: contact.to_owned(),

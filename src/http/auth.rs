@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::user::UserId;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
@@ -38,16 +38,7 @@ pub enum AuthError {
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            AuthError::MissingToken | AuthError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            AuthError::MissingDevUser | AuthError::BadUser(_) => (StatusCode::BAD_REQUEST, "bad_user"),
-            AuthError::ForbiddenOrigin(_) => (StatusCode::FORBIDDEN, "forbidden_origin"),
-        };
-        (
-            status,
-            axum::Json(serde_json::json!({"error": {"code": code, "message": self.to_string()}})),
-        )
-            .into_response()
+        super::ApiError::from(self).into_response()
     }
 }
 

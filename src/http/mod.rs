@@ -1,16 +1,29 @@
-//! The transport layer: the router, the websocket endpoint, and auth.
-//! Handlers translate between HTTP and the domain; no plan logic lives here.
+//! The transport layer: the router, the websocket endpoint, REST (one file
+//! per resource), authentication, and the one error body. Handlers
+//! translate between HTTP and the plan service; no plan logic lives here.
 
-pub mod api;
 pub mod auth;
-pub mod rest;
-pub mod ws;
+mod conversation;
+mod error;
+mod extract;
+mod links;
+mod notifications;
+mod openapi;
+mod plans;
+mod preferences;
+mod proposals;
+mod ws;
+
+pub use error::{ApiError, ErrorBody};
 
 use crate::app::App;
 use axum::Router;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -20,10 +33,21 @@ use tower_http::trace::TraceLayer;
 pub fn router(app: App) -> Router {
     let static_files = ServeDir::new(&app.config.static_dir);
     let body_limit = app.config.limits.max_body_bytes;
+    let api = openapi::routes()
+        // Unknown routes and methods under /api answer in the same error
+        // body as everything else, not with the static files' 404.
+        .route(
+            "/api/{*rest}",
+            axum::routing::any(|| async { ApiError::for_status(StatusCode::NOT_FOUND) }),
+        )
+        .method_not_allowed_fallback(|| async { ApiError::for_status(StatusCode::METHOD_NOT_ALLOWED) })
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(cors(&app));
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .merge(api::routes().layer(cors(&app)))
+        .merge(api)
         // The widget's script and styles shrink to a third with gzip.
         .fallback_service(
             tower::ServiceBuilder::new()
@@ -33,6 +57,50 @@ pub fn router(app: App) -> Router {
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(app)
+}
+
+/// Serves until `shutdown` resolves (or the app is stopped); with
+/// `config.background`, the scheduler and notifier run alongside. Returns
+/// once every task the server spawned has stopped and the store is quiet.
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Stops every task however this future ends, aborted included, so
+    // none outlives the server and its store.
+    let _stop_on_drop = app.stopping().drop_guard();
+    if app.config.background
+        && let Err(e) = app.start_background()
+    {
+        return Err(std::io::Error::other(format!("starting the scheduler: {e}")));
+    }
+    let stopping = app.stopping();
+    let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stopping.cancelled() => {}
+            }
+        })
+        .await;
+    app.shutdown().await;
+    served
+}
+
+/// Responses made below the handlers (the body limit's 413) carry the
+/// error body too.
+async fn json_errors(response: Response) -> Response {
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE && !json {
+        return ApiError::for_status(status).into_response();
+    }
+    response
 }
 
 /// The span of a request names its path, never its query: `?token=`
@@ -52,10 +120,4 @@ fn cors(app: &App) -> CorsLayer {
         .allow_methods([Method::GET, Method::PUT, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(600))
-}
-
-pub fn unavailable() -> Response {
-    let body =
-        serde_json::json!({"error": {"code": "unavailable", "message": "storage is unavailable; try again later"}});
-    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }

@@ -4,15 +4,16 @@
 //! messages one at a time under the user's turn lock).
 
 use super::auth::{self, AuthQuery};
+use super::error::ApiError;
 use crate::app::App;
-use crate::hub::{Connection, Delivery, Outbound, Outlet};
-use crate::plan::PlanStatus;
+use crate::hub::{Connection, Outbound, Outlet};
+use crate::notifier::mark_seen_when_written;
 use crate::protocol::{ClientFrame, ErrorCode, ServerFrame, parse_client_frame};
 use crate::turn::{self, Work};
 use crate::user::UserId;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -23,6 +24,10 @@ use tracing::Instrument;
 
 /// Longest wait for one frame to be written before the socket counts as stuck.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Notifications that waited while no socket was open, sent with `ready`.
+const READY_NOTIFICATIONS: usize = 100;
+/// When a client refused for too many connections may try again.
+const CONNECTIONS_RETRY: Duration = Duration::from_secs(30);
 
 pub async fn upgrade(
     State(app): State<App>,
@@ -40,18 +45,17 @@ pub async fn upgrade(
     let conn = match app.hub.register(&user) {
         Ok(conn) => conn,
         Err(e) => {
-            let body = serde_json::json!({"error": {"code": "too_many_connections", "message": e.to_string()}});
-            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "30")], axum::Json(body)).into_response();
+            return ApiError::too_many("too_many_connections", e.to_string(), CONNECTIONS_RETRY).into_response();
         }
     };
     if let Err(e) = app.store.ensure_user(&user).await {
-        tracing::error!(user_id = %user, error = %e, "could not register user");
-        return super::unavailable();
+        return ApiError::from(e).into_response();
     }
     let limit = app.config.limits.max_frame_bytes;
+    let owner = app.clone();
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve_socket(app, conn, socket))
+        .on_upgrade(move |socket| owner.track(serve_socket(app, conn, socket)))
 }
 
 async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
@@ -60,10 +64,9 @@ async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
         let Some(rx) = conn.rx.take() else { return };
         let out = conn.outlet();
         let (sink, stream) = socket.split();
-        let unseen = app.store.unseen_notifications(&conn.user, 100).await;
-        match (app.store.list_plans(&conn.user).await, unseen) {
+        let unseen = app.store.unseen_notifications(&conn.user, READY_NOTIFICATIONS).await;
+        match (app.service.active_plans(&conn.user).await, unseen) {
             (Ok(plans), Ok(unseen)) => {
-                let plans = plans.into_iter().filter(|p| p.status == PlanStatus::Active).collect();
                 let delivery = out.send_tracked(&ServerFrame::Ready {
                     user: conn.user.to_string(),
                     plans,
@@ -78,9 +81,8 @@ async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
                 if let Some(delivery) = delivery
                     && !ids.is_empty()
                 {
-                    tokio::spawn(
-                        mark_seen_once_written(app.clone(), conn.user.clone(), ids, delivery).in_current_span(),
-                    );
+                    let written = Box::pin(delivery.written());
+                    mark_seen_when_written(app.tasks(), &app.store, &conn.user, ids, written);
                 }
             }
             (Err(e), _) | (_, Err(e)) => {
@@ -96,17 +98,14 @@ async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
                 });
             }
         }
-        let writer = tokio::spawn(write_loop(sink, rx, conn.closed.clone()).in_current_span());
+        let writer = app.spawn(write_loop(sink, rx, conn.closed.clone()).in_current_span());
         let (turn_tx, turn_rx) = mpsc::channel(app.config.limits.turn_queue);
         // Queued messages still run after a disconnect: they were accepted,
         // and their results are in the store when the user comes back.
-        tokio::spawn(turn_loop(app.clone(), conn.user.clone(), out.clone(), turn_rx).in_current_span());
+        app.spawn(turn_loop(app.clone(), conn.user.clone(), out.clone(), turn_rx).in_current_span());
         tracing::info!("socket open");
-        read_loop(&app, &conn, &out, stream, &turn_tx).await;
-        out.send_raw(Outbound::Close {
-            code: 1000,
-            reason: "bye",
-        });
+        let close = read_loop(&app, &conn, &out, stream, &turn_tx).await;
+        out.send_raw(close);
         if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
             conn.closed.cancel();
         }
@@ -116,45 +115,47 @@ async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
     .await
 }
 
-/// Marks notifications seen once the frame showing them was written.
-async fn mark_seen_once_written(app: App, user: UserId, ids: Vec<String>, delivery: Delivery) {
-    if !delivery.written().await {
-        tracing::debug!(?ids, "the socket closed before showing notifications; they stay unseen");
-        return;
-    }
-    if let Err(e) = app.store.mark_seen(&user, &ids).await {
-        tracing::warn!(error = %e, "could not mark notifications seen");
-    }
-}
-
+/// Reads frames until the socket ends; returns the close frame to send.
 async fn read_loop(
     app: &App,
     conn: &Connection,
     out: &Outlet,
     mut stream: SplitStream<WebSocket>,
     turns: &mpsc::Sender<Work>,
-) {
+) -> Outbound {
+    let bye = Outbound::Close {
+        code: 1000,
+        reason: "bye",
+    };
     let idle = Duration::from_secs(app.config.limits.idle_timeout_secs);
+    let stopping = app.stopping();
     loop {
         let next = tokio::select! {
-            _ = conn.closed.cancelled() => return,
+            _ = conn.closed.cancelled() => return bye,
+            _ = stopping.cancelled() => {
+                return Outbound::Close {
+                    code: 1001,
+                    reason: "server shutting down",
+                };
+            }
             next = tokio::time::timeout(idle, stream.next()) => next,
         };
         let message = match next {
             Err(_) => {
-                out.send_raw(Outbound::Close {
+                return Outbound::Close {
                     code: 1000,
                     reason: "idle timeout",
-                });
-                return;
+                };
             }
-            Ok(None) => return,
+            Ok(None) => return bye,
             Ok(Some(Err(e))) => {
-                if let Some((code, reason)) = close_code_for(e) {
-                    tracing::info!(code, reason, "closing socket after bad input");
-                    out.send_raw(Outbound::Close { code, reason });
-                }
-                return;
+                return match close_code_for(e) {
+                    Some((code, reason)) => {
+                        tracing::info!(code, reason, "closing socket after bad input");
+                        Outbound::Close { code, reason }
+                    }
+                    None => bye,
+                };
             }
             Ok(Some(Ok(message))) => message,
         };
@@ -166,7 +167,7 @@ async fn read_loop(
                 None,
             )),
             Message::Ping(_) | Message::Pong(_) => {}
-            Message::Close(_) => return,
+            Message::Close(_) => return bye,
         }
     }
 }
@@ -222,11 +223,28 @@ fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: &mpsc:
     }
 }
 
+/// Runs the socket's queued work one at a time under the user's turn
+/// lock. A stopping server drops the turn in progress: everything it did
+/// is stored, and a cut-off tool call is answered when the transcript is
+/// next read (`conversation::repair`).
 async fn turn_loop(app: App, user: UserId, out: Outlet, mut queue: mpsc::Receiver<Work>) {
-    while let Some(work) = queue.recv().await {
+    let stopping = app.stopping();
+    loop {
+        let work = tokio::select! {
+            _ = stopping.cancelled() => return,
+            work = queue.recv() => match work {
+                Some(work) => work,
+                None => return,
+            },
+        };
         let lock = app.hub.turn_lock(&user);
-        let mut turn = lock.lock().await;
-        turn::perform(&app, &user, &out, work, &mut turn).await;
+        tokio::select! {
+            _ = stopping.cancelled() => return,
+            _ = async {
+                let mut turn = lock.lock().await;
+                turn::perform(&app, &user, &out, work, &mut turn).await;
+            } => {}
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use super::Command;
 use super::dates::{self, DateMention};
 use super::text::{Input, strip_reference};
+use crate::triggers::Frequency;
 use chrono::{DateTime, NaiveTime, TimeZone};
 use chrono_tz::Tz;
 use regex::Regex;
@@ -314,7 +315,7 @@ static WEEKDAY: LazyLock<Regex> = LazyLock::new(|| re(r"\b(mon|tues?|wed(nes)?|t
 fn digest(input: &Input, l: &str) -> Command {
     if DIGEST_OFF.is_match(l) {
         return Command::Digest {
-            frequency: "off".into(),
+            frequency: Frequency::Off,
             weekday: None,
             time: None,
         };
@@ -334,7 +335,7 @@ fn digest(input: &Input, l: &str) -> Command {
     let weekly = weekday.is_some() || l.contains("weekly") || l.contains("every week") || l.contains("each week");
     let time = dates::find_time(&input.tokens()).map(|t| t.time.format("%H:%M").to_string());
     Command::Digest {
-        frequency: if weekly { "weekly" } else { "daily" }.into(),
+        frequency: if weekly { Frequency::Weekly } else { Frequency::Daily },
         weekday: if weekly {
             Some(weekday.unwrap_or_else(|| "monday".into()))
         } else {

@@ -11,6 +11,7 @@ pub mod goals;
 pub mod text;
 
 use crate::planner::templates::Templates;
+use crate::triggers::Frequency;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -70,8 +71,7 @@ pub enum Command {
     },
     /// "send me a weekly digest on Mondays at 8", "stop the digest".
     Digest {
-        /// `daily`, `weekly` or `off`.
-        frequency: String,
+        frequency: Frequency,
         #[serde(skip_serializing_if = "Option::is_none")]
         weekday: Option<String>,
         /// `HH:MM`, when a time was said.

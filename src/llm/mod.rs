@@ -1,21 +1,20 @@
 //! The model seam. `ChatModel` is one call: messages and tools in, text
-//! and/or tool calls out, text deltas streamed as they arrive. Three
-//! implementations: an OpenAI-compatible client, the built-in offline engine,
-//! and a scripted model for tests. Retries live here, around one call, so a
-//! retry can never re-run a tool.
+//! and/or tool calls out, text deltas streamed as they arrive. Two
+//! implementations: an OpenAI-compatible client, and a scripted model for
+//! tests (test builds only). Retries live here, around one call, so a retry
+//! can never re-run a tool. (Without a model, the offline engine answers:
+//! see [`crate::offline`].)
 
-pub mod offline;
 pub mod openai;
+#[cfg(any(test, feature = "test-util"))]
 pub mod scripted;
 
 use crate::config::LlmConfig;
 use crate::conversation::{Message, ToolCall};
-use crate::plan::Plan;
 use async_trait::async_trait;
-use chrono::DateTime;
-use chrono_tz::Tz;
 use rand::Rng;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A tool as the model sees it: name, description, JSON Schema of arguments.
@@ -28,14 +27,11 @@ pub struct ToolSpec {
 
 #[derive(Debug, Clone)]
 pub struct ModelRequest {
+    /// Carries the user's active plans and local time.
     pub system: String,
     pub messages: Vec<Message>,
-    pub tools: Vec<ToolSpec>,
-    /// The user's active plans, already rendered into `system`; given
-    /// structured too for the offline engine.
-    pub plans: Vec<Plan>,
-    /// The user's local time, for reading dates in their words.
-    pub now: DateTime<Tz>,
+    /// Shared: built once by the tool registry.
+    pub tools: Arc<[ToolSpec]>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -64,6 +60,7 @@ pub enum ModelError {
     Rejected { status: u16, message: String },
     #[error("the model asked to wait {}s, longer than the {}s allowed", .asked.as_secs(), .cap.as_secs())]
     RetryAfterTooLong { asked: Duration, cap: Duration },
+    #[cfg(any(test, feature = "test-util"))]
     #[error("the scripted model has no answer left for this call")]
     ScriptExhausted,
 }
@@ -76,7 +73,9 @@ impl ModelError {
             | ModelError::Server { .. }
             | ModelError::Malformed(_)
             | ModelError::Transport(_) => true,
-            ModelError::Rejected { .. } | ModelError::RetryAfterTooLong { .. } | ModelError::ScriptExhausted => false,
+            ModelError::Rejected { .. } | ModelError::RetryAfterTooLong { .. } => false,
+            #[cfg(any(test, feature = "test-util"))]
+            ModelError::ScriptExhausted => false,
         }
     }
 }
@@ -85,13 +84,6 @@ impl ModelError {
 pub trait ChatModel: Send + Sync + 'static {
     /// A short name for logs ("openai:gpt-4o-mini", "offline").
     fn name(&self) -> String;
-
-    /// Whether this model's tool calls only carry out what the user
-    /// literally asked (the offline engine): history then names the user,
-    /// not the model, as who made the change.
-    fn acts_for_user(&self) -> bool {
-        false
-    }
 
     async fn complete(&self, request: &ModelRequest, deltas: DeltaSink<'_>) -> Result<ModelResponse, ModelError>;
 }
@@ -176,9 +168,7 @@ mod tests {
         ModelRequest {
             system: String::new(),
             messages: vec![],
-            tools: vec![],
-            plans: vec![],
-            now: chrono::Utc::now().with_timezone(&chrono_tz::UTC),
+            tools: Arc::new([]),
         }
     }
 

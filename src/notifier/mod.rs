@@ -15,9 +15,9 @@ use crate::channels::{MAX_RETRY_AFTER, egress, webhook};
 use crate::clock::Clock;
 use crate::config::{NotifyConfig, WebhookConfig};
 use crate::conversation::{Entry, Message};
-use crate::hub::{Delivery, Hub};
+use crate::events::{Event, Publisher, Written};
 use crate::notification::{Channel, Notification, NotificationKind, OutboxItem, OutboxStatus, Payload};
-use crate::protocol::ServerFrame;
+use crate::service::Service;
 use crate::store::{Store, StoreError};
 use crate::user::UserId;
 use chrono::{DateTime, Utc};
@@ -28,9 +28,9 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// Notifications read per pass.
@@ -41,8 +41,6 @@ const CONCURRENT_ROUTES: usize = 8;
 /// of the pass uses the offline wording, so a slow model cannot hold a
 /// pass (and the copies it read) for minutes.
 const WORDING_BUDGET: Duration = Duration::from_secs(30);
-/// How long a stopping notifier waits for socket writes to confirm.
-const SEEN_MARKS_GRACE: Duration = Duration::from_secs(1);
 
 /// Retry and timeout policy for side effects.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,7 +81,10 @@ impl DeliveryPolicy {
 
 pub struct Notifier {
     pub store: Arc<dyn Store>,
-    pub hub: Hub,
+    /// Preferences, time zones and plans, read by the service's rules.
+    pub service: Service,
+    /// The user's open sockets.
+    pub hub: Arc<dyn Publisher>,
     pub mail: Arc<Mail>,
     pub mailer: Mailer,
     pub pusher: Option<Pusher>,
@@ -91,11 +92,10 @@ pub struct Notifier {
     pub webhooks: Vec<WebhookConfig>,
     pub http: egress::Client,
     pub policy: DeliveryPolicy,
-    pub default_tz: Tz,
     pub clock: Clock,
     /// A configured model phrases notifications (the offline wording is
     /// the fallback); the offline engine's own wording is used as is.
-    pub model: Arc<dyn crate::llm::ChatModel>,
+    pub model: Option<Arc<dyn crate::llm::ChatModel>>,
     pub prompts: Arc<crate::prompts::Prompts>,
     /// Longest wait for the model's wording.
     pub word_timeout: Duration,
@@ -103,8 +103,9 @@ pub struct Notifier {
     pub retention: chrono::Duration,
     /// Poked when something new may be ready to route or send.
     pub wake: Arc<tokio::sync::Notify>,
-    /// Tasks that mark notifications seen once a socket has written them.
-    pub seen_marks: std::sync::Mutex<JoinSet<()>>,
+    /// The server's tasks: marking notifications seen once a socket has
+    /// written them runs as one.
+    pub tasks: TaskTracker,
 }
 
 /// What one pass did (tests and logs).
@@ -121,8 +122,15 @@ impl Notifier {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut last_prune: Option<DateTime<Utc>> = None;
         loop {
-            if let Err(e) = self.pass().await {
-                tracing::error!(error = %e, "notifier pass failed");
+            // A pass stopped midway is safe: every attempt was marked
+            // `sending` before it started and is repeated with the same
+            // identity after a restart.
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                passed = self.pass() => if let Err(e) = passed {
+                    tracing::error!(error = %e, "notifier pass failed");
+                },
             }
             let now = (self.clock)();
             if last_prune.is_none_or(|at| now - at >= chrono::Duration::days(1)) {
@@ -143,38 +151,6 @@ impl Notifier {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
-        // Writes in flight get a moment to confirm; whatever is left stays
-        // unseen and comes with the next `ready` (a repeat, never a loss).
-        let mut marks = std::mem::take(&mut *self.marks());
-        let _ = tokio::time::timeout(SEEN_MARKS_GRACE, async { while marks.join_next().await.is_some() {} }).await;
-        marks.shutdown().await;
-    }
-
-    fn marks(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
-        // A JoinSet stays usable after a panic elsewhere.
-        self.seen_marks.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Marks `n` seen once `delivery` says a socket has written it; if every
-    /// socket closed first it stays unseen, so the next `ready` carries it.
-    fn mark_seen_once_written(&self, user: &UserId, n: &Notification, delivery: Delivery) {
-        let store = self.store.clone();
-        let (user, id) = (user.clone(), n.id.clone());
-        let mut marks = self.marks();
-        // Reap finished marks so the set stays as small as what is in flight.
-        while marks.try_join_next().is_some() {}
-        marks.spawn(
-            async move {
-                if !delivery.written().await {
-                    tracing::info!("the socket closed before showing the notification; it waits for the next ready");
-                    return;
-                }
-                if let Err(e) = store.mark_seen(&user, std::slice::from_ref(&id)).await {
-                    tracing::warn!(error = %e, "could not mark a notification seen");
-                }
-            }
-            .in_current_span(),
-        );
     }
 
     /// Routes what is due and attempts what is due in the outbox.
@@ -250,19 +226,21 @@ impl Notifier {
             n.routed.get_or_insert(Channel::Socket);
             return self.store.route_notification(user, &n, vec![], None, entry).await;
         }
-        let prefs = self.store.preferences(user).await?;
-        let tz = prefs.tz(self.default_tz);
+        let prefs = self.service.preferences(user).await?;
+        let tz = self.service.tz_of(&prefs);
         if !n.urgent
             && let Some(end) = prefs.quiet_hours.and_then(|q| q.ends_after(now, tz))
         {
             tracing::debug!(until = %end, "quiet hours: notification waits");
             return self.store.route_notification(user, &n, vec![], Some(end), None).await;
         }
-        if n.routed.is_none() && !self.model.acts_for_user() {
+        if n.routed.is_none()
+            && let Some(model) = &self.model
+        {
             let budget = wording_ends.saturating_duration_since(Instant::now());
             if budget.is_zero() {
                 tracing::debug!("wording budget of this pass spent; using the offline wording");
-            } else if let Some(text) = self.phrase(user, &n, tz, now, budget).await {
+            } else if let Some(text) = self.phrase(model.as_ref(), user, &n, tz, now, budget).await {
                 n.text = text;
             }
         }
@@ -347,9 +325,8 @@ impl Notifier {
         }
         tracing::info!(channel = ?channel, "notification routed");
         if channel == Channel::Socket {
-            let frame = ServerFrame::Notification { notification: n.view() };
-            match self.hub.publish_tracked(user, &frame) {
-                Some(delivery) => self.mark_seen_once_written(user, &n, delivery),
+            match self.hub.publish_tracked(user, Event::Notification(n.view())) {
+                Some(written) => mark_seen_when_written(&self.tasks, &self.store, user, vec![n.id.clone()], written),
                 None => tracing::info!("the socket closed meanwhile; the notification waits for the next ready"),
             }
         }
@@ -441,17 +418,15 @@ impl Notifier {
     /// fails, stalls, or answers with anything but text.
     async fn phrase(
         &self,
+        model: &dyn crate::llm::ChatModel,
         user: &UserId,
         n: &Notification,
         tz: Tz,
         now: DateTime<Utc>,
         budget: Duration,
     ) -> Option<String> {
-        let plans: Vec<_> = match self.store.list_plans(user).await {
-            Ok(plans) => plans
-                .into_iter()
-                .filter(|p| p.status == crate::plan::PlanStatus::Active)
-                .collect(),
+        let plans = match self.service.active_plans(user).await {
+            Ok(plans) => plans,
             Err(e) => {
                 tracing::warn!(error = %e, "could not load plans for the wording");
                 return None;
@@ -468,12 +443,10 @@ impl Notifier {
         let request = crate::llm::ModelRequest {
             system,
             messages: vec![Message::User { text: event, id: None }],
-            tools: vec![],
-            plans,
-            now: local,
+            tools: Arc::new([]),
         };
         let sink = |_: &str| {};
-        match tokio::time::timeout(self.word_timeout.min(budget), self.model.complete(&request, &sink)).await {
+        match tokio::time::timeout(self.word_timeout.min(budget), model.complete(&request, &sink)).await {
             Ok(Ok(answer)) if answer.tool_calls.is_empty() && !answer.text.trim().is_empty() => {
                 Some(answer.text.trim().chars().take(1000).collect())
             }
@@ -495,9 +468,37 @@ impl Notifier {
     /// Whether `email` may still go out: a queued or retrying mail is
     /// dropped if the user unsubscribed or changed address meanwhile.
     async fn still_wanted(&self, user: &UserId, email: &crate::notification::Email) -> Result<bool, StoreError> {
-        let prefs = self.store.preferences(user).await?;
+        let prefs = self.service.preferences(user).await?;
         Ok(prefs.deliverable_email() == Some(email.to.as_str()))
     }
+}
+
+/// Marks notifications seen once `written` says a socket has shown them;
+/// if every socket closed first they stay unseen, so the next `ready`
+/// carries them (a crash in between shows them again, never loses them).
+pub fn mark_seen_when_written(
+    tasks: &TaskTracker,
+    store: &Arc<dyn Store>,
+    user: &UserId,
+    ids: Vec<String>,
+    written: Written,
+) {
+    let (store, user) = (store.clone(), user.clone());
+    tasks.spawn(
+        async move {
+            if !written.await {
+                tracing::info!(
+                    ?ids,
+                    "the socket closed before showing notifications; they wait for the next ready"
+                );
+                return;
+            }
+            if let Err(e) = store.mark_seen(&user, &ids).await {
+                tracing::warn!(error = %e, "could not mark notifications seen");
+            }
+        }
+        .in_current_span(),
+    );
 }
 
 /// What a service worker receives: small JSON, text cut to fit one record.

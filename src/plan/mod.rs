@@ -45,6 +45,20 @@ impl Serialize for PlanId {
     }
 }
 
+impl schemars::JsonSchema for PlanId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PlanId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[pP][0-9]{1,19}$",
+            "description": "A plan id, e.g. p1"
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for PlanId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -53,7 +67,7 @@ impl<'de> Deserialize<'de> for PlanId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Pending,
@@ -119,8 +133,9 @@ pub enum PlanMode {
 }
 
 /// What the plan is for, as the goal interpreter understood it.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct Objective {
+    /// A template kind (e.g. onboard_employee), or `custom`.
     pub kind: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -128,8 +143,9 @@ pub struct Objective {
 }
 
 /// A step bound to a tool the execution engine may run when the step is ready.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct ToolBinding {
+    /// The tool's name.
     pub name: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -208,6 +224,12 @@ impl Plan {
             updated_at: now,
             next_step_seq: 1,
         }
+    }
+
+    /// Active plans are shown in every prompt and can change; done and
+    /// cancelled ones stay readable.
+    pub fn is_active(&self) -> bool {
+        self.status == PlanStatus::Active
     }
 
     pub fn step(&self, id: &str) -> Option<&Step> {

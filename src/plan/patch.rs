@@ -8,35 +8,45 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// One operation of an `update_plan` patch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// Adds a step, appended or placed right after `after`.
     AddStep {
-        #[serde(default)]
+        /// A step id (a-z, 0-9, `_` and `-`); generated if absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         title: String,
-        #[serde(default)]
+        /// Ids of steps that must be completed first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         depends_on: Vec<String>,
-        #[serde(default, deserialize_with = "due_opt")]
+        /// RFC 3339, or YYYY-MM-DD (09:00 UTC that day).
+        #[serde(default, deserialize_with = "due_opt", skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
         due_at: Option<DateTime<Utc>>,
-        #[serde(default)]
+        /// Insert right after this step id (default: at the end).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<String>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<StepStatus>,
-        #[serde(default)]
+        /// Bind the step to a tool (the user confirms before it first runs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         tool: Option<ToolBinding>,
     },
     /// Changes fields of a step; absent fields stay, `due_at: null` clears.
     UpdateStep {
+        /// The id of the step to change.
         step: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         title: Option<String>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         depends_on: Option<Vec<String>>,
+        /// RFC 3339 or YYYY-MM-DD; null clears the due date.
         #[serde(default, deserialize_with = "due_clearable", skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
         due_at: Option<Option<DateTime<Utc>>>,
-        #[serde(default)]
+        /// What the step produced.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         result: Option<String>,
     },
     RemoveStep {
@@ -49,7 +59,8 @@ pub enum Op {
     SetStatus {
         step: String,
         status: StepStatus,
-        #[serde(default)]
+        /// What the step produced.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         result: Option<String>,
     },
     RenamePlan {

@@ -5,17 +5,18 @@
 use super::invariants::PlanError;
 use super::patch::Op;
 use super::{Plan, StepStatus};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotItem {
+    /// The step's title.
     pub step: String,
     pub status: SnapshotStatus,
 }
 
 /// Snapshot statuses are the three a Codex-style plan knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SnapshotStatus {
     Pending,

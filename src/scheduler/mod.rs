@@ -12,13 +12,12 @@ pub mod wakeup;
 use crate::clock::Clock;
 use crate::notification::NotificationKind;
 use crate::notifier::digest::Digests;
-use crate::preferences::Preferences;
+use crate::service::Service;
 use crate::store::{DigestCursor, Firing, NotificationDraft, Store, StoreError};
 use crate::triggers::{self, Outcome, Trigger, TriggerKind, TriggerPolicy};
 use crate::user::UserId;
 use crate::wording;
 use chrono::{DateTime, Duration, Utc};
-use chrono_tz::Tz;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -38,14 +37,12 @@ const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(60);
 /// per failure up to [`MAX_RETRY`]; the others go on meanwhile.
 const FIRST_RETRY: Duration = Duration::seconds(1);
 const MAX_RETRY: Duration = Duration::minutes(5);
-/// Attempts at saving preferences while the scheduler keeps firing the
-/// digest in between (it fires at most once a day, so two always suffice).
-const SAVE_ATTEMPTS: usize = 3;
 
 pub struct Scheduler {
     pub store: Arc<dyn Store>,
+    /// Preferences and time zones, read by the service's rules.
+    pub service: Service,
     pub policy: TriggerPolicy,
-    pub default_tz: Tz,
     /// Decides the digest email a digest trigger sends.
     pub digests: Arc<Digests>,
     pub clock: Clock,
@@ -255,8 +252,8 @@ impl Scheduler {
     }
 
     async fn fire_inner(&self, t: &Trigger, now: DateTime<Utc>) -> Result<Option<(Outcome, usize)>, StoreError> {
-        let prefs = self.store.preferences(&t.user).await?;
-        let tz = prefs.tz(self.default_tz);
+        let prefs = self.service.preferences(&t.user).await?;
+        let tz = self.service.tz_of(&prefs);
         let plan = match t.plan_id() {
             Some(id) => self.store.get_plan(&t.user, id).await?,
             None => None,
@@ -273,7 +270,7 @@ impl Scheduler {
             TriggerKind::Digest => {
                 // The next one counts from the later of the scheduled time
                 // and now, so a long outage yields one digest, not a burst.
-                firing.rearm = digest_trigger(&t.user, &prefs, tz, t.fire_at.max(now), now);
+                firing.rearm = prefs.digest_trigger(&t.user, tz, t.fire_at.max(now), now);
                 if firing.outcome == Outcome::Fired {
                     match self.digests.decide(&t.user, &prefs, t.fire_at, now).await? {
                         Some(digest) => {
@@ -409,72 +406,11 @@ fn step_of(t: &Trigger) -> Option<String> {
     }
 }
 
-/// Saves `prefs` and arms the digest trigger they ask for, atomically.
-/// The trigger depends on the one armed now, which the scheduler may fire
-/// (and re-arm) between reading it and saving: the store then refuses the
-/// save, and it is computed again from what the scheduler left, so the new
-/// schedule is always armed. Returns the armed digest trigger.
-pub async fn save_preferences(
-    store: &dyn Store,
-    user: &UserId,
-    prefs: &Preferences,
-    tz: Tz,
-    now: DateTime<Utc>,
-) -> Result<Option<Trigger>, StoreError> {
-    for _ in 0..SAVE_ATTEMPTS {
-        let armed = store
-            .user_triggers(user)
-            .await?
-            .into_iter()
-            .find(|t| t.id == "digest")
-            .map(|t| t.fire_at);
-        let digest = rearm_digest(user, prefs, tz, armed, now);
-        if store.save_preferences(user, prefs, armed, digest.clone()).await? {
-            return Ok(digest);
-        }
-        tracing::debug!(user_id = %user, "the digest fired while preferences were saved; computing it again");
-    }
-    Err(StoreError::Backend(
-        "the digest trigger kept changing while preferences were saved".into(),
-    ))
-}
-
-/// The digest trigger after a change of preferences, given when the armed
-/// one fires. Counted from just before the armed one if that is already
-/// due, so a digest that came due but was not sent yet (say, right after a
-/// restart) is not cancelled by an unrelated change; otherwise from now.
-pub fn rearm_digest(
-    user: &UserId,
-    prefs: &Preferences,
-    tz: Tz,
-    armed: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Option<Trigger> {
-    let after = match armed {
-        Some(at) if at <= now => at - Duration::milliseconds(1),
-        Some(_) | None => now,
-    };
-    digest_trigger(user, prefs, tz, after, now)
-}
-
-/// The digest trigger the preferences ask for, next due after `after`.
-pub fn digest_trigger(
-    user: &UserId,
-    prefs: &Preferences,
-    tz: Tz,
-    after: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Option<Trigger> {
-    if !prefs.wants_digest() {
-        return None;
-    }
-    triggers::digest(user, &prefs.digest, tz, after, now)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NotifyStore, SledStore};
+    use crate::preferences::Preferences;
+    use crate::store::{AccountStore, SledStore, TriggerStore};
     use std::path::PathBuf;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -486,8 +422,8 @@ mod tests {
         let mail = crate::channels::email::Mail::load(&root.join("templates/email"), "steward <steward@localhost>");
         Scheduler {
             store: store.clone(),
+            service: crate::service::testing::service(store.clone(), clock.clone()),
             policy: TriggerPolicy::default(),
-            default_tz: chrono_tz::UTC,
             digests: Arc::new(Digests {
                 store,
                 mail: Arc::new(mail.unwrap()),

@@ -1,9 +1,26 @@
-//! Durable storage behind the `Store` trait. Every write method returns only
-//! after its data is flushed to disk, so callers may acknowledge as soon as it
-//! returns. The trait speaks in domain terms (users, plans, history,
-//! conversation) so a networked database can implement it too.
+//! Durable storage, one narrow trait per aggregate:
+//!
+//! | trait | holds |
+//! |---|---|
+//! | [`PlanStore`] | plans, their history, proposals |
+//! | [`ConversationStore`] | the transcript |
+//! | [`TriggerStore`] | armed triggers and the exactly-once record of firings |
+//! | [`NotificationStore`] | the notification inbox and the outbox of side effects |
+//! | [`AccountStore`] | users, preferences, push subscriptions, secrets |
+//!
+//! [`Store`] is all of them over one database, so one change can span
+//! aggregates atomically (a plan write and the triggers it implies; a
+//! firing and the notification and outbox rows it makes). The store stores:
+//! what a change implies (which triggers a plan needs, whether a change
+//! needs a yes) is decided by the plan service and handed in.
+//!
+//! Every write returns only after its data is flushed to disk, so callers
+//! may acknowledge as soon as it returns. Every read and write is scoped by
+//! user: another user's ids are simply not found. The same conformance
+//! suite ([`conformance`]) runs against every implementation.
 
-pub mod keys;
+#[cfg(test)]
+mod conformance;
 pub mod sled;
 
 use crate::conversation::Entry;
@@ -41,37 +58,52 @@ pub enum StoreError {
     Backend(String),
 }
 
-#[async_trait]
-pub trait Store: NotifyStore + Send + Sync + 'static {
-    /// Makes sure the user exists; idempotent.
-    async fn ensure_user(&self, user: &UserId) -> Result<(), StoreError>;
+/// The triggers a plan implies, as the plan service derived them, and the
+/// instant before which a trigger not already armed is not armed (a change
+/// never arms a "due soon" that is already past when it is written).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    pub triggers: Vec<Trigger>,
+    pub arm_after: DateTime<Utc>,
+}
 
+/// Derives a plan's triggers once the store knows the plan as written (a
+/// new plan's id is assigned inside the transaction). Pure.
+pub type Derive<'a> = &'a (dyn Fn(&Plan) -> Derived + Send + Sync);
+
+/// Plans, their history and proposals.
+#[async_trait]
+pub trait PlanStore: Send + Sync {
     /// All of the user's plans, active or not, oldest first.
     async fn list_plans(&self, user: &UserId) -> Result<Vec<Plan>, StoreError>;
 
     async fn get_plan(&self, user: &UserId, id: PlanId) -> Result<Option<Plan>, StoreError>;
 
-    /// Stores a new plan with the next free id for this user and its first
-    /// history entry, atomically. Returns the plan as stored.
-    async fn create_plan(&self, user: &UserId, draft: Plan, entry: HistoryEntry) -> Result<Plan, StoreError>;
+    /// Stores a new plan with the next free id for this user, its first
+    /// history entry and the triggers `derive` gives for it, atomically.
+    /// Returns the plan as stored.
+    async fn create_plan(
+        &self,
+        user: &UserId,
+        draft: Plan,
+        entry: HistoryEntry,
+        derive: Derive<'_>,
+    ) -> Result<Plan, StoreError>;
 
-    /// Replaces a plan if it is still at `expected_version`, appending `entry`
-    /// to its history in the same transaction.
+    /// Replaces a plan if it is still at `expected_version`, appending
+    /// `entry` to its history and syncing its triggers (see
+    /// [`TriggerStore`]) in the same transaction; `Conflict` otherwise.
     async fn update_plan(
         &self,
         user: &UserId,
         plan: &Plan,
         expected_version: u64,
         entry: HistoryEntry,
+        derive: Derive<'_>,
     ) -> Result<(), StoreError>;
 
     /// History of one plan, newest first, at most `limit` entries.
     async fn history(&self, user: &UserId, id: PlanId, limit: usize) -> Result<Vec<HistoryEntry>, StoreError>;
-
-    async fn append_message(&self, user: &UserId, entry: &Entry) -> Result<(), StoreError>;
-
-    /// The last `limit` conversation entries, oldest first.
-    async fn recent_messages(&self, user: &UserId, limit: usize) -> Result<Vec<Entry>, StoreError>;
 
     /// Stores a new proposal with the next free id for this user ("r1", …).
     async fn create_proposal(&self, user: &UserId, draft: Proposal) -> Result<Proposal, StoreError>;
@@ -89,8 +121,16 @@ pub trait Store: NotifyStore + Send + Sync + 'static {
 
     /// Applies an accepted proposal and records it as accepted in one
     /// transaction, so a crash or a repeated yes can never apply it twice.
-    /// The stored proposal must still be open. Returns the stored plan.
-    async fn accept_proposal(&self, user: &UserId, accepted: &Proposal, change: Accepted) -> Result<Plan, StoreError>;
+    /// The stored proposal must still be open (`ProposalClosed`), and an
+    /// update's plan still at its expected version (`Conflict`). Returns the
+    /// stored plan.
+    async fn accept_proposal(
+        &self,
+        user: &UserId,
+        accepted: &Proposal,
+        change: Accepted,
+        derive: Derive<'_>,
+    ) -> Result<Plan, StoreError>;
 }
 
 /// The plan change an accepted proposal makes.
@@ -105,6 +145,15 @@ pub enum Accepted {
         expected_version: u64,
         entry: HistoryEntry,
     },
+}
+
+/// The transcript: what the user, the model and the tools said.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    async fn append_message(&self, user: &UserId, entry: &Entry) -> Result<(), StoreError>;
+
+    /// The last `limit` conversation entries, oldest first.
+    async fn recent_messages(&self, user: &UserId, limit: usize) -> Result<Vec<Entry>, StoreError>;
 }
 
 /// A notification to store when a trigger fires; the store assigns its id.
@@ -152,11 +201,14 @@ pub struct Missed {
     pub at: DateTime<Utc>,
 }
 
-/// Time and re-engagement: triggers, the notification inbox, the outbox of
-/// side effects, preferences, single-use tokens and push subscriptions.
-/// Every write returns after a flush, like [`Store`].
+/// Armed triggers, soonest first across users, and the record of every
+/// firing. A plan's derived triggers are synced by [`PlanStore`] writes:
+/// triggers derived from the plan before and not any more are disarmed; one
+/// still armed at the same instant stays armed; a new one is armed unless
+/// its time is not after [`Derived::arm_after`] or that very firing is
+/// already recorded.
 #[async_trait]
-pub trait NotifyStore: Send + Sync + 'static {
+pub trait TriggerStore: Send + Sync {
     /// Woken whenever triggers may have changed, so the scheduler re-reads
     /// the earliest one.
     fn timer_signal(&self) -> Arc<tokio::sync::Notify>;
@@ -189,7 +241,12 @@ pub trait NotifyStore: Send + Sync + 'static {
 
     /// Triggers of this user recorded as missed after `since`.
     async fn missed_since(&self, user: &UserId, since: DateTime<Utc>) -> Result<Vec<Missed>, StoreError>;
+}
 
+/// The notification inbox (routing queue included) and the outbox of side
+/// effects, each row stored with its idempotency key before it is tried.
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
     /// Notifications waiting to be routed whose time has come.
     async fn due_notifications(
         &self,
@@ -235,6 +292,17 @@ pub trait NotifyStore: Send + Sync + 'static {
     async fn save_outbox(&self, item: &OutboxItem) -> Result<(), StoreError>;
 
     async fn outbox_by_key(&self, key: &str) -> Result<Option<OutboxItem>, StoreError>;
+}
+
+/// Users and what belongs to them beyond plans: preferences, push
+/// subscriptions; and the server's named secrets.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Makes sure the user exists; idempotent.
+    async fn ensure_user(&self, user: &UserId) -> Result<(), StoreError>;
+
+    /// Every registered user.
+    async fn users(&self) -> Result<Vec<UserId>, StoreError>;
 
     async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError>;
 
@@ -243,8 +311,7 @@ pub trait NotifyStore: Send + Sync + 'static {
     /// still fires at `armed` (what the caller computed `digest` from;
     /// `None`: none was armed). Otherwise the scheduler fired (and re-armed)
     /// it meanwhile: nothing is written and the answer is `false`, so the
-    /// caller computes the next occurrence again (see
-    /// [`crate::scheduler::save_preferences`]).
+    /// caller computes the next occurrence again.
     async fn save_preferences(
         &self,
         user: &UserId,
@@ -255,6 +322,8 @@ pub trait NotifyStore: Send + Sync + 'static {
 
     async fn push_subscriptions(&self, user: &UserId) -> Result<Vec<PushSubscription>, StoreError>;
 
+    /// Stores a subscription for `user`; an endpoint belongs to the user
+    /// who subscribed it last (another user's copy is removed).
     async fn add_push_subscription(&self, user: &UserId, sub: &PushSubscription) -> Result<(), StoreError>;
 
     async fn remove_push_subscription(&self, user: &UserId, endpoint: &str) -> Result<(), StoreError>;
@@ -262,18 +331,24 @@ pub trait NotifyStore: Send + Sync + 'static {
     /// A named secret (the VAPID key): read, or created with `init` and
     /// flushed on first use.
     async fn secret(&self, name: &str, init: Vec<u8>) -> Result<Vec<u8>, StoreError>;
+}
 
-    /// Every registered user.
-    async fn users(&self) -> Result<Vec<UserId>, StoreError>;
-
+/// Every aggregate over one database.
+#[async_trait]
+pub trait Store: PlanStore + ConversationStore + TriggerStore + NotificationStore + AccountStore + 'static {
     /// Removes what is finished and older than `before`: fired-trigger
     /// records, notifications already routed, sent or failed outbox rows
     /// (with their idempotency keys). Nothing queued, pending or armed is
     /// touched.
     async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError>;
+
+    /// Waits until no write started before this call is still running in
+    /// the background (a flush whose caller stopped waiting), so a store
+    /// dropped afterwards is closed.
+    async fn quiesce(&self);
 }
 
-/// What [`NotifyStore::prune`] removed.
+/// What [`Store::prune`] removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pruned {
     pub fired: usize,

@@ -1,53 +1,69 @@
 //! `list_plans`: the user's plans, one line each.
 
-use super::{Tool, ToolContext, ToolError, parse_args};
-use crate::llm::ToolSpec;
-use crate::plan::{PlanStatus, StepStatus, render};
+use super::{Tool, ToolContext, ToolError};
+use crate::plan::{Plan, PlanId, PlanStatus, StepStatus, render};
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize, Serializer};
 
 pub struct ListPlans;
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Args {
-    #[serde(default)]
-    include_closed: bool,
+pub struct Args {
+    /// Also list done and cancelled plans.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_closed: bool,
+}
+
+/// The listed plans.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed(pub Vec<Plan>);
+
+#[derive(Serialize)]
+struct Line<'a> {
+    id: PlanId,
+    title: &'a str,
+    status: PlanStatus,
+    version: u64,
+    done: usize,
+    steps: usize,
+    next: Option<&'a str>,
+}
+
+impl Serialize for Listed {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            plans: Vec<Line<'a>>,
+        }
+        Body {
+            plans: self
+                .0
+                .iter()
+                .map(|p| Line {
+                    id: p.id,
+                    title: &p.title,
+                    status: p.status,
+                    version: p.version,
+                    done: p.count(StepStatus::Completed),
+                    steps: p.steps.len(),
+                    next: render::next_step(p).map(|s| s.title.as_str()),
+                })
+                .collect(),
+        }
+        .serialize(s)
+    }
 }
 
 #[async_trait]
 impl Tool for ListPlans {
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "list_plans",
-            description: "List the user's plans with id, title, status, progress and next step. Done and cancelled plans only with include_closed.",
-            parameters: json!({
-                "type": "object",
-                "properties": {"include_closed": {"type": "boolean", "description": "Also list done and cancelled plans"}},
-                "additionalProperties": false
-            }),
-        }
-    }
+    const NAME: &'static str = "list_plans";
+    const DESCRIPTION: &'static str = "List the user's plans with id, title, status, progress and next step. Done and cancelled plans only with include_closed.";
+    type Args = Args;
+    type Output = Listed;
 
-    async fn call(&self, ctx: &ToolContext, arguments: &str) -> Result<Value, ToolError> {
-        let args: Args = parse_args("list_plans", arguments)?;
-        let plans = ctx.store.list_plans(&ctx.user).await?;
-        let listed: Vec<Value> = plans
-            .iter()
-            .filter(|p| args.include_closed || p.status == PlanStatus::Active)
-            .map(|p| {
-                json!({
-                    "id": p.id,
-                    "title": p.title,
-                    "status": p.status,
-                    "version": p.version,
-                    "done": p.count(StepStatus::Completed),
-                    "steps": p.steps.len(),
-                    "next": render::next_step(p).map(|s| s.title.clone()),
-                })
-            })
-            .collect();
-        Ok(json!({"plans": listed}))
+    async fn run(&self, ctx: ToolContext<'_>, args: Args) -> Result<Listed, ToolError> {
+        Ok(Listed(ctx.service.plans(ctx.session, args.include_closed).await?))
     }
 }

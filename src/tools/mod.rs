@@ -1,7 +1,10 @@
-//! Tools the model (and the offline engine) may call. `registry()` is the
-//! one list of what the model sees. Each tool validates its arguments before
-//! touching anything; the acting user comes from the session's context, never
-//! from arguments.
+//! The tools a model calls: thin adapters that parse the arguments, call
+//! the plan service for the session's user, and render the typed result
+//! for the model. The acting user comes from the session, never from the
+//! arguments. [`registry`] is the one list of what the model sees; each
+//! tool's argument schema is derived from its argument type, so the two
+//! cannot drift apart. The offline engine calls the same tools with typed
+//! arguments and reads their typed outputs.
 
 pub mod list_plans;
 pub mod plan_from_template;
@@ -13,15 +16,14 @@ pub mod undo;
 pub mod update_plan;
 
 use crate::conversation::ToolCall;
-use crate::hub::Hub;
 use crate::llm::ToolSpec;
-use crate::plan::{Actor, Plan, PlanError, PlanId, PlanLimits, PlanStatus, render};
+use crate::plan::{Plan, render};
 use crate::planner::templates::Templates;
-use crate::proposal::ConfirmPolicy;
-use crate::store::{Store, StoreError};
-use crate::user::UserId;
+use crate::service::{Failure, Service, ServiceError, Session};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -30,20 +32,11 @@ use tracing::Instrument;
 /// Largest tool-argument payload accepted from a model.
 const MAX_ARGUMENT_BYTES: usize = 256 * 1024;
 
-/// Everything a tool may use, bound to one user's session.
-pub struct ToolContext {
-    pub user: UserId,
-    pub actor: Actor,
-    pub store: Arc<dyn Store>,
-    pub hub: Hub,
-    pub limits: PlanLimits,
-    pub max_active_plans: usize,
-    pub confirm: ConfirmPolicy,
-    pub now: DateTime<Utc>,
-    /// The user's time zone, for dates in their words.
-    pub time_zone: chrono_tz::Tz,
-    /// Pokes the notifier (a tool queued something to send).
-    pub wake: Arc<tokio::sync::Notify>,
+/// What a tool acts with: the service, for the session's user.
+#[derive(Clone, Copy)]
+pub struct ToolContext<'a> {
+    pub service: &'a Service,
+    pub session: &'a Session,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +46,12 @@ pub enum ToolError {
     #[error("{message}")]
     Invalid {
         message: String,
+        /// The plan as it is now, when the call was made against an old one.
         current: Option<Box<Plan>>,
     },
-    /// The store failed: the turn ends with an error to the user.
+    /// The server failed: the turn ends with an error to the user.
     #[error(transparent)]
-    Fatal(StoreError),
+    Fatal(Failure),
 }
 
 impl ToolError {
@@ -69,71 +63,112 @@ impl ToolError {
     }
 }
 
-impl From<PlanError> for ToolError {
-    fn from(e: PlanError) -> ToolError {
-        ToolError::invalid(e.to_string())
-    }
-}
-
-impl From<StoreError> for ToolError {
-    fn from(e: StoreError) -> ToolError {
+impl From<ServiceError> for ToolError {
+    fn from(e: ServiceError) -> ToolError {
         match e {
-            StoreError::Conflict { current } => ToolError::Invalid {
-                message: format!(
-                    "plan {} changed meanwhile and is now at version {}; redo your change against the current plan",
-                    current.id, current.version
-                ),
-                current: Some(current),
+            ServiceError::Refused(refusal) => ToolError::Invalid {
+                message: refusal.to_string(),
+                current: refusal.current_plan().cloned().map(Box::new),
             },
-            other => ToolError::Fatal(other),
+            ServiceError::Failed(failure) => ToolError::Fatal(failure),
         }
     }
 }
 
-#[async_trait]
-pub trait Tool: Send + Sync {
-    fn spec(&self) -> ToolSpec;
-    async fn call(&self, ctx: &ToolContext, arguments: &str) -> Result<Value, ToolError>;
-}
-
-pub struct Registry {
-    tools: Vec<Box<dyn Tool>>,
-}
-
-/// Every tool the model can call.
-pub fn registry(templates: Arc<Templates>) -> Registry {
-    Registry {
-        tools: vec![
-            Box::new(update_plan::UpdatePlan),
-            Box::new(show_plan::ShowPlan),
-            Box::new(list_plans::ListPlans),
-            Box::new(plan_history::PlanHistory),
-            Box::new(plan_from_template::PlanFromTemplate { templates }),
-            Box::new(undo::Undo),
-            Box::new(remind::Remind),
-            Box::new(set_preferences::SetPreferences),
-        ],
+impl From<crate::plan::PlanError> for ToolError {
+    fn from(e: crate::plan::PlanError) -> ToolError {
+        ToolError::invalid(e.to_string())
     }
+}
+
+/// One tool: typed arguments in, a typed output out.
+#[async_trait]
+pub trait Tool: Send + Sync + 'static {
+    const NAME: &'static str;
+    const DESCRIPTION: &'static str;
+    type Args: DeserializeOwned + JsonSchema + Send;
+    type Output: Serialize + Send;
+
+    /// The JSON Schema of the arguments, as the model sees it.
+    fn parameters(&self) -> Value {
+        schema_for::<Self::Args>()
+    }
+
+    async fn run(&self, ctx: ToolContext<'_>, args: Self::Args) -> Result<Self::Output, ToolError>;
+}
+
+/// The schema of `T`, inlined (no `$ref`s: some OpenAI-compatible servers
+/// resolve none) and without the `$schema` and `title` keys.
+pub fn schema_for<T: JsonSchema>() -> Value {
+    let generator = SchemaSettings::draft07()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let mut schema = generator.into_root_schema_for::<T>().to_value();
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("$schema");
+        object.remove("title");
+    }
+    schema
+}
+
+/// What the registry holds: any tool, called with raw JSON arguments.
+#[async_trait]
+trait Callable: Send + Sync {
+    async fn call(&self, ctx: ToolContext<'_>, arguments: &str) -> Result<String, ToolError>;
+}
+
+#[async_trait]
+impl<T: Tool> Callable for T {
+    async fn call(&self, ctx: ToolContext<'_>, arguments: &str) -> Result<String, ToolError> {
+        let args: T::Args = parse_args(T::NAME, arguments)?;
+        let output = self.run(ctx, args).await?;
+        serde_json::to_string(&output).map_err(|e| ToolError::invalid(format!("could not encode the result: {e}")))
+    }
+}
+
+struct Entry {
+    spec: ToolSpec,
+    tool: Box<dyn Callable>,
+}
+
+/// The tools the model sees, with their specs built once.
+pub struct Registry {
+    tools: Vec<Entry>,
+    specs: Arc<[ToolSpec]>,
 }
 
 /// The outcome of one tool call as the model will read it.
 pub struct ToolOutput {
     pub content: String,
-    pub ok: bool,
 }
 
 impl Registry {
-    pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools.iter().map(|t| t.spec()).collect()
+    fn with<T: Tool>(mut self, tool: T) -> Registry {
+        let spec = ToolSpec {
+            name: T::NAME,
+            description: T::DESCRIPTION,
+            parameters: tool.parameters(),
+        };
+        self.tools.push(Entry {
+            spec,
+            tool: Box::new(tool),
+        });
+        self
     }
 
-    /// Runs one call. Model-correctable problems come back as an `error`
-    /// object in the content; only store failures are `Err`.
-    pub async fn call(&self, ctx: &ToolContext, call: &ToolCall) -> Result<ToolOutput, StoreError> {
-        let span = tracing::info_span!("tool", tool = %call.name, user_id = %ctx.user, call_id = %call.id);
+    /// Every tool's spec, in registry order (shared, built once).
+    pub fn specs(&self) -> Arc<[ToolSpec]> {
+        self.specs.clone()
+    }
+
+    /// Runs one call for the session's user. Problems the model can fix come
+    /// back as an `error` object in the content; only failures of the
+    /// server are `Err`.
+    pub async fn call(&self, ctx: ToolContext<'_>, call: &ToolCall) -> Result<ToolOutput, Failure> {
+        let span = tracing::info_span!("tool", tool = %call.name, user_id = %ctx.session.user, call_id = %call.id);
         async {
-            let Some(tool) = self.tools.iter().find(|t| t.spec().name == call.name) else {
-                let names: Vec<&str> = self.tools.iter().map(|t| t.spec().name).collect();
+            let Some(entry) = self.tools.iter().find(|t| t.spec.name == call.name) else {
+                let names: Vec<&str> = self.tools.iter().map(|t| t.spec.name).collect();
                 return Ok(error_output(
                     &format!("unknown tool `{}`; available tools: {}", call.name, names.join(", ")),
                     None,
@@ -145,20 +180,17 @@ impl Registry {
                     None,
                 ));
             }
-            match tool.call(ctx, &call.arguments).await {
-                Ok(value) => {
+            match entry.tool.call(ctx, &call.arguments).await {
+                Ok(content) => {
                     tracing::info!("tool call succeeded");
-                    Ok(ToolOutput {
-                        content: value.to_string(),
-                        ok: true,
-                    })
+                    Ok(ToolOutput { content })
                 }
                 Err(ToolError::Invalid { message, current }) => {
                     tracing::info!(error = %message, "tool call refused");
                     Ok(error_output(&message, current.as_deref()))
                 }
                 Err(ToolError::Fatal(e)) => {
-                    tracing::error!(error = %e, "tool call failed in the store");
+                    tracing::error!(error = %e, "tool call failed");
                     Err(e)
                 }
             }
@@ -168,6 +200,29 @@ impl Registry {
     }
 }
 
+/// Every tool the model can call, in the order it sees them.
+///
+/// # Panics
+/// If two tools share a name (a programming error caught by every test run).
+pub fn registry(templates: Arc<Templates>) -> Registry {
+    let registry = Registry {
+        tools: Vec::new(),
+        specs: Arc::new([]),
+    }
+    .with(update_plan::UpdatePlan)
+    .with(show_plan::ShowPlan)
+    .with(list_plans::ListPlans)
+    .with(plan_history::PlanHistory)
+    .with(plan_from_template::PlanFromTemplate { templates })
+    .with(undo::Undo)
+    .with(remind::Remind)
+    .with(set_preferences::SetPreferences);
+    let names: std::collections::HashSet<&str> = registry.tools.iter().map(|t| t.spec.name).collect();
+    assert_eq!(names.len(), registry.tools.len(), "two tools share a name");
+    let specs = registry.tools.iter().map(|t| t.spec.clone()).collect();
+    Registry { specs, ..registry }
+}
+
 fn error_output(message: &str, current: Option<&Plan>) -> ToolOutput {
     let mut value = json!({"error": message});
     if let Some(plan) = current {
@@ -175,7 +230,6 @@ fn error_output(message: &str, current: Option<&Plan>) -> ToolOutput {
     }
     ToolOutput {
         content: value.to_string(),
-        ok: false,
     }
 }
 
@@ -183,28 +237,4 @@ fn error_output(message: &str, current: Option<&Plan>) -> ToolOutput {
 pub fn parse_args<T: DeserializeOwned>(tool: &str, arguments: &str) -> Result<T, ToolError> {
     let text = if arguments.trim().is_empty() { "{}" } else { arguments };
     serde_json::from_str(text).map_err(|e| ToolError::invalid(format!("invalid arguments for {tool}: {e}")))
-}
-
-/// Loads one of the session user's plans; a foreign or unknown id is simply
-/// not found.
-pub async fn load_plan(ctx: &ToolContext, id: PlanId) -> Result<Plan, ToolError> {
-    match ctx.store.get_plan(&ctx.user, id).await? {
-        Some(plan) => Ok(plan),
-        None => {
-            let plans = ctx.store.list_plans(&ctx.user).await?;
-            let ids: Vec<String> = plans
-                .iter()
-                .filter(|p| p.status == PlanStatus::Active)
-                .map(|p| format!("{} ({})", p.id, p.title))
-                .collect();
-            Err(ToolError::invalid(format!(
-                "plan {id} not found; active plans: {}",
-                if ids.is_empty() {
-                    "none".to_owned()
-                } else {
-                    ids.join(", ")
-                }
-            )))
-        }
-    }
 }

@@ -3,13 +3,15 @@
 //! and the server expands the template into a plan proposal, exactly as the
 //! offline engine does. Dates are resolved by the model into YYYY-MM-DD.
 
-use super::{Tool, ToolContext, ToolError, parse_args, update_plan};
-use crate::llm::ToolSpec;
+use super::update_plan::PlanResult;
+use super::{Tool, ToolContext, ToolError};
 use crate::planner::templates::{SlotType, Template, Templates};
 use crate::planner::{self, expand, missing_slot};
+use crate::service::NewPlan;
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -17,12 +19,14 @@ pub struct PlanFromTemplate {
     pub templates: Arc<Templates>,
 }
 
-#[derive(Deserialize)]
+/// The schema the model sees is built from the templates
+/// ([`PlanFromTemplate::parameters`]): one typed slot schema per kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Args {
-    kind: String,
+pub struct Args {
+    pub kind: String,
     #[serde(default)]
-    slots: Map<String, Value>,
+    pub slots: Map<String, Value>,
 }
 
 /// Longest text slot value.
@@ -91,28 +95,28 @@ fn check_slot(template: &Template, name: &str, value: &Value) -> Result<Value, S
 
 #[async_trait]
 impl Tool for PlanFromTemplate {
-    fn spec(&self) -> ToolSpec {
+    const NAME: &'static str = "plan_from_template";
+    const DESCRIPTION: &'static str = "Propose a new plan from a goal template (see the templates in the system prompt). Give the kind and its slots; write dates as YYYY-MM-DD in the user's time zone. If a required slot is unknown, ask the user instead of guessing. The user must confirm the proposal before the plan exists.";
+    type Args = Args;
+    type Output = PlanResult;
+
+    fn parameters(&self) -> Value {
         let kinds: Vec<&str> = self.templates.all.iter().map(|t| t.kind.as_str()).collect();
-        ToolSpec {
-            name: "plan_from_template",
-            description: "Propose a new plan from a goal template (see the templates in the system prompt). Give the kind and its slots; write dates as YYYY-MM-DD in the user's time zone. If a required slot is unknown, ask the user instead of guessing. The user must confirm the proposal before the plan exists.",
-            parameters: json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["kind", "slots"],
-                "properties": {
-                    "kind": {"type": "string", "enum": kinds},
-                    "slots": {
-                        "description": "The slots of the chosen kind (the schema whose title names it)",
-                        "anyOf": self.templates.all.iter().map(slot_schema).collect::<Vec<_>>()
-                    }
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["kind", "slots"],
+            "properties": {
+                "kind": {"type": "string", "enum": kinds},
+                "slots": {
+                    "description": "The slots of the chosen kind (the schema whose title names it)",
+                    "anyOf": self.templates.all.iter().map(slot_schema).collect::<Vec<_>>()
                 }
-            }),
-        }
+            }
+        })
     }
 
-    async fn call(&self, ctx: &ToolContext, arguments: &str) -> Result<Value, ToolError> {
-        let args: Args = parse_args("plan_from_template", arguments)?;
+    async fn run(&self, ctx: ToolContext<'_>, args: Args) -> Result<PlanResult, ToolError> {
         let Some(template) = self.templates.get(&args.kind) else {
             let kinds: Vec<&str> = self.templates.all.iter().map(|t| t.kind.as_str()).collect();
             return Err(ToolError::invalid(format!(
@@ -128,10 +132,11 @@ impl Tool for PlanFromTemplate {
             }
             slots.insert(
                 name.clone(),
-                check_slot(template, name, value).map_err(ToolError::invalid)?,
+                check_slot(template, name, value).map_err(|e| ToolError::invalid(e.to_string()))?,
             );
         }
-        let today = ctx.now.with_timezone(&ctx.time_zone).date_naive();
+        let tz = ctx.session.tz;
+        let today = ctx.service.now().with_timezone(&tz).date_naive();
         if let Some(missing) = missing_slot(template, &slots) {
             return Err(ToolError::invalid(format!(
                 "slot `{}` is missing; ask the user: {}",
@@ -139,8 +144,15 @@ impl Tool for PlanFromTemplate {
                 planner::fill(&missing.question, &slots, today, None)
             )));
         }
-        let e = expand(template, &slots, today, ctx.time_zone).map_err(ToolError::invalid)?;
-        update_plan::create(ctx, e.title, e.goal, Some(e.objective), e.summary, e.ops).await
+        let e = expand(template, &slots, today, tz).map_err(|e| ToolError::invalid(e.to_string()))?;
+        let new = NewPlan {
+            title: e.title,
+            goal: e.goal,
+            objective: Some(e.objective),
+            ops: e.ops,
+            why: e.summary,
+        };
+        Ok(PlanResult(ctx.service.create(ctx.session, new).await?))
     }
 }
 
@@ -188,16 +200,10 @@ mod schema_tests {
         );
         let trip = slot_schema(templates.get("trip").unwrap());
         assert_eq!(trip["properties"]["destinations"]["type"], "array");
-        let spec = PlanFromTemplate {
+        let parameters = PlanFromTemplate {
             templates: Arc::new(templates),
         }
-        .spec();
-        assert_eq!(
-            spec.parameters["properties"]["slots"]["anyOf"]
-                .as_array()
-                .unwrap()
-                .len(),
-            9
-        );
+        .parameters();
+        assert_eq!(parameters["properties"]["slots"]["anyOf"].as_array().unwrap().len(), 9);
     }
 }

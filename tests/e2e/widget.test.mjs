@@ -273,6 +273,28 @@ test("with two tabs open, a message typed offline in one is sent by that tab alo
   assert.deepEqual(ana.problems, []);
 });
 
+test("a second tab sees the question, the streamed answer and the plan change of a message sent in the first", async () => {
+  const other = await ana.context.newPage();
+  other.on("pageerror", (e) => ana.problems.push(e.message));
+  await other.goto(`${base}/?user=ana-e2e`);
+  const w2 = other.locator("#steward-widget");
+  await w2.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+  const text = "show me my onboarding plan";
+  await say(ana.w, text);
+  await answered(ana.page, text);
+  // The other tab shows the question once, then the answer and the card,
+  // without a reload.
+  await answered(other, text);
+  await w2.locator(".thread > *").last().locator(".plan-card").waitFor({ timeout: WAIT });
+  const items = await threadText(w2);
+  const asked = items.findIndex((i) => i === `msg.user:${text}`);
+  assert.ok(asked >= 0, items.join("\n"));
+  assert.equal(items.filter((i) => i === `msg.user:${text}`).length, 1, items.join("\n"));
+  assert.ok(items[asked + 1].startsWith("msg.assistant:Onboard Ana Souza"), items.join("\n"));
+  await other.close();
+  assert.deepEqual(ana.problems, []);
+});
+
 test("axe finds no WCAG 2.1 A/AA problems in the chat (with cards), My plans and Settings", async () => {
   const { w, page } = ana;
   for (const view of ["Chat", "My plans", "Settings"]) {

@@ -2,7 +2,7 @@
 //! exactly their owner's sockets, survive restarts, and bad tool calls change
 //! nothing.
 
-use crate::harness::{of_type, spawn_app, spawn_app_with};
+use crate::harness::{TestApp, of_type, spawn_app};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -381,7 +381,10 @@ async fn a_model_that_never_stops_calling_tools_is_cut_off_after_the_round_limit
             .map(|n| Script::tool(&format!("l{n}"), "list_plans", json!({})))
             .collect(),
     ));
-    let app = spawn_app_with(model.clone(), |c| c.limits.max_tool_rounds = 3).await;
+    let app = TestApp::with(model.clone())
+        .config(|c| c.limits.max_tool_rounds = 3)
+        .spawn()
+        .await;
     let mut ana = app.connect("ana").await;
     let frames = ana.turn("1", "loop forever").await;
     assert_eq!(frames.last().unwrap()["code"], "tool_rounds_exhausted");
@@ -391,7 +394,10 @@ async fn a_model_that_never_stops_calling_tools_is_cut_off_after_the_round_limit
 #[tokio::test]
 async fn messages_beyond_the_rate_limit_are_refused_with_a_wait() {
     let model = Arc::new(ScriptedModel::new(vec![Script::text("a"), Script::text("b")]));
-    let app = spawn_app_with(model, |c| c.limits.messages_per_minute = 2).await;
+    let app = TestApp::with(model)
+        .config(|c| c.limits.messages_per_minute = 2)
+        .spawn()
+        .await;
     let mut ana = app.connect("ana").await;
     ana.turn("1", "one").await;
     ana.turn("2", "two").await;

@@ -217,7 +217,7 @@ async fn kill_9_at_random_moments_never_loses_an_acknowledged_plan_update() {
 /// kill the armed triggers are exactly what the stored plans imply: none
 /// without its plan, none missing, none at a stale time.
 async fn trigger_violations(dir: &Path) -> Vec<String> {
-    use steward::store::{NotifyStore, SledStore, Store};
+    use steward::store::{AccountStore, PlanStore, SledStore, TriggerStore};
     use steward::triggers::{TriggerPolicy, for_plan};
     let store = SledStore::open(dir).unwrap();
     let mut violations = Vec::new();

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use steward::preferences::{Channels, Preferences};
-use steward::store::{NotifyStore, SledStore, Store};
+use steward::store::{AccountStore, SledStore};
 use steward::triggers::{Frequency, Recurrence, Trigger, TriggerKind};
 use steward::user::UserId;
 use tokio::io::{AsyncBufReadExt, BufReader};

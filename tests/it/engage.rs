@@ -5,7 +5,7 @@
 //! the subscription's keys, and nothing in titles or texts adds a header or
 //! a recipient.
 
-use crate::harness::{Client, ManualClock, TestApp, WAIT, of_type, spawn_app_full};
+use crate::harness::{Client, ManualClock, TestApp, WAIT, of_type};
 use crate::smtp::{Mode, Sink};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
@@ -13,12 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use steward::channels::mailer::Mailer;
 use steward::conversation::ToolCall;
-use steward::llm::offline::OfflineEngine;
 use steward::notification::OutboxStatus;
+use steward::offline::OfflineEngine;
 use steward::plan::Actor;
 use steward::planner::templates::Templates;
 use steward::preferences::{Channels, Preferences};
-use steward::scheduler::digest_trigger;
 use steward::triggers::{Frequency, Recurrence};
 use steward::user::UserId;
 
@@ -39,31 +38,31 @@ async fn app(clock: &ManualClock, mailer: Option<Mailer>, background: bool) -> T
 
 /// [`app`] with another model (a scripted one that words notifications).
 async fn app_with(
-    model: Arc<dyn steward::llm::ChatModel>,
+    engine: impl Into<steward::turn::Engine>,
     clock: &ManualClock,
     mailer: Option<Mailer>,
     background: bool,
 ) -> TestApp {
-    spawn_app_full(
-        model,
-        |c| {
+    let mut spawn = TestApp::with(engine)
+        .config(|c| {
             c.time_zone = "Europe/Berlin".into();
             c.background = background;
-        },
-        Some(clock.clock()),
-        mailer,
-    )
-    .await
+        })
+        .clock(clock.clock());
+    if let Some(mailer) = mailer {
+        spawn = spawn.mailer(mailer);
+    }
+    spawn.spawn().await
 }
 
 /// One scheduler tick at the clock's time.
 async fn tick(app: &TestApp, clock: &ManualClock) -> steward::scheduler::TickReport {
-    app.app.scheduler().await.unwrap().tick(clock.now()).await.unwrap()
+    app.app.scheduler().tick(clock.now()).await.unwrap()
 }
 
 /// One notifier pass: route what is due and deliver the outbox.
 async fn route(app: &TestApp) -> steward::notifier::Pass {
-    app.app.notifier().await.unwrap().pass().await.unwrap()
+    app.app.notifier().unwrap().pass().await.unwrap()
 }
 
 fn reply(frames: &[Value]) -> String {
@@ -107,7 +106,7 @@ async fn verified(app: &TestApp, user: &str, email: &str, zone: &str, time: &str
         channels: Channels::default(),
     };
     let now = app.app.now();
-    let trigger = digest_trigger(&user, &prefs, zone.parse().unwrap(), now, now);
+    let trigger = prefs.digest_trigger(&user, zone.parse().unwrap(), now, now);
     assert!(
         app.app
             .store
@@ -119,13 +118,17 @@ async fn verified(app: &TestApp, user: &str, email: &str, zone: &str, time: &str
 }
 
 async fn call_tool(app: &TestApp, user: &UserId, name: &str, args: Value) -> Value {
-    let ctx = app.app.tool_context(user, Actor::Model).await;
+    let session = app.app.service.session(user, Actor::Model).await;
+    let ctx = steward::tools::ToolContext {
+        service: &app.app.service,
+        session: &session,
+    };
     let call = ToolCall {
         id: "t1".into(),
         name: name.into(),
         arguments: args.to_string(),
     };
-    serde_json::from_str(&app.app.tools.call(&ctx, &call).await.unwrap().content).unwrap()
+    serde_json::from_str(&app.app.tools.call(ctx, &call).await.unwrap().content).unwrap()
 }
 
 #[tokio::test]
@@ -158,8 +161,8 @@ async fn due_overdue_idle_and_reminder_triggers_fire_once_each_into_the_open_soc
     expected.insert(("idle".to_owned(), None));
     expected.insert(("reminder".to_owned(), None));
 
-    let scheduler = app.app.scheduler().await.unwrap();
-    let notifier = app.app.notifier().await.unwrap();
+    let scheduler = app.app.scheduler();
+    let notifier = app.app.notifier().unwrap();
     let mut fired = 0;
     while clock.now() < end {
         clock.advance(Duration::minutes(30));
@@ -343,7 +346,7 @@ async fn one_digest_per_user_per_local_day_over_a_simulated_year_in_odd_zones() 
     for (u, zone, time) in users {
         verified(&app, u, &format!("{u}@example.com"), zone, time).await;
     }
-    let scheduler = app.app.scheduler().await.unwrap();
+    let scheduler = app.app.scheduler();
     let end = clock.now() + Duration::days(365);
     let mut decided = 0;
     let mut n = 0u64;
@@ -409,7 +412,7 @@ async fn a_verified_address_gets_the_digest_through_real_smtp_with_both_parts_an
         .unwrap();
     assert_eq!(prefs["email"], "ana@example.com");
     assert_eq!(prefs["email_verified"], false);
-    let notifier = app.app.notifier().await.unwrap();
+    let notifier = app.app.notifier().unwrap();
     notifier.pass().await.unwrap();
     let mail = sink.wait_for(1, WAIT).await;
     assert_eq!(mail.len(), 1, "only the verification mail before verifying");
@@ -498,7 +501,7 @@ async fn a_4xx_from_smtp_is_retried_with_the_same_message_and_a_5xx_is_not() {
         )
         .await;
         let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "08:00").await;
-        let scheduler = app.app.scheduler().await.unwrap();
+        let scheduler = app.app.scheduler();
         let prefs = app.app.store.preferences(&user).await.unwrap();
         let item = scheduler
             .digests
@@ -509,7 +512,7 @@ async fn a_4xx_from_smtp_is_retried_with_the_same_message_and_a_5xx_is_not() {
             .item;
         let key = item.key.clone();
         app.app.store.enqueue(vec![item]).await.unwrap();
-        let notifier = app.app.notifier().await.unwrap();
+        let notifier = app.app.notifier().unwrap();
         for _ in 0..5 {
             notifier.pass().await.unwrap();
             clock.advance(Duration::minutes(10));
@@ -832,20 +835,18 @@ async fn webhooks_get_signed_events_and_a_503_is_retried() {
     tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
     let secret = "a-webhook-secret-of-some-length";
     let clock = ManualClock::at(NOW);
-    let app = spawn_app_full(
-        engine(),
-        |c| {
+    let app = TestApp::with(engine())
+        .config(|c| {
             c.time_zone = "Europe/Berlin".into();
             c.background = false;
             c.webhooks = vec![steward::config::WebhookConfig {
                 url: format!("http://{hook_addr}/hook"),
                 secret: secret.into(),
             }];
-        },
-        Some(clock.clock()),
-        None,
-    )
-    .await;
+        })
+        .clock(clock.clock())
+        .spawn()
+        .await;
     let user = UserId::parse("ana").unwrap();
     app.app.store.ensure_user(&user).await.unwrap();
     call_tool(
@@ -857,7 +858,7 @@ async fn webhooks_get_signed_events_and_a_503_is_retried() {
     .await;
     clock.set(at("2026-11-22T11:00:00Z"));
     tick(&app, &clock).await;
-    let notifier = app.app.notifier().await.unwrap();
+    let notifier = app.app.notifier().unwrap();
     for _ in 0..4 {
         notifier.pass().await.unwrap();
         clock.advance(Duration::minutes(5));
@@ -894,7 +895,7 @@ async fn a_configured_model_words_notifications_and_its_failure_falls_back_to_th
     ] {
         call_tool(&app, &user, "remind", json!({"text": text, "at": at_})).await;
     }
-    let (scheduler, notifier) = (app.app.scheduler().await.unwrap(), app.app.notifier().await.unwrap());
+    let (scheduler, notifier) = (app.app.scheduler(), app.app.notifier().unwrap());
     for now in ["2026-11-22T11:00:00Z", "2026-11-22T12:00:00Z"] {
         clock.set(at(now));
         scheduler.tick(clock.now()).await.unwrap();
@@ -1035,7 +1036,7 @@ async fn a_missed_trigger_is_listed_in_the_next_digest_and_only_that_one() {
         json!({"text": "call the recruiter", "at": "2026-11-22T12:00:00+01:00"}),
     )
     .await;
-    let scheduler = app.app.scheduler().await.unwrap();
+    let scheduler = app.app.scheduler();
     // Down from before 12:00 until 21:00: nine hours late, past the window.
     clock.set(at("2026-11-22T20:00:00Z"));
     assert_eq!(scheduler.tick(clock.now()).await.unwrap().missed, 1);
@@ -1088,7 +1089,7 @@ async fn a_missed_trigger_is_in_exactly_one_digest_when_a_digest_is_deduplicated
     ] {
         call_tool(&app, &user, "remind", json!({"text": text, "at": at_})).await;
     }
-    let scheduler = app.app.scheduler().await.unwrap();
+    let scheduler = app.app.scheduler();
     // Monday's digest goes out at 08:00.
     clock.set(at("2026-11-23T07:00:00Z"));
     assert_eq!(scheduler.tick(clock.now()).await.unwrap().digests, 1);
@@ -1133,13 +1134,12 @@ async fn a_missed_trigger_is_in_exactly_one_digest_when_a_digest_is_deduplicated
 
 #[tokio::test]
 async fn a_digest_that_fires_while_preferences_are_saved_stays_armed_for_the_new_schedule() {
-    use steward::scheduler::{rearm_digest, save_preferences};
     let clock = ManualClock::at(NOW);
     let app = app(&clock, None, false).await;
     let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "08:00").await;
     let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
     let store = app.app.store.clone();
-    let scheduler = app.app.scheduler().await.unwrap();
+    let scheduler = app.app.scheduler();
     let digest_at = |store: Arc<dyn steward::store::Store>| async move {
         let armed = store.user_triggers(&UserId::parse("ana").unwrap()).await.unwrap();
         armed.iter().find(|t| t.id == "digest").map(|t| t.fire_at)
@@ -1165,7 +1165,7 @@ async fn a_digest_that_fires_while_preferences_are_saved_stays_armed_for_the_new
         let now = clock.now();
         // A save reads the armed digest, which is due...
         let armed = Some(due);
-        let stale = rearm_digest(&user, prefs, tz, armed, now);
+        let stale = prefs.rearmed_digest(&user, tz, armed, now);
         // ...the scheduler fires (and re-arms) it meanwhile...
         assert_eq!(scheduler.tick(now).await.unwrap().fired, 1);
         // ...so a save computed from what it read is refused whole.
@@ -1173,8 +1173,8 @@ async fn a_digest_that_fires_while_preferences_are_saved_stays_armed_for_the_new
         assert!(!store.save_preferences(&user, prefs, armed, stale).await.unwrap());
         assert_eq!(store.preferences(&user).await.unwrap(), before);
         // Saving computes the digest again from what the scheduler left.
-        let armed = save_preferences(store.as_ref(), &user, prefs, tz, now).await.unwrap();
-        assert_eq!(armed.map(|t| t.fire_at), Some(want));
+        let saved = app.app.service.save_preferences(&user, prefs.clone()).await.unwrap();
+        assert_eq!(saved.digest.map(|t| t.fire_at), Some(want));
         assert_eq!(digest_at(store.clone()).await, Some(want));
         assert_eq!(&store.preferences(&user).await.unwrap(), prefs);
     }
@@ -1199,7 +1199,7 @@ async fn a_notification_shown_in_ready_while_it_is_worded_is_neither_emailed_nor
     .await;
     clock.set(at("2026-11-22T11:00:00Z"));
     assert_eq!(tick(&app, &clock).await.fired, 1);
-    let notifier = app.app.notifier().await.unwrap();
+    let notifier = app.app.notifier().unwrap();
     let routing = tokio::spawn({
         let notifier = notifier.clone();
         async move { notifier.pass().await.unwrap() }

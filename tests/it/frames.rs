@@ -2,7 +2,7 @@
 //! socket stays usable; oversized frames close it with 1009; bad handshakes
 //! are refused before the upgrade.
 
-use crate::harness::spawn_app;
+use crate::harness::{TestApp, spawn_app};
 use futures::SinkExt;
 use serde_json::json;
 use std::sync::Arc;
@@ -95,10 +95,10 @@ async fn handshakes_without_a_user_or_from_a_foreign_origin_are_refused_before_u
 #[tokio::test]
 async fn a_secured_server_accepts_signed_tokens_only() {
     let secret = "0123456789abcdef0123456789abcdef";
-    let app = crate::harness::spawn_app_with(Arc::new(ScriptedModel::new(vec![])), |c| {
-        c.auth_secret = Some(secret.into())
-    })
-    .await;
+    let app = TestApp::with(Arc::new(ScriptedModel::new(vec![])))
+        .config(|c| c.auth_secret = Some(secret.into()))
+        .spawn()
+        .await;
     let refused = tokio_tungstenite::connect_async(app.ws_url("ana")).await.unwrap_err();
     assert!(
         matches!(refused, WsError::Http(r) if r.status() == 401),

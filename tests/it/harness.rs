@@ -7,9 +7,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use steward::app::Clock;
-use steward::llm::ChatModel;
-use steward::store::{SledStore, StoreError};
+use steward::channels::mailer::Mailer;
+use steward::clock::Clock;
+pub use steward::clock::ManualClock;
+use steward::config::ConfirmConfig;
+use steward::store::SledStore;
+use steward::turn::Engine;
 use steward::{App, Config};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -23,9 +26,19 @@ pub struct TestApp {
     pub app: App,
     config: Config,
     clock: Option<Clock>,
+    mailer: Option<Mailer>,
     _dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// How a test app is started: `TestApp::with(engine).config(…).spawn()`.
+pub struct Spawn {
+    engine: Engine,
+    dir: tempfile::TempDir,
+    config: Config,
+    clock: Option<Clock>,
+    mailer: Option<Mailer>,
 }
 
 pub fn test_config(data_dir: &Path) -> Config {
@@ -36,36 +49,14 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.llm.retry_base_ms = 10;
     // Foundation tests exercise plan updates directly; the planning tests
     // turn the confirmation policy back on.
-    config.confirm = steward::config::ConfirmConfig::never();
-    config.templates_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/plans");
-    config.prompts_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");
-    config.static_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
-    config.email.templates_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/email");
+    config.confirm = ConfirmConfig::never();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    config.templates_dir = root.join("templates/plans");
+    config.prompts_dir = root.join("prompts");
+    config.static_dir = root.join("static");
+    config.email.templates_dir = root.join("templates/email");
     config.notify.retry_base_ms = 50;
     config
-}
-
-/// Opens the store, retrying while a previous app in this process still
-/// holds the lock (its tasks are finishing).
-pub async fn open_store(dir: &Path) -> SledStore {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match SledStore::open(dir) {
-            Ok(store) => return store,
-            Err(StoreError::Locked { .. }) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("opening store: {e}"),
-        }
-    }
-}
-
-pub async fn spawn_app(model: Arc<dyn ChatModel>) -> TestApp {
-    spawn_app_with(model, |_| {}).await
-}
-
-pub async fn spawn_app_with(model: Arc<dyn ChatModel>, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    spawn_app_at(model, tweak, None).await
 }
 
 /// A clock that starts at `start` and runs at real speed.
@@ -77,97 +68,63 @@ pub fn clock_from(start: &str) -> Clock {
     Arc::new(move || base + began.elapsed())
 }
 
-pub async fn spawn_app_at(model: Arc<dyn ChatModel>, tweak: impl FnOnce(&mut Config), clock: Option<Clock>) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    tweak(&mut config);
-    let mut app = start(model, config, clock).await;
-    app._dir = Some(dir);
-    app
+/// An app on a fresh data directory with the test configuration.
+pub async fn spawn_app(engine: impl Into<Engine>) -> TestApp {
+    TestApp::with(engine).spawn().await
 }
 
-/// Starts an app on a fresh data directory with the given clock and mail
-/// transport.
-pub async fn spawn_app_full(
-    model: Arc<dyn ChatModel>,
-    tweak: impl FnOnce(&mut Config),
-    clock: Option<Clock>,
-    mailer: Option<steward::channels::mailer::Mailer>,
-) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    tweak(&mut config);
-    let mut app = start_with(model, config, clock, mailer).await;
-    app._dir = Some(dir);
-    app
-}
+impl Spawn {
+    pub fn config(mut self, tweak: impl FnOnce(&mut Config)) -> Spawn {
+        tweak(&mut self.config);
+        self
+    }
 
-/// A clock tests move by hand.
-#[derive(Clone)]
-pub struct ManualClock(Arc<std::sync::Mutex<chrono::DateTime<chrono::Utc>>>);
+    pub fn clock(mut self, clock: Clock) -> Spawn {
+        self.clock = Some(clock);
+        self
+    }
 
-impl ManualClock {
-    pub fn at(start: &str) -> ManualClock {
-        ManualClock(Arc::new(std::sync::Mutex::new(
-            chrono::DateTime::parse_from_rfc3339(start)
-                .unwrap()
-                .with_timezone(&chrono::Utc),
-        )))
+    pub fn mailer(mut self, mailer: Mailer) -> Spawn {
+        self.mailer = Some(mailer);
+        self
     }
-    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        *self.0.lock().unwrap()
-    }
-    pub fn set(&self, t: chrono::DateTime<chrono::Utc>) {
-        *self.0.lock().unwrap() = t;
-    }
-    pub fn advance(&self, d: chrono::Duration) {
-        let now = self.now();
-        self.set(now + d);
-    }
-    pub fn clock(&self) -> Clock {
-        let me = self.clone();
-        Arc::new(move || me.now())
+
+    pub async fn spawn(self) -> TestApp {
+        let mut app = start(self.engine, self.config, self.clock, self.mailer).await;
+        app._dir = Some(self.dir);
+        app
     }
 }
 
-pub async fn start(model: Arc<dyn ChatModel>, config: Config, clock: Option<Clock>) -> TestApp {
-    start_with(model, config, clock, None).await
-}
-
-/// Starts the app; `mailer` replaces the configured mail transport.
-pub async fn start_with(
-    model: Arc<dyn ChatModel>,
-    config: Config,
-    clock: Option<Clock>,
-    mailer: Option<steward::channels::mailer::Mailer>,
-) -> TestApp {
-    let store = open_store(&config.data_dir)
-        .await
-        .with_trigger_policy(steward::triggers::TriggerPolicy::from(&config.notify));
-    let mut app = App::with_parts(config.clone(), Arc::new(store), model).unwrap();
+/// Starts the app on the config's data directory. The store opens at once:
+/// a previous app on it has stopped every task before its shutdown returned.
+async fn start(engine: Engine, config: Config, clock: Option<Clock>, mailer: Option<Mailer>) -> TestApp {
+    let store = SledStore::open(&config.data_dir).unwrap();
+    let mut builder = App::builder(config.clone()).store(Arc::new(store)).engine(engine);
     if let Some(clock) = &clock {
-        app = app.with_clock(clock.clone());
+        builder = builder.clock(clock.clone());
     }
-    if let Some(mailer) = mailer {
-        app = app.with_mailer(mailer);
+    if let Some(mailer) = &mailer {
+        builder = builder.mailer(mailer.clone());
     }
+    let app = builder.build().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = app.clone();
     let server = tokio::spawn(async move {
-        serving
-            .serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
+        steward::http::serve(serving, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
     });
     TestApp {
         addr,
         app,
         config,
         clock,
+        mailer,
         _dir: None,
         stop: Some(stop),
         server,
@@ -175,6 +132,19 @@ pub async fn start_with(
 }
 
 impl TestApp {
+    /// Starts building an app answered by `engine`.
+    pub fn with(engine: impl Into<Engine>) -> Spawn {
+        let dir = tempfile::tempdir().unwrap();
+        let config = test_config(dir.path());
+        Spawn {
+            engine: engine.into(),
+            dir,
+            config,
+            clock: None,
+            mailer: None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -201,21 +171,24 @@ impl TestApp {
     }
 
     /// Stops the server and starts a new one on the same data directory.
-    pub async fn restart(mut self, model: Arc<dyn ChatModel>) -> TestApp {
+    pub async fn restart(mut self, engine: impl Into<Engine>) -> TestApp {
         let dir = self._dir.take();
-        let (config, clock) = (self.config.clone(), self.clock.clone());
+        let (config, clock, mailer) = (self.config.clone(), self.clock.clone(), self.mailer.clone());
         self.shutdown().await;
-        let mut next = start(model, config, clock).await;
+        let mut next = start(engine.into(), config, clock, mailer).await;
         next._dir = dir;
         next
     }
 
+    /// Stops the server and waits until every task it spawned has stopped.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.server.abort();
-        let _ = (&mut self.server).await;
+        tokio::time::timeout(WAIT, &mut self.server)
+            .await
+            .expect("the server did not stop in time")
+            .unwrap();
     }
 }
 

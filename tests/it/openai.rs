@@ -1,7 +1,7 @@
 //! The OpenAI-compatible adapter against a real HTTP server on loopback.
 
 use crate::fake_openai::{FakeOpenAi, Reply};
-use crate::harness::{of_type, spawn_app_with};
+use crate::harness::{TestApp, of_type};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,10 @@ async fn the_adapter_streams_text_and_tool_calls_and_sends_the_whole_conversatio
         _ => Reply::Text(vec!["All ".into(), "set: ".into(), "two steps.".into()]),
     })
     .await;
-    let app = spawn_app_with(adapter(&fake), |c| c.llm.retry_base_ms = 10).await;
+    let app = TestApp::with(adapter(&fake))
+        .config(|c| c.llm.retry_base_ms = 10)
+        .spawn()
+        .await;
     let mut ana = app.connect("ana").await;
     let frames = ana.turn("c1", "plan the launch of Nimbus on March 3").await;
 
@@ -139,11 +142,13 @@ async fn a_429_retry_after_is_honoured_and_malformed_or_truncated_answers_are_re
         _ => Reply::Text(vec!["finally".into()]),
     })
     .await;
-    let app = spawn_app_with(adapter(&fake), |c| {
-        c.llm.retry_base_ms = 10;
-        c.llm.max_retries = 4;
-    })
-    .await;
+    let app = TestApp::with(adapter(&fake))
+        .config(|c| {
+            c.llm.retry_base_ms = 10;
+            c.llm.max_retries = 4;
+        })
+        .spawn()
+        .await;
     let mut ana = app.connect("ana").await;
     let frames = ana.turn("c1", "hello").await;
     assert_eq!(frames.last().unwrap()["type"], "reply", "{frames:?}");
@@ -169,7 +174,10 @@ async fn a_client_error_is_not_retried_and_reaches_the_user_clearly() {
         message: "model `nope` does not exist".into(),
     })
     .await;
-    let app = spawn_app_with(adapter(&fake), |c| c.llm.retry_base_ms = 10).await;
+    let app = TestApp::with(adapter(&fake))
+        .config(|c| c.llm.retry_base_ms = 10)
+        .spawn()
+        .await;
     let mut ana = app.connect("ana").await;
     let frames = ana.turn("c1", "hello").await;
     let error = frames.last().unwrap();
@@ -192,7 +200,10 @@ async fn a_retry_after_beyond_the_cap_fails_at_once() {
         message: "quota".into(),
     })
     .await;
-    let app = spawn_app_with(adapter(&fake), |c| c.llm.max_retry_after_secs = 5).await;
+    let app = TestApp::with(adapter(&fake))
+        .config(|c| c.llm.max_retry_after_secs = 5)
+        .spawn()
+        .await;
     let mut ana = app.connect("ana").await;
     let frames = tokio::time::timeout(Duration::from_secs(3), ana.turn("c1", "hello"))
         .await

@@ -2,11 +2,11 @@
 //! proposals, a yes creates the plan, commands work on real plans, dates move
 //! only with confirmation, undo reverts, and all of it survives a restart.
 
-use crate::harness::{Client, TestApp, clock_from, of_type, spawn_app_at};
+use crate::harness::{Client, TestApp, clock_from, of_type};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use steward::config::ConfirmConfig;
-use steward::llm::offline::OfflineEngine;
+use steward::offline::OfflineEngine;
 use steward::planner::templates::Templates;
 
 /// Sunday 2026-11-22, 11:00 in Berlin.
@@ -17,15 +17,14 @@ fn engine() -> Arc<OfflineEngine> {
 }
 
 async fn app() -> TestApp {
-    spawn_app_at(
-        engine(),
-        |c| {
+    TestApp::with(engine())
+        .config(|c| {
             c.confirm = ConfirmConfig::default();
             c.time_zone = "Europe/Berlin".into();
-        },
-        Some(clock_from(NOW)),
-    )
-    .await
+        })
+        .clock(clock_from(NOW))
+        .spawn()
+        .await
 }
 
 fn reply(frames: &[Value]) -> String {
@@ -270,15 +269,14 @@ async fn a_configured_model_proposes_from_templates_with_checked_slots_and_the_s
         ),
         Script::text("I can set up the Nimbus launch; shall I?"),
     ]));
-    let app = spawn_app_at(
-        model.clone(),
-        |c| {
+    let app = TestApp::with(model.clone())
+        .config(|c| {
             c.confirm = ConfirmConfig::default();
             c.time_zone = "Europe/Berlin".into();
-        },
-        Some(clock_from(NOW)),
-    )
-    .await;
+        })
+        .clock(clock_from(NOW))
+        .spawn()
+        .await;
     let mut ana = app.connect("ana").await;
     let frames = ana.turn("1", "plan the launch of Nimbus on March 3").await;
     let results: Vec<String> = model.requests()[3]

@@ -166,7 +166,7 @@ async fn export_and_import_round_trip_through_the_binary() {
 #[tokio::test]
 async fn steward_digest_sends_a_users_digest_once_per_period_through_the_file_outbox() {
     use steward::preferences::Preferences;
-    use steward::store::{NotifyStore, SledStore, Store};
+    use steward::store::{AccountStore, SledStore};
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SledStore::open(dir.path()).unwrap();

@@ -2,13 +2,13 @@
 //! ids, unknown ids, malformed JSON, oversized bodies, no credentials), and
 //! the OpenAPI document against what the router really serves.
 
-use crate::harness::{TestApp, spawn_app_at};
+use crate::harness::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use steward::config::ConfirmConfig;
-use steward::llm::offline::OfflineEngine;
+use steward::offline::OfflineEngine;
 use steward::planner::templates::Templates;
 
 fn engine() -> Arc<OfflineEngine> {
@@ -16,16 +16,15 @@ fn engine() -> Arc<OfflineEngine> {
 }
 
 async fn app() -> TestApp {
-    spawn_app_at(
-        engine(),
-        |c| {
+    TestApp::with(engine())
+        .config(|c| {
             c.confirm = ConfirmConfig::default();
             c.time_zone = "Europe/Berlin".into();
             c.background = false;
-        },
-        Some(crate::harness::clock_from("2026-11-22T10:00:00Z")),
-    )
-    .await
+        })
+        .clock(crate::harness::clock_from("2026-11-22T10:00:00Z"))
+        .spawn()
+        .await
 }
 
 async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -166,7 +165,10 @@ async fn bodies_that_are_malformed_or_too_large_are_refused_with_a_code() {
 #[tokio::test]
 async fn with_an_auth_secret_rest_needs_a_valid_token_and_ignores_user_parameters() {
     let secret = "a-secret-that-is-at-least-32-characters-long";
-    let app = spawn_app_at(engine(), |c| c.auth_secret = Some(secret.into()), None).await;
+    let app = TestApp::with(engine())
+        .config(|c| c.auth_secret = Some(secret.into()))
+        .spawn()
+        .await;
     let token = steward::http::auth::issue_token(secret, &steward::user::UserId::parse("ana").unwrap(), 60).unwrap();
     let client = reqwest::Client::new();
     let r = client.get(app.url("/api/plans?user=ana")).send().await.unwrap();
@@ -311,15 +313,13 @@ async fn the_conversation_route_gives_the_thread_as_shown_with_its_cards_and_onl
 
 #[tokio::test]
 async fn cross_origin_rest_is_allowed_only_for_origins_the_socket_accepts() {
-    let app = spawn_app_at(
-        engine(),
-        |c| {
+    let app = TestApp::with(engine())
+        .config(|c| {
             c.allowed_origins = vec!["https://intranet.example.com".into()];
             c.background = false;
-        },
-        None,
-    )
-    .await;
+        })
+        .spawn()
+        .await;
     let preflight = |origin: &'static str| {
         reqwest::Client::new()
             .request(Method::OPTIONS, app.url("/api/plans?user=ana"))
@@ -424,7 +424,7 @@ async fn the_conversation_says_busy_while_a_turn_runs() {
         std::time::Duration::from_millis(1500),
         Box::new(Script::text("done thinking")),
     )]));
-    let app = spawn_app_at(model, |c| c.background = false, None).await;
+    let app = TestApp::with(model).config(|c| c.background = false).spawn().await;
     let mut ana = app.connect("ana").await;
     let (_, idle) = call(&app, Method::GET, "/api/conversation?user=ana", None).await;
     assert_eq!(idle["busy"], false);

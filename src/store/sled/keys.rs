@@ -3,8 +3,6 @@
 //! (a variable-length name prefix would let "ann" scan into "anna").
 //! Numbers are big-endian so byte order is numeric order.
 
-pub const USER_PREFIX: usize = 8;
-
 pub fn user_prefix(user: u64) -> [u8; 8] {
     user.to_be_bytes()
 }
@@ -25,6 +23,10 @@ pub fn history(user: u64, plan: u64, version: u64) -> [u8; 24] {
 }
 
 pub fn message(user: u64, seq: u64) -> [u8; 16] {
+    plan(user, seq)
+}
+
+pub fn proposal(user: u64, seq: u64) -> [u8; 16] {
     plan(user, seq)
 }
 

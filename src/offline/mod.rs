@@ -1,0 +1,315 @@
+//! The built-in offline engine: how steward answers when no model is
+//! configured. It reads each message with the goal interpreter (once, in
+//! the turn), turns new goals into template-based plan proposals (asking
+//! for missing details one at a time), runs commands against the user's
+//! real plans through the same tools a model calls — with typed arguments
+//! and typed results, no JSON in between — and words the outcome.
+//!
+//! A turn with the engine is [`OfflineEngine::decide`] (pure), then, for a
+//! tool call, [`OfflineEngine::run`] and [`OfflineEngine::explain`]; the
+//! turn records the call and its result in the transcript exactly as for a
+//! model, so a model configured later reads the same history.
+
+mod dialogue;
+mod matching;
+mod replies;
+
+pub use replies::HELP;
+
+use crate::conversation::{Message, ToolCall};
+use crate::interpreter::Interpretation;
+use crate::plan::Plan;
+use crate::planner::templates::Templates;
+use crate::service::Failure;
+use crate::tools::list_plans::{self, ListPlans, Listed};
+use crate::tools::plan_history::{self, History, PlanHistory};
+use crate::tools::remind::{self, Remind, Reminded};
+use crate::tools::set_preferences::{self, Saved, SetPreferences};
+use crate::tools::show_plan::{self, ShowPlan, Shown};
+use crate::tools::undo::{self, Undo, UndoResult};
+use crate::tools::update_plan::{self, PlanResult, UpdatePlan};
+use crate::tools::{Tool, ToolContext, ToolError};
+use chrono::DateTime;
+use chrono_tz::Tz;
+use serde::Serialize;
+use std::sync::Arc;
+
+pub struct OfflineEngine {
+    templates: Arc<Templates>,
+}
+
+/// The engine's next step for a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Answer in words.
+    Say(String),
+    /// Call a tool, then word its outcome.
+    Call(Call),
+}
+
+/// A tool call with typed arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    UpdatePlan(update_plan::Args),
+    ShowPlan(show_plan::Args),
+    ListPlans(list_plans::Args),
+    PlanHistory(plan_history::Args),
+    Undo,
+    Remind(remind::Args),
+    SetPreferences(set_preferences::Args),
+}
+
+/// The typed outcome of a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Plan(PlanResult),
+    Shown(Shown),
+    Listed(Listed),
+    History(History),
+    Undone(UndoResult),
+    Reminded(Reminded),
+    Preferences(Saved),
+    /// The service refused; the message says why.
+    Refused(String),
+}
+
+impl Call {
+    /// The call as a model would have made it, for the transcript.
+    pub fn record(&self) -> ToolCall {
+        fn call(name: &str, args: &impl Serialize) -> ToolCall {
+            ToolCall {
+                id: format!("offline-{name}"),
+                name: name.into(),
+                arguments: serde_json::to_string(args).unwrap_or_else(|_| "{}".into()),
+            }
+        }
+        match self {
+            Call::UpdatePlan(a) => call(UpdatePlan::NAME, a),
+            Call::ShowPlan(a) => call(ShowPlan::NAME, a),
+            Call::ListPlans(a) => call(ListPlans::NAME, a),
+            Call::PlanHistory(a) => call(PlanHistory::NAME, a),
+            Call::Undo => call(Undo::NAME, &undo::Args {}),
+            Call::Remind(a) => call(Remind::NAME, a),
+            Call::SetPreferences(a) => call(SetPreferences::NAME, a),
+        }
+    }
+}
+
+impl Outcome {
+    /// The result as the model would have read it, for the transcript.
+    pub fn content(&self) -> String {
+        fn json(v: &impl Serialize) -> String {
+            serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        }
+        match self {
+            Outcome::Plan(v) => json(v),
+            Outcome::Shown(v) => json(v),
+            Outcome::Listed(v) => json(v),
+            Outcome::History(v) => json(v),
+            Outcome::Undone(v) => json(v),
+            Outcome::Reminded(v) => json(v),
+            Outcome::Preferences(v) => json(v),
+            Outcome::Refused(message) => json(&serde_json::json!({ "error": message })),
+        }
+    }
+}
+
+impl OfflineEngine {
+    pub fn new(templates: Arc<Templates>) -> OfflineEngine {
+        OfflineEngine { templates }
+    }
+
+    /// The next step for `said` (read as `reading`), given the user's
+    /// active plans, the conversation so far (ending with `said`) and their
+    /// local time.
+    pub fn decide(
+        &self,
+        said: &str,
+        reading: &Interpretation,
+        plans: &[Plan],
+        history: &[Message],
+        now: DateTime<Tz>,
+    ) -> Step {
+        let cx = dialogue::Context {
+            templates: &self.templates,
+            plans,
+            history,
+            now,
+        };
+        dialogue::decide(&cx, said, reading)
+    }
+
+    /// Runs a call for the session's user. A refusal is an outcome (the
+    /// user is told why); only a server failure is an error.
+    pub async fn run(&self, ctx: ToolContext<'_>, call: &Call) -> Result<Outcome, Failure> {
+        let outcome = match call.clone() {
+            Call::UpdatePlan(a) => UpdatePlan.run(ctx, a).await.map(Outcome::Plan),
+            Call::ShowPlan(a) => ShowPlan.run(ctx, a).await.map(Outcome::Shown),
+            Call::ListPlans(a) => ListPlans.run(ctx, a).await.map(Outcome::Listed),
+            Call::PlanHistory(a) => PlanHistory.run(ctx, a).await.map(Outcome::History),
+            Call::Undo => Undo.run(ctx, undo::Args {}).await.map(Outcome::Undone),
+            Call::Remind(a) => Remind.run(ctx, a).await.map(Outcome::Reminded),
+            Call::SetPreferences(a) => SetPreferences.run(ctx, a).await.map(Outcome::Preferences),
+        };
+        match outcome {
+            Ok(outcome) => Ok(outcome),
+            Err(ToolError::Invalid { message, .. }) => Ok(Outcome::Refused(message)),
+            Err(ToolError::Fatal(failure)) => Err(failure),
+        }
+    }
+
+    /// Words for the outcome of `call`, in the user's zone `tz`.
+    pub fn explain(&self, call: &Call, outcome: &Outcome, tz: Tz) -> String {
+        let args = match call {
+            Call::UpdatePlan(a) => Some(a),
+            Call::ShowPlan(_)
+            | Call::ListPlans(_)
+            | Call::PlanHistory(_)
+            | Call::Undo
+            | Call::Remind(_)
+            | Call::SetPreferences(_) => None,
+        };
+        replies::explain(outcome, args, tz)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interpreter::interpret;
+    use crate::plan::{Op, PlanId, Step as PlanStep, StepStatus};
+    use chrono::Utc;
+    use serde_json::json;
+
+    fn engine() -> OfflineEngine {
+        OfflineEngine::new(Arc::new(Templates::built_in().unwrap()))
+    }
+
+    fn now() -> DateTime<Tz> {
+        chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono_tz::Europe::Berlin)
+    }
+
+    fn user(t: &str) -> Message {
+        Message::User {
+            text: t.into(),
+            id: None,
+        }
+    }
+
+    fn assistant(t: &str) -> Message {
+        Message::Assistant {
+            text: t.into(),
+            tool_calls: vec![],
+            notification: None,
+        }
+    }
+
+    fn plan(id: u64, title: &str, steps: &[&str]) -> Plan {
+        let mut p = Plan::draft(title, "", Utc::now());
+        p.id = PlanId(id);
+        p.version = 2;
+        for (i, s) in steps.iter().enumerate() {
+            p.steps.push(PlanStep::new(format!("s{}", i + 1), *s));
+        }
+        p
+    }
+
+    /// The engine's step for the last user message of `history`.
+    fn step(history: &[Message], plans: &[Plan]) -> Step {
+        let e = engine();
+        let Some(Message::User { text, .. }) = history.last() else {
+            panic!("the history must end with a user message");
+        };
+        let reading = interpret(text, now(), &e.templates);
+        e.decide(text, &reading, plans, history, now())
+    }
+
+    fn update(step: Step) -> update_plan::Args {
+        match step {
+            Step::Call(Call::UpdatePlan(args)) => args,
+            other => panic!("expected update_plan, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn commands_become_typed_tool_calls_against_the_right_plan_and_step() {
+        let plans = vec![
+            plan(1, "Onboard Ana", &["Order laptop", "Create accounts"]),
+            plan(2, "Launch Nimbus", &["Press kit"]),
+        ];
+        assert_eq!(
+            step(&[user("show my onboarding plan")], &plans),
+            Step::Call(Call::ShowPlan(show_plan::Args { plan_id: PlanId(1) }))
+        );
+        let done = update(step(&[user("mark the laptop step as done")], &plans));
+        assert_eq!(
+            done.ops,
+            Some(vec![Op::SetStatus {
+                step: "s1".into(),
+                status: StepStatus::Completed,
+                result: None
+            }])
+        );
+        let moved = update(step(&[user("move the press kit to Friday")], &plans));
+        assert_eq!(moved.plan_id, Some(PlanId(2)));
+        assert_eq!(
+            serde_json::to_value(&moved.ops).unwrap()[0]["due_at"],
+            json!("2026-11-27T08:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_goal_with_a_missing_detail_is_asked_for_then_proposed() {
+        let first = step(&[user("I need to onboard Ana Souza")], &[]);
+        assert_eq!(first, Step::Say("When does Ana Souza start?".into()));
+        let args = update(step(
+            &[
+                user("I need to onboard Ana Souza"),
+                assistant("When does Ana Souza start?"),
+                user("December 1"),
+            ],
+            &[],
+        ));
+        assert_eq!(args.title.as_deref(), Some("Onboard Ana Souza"));
+        assert_eq!(
+            serde_json::to_value(&args.objective).unwrap(),
+            json!({"kind": "onboard_employee", "slots": {"name": "Ana Souza", "start_date": "2026-12-01"}})
+        );
+        assert_eq!(args.explanation.as_deref(), Some("To onboard Ana Souza by Dec 1"));
+        let unclear = step(
+            &[
+                user("I need to onboard Ana Souza"),
+                assistant("When does Ana Souza start?"),
+                user("soon-ish"),
+            ],
+            &[],
+        );
+        assert_eq!(
+            unclear,
+            Step::Say("Sorry, I didn't catch that. When does Ana Souza start?".into())
+        );
+    }
+
+    #[test]
+    fn small_talk_gets_a_helpful_answer_and_no_action() {
+        match step(&[user("what's the weather like?")], &[]) {
+            Step::Say(text) => assert!(text.contains("show my onboarding plan"), "{text}"),
+            other => panic!("expected words, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_call_is_recorded_as_a_model_would_have_made_it() {
+        let call = Call::ShowPlan(show_plan::Args { plan_id: PlanId(3) });
+        assert_eq!(
+            call.record(),
+            ToolCall {
+                id: "offline-show_plan".into(),
+                name: "show_plan".into(),
+                arguments: r#"{"plan_id":"p3"}"#.into(),
+            }
+        );
+    }
+}

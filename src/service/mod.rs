@@ -1,0 +1,232 @@
+//! The plan service: every read and change of a user's plans, proposals,
+//! reminders and preferences goes through here, whoever asks — the chat
+//! turn (and its typed yes/no), the tools a model calls, the offline
+//! engine, REST, the scheduler and the notifier. It owns the rules that are
+//! not pure:
+//!
+//! - who acted ([`Session::actor`], from the caller; the user always comes
+//!   from the authenticated connection),
+//! - the confirmation policy (which changes become proposals),
+//! - limits across plans (active plans per user, reminders per user),
+//! - which triggers a change implies, handed to the store with the write so
+//!   both land in one transaction,
+//! - telling the user's sockets ([`Publisher`]) once a change is stored.
+//!
+//! Inputs and outputs are typed; a [`Refusal`] is for whoever asked and
+//! changes nothing, a store failure is fatal for the request.
+
+mod error;
+mod plans;
+mod preferences;
+mod proposals;
+mod reminders;
+mod undo;
+
+pub use error::{Failure, PlanRef, Refusal, ServiceError};
+pub use plans::{Applied, NewPlan, PlanChange, Snapshot};
+pub use preferences::SavedPreferences;
+pub use proposals::Decision;
+pub use reminders::ReminderError;
+pub use undo::Undone;
+
+use crate::channels::email::Mail;
+use crate::channels::links::Links;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::events::{Event, Publisher};
+use crate::plan::{Actor, Plan, PlanLimits};
+use crate::proposal::ConfirmPolicy;
+use crate::store::{Derived, Store, StoreError};
+use crate::triggers::{self, TriggerPolicy};
+use crate::user::UserId;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::sync::Arc;
+
+/// The rules the service applies, from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    pub limits: PlanLimits,
+    pub max_active_plans: usize,
+    pub confirm: ConfirmPolicy,
+    pub triggers: TriggerPolicy,
+    /// For users who have not set their own zone.
+    pub default_tz: Tz,
+}
+
+impl Rules {
+    pub fn from_config(config: &Config) -> Rules {
+        Rules {
+            limits: PlanLimits::from(&config.plan),
+            max_active_plans: config.limits.max_active_plans,
+            confirm: ConfirmPolicy::from(&config.confirm),
+            triggers: TriggerPolicy::from(&config.notify),
+            default_tz: config.tz(),
+        }
+    }
+}
+
+/// Who acts, for whom, read once per turn or request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// From the authenticated connection, never from arguments.
+    pub user: UserId,
+    /// Recorded in the history of every change this session makes.
+    pub actor: Actor,
+    /// The user's time zone (their preference, else the server's).
+    pub tz: Tz,
+}
+
+/// What the service needs to send a verification email.
+pub struct Mailing {
+    pub mail: Arc<Mail>,
+    pub links: Links,
+}
+
+/// Cheap to clone; every clone is the same service.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    publisher: Arc<dyn Publisher>,
+    clock: Clock,
+    rules: Rules,
+    mailing: Mailing,
+    /// Pokes the notifier: something was queued to send.
+    notifier_wake: Arc<tokio::sync::Notify>,
+}
+
+impl Service {
+    pub fn new(
+        store: Arc<dyn Store>,
+        publisher: Arc<dyn Publisher>,
+        clock: Clock,
+        rules: Rules,
+        mailing: Mailing,
+        notifier_wake: Arc<tokio::sync::Notify>,
+    ) -> Service {
+        Service {
+            inner: Arc::new(Inner {
+                store,
+                publisher,
+                clock,
+                rules,
+                mailing,
+                notifier_wake,
+            }),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.inner.clock)()
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.inner.rules
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    fn publish(&self, user: &UserId, event: Event) {
+        self.inner.publisher.publish(user, event);
+    }
+
+    fn published_plan(&self, user: &UserId, plan: &Plan) {
+        self.publish(
+            user,
+            Event::Plan {
+                plan: plan.clone(),
+                shown: false,
+            },
+        );
+    }
+
+    /// The user's session: their time zone is read once, here. A failed
+    /// read is logged and the server's zone used, so a damaged preferences
+    /// record never blocks a user from their plans.
+    pub async fn session(&self, user: &UserId, actor: Actor) -> Session {
+        Session {
+            user: user.clone(),
+            actor,
+            tz: self.time_zone(user).await,
+        }
+    }
+
+    /// The user's time zone: their preference, else the configured one.
+    pub async fn time_zone(&self, user: &UserId) -> Tz {
+        match self.store().preferences(user).await {
+            Ok(prefs) => prefs.tz(self.inner.rules.default_tz),
+            Err(e) => {
+                tracing::warn!(user_id = %user, error = %e, "could not read preferences; using the default zone");
+                self.inner.rules.default_tz
+            }
+        }
+    }
+
+    /// The time zone `prefs` put the user in: theirs, else the server's.
+    pub fn tz_of(&self, prefs: &crate::preferences::Preferences) -> Tz {
+        prefs.tz(self.inner.rules.default_tz)
+    }
+
+    /// The user's active plans, oldest first.
+    pub async fn active_plans(&self, user: &UserId) -> Result<Vec<Plan>, StoreError> {
+        let mut plans = self.store().list_plans(user).await?;
+        plans.retain(Plan::is_active);
+        Ok(plans)
+    }
+
+    /// The triggers a plan implies under this service's policy: what the
+    /// store syncs in the same transaction as the plan write.
+    fn derive(&self, user: &UserId) -> impl Fn(&Plan) -> Derived + Send + Sync + use<> {
+        let (user, policy) = (user.clone(), self.inner.rules.triggers);
+        move |plan: &Plan| Derived {
+            triggers: triggers::for_plan(&user, plan, &policy),
+            arm_after: plan.updated_at,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::events::Written;
+    use std::path::Path;
+
+    /// Publishes nowhere.
+    pub struct Nobody;
+
+    impl Publisher for Nobody {
+        fn publish(&self, _: &UserId, _: Event) -> usize {
+            0
+        }
+        fn publish_tracked(&self, _: &UserId, _: Event) -> Option<Written> {
+            None
+        }
+        fn is_online(&self, _: &UserId) -> bool {
+            false
+        }
+    }
+
+    /// A service over `store` with the default rules (UTC), the built-in
+    /// email templates and a fixed link key.
+    pub fn service(store: Arc<dyn Store>, clock: Clock) -> Service {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mail = Mail::load(&root.join("templates/email"), "steward <steward@localhost>").unwrap();
+        Service::new(
+            store,
+            Arc::new(Nobody),
+            clock,
+            Rules::from_config(&Config::default()),
+            Mailing {
+                mail: Arc::new(mail),
+                links: Links::new(vec![7; 32], "http://127.0.0.1:8080"),
+            },
+            Arc::new(tokio::sync::Notify::new()),
+        )
+    }
+}

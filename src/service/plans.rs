@@ -1,0 +1,271 @@
+//! Reading and changing plans: the patch form, the snapshot form and new
+//! plans. Every change is applied to a copy and checked whole
+//! (`plan::patch`); a change the confirmation policy names becomes a
+//! proposal instead.
+
+use super::{PlanRef, Refusal, Service, ServiceError, Session};
+use crate::events::Event;
+use crate::plan::invariants::check_length;
+use crate::plan::snapshot::{self, SnapshotItem};
+use crate::plan::{Change, HistoryEntry, Objective, Op, Plan, PlanId, patch};
+use crate::proposal::{Action, Proposal};
+
+/// A plan to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPlan {
+    pub title: String,
+    pub goal: String,
+    /// The goal kind and slots it was made from, if any.
+    pub objective: Option<Objective>,
+    pub ops: Vec<Op>,
+    /// Recorded in the history.
+    pub why: String,
+}
+
+/// Operations on one plan, against the version the caller read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanChange {
+    pub plan_id: PlanId,
+    pub expected_version: u64,
+    pub ops: Vec<Op>,
+    pub why: String,
+}
+
+/// The whole list of steps, as Codex-style models send it. Without a
+/// `plan_id` it targets the user's only active plan, or creates one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub plan_id: Option<PlanId>,
+    /// Defaults to the version the target is at.
+    pub expected_version: Option<u64>,
+    pub title: Option<String>,
+    pub goal: Option<String>,
+    pub objective: Option<Objective>,
+    pub items: Vec<SnapshotItem>,
+    pub why: Option<String>,
+}
+
+/// What a change request did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// Stored (and sent to the user's sockets).
+    Changed { plan: Plan, created: bool },
+    /// The operations changed nothing; nothing was written.
+    Unchanged { plan: Plan },
+    /// Stored as a proposal that waits for the user's yes.
+    Proposed { proposal: Proposal },
+}
+
+impl Service {
+    /// The user's plans, oldest first: active ones, or all of them.
+    pub async fn plans(&self, s: &Session, include_closed: bool) -> Result<Vec<Plan>, ServiceError> {
+        let mut plans = self.store().list_plans(&s.user).await?;
+        if !include_closed {
+            plans.retain(Plan::is_active);
+        }
+        Ok(plans)
+    }
+
+    /// One of the user's plans; a foreign or unknown id is not found.
+    pub async fn plan(&self, s: &Session, id: PlanId) -> Result<Plan, ServiceError> {
+        match self.store().get_plan(&s.user, id).await? {
+            Some(plan) => Ok(plan),
+            None => {
+                let active = self.active_plans(&s.user).await?;
+                Err(Refusal::PlanNotFound {
+                    id,
+                    active: active.iter().map(PlanRef::of).collect(),
+                }
+                .into())
+            }
+        }
+    }
+
+    /// A plan the user asked to see: their sockets show its card again.
+    pub async fn show(&self, s: &Session, id: PlanId) -> Result<Plan, ServiceError> {
+        let plan = self.plan(s, id).await?;
+        self.publish(
+            &s.user,
+            Event::Plan {
+                plan: plan.clone(),
+                shown: true,
+            },
+        );
+        Ok(plan)
+    }
+
+    /// Who changed a plan, what and why, newest first.
+    pub async fn history(
+        &self,
+        s: &Session,
+        id: PlanId,
+        limit: usize,
+    ) -> Result<(Plan, Vec<HistoryEntry>), ServiceError> {
+        let plan = self.plan(s, id).await?;
+        let entries = self.store().history(&s.user, id, limit).await?;
+        Ok((plan, entries))
+    }
+
+    /// Creates a plan, or proposes it when creations need a yes.
+    pub async fn create(&self, s: &Session, new: NewPlan) -> Result<Applied, ServiceError> {
+        let rules = self.rules();
+        check_length("explanation", &new.why, rules.limits.max_explanation_chars)?;
+        let active = self.active_plans(&s.user).await?.len();
+        if active >= rules.max_active_plans {
+            return Err(Refusal::TooManyPlans { active }.into());
+        }
+        let now = self.now();
+        let mut draft = Plan::draft(new.title.trim(), new.goal.trim(), now);
+        if let Some(objective) = new.objective {
+            draft.objective = objective;
+        }
+        let outcome = patch::apply(&draft, &new.ops, &rules.limits, now)?;
+        let mut plan = outcome.plan;
+        plan.version = 1;
+        plan.status = plan.derived_status();
+        let mut changes = vec![Change::PlanCreated {
+            title: plan.title.clone(),
+        }];
+        changes.extend(outcome.changes);
+        if rules.confirm.needs_confirmation(&changes) {
+            let proposal = self
+                .propose(
+                    s,
+                    &plan.clone(),
+                    Action::Create { plan: Box::new(plan) },
+                    changes,
+                    new.why,
+                )
+                .await?;
+            return Ok(Applied::Proposed { proposal });
+        }
+        let entry = HistoryEntry {
+            at: now,
+            actor: s.actor,
+            why: new.why,
+            version: 1,
+            changes,
+            undoes: None,
+        };
+        let stored = self
+            .store()
+            .create_plan(&s.user, plan, entry, &self.derive(&s.user))
+            .await?;
+        self.published_plan(&s.user, &stored);
+        Ok(Applied::Changed {
+            plan: stored,
+            created: true,
+        })
+    }
+
+    /// Applies operations to a plan, or proposes them when they need a yes.
+    pub async fn change(&self, s: &Session, change: PlanChange) -> Result<Applied, ServiceError> {
+        let current = self.plan(s, change.plan_id).await?;
+        self.commit(s, current, change.expected_version, &change.ops, change.why)
+            .await
+    }
+
+    /// The snapshot form: items matched to steps by title, left-out steps
+    /// cancelled (never deleted).
+    pub async fn snapshot(&self, s: &Session, snap: Snapshot) -> Result<Applied, ServiceError> {
+        let why = snap
+            .why
+            .clone()
+            .filter(|e| !e.trim().is_empty())
+            .unwrap_or_else(|| "plan snapshot".into());
+        let target = match snap.plan_id {
+            Some(id) => Some(self.plan(s, id).await?),
+            None => {
+                let mut active = self.active_plans(&s.user).await?;
+                match active.len() {
+                    0 => None,
+                    1 => active.pop(),
+                    _ => {
+                        return Err(Refusal::WhichPlan {
+                            active: active.iter().map(PlanRef::of).collect(),
+                        }
+                        .into());
+                    }
+                }
+            }
+        };
+        match target {
+            Some(current) => {
+                let expected = snap.expected_version.unwrap_or(current.version);
+                let ops = snapshot::to_ops(&current, &snap.items)?;
+                self.commit(s, current, expected, &ops, why).await
+            }
+            None => {
+                let title = snap
+                    .title
+                    .or(snap.why)
+                    .or_else(|| snap.items.first().map(|i| i.step.clone()))
+                    .unwrap_or_default();
+                let title: String = title
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(self.rules().limits.max_title_chars)
+                    .collect();
+                let goal = snap.goal.unwrap_or_default();
+                let draft = Plan::draft(title.clone(), goal.clone(), self.now());
+                let ops = snapshot::to_ops(&draft, &snap.items)?;
+                let new = NewPlan {
+                    title,
+                    goal,
+                    objective: snap.objective,
+                    ops,
+                    why,
+                };
+                self.create(s, new).await
+            }
+        }
+    }
+
+    /// Applies `ops` to `current` if the caller read version `expected`.
+    async fn commit(
+        &self,
+        s: &Session,
+        current: Plan,
+        expected: u64,
+        ops: &[Op],
+        why: String,
+    ) -> Result<Applied, ServiceError> {
+        let rules = self.rules();
+        check_length("explanation", &why, rules.limits.max_explanation_chars)?;
+        if expected != current.version {
+            return Err(Refusal::StaleVersion {
+                expected,
+                current: Box::new(current),
+            }
+            .into());
+        }
+        let now = self.now();
+        let outcome = patch::apply(&current, ops, &rules.limits, now)?;
+        if outcome.changes.is_empty() {
+            return Ok(Applied::Unchanged { plan: current });
+        }
+        if rules.confirm.needs_confirmation(&outcome.changes) {
+            let action = Action::Patch { ops: ops.to_vec() };
+            let proposal = self.propose(s, &current, action, outcome.changes, why).await?;
+            return Ok(Applied::Proposed { proposal });
+        }
+        let entry = HistoryEntry {
+            at: now,
+            actor: s.actor,
+            why,
+            version: outcome.plan.version,
+            changes: outcome.changes,
+            undoes: None,
+        };
+        self.store()
+            .update_plan(&s.user, &outcome.plan, current.version, entry, &self.derive(&s.user))
+            .await?;
+        self.published_plan(&s.user, &outcome.plan);
+        Ok(Applied::Changed {
+            plan: outcome.plan,
+            created: false,
+        })
+    }
+}

@@ -1,0 +1,420 @@
+//! The embedded store on sled 0.34, one database with a tree per record
+//! family. sled makes writes durable only on `flush`, so every write here
+//! ends in [`SledStore::durable`], which batches concurrent callers into one
+//! flush (group commit). One file per aggregate: [`plans`],
+//! [`conversation`], [`triggers`], [`notifications`], [`accounts`];
+//! [`backup`] is the engine-independent export.
+
+mod accounts;
+mod backup;
+mod conversation;
+mod keys;
+mod notifications;
+mod plans;
+mod triggers;
+
+use super::{Pruned, Store, StoreError};
+use crate::user::UserId;
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Stored values carry a format version so data can be migrated or exported
+/// to another engine.
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    v: u32,
+    data: T,
+}
+
+const FORMAT: u32 = 1;
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(&Envelope { v: FORMAT, data: value }).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    let env: Envelope<T> = serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    })?;
+    if env.v != FORMAT {
+        return Err(StoreError::Corrupt {
+            tree,
+            reason: format!("unknown format version {}", env.v),
+        });
+    }
+    Ok(env.data)
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+#[derive(Clone)]
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    users: sled::Tree,
+    plans: sled::Tree,
+    history: sled::Tree,
+    messages: sled::Tree,
+    meta: sled::Tree,
+    proposals: sled::Tree,
+    timers: sled::Tree,
+    notify: sled::Tree,
+    timer_signal: Arc<tokio::sync::Notify>,
+    /// Group commit: writes take a ticket after they complete; a flush covers
+    /// every ticket taken before it started.
+    written: AtomicU64,
+    flushed: AtomicU64,
+    flushes: AtomicU64,
+    flush_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Held (shared) by blocking work that outlives its caller's future (a
+    /// flush whose caller stopped waiting, a prune); [`Store::quiesce`]
+    /// takes it exclusively.
+    background: Arc<tokio::sync::RwLock<()>>,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`. Fails at once, with a clear
+    /// error, if another process has it open.
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
+        let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
+            sled::Error::Io(io)
+                if io.to_string().contains("could not acquire lock") || io.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                StoreError::Locked {
+                    path: dir.display().to_string(),
+                    detail: io.to_string(),
+                }
+            }
+            sled::Error::Corruption { .. } => StoreError::Corrupt {
+                tree: "db",
+                reason: e.to_string(),
+            },
+            _ => backend(e),
+        })?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        Ok(SledStore {
+            inner: Arc::new(Inner {
+                users: tree("users")?,
+                plans: tree("plans")?,
+                history: tree("history")?,
+                messages: tree("messages")?,
+                meta: tree("meta")?,
+                proposals: tree("proposals")?,
+                timers: tree("timers")?,
+                notify: tree("notify")?,
+                timer_signal: Arc::new(tokio::sync::Notify::new()),
+                db,
+                written: AtomicU64::new(0),
+                flushed: AtomicU64::new(0),
+                flushes: AtomicU64::new(0),
+                flush_lock: Arc::new(tokio::sync::Mutex::new(())),
+                background: Arc::new(tokio::sync::RwLock::new(())),
+            }),
+        })
+    }
+
+    /// How many flushes have run: with concurrent writers this is well below
+    /// the number of writes (the benchmark reports the ratio).
+    pub fn flush_count(&self) -> u64 {
+        self.inner.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Waits until everything written before this call is on disk.
+    async fn durable(&self) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let ticket = inner.written.fetch_add(1, Ordering::SeqCst) + 1;
+        let turn = inner.flush_lock.clone().lock_owned().await;
+        if inner.flushed.load(Ordering::SeqCst) >= ticket {
+            return Ok(()); // a flush that started after our write covered it
+        }
+        let covers = inner.written.load(Ordering::SeqCst);
+        let db = inner.db.clone();
+        let busy = inner.background.clone().read_owned().await;
+        // The flush owns the flush lock and a share of `background`: if
+        // this future is dropped, the flush still finishes before another
+        // starts, and `quiesce` waits for it.
+        tokio::task::spawn_blocking(move || {
+            let flushed = db.flush();
+            drop(db);
+            drop((turn, busy));
+            flushed
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("flush task: {e}")))?
+        .map_err(backend)?;
+        inner.flushes.fetch_add(1, Ordering::Relaxed);
+        inner.flushed.store(covers, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The user's fixed-width number, if the user exists.
+    fn user_num(&self, user: &UserId) -> Result<Option<u64>, StoreError> {
+        match self.inner.users.get(user.as_str()).map_err(backend)? {
+            Some(v) => keys::decode_u64(&v).map(Some).ok_or_else(|| StoreError::Corrupt {
+                tree: "users",
+                reason: "bad user number".into(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    fn require_user(&self, user: &UserId) -> Result<u64, StoreError> {
+        match self.user_num(user)? {
+            Some(n) => Ok(n),
+            None => Err(StoreError::Backend(format!("user {user} was never registered"))),
+        }
+    }
+
+    fn seqs(&self, n: usize) -> Result<Vec<u64>, StoreError> {
+        (0..n)
+            .map(|_| self.inner.db.generate_id().map(|s| s + 1).map_err(backend))
+            .collect()
+    }
+
+    fn wake(&self) {
+        self.inner.timer_signal.notify_one();
+    }
+
+    /// Runs blocking work (a whole-tree scan) off the async workers, holding
+    /// a share of `background` so [`Store::quiesce`] waits for it.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        let busy = self.inner.background.clone().read_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let done = work(&inner);
+            drop(inner);
+            drop(busy);
+            done
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("blocking task: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
+        let pruned = self
+            .blocking(move |inner| notifications::prune(&inner.timers, &inner.notify, before))
+            .await?;
+        self.durable().await?;
+        Ok(pruned)
+    }
+
+    async fn quiesce(&self) {
+        let _all = self.inner.background.write().await;
+    }
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(e: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn enc<T: Serialize>(v: &T) -> TxResult<Vec<u8>> {
+    encode(v).map_err(ConflictableTransactionError::Abort)
+}
+
+fn dec<T: serde::de::DeserializeOwned>(tree: &'static str, v: &[u8]) -> TxResult<T> {
+    decode(tree, v).map_err(ConflictableTransactionError::Abort)
+}
+
+fn finish<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => backend(e),
+    })
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// An instant stored as milliseconds; one out of range is a corrupt record.
+fn from_ms(tree: &'static str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt {
+            tree,
+            reason: format!("instant {ms} ms is out of range"),
+        })
+}
+
+/// A stored big-endian number; anything else is a corrupt record.
+fn number(tree: &'static str, bytes: &[u8]) -> Result<u64, StoreError> {
+    keys::decode_u64(bytes).ok_or_else(|| StoreError::Corrupt {
+        tree,
+        reason: "bad number".into(),
+    })
+}
+
+fn seq_of(id: &str, prefix: char) -> Option<u64> {
+    id.strip_prefix(prefix)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::{Entry, Message};
+    use crate::plan::{Actor, HistoryEntry, Plan, PlanId, Step};
+    use crate::store::{AccountStore, ConversationStore, Derived, PlanStore};
+    use chrono::Utc;
+
+    async fn fresh() -> (tempfile::TempDir, SledStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    crate::store::conformance::suite!(fresh);
+
+    fn entry(version: u64) -> HistoryEntry {
+        HistoryEntry {
+            at: Utc::now(),
+            actor: Actor::Model,
+            why: "test".into(),
+            version,
+            changes: vec![],
+            undoes: None,
+        }
+    }
+
+    async fn plan_for(store: &SledStore, user: &UserId, title: &str) -> Plan {
+        let mut draft = Plan::draft(title, "", Utc::now());
+        draft.version = 1;
+        draft.steps.push(Step::new("a", "first"));
+        let none = |p: &Plan| Derived {
+            triggers: vec![],
+            arm_after: p.updated_at,
+        };
+        store.create_plan(user, draft, entry(1), &none).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopening_and_a_second_opener_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let u = UserId::parse("u").unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.ensure_user(&u).await.unwrap();
+            plan_for(&store, &u, "kept").await;
+            store
+                .append_message(
+                    &u,
+                    &Entry {
+                        at: Utc::now(),
+                        message: Message::User {
+                            text: "hello".into(),
+                            id: None,
+                        },
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(store.flush_count() >= 1);
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.list_plans(&u).await.unwrap()[0].title, "kept");
+        let messages = store.recent_messages(&u, 10).await.unwrap();
+        assert_eq!(messages.len(), 1);
+        // Another process is simulated by a second open in this process,
+        // which sled refuses through the same file lock.
+        match SledStore::open(dir.path()) {
+            Err(StoreError::Locked { .. }) => {}
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("expected Locked, got a second store"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_that_does_not_decode_fails_the_read_instead_of_serving_wrong_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let u = UserId::parse("u").unwrap();
+        store.ensure_user(&u).await.unwrap();
+        let plan = plan_for(&store, &u, "kept").await;
+        let num = store.user_num(&u).unwrap().unwrap();
+        store
+            .inner
+            .plans
+            .insert(keys::plan(num, plan.id.0), &b"{\"v\":1,\"data\":{\"truncated"[..])
+            .unwrap();
+        for result in [
+            store.list_plans(&u).await.map(|_| ()),
+            store.get_plan(&u, plan.id).await.map(|_| ()),
+        ] {
+            match result {
+                Err(StoreError::Corrupt { tree: "plans", .. }) => {}
+                other => panic!("expected a corrupt-record error, got {other:?}"),
+            }
+        }
+        store
+            .inner
+            .plans
+            .insert(keys::plan(num, plan.id.0), encode(&plan).unwrap())
+            .unwrap();
+        let mut future = serde_json::to_value(Envelope { v: FORMAT, data: &plan }).unwrap();
+        future["v"] = serde_json::json!(99);
+        store
+            .inner
+            .plans
+            .insert(keys::plan(num, 2), serde_json::to_vec(&future).unwrap())
+            .unwrap();
+        assert!(
+            matches!(store.list_plans(&u).await, Err(StoreError::Corrupt { reason, .. }) if reason == "unknown format version 99")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_export_restores_into_an_empty_store_with_everything_readable() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let u = UserId::parse("u").unwrap();
+        let mut dump = Vec::new();
+        let exported = {
+            let store = SledStore::open(a.path()).unwrap();
+            store.ensure_user(&u).await.unwrap();
+            plan_for(&store, &u, "kept").await;
+            store
+                .append_message(
+                    &u,
+                    &Entry {
+                        at: Utc::now(),
+                        message: Message::User {
+                            text: "hi".into(),
+                            id: None,
+                        },
+                    },
+                )
+                .await
+                .unwrap();
+            store.export(&mut dump).unwrap()
+        };
+        let restored = SledStore::open(b.path()).unwrap();
+        assert_eq!(restored.import(&dump[..]).await.unwrap(), exported);
+        assert_eq!(restored.list_plans(&u).await.unwrap()[0].title, "kept");
+        assert_eq!(restored.recent_messages(&u, 5).await.unwrap().len(), 1);
+        assert_eq!(restored.history(&u, PlanId(1), 5).await.unwrap().len(), 1);
+        // A second plan gets the next id: counters came along.
+        assert_eq!(plan_for(&restored, &u, "next").await.id, PlanId(2));
+        assert!(
+            restored.import(&dump[..]).await.is_err(),
+            "import refuses a non-empty store"
+        );
+    }
+}
