@@ -11,8 +11,8 @@ use crate::channels::push::{PushError, Pusher};
 use crate::clock::{self, Clock};
 use crate::config::Config;
 use crate::hub::{Hub, HubLimits};
-use crate::llm::ModelError;
 use crate::llm::openai::OpenAiModel;
+use crate::llm::{ModelError, RetryPolicy};
 use crate::notifier::digest::Digests;
 use crate::notifier::{DeliveryPolicy, Notifier};
 use crate::offline::OfflineEngine;
@@ -23,7 +23,7 @@ use crate::service::{Mailing, Rules, Service};
 use crate::store::{SledStore, Store, StoreError};
 use crate::tools::{self, Registry};
 use crate::triggers::TriggerPolicy;
-use crate::turn::Engine;
+use crate::turn::{Engine, Turns};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::sync::Arc;
@@ -47,6 +47,8 @@ pub struct App {
     pub tools: Arc<Registry>,
     pub prompts: Arc<Prompts>,
     pub templates: Arc<Templates>,
+    /// Runs chat turns.
+    pub turns: Turns,
     /// Open sockets per user; publishes events to them.
     pub hub: Hub,
     pub mail: Arc<Mail>,
@@ -142,18 +144,7 @@ impl Builder {
                 Duration::from_secs(config.notify.send_timeout_secs),
             )?,
         };
-        let link_key = store.secret("link-key", rand::random::<[u8; 32]>().to_vec()).await?;
-        let links = Links::new(link_key, &config.public_url());
-        let pusher = if config.push.enabled {
-            let vapid = store.secret("vapid-key", Pusher::generate_key()).await?;
-            Some(Pusher::new(
-                &vapid,
-                &config.push.contact,
-                egress::Client::new(config.dev_mode())?,
-            )?)
-        } else {
-            None
-        };
+        let (links, pusher) = signing_keys(&config, store.as_ref()).await?;
         let l = &config.limits;
         let hub = Hub::new(HubLimits {
             connections_per_user: l.connections_per_user,
@@ -173,14 +164,29 @@ impl Builder {
             },
             notifier_wake.clone(),
         );
+        let tools = Arc::new(tools::registry(templates.clone()));
+        let prompts = Arc::new(prompts);
+        let turns = Turns {
+            service: service.clone(),
+            store: store.clone(),
+            hub: hub.clone(),
+            engine: engine.clone(),
+            tools: tools.clone(),
+            prompts: prompts.clone(),
+            templates: templates.clone(),
+            history_messages: config.limits.history_messages,
+            max_tool_rounds: config.limits.max_tool_rounds,
+            retry: RetryPolicy::from_config(&config.llm),
+        };
         Ok(App {
             config: Arc::new(config),
             store,
             service,
             engine,
-            tools: Arc::new(tools::registry(templates.clone())),
-            prompts: Arc::new(prompts),
+            tools,
+            prompts,
             templates,
+            turns,
             hub,
             mail,
             mailer,
@@ -192,6 +198,21 @@ impl Builder {
             stopping: CancellationToken::new(),
         })
     }
+}
+
+/// The signed-link key and the web-push sender, from the keys in the store
+/// (made and stored on first start).
+async fn signing_keys(config: &Config, store: &dyn Store) -> Result<(Links, Option<Pusher>), AppError> {
+    let link_key = store.secret("link-key", rand::random::<[u8; 32]>().to_vec()).await?;
+    let links = Links::new(link_key, &config.public_url());
+    let pusher = if config.push.enabled {
+        let vapid = store.secret("vapid-key", Pusher::generate_key()).await?;
+        let client = egress::Client::new(config.dev_mode())?;
+        Some(Pusher::new(&vapid, &config.push.contact, client)?)
+    } else {
+        None
+    };
+    Ok((links, pusher))
 }
 
 impl App {

@@ -410,6 +410,13 @@ impl Config {
 
     /// Refuses settings that cannot work, with the reason.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.check_server()?;
+        self.check_limits()?;
+        self.check_outreach()
+    }
+
+    /// Where the server listens, who may use it, where its links point.
+    fn check_server(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.auth_secret.is_none() && !self.addr.ip().is_loopback() {
             return bad(&format!(
@@ -423,6 +430,28 @@ impl Config {
         {
             return bad("auth_secret must be at least 32 characters");
         }
+        if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return bad(&format!(
+                "time_zone `{}` is not an IANA time zone (e.g. Europe/Berlin)",
+                self.time_zone
+            ));
+        }
+        if let Some(url) = &self.llm.base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad("llm.base_url must start with http:// or https:// (and usually end in /v1)");
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad("public_url must start with http:// or https://");
+        }
+        Ok(())
+    }
+
+    /// Every limit is positive.
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         let l = &self.limits;
         for (name, value) in [
             ("limits.max_frame_bytes", l.max_frame_bytes),
@@ -444,22 +473,12 @@ impl Config {
         if l.messages_per_minute == 0 {
             return bad("limits.messages_per_minute must be greater than 0");
         }
-        if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            return bad(&format!(
-                "time_zone `{}` is not an IANA time zone (e.g. Europe/Berlin)",
-                self.time_zone
-            ));
-        }
-        if let Some(url) = &self.llm.base_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return bad("llm.base_url must start with http:// or https:// (and usually end in /v1)");
-        }
-        if let Some(url) = &self.public_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return bad("public_url must start with http:// or https://");
-        }
+        Ok(())
+    }
+
+    /// Notifications, email and webhooks.
+    fn check_outreach(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.notify.max_attempts == 0 || self.notify.send_timeout_secs == 0 {
             return bad("notify.max_attempts and notify.send_timeout_secs must be greater than 0");
         }

@@ -7,20 +7,21 @@
 //! tool results are part of the transcript the retry sees. What the turn
 //! says goes to every socket of the user (see [`crate::events`]).
 
-use crate::app::App;
 use crate::conversation::{self, Entry, Message};
 use crate::events::{Event, Publisher};
-use crate::hub::{Outlet, TurnState};
+use crate::hub::{Hub, Outlet, TurnState};
 use crate::interpreter::{Interpretation, interpret};
 use crate::llm::{ChatModel, ModelError, ModelRequest, RetryPolicy, complete_with_retry};
 use crate::offline::{OfflineEngine, Step};
 use crate::plan::{Actor, PlanStatus, render};
+use crate::planner::templates::Templates;
 use crate::prompts::PromptError;
+use crate::prompts::Prompts;
 use crate::proposal::{Action, ProposalStatus};
 use crate::protocol::{ErrorCode, ServerFrame};
-use crate::service::{Decision, Failure, ServiceError, Session};
-use crate::store::StoreError;
-use crate::tools::ToolContext;
+use crate::service::{Decision, Failure, Service, ServiceError, Session};
+use crate::store::{Store, StoreError};
+use crate::tools::{Registry, ToolContext};
 use crate::user::UserId;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,6 +29,26 @@ use tracing::Instrument;
 
 /// Tool calls honoured from one model answer; the rest are refused.
 const MAX_CALLS_PER_ROUND: usize = 16;
+
+/// What turns work with, built once by the app.
+#[derive(Clone)]
+pub struct Turns {
+    pub service: Service,
+    /// The transcript (read once per turn, appended to as it goes).
+    pub store: Arc<dyn Store>,
+    /// Publishes what the turn says to the user's sockets.
+    pub hub: Hub,
+    pub engine: Engine,
+    pub tools: Arc<Registry>,
+    pub prompts: Arc<Prompts>,
+    pub templates: Arc<Templates>,
+    /// Conversation messages the engine sees.
+    pub history_messages: usize,
+    /// Model rounds per turn.
+    pub max_tool_rounds: usize,
+    /// How one model call is retried.
+    pub retry: RetryPolicy,
+}
 
 /// Who answers the user's messages.
 #[derive(Clone)]
@@ -117,7 +138,7 @@ impl From<StoreError> for TurnError {
 const DUPLICATE_WINDOW: usize = 200;
 const RECENT_MESSAGES: usize = 64;
 
-pub async fn perform(app: &App, user: &UserId, out: &Outlet, work: Work, state: &mut TurnState) {
+pub async fn perform(app: &Turns, user: &UserId, out: &Outlet, work: Work, state: &mut TurnState) {
     match work {
         Work::Message { id, text } => run(app, user, out, &id, &text, state).await,
         Work::Confirm { proposal_id, accept } => confirm(app, user, out, &proposal_id, accept).await,
@@ -125,7 +146,7 @@ pub async fn perform(app: &App, user: &UserId, out: &Outlet, work: Work, state: 
 }
 
 /// Runs one turn and answers with a `reply` or an `error`.
-pub async fn run(app: &App, user: &UserId, out: &Outlet, message_id: &str, text: &str, state: &mut TurnState) {
+pub async fn run(app: &Turns, user: &UserId, out: &Outlet, message_id: &str, text: &str, state: &mut TurnState) {
     let span = tracing::info_span!("turn", user_id = %user, message_id = %message_id, engine = %app.engine.name());
     let result = turn(app, user, message_id, text, state).instrument(span.clone()).await;
     let _entered = span.enter();
@@ -178,7 +199,7 @@ pub async fn run(app: &App, user: &UserId, out: &Outlet, message_id: &str, text:
 
 /// A `confirm` frame: apply or decline the proposal; the proposal and plan
 /// events go out from the service. Errors answer the frame's socket.
-async fn confirm(app: &App, user: &UserId, out: &Outlet, proposal_id: &str, accept: bool) {
+async fn confirm(app: &Turns, user: &UserId, out: &Outlet, proposal_id: &str, accept: bool) {
     let session = app.service.session(user, Actor::User).await;
     let decision = app.service.decide(&session, Some(proposal_id), accept).await;
     let error = |code, message: String| out.send(&ServerFrame::error(code, message, None));
@@ -210,7 +231,7 @@ async fn confirm(app: &App, user: &UserId, out: &Outlet, proposal_id: &str, acce
 }
 
 /// The answer to a typed yes/no, or `None` if nothing waits for one.
-async fn typed_confirmation(app: &App, session: &Session, accept: bool) -> Result<Option<String>, TurnError> {
+async fn typed_confirmation(app: &Turns, session: &Session, accept: bool) -> Result<Option<String>, TurnError> {
     let text = match app.service.decide(session, None, accept).await {
         Ok(Decision::NothingOpen) => return Ok(None),
         Ok(decision) => describe(&decision),
@@ -256,7 +277,7 @@ pub fn describe(decision: &Decision) -> String {
 /// the transcript once when it is empty (a read of 200 entries costs about
 /// five history reads, so it stays off the per-turn path).
 async fn recent_messages<'s>(
-    app: &App,
+    app: &Turns,
     user: &UserId,
     state: &'s mut TurnState,
 ) -> Result<&'s mut VecDeque<(String, String)>, TurnError> {
@@ -281,15 +302,15 @@ async fn recent_messages<'s>(
 /// read once per turn, then every entry this turn writes is flushed and
 /// added here, so nothing is read back.
 struct Transcript<'a> {
-    app: &'a App,
+    app: &'a Turns,
     user: &'a UserId,
     window: VecDeque<Message>,
     limit: usize,
 }
 
 impl<'a> Transcript<'a> {
-    async fn open(app: &'a App, user: &'a UserId) -> Result<Transcript<'a>, StoreError> {
-        let limit = app.config.limits.history_messages;
+    async fn open(app: &'a Turns, user: &'a UserId) -> Result<Transcript<'a>, StoreError> {
+        let limit = app.history_messages;
         let window = app
             .store
             .recent_messages(user, limit)
@@ -334,7 +355,7 @@ impl<'a> Transcript<'a> {
 }
 
 async fn turn(
-    app: &App,
+    app: &Turns,
     user: &UserId,
     message_id: &str,
     text: &str,
@@ -387,7 +408,7 @@ async fn turn(
 }
 
 async fn offline_turn(
-    app: &App,
+    app: &Turns,
     session: &Session,
     engine: &OfflineEngine,
     transcript: &mut Transcript<'_>,
@@ -435,15 +456,15 @@ async fn offline_turn(
 }
 
 async fn model_turn(
-    app: &App,
+    app: &Turns,
     session: &Session,
     model: &dyn ChatModel,
     transcript: &mut Transcript<'_>,
     message_id: &str,
 ) -> Result<String, TurnError> {
     let user = &session.user;
-    let policy = RetryPolicy::from_config(&app.config.llm);
-    let rounds = app.config.limits.max_tool_rounds;
+    let policy = app.retry;
+    let rounds = app.max_tool_rounds;
     let sink = |delta: &str| {
         app.hub.publish(
             user,

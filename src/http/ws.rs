@@ -242,7 +242,7 @@ async fn turn_loop(app: App, user: UserId, out: Outlet, mut queue: mpsc::Receive
             _ = stopping.cancelled() => return,
             _ = async {
                 let mut turn = lock.lock().await;
-                turn::perform(&app, &user, &out, work, &mut turn).await;
+                turn::perform(&app.turns, &user, &out, work, &mut turn).await;
             } => {}
         }
     }

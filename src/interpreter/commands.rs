@@ -169,6 +169,8 @@ fn date_in(input: &Input, offset: usize) -> Option<DateMention> {
     input.dates().into_iter().find(|m| toks[m.first].start >= offset)
 }
 
+// Long: the command rules in priority order (first match wins); one list
+// keeps the order visible, which is what decides ambiguous messages.
 pub fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     let (base, l) = clean(&input.lower);
     let l = l.to_owned();

@@ -199,6 +199,9 @@ pub fn find_dates(toks: &[Token<'_>], today: NaiveDate) -> Vec<DateMention> {
     out
 }
 
+// Long: the date forms in the order they are tried (ISO, weekday,
+// "Dec 1", "1 December", relative phrases); first match wins, so they
+// read best as one list.
 fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMention> {
     let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
     let one = |date: NaiveDate, len: usize| {

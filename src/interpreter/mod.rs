@@ -8,6 +8,7 @@
 pub mod commands;
 pub mod dates;
 pub mod goals;
+mod slots;
 pub mod text;
 
 use crate::planner::templates::Templates;

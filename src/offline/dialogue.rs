@@ -119,6 +119,8 @@ fn continue_goal(cx: &Context<'_>, said: &str) -> Option<Step> {
     Some(goal(cx, &kind, slots))
 }
 
+// Long: one arm per command the interpreter knows, each a tool call or a
+// question; a new command breaks the build here.
 fn command(cx: &Context<'_>, command: &Command) -> Step {
     let plans = cx.plans;
     let no_plans = || Step::Say(replies::no_plans());

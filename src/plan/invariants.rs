@@ -176,6 +176,8 @@ fn check_length_with(what: impl Fn() -> String, text: &str, limit: usize) -> Res
 
 /// Checks every structural invariant of a whole plan. Transition legality is
 /// checked separately, where the old status is known.
+// Long: every invariant in one pass over the steps, in the order the
+// README lists them, so a refused change names the first rule it breaks.
 pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
     check_text("the plan title", &plan.title, limits.max_title_chars)?;
     check_length("the plan goal", &plan.goal, limits.max_goal_chars)?;

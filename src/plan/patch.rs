@@ -155,6 +155,8 @@ fn index_of(plan: &Plan, step: &str) -> Result<usize, PlanError> {
         .ok_or_else(|| PlanError::UnknownStep(step.to_owned()))
 }
 
+// Long: one arm per operation, each a few lines; read together they are
+// the whole contract of `update_plan` (the schema the model sees).
 fn apply_op(plan: &mut Plan, op: &Op, limits: &PlanLimits, changes: &mut Vec<Change>) -> Result<(), PlanError> {
     match op {
         Op::AddStep {

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 
 /// Reverts `entry` on `plan`: returns the new plan (version bumped) and the
 /// changes the revert made.
+// Long: one arm per kind of change, each its exact inverse; together
+// they show that every recorded change can be undone.
 pub fn revert(
     plan: &Plan,
     entry: &HistoryEntry,

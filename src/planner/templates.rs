@@ -279,6 +279,8 @@ fn line_of(text: &str, needle: &str) -> usize {
 }
 
 /// Parses and checks one template file.
+// Long: every rule of a template file, checked in file order, each
+// naming the line it is about; one list is what a template author reads.
 pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
     let mut template: Template = toml::from_str(text).map_err(|e| {
         let message = e.message().to_owned();

@@ -12,12 +12,14 @@ pub mod wakeup;
 use crate::clock::Clock;
 use crate::notification::NotificationKind;
 use crate::notifier::digest::Digests;
+use crate::plan::Plan;
 use crate::service::Service;
 use crate::store::{DigestCursor, Firing, NotificationDraft, Store, StoreError};
 use crate::triggers::{self, Outcome, Trigger, TriggerKind, TriggerPolicy};
 use crate::user::UserId;
 use crate::wording;
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -66,6 +68,18 @@ pub struct TickReport {
     pub failed: usize,
     /// Due triggers left alone because their retry time has not come.
     pub deferred: usize,
+}
+
+impl TickReport {
+    fn count(&mut self, outcome: Outcome, digests: usize) {
+        self.digests += digests;
+        match outcome {
+            Outcome::Fired => self.fired += 1,
+            Outcome::Missed => self.missed += 1,
+            Outcome::Lapsed => self.lapsed += 1,
+            Outcome::Skipped => self.skipped += 1,
+        }
+    }
 }
 
 /// One firing: a trigger's id at its scheduled time.
@@ -174,43 +188,7 @@ impl Scheduler {
                 results.extend(futures::future::join_all(chunk.iter().map(|t| self.fire_one(t, now))).await);
             }
             for (t, result) in due.iter().zip(results) {
-                // One trigger's failure (say, a corrupt record) must not
-                // hold up everyone else's: log it, back off, and go on.
-                let key = firing_key(t);
-                let (outcome, digests) = match result {
-                    Ok(done) => {
-                        self.failing.handled(&key);
-                        match done {
-                            Some(done) => done,
-                            None => {
-                                passed.insert(key);
-                                continue;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        let (failures, retry_in) = self.failing.failed(key.clone(), now);
-                        tracing::error!(
-                            user_id = %t.user,
-                            trigger = %t.id,
-                            fire_at = %t.fire_at,
-                            failures,
-                            retry_in_ms = retry_in.num_milliseconds(),
-                            error = %e,
-                            "a trigger could not be handled; it stays armed"
-                        );
-                        report.failed += 1;
-                        passed.insert(key);
-                        continue;
-                    }
-                };
-                report.digests += digests;
-                match outcome {
-                    Outcome::Fired => report.fired += 1,
-                    Outcome::Missed => report.missed += 1,
-                    Outcome::Lapsed => report.lapsed += 1,
-                    Outcome::Skipped => report.skipped += 1,
-                }
+                self.record(t, result, now, &mut report, &mut passed);
             }
         }
         if complete {
@@ -222,6 +200,43 @@ impl Scheduler {
             self.notifier_wake.notify_one();
         }
         Ok(report)
+    }
+
+    /// Counts one firing's result. One trigger's failure (say, a corrupt
+    /// record) must not hold up everyone else's: it is logged and backs off.
+    fn record(
+        &self,
+        t: &Trigger,
+        result: Result<Option<(Outcome, usize)>, StoreError>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+        passed: &mut HashSet<FiringKey>,
+    ) {
+        let key = firing_key(t);
+        match result {
+            Ok(Some((outcome, digests))) => {
+                self.failing.handled(&key);
+                report.count(outcome, digests);
+            }
+            Ok(None) => {
+                self.failing.handled(&key);
+                passed.insert(key);
+            }
+            Err(e) => {
+                let (failures, retry_in) = self.failing.failed(key.clone(), now);
+                tracing::error!(
+                    user_id = %t.user,
+                    trigger = %t.id,
+                    fire_at = %t.fire_at,
+                    failures,
+                    retry_in_ms = retry_in.num_milliseconds(),
+                    error = %e,
+                    "a trigger could not be handled; it stays armed"
+                );
+                report.failed += 1;
+                passed.insert(key);
+            }
+        }
     }
 
     /// When the run loop should tick next: the earliest armed trigger that
@@ -294,32 +309,8 @@ impl Scheduler {
             | TriggerKind::PlanIdle { .. }
             | TriggerKind::Reminder { .. } => {}
         }
-        match firing.outcome {
-            Outcome::Fired if !matches!(t.kind, TriggerKind::Digest) => {
-                match wording::notification(t, plan.as_ref(), now, tz) {
-                    Some((kind, text)) => firing.notifications.push(NotificationDraft {
-                        kind,
-                        text,
-                        plan_id: t.plan_id(),
-                        step_id: step_of(t),
-                        urgent: t.urgent(),
-                    }),
-                    None => firing.outcome = Outcome::Skipped,
-                }
-            }
-            Outcome::Missed if !matches!(t.kind, TriggerKind::Digest) => {
-                firing.notifications.push(NotificationDraft {
-                    kind: NotificationKind::Missed,
-                    text: format!(
-                        "While I was offline I missed {}.",
-                        wording::missed(t, plan.as_ref(), tz)
-                    ),
-                    plan_id: t.plan_id(),
-                    step_id: step_of(t),
-                    urgent: false,
-                });
-            }
-            Outcome::Fired | Outcome::Missed | Outcome::Lapsed | Outcome::Skipped => {}
+        if !matches!(t.kind, TriggerKind::Digest) {
+            notify(&mut firing, t, plan.as_ref(), tz);
         }
         let outcome = firing.outcome;
         let digests = firing.outbox.len();
@@ -342,15 +333,8 @@ impl Scheduler {
         let mut report = TickReport::default();
         let due = self.store.due_triggers(now, usize::MAX).await?;
         for t in due.iter().filter(|t| matches!(t.kind, TriggerKind::Digest)) {
-            match self.fire_one(t, now).await? {
-                Some((Outcome::Fired, digests)) => {
-                    report.fired += 1;
-                    report.digests += digests;
-                }
-                Some((Outcome::Missed, _)) => report.missed += 1,
-                Some((Outcome::Skipped, _)) => report.skipped += 1,
-                Some((Outcome::Lapsed, _)) => report.lapsed += 1,
-                None => {}
+            if let Some((outcome, digests)) = self.fire_one(t, now).await? {
+                report.count(outcome, digests);
             }
         }
         Ok(report)
@@ -396,6 +380,30 @@ impl Scheduler {
         }
         wakeup.shutdown().await;
         Ok(())
+    }
+}
+
+/// The notification a firing stores: what the trigger says now (a
+/// trigger whose step is finished or gone fires as skipped), or that it
+/// was missed.
+fn notify(firing: &mut Firing, t: &Trigger, plan: Option<&Plan>, tz: Tz) {
+    let draft = |kind, text| NotificationDraft {
+        kind,
+        text,
+        plan_id: t.plan_id(),
+        step_id: step_of(t),
+        urgent: kind != NotificationKind::Missed && t.urgent(),
+    };
+    match firing.outcome {
+        Outcome::Fired => match wording::notification(t, plan, firing.at, tz) {
+            Some((kind, text)) => firing.notifications.push(draft(kind, text)),
+            None => firing.outcome = Outcome::Skipped,
+        },
+        Outcome::Missed => {
+            let text = format!("While I was offline I missed {}.", wording::missed(t, plan, tz));
+            firing.notifications.push(draft(NotificationKind::Missed, text));
+        }
+        Outcome::Lapsed | Outcome::Skipped => {}
     }
 }
 

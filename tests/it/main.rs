@@ -1,5 +1,6 @@
 //! steward's integration tests: the whole app over real sockets.
 
+mod architecture;
 mod browser;
 mod chat;
 mod crash;

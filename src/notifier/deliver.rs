@@ -1,0 +1,163 @@
+//! Delivering the outbox: one attempt per due row, marked `sending`
+//! (flushed) before the side effect, so after a crash an interrupted email
+//! is sent again with the same Message-ID, never a second distinct copy.
+//! Transient failures back off with jitter (never below a peer's
+//! Retry-After); permanent ones fail the row.
+
+use super::Notifier;
+use crate::channels::MAX_RETRY_AFTER;
+use crate::channels::mailer::SendError;
+use crate::channels::webhook;
+use crate::config::NotifyConfig;
+use crate::notification::{Email, OutboxItem, OutboxStatus, Payload};
+use crate::store::StoreError;
+use crate::user::UserId;
+use rand::Rng;
+use secrecy::ExposeSecret;
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Retry and timeout policy for side effects.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeliveryPolicy {
+    /// Attempts before an item is marked failed.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with jitter, up to `max_backoff`.
+    pub retry_base: Duration,
+    pub max_backoff: Duration,
+    /// Longest single send (an SMTP conversation, an HTTP request).
+    pub send_timeout: Duration,
+}
+
+impl From<&NotifyConfig> for DeliveryPolicy {
+    fn from(c: &NotifyConfig) -> DeliveryPolicy {
+        DeliveryPolicy {
+            max_attempts: c.max_attempts,
+            retry_base: Duration::from_millis(c.retry_base_ms),
+            max_backoff: Duration::from_secs(3600),
+            send_timeout: Duration::from_secs(c.send_timeout_secs),
+        }
+    }
+}
+
+impl DeliveryPolicy {
+    /// Delay before attempt `attempts + 1`: exponential with full jitter
+    /// over the upper half, never below a peer's Retry-After.
+    pub fn backoff(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self
+            .retry_base
+            .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+            .min(self.max_backoff);
+        let jittered = exp / 2 + exp.mul_f64(rand::rng().random::<f64>() / 2.0);
+        // A peer's Retry-After is honoured up to a day, never more.
+        jittered.max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
+    }
+}
+
+impl Notifier {
+    pub(super) async fn attempt(&self, item: OutboxItem) -> Result<OutboxStatus, StoreError> {
+        let span =
+            tracing::info_span!("deliver", user_id = %item.user, outbox = %item.id, channel = item.payload.channel());
+        self.attempt_inner(item).instrument(span).await
+    }
+
+    async fn attempt_inner(&self, mut item: OutboxItem) -> Result<OutboxStatus, StoreError> {
+        item.status = OutboxStatus::Sending;
+        item.attempts += 1;
+        item.next_attempt_at = (self.clock)();
+        // Recorded before the side effect: an attempt interrupted by a crash
+        // is found in `sending` and repeated with the same identity.
+        self.store.save_outbox(&item).await?;
+        let timeout = self.policy.send_timeout;
+        let result = match &item.payload {
+            Payload::Email(email)
+                if !item.key.starts_with("verify:") && !self.still_wanted(&item.user, email).await? =>
+            {
+                Err(SendError::Permanent(
+                    "the user turned email off or changed address since".into(),
+                ))
+            }
+            Payload::Email(email) => self.mailer.send(email, &self.mail.from, timeout).await,
+            Payload::Push { subscription, .. }
+                if !self
+                    .store
+                    .push_subscriptions(&item.user)
+                    .await?
+                    .iter()
+                    .any(|s| s.endpoint == subscription.endpoint) =>
+            {
+                Err(SendError::Permanent(
+                    "the browser was unsubscribed or is now another user's".into(),
+                ))
+            }
+            Payload::Push { subscription, body } => match &self.pusher {
+                Some(p) => p.send(subscription, body, timeout).await,
+                None => Err(SendError::Permanent("web push is not configured".into())),
+            },
+            Payload::Webhook { url, body } => match self.webhooks.iter().find(|w| &w.url == url) {
+                Some(hook) => {
+                    let now = (self.clock)().timestamp();
+                    webhook::send(&self.http, url, hook.secret.expose_secret(), body, now, timeout).await
+                }
+                None => Err(SendError::Permanent("webhook no longer configured".into())),
+            },
+        };
+        match result {
+            Ok(()) => {
+                item.status = OutboxStatus::Sent;
+                item.last_error = None;
+                tracing::info!(attempts = item.attempts, "delivered");
+            }
+            Err(SendError::Transient { message, retry_after }) if item.attempts < self.policy.max_attempts => {
+                let delay = self.policy.backoff(item.attempts, retry_after);
+                item.status = OutboxStatus::Pending;
+                item.next_attempt_at = (self.clock)() + chrono::Duration::from_std(delay).unwrap_or_default();
+                tracing::warn!(error = %message, retry_in_ms = delay.as_millis() as u64, "delivery failed; will retry");
+                item.last_error = Some(message);
+            }
+            Err(e) => {
+                if let (SendError::Gone, Payload::Push { subscription, .. }) = (&e, &item.payload) {
+                    self.store
+                        .remove_push_subscription(&item.user, &subscription.endpoint)
+                        .await?;
+                    tracing::info!("push subscription expired; removed");
+                }
+                tracing::warn!(error = %e, attempts = item.attempts, "delivery failed for good");
+                item.status = OutboxStatus::Failed;
+                item.last_error = Some(e.to_string());
+            }
+        }
+        self.store.save_outbox(&item).await?;
+        Ok(item.status)
+    }
+
+    /// Whether `email` may still go out: a queued or retrying mail is
+    /// dropped if the user unsubscribed or changed address meanwhile.
+    async fn still_wanted(&self, user: &UserId, email: &Email) -> Result<bool, StoreError> {
+        let prefs = self.service.preferences(user).await?;
+        Ok(prefs.deliverable_email() == Some(email.to.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_honours_retry_after() {
+        let p = DeliveryPolicy {
+            max_attempts: 8,
+            retry_base: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(5),
+        };
+        for (attempts, lo, hi) in [(1, 5, 10), (2, 10, 20), (3, 20, 40), (6, 30, 60)] {
+            let d = p.backoff(attempts, None);
+            assert!(
+                d >= Duration::from_secs(lo) && d <= Duration::from_secs(hi),
+                "{attempts}: {d:?}"
+            );
+        }
+        assert_eq!(p.backoff(1, Some(Duration::from_secs(120))), Duration::from_secs(120));
+    }
+}

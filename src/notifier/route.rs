@@ -1,0 +1,243 @@
+//! Routing one notification: quiet hours first (non-urgent ones wait),
+//! then the user's open sockets, web push, email, or the inbox. The
+//! decision ([`choose_channel`]) is pure; the outbox rows that carry it are
+//! recorded with the routing in one transaction, and the event is added to
+//! the conversation once.
+
+use super::{Notifier, mark_seen_when_written};
+use crate::channels::links::Links;
+use crate::channels::push::MAX_PAYLOAD;
+use crate::conversation::{Entry, Message};
+use crate::events::Event;
+use crate::notification::{Channel, Notification, NotificationKind, OutboxItem, Payload, PushSubscription};
+use crate::preferences::Preferences;
+use crate::store::StoreError;
+use crate::user::UserId;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+/// Who can be reached right now, for one notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Reach {
+    /// A socket of the user is open.
+    pub online: bool,
+    /// The user has push subscriptions and push is on for them.
+    pub push: bool,
+    /// The user has a verified address and email is on.
+    pub email: bool,
+}
+
+/// Where a notification goes. An open socket first (it counts as seen only
+/// once written); missed-while-offline notices are listed in the next
+/// digest, so they go to a socket or wait in the inbox, never push or
+/// email; then push, then email; else the inbox, for the next `ready`.
+pub(super) fn choose_channel(kind: NotificationKind, reach: Reach) -> Channel {
+    if reach.online {
+        Channel::Socket
+    } else if kind == NotificationKind::Missed {
+        Channel::Inbox
+    } else if reach.push {
+        Channel::Push
+    } else if reach.email {
+        Channel::Email
+    } else {
+        Channel::Inbox
+    }
+}
+
+impl Notifier {
+    /// Routes one notification; `false` if it changed meanwhile (nothing
+    /// recorded: it is routed again from the stored state).
+    pub(super) async fn route(
+        &self,
+        user: &UserId,
+        n: Notification,
+        wording_ends: Instant,
+    ) -> Result<bool, StoreError> {
+        let span = tracing::info_span!("route", user_id = %user, notification = %n.id);
+        self.route_inner(user, n, wording_ends).instrument(span).await
+    }
+
+    async fn route_inner(&self, user: &UserId, mut n: Notification, wording_ends: Instant) -> Result<bool, StoreError> {
+        let now = (self.clock)();
+        if n.seen {
+            // Shown in `ready` meanwhile, i.e. on a socket: nothing left to deliver.
+            let entry = transcript(&n, now);
+            n.routed.get_or_insert(Channel::Socket);
+            return self.store.route_notification(user, &n, vec![], None, entry).await;
+        }
+        let prefs = self.service.preferences(user).await?;
+        let tz = self.service.tz_of(&prefs);
+        if !n.urgent
+            && let Some(end) = prefs.quiet_hours.and_then(|q| q.ends_after(now, tz))
+        {
+            tracing::debug!(until = %end, "quiet hours: notification waits");
+            return self.store.route_notification(user, &n, vec![], Some(end), None).await;
+        }
+        if n.routed.is_none()
+            && let Some(model) = &self.model
+        {
+            let budget = wording_ends.saturating_duration_since(Instant::now());
+            if budget.is_zero() {
+                tracing::debug!("wording budget of this pass spent; using the offline wording");
+            } else if let Some(text) = self.phrase(model.as_ref(), user, &n, tz, now, budget).await {
+                n.text = text;
+            }
+        }
+        let subs = if prefs.channels.push && self.pusher.is_some() {
+            self.store.push_subscriptions(user).await?
+        } else {
+            Vec::new()
+        };
+        let reach = Reach {
+            online: self.hub.is_online(user),
+            push: !subs.is_empty(),
+            email: prefs.deliverable_email().is_some(),
+        };
+        let (channel, mut outbox) = self.carriers(user, &n, &prefs, choose_channel(n.kind, reach), subs, now);
+        outbox.extend(self.webhook_rows(user, &n, channel, now));
+        let entry = transcript(&n, now);
+        n.routed = Some(channel);
+        if !self.store.route_notification(user, &n, outbox, None, entry).await? {
+            return Ok(false);
+        }
+        tracing::info!(channel = ?channel, "notification routed");
+        if channel == Channel::Socket {
+            match self.hub.publish_tracked(user, Event::Notification(n.view())) {
+                Some(written) => mark_seen_when_written(&self.tasks, &self.store, user, vec![n.id.clone()], written),
+                None => tracing::info!("the socket closed meanwhile; the notification waits for the next ready"),
+            }
+        }
+        self.wake.notify_one();
+        Ok(true)
+    }
+
+    /// The outbox rows that carry `n` on `channel` (push to every
+    /// subscribed browser, or the email); an email that cannot be rendered
+    /// leaves it in the inbox.
+    fn carriers(
+        &self,
+        user: &UserId,
+        n: &Notification,
+        prefs: &Preferences,
+        channel: Channel,
+        subs: Vec<PushSubscription>,
+        now: DateTime<Utc>,
+    ) -> (Channel, Vec<OutboxItem>) {
+        match channel {
+            Channel::Push => {
+                let body = push_body(n, &self.links);
+                let rows = subs
+                    .into_iter()
+                    .map(|sub| {
+                        let hash = Sha256::digest(sub.endpoint.as_bytes());
+                        let tag: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+                        let payload = Payload::Push {
+                            subscription: sub,
+                            body: body.clone(),
+                        };
+                        OutboxItem::new(user, format!("notify:{user}:{}:push:{tag}", n.id), payload, now)
+                    })
+                    .collect();
+                (Channel::Push, rows)
+            }
+            Channel::Email => {
+                let Some(to) = prefs.deliverable_email() else {
+                    return (Channel::Inbox, Vec::new());
+                };
+                let (widget, unsubscribe) = (self.links.widget(), self.links.unsubscribe(user));
+                match self.mail.notification(n, to, &widget, &unsubscribe) {
+                    Ok(email) => {
+                        let key = format!("notify:{user}:{}:email", n.id);
+                        (
+                            Channel::Email,
+                            vec![OutboxItem::new(user, key, Payload::Email(email), now)],
+                        )
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not render the notification email");
+                        (Channel::Inbox, Vec::new())
+                    }
+                }
+            }
+            Channel::Socket | Channel::Inbox => (channel, Vec::new()),
+        }
+    }
+
+    /// Every configured webhook gets the event, whatever the channel.
+    fn webhook_rows(&self, user: &UserId, n: &Notification, channel: Channel, now: DateTime<Utc>) -> Vec<OutboxItem> {
+        self.webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, hook)| {
+                let body = serde_json::json!({
+                    "event": "notification",
+                    "user": user.as_str(),
+                    "channel": channel,
+                    "notification": n.view(),
+                });
+                let payload = Payload::Webhook {
+                    url: hook.url.clone(),
+                    body: body.to_string(),
+                };
+                OutboxItem::new(user, format!("webhook:{i}:{user}:{}", n.id), payload, now)
+            })
+            .collect()
+    }
+}
+
+/// The event as part of the conversation (once, in the transaction that
+/// records the routing), so the model and the person see it in context.
+fn transcript(n: &Notification, now: DateTime<Utc>) -> Option<Entry> {
+    n.routed.is_none().then(|| Entry {
+        at: now,
+        message: Message::Assistant {
+            text: n.text.clone(),
+            tool_calls: vec![],
+            notification: Some(n.id.clone()),
+        },
+    })
+}
+
+/// What a service worker receives: small JSON, text cut to fit one record.
+fn push_body(n: &Notification, links: &Links) -> String {
+    let mut text: String = n.text.chars().take(1000).collect();
+    loop {
+        let body = serde_json::json!({
+            "title": "steward",
+            "body": text,
+            "id": n.id,
+            "kind": n.kind,
+            "plan_id": n.plan_id,
+            "url": links.widget(),
+        })
+        .to_string();
+        if body.len() <= MAX_PAYLOAD || text.is_empty() {
+            return body;
+        }
+        text = text.chars().take(text.chars().count() / 2).collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_comes_first_missed_notices_never_leave_the_inbox_then_push_then_email() {
+        let reach = |online, push, email| Reach { online, push, email };
+        let cases = [
+            (NotificationKind::Reminder, reach(true, true, true), Channel::Socket),
+            (NotificationKind::Missed, reach(true, true, true), Channel::Socket),
+            (NotificationKind::Missed, reach(false, true, true), Channel::Inbox),
+            (NotificationKind::DueSoon, reach(false, true, true), Channel::Push),
+            (NotificationKind::Overdue, reach(false, false, true), Channel::Email),
+            (NotificationKind::Idle, reach(false, false, false), Channel::Inbox),
+        ];
+        for (kind, reach, want) in cases {
+            assert_eq!(choose_channel(kind, reach), want, "{kind:?} {reach:?}");
+        }
+    }
+}
