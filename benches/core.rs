@@ -1,6 +1,9 @@
 //! CPU cost of the pure core: rendering plans into the prompt and validating
 //! + applying an update. Prints medians; run with `cargo bench --bench core`.
 
+// Benchmark code: a failed unwrap stops the run, and the figures are printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+
 use chrono::{TimeZone, Utc};
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -4,6 +4,9 @@
 //! one chat turn: the duplicate check (last 200 entries) and the model's
 //! history (last 40). `cargo bench --bench store`.
 
+// Benchmark code: a failed unwrap stops the run, and the figures are printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -37,7 +37,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Everything the handlers, the turn and the workers share; cheap to clone.
 #[derive(Clone)]
 pub struct App {
-    pub config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
     pub store: Arc<dyn Store>,
     /// Every read and change of plans, proposals, reminders, preferences.
     pub service: Service,
@@ -45,20 +45,19 @@ pub struct App {
     pub engine: Engine,
     /// What the model sees and calls.
     pub tools: Arc<Registry>,
-    pub prompts: Arc<Prompts>,
-    pub templates: Arc<Templates>,
+    pub(crate) prompts: Arc<Prompts>,
     /// Runs chat turns.
-    pub turns: Turns,
+    pub(crate) turns: Turns,
     /// Open sockets per user; publishes events to them.
     pub hub: Hub,
-    pub mail: Arc<Mail>,
+    pub(crate) mail: Arc<Mail>,
     pub mailer: Mailer,
     /// Signed links (verification, unsubscribe, calendar).
-    pub links: Links,
+    pub(crate) links: Links,
     /// The web-push sender, if push is enabled.
-    pub pusher: Option<Pusher>,
+    pub(crate) pusher: Option<Pusher>,
     /// Pokes the notifier when something may be ready to route or send.
-    pub notifier_wake: Arc<tokio::sync::Notify>,
+    pub(crate) notifier_wake: Arc<tokio::sync::Notify>,
     clock: Clock,
     /// Every task the server spawns (sockets, turn runners, workers).
     tasks: TaskTracker,
@@ -185,7 +184,6 @@ impl Builder {
             engine,
             tools,
             prompts,
-            templates,
             turns,
             hub,
             mail,
@@ -231,12 +229,12 @@ impl App {
     }
 
     /// Cancelled when the server stops.
-    pub fn stopping(&self) -> CancellationToken {
+    pub(crate) fn stopping(&self) -> CancellationToken {
         self.stopping.clone()
     }
 
     /// Runs `task` as one of the server's own: shutdown waits for it.
-    pub fn spawn<T: Send + 'static>(
+    pub(crate) fn spawn<T: Send + 'static>(
         &self,
         task: impl Future<Output = T> + Send + 'static,
     ) -> tokio::task::JoinHandle<T> {
@@ -244,13 +242,13 @@ impl App {
     }
 
     /// The tracker every server task belongs to.
-    pub fn tasks(&self) -> &TaskTracker {
+    pub(crate) fn tasks(&self) -> &TaskTracker {
         &self.tasks
     }
 
     /// Tracks a future spawned elsewhere (a websocket upgrade) as the
     /// server's own.
-    pub fn track<F: Future>(&self, future: F) -> tokio_util::task::task_tracker::TrackedFuture<F> {
+    pub(crate) fn track<F: Future>(&self, future: F) -> tokio_util::task::task_tracker::TrackedFuture<F> {
         self.tasks.track_future(future)
     }
 
@@ -295,7 +293,7 @@ impl App {
     }
 
     /// Starts the scheduler and the notifier as the server's tasks.
-    pub fn start_background(&self) -> Result<(), AppError> {
+    pub(crate) fn start_background(&self) -> Result<(), AppError> {
         let scheduler = self.scheduler();
         let notifier = self.notifier()?;
         let stop = self.stopping();
@@ -311,7 +309,7 @@ impl App {
     /// Stops the server's tasks and waits for them (at most a grace
     /// period), then for the store's background writes, so the store can be
     /// opened again as soon as this returns.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         self.stopping.cancel();
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()).await.is_err() {

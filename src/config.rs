@@ -63,13 +63,13 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlanConfig {
-    pub max_steps: usize,
-    pub max_title_chars: usize,
-    pub max_goal_chars: usize,
-    pub max_result_chars: usize,
-    pub max_depends_on: usize,
-    pub max_ops: usize,
-    pub max_explanation_chars: usize,
+    pub(crate) max_steps: usize,
+    pub(crate) max_title_chars: usize,
+    pub(crate) max_goal_chars: usize,
+    pub(crate) max_result_chars: usize,
+    pub(crate) max_depends_on: usize,
+    pub(crate) max_ops: usize,
+    pub(crate) max_explanation_chars: usize,
 }
 
 impl Default for PlanConfig {
@@ -90,10 +90,10 @@ impl Default for PlanConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConfirmConfig {
-    pub create_plan: bool,
-    pub remove: bool,
-    pub reschedule: bool,
-    pub tool_steps: bool,
+    pub(crate) create_plan: bool,
+    pub(crate) remove: bool,
+    pub(crate) reschedule: bool,
+    pub(crate) tool_steps: bool,
 }
 
 impl Default for ConfirmConfig {
@@ -146,21 +146,21 @@ fn redacted_one<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error
 #[serde(default, deny_unknown_fields)]
 pub struct NotifyConfig {
     /// "Due soon" notices go out this many hours before a step's due time.
-    pub due_lead_hours: u32,
+    pub(crate) due_lead_hours: u32,
     /// An active plan untouched this many days gets a nudge.
-    pub idle_days: u32,
+    pub(crate) idle_days: u32,
     /// Triggers found due at most this late (e.g. after a restart) still
     /// fire; older ones are recorded as missed and reported in the digest.
-    pub catch_up_minutes: u32,
+    pub(crate) catch_up_minutes: u32,
     /// Attempts per email, push or webhook delivery before it is failed.
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// First retry delay of a failed delivery (doubling, jittered, ≤ 1 h).
     pub retry_base_ms: u64,
     /// Longest single delivery (SMTP conversation, HTTP request).
-    pub send_timeout_secs: u64,
+    pub(crate) send_timeout_secs: u64,
     /// Finished notifications, fired-trigger records and sent or failed
     /// deliveries older than this are removed (daily).
-    pub retention_days: u32,
+    pub(crate) retention_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,11 +168,11 @@ pub struct NotifyConfig {
 pub struct EmailConfig {
     /// `smtps://user:pass@host:465` or `smtp://user:pass@host:587?tls=required`.
     /// None: messages are written as `.eml` files to `outbox_dir`.
-    pub smtp_url: Option<String>,
+    pub(crate) smtp_url: Option<String>,
     /// The From mailbox.
-    pub from: String,
+    pub(crate) from: String,
     /// Where `.eml` files go without SMTP. Default: `<data_dir>/outbox`.
-    pub outbox_dir: Option<PathBuf>,
+    pub(crate) outbox_dir: Option<PathBuf>,
     /// Email templates; missing files fall back to the built-in ones.
     pub templates_dir: PathBuf,
 }
@@ -180,9 +180,9 @@ pub struct EmailConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PushConfig {
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Contact sent to push services with the VAPID signature.
-    pub contact: String,
+    pub(crate) contact: String,
 }
 
 impl Default for NotifyConfig {
@@ -251,29 +251,29 @@ pub struct LlmConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest websocket frame accepted; bigger ones close with 1009.
-    pub max_frame_bytes: usize,
+    pub(crate) max_frame_bytes: usize,
     /// Longest chat message, in characters.
-    pub max_message_chars: usize,
+    pub(crate) max_message_chars: usize,
     /// Model rounds (model call + tool calls) per turn.
     pub max_tool_rounds: usize,
     /// Frames queued for one socket before it counts as a slow consumer.
-    pub outbound_queue: usize,
+    pub(crate) outbound_queue: usize,
     /// Messages a socket may queue while an earlier turn runs.
-    pub turn_queue: usize,
+    pub(crate) turn_queue: usize,
     /// Open sockets per user.
-    pub connections_per_user: usize,
+    pub(crate) connections_per_user: usize,
     /// Open sockets in total.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Chat messages per user per minute (token bucket, burst of the same size).
     pub messages_per_minute: u32,
     /// Conversation messages sent to the model with each turn.
-    pub history_messages: usize,
+    pub(crate) history_messages: usize,
     /// Active plans per user.
-    pub max_active_plans: usize,
+    pub(crate) max_active_plans: usize,
     /// Largest REST request body.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// A socket that sends nothing (not even a ping) for this long is closed.
-    pub idle_timeout_secs: u64,
+    pub(crate) idle_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -338,10 +338,10 @@ impl Default for Limits {
 }
 
 impl LlmConfig {
-    pub fn first_token_timeout(&self) -> Duration {
+    pub(crate) fn first_token_timeout(&self) -> Duration {
         Duration::from_secs(self.first_token_timeout_secs)
     }
-    pub fn request_timeout(&self) -> Duration {
+    pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }
 }
@@ -357,7 +357,7 @@ pub enum ConfigError {
 impl Config {
     /// Loads defaults ← `file` (if it exists) ← `STEWARD_*` variables from
     /// `env` (pairs, so tests need not touch the process environment).
-    pub fn load(file: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    pub(crate) fn load(file: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if file.exists() {
             figment = figment.merge(Toml::file_exact(file));
@@ -527,14 +527,14 @@ impl Config {
     }
 
     /// Where links in emails point.
-    pub fn public_url(&self) -> String {
+    pub(crate) fn public_url(&self) -> String {
         self.public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.addr))
     }
 
     /// Where `.eml` files go when no SMTP server is configured.
-    pub fn outbox_dir(&self) -> PathBuf {
+    pub(crate) fn outbox_dir(&self) -> PathBuf {
         self.email
             .outbox_dir
             .clone()

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub(crate) enum Event {
     /// A plan changed (`shown: false`), or the user asked to see it.
     Plan {
         plan: Plan,
@@ -51,7 +51,7 @@ pub enum Event {
 
 impl Event {
     /// The wire frame for this event.
-    pub fn frame(self) -> ServerFrame {
+    pub(crate) fn frame(self) -> ServerFrame {
         match self {
             Event::Plan { plan, shown } => ServerFrame::Plan { plan, shown },
             Event::Proposal(proposal) => ServerFrame::Proposal { proposal },
@@ -74,12 +74,12 @@ impl Event {
 
 /// Resolves to whether some socket actually wrote a tracked event (`false`
 /// once every queued copy was dropped unwritten).
-pub type Written = Pin<Box<dyn Future<Output = bool> + Send>>;
+pub(crate) type Written = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// Delivers events to a user's open sockets. Never blocks: a socket whose
 /// queue is full is closed as a slow consumer and resynchronises from
 /// `ready` when it reconnects.
-pub trait Publisher: Send + Sync {
+pub(crate) trait Publisher: Send + Sync {
     /// Queues `event` for every open socket of `user`; how many took it.
     fn publish(&self, user: &UserId, event: Event) -> usize;
 

@@ -29,7 +29,7 @@ pub enum Outbound {
 }
 
 impl Outbound {
-    pub fn frame(text: Arc<str>) -> Outbound {
+    pub(crate) fn frame(text: Arc<str>) -> Outbound {
         Outbound::Frame { text, receipt: None }
     }
 }
@@ -41,7 +41,7 @@ impl Outbound {
 pub struct Receipt(mpsc::Sender<()>);
 
 impl Receipt {
-    pub fn written(&self) {
+    pub(crate) fn written(&self) {
         // Capacity one: the first written copy is all the waiting side needs.
         let _ = self.0.try_send(());
     }
@@ -49,7 +49,7 @@ impl Receipt {
 
 /// The waiting side of a tracked frame.
 #[derive(Debug)]
-pub struct Delivery(mpsc::Receiver<()>);
+pub(crate) struct Delivery(mpsc::Receiver<()>);
 
 impl Delivery {
     fn new() -> (Receipt, Delivery) {
@@ -60,7 +60,7 @@ impl Delivery {
     /// True once some socket has written the frame; false once every copy
     /// was dropped unwritten. Resolves when the last copy is written or
     /// dropped, so within a writer's write timeout.
-    pub async fn written(mut self) -> bool {
+    pub(crate) async fn written(mut self) -> bool {
         self.0.recv().await.is_some()
     }
 }
@@ -68,20 +68,20 @@ impl Delivery {
 /// What a user's turns share, behind the lock that runs them one at a
 /// time: lives while a socket of the user's is open or a turn runs.
 #[derive(Debug, Default)]
-pub struct TurnState {
+pub(crate) struct TurnState {
     /// The (id, text) of the user's latest messages, oldest first; `None`
     /// until read from the stored transcript.
-    pub recent: Option<std::collections::VecDeque<(String, String)>>,
+    pub(crate) recent: Option<std::collections::VecDeque<(String, String)>>,
 }
 
-pub type TurnLock = tokio::sync::Mutex<TurnState>;
+pub(crate) type TurnLock = tokio::sync::Mutex<TurnState>;
 
 #[derive(Debug, Clone, Copy)]
-pub struct HubLimits {
-    pub connections_per_user: usize,
-    pub max_connections: usize,
-    pub outbound_queue: usize,
-    pub messages_per_minute: u32,
+pub(crate) struct HubLimits {
+    pub(crate) connections_per_user: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) outbound_queue: usize,
+    pub(crate) messages_per_minute: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,12 +121,12 @@ struct Conn {
 /// A registered socket. Dropping it unregisters the socket.
 pub struct Connection {
     hub: Hub,
-    pub user: UserId,
-    pub id: u64,
-    pub tx: mpsc::Sender<Outbound>,
+    pub(crate) user: UserId,
+    pub(crate) id: u64,
+    pub(crate) tx: mpsc::Sender<Outbound>,
     pub rx: Option<mpsc::Receiver<Outbound>>,
     /// Cancelled when the hub drops this socket as a slow consumer.
-    pub closed: CancellationToken,
+    pub(crate) closed: CancellationToken,
 }
 
 impl Drop for Connection {
@@ -148,7 +148,7 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    pub fn outlet(&self) -> Outlet {
+    pub(crate) fn outlet(&self) -> Outlet {
         Outlet {
             tx: self.tx.clone(),
             closed: self.closed.clone(),
@@ -159,19 +159,19 @@ impl Connection {
 /// Sends frames to one socket. Cheap to clone; a full queue closes the
 /// socket (slow consumer) instead of blocking the sender.
 #[derive(Clone)]
-pub struct Outlet {
+pub(crate) struct Outlet {
     tx: mpsc::Sender<Outbound>,
     closed: CancellationToken,
 }
 
 impl Outlet {
-    pub fn send(&self, frame: &ServerFrame) {
+    pub(crate) fn send(&self, frame: &ServerFrame) {
         self.send_raw(Outbound::frame(frame.to_json().into()));
     }
 
     /// Sends a frame whose writing the caller waits for; `None` if the
     /// socket's queue is full (and the socket closing).
-    pub fn send_tracked(&self, frame: &ServerFrame) -> Option<Delivery> {
+    pub(crate) fn send_tracked(&self, frame: &ServerFrame) -> Option<Delivery> {
         let (receipt, delivery) = Delivery::new();
         let item = Outbound::Frame {
             text: frame.to_json().into(),
@@ -184,7 +184,7 @@ impl Outlet {
         Some(delivery)
     }
 
-    pub fn send_raw(&self, item: Outbound) {
+    pub(crate) fn send_raw(&self, item: Outbound) {
         if self.tx.try_send(item).is_err() {
             self.closed.cancel();
         }
@@ -197,7 +197,7 @@ struct TokenBucket {
 }
 
 impl Hub {
-    pub fn new(limits: HubLimits) -> Hub {
+    pub(crate) fn new(limits: HubLimits) -> Hub {
         Hub {
             inner: Arc::new(Mutex::new(Inner {
                 users: HashMap::new(),
@@ -260,13 +260,13 @@ impl Hub {
     /// returns how many took it (0: nobody is connected, or every socket
     /// was full and is closing). Queued is not shown: see
     /// [`Hub::send_frame_tracked`].
-    pub fn send_frame(&self, user: &UserId, frame: &ServerFrame) -> usize {
+    pub(crate) fn send_frame(&self, user: &UserId, frame: &ServerFrame) -> usize {
         self.queue(user, frame, None)
     }
 
     /// Like [`Hub::send_frame`], and tells when a socket has actually
     /// written the frame; `None` if no socket took it.
-    pub fn send_frame_tracked(&self, user: &UserId, frame: &ServerFrame) -> Option<Delivery> {
+    pub(crate) fn send_frame_tracked(&self, user: &UserId, frame: &ServerFrame) -> Option<Delivery> {
         let (receipt, delivery) = Delivery::new();
         (self.queue(user, frame, Some(receipt)) > 0).then_some(delivery)
     }
@@ -296,12 +296,12 @@ impl Hub {
     }
 
     /// Whether the user has an open socket right now.
-    pub fn is_online(&self, user: &UserId) -> bool {
+    pub(crate) fn is_online(&self, user: &UserId) -> bool {
         self.lock().users.get(user).is_some_and(|e| !e.conns.is_empty())
     }
 
     /// Takes one message token; `Err` says how long until the next one.
-    pub fn allow_message(&self, user: &UserId) -> Result<(), Duration> {
+    pub(crate) fn allow_message(&self, user: &UserId) -> Result<(), Duration> {
         let per_minute = f64::from(self.limits.messages_per_minute);
         let mut inner = self.lock();
         let Some(entry) = inner.users.get_mut(user) else {
@@ -322,7 +322,7 @@ impl Hub {
 
     /// The lock that serialises this user's turns. tokio's mutex is fair, so
     /// turns run in the order they asked.
-    pub fn turn_lock(&self, user: &UserId) -> Arc<TurnLock> {
+    pub(crate) fn turn_lock(&self, user: &UserId) -> Arc<TurnLock> {
         let mut inner = self.lock();
         if let Some(lock) = inner.turn_locks.get(user).and_then(Weak::upgrade) {
             return lock;
@@ -334,12 +334,13 @@ impl Hub {
     }
 
     /// Whether one of the user's turns is running right now.
-    pub fn turn_running(&self, user: &UserId) -> bool {
+    pub(crate) fn turn_running(&self, user: &UserId) -> bool {
         let lock = self.lock().turn_locks.get(user).and_then(Weak::upgrade);
         lock.is_some_and(|lock| lock.try_lock().is_err())
     }
 
-    pub fn connection_count(&self) -> usize {
+    #[cfg(test)]
+    fn connection_count(&self) -> usize {
         self.lock().total
     }
 }

@@ -1,6 +1,10 @@
 //! The `steward` binary: parse the command line, load configuration, set up
 //! logging, then run the chosen command.
 
+// The command line speaks to its user on stdout and stderr (the server
+// itself logs through tracing).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A host that is a local or private name or a forbidden literal address.
 /// Other names are checked when they are resolved.
-pub fn internal_host(url: &url::Url) -> bool {
+pub(crate) fn internal_host(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(v4)) => forbidden_ip(IpAddr::V4(v4)),
         Some(url::Host::Ipv6(v6)) => forbidden_ip(IpAddr::V6(v6)),
@@ -24,7 +24,7 @@ pub fn internal_host(url: &url::Url) -> bool {
 /// benchmarking, documentation, multicast, reserved), and IPv6 forms that
 /// embed such an IPv4 address or translate to IPv4 (mapped, compatible,
 /// NAT64, 6to4, Teredo).
-pub fn forbidden_ip(ip: IpAddr) -> bool {
+pub(crate) fn forbidden_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
         IpAddr::V6(v6) => forbidden_v6(v6),

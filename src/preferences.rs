@@ -19,7 +19,7 @@ pub struct QuietHours {
 
 impl QuietHours {
     /// If `at` falls in quiet hours, the instant they end.
-    pub fn ends_after(&self, at: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+    pub(crate) fn ends_after(&self, at: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         let local = at.with_timezone(&tz);
         let t = local.time();
         let day = local.date_naive();
@@ -51,7 +51,7 @@ impl QuietHours {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Channels {
-    pub push: bool,
+    pub(crate) push: bool,
     pub email: bool,
 }
 
@@ -96,7 +96,7 @@ impl Default for Preferences {
 }
 
 impl Preferences {
-    pub fn tz(&self, fallback: Tz) -> Tz {
+    pub(crate) fn tz(&self, fallback: Tz) -> Tz {
         self.time_zone
             .as_deref()
             .and_then(|z| z.parse().ok())
@@ -111,7 +111,7 @@ impl Preferences {
     }
 
     /// Whether a digest trigger should be armed.
-    pub fn wants_digest(&self) -> bool {
+    pub(crate) fn wants_digest(&self) -> bool {
         self.deliverable_email().is_some() && self.digest.frequency != Frequency::Off
     }
 
@@ -146,11 +146,11 @@ impl Preferences {
 /// Why an address a user typed was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("email address `{0}` is not valid")]
-pub struct InvalidAddress(pub String);
+pub(crate) struct InvalidAddress(pub String);
 
 /// Checks an address a user typed: one plain mailbox address, no display
 /// name, no list, no control characters. The error shows it on one line.
-pub fn email_address(text: &str) -> Result<lettre::Address, InvalidAddress> {
+pub(crate) fn email_address(text: &str) -> Result<lettre::Address, InvalidAddress> {
     let t = text.trim();
     let shown = || InvalidAddress(t.chars().filter(|c| !c.is_control()).take(100).collect());
     if t.len() > 254
@@ -164,37 +164,37 @@ pub fn email_address(text: &str) -> Result<lettre::Address, InvalidAddress> {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct QuietHoursBody {
+pub(crate) struct QuietHoursBody {
     /// Local HH:MM.
-    pub start: String,
+    pub(crate) start: String,
     /// Local HH:MM.
-    pub end: String,
+    pub(crate) end: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DigestBody {
-    pub frequency: Frequency,
+pub(crate) struct DigestBody {
+    pub(crate) frequency: Frequency,
     /// For weekly: monday … sunday.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weekday: Option<String>,
+    pub(crate) weekday: Option<String>,
     /// `HH:MM`; absent: keep the current time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<String>,
+    pub(crate) time: Option<String>,
 }
 
 /// A partial update: absent fields stay as they are; `null` clears
 /// `email` and `quiet_hours`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Update {
-    pub time_zone: Option<String>,
+pub(crate) struct Update {
+    pub(crate) time_zone: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    pub email: Option<Option<String>>,
+    pub(crate) email: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    pub quiet_hours: Option<Option<QuietHoursBody>>,
-    pub digest: Option<DigestBody>,
-    pub channels: Option<Channels>,
+    pub(crate) quiet_hours: Option<Option<QuietHoursBody>>,
+    pub(crate) digest: Option<DigestBody>,
+    pub(crate) channels: Option<Channels>,
 }
 
 /// Tells a field set to `null` (Some(None)) from an absent one (None).
@@ -208,7 +208,7 @@ where
 
 /// Why an update was refused; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PreferencesError {
+pub(crate) enum PreferencesError {
     #[error("time_zone `{0}` is not an IANA time zone (e.g. Europe/Berlin)")]
     TimeZone(String),
     #[error(transparent)]
@@ -225,7 +225,7 @@ fn hhmm(text: &str, field: &'static str) -> Result<NaiveTime, PreferencesError> 
 
 /// Applies `update` to a copy of `prefs`. Returns the new preferences and,
 /// if the address changed, the address that needs a verification email.
-pub fn apply(prefs: &Preferences, update: Update) -> Result<(Preferences, Option<String>), PreferencesError> {
+pub(crate) fn apply(prefs: &Preferences, update: Update) -> Result<(Preferences, Option<String>), PreferencesError> {
     let mut next = prefs.clone();
     if let Some(zone) = update.time_zone {
         zone.parse::<Tz>()

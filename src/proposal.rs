@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 /// Which kinds of change need the user's yes (`confirm.*` in the
 /// configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConfirmPolicy {
-    pub create_plan: bool,
-    pub remove: bool,
-    pub reschedule: bool,
-    pub tool_steps: bool,
+pub(crate) struct ConfirmPolicy {
+    pub(crate) create_plan: bool,
+    pub(crate) remove: bool,
+    pub(crate) reschedule: bool,
+    pub(crate) tool_steps: bool,
 }
 
 impl From<&ConfirmConfig> for ConfirmPolicy {
@@ -38,7 +38,7 @@ impl Default for ConfirmPolicy {
 }
 
 impl ConfirmPolicy {
-    pub fn needs_confirmation(&self, changes: &[Change]) -> bool {
+    pub(crate) fn needs_confirmation(&self, changes: &[Change]) -> bool {
         changes.iter().any(|c| match c {
             Change::PlanCreated { .. } => self.create_plan,
             Change::StepRemoved { .. } => self.remove,
@@ -57,7 +57,7 @@ impl ConfirmPolicy {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum ProposalStatus {
+pub(crate) enum ProposalStatus {
     Open,
     Accepted,
     Declined,
@@ -70,7 +70,7 @@ pub enum ProposalStatus {
 /// What applying the proposal does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Action {
+pub(crate) enum Action {
     Create { plan: Box<Plan> },
     Patch { ops: Vec<Op> },
 }
@@ -78,32 +78,32 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
     /// "r1", "r2", … per user.
-    pub id: String,
+    pub(crate) id: String,
     /// The plan it changes; none when it creates one.
-    pub plan_id: Option<PlanId>,
-    pub base_version: u64,
-    pub summary: String,
-    pub changes: Vec<Change>,
-    pub status: ProposalStatus,
-    pub why: String,
-    pub created_at: DateTime<Utc>,
-    pub decided_at: Option<DateTime<Utc>>,
-    pub action: Action,
+    pub(crate) plan_id: Option<PlanId>,
+    pub(crate) base_version: u64,
+    pub(crate) summary: String,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) status: ProposalStatus,
+    pub(crate) why: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) decided_at: Option<DateTime<Utc>>,
+    pub(crate) action: Action,
 }
 
 /// The proposal as clients see it (no internal action).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct ProposalView {
-    pub id: String,
+pub(crate) struct ProposalView {
+    pub(crate) id: String,
     #[schema(value_type = Option<String>)]
-    pub plan_id: Option<PlanId>,
-    pub summary: String,
-    pub changes: Vec<Change>,
-    pub status: ProposalStatus,
+    pub(crate) plan_id: Option<PlanId>,
+    pub(crate) summary: String,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) status: ProposalStatus,
 }
 
 impl Proposal {
-    pub fn view(&self) -> ProposalView {
+    pub(crate) fn view(&self) -> ProposalView {
         ProposalView {
             id: self.id.clone(),
             plan_id: self.plan_id,
@@ -115,7 +115,7 @@ impl Proposal {
 }
 
 /// A readable one-paragraph summary of changes to `plan`.
-pub fn summarize(plan: &Plan, changes: &[Change]) -> String {
+pub(crate) fn summarize(plan: &Plan, changes: &[Change]) -> String {
     let title = |id: &str| plan.step(id).map(|s| s.title.clone()).unwrap_or_else(|| id.to_owned());
     let day = |d: &Option<DateTime<Utc>>| {
         d.map(|d| d.format("%a %b %-d").to_string())

@@ -12,7 +12,7 @@ use serde_json::Value;
 const MAX_ID_CHARS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum ClientFrame {
+pub(crate) enum ClientFrame {
     Message { id: String, text: String },
     Confirm { proposal_id: String, accept: bool },
     Ping,
@@ -20,7 +20,7 @@ pub enum ClientFrame {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerFrame {
+pub(crate) enum ServerFrame {
     Ready {
         user: String,
         plans: Vec<Plan>,
@@ -63,7 +63,7 @@ pub enum ServerFrame {
 }
 
 impl ServerFrame {
-    pub fn error(code: ErrorCode, message: impl Into<String>, reply_to: Option<String>) -> ServerFrame {
+    pub(crate) fn error(code: ErrorCode, message: impl Into<String>, reply_to: Option<String>) -> ServerFrame {
         ServerFrame::Error {
             code,
             message: message.into(),
@@ -71,7 +71,7 @@ impl ServerFrame {
         }
     }
 
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         // Serializing our own frame types cannot fail: every field is a
         // string, number, bool or a derived Serialize of the same.
         serde_json::to_string(self)
@@ -82,7 +82,7 @@ impl ServerFrame {
 /// Machine-readable error codes of `error` frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     InvalidJson,
     MissingField,
     InvalidField,
@@ -103,14 +103,14 @@ pub enum ErrorCode {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct FrameError {
-    pub code: ErrorCode,
-    pub message: String,
-    pub reply_to: Option<String>,
+pub(crate) struct FrameError {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+    pub(crate) reply_to: Option<String>,
 }
 
 impl FrameError {
-    pub fn into_frame(self) -> ServerFrame {
+    pub(crate) fn into_frame(self) -> ServerFrame {
         ServerFrame::error(self.code, self.message, self.reply_to)
     }
 }
@@ -145,7 +145,7 @@ fn string_field(
 }
 
 /// Parses one client text frame.
-pub fn parse_client_frame(text: &str, max_message_chars: usize) -> Result<ClientFrame, FrameError> {
+pub(crate) fn parse_client_frame(text: &str, max_message_chars: usize) -> Result<ClientFrame, FrameError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| fail(ErrorCode::InvalidJson, format!("frames must be JSON: {e}"), None))?;
     let Value::Object(obj) = value else {

@@ -16,12 +16,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TriggerPolicy {
     /// A "due soon" notice goes out this long before a step's due time.
-    pub due_lead: Duration,
+    pub(crate) due_lead: Duration,
     /// An active plan untouched this long gets a nudge.
-    pub idle_after: Duration,
+    pub(crate) idle_after: Duration,
     /// A trigger found due at most this late still fires; older ones are
     /// recorded as missed and reported in the next digest.
-    pub catch_up: Duration,
+    pub(crate) catch_up: Duration,
 }
 
 impl From<&crate::config::NotifyConfig> for TriggerPolicy {
@@ -84,7 +84,7 @@ pub struct Trigger {
 impl Trigger {
     /// Urgent notifications are delivered during quiet hours too: a
     /// reminder is a time the user chose themselves.
-    pub fn urgent(&self) -> bool {
+    pub(crate) fn urgent(&self) -> bool {
         match self.kind {
             TriggerKind::Reminder { .. } => true,
             TriggerKind::StepDue { .. }
@@ -94,7 +94,7 @@ impl Trigger {
         }
     }
 
-    pub fn plan_id(&self) -> Option<PlanId> {
+    pub(crate) fn plan_id(&self) -> Option<PlanId> {
         match &self.kind {
             TriggerKind::StepDue { plan_id, .. }
             | TriggerKind::StepOverdue { plan_id, .. }
@@ -156,7 +156,7 @@ pub fn for_plan(user: &UserId, plan: &Plan, policy: &TriggerPolicy) -> Vec<Trigg
 /// What becomes of a trigger found due at `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Fired,
     /// Came due longer ago than the catch-up window (steward was down).
     Missed,
@@ -168,7 +168,7 @@ pub enum Outcome {
 
 /// The misfire policy: inside the catch-up window a late trigger fires
 /// (once); older ones are recorded as missed.
-pub fn misfire(trigger: &Trigger, now: DateTime<Utc>, policy: &TriggerPolicy) -> Outcome {
+pub(crate) fn misfire(trigger: &Trigger, now: DateTime<Utc>, policy: &TriggerPolicy) -> Outcome {
     if now - trigger.fire_at > policy.catch_up {
         Outcome::Missed
     } else {
@@ -180,7 +180,7 @@ pub fn misfire(trigger: &Trigger, now: DateTime<Utc>, policy: &TriggerPolicy) ->
 /// that does not exist (spring-forward gap) moves forward by the gap's
 /// length (02:30 in a one-hour gap is 03:30); a time that occurs twice
 /// (fall-back) is the earlier one.
-pub fn local_instant(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+pub(crate) fn local_instant(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&local) {
         LocalResult::Single(t) => t.with_timezone(&Utc),
         LocalResult::Ambiguous(earlier, _) => earlier.with_timezone(&Utc),
@@ -222,7 +222,7 @@ pub struct Recurrence {
 
 impl Recurrence {
     /// The first occurrence strictly after `after`, in `tz`.
-    pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         if self.frequency == Frequency::Off {
             return None;
         }
@@ -247,7 +247,7 @@ impl Recurrence {
 
     /// The period an occurrence at `at` belongs to, for the once-per-period
     /// idempotency key: the local date, or the ISO week for weekly digests.
-    pub fn period(&self, at: DateTime<Utc>, tz: Tz) -> String {
+    pub(crate) fn period(&self, at: DateTime<Utc>, tz: Tz) -> String {
         let local = at.with_timezone(&tz).date_naive();
         match self.frequency {
             Frequency::Weekly => {
@@ -260,7 +260,13 @@ impl Recurrence {
 }
 
 /// The digest trigger for a recurrence, next due after `after`.
-pub fn digest(user: &UserId, rec: &Recurrence, tz: Tz, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<Trigger> {
+pub(crate) fn digest(
+    user: &UserId,
+    rec: &Recurrence,
+    tz: Tz,
+    after: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<Trigger> {
     Some(Trigger {
         id: "digest".into(),
         user: user.clone(),

@@ -32,22 +32,22 @@ const MAX_CALLS_PER_ROUND: usize = 16;
 
 /// What turns work with, built once by the app.
 #[derive(Clone)]
-pub struct Turns {
-    pub service: Service,
+pub(crate) struct Turns {
+    pub(crate) service: Service,
     /// The transcript (read once per turn, appended to as it goes).
-    pub store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// Publishes what the turn says to the user's sockets.
-    pub hub: Hub,
-    pub engine: Engine,
-    pub tools: Arc<Registry>,
-    pub prompts: Arc<Prompts>,
-    pub templates: Arc<Templates>,
+    pub(crate) hub: Hub,
+    pub(crate) engine: Engine,
+    pub(crate) tools: Arc<Registry>,
+    pub(crate) prompts: Arc<Prompts>,
+    pub(crate) templates: Arc<Templates>,
     /// Conversation messages the engine sees.
-    pub history_messages: usize,
+    pub(crate) history_messages: usize,
     /// Model rounds per turn.
-    pub max_tool_rounds: usize,
+    pub(crate) max_tool_rounds: usize,
     /// How one model call is retried.
-    pub retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
 }
 
 /// Who answers the user's messages.
@@ -78,7 +78,7 @@ impl Engine {
     }
 
     /// The model, if one is configured (it also words notifications).
-    pub fn model(&self) -> Option<&Arc<dyn ChatModel>> {
+    pub(crate) fn model(&self) -> Option<&Arc<dyn ChatModel>> {
         match self {
             Engine::Offline(_) => None,
             Engine::Model(model) => Some(model),
@@ -106,7 +106,7 @@ impl From<Arc<dyn ChatModel>> for Engine {
 
 /// What a socket asks its turn runner to do.
 #[derive(Debug, Clone)]
-pub enum Work {
+pub(crate) enum Work {
     Message { id: String, text: String },
     Confirm { proposal_id: String, accept: bool },
 }
@@ -138,7 +138,7 @@ impl From<StoreError> for TurnError {
 const DUPLICATE_WINDOW: usize = 200;
 const RECENT_MESSAGES: usize = 64;
 
-pub async fn perform(app: &Turns, user: &UserId, out: &Outlet, work: Work, state: &mut TurnState) {
+pub(crate) async fn perform(app: &Turns, user: &UserId, out: &Outlet, work: Work, state: &mut TurnState) {
     match work {
         Work::Message { id, text } => run(app, user, out, &id, &text, state).await,
         Work::Confirm { proposal_id, accept } => confirm(app, user, out, &proposal_id, accept).await,
@@ -146,7 +146,7 @@ pub async fn perform(app: &Turns, user: &UserId, out: &Outlet, work: Work, state
 }
 
 /// Runs one turn and answers with a `reply` or an `error`.
-pub async fn run(app: &Turns, user: &UserId, out: &Outlet, message_id: &str, text: &str, state: &mut TurnState) {
+pub(crate) async fn run(app: &Turns, user: &UserId, out: &Outlet, message_id: &str, text: &str, state: &mut TurnState) {
     let span = tracing::info_span!("turn", user_id = %user, message_id = %message_id, engine = %app.engine.name());
     let result = turn(app, user, message_id, text, state).instrument(span.clone()).await;
     let _entered = span.enter();
@@ -242,7 +242,7 @@ async fn typed_confirmation(app: &Turns, session: &Session, accept: bool) -> Res
 }
 
 /// How a decision reads in the chat.
-pub fn describe(decision: &Decision) -> String {
+pub(crate) fn describe(decision: &Decision) -> String {
     match decision {
         Decision::Applied { plan, proposal } if matches!(proposal.action, Action::Create { .. }) => {
             format!("Done — your plan is set up.\n{}", render::for_people(plan))

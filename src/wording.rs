@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 /// "today", "tomorrow", "on Friday, Nov 27", "on Tue, Dec 15 2027".
-pub fn relative_day(at: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
+pub(crate) fn relative_day(at: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
     let day = at.with_timezone(&tz).date_naive();
     let today = now.with_timezone(&tz).date_naive();
     let diff = (day - today).num_days();
@@ -31,7 +31,7 @@ fn step<'a>(plan: &'a Plan, id: &str) -> Option<&'a Step> {
 
 /// The text, kind and subject of a fired trigger's notification, or `None`
 /// when the trigger no longer applies (its step is finished or gone).
-pub fn notification(
+pub(crate) fn notification(
     trigger: &Trigger,
     plan: Option<&Plan>,
     now: DateTime<Utc>,
@@ -87,7 +87,7 @@ pub fn notification(
 
 /// A line for a trigger missed while steward was down (listed in the
 /// next digest and in the inbox).
-pub fn missed(trigger: &Trigger, plan: Option<&Plan>, tz: Tz) -> String {
+pub(crate) fn missed(trigger: &Trigger, plan: Option<&Plan>, tz: Tz) -> String {
     let when = trigger.fire_at.with_timezone(&tz).format("%b %-d %H:%M");
     let what = match (&trigger.kind, plan) {
         (TriggerKind::StepDue { step_id, .. }, Some(p)) => step(p, step_id)

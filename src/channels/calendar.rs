@@ -7,7 +7,7 @@ use icalendar::{Calendar, Component, Event, EventLike};
 
 /// One event per dated step of the user's active plans (30 minutes at the
 /// due time); finished steps are marked so in the title.
-pub fn feed(plans: &[Plan], domain: &str, now: DateTime<Utc>) -> String {
+pub(crate) fn feed(plans: &[Plan], domain: &str, now: DateTime<Utc>) -> String {
     let mut cal = Calendar::new();
     cal.name("steward plans");
     for plan in plans.iter().filter(|p| p.status == PlanStatus::Active) {

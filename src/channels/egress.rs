@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// Why a request was not made.
 #[derive(Debug, thiserror::Error)]
-pub enum EgressError {
+pub(crate) enum EgressError {
     /// The URL names a local, private or reserved address: permanent.
     #[error("{0} is a local, private or reserved address")]
     Refused(String),
@@ -29,13 +29,13 @@ pub enum EgressError {
 /// A reqwest client that calls only public addresses, unless
 /// `allow_internal` (loopback dev mode, where tests run local peers).
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     allow_internal: bool,
 }
 
 impl Client {
-    pub fn new(allow_internal: bool) -> Result<Client, reqwest::Error> {
+    pub(crate) fn new(allow_internal: bool) -> Result<Client, reqwest::Error> {
         let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -51,7 +51,7 @@ impl Client {
         })
     }
 
-    pub async fn execute(&self, request: reqwest::Request) -> Result<reqwest::Response, EgressError> {
+    pub(crate) async fn execute(&self, request: reqwest::Request) -> Result<reqwest::Response, EgressError> {
         if !self.allow_internal && internal_host(request.url()) {
             return Err(EgressError::Refused(
                 request.url().host_str().unwrap_or_default().to_owned(),

@@ -16,33 +16,33 @@ use std::path::Path;
 
 /// The content of a digest email, rendered by `templates/email/digest.*` (the notifier decides what it shows).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Digest {
-    pub user: String,
-    pub period: String,
-    pub plans: Vec<DigestPlan>,
-    pub missed: Vec<String>,
-    pub widget_url: String,
-    pub unsubscribe_url: String,
+pub(crate) struct Digest {
+    pub(crate) user: String,
+    pub(crate) period: String,
+    pub(crate) plans: Vec<DigestPlan>,
+    pub(crate) missed: Vec<String>,
+    pub(crate) widget_url: String,
+    pub(crate) unsubscribe_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DigestPlan {
-    pub id: String,
-    pub title: String,
-    pub done: usize,
-    pub total: usize,
-    pub percent: usize,
-    pub due_this_week: Vec<DigestStep>,
-    pub waiting_on_you: Vec<DigestStep>,
-    pub next: Option<String>,
+pub(crate) struct DigestPlan {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) done: usize,
+    pub(crate) total: usize,
+    pub(crate) percent: usize,
+    pub(crate) due_this_week: Vec<DigestStep>,
+    pub(crate) waiting_on_you: Vec<DigestStep>,
+    pub(crate) next: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DigestStep {
-    pub title: String,
-    pub due: Option<String>,
-    pub overdue: bool,
-    pub status: String,
+pub(crate) struct DigestStep {
+    pub(crate) title: String,
+    pub(crate) due: Option<String>,
+    pub(crate) overdue: bool,
+    pub(crate) status: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,17 +72,17 @@ const TEMPLATES: [(&str, &str); 6] = [
 ];
 
 /// Renders emails; built once at start-up (template errors name the file).
-pub struct Mail {
+pub(crate) struct Mail {
     env: Environment<'static>,
     /// The From mailbox, e.g. `steward <steward@localhost>`.
-    pub from: String,
+    pub(crate) from: String,
     /// Right-hand side of Message-IDs.
-    pub domain: String,
+    pub(crate) domain: String,
 }
 
 /// Header text as one safe line: control characters (CR, LF, NUL, tabs)
 /// become spaces, runs of spaces collapse, and it is cut to 150 characters.
-pub fn header_text(text: &str) -> String {
+pub(crate) fn header_text(text: &str) -> String {
     let cleaned: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     // "=?" would start an RFC 2047 encoded word that mail clients decode
     // (possibly into a line break): break the syntax.
@@ -100,7 +100,7 @@ pub fn header_text(text: &str) -> String {
 impl Mail {
     /// Loads templates from `dir` (a missing file falls back to the
     /// built-in copy) and checks that each one parses.
-    pub fn load(dir: &Path, from: &str) -> Result<Mail, MailError> {
+    pub(crate) fn load(dir: &Path, from: &str) -> Result<Mail, MailError> {
         let mailbox: Mailbox = from.parse().map_err(|_| MailError::Address(from.to_owned()))?;
         let domain = mailbox.email.domain().to_owned();
         let mut env = Environment::new();
@@ -139,7 +139,7 @@ impl Mail {
             })
     }
 
-    pub fn digest(&self, digest: &Digest, to: &str, message_id: String) -> Result<Email, MailError> {
+    pub(crate) fn digest(&self, digest: &Digest, to: &str, message_id: String) -> Result<Email, MailError> {
         let ctx = context! { digest => minijinja::value::Serde(digest) };
         let open: usize = digest.plans.iter().map(|p| p.due_this_week.len()).sum();
         Ok(Email {
@@ -157,7 +157,7 @@ impl Mail {
         })
     }
 
-    pub fn notification(
+    pub(crate) fn notification(
         &self,
         n: &Notification,
         to: &str,
@@ -180,7 +180,7 @@ impl Mail {
         })
     }
 
-    pub fn verification(&self, to: &str, link: &str, message_id: String) -> Result<Email, MailError> {
+    pub(crate) fn verification(&self, to: &str, link: &str, message_id: String) -> Result<Email, MailError> {
         let ctx = context! { link => link, email => to };
         Ok(Email {
             to: to.to_owned(),
@@ -194,7 +194,7 @@ impl Mail {
 }
 
 /// The lettre message for `email`, From `from`, to exactly `email.to`.
-pub fn message(email: &Email, from: &str) -> Result<Message, MailError> {
+pub(crate) fn message(email: &Email, from: &str) -> Result<Message, MailError> {
     let to = email_address(&email.to).map_err(|e| MailError::Address(e.0))?;
     let from: Mailbox = from.parse().map_err(|_| MailError::Address(from.to_owned()))?;
     let mut builder = Message::builder()

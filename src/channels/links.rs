@@ -16,7 +16,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// What a signed link  lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TokenPurpose {
+pub(crate) enum TokenPurpose {
     /// Confirms the address it was sent to.
     VerifyEmail,
     /// Turns email off for the user (List-Unsubscribe).
@@ -29,14 +29,14 @@ pub enum TokenPurpose {
 const MAC_BYTES: usize = 18;
 
 #[derive(Clone)]
-pub struct Links {
+pub(crate) struct Links {
     key: Vec<u8>,
     /// Where links point, without a trailing slash (`STEWARD_PUBLIC_URL`).
-    pub base: String,
+    pub(crate) base: String,
 }
 
 impl Links {
-    pub fn new(key: Vec<u8>, base: &str) -> Links {
+    pub(crate) fn new(key: Vec<u8>, base: &str) -> Links {
         Links {
             key,
             base: base.trim_end_matches('/').to_owned(),
@@ -59,7 +59,7 @@ impl Links {
         mac
     }
 
-    pub fn token(&self, purpose: TokenPurpose, user: &UserId, bound: &str) -> String {
+    pub(crate) fn token(&self, purpose: TokenPurpose, user: &UserId, bound: &str) -> String {
         let tag = self.mac(purpose, user, bound).finalize().into_bytes();
         format!(
             "{}.{}",
@@ -69,7 +69,7 @@ impl Links {
     }
 
     /// The user a token claims to be for; check it with [`Links::check`].
-    pub fn claimed_user(token: &str) -> Option<UserId> {
+    pub(crate) fn claimed_user(token: &str) -> Option<UserId> {
         let (user, _) = token.split_once('.')?;
         let bytes = URL_SAFE_NO_PAD.decode(user).ok()?;
         UserId::parse(std::str::from_utf8(&bytes).ok()?).ok()
@@ -77,7 +77,7 @@ impl Links {
 
     /// Whether `token` was made by [`Links::token`] for these values
     /// (constant-time comparison).
-    pub fn check(&self, purpose: TokenPurpose, token: &str, user: &UserId, bound: &str) -> bool {
+    pub(crate) fn check(&self, purpose: TokenPurpose, token: &str, user: &UserId, bound: &str) -> bool {
         let Some((_, tag)) = token.split_once('.') else {
             return false;
         };
@@ -87,11 +87,11 @@ impl Links {
         tag.len() == MAC_BYTES && self.mac(purpose, user, bound).verify_truncated_left(&tag).is_ok()
     }
 
-    pub fn widget(&self) -> String {
+    pub(crate) fn widget(&self) -> String {
         format!("{}/", self.base)
     }
 
-    pub fn verify_email(&self, user: &UserId, email: &str) -> String {
+    pub(crate) fn verify_email(&self, user: &UserId, email: &str) -> String {
         format!(
             "{}/api/email/verify?token={}",
             self.base,
@@ -99,7 +99,7 @@ impl Links {
         )
     }
 
-    pub fn unsubscribe(&self, user: &UserId) -> String {
+    pub(crate) fn unsubscribe(&self, user: &UserId) -> String {
         format!(
             "{}/api/email/unsubscribe?token={}",
             self.base,
@@ -107,7 +107,7 @@ impl Links {
         )
     }
 
-    pub fn calendar(&self, user: &UserId) -> String {
+    pub(crate) fn calendar(&self, user: &UserId) -> String {
         format!(
             "{}/api/calendar/{}.ics",
             self.base,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// How a failed delivery attempt ends, for every channel.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// Try again later (SMTP 4xx, connection failures, timeouts, 429, 5xx
     /// from HTTP peers), not before `retry_after` if the peer said so.
     #[error("temporary failure: {message}")]
@@ -28,7 +28,7 @@ pub enum SendError {
 }
 
 impl SendError {
-    pub fn transient(message: impl Into<String>) -> SendError {
+    pub(crate) fn transient(message: impl Into<String>) -> SendError {
         SendError::Transient {
             message: message.into(),
             retry_after: None,
@@ -95,7 +95,7 @@ impl Mailer {
         }
     }
 
-    pub async fn send(&self, email: &Email, from: &str, timeout: Duration) -> Result<(), SendError> {
+    pub(crate) async fn send(&self, email: &Email, from: &str, timeout: Duration) -> Result<(), SendError> {
         let msg = message(email, from).map_err(|e| SendError::Permanent(e.to_string()))?;
         match self {
             Mailer::Smtp(t) => match tokio::time::timeout(timeout, t.send(msg)).await {

@@ -5,14 +5,14 @@
 //! with a loopback peer in the tests; deciding *when* to use one is the
 //! notifier's job.
 
-pub mod calendar;
-pub mod egress;
-pub mod email;
-pub mod links;
+pub(crate) mod calendar;
+pub(crate) mod egress;
+pub(crate) mod email;
+pub(crate) mod links;
 pub mod mailer;
-pub mod push;
+pub(crate) mod push;
 pub mod webhook;
 
 /// Longest Retry-After from a peer (SMTP server, push service, webhook
 /// receiver) that is honoured.
-pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+pub(crate) const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);

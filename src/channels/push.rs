@@ -14,10 +14,10 @@ use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPa
 use web_push_native::{Auth, WebPushBuilder, p256};
 
 /// Largest push payload before encryption (one aes128gcm record).
-pub const MAX_PAYLOAD: usize = 3000;
+pub(crate) const MAX_PAYLOAD: usize = 3000;
 
 #[derive(Clone)]
-pub struct Pusher {
+pub(crate) struct Pusher {
     key: Arc<ES256KeyPair>,
     /// `mailto:` or `https:` contact sent to push services.
     contact: String,
@@ -52,7 +52,7 @@ fn b64(text: &str) -> Option<Vec<u8>> {
 /// only when `allow_http`, i.e. loopback dev mode), a P-256 public key and
 /// a 16-byte auth secret. Push services are public https hosts; anything
 /// else would let a user make the server call arbitrary addresses.
-pub fn validate(sub: &PushSubscription, allow_http: bool) -> Result<(), PushError> {
+pub(crate) fn validate(sub: &PushSubscription, allow_http: bool) -> Result<(), PushError> {
     let endpoint: reqwest::Url = sub.endpoint.parse().map_err(|_| PushError::NotAUrl)?;
     let scheme_ok = endpoint.scheme() == "https" || (allow_http && endpoint.scheme() == "http");
     if !scheme_ok || sub.endpoint.len() > 1024 || !endpoint.username().is_empty() {
@@ -71,7 +71,7 @@ pub fn validate(sub: &PushSubscription, allow_http: bool) -> Result<(), PushErro
 
 impl Pusher {
     /// `stored`: the 32-byte VAPID private key from the store.
-    pub fn new(stored: &[u8], contact: &str, client: egress::Client) -> Result<Pusher, PushError> {
+    pub(crate) fn new(stored: &[u8], contact: &str, client: egress::Client) -> Result<Pusher, PushError> {
         if stored.len() != 32 {
             return Err(PushError::StoredKey(format!("{} bytes, not 32", stored.len())));
         }
@@ -84,17 +84,17 @@ impl Pusher {
     }
 
     /// A fresh VAPID private key (32 bytes) for first start.
-    pub fn generate_key() -> Vec<u8> {
+    pub(crate) fn generate_key() -> Vec<u8> {
         ES256KeyPair::generate().to_bytes()
     }
 
     /// The `applicationServerKey` browsers subscribe with: the uncompressed
     /// public point, base64url.
-    pub fn public_key(&self) -> String {
+    pub(crate) fn public_key(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.key.public_key().public_key().to_bytes_uncompressed())
     }
 
-    pub async fn send(&self, sub: &PushSubscription, body: &str, timeout: Duration) -> Result<(), SendError> {
+    pub(crate) async fn send(&self, sub: &PushSubscription, body: &str, timeout: Duration) -> Result<(), SendError> {
         let bad = |m: &str| SendError::Permanent(format!("push subscription: {m}"));
         let ua_public = b64(&sub.p256dh)
             .and_then(|k| p256::PublicKey::from_sec1_bytes(&k).ok())
@@ -126,7 +126,7 @@ impl Pusher {
 /// Maps an HTTP answer to the retry policy shared by push and webhooks:
 /// 2xx ok; 404/410 gone; 408, 429 and 5xx temporary (Retry-After
 /// honoured); other 4xx permanent.
-pub fn classify_http(
+pub(crate) fn classify_http(
     status: reqwest::StatusCode,
     headers: &reqwest::header::HeaderMap,
     who: &str,

@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::Duration;
 
-pub const SIGNATURE_HEADER: &str = "steward-signature";
+pub(crate) const SIGNATURE_HEADER: &str = "steward-signature";
 
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     let mut mac =
@@ -23,7 +23,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     format!("t={timestamp},v1={hex}")
 }
 
-pub async fn send(
+pub(crate) async fn send(
     client: &egress::Client,
     url: &str,
     secret: &str,

@@ -2,7 +2,7 @@
 //! assistant messages (with the tool calls they made) and tool results;
 //! [`thread`] is the same conversation as a person sees it.
 
-pub mod thread;
+pub(crate) mod thread;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -54,7 +54,7 @@ pub struct Entry {
 /// whose tool calls have no results (the server stopped mid-turn) gets a
 /// result saying so, because OpenAI-style APIs reject unanswered calls. The
 /// plan itself is always in the system prompt, so nothing is lost.
-pub fn repair(messages: Vec<Message>) -> Vec<Message> {
+pub(crate) fn repair(messages: Vec<Message>) -> Vec<Message> {
     let mut out: Vec<Message> = Vec::with_capacity(messages.len());
     let mut open: Vec<(String, String)> = Vec::new();
     let close_open = |out: &mut Vec<Message>, open: &mut Vec<(String, String)>| {

@@ -13,7 +13,7 @@ use serde::Serialize;
 /// Tool traffic and intermediate model text are not shown.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ThreadItem {
+pub(crate) enum ThreadItem {
     User {
         at: DateTime<Utc>,
         text: String,
@@ -42,7 +42,7 @@ pub enum ThreadItem {
 }
 
 impl ThreadItem {
-    pub fn at(&self) -> DateTime<Utc> {
+    pub(crate) fn at(&self) -> DateTime<Utc> {
         match self {
             ThreadItem::User { at, .. }
             | ThreadItem::Assistant { at, .. }
@@ -55,7 +55,7 @@ impl ThreadItem {
 
 /// The visible thread of a stored transcript, in order. Cards a turn
 /// produced come after that turn's answer, as a widget shows them live.
-pub fn thread(entries: &[Entry]) -> Vec<ThreadItem> {
+pub(crate) fn thread(entries: &[Entry]) -> Vec<ThreadItem> {
     let mut items = Vec::new();
     let mut cards = Vec::new();
     for entry in entries {
@@ -103,7 +103,7 @@ pub fn thread(entries: &[Entry]) -> Vec<ThreadItem> {
 
 /// Merges notifications into the thread by time, each before the first
 /// item that is newer, keeping the order of `items` as it is.
-pub fn merge_notifications(items: Vec<ThreadItem>, mut notifications: Vec<NotificationView>) -> Vec<ThreadItem> {
+pub(crate) fn merge_notifications(items: Vec<ThreadItem>, mut notifications: Vec<NotificationView>) -> Vec<ThreadItem> {
     notifications.sort_by_key(|n| n.created_at);
     let mut out = Vec::with_capacity(items.len() + notifications.len());
     let mut later = notifications

@@ -17,13 +17,13 @@ struct Claims {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct AuthQuery {
-    pub user: Option<String>,
-    pub token: Option<String>,
+pub(crate) struct AuthQuery {
+    pub(crate) user: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     #[error("authentication required: pass a signed token as ?token= or an Authorization: Bearer header")]
     MissingToken,
     #[error("dev mode: say who you are with ?user=<name>")]
@@ -55,7 +55,7 @@ pub fn issue_token(secret: &str, user: &UserId, ttl_secs: u64) -> Result<String,
     )
 }
 
-pub fn authenticate(config: &Config, headers: &HeaderMap, query: &AuthQuery) -> Result<UserId, AuthError> {
+pub(crate) fn authenticate(config: &Config, headers: &HeaderMap, query: &AuthQuery) -> Result<UserId, AuthError> {
     match &config.auth_secret {
         Some(secret) => {
             let bearer = headers
@@ -98,7 +98,7 @@ fn is_loopback_name(name: &str) -> bool {
 /// the request must also be addressed to a loopback name: a page on
 /// another site that rebinds its DNS name to 127.0.0.1 is refused, even
 /// for same-origin requests that carry no Origin.
-pub fn check_origin(config: &Config, headers: &HeaderMap) -> Result<(), AuthError> {
+pub(crate) fn check_origin(config: &Config, headers: &HeaderMap) -> Result<(), AuthError> {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

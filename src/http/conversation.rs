@@ -15,22 +15,22 @@ use serde::{Deserialize, Serialize};
 const NOTIFICATIONS: usize = 100;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct ConversationQuery {
+pub(crate) struct ConversationQuery {
     /// How many stored transcript entries to read (default 200, at most 1000).
-    pub limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ConversationBody {
+pub(crate) struct ConversationBody {
     /// Oldest first: messages, where plans and proposals were shown, and
     /// notifications.
-    pub items: Vec<ThreadItem>,
+    pub(crate) items: Vec<ThreadItem>,
     /// Every plan the items refer to, as it is now.
-    pub plans: Vec<Plan>,
+    pub(crate) plans: Vec<Plan>,
     /// Every proposal the items refer to, as it is now (open, accepted, …).
-    pub proposals: Vec<ProposalView>,
+    pub(crate) proposals: Vec<ProposalView>,
     /// A turn of this user's is running: an answer may still be on its way.
-    pub busy: bool,
+    pub(crate) busy: bool,
 }
 
 /// The conversation as the widget shows it, so a reload (or another device)
@@ -38,7 +38,7 @@ pub struct ConversationBody {
 #[utoipa::path(get, path = "/api/conversation", tag = "conversation", params(ConversationQuery),
     responses((status = 200, body = ConversationBody), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody)))]
-pub async fn conversation(
+pub(crate) async fn conversation(
     State(app): State<App>,
     AuthUser(user): AuthUser,
     Params(q): Params<ConversationQuery>,

@@ -16,21 +16,21 @@ use serde::Serialize;
 
 /// The body of every REST error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
+pub(crate) struct ErrorBody {
+    pub(crate) error: ErrorDetail,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// Stable machine-readable code, e.g. `invalid_json`, `not_found`.
-    pub code: String,
+    pub(crate) code: String,
     /// A safe, human-readable explanation.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// A REST failure: status, stable code, safe message.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
@@ -41,7 +41,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -52,18 +52,22 @@ impl ApiError {
     }
 
     /// 429 with `Retry-After`.
-    pub fn too_many(code: &'static str, message: impl Into<String>, retry_after: std::time::Duration) -> ApiError {
+    pub(crate) fn too_many(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after: std::time::Duration,
+    ) -> ApiError {
         ApiError {
             retry_after: Some(retry_after.as_secs().max(1)),
             ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
         }
     }
 
-    pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn not_found(what: &str) -> ApiError {
+    pub(crate) fn not_found(what: &str) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
 
@@ -78,7 +82,7 @@ impl ApiError {
 
     /// The response for a status axum or tower produced without a body of
     /// ours (unknown route, method, oversized body).
-    pub fn for_status(status: StatusCode) -> ApiError {
+    pub(crate) fn for_status(status: StatusCode) -> ApiError {
         let (code, message) = match status {
             StatusCode::NOT_FOUND => ("not_found", "no such route"),
             StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this route does not take that method"),

@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 /// The authenticated user of a request, decided exactly as for `/ws`: the
 /// browser origin is checked, the signed token (or in loopback dev mode
 /// `?user=`) names the user, and the user is registered. Never from a body.
-pub struct AuthUser(pub UserId);
+pub(crate) struct AuthUser(pub UserId);
 
 impl FromRequestParts<App> for AuthUser {
     type Rejection = ApiError;
@@ -29,9 +29,9 @@ impl FromRequestParts<App> for AuthUser {
 /// A JSON request body; a malformed one is refused with `invalid_json`.
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
-pub struct Body<T>(pub T);
+pub(crate) struct Body<T>(pub T);
 
 /// Query parameters; malformed ones are refused with `invalid_field`.
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub struct Params<T>(pub T);
+pub(crate) struct Params<T>(pub T);

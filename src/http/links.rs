@@ -20,15 +20,15 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 #[derive(Deserialize, utoipa::IntoParams)]
-pub struct TokenQuery {
+pub(crate) struct TokenQuery {
     /// The signed token from the link.
     token: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CalendarLinkBody {
+pub(crate) struct CalendarLinkBody {
     /// Subscribe to this URL in Google Calendar, Outlook or Apple Calendar.
-    pub url: String,
+    pub(crate) url: String,
 }
 
 #[derive(Deserialize)]
@@ -89,7 +89,7 @@ async fn token_user(app: &App, purpose: TokenPurpose, token: &str) -> Result<Opt
 /// The user's calendar-feed link.
 #[utoipa::path(get, path = "/api/calendar", tag = "notifications",
     responses((status = 200, body = CalendarLinkBody), (status = 401, body = ErrorBody)))]
-pub async fn calendar_link(State(app): State<App>, AuthUser(user): AuthUser) -> Json<CalendarLinkBody> {
+pub(crate) async fn calendar_link(State(app): State<App>, AuthUser(user): AuthUser) -> Json<CalendarLinkBody> {
     Json(CalendarLinkBody {
         url: app.links.calendar(&user),
     })
@@ -99,7 +99,7 @@ pub async fn calendar_link(State(app): State<App>, AuthUser(user): AuthUser) -> 
 #[utoipa::path(get, path = "/api/email/verify", tag = "notifications", params(TokenQuery),
     responses((status = 200, description = "HTML page: confirmed", content_type = "text/html"),
               (status = 404, description = "HTML page: link not valid", content_type = "text/html")))]
-pub async fn verify_email(State(app): State<App>, Params(q): Params<TokenQuery>) -> Result<Response, ApiError> {
+pub(crate) async fn verify_email(State(app): State<App>, Params(q): Params<TokenQuery>) -> Result<Response, ApiError> {
     match token_user(&app, TokenPurpose::VerifyEmail, &q.token).await? {
         Some((user, mut prefs)) => {
             prefs.email_verified = true;
@@ -114,7 +114,10 @@ pub async fn verify_email(State(app): State<App>, Params(q): Params<TokenQuery>)
 #[utoipa::path(get, path = "/api/email/unsubscribe", tag = "notifications", params(TokenQuery),
     responses((status = 200, description = "HTML form", content_type = "text/html"),
               (status = 404, description = "HTML page: link not valid", content_type = "text/html")))]
-pub async fn unsubscribe_page(State(app): State<App>, Params(q): Params<TokenQuery>) -> Result<Response, ApiError> {
+pub(crate) async fn unsubscribe_page(
+    State(app): State<App>,
+    Params(q): Params<TokenQuery>,
+) -> Result<Response, ApiError> {
     // GET only asks: link scanners open links, and must not unsubscribe.
     match token_user(&app, TokenPurpose::Unsubscribe, &q.token).await? {
         Some(_) => Ok(Html(render("unsubscribe.html", context! {})).into_response()),
@@ -126,7 +129,7 @@ pub async fn unsubscribe_page(State(app): State<App>, Params(q): Params<TokenQue
 #[utoipa::path(post, path = "/api/email/unsubscribe", tag = "notifications", params(TokenQuery),
     responses((status = 200, description = "HTML page: email is off", content_type = "text/html"),
               (status = 404, description = "HTML page: link not valid", content_type = "text/html")))]
-pub async fn unsubscribe(State(app): State<App>, Params(q): Params<TokenQuery>) -> Result<Response, ApiError> {
+pub(crate) async fn unsubscribe(State(app): State<App>, Params(q): Params<TokenQuery>) -> Result<Response, ApiError> {
     match token_user(&app, TokenPurpose::Unsubscribe, &q.token).await? {
         Some((user, mut prefs)) => {
             prefs.channels.email = false;
@@ -142,7 +145,7 @@ pub async fn unsubscribe(State(app): State<App>, Params(q): Params<TokenQuery>) 
 #[utoipa::path(get, path = "/api/calendar/{file}", tag = "notifications",
     params(("file" = String, Path, description = "<token>.ics")),
     responses((status = 200, description = "iCalendar", content_type = "text/calendar"), (status = 404, body = ErrorBody)))]
-pub async fn calendar_feed(State(app): State<App>, Path(file): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn calendar_feed(State(app): State<App>, Path(file): Path<String>) -> Result<Response, ApiError> {
     let Some(token) = file.strip_suffix(".ics") else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

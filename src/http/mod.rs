@@ -14,7 +14,7 @@ mod preferences;
 mod proposals;
 mod ws;
 
-pub use error::{ApiError, ErrorBody};
+pub(crate) use error::ApiError;
 
 use crate::app::App;
 use axum::Router;
@@ -30,7 +30,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
-pub fn router(app: App) -> Router {
+pub(crate) fn router(app: App) -> Router {
     let static_files = ServeDir::new(&app.config.static_dir);
     let body_limit = app.config.limits.max_body_bytes;
     let api = openapi::routes()

@@ -17,14 +17,14 @@ const MAX_SUBSCRIPTIONS: usize = 10;
 const RECENT: usize = 50;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct NotificationsBody {
-    pub notifications: Vec<NotificationView>,
+pub(crate) struct NotificationsBody {
+    pub(crate) notifications: Vec<NotificationView>,
 }
 
 /// The user's 50 most recent notifications, newest first.
 #[utoipa::path(get, path = "/api/notifications", tag = "notifications",
     responses((status = 200, body = NotificationsBody), (status = 401, body = ErrorBody)))]
-pub async fn notifications(
+pub(crate) async fn notifications(
     State(app): State<App>,
     AuthUser(user): AuthUser,
 ) -> Result<Json<NotificationsBody>, ApiError> {
@@ -35,14 +35,14 @@ pub async fn notifications(
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PushKeyBody {
+pub(crate) struct PushKeyBody {
     /// The VAPID public key for `PushManager.subscribe({applicationServerKey})`.
-    pub public_key: String,
+    pub(crate) public_key: String,
 }
 
 #[utoipa::path(get, path = "/api/push/key", tag = "notifications",
     responses((status = 200, body = PushKeyBody), (status = 404, description = "push is off", body = ErrorBody)))]
-pub async fn push_key(State(app): State<App>) -> Result<Json<PushKeyBody>, ApiError> {
+pub(crate) async fn push_key(State(app): State<App>) -> Result<Json<PushKeyBody>, ApiError> {
     match &app.pusher {
         Some(p) => Ok(Json(PushKeyBody {
             public_key: p.public_key(),
@@ -57,26 +57,26 @@ pub async fn push_key(State(app): State<App>) -> Result<Json<PushKeyBody>, ApiEr
 
 /// The body `PushSubscription.toJSON()` produces in a browser.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct SubscriptionBody {
+pub(crate) struct SubscriptionBody {
     endpoint: String,
     keys: SubscriptionKeys,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct SubscriptionKeys {
+pub(crate) struct SubscriptionKeys {
     p256dh: String,
     auth: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SubscribedBody {
-    pub subscribed: bool,
+pub(crate) struct SubscribedBody {
+    pub(crate) subscribed: bool,
 }
 
 /// Stores a browser's push subscription (at most 10 per user).
 #[utoipa::path(post, path = "/api/push/subscribe", tag = "notifications", request_body = SubscriptionBody,
     responses((status = 201, description = "subscribed", body = SubscribedBody), (status = 400, body = ErrorBody)))]
-pub async fn subscribe(
+pub(crate) async fn subscribe(
     State(app): State<App>,
     AuthUser(user): AuthUser,
     Body(body): Body<SubscriptionBody>,
@@ -98,14 +98,14 @@ pub async fn subscribe(
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct EndpointBody {
+pub(crate) struct EndpointBody {
     endpoint: String,
 }
 
 /// Forgets a browser's push subscription.
 #[utoipa::path(delete, path = "/api/push/subscribe", tag = "notifications", request_body = EndpointBody,
     responses((status = 204, description = "removed"), (status = 400, body = ErrorBody)))]
-pub async fn unsubscribe_push(
+pub(crate) async fn unsubscribe_push(
     State(app): State<App>,
     AuthUser(user): AuthUser,
     Body(body): Body<EndpointBody>,

@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 struct ApiDoc;
 
 /// Every `/api` route, with the document at `/api/openapi.json`.
-pub fn routes() -> Router<App> {
+pub(crate) fn routes() -> Router<App> {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(plans::list_plans))
         .routes(routes!(plans::get_plan))

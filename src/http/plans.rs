@@ -13,21 +13,21 @@ use serde::{Deserialize, Serialize};
 const MAX_HISTORY: usize = 200;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PlansBody {
-    pub plans: Vec<Plan>,
+pub(crate) struct PlansBody {
+    pub(crate) plans: Vec<Plan>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct HistoryBody {
+pub(crate) struct HistoryBody {
     /// Newest first.
-    pub history: Vec<HistoryEntry>,
+    pub(crate) history: Vec<HistoryEntry>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct PlansQuery {
+pub(crate) struct PlansQuery {
     /// Also list done and cancelled plans.
     #[serde(default)]
-    pub include_closed: bool,
+    pub(crate) include_closed: bool,
 }
 
 fn plan_id(text: &str) -> Result<PlanId, ApiError> {
@@ -37,7 +37,7 @@ fn plan_id(text: &str) -> Result<PlanId, ApiError> {
 /// The user's plans (active ones unless `include_closed`), oldest first.
 #[utoipa::path(get, path = "/api/plans", tag = "plans", params(PlansQuery),
     responses((status = 200, body = PlansBody), (status = 401, body = ErrorBody)))]
-pub async fn list_plans(
+pub(crate) async fn list_plans(
     State(app): State<App>,
     AuthUser(user): AuthUser,
     Params(q): Params<PlansQuery>,
@@ -51,7 +51,7 @@ pub async fn list_plans(
 #[utoipa::path(get, path = "/api/plans/{id}", tag = "plans",
     params(("id" = String, Path, description = "plan id, e.g. p1")),
     responses((status = 200, body = Plan), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_plan(
+pub(crate) async fn get_plan(
     State(app): State<App>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
@@ -65,7 +65,7 @@ pub async fn get_plan(
 #[utoipa::path(get, path = "/api/plans/{id}/history", tag = "plans",
     params(("id" = String, Path, description = "plan id, e.g. p1")),
     responses((status = 200, body = HistoryBody), (status = 404, body = ErrorBody)))]
-pub async fn plan_history(
+pub(crate) async fn plan_history(
     State(app): State<App>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,

@@ -12,7 +12,7 @@ use axum::extract::State;
 use serde::Serialize;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PreferencesView {
+pub(crate) struct PreferencesView {
     time_zone: String,
     email: Option<String>,
     email_verified: bool,
@@ -46,7 +46,7 @@ fn view(app: &App, user: &UserId, prefs: &Preferences) -> PreferencesView {
 /// The user's preferences, calendar link and web-push key.
 #[utoipa::path(get, path = "/api/preferences", tag = "preferences",
     responses((status = 200, body = PreferencesView), (status = 401, body = ErrorBody)))]
-pub async fn get_preferences(
+pub(crate) async fn get_preferences(
     State(app): State<App>,
     AuthUser(user): AuthUser,
 ) -> Result<Json<PreferencesView>, ApiError> {
@@ -66,7 +66,7 @@ pub async fn get_preferences(
               (status = 429, description = "`verification_rate_limited`: a verification email went to another address \
                                             less than ten minutes ago; nothing was changed", body = ErrorBody,
                headers(("retry-after" = u64, description = "Seconds until a verification email may be sent")))))]
-pub async fn put_preferences(
+pub(crate) async fn put_preferences(
     State(app): State<App>,
     AuthUser(user): AuthUser,
     Body(update): Body<Update>,

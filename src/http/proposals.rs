@@ -13,29 +13,32 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ProposalsBody {
-    pub proposals: Vec<ProposalView>,
+pub(crate) struct ProposalsBody {
+    pub(crate) proposals: Vec<ProposalView>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ConfirmBody {
-    pub accept: bool,
+pub(crate) struct ConfirmBody {
+    pub(crate) accept: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DecisionBody {
+pub(crate) struct DecisionBody {
     /// `accepted`, `declined`, `stale` or `already_decided`.
-    pub outcome: String,
-    pub proposal: ProposalView,
+    pub(crate) outcome: String,
+    pub(crate) proposal: ProposalView,
     /// The plan after an accepted change, or as it is now after a stale one.
-    pub plan: Option<Plan>,
+    pub(crate) plan: Option<Plan>,
 }
 
 /// Changes waiting for the user's yes or no.
 #[utoipa::path(get, path = "/api/proposals", tag = "proposals",
     responses((status = 200, body = ProposalsBody), (status = 401, body = ErrorBody)))]
-pub async fn open_proposals(State(app): State<App>, AuthUser(user): AuthUser) -> Result<Json<ProposalsBody>, ApiError> {
+pub(crate) async fn open_proposals(
+    State(app): State<App>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<ProposalsBody>, ApiError> {
     let session = app.service.session(&user, Actor::User).await;
     let open = app.service.open_proposals(&session).await?;
     Ok(Json(ProposalsBody {
@@ -51,7 +54,7 @@ pub async fn open_proposals(State(app): State<App>, AuthUser(user): AuthUser) ->
     request_body = ConfirmBody,
     responses((status = 200, body = DecisionBody), (status = 404, body = ErrorBody),
               (status = 409, description = "stale or already decided", body = DecisionBody)))]
-pub async fn confirm_proposal(
+pub(crate) async fn confirm_proposal(
     State(app): State<App>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,

@@ -29,7 +29,7 @@ const READY_NOTIFICATIONS: usize = 100;
 /// When a client refused for too many connections may try again.
 const CONNECTIONS_RETRY: Duration = Duration::from_secs(30);
 
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     State(app): State<App>,
     Query(query): Query<AuthQuery>,
     headers: HeaderMap,

@@ -33,7 +33,7 @@ static CONTENT: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// `Some(accept)` if the whole message is a yes or a no.
-pub fn confirmation(input: &Input) -> Option<bool> {
+pub(crate) fn confirmation(input: &Input) -> Option<bool> {
     let l = input.lower.trim().trim_end_matches(['.', '!', '?', ' ']);
     let words = l.split_whitespace().count();
     if words == 0 || words > 8 {
@@ -171,7 +171,7 @@ fn date_in(input: &Input, offset: usize) -> Option<DateMention> {
 
 // Long: the command rules in priority order (first match wins); one list
 // keeps the order visible, which is what decides ambiguous messages.
-pub fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
+pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     let (base, l) = clean(&input.lower);
     let l = l.to_owned();
     if HELP.is_match(&l) {

@@ -22,15 +22,15 @@
 use chrono::{Datelike, Days, Months, NaiveDate, NaiveTime, Weekday};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Token<'a> {
-    pub word: &'a str,
-    pub start: usize,
-    pub end: usize,
+pub(crate) struct Token<'a> {
+    pub(crate) word: &'a str,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// Lowercase words with byte offsets; `:` and `-` stay inside words so
 /// "9:30" and "2027-01-04" are one token. Apostrophes are kept ("don't").
-pub fn tokens(text: &str) -> Vec<Token<'_>> {
+pub(crate) fn tokens(text: &str) -> Vec<Token<'_>> {
     let mut out = Vec::new();
     let mut start = None;
     for (i, c) in text.char_indices() {
@@ -60,23 +60,23 @@ pub fn tokens(text: &str) -> Vec<Token<'_>> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DateMention {
+pub(crate) struct DateMention {
     /// Index of the first and one past the last token of the mention.
-    pub first: usize,
-    pub last: usize,
-    pub date: NaiveDate,
+    pub(crate) first: usize,
+    pub(crate) last: usize,
+    pub(crate) date: NaiveDate,
     /// Set when the mention named its year (ranges do not roll it).
-    pub explicit_year: bool,
+    pub(crate) explicit_year: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeMention {
-    pub first: usize,
-    pub last: usize,
-    pub time: NaiveTime,
+pub(crate) struct TimeMention {
+    pub(crate) first: usize,
+    pub(crate) last: usize,
+    pub(crate) time: NaiveTime,
 }
 
-pub fn weekday(word: &str) -> Option<Weekday> {
+pub(crate) fn weekday(word: &str) -> Option<Weekday> {
     Some(match word {
         "mon" | "monday" | "mondays" => Weekday::Mon,
         "tue" | "tues" | "tuesday" | "tuesdays" => Weekday::Tue,
@@ -89,7 +89,7 @@ pub fn weekday(word: &str) -> Option<Weekday> {
     })
 }
 
-pub fn month(word: &str) -> Option<u32> {
+pub(crate) fn month(word: &str) -> Option<u32> {
     Some(match word {
         "jan" | "january" => 1,
         "feb" | "february" => 2,
@@ -107,7 +107,7 @@ pub fn month(word: &str) -> Option<u32> {
     })
 }
 
-pub fn number(word: &str) -> Option<u32> {
+pub(crate) fn number(word: &str) -> Option<u32> {
     if let Ok(n) = word.parse() {
         return Some(n);
     }
@@ -168,7 +168,7 @@ fn last_day_of_month(d: NaiveDate) -> NaiveDate {
 }
 
 /// Every date mentioned in `toks`, in order, ranges resolved.
-pub fn find_dates(toks: &[Token<'_>], today: NaiveDate) -> Vec<DateMention> {
+pub(crate) fn find_dates(toks: &[Token<'_>], today: NaiveDate) -> Vec<DateMention> {
     let w = |i: usize| toks.get(i).map(|t| t.word).unwrap_or("");
     let mut out: Vec<DateMention> = Vec::new();
     let mut i = 0;
@@ -333,7 +333,7 @@ fn with_year(toks: &[Token<'_>], first: usize, next: usize, m: u32, d: u32, toda
 }
 
 /// The first time of day mentioned.
-pub fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
+pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
     let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
     for i in 0..toks.len() {
         let hm = |h: u32, m: u32| NaiveTime::from_hms_opt(h, m, 0);

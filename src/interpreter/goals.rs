@@ -60,7 +60,7 @@ const QUESTION_WORDS: &[&str] = &[
     "how", "what", "why", "did", "was", "were", "is", "are", "do", "does", "who", "when",
 ];
 
-pub fn detect(input: &Input, templates: &Templates) -> Option<(String, Map<String, Value>)> {
+pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Map<String, Value>)> {
     let toks = input.tokens();
     let words: Vec<&str> = toks.iter().map(|t| t.word).collect();
     let template = best_template(&toks, templates)?;
@@ -156,7 +156,7 @@ fn fill_slots(input: &Input, toks: &[Token<'_>], template: &Template) -> Map<Str
 
 /// Reads a short answer to a slot question ("December 1", "Ana Souza",
 /// "Lisbon and Porto").
-pub fn slot_from_answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
+pub(crate) fn slot_from_answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
     let toks = input.tokens();
     let trimmed = input.text.trim().trim_end_matches(['.', '!']).trim();
     let without_lead = [

@@ -5,11 +5,11 @@
 //! says `chat` so the assistant asks instead of acting. `steward interpret`
 //! runs this same code.
 
-pub mod commands;
-pub mod dates;
-pub mod goals;
+pub(crate) mod commands;
+pub(crate) mod dates;
+pub(crate) mod goals;
 mod slots;
-pub mod text;
+pub(crate) mod text;
 
 use crate::planner::templates::Templates;
 use crate::triggers::Frequency;

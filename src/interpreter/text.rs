@@ -41,12 +41,12 @@ const TYPOS: &[(&str, &str)] = &[
     ("mri's", "mris"),
 ];
 
-pub struct Input {
+pub(crate) struct Input {
     /// The message with typos fixed, original case.
-    pub text: String,
+    pub(crate) text: String,
     /// Lowercase, same byte offsets as `text`.
-    pub lower: String,
-    pub today: NaiveDate,
+    pub(crate) lower: String,
+    pub(crate) today: NaiveDate,
 }
 
 /// Lowercases char by char, keeping characters whose lowercase form has a
@@ -92,32 +92,22 @@ fn fix_typos(message: &str) -> String {
 }
 
 impl Input {
-    pub fn new(message: &str, today: NaiveDate) -> Input {
+    pub(crate) fn new(message: &str, today: NaiveDate) -> Input {
         let text = fix_typos(message.trim());
         let lower = lower_same_offsets(&text);
         Input { text, lower, today }
     }
 
-    pub fn tokens(&self) -> Vec<Token<'_>> {
+    pub(crate) fn tokens(&self) -> Vec<Token<'_>> {
         dates::tokens(&self.lower)
     }
 
-    pub fn dates(&self) -> Vec<DateMention> {
+    pub(crate) fn dates(&self) -> Vec<DateMention> {
         dates::find_dates(&self.tokens(), self.today)
     }
 
-    /// Words only (no punctuation), lowercase.
-    pub fn words(&self) -> Vec<&str> {
-        self.tokens().into_iter().map(|t| t.word).collect()
-    }
-
-    /// Whether `phrase` (lowercase words) occurs on word boundaries.
-    pub fn has(&self, phrase: &str) -> bool {
-        find_phrase(&self.tokens(), phrase).is_some()
-    }
-
     /// The original-case text of tokens `first..last`.
-    pub fn span(&self, toks: &[Token<'_>], first: usize, last: usize) -> String {
+    pub(crate) fn span(&self, toks: &[Token<'_>], first: usize, last: usize) -> String {
         if first >= last || last > toks.len() {
             return String::new();
         }
@@ -126,7 +116,7 @@ impl Input {
 }
 
 /// Index of the first token of `phrase` in `toks`, matching whole words.
-pub fn find_phrase(toks: &[Token<'_>], phrase: &str) -> Option<usize> {
+pub(crate) fn find_phrase(toks: &[Token<'_>], phrase: &str) -> Option<usize> {
     let words: Vec<&str> = phrase.split_whitespace().collect();
     if words.is_empty() || words.len() > toks.len() {
         return None;
@@ -136,7 +126,7 @@ pub fn find_phrase(toks: &[Token<'_>], phrase: &str) -> Option<usize> {
 
 /// Removes leading articles and possessives and trailing generic nouns:
 /// "the laptop step" → "laptop", "my onboarding plan" → "onboarding".
-pub fn strip_reference(words: &str) -> String {
+pub(crate) fn strip_reference(words: &str) -> String {
     let mut parts: Vec<&str> = words
         .split(|c: char| c.is_whitespace() || matches!(c, '?' | '!' | '.' | ',' | ';' | ':' | '"'))
         .filter(|w| !w.is_empty())
@@ -158,7 +148,7 @@ pub fn strip_reference(words: &str) -> String {
     parts.join(" ")
 }
 
-pub fn title_case(s: &str) -> String {
+pub(crate) fn title_case(s: &str) -> String {
     s.split_whitespace()
         .map(|w| {
             let mut c = w.chars();

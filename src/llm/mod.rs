@@ -21,8 +21,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolSpec {
     pub name: &'static str,
-    pub description: &'static str,
-    pub parameters: serde_json::Value,
+    pub(crate) description: &'static str,
+    pub(crate) parameters: serde_json::Value,
 }
 
 #[derive(Debug, Clone)]
@@ -36,12 +36,12 @@ pub struct ModelRequest {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelResponse {
-    pub text: String,
-    pub tool_calls: Vec<ToolCall>,
+    pub(crate) text: String,
+    pub(crate) tool_calls: Vec<ToolCall>,
 }
 
 /// Receives text deltas while an answer streams.
-pub type DeltaSink<'a> = &'a (dyn Fn(&str) + Send + Sync);
+pub(crate) type DeltaSink<'a> = &'a (dyn Fn(&str) + Send + Sync);
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {
@@ -66,7 +66,7 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    pub fn retryable(&self) -> bool {
+    pub(crate) fn retryable(&self) -> bool {
         match self {
             ModelError::Timeout
             | ModelError::RateLimited { .. }
@@ -90,16 +90,16 @@ pub trait ChatModel: Send + Sync + 'static {
 
 /// How one model call is retried.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    pub max_retries: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    pub max_retry_after: Duration,
-    pub attempt_timeout: Duration,
+pub(crate) struct RetryPolicy {
+    pub(crate) max_retries: u32,
+    pub(crate) base_delay: Duration,
+    pub(crate) max_delay: Duration,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) attempt_timeout: Duration,
 }
 
 impl RetryPolicy {
-    pub fn from_config(c: &LlmConfig) -> RetryPolicy {
+    pub(crate) fn from_config(c: &LlmConfig) -> RetryPolicy {
         RetryPolicy {
             max_retries: c.max_retries,
             base_delay: Duration::from_millis(c.retry_base_ms),
@@ -120,7 +120,7 @@ impl RetryPolicy {
 /// Runs one model call with bounded retries: 429 (Retry-After honoured up to
 /// a cap), 5xx, timeouts, transport errors and malformed answers are retried;
 /// anything else ends at once.
-pub async fn complete_with_retry(
+pub(crate) async fn complete_with_retry(
     model: &dyn ChatModel,
     request: &ModelRequest,
     deltas: DeltaSink<'_>,

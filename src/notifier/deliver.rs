@@ -19,14 +19,14 @@ use tracing::Instrument;
 
 /// Retry and timeout policy for side effects.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DeliveryPolicy {
+pub(crate) struct DeliveryPolicy {
     /// Attempts before an item is marked failed.
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// First retry delay; doubles per attempt, with jitter, up to `max_backoff`.
-    pub retry_base: Duration,
-    pub max_backoff: Duration,
+    pub(crate) retry_base: Duration,
+    pub(crate) max_backoff: Duration,
     /// Longest single send (an SMTP conversation, an HTTP request).
-    pub send_timeout: Duration,
+    pub(crate) send_timeout: Duration,
 }
 
 impl From<&NotifyConfig> for DeliveryPolicy {
@@ -43,7 +43,7 @@ impl From<&NotifyConfig> for DeliveryPolicy {
 impl DeliveryPolicy {
     /// Delay before attempt `attempts + 1`: exponential with full jitter
     /// over the upper half, never below a peer's Retry-After.
-    pub fn backoff(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn backoff(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
         let exp = self
             .retry_base
             .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))

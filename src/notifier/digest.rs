@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// Per active plan: progress, what is due in the next seven days (and what
 /// is overdue), and what waits on the user: steps ready to start that no
 /// tool runs, and failed steps.
-pub fn digest_plans(plans: &[Plan], now: DateTime<Utc>, tz: Tz) -> Vec<DigestPlan> {
+pub(crate) fn digest_plans(plans: &[Plan], now: DateTime<Utc>, tz: Tz) -> Vec<DigestPlan> {
     let week = now + chrono::Duration::days(7);
     plans
         .iter()
@@ -62,10 +62,10 @@ pub fn digest_plans(plans: &[Plan], now: DateTime<Utc>, tz: Tz) -> Vec<DigestPla
 
 /// Decides digests: reads what a user's digest shows and renders it.
 pub struct Digests {
-    pub store: Arc<dyn Store>,
-    pub mail: Arc<Mail>,
-    pub links: Links,
-    pub default_tz: Tz,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) mail: Arc<Mail>,
+    pub(crate) links: Links,
+    pub(crate) default_tz: Tz,
 }
 
 /// A digest decided for a period.
@@ -73,7 +73,7 @@ pub struct DigestDecision {
     pub item: OutboxItem,
     /// Missed triggers recorded up to here are reported: the start of the
     /// window it looked at, or the latest one it lists.
-    pub missed_through: DateTime<Utc>,
+    pub(crate) missed_through: DateTime<Utc>,
 }
 
 impl Digests {

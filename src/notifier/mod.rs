@@ -5,11 +5,11 @@
 //! stored, with its idempotency key, before it is attempted.
 
 mod deliver;
-pub mod digest;
+pub(crate) mod digest;
 mod phrase;
 mod route;
 
-pub use deliver::DeliveryPolicy;
+pub(crate) use deliver::DeliveryPolicy;
 
 use crate::channels::egress;
 use crate::channels::email::Mail;
@@ -44,32 +44,32 @@ const CONCURRENT_ROUTES: usize = 8;
 const WORDING_BUDGET: Duration = Duration::from_secs(30);
 
 pub struct Notifier {
-    pub store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// Preferences, time zones and plans, read by the service's rules.
-    pub service: Service,
+    pub(crate) service: Service,
     /// The user's open sockets.
-    pub hub: Arc<dyn Publisher>,
-    pub mail: Arc<Mail>,
-    pub mailer: Mailer,
-    pub pusher: Option<Pusher>,
-    pub links: Links,
-    pub webhooks: Vec<WebhookConfig>,
-    pub http: egress::Client,
-    pub policy: DeliveryPolicy,
-    pub clock: Clock,
+    pub(crate) hub: Arc<dyn Publisher>,
+    pub(crate) mail: Arc<Mail>,
+    pub(crate) mailer: Mailer,
+    pub(crate) pusher: Option<Pusher>,
+    pub(crate) links: Links,
+    pub(crate) webhooks: Vec<WebhookConfig>,
+    pub(crate) http: egress::Client,
+    pub(crate) policy: DeliveryPolicy,
+    pub(crate) clock: Clock,
     /// A configured model phrases notifications (the offline wording is
     /// the fallback); the offline engine's own wording is used as is.
-    pub model: Option<Arc<dyn ChatModel>>,
-    pub prompts: Arc<Prompts>,
+    pub(crate) model: Option<Arc<dyn ChatModel>>,
+    pub(crate) prompts: Arc<Prompts>,
     /// Longest wait for the model's wording.
-    pub word_timeout: Duration,
+    pub(crate) word_timeout: Duration,
     /// How long finished records are kept (pruned daily).
-    pub retention: chrono::Duration,
+    pub(crate) retention: chrono::Duration,
     /// Poked when something new may be ready to route or send.
-    pub wake: Arc<tokio::sync::Notify>,
+    pub(crate) wake: Arc<tokio::sync::Notify>,
     /// The server's tasks: marking notifications seen once a socket has
     /// written them runs as one.
-    pub tasks: TaskTracker,
+    pub(crate) tasks: TaskTracker,
 }
 
 /// What one pass did (tests and logs).
@@ -166,7 +166,7 @@ impl Notifier {
 /// Marks notifications seen once `written` says a socket has shown them;
 /// if every socket closed first they stay unseen, so the next `ready`
 /// carries them (a crash in between shows them again, never loses them).
-pub fn mark_seen_when_written(
+pub(crate) fn mark_seen_when_written(
     tasks: &TaskTracker,
     store: &Arc<dyn Store>,
     user: &UserId,

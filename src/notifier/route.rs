@@ -22,11 +22,11 @@ use tracing::Instrument;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Reach {
     /// A socket of the user is open.
-    pub online: bool,
+    pub(crate) online: bool,
     /// The user has push subscriptions and push is on for them.
-    pub push: bool,
+    pub(crate) push: bool,
     /// The user has a verified address and email is on.
-    pub email: bool,
+    pub(crate) email: bool,
 }
 
 /// Where a notification goes. An open socket first (it counts as seen only

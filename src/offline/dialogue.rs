@@ -21,13 +21,13 @@ use serde_json::{Map, Value};
 
 /// What the engine knows for one answer.
 pub(super) struct Context<'a> {
-    pub templates: &'a Templates,
+    pub(crate) templates: &'a Templates,
     /// The user's active plans.
-    pub plans: &'a [Plan],
+    pub(crate) plans: &'a [Plan],
     /// The conversation so far, ending with the message being answered.
-    pub history: &'a [Message],
+    pub(crate) history: &'a [Message],
     /// The user's local time.
-    pub now: DateTime<Tz>,
+    pub(crate) now: DateTime<Tz>,
 }
 
 /// Decides the engine's next step for the message `said`, read as `reading`.

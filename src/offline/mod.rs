@@ -14,8 +14,6 @@ mod dialogue;
 mod matching;
 mod replies;
 
-pub use replies::HELP;
-
 use crate::conversation::{Message, ToolCall};
 use crate::interpreter::Interpretation;
 use crate::plan::Plan;
@@ -40,7 +38,7 @@ pub struct OfflineEngine {
 
 /// The engine's next step for a message.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Answer in words.
     Say(String),
     /// Call a tool, then word its outcome.
@@ -49,7 +47,7 @@ pub enum Step {
 
 /// A tool call with typed arguments.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Call {
+pub(crate) enum Call {
     UpdatePlan(update_plan::Args),
     ShowPlan(show_plan::Args),
     ListPlans(list_plans::Args),
@@ -61,7 +59,7 @@ pub enum Call {
 
 /// The typed outcome of a call.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Plan(PlanResult),
     Shown(Shown),
     Listed(Listed),
@@ -75,7 +73,7 @@ pub enum Outcome {
 
 impl Call {
     /// The call as a model would have made it, for the transcript.
-    pub fn record(&self) -> ToolCall {
+    pub(crate) fn record(&self) -> ToolCall {
         fn call(name: &str, args: &impl Serialize) -> ToolCall {
             ToolCall {
                 id: format!("offline-{name}"),
@@ -97,7 +95,7 @@ impl Call {
 
 impl Outcome {
     /// The result as the model would have read it, for the transcript.
-    pub fn content(&self) -> String {
+    pub(crate) fn content(&self) -> String {
         fn json(v: &impl Serialize) -> String {
             serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
         }
@@ -122,7 +120,7 @@ impl OfflineEngine {
     /// The next step for `said` (read as `reading`), given the user's
     /// active plans, the conversation so far (ending with `said`) and their
     /// local time.
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         said: &str,
         reading: &Interpretation,
@@ -141,7 +139,7 @@ impl OfflineEngine {
 
     /// Runs a call for the session's user. A refusal is an outcome (the
     /// user is told why); only a server failure is an error.
-    pub async fn run(&self, ctx: ToolContext<'_>, call: &Call) -> Result<Outcome, Failure> {
+    pub(crate) async fn run(&self, ctx: ToolContext<'_>, call: &Call) -> Result<Outcome, Failure> {
         let outcome = match call.clone() {
             Call::UpdatePlan(a) => UpdatePlan.run(ctx, a).await.map(Outcome::Plan),
             Call::ShowPlan(a) => ShowPlan.run(ctx, a).await.map(Outcome::Shown),
@@ -159,7 +157,7 @@ impl OfflineEngine {
     }
 
     /// Words for the outcome of `call`, in the user's zone `tz`.
-    pub fn explain(&self, call: &Call, outcome: &Outcome, tz: Tz) -> String {
+    pub(crate) fn explain(&self, call: &Call, outcome: &Outcome, tz: Tz) -> String {
         let args = match call {
             Call::UpdatePlan(a) => Some(a),
             Call::ShowPlan(_)

@@ -8,7 +8,7 @@ use crate::tools::update_plan;
 use crate::triggers::Frequency;
 use chrono_tz::Tz;
 
-pub const HELP: &str = "I keep plans for you and follow up on them. You can say things like:\n\
+pub(crate) const HELP: &str = "I keep plans for you and follow up on them. You can say things like:\n\
 - \"help me onboard Ana Souza, she starts Dec 1\"\n\
 - \"plan a trip to Lisbon and Porto from May 4\"\n\
 - \"show my onboarding plan\" or \"list my plans\"\n\
@@ -17,13 +17,13 @@ pub const HELP: &str = "I keep plans for you and follow up on them. You can say 
 - \"undo\", \"what changed in the onboarding plan?\"\n\
 - \"remind me tomorrow at 9 to call the recruiter\", \"send me a weekly digest on Mondays at 8\"";
 
-pub const NOTHING_TO_CONFIRM: &str = "There is nothing waiting for your confirmation right now.";
+pub(crate) const NOTHING_TO_CONFIRM: &str = "There is nothing waiting for your confirmation right now.";
 
-pub fn no_plans() -> String {
+pub(crate) fn no_plans() -> String {
     format!("You have no active plans yet.\n{HELP}")
 }
 
-pub fn chat(said: &str) -> String {
+pub(crate) fn chat(said: &str) -> String {
     let lower = said.trim().to_lowercase();
     let first = lower.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("");
     if matches!(first, "hi" | "hello" | "hey" | "morning" | "evening" | "hiya" | "yo") {
@@ -46,7 +46,7 @@ fn actor(a: Actor) -> &'static str {
 
 /// Words for the outcome of the tool call the engine made; `args` are the
 /// arguments it called `update_plan` with, if it did.
-pub fn explain(outcome: &Outcome, args: Option<&update_plan::Args>, tz: Tz) -> String {
+pub(crate) fn explain(outcome: &Outcome, args: Option<&update_plan::Args>, tz: Tz) -> String {
     match outcome {
         Outcome::Refused(message) => format!("I couldn't do that: {message}"),
         Outcome::Plan(result) => applied(&result.0, args, tz),

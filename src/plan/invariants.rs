@@ -107,7 +107,7 @@ fn transition_hint(from: StepStatus) -> &'static str {
 
 /// Whether a step may move from `from` to `to`. Staying put is always allowed
 /// so repeated snapshots are idempotent.
-pub fn transition_allowed(from: StepStatus, to: StepStatus) -> bool {
+pub(crate) fn transition_allowed(from: StepStatus, to: StepStatus) -> bool {
     use StepStatus::*;
     if from == to {
         return true;
@@ -120,7 +120,7 @@ pub fn transition_allowed(from: StepStatus, to: StepStatus) -> bool {
     }
 }
 
-pub fn check_transition(step: &str, from: StepStatus, to: StepStatus) -> Result<(), PlanError> {
+pub(crate) fn check_transition(step: &str, from: StepStatus, to: StepStatus) -> Result<(), PlanError> {
     if transition_allowed(from, to) {
         Ok(())
     } else {
@@ -132,7 +132,7 @@ pub fn check_transition(step: &str, from: StepStatus, to: StepStatus) -> Result<
     }
 }
 
-pub fn valid_step_id(id: &str) -> bool {
+pub(crate) fn valid_step_id(id: &str) -> bool {
     (1..=40).contains(&id.len())
         && id
             .bytes()
@@ -141,7 +141,7 @@ pub fn valid_step_id(id: &str) -> bool {
 
 /// Checks a text field: not blank, no control characters, within its limit.
 /// `what` names the field in the error and is only built on failure.
-pub fn check_text(what: &str, text: &str, limit: usize) -> Result<(), PlanError> {
+pub(crate) fn check_text(what: &str, text: &str, limit: usize) -> Result<(), PlanError> {
     check_text_with(|| what.to_owned(), text, limit)
 }
 
@@ -155,7 +155,7 @@ fn check_text_with(what: impl Fn() -> String, text: &str, limit: usize) -> Resul
     check_length_with(what, text, limit)
 }
 
-pub fn check_length(what: &str, text: &str, limit: usize) -> Result<(), PlanError> {
+pub(crate) fn check_length(what: &str, text: &str, limit: usize) -> Result<(), PlanError> {
     check_length_with(|| what.to_owned(), text, limit)
 }
 

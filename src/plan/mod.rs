@@ -4,15 +4,15 @@
 pub mod invariants;
 pub mod patch;
 pub mod render;
-pub mod snapshot;
-pub mod undo;
+pub(crate) mod snapshot;
+pub(crate) mod undo;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub use invariants::{PlanError, PlanLimits};
-pub use patch::{Op, Patch, PatchOutcome};
+pub use patch::{Op, PatchOutcome};
 
 /// A plan id as the user and the model see it: `p` followed by the plan's
 /// per-user sequence number ("p1", "p12"). Ids are scoped to their owner; the
@@ -21,7 +21,7 @@ pub use patch::{Op, Patch, PatchOutcome};
 pub struct PlanId(pub u64);
 
 impl PlanId {
-    pub fn parse(text: &str) -> Option<PlanId> {
+    pub(crate) fn parse(text: &str) -> Option<PlanId> {
         let digits = text
             .trim()
             .strip_prefix('p')
@@ -78,7 +78,7 @@ pub enum StepStatus {
 }
 
 impl StepStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StepStatus::Pending => "pending",
             StepStatus::InProgress => "in_progress",
@@ -90,7 +90,7 @@ impl StepStatus {
 
     /// Completed and cancelled steps never change status again; "done" for a
     /// plan means every step is in one of these.
-    pub fn is_terminal(self) -> bool {
+    pub(crate) fn is_terminal(self) -> bool {
         match self {
             StepStatus::Completed | StepStatus::Cancelled => true,
             StepStatus::Pending | StepStatus::InProgress | StepStatus::Failed => false,
@@ -113,7 +113,7 @@ pub enum PlanStatus {
 }
 
 impl PlanStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PlanStatus::Active => "active",
             PlanStatus::Done => "done",
@@ -126,7 +126,7 @@ impl PlanStatus {
 /// `orchestrated`: independent tool-bound steps may run in parallel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum PlanMode {
+pub(crate) enum PlanMode {
     #[default]
     Single,
     Orchestrated,
@@ -134,28 +134,28 @@ pub enum PlanMode {
 
 /// What the plan is for, as the goal interpreter understood it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
-pub struct Objective {
+pub(crate) struct Objective {
     /// A template kind (e.g. onboard_employee), or `custom`.
-    pub kind: String,
+    pub(crate) kind: String,
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub slots: serde_json::Map<String, serde_json::Value>,
+    pub(crate) slots: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A step bound to a tool the execution engine may run when the step is ready.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct ToolBinding {
     /// The tool's name.
-    pub name: String,
+    pub(crate) name: String,
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub args: serde_json::Value,
+    pub(crate) args: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Step {
-    pub id: String,
-    pub title: String,
+    pub(crate) id: String,
+    pub(crate) title: String,
     pub status: StepStatus,
     #[serde(default)]
     pub depends_on: Vec<String>,
@@ -164,7 +164,7 @@ pub struct Step {
     #[serde(default)]
     pub result: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool: Option<ToolBinding>,
+    pub(crate) tool: Option<ToolBinding>,
 }
 
 impl Step {
@@ -187,22 +187,22 @@ pub struct Plan {
     pub id: PlanId,
     pub title: String,
     #[serde(default)]
-    pub goal: String,
+    pub(crate) goal: String,
     #[serde(default)]
-    pub objective: Objective,
-    pub status: PlanStatus,
+    pub(crate) objective: Objective,
+    pub(crate) status: PlanStatus,
     #[serde(default)]
-    pub mode: PlanMode,
+    pub(crate) mode: PlanMode,
     /// Bumped on every change; `update_plan` callers must name the version
     /// they saw, so a stale writer can never overwrite a newer plan.
     pub version: u64,
     pub steps: Vec<Step>,
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The next number for a generated step id. Kept so ids of removed steps
     /// are never handed out again (history keeps referring to them).
     #[serde(default)]
-    pub next_step_seq: u32,
+    pub(crate) next_step_seq: u32,
 }
 
 impl Plan {
@@ -228,37 +228,37 @@ impl Plan {
 
     /// Active plans are shown in every prompt and can change; done and
     /// cancelled ones stay readable.
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.status == PlanStatus::Active
     }
 
-    pub fn step(&self, id: &str) -> Option<&Step> {
+    pub(crate) fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }
 
-    pub fn step_index(&self, id: &str) -> Option<usize> {
+    pub(crate) fn step_index(&self, id: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.id == id)
     }
 
-    pub fn count(&self, status: StepStatus) -> usize {
+    pub(crate) fn count(&self, status: StepStatus) -> usize {
         self.steps.iter().filter(|s| s.status == status).count()
     }
 
     /// A step is ready to start when it is pending and everything it depends
     /// on is resolved.
-    pub fn is_ready(&self, step: &Step) -> bool {
+    pub(crate) fn is_ready(&self, step: &Step) -> bool {
         step.status == StepStatus::Pending && self.unresolved_deps(step).is_empty()
     }
 
     /// The first step ready to start, in plan order.
-    pub fn next_ready(&self) -> Option<&Step> {
+    pub(crate) fn next_ready(&self) -> Option<&Step> {
         self.steps.iter().find(|s| self.is_ready(s))
     }
 
     /// Dependencies of `step` that are not yet resolved. A dependency is
     /// resolved when it is completed, or cancelled (a skipped step must not
     /// block the rest of the plan forever).
-    pub fn unresolved_deps<'a>(&'a self, step: &'a Step) -> Vec<&'a str> {
+    pub(crate) fn unresolved_deps<'a>(&'a self, step: &'a Step) -> Vec<&'a str> {
         step.depends_on
             .iter()
             .filter(|dep| !self.step(dep).is_some_and(|d| d.status.is_terminal()))
@@ -268,7 +268,7 @@ impl Plan {
 
     /// Derives the plan status from its steps: a plan whose steps are all
     /// completed or cancelled is done. A cancelled plan stays cancelled.
-    pub fn derived_status(&self) -> PlanStatus {
+    pub(crate) fn derived_status(&self) -> PlanStatus {
         match self.status {
             PlanStatus::Cancelled => PlanStatus::Cancelled,
             PlanStatus::Active | PlanStatus::Done => {
@@ -282,7 +282,7 @@ impl Plan {
     }
 
     /// Generates a fresh step id that no current step uses.
-    pub fn fresh_step_id(&mut self) -> String {
+    pub(crate) fn fresh_step_id(&mut self) -> String {
         loop {
             let id = format!("s{}", self.next_step_seq.max(1));
             self.next_step_seq = self.next_step_seq.max(1) + 1;

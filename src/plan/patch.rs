@@ -70,9 +70,14 @@ pub enum Op {
     CancelPlan {},
 }
 
+/// A due date that is neither RFC 3339 nor YYYY-MM-DD.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a date: use RFC 3339 (2026-12-01T09:00:00Z) or YYYY-MM-DD")]
+pub struct BadDue(pub String);
+
 /// A due date as a model or a person writes it: RFC 3339, or a bare
 /// `YYYY-MM-DD`, which means 09:00 UTC that day.
-pub fn parse_due(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_due(text: &str) -> Result<DateTime<Utc>, BadDue> {
     let text = text.trim();
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
@@ -82,9 +87,7 @@ pub fn parse_due(text: &str) -> Result<DateTime<Utc>, String> {
     {
         return Ok(at.and_utc());
     }
-    Err(format!(
-        "`{text}` is not a date: use RFC 3339 (2026-12-01T09:00:00Z) or YYYY-MM-DD"
-    ))
+    Err(BadDue(text.to_owned()))
 }
 
 fn due_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
@@ -95,12 +98,6 @@ fn due_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::
 
 fn due_clearable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<DateTime<Utc>>>, D::Error> {
     due_opt(d).map(Some)
-}
-
-/// The patch form of `update_plan`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Patch {
-    pub ops: Vec<Op>,
 }
 
 /// A successfully applied patch: the new plan and what changed. An empty

@@ -84,7 +84,7 @@ fn push_step(out: &mut String, step: &Step) {
 
 /// A plan as a person reads it in the chat: progress, each step with its
 /// status and due date, and what comes next.
-pub fn for_people(plan: &Plan) -> String {
+pub(crate) fn for_people(plan: &Plan) -> String {
     let mut out = String::new();
     let done = plan.count(StepStatus::Completed);
     let _ = writeln!(
@@ -120,7 +120,7 @@ pub fn for_people(plan: &Plan) -> String {
 }
 
 /// What comes next: the step in progress, else the first ready step.
-pub fn next_step(plan: &Plan) -> Option<&Step> {
+pub(crate) fn next_step(plan: &Plan) -> Option<&Step> {
     plan.steps
         .iter()
         .find(|s| s.status == StepStatus::InProgress)

@@ -9,16 +9,16 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SnapshotItem {
+pub(crate) struct SnapshotItem {
     /// The step's title.
-    pub step: String,
-    pub status: SnapshotStatus,
+    pub(crate) step: String,
+    pub(crate) status: SnapshotStatus,
 }
 
 /// Snapshot statuses are the three a Codex-style plan knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum SnapshotStatus {
+pub(crate) enum SnapshotStatus {
     Pending,
     InProgress,
     Completed,
@@ -36,7 +36,7 @@ impl From<SnapshotStatus> for StepStatus {
 
 /// Titles match when they are equal ignoring case, surrounding punctuation
 /// and runs of whitespace.
-pub fn normalize_title(title: &str) -> String {
+pub(crate) fn normalize_title(title: &str) -> String {
     title
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -52,7 +52,7 @@ pub fn normalize_title(title: &str) -> String {
 /// - an existing step left out of the snapshot is cancelled (never deleted),
 ///   unless it is already completed or cancelled;
 /// - the steps end up in snapshot order, left-out steps after them.
-pub fn to_ops(plan: &Plan, items: &[SnapshotItem]) -> Result<Vec<Op>, PlanError> {
+pub(crate) fn to_ops(plan: &Plan, items: &[SnapshotItem]) -> Result<Vec<Op>, PlanError> {
     if items.is_empty() {
         return Err(PlanError::Snapshot(
             "the snapshot lists no steps; to drop a plan ask the user, to change one send its steps".into(),

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 /// changes the revert made.
 // Long: one arm per kind of change, each its exact inverse; together
 // they show that every recorded change can be undone.
-pub fn revert(
+pub(crate) fn revert(
     plan: &Plan,
     entry: &HistoryEntry,
     limits: &PlanLimits,

@@ -8,21 +8,21 @@ use crate::plan::{Objective, Op, ToolBinding};
 use chrono::{Days, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
-use templates::{DueExpr, SlotSpec, SlotType, Template};
+use templates::{DueError, DueExpr, SlotSpec, SlotType, Template};
 
 /// A template filled in for one objective.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Expansion {
-    pub title: String,
-    pub goal: String,
+pub(crate) struct Expansion {
+    pub(crate) title: String,
+    pub(crate) goal: String,
     /// "To onboard Ana Souza by Dec 1"
-    pub summary: String,
-    pub objective: Objective,
-    pub ops: Vec<Op>,
+    pub(crate) summary: String,
+    pub(crate) objective: Objective,
+    pub(crate) ops: Vec<Op>,
 }
 
 /// The first required slot the objective lacks, in template order.
-pub fn missing_slot<'a>(template: &'a Template, slots: &Map<String, Value>) -> Option<&'a SlotSpec> {
+pub(crate) fn missing_slot<'a>(template: &'a Template, slots: &Map<String, Value>) -> Option<&'a SlotSpec> {
     template
         .slots
         .iter()
@@ -40,7 +40,7 @@ fn date_of(value: &Value) -> Option<NaiveDate> {
 
 /// A slot value as it reads in a sentence: dates as "Dec 1", lists as
 /// "Lisbon, Porto and Madrid".
-pub fn display(value: &Value, today: NaiveDate) -> String {
+pub(crate) fn display(value: &Value, today: NaiveDate) -> String {
     if let Some(d) = date_of(value) {
         return if chrono::Datelike::year(&d) == chrono::Datelike::year(&today) {
             d.format("%b %-d").to_string()
@@ -64,7 +64,7 @@ pub fn display(value: &Value, today: NaiveDate) -> String {
 }
 
 /// Fills `{slot}` placeholders; missing optional slots leave nothing behind.
-pub fn fill(pattern: &str, slots: &Map<String, Value>, today: NaiveDate, item: Option<&str>) -> String {
+pub(crate) fn fill(pattern: &str, slots: &Map<String, Value>, today: NaiveDate, item: Option<&str>) -> String {
     let mut out = String::with_capacity(pattern.len() + 16);
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
@@ -85,7 +85,20 @@ pub fn fill(pattern: &str, slots: &Map<String, Value>, today: NaiveDate, item: O
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn resolve_due(expr: &str, dates: &Map<String, Value>, today: NaiveDate) -> Result<NaiveDate, String> {
+/// Why a template could not be expanded for the given slots.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    #[error("the slot `{0}` is missing")]
+    MissingSlot(String),
+    #[error("the date `{0}` is missing")]
+    MissingDate(String),
+    #[error("`{0}` is out of range")]
+    OutOfRange(String),
+    #[error(transparent)]
+    Due(#[from] DueError),
+}
+
+fn resolve_due(expr: &str, dates: &Map<String, Value>, today: NaiveDate) -> Result<NaiveDate, ExpandError> {
     let due = DueExpr::parse(expr)?;
     let base = if due.base == "today" {
         today
@@ -93,21 +106,26 @@ fn resolve_due(expr: &str, dates: &Map<String, Value>, today: NaiveDate) -> Resu
         dates
             .get(&due.base)
             .and_then(date_of)
-            .ok_or_else(|| format!("the date `{}` is missing", due.base))?
+            .ok_or_else(|| ExpandError::MissingDate(due.base.clone()))?
     };
     let shifted = if due.offset_days >= 0 {
         base.checked_add_days(Days::new(due.offset_days as u64))
     } else {
         base.checked_sub_days(Days::new(due.offset_days.unsigned_abs()))
     };
-    shifted.ok_or_else(|| format!("`{expr}` is out of range"))
+    shifted.ok_or_else(|| ExpandError::OutOfRange(expr.to_owned()))
 }
 
 /// Expands `template` for `slots`. Missing optional dates take their
 /// defaults; a due date that would fall before today is set to today.
-pub fn expand(template: &Template, slots: &Map<String, Value>, today: NaiveDate, tz: Tz) -> Result<Expansion, String> {
+pub(crate) fn expand(
+    template: &Template,
+    slots: &Map<String, Value>,
+    today: NaiveDate,
+    tz: Tz,
+) -> Result<Expansion, ExpandError> {
     if let Some(missing) = missing_slot(template, slots) {
-        return Err(format!("the slot `{}` is missing", missing.name));
+        return Err(ExpandError::MissingSlot(missing.name.clone()));
     }
     let mut slots = slots.clone();
     for slot in &template.slots {
@@ -119,7 +137,7 @@ pub fn expand(template: &Template, slots: &Map<String, Value>, today: NaiveDate,
             slots.insert(slot.name.clone(), Value::from(date.format("%Y-%m-%d").to_string()));
         }
     }
-    let due_at = |expr: &Option<String>| -> Result<Option<chrono::DateTime<Utc>>, String> {
+    let due_at = |expr: &Option<String>| -> Result<Option<chrono::DateTime<Utc>>, ExpandError> {
         let Some(expr) = expr else { return Ok(None) };
         let date = resolve_due(expr, &slots, today)?.max(today);
         let local = date.and_time(NaiveTime::from_hms_opt(DUE_HOUR, 0, 0).unwrap_or_default());

@@ -12,26 +12,26 @@ use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Template {
-    pub kind: String,
+pub(crate) struct Template {
+    pub(crate) kind: String,
     /// Plan title, with `{slot}` placeholders.
-    pub title: String,
-    pub goal: String,
+    pub(crate) title: String,
+    pub(crate) goal: String,
     /// How the proposal starts: "To onboard {name} by {start_date}".
-    pub summary: String,
+    pub(crate) summary: String,
     /// Phrases that point to this kind of goal.
-    pub keywords: Vec<String>,
+    pub(crate) keywords: Vec<String>,
     #[serde(default)]
-    pub slots: Vec<SlotSpec>,
-    pub steps: Vec<StepSpec>,
+    pub(crate) slots: Vec<SlotSpec>,
+    pub(crate) steps: Vec<StepSpec>,
     /// Not read from the file: where it came from, for error messages.
     #[serde(skip)]
-    pub source: String,
+    pub(crate) source: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SlotType {
+pub(crate) enum SlotType {
     /// A person's name, Title Case.
     Person,
     /// An organisation's name as written.
@@ -49,31 +49,31 @@ pub enum SlotType {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SlotSpec {
-    pub name: String,
+pub(crate) struct SlotSpec {
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    pub kind: SlotType,
+    pub(crate) kind: SlotType,
     #[serde(default)]
-    pub required: bool,
+    pub(crate) required: bool,
     /// Asked when the slot is required and missing.
     #[serde(default)]
-    pub question: String,
+    pub(crate) question: String,
     /// Words right before the value ("starting" Dec 1, "onboard" Ana).
     #[serde(default)]
-    pub cues: Vec<String>,
+    pub(crate) cues: Vec<String>,
     /// For an optional date: an expression used when it is missing
     /// ("today + 7d").
     #[serde(default)]
-    pub default: Option<String>,
+    pub(crate) default: Option<String>,
     /// How names in this slot are written: `title` ("Lisbon"), `lower`
     /// ("blood test") or as the user wrote them (the default).
     #[serde(default)]
-    pub case: Case,
+    pub(crate) case: Case,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Case {
+pub(crate) enum Case {
     #[default]
     AsWritten,
     Title,
@@ -82,38 +82,51 @@ pub enum Case {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StepSpec {
-    pub id: String,
-    pub title: String,
+pub(crate) struct StepSpec {
+    pub(crate) id: String,
+    pub(crate) title: String,
     #[serde(default)]
-    pub depends_on: Vec<String>,
+    pub(crate) depends_on: Vec<String>,
     /// `<date slot | today> [+|- N(d|w)]`, e.g. "start_date - 7d".
     #[serde(default)]
-    pub due: Option<String>,
+    pub(crate) due: Option<String>,
     /// Repeat this step once per item of a list slot; `{item}` in the title.
     #[serde(default)]
-    pub for_each: Option<String>,
+    pub(crate) for_each: Option<String>,
     #[serde(default)]
-    pub tool: Option<crate::plan::ToolBinding>,
+    pub(crate) tool: Option<crate::plan::ToolBinding>,
 }
 
 /// A parsed due expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DueExpr {
+pub(crate) struct DueExpr {
     /// A date slot name, or "today".
-    pub base: String,
-    pub offset_days: i64,
+    pub(crate) base: String,
+    pub(crate) offset_days: i64,
+}
+
+/// Why a due expression (`start_date - 7d`) is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DueError {
+    #[error("due `{0}` names no date slot")]
+    NoDate(String),
+    #[error("due `{0}`: expected a number of days or weeks")]
+    Number(String),
+    #[error("due `{0}`: units are d (days) or w (weeks)")]
+    Unit(String),
+    #[error("due `{expr}`: `{base}` is not a date slot (or `today`)")]
+    NotADateSlot { expr: String, base: String },
 }
 
 impl DueExpr {
-    pub fn parse(text: &str) -> Result<DueExpr, String> {
+    pub(crate) fn parse(text: &str) -> Result<DueExpr, DueError> {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         let (base, rest) = match compact.find(['+', '-']) {
             Some(at) => (&compact[..at], &compact[at..]),
             None => (compact.as_str(), ""),
         };
         if base.is_empty() {
-            return Err(format!("due `{text}` names no date slot"));
+            return Err(DueError::NoDate(text.to_owned()));
         }
         let offset_days = if rest.is_empty() {
             0
@@ -121,13 +134,11 @@ impl DueExpr {
             let sign = if rest.starts_with('-') { -1 } else { 1 };
             let body = &rest[1..];
             let (digits, unit) = body.split_at(body.find(|c: char| !c.is_ascii_digit()).unwrap_or(body.len()));
-            let n: i64 = digits
-                .parse()
-                .map_err(|_| format!("due `{text}`: expected a number of days or weeks"))?;
+            let n: i64 = digits.parse().map_err(|_| DueError::Number(text.to_owned()))?;
             let per = match unit {
                 "d" | "" => 1,
                 "w" => 7,
-                _ => return Err(format!("due `{text}`: units are d (days) or w (weeks)")),
+                _ => return Err(DueError::Unit(text.to_owned())),
             };
             sign * n * per
         };
@@ -141,15 +152,15 @@ impl DueExpr {
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("{file}:{line}: {message}")]
 pub struct TemplateError {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
+    pub(crate) file: String,
+    pub(crate) line: usize,
+    pub(crate) message: String,
 }
 
 /// All loaded templates, in a stable order (by kind).
 #[derive(Debug, Clone, Default)]
 pub struct Templates {
-    pub all: Vec<Template>,
+    pub(crate) all: Vec<Template>,
 }
 
 const BUILT_IN: &[(&str, &str)] = &[
@@ -247,7 +258,7 @@ impl Templates {
 
     /// The template list for the system prompt: kinds, slots (* = required)
     /// and their steps, as examples for the model.
-    pub fn prompt_section(&self) -> String {
+    pub(crate) fn prompt_section(&self) -> String {
         let mut out = String::new();
         for t in &self.all {
             let slots: Vec<String> = t
@@ -266,7 +277,7 @@ impl Templates {
         out
     }
 
-    pub fn get(&self, kind: &str) -> Option<&Template> {
+    pub(crate) fn get(&self, kind: &str) -> Option<&Template> {
         self.all.iter().find(|t| t.kind == kind)
     }
 }
@@ -281,7 +292,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 /// Parses and checks one template file.
 // Long: every rule of a template file, checked in file order, each
 // naming the line it is about; one list is what a template author reads.
-pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
+pub(crate) fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
     let mut template: Template = toml::from_str(text).map_err(|e| {
         let message = e.message().to_owned();
         // toml points unknown fields at their table; the field's own line is more useful.
@@ -341,19 +352,20 @@ pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
                     format!("only date slots take a default (slot `{}`)", slot.name),
                 ));
             }
-            check_due(default, &slots, "today").map_err(|m| fail(default, m))?;
+            check_due(default, &slots, "today").map_err(|e| fail(default, e.to_string()))?;
         }
     }
-    let placeholders = |s: &str, extra: Option<&str>| -> Result<(), String> {
-        for name in placeholders_in(s) {
-            if !slots.contains_key(name) && Some(name) != extra {
-                return Err(format!("`{{{name}}}` in `{s}` is not a slot of this template"));
-            }
-        }
-        Ok(())
+    // The first placeholder in `s` that names no slot, as a message.
+    let unknown_placeholder = |s: &str, extra: Option<&str>| {
+        placeholders_in(s)
+            .into_iter()
+            .find(|name| !slots.contains_key(name) && Some(*name) != extra)
+            .map(|name| format!("`{{{name}}}` in `{s}` is not a slot of this template"))
     };
     for field in [&template.title, &template.goal, &template.summary] {
-        placeholders(field, None).map_err(|m| fail(field, m))?;
+        if let Some(message) = unknown_placeholder(field, None) {
+            return Err(fail(field, message));
+        }
     }
     let ids: HashSet<&str> = template.steps.iter().map(|s| s.id.as_str()).collect();
     if ids.len() != template.steps.len() {
@@ -383,7 +395,9 @@ pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
         {
             return Err(fail(list, format!("for_each `{list}` is not a list slot")));
         }
-        placeholders(&step.title, step.for_each.as_ref().map(|_| "item")).map_err(|m| fail(&at, m))?;
+        if let Some(message) = unknown_placeholder(&step.title, step.for_each.as_ref().map(|_| "item")) {
+            return Err(fail(&at, message));
+        }
         for dep in &step.depends_on {
             if !ids.contains(dep.as_str()) {
                 return Err(fail(
@@ -393,7 +407,7 @@ pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
             }
         }
         if let Some(due) = &step.due {
-            check_due(due, &slots, "today").map_err(|m| fail(&at, m))?;
+            check_due(due, &slots, "today").map_err(|e| fail(&at, e.to_string()))?;
         }
     }
     if let Some(cycle) = cycle(&template.steps) {
@@ -405,16 +419,19 @@ pub fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
     Ok(template)
 }
 
-fn check_due(expr: &str, slots: &HashMap<&str, SlotType>, today: &str) -> Result<(), String> {
+fn check_due(expr: &str, slots: &HashMap<&str, SlotType>, today: &str) -> Result<(), DueError> {
     let due = DueExpr::parse(expr)?;
     if due.base != today && slots.get(due.base.as_str()) != Some(&SlotType::Date) {
-        return Err(format!("due `{expr}`: `{}` is not a date slot (or `today`)", due.base));
+        return Err(DueError::NotADateSlot {
+            expr: expr.to_owned(),
+            base: due.base,
+        });
     }
     Ok(())
 }
 
 /// `{name}` placeholders in a pattern.
-pub fn placeholders_in(s: &str) -> Vec<&str> {
+pub(crate) fn placeholders_in(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = s;
     while let Some(open) = rest.find('{') {

@@ -7,7 +7,7 @@
 //! misfire policy fires what came due inside the catch-up window once, and
 //! records older ones as missed for the next digest.
 
-pub mod wakeup;
+pub(crate) mod wakeup;
 
 use crate::clock::Clock;
 use crate::notification::NotificationKind;
@@ -41,17 +41,17 @@ const FIRST_RETRY: Duration = Duration::seconds(1);
 const MAX_RETRY: Duration = Duration::minutes(5);
 
 pub struct Scheduler {
-    pub store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// Preferences and time zones, read by the service's rules.
-    pub service: Service,
-    pub policy: TriggerPolicy,
+    pub(crate) service: Service,
+    pub(crate) policy: TriggerPolicy,
     /// Decides the digest email a digest trigger sends.
     pub digests: Arc<Digests>,
-    pub clock: Clock,
+    pub(crate) clock: Clock,
     /// Poked after firings, so the notifier routes them at once.
-    pub notifier_wake: Arc<tokio::sync::Notify>,
+    pub(crate) notifier_wake: Arc<tokio::sync::Notify>,
     /// Triggers that failed to be handled, waiting for their retry.
-    pub failing: Failing,
+    pub(crate) failing: Failing,
 }
 
 /// What one tick did.
@@ -60,14 +60,14 @@ pub struct TickReport {
     pub fired: usize,
     pub missed: usize,
     pub lapsed: usize,
-    pub skipped: usize,
+    pub(crate) skipped: usize,
     /// Digest emails decided (queued in the outbox).
     pub digests: usize,
     /// Triggers that could not be handled (a store error); they stay armed
     /// and are tried again after a backoff.
-    pub failed: usize,
+    pub(crate) failed: usize,
     /// Due triggers left alone because their retry time has not come.
-    pub deferred: usize,
+    pub(crate) deferred: usize,
 }
 
 impl TickReport {
@@ -93,7 +93,7 @@ fn firing_key(t: &Trigger) -> FiringKey {
 /// it, a trigger that fails every time (say, a corrupt record) stays the
 /// earliest armed one, and the run loop would tick without sleeping.
 #[derive(Debug, Default)]
-pub struct Failing(Mutex<HashMap<FiringKey, Retry>>);
+pub(crate) struct Failing(Mutex<HashMap<FiringKey, Retry>>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Retry {

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
-pub struct Wakeup {
+pub(crate) struct Wakeup {
     scheduler: JobScheduler,
 }
 
 impl Wakeup {
-    pub async fn start(signal: Arc<Notify>) -> Result<Wakeup, JobSchedulerError> {
+    pub(crate) async fn start(signal: Arc<Notify>) -> Result<Wakeup, JobSchedulerError> {
         let scheduler = JobScheduler::new().await?;
         scheduler
             .add(Job::new_async("0 * * * * *", move |_, _| {
@@ -31,7 +31,7 @@ impl Wakeup {
         Ok(Wakeup { scheduler })
     }
 
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Err(e) = self.scheduler.shutdown().await {
             tracing::warn!(error = %e, "cron scheduler shutdown");
         }

@@ -11,7 +11,7 @@ use std::fmt;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
+pub(crate) enum ServiceError {
     /// Refused; nothing changed.
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -53,13 +53,13 @@ impl From<PlanError> for ServiceError {
 
 /// A plan named in a refusal: "p1 (Onboard Ana)".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanRef {
-    pub id: PlanId,
-    pub title: String,
+pub(crate) struct PlanRef {
+    pub(crate) id: PlanId,
+    pub(crate) title: String,
 }
 
 impl PlanRef {
-    pub fn of(plan: &Plan) -> PlanRef {
+    pub(crate) fn of(plan: &Plan) -> PlanRef {
         PlanRef {
             id: plan.id,
             title: plan.title.clone(),
@@ -93,7 +93,7 @@ impl fmt::Display for Listed<'_> {
 /// Why a request was refused. The messages are written for the model and
 /// the person alike: each says what is wrong and what would work.
 #[derive(Debug, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// A foreign or unknown id is simply not found.
     #[error("plan {id} not found; active plans: {}", Listed(.active))]
     PlanNotFound { id: PlanId, active: Vec<PlanRef> },
@@ -130,7 +130,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The plan as it is now, when the refusal is about a stale view of it.
-    pub fn current_plan(&self) -> Option<&Plan> {
+    pub(crate) fn current_plan(&self) -> Option<&Plan> {
         match self {
             Refusal::StaleVersion { current, .. } | Refusal::ChangedMeanwhile { current } => Some(current),
             Refusal::PlanNotFound { .. }

@@ -22,12 +22,11 @@ mod proposals;
 mod reminders;
 mod undo;
 
-pub use error::{Failure, PlanRef, Refusal, ServiceError};
-pub use plans::{Applied, NewPlan, PlanChange, Snapshot};
-pub use preferences::SavedPreferences;
-pub use proposals::Decision;
-pub use reminders::ReminderError;
-pub use undo::Undone;
+pub(crate) use error::{Failure, PlanRef, Refusal, ServiceError};
+pub(crate) use plans::{Applied, NewPlan, PlanChange, Snapshot};
+pub(crate) use preferences::SavedPreferences;
+pub(crate) use proposals::Decision;
+pub(crate) use undo::Undone;
 
 use crate::channels::email::Mail;
 use crate::channels::links::Links;
@@ -45,17 +44,17 @@ use std::sync::Arc;
 
 /// The rules the service applies, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rules {
-    pub limits: PlanLimits,
-    pub max_active_plans: usize,
-    pub confirm: ConfirmPolicy,
-    pub triggers: TriggerPolicy,
+pub(crate) struct Rules {
+    pub(crate) limits: PlanLimits,
+    pub(crate) max_active_plans: usize,
+    pub(crate) confirm: ConfirmPolicy,
+    pub(crate) triggers: TriggerPolicy,
     /// For users who have not set their own zone.
-    pub default_tz: Tz,
+    pub(crate) default_tz: Tz,
 }
 
 impl Rules {
-    pub fn from_config(config: &Config) -> Rules {
+    pub(crate) fn from_config(config: &Config) -> Rules {
         Rules {
             limits: PlanLimits::from(&config.plan),
             max_active_plans: config.limits.max_active_plans,
@@ -70,17 +69,17 @@ impl Rules {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
     /// From the authenticated connection, never from arguments.
-    pub user: UserId,
+    pub(crate) user: UserId,
     /// Recorded in the history of every change this session makes.
-    pub actor: Actor,
+    pub(crate) actor: Actor,
     /// The user's time zone (their preference, else the server's).
-    pub tz: Tz,
+    pub(crate) tz: Tz,
 }
 
 /// What the service needs to send a verification email.
-pub struct Mailing {
-    pub mail: Arc<Mail>,
-    pub links: Links,
+pub(crate) struct Mailing {
+    pub(crate) mail: Arc<Mail>,
+    pub(crate) links: Links,
 }
 
 /// Cheap to clone; every clone is the same service.
@@ -100,7 +99,7 @@ struct Inner {
 }
 
 impl Service {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn Store>,
         publisher: Arc<dyn Publisher>,
         clock: Clock,
@@ -120,11 +119,11 @@ impl Service {
         }
     }
 
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         (self.inner.clock)()
     }
 
-    pub fn rules(&self) -> &Rules {
+    pub(crate) fn rules(&self) -> &Rules {
         &self.inner.rules
     }
 
@@ -158,7 +157,7 @@ impl Service {
     }
 
     /// The user's time zone: their preference, else the configured one.
-    pub async fn time_zone(&self, user: &UserId) -> Tz {
+    pub(crate) async fn time_zone(&self, user: &UserId) -> Tz {
         match self.store().preferences(user).await {
             Ok(prefs) => prefs.tz(self.inner.rules.default_tz),
             Err(e) => {
@@ -169,12 +168,12 @@ impl Service {
     }
 
     /// The time zone `prefs` put the user in: theirs, else the server's.
-    pub fn tz_of(&self, prefs: &crate::preferences::Preferences) -> Tz {
+    pub(crate) fn tz_of(&self, prefs: &crate::preferences::Preferences) -> Tz {
         prefs.tz(self.inner.rules.default_tz)
     }
 
     /// The user's active plans, oldest first.
-    pub async fn active_plans(&self, user: &UserId) -> Result<Vec<Plan>, StoreError> {
+    pub(crate) async fn active_plans(&self, user: &UserId) -> Result<Vec<Plan>, StoreError> {
         let mut plans = self.store().list_plans(user).await?;
         plans.retain(Plan::is_active);
         Ok(plans)
@@ -198,7 +197,7 @@ pub(crate) mod testing {
     use std::path::Path;
 
     /// Publishes nowhere.
-    pub struct Nobody;
+    pub(crate) struct Nobody;
 
     impl Publisher for Nobody {
         fn publish(&self, _: &UserId, _: Event) -> usize {
@@ -214,7 +213,7 @@ pub(crate) mod testing {
 
     /// A service over `store` with the default rules (UTC), the built-in
     /// email templates and a fixed link key.
-    pub fn service(store: Arc<dyn Store>, clock: Clock) -> Service {
+    pub(crate) fn service(store: Arc<dyn Store>, clock: Clock) -> Service {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mail = Mail::load(&root.join("templates/email"), "steward <steward@localhost>").unwrap();
         Service::new(

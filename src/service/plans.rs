@@ -12,42 +12,42 @@ use crate::proposal::{Action, Proposal};
 
 /// A plan to create.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewPlan {
-    pub title: String,
-    pub goal: String,
+pub(crate) struct NewPlan {
+    pub(crate) title: String,
+    pub(crate) goal: String,
     /// The goal kind and slots it was made from, if any.
-    pub objective: Option<Objective>,
-    pub ops: Vec<Op>,
+    pub(crate) objective: Option<Objective>,
+    pub(crate) ops: Vec<Op>,
     /// Recorded in the history.
-    pub why: String,
+    pub(crate) why: String,
 }
 
 /// Operations on one plan, against the version the caller read.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlanChange {
-    pub plan_id: PlanId,
-    pub expected_version: u64,
-    pub ops: Vec<Op>,
-    pub why: String,
+pub(crate) struct PlanChange {
+    pub(crate) plan_id: PlanId,
+    pub(crate) expected_version: u64,
+    pub(crate) ops: Vec<Op>,
+    pub(crate) why: String,
 }
 
 /// The whole list of steps, as Codex-style models send it. Without a
 /// `plan_id` it targets the user's only active plan, or creates one.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
-    pub plan_id: Option<PlanId>,
+pub(crate) struct Snapshot {
+    pub(crate) plan_id: Option<PlanId>,
     /// Defaults to the version the target is at.
-    pub expected_version: Option<u64>,
-    pub title: Option<String>,
-    pub goal: Option<String>,
-    pub objective: Option<Objective>,
-    pub items: Vec<SnapshotItem>,
-    pub why: Option<String>,
+    pub(crate) expected_version: Option<u64>,
+    pub(crate) title: Option<String>,
+    pub(crate) goal: Option<String>,
+    pub(crate) objective: Option<Objective>,
+    pub(crate) items: Vec<SnapshotItem>,
+    pub(crate) why: Option<String>,
 }
 
 /// What a change request did.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Applied {
+pub(crate) enum Applied {
     /// Stored (and sent to the user's sockets).
     Changed { plan: Plan, created: bool },
     /// The operations changed nothing; nothing was written.
@@ -58,7 +58,7 @@ pub enum Applied {
 
 impl Service {
     /// The user's plans, oldest first: active ones, or all of them.
-    pub async fn plans(&self, s: &Session, include_closed: bool) -> Result<Vec<Plan>, ServiceError> {
+    pub(crate) async fn plans(&self, s: &Session, include_closed: bool) -> Result<Vec<Plan>, ServiceError> {
         let mut plans = self.store().list_plans(&s.user).await?;
         if !include_closed {
             plans.retain(Plan::is_active);
@@ -67,7 +67,7 @@ impl Service {
     }
 
     /// One of the user's plans; a foreign or unknown id is not found.
-    pub async fn plan(&self, s: &Session, id: PlanId) -> Result<Plan, ServiceError> {
+    pub(crate) async fn plan(&self, s: &Session, id: PlanId) -> Result<Plan, ServiceError> {
         match self.store().get_plan(&s.user, id).await? {
             Some(plan) => Ok(plan),
             None => {
@@ -82,7 +82,7 @@ impl Service {
     }
 
     /// A plan the user asked to see: their sockets show its card again.
-    pub async fn show(&self, s: &Session, id: PlanId) -> Result<Plan, ServiceError> {
+    pub(crate) async fn show(&self, s: &Session, id: PlanId) -> Result<Plan, ServiceError> {
         let plan = self.plan(s, id).await?;
         self.publish(
             &s.user,
@@ -95,7 +95,7 @@ impl Service {
     }
 
     /// Who changed a plan, what and why, newest first.
-    pub async fn history(
+    pub(crate) async fn history(
         &self,
         s: &Session,
         id: PlanId,
@@ -107,7 +107,7 @@ impl Service {
     }
 
     /// Creates a plan, or proposes it when creations need a yes.
-    pub async fn create(&self, s: &Session, new: NewPlan) -> Result<Applied, ServiceError> {
+    pub(crate) async fn create(&self, s: &Session, new: NewPlan) -> Result<Applied, ServiceError> {
         let rules = self.rules();
         check_length("explanation", &new.why, rules.limits.max_explanation_chars)?;
         let active = self.active_plans(&s.user).await?.len();
@@ -159,7 +159,7 @@ impl Service {
     }
 
     /// Applies operations to a plan, or proposes them when they need a yes.
-    pub async fn change(&self, s: &Session, change: PlanChange) -> Result<Applied, ServiceError> {
+    pub(crate) async fn change(&self, s: &Session, change: PlanChange) -> Result<Applied, ServiceError> {
         let current = self.plan(s, change.plan_id).await?;
         self.commit(s, current, change.expected_version, &change.ops, change.why)
             .await
@@ -167,7 +167,7 @@ impl Service {
 
     /// The snapshot form: items matched to steps by title, left-out steps
     /// cancelled (never deleted).
-    pub async fn snapshot(&self, s: &Session, snap: Snapshot) -> Result<Applied, ServiceError> {
+    pub(crate) async fn snapshot(&self, s: &Session, snap: Snapshot) -> Result<Applied, ServiceError> {
         let why = snap
             .why
             .clone()

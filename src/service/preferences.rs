@@ -23,9 +23,9 @@ const VERIFY_INTERVAL: chrono::Duration = chrono::Duration::minutes(10);
 /// Preferences as saved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedPreferences {
-    pub prefs: Preferences,
+    pub(crate) prefs: Preferences,
     /// The user's time zone under them.
-    pub tz: Tz,
+    pub(crate) tz: Tz,
     /// The digest trigger now armed, if any.
     pub digest: Option<Trigger>,
 }
@@ -47,13 +47,17 @@ fn verify_slot(at: DateTime<Utc>) -> i64 {
 }
 
 impl Service {
-    pub async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError> {
+    pub(crate) async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError> {
         self.store().preferences(user).await
     }
 
     /// Applies a partial update (validated whole before anything is
     /// written); a new or still unverified address gets a verification link.
-    pub async fn update_preferences(&self, s: &Session, update: Update) -> Result<SavedPreferences, ServiceError> {
+    pub(crate) async fn update_preferences(
+        &self,
+        s: &Session,
+        update: Update,
+    ) -> Result<SavedPreferences, ServiceError> {
         let current = self.store().preferences(&s.user).await?;
         let (prefs, verify) = preferences::apply(&current, update).map_err(Refusal::from)?;
         let now = self.now();

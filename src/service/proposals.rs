@@ -12,7 +12,7 @@ use crate::store::{Accepted, StoreError};
 
 /// The outcome of a yes or no.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Applied {
         proposal: Proposal,
         plan: Plan,
@@ -36,12 +36,12 @@ pub enum Decision {
 
 impl Service {
     /// The user's open proposals, oldest first.
-    pub async fn open_proposals(&self, s: &Session) -> Result<Vec<Proposal>, ServiceError> {
+    pub(crate) async fn open_proposals(&self, s: &Session) -> Result<Vec<Proposal>, ServiceError> {
         Ok(self.store().open_proposals(&s.user).await?)
     }
 
     /// One of the user's proposals, in whatever state it is.
-    pub async fn proposal(&self, s: &Session, id: &str) -> Result<Option<Proposal>, ServiceError> {
+    pub(crate) async fn proposal(&self, s: &Session, id: &str) -> Result<Option<Proposal>, ServiceError> {
         Ok(self.store().get_proposal(&s.user, id).await?)
     }
 
@@ -89,7 +89,7 @@ impl Service {
 
     /// Answers proposal `id`, or for a typed yes/no (`None`) the latest
     /// open one. Only the user answers proposals: the history names them.
-    pub async fn decide(&self, s: &Session, id: Option<&str>, accept: bool) -> Result<Decision, ServiceError> {
+    pub(crate) async fn decide(&self, s: &Session, id: Option<&str>, accept: bool) -> Result<Decision, ServiceError> {
         let proposal = match id {
             Some(id) => match self.store().get_proposal(&s.user, id).await? {
                 Some(p) => p,

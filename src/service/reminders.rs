@@ -15,7 +15,7 @@ const MAX_AHEAD_DAYS: i64 = 366;
 
 /// Why a reminder was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReminderError {
+pub(crate) enum ReminderError {
     #[error("text must be 1-{MAX_TEXT_CHARS} characters on one line")]
     Text,
     #[error("`at` ({at}) is in the past; it is now {now}")]
@@ -28,7 +28,7 @@ pub enum ReminderError {
 
 impl Service {
     /// Arms a reminder; returns its trigger (its text on one safe line).
-    pub async fn remind(
+    pub(crate) async fn remind(
         &self,
         s: &Session,
         text: &str,

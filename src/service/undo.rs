@@ -11,15 +11,15 @@ const LOOKBACK: usize = 200;
 
 /// What an undo did.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Undone {
+pub(crate) struct Undone {
     /// The plan after the undo.
-    pub plan: Plan,
+    pub(crate) plan: Plan,
     /// The change that was reverted, in words ("Move “X” from … to …").
-    pub summary: String,
+    pub(crate) summary: String,
 }
 
 impl Service {
-    pub async fn undo(&self, s: &Session) -> Result<Undone, ServiceError> {
+    pub(crate) async fn undo(&self, s: &Session) -> Result<Undone, ServiceError> {
         let mut latest: Option<(Plan, HistoryEntry)> = None;
         for plan in self.store().list_plans(&s.user).await? {
             let history = self.store().history(&s.user, plan.id, LOOKBACK).await?;

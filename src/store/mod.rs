@@ -21,7 +21,7 @@
 
 #[cfg(test)]
 mod conformance;
-pub mod sled;
+pub(crate) mod sled;
 
 use crate::conversation::Entry;
 use crate::notification::{Notification, NotificationKind, OutboxItem, PushSubscription};
@@ -69,7 +69,7 @@ pub struct Derived {
 
 /// Derives a plan's triggers once the store knows the plan as written (a
 /// new plan's id is assigned inside the transaction). Pure.
-pub type Derive<'a> = &'a (dyn Fn(&Plan) -> Derived + Send + Sync);
+pub(crate) type Derive<'a> = &'a (dyn Fn(&Plan) -> Derived + Send + Sync);
 
 /// Plans, their history and proposals.
 #[async_trait]
@@ -158,29 +158,29 @@ pub trait ConversationStore: Send + Sync {
 
 /// A notification to store when a trigger fires; the store assigns its id.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NotificationDraft {
-    pub kind: NotificationKind,
-    pub text: String,
-    pub plan_id: Option<PlanId>,
-    pub step_id: Option<String>,
-    pub urgent: bool,
+pub(crate) struct NotificationDraft {
+    pub(crate) kind: NotificationKind,
+    pub(crate) text: String,
+    pub(crate) plan_id: Option<PlanId>,
+    pub(crate) step_id: Option<String>,
+    pub(crate) urgent: bool,
 }
 
 /// Everything one firing writes, atomically with removing the trigger and
 /// recording (trigger id, scheduled time) as fired.
 #[derive(Debug, Clone)]
 pub struct Firing {
-    pub outcome: Outcome,
-    pub at: DateTime<Utc>,
+    pub(crate) outcome: Outcome,
+    pub(crate) at: DateTime<Utc>,
     /// Stored in the inbox and queued for routing.
-    pub notifications: Vec<NotificationDraft>,
+    pub(crate) notifications: Vec<NotificationDraft>,
     /// Side effects decided by the firing (a digest email), deduplicated
     /// by their idempotency keys.
-    pub outbox: Vec<OutboxItem>,
+    pub(crate) outbox: Vec<OutboxItem>,
     /// The next occurrence of a recurring trigger.
-    pub rearm: Option<Trigger>,
+    pub(crate) rearm: Option<Trigger>,
     /// A digest listed missed triggers: moves the user's digest cursor.
-    pub digest_cursor: Option<DigestCursor>,
+    pub(crate) digest_cursor: Option<DigestCursor>,
 }
 
 /// Missed triggers recorded up to `through` were listed in the digest
@@ -189,16 +189,16 @@ pub struct Firing {
 /// decision for the same period, and what this firing's render listed was
 /// never sent.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DigestCursor {
-    pub key: String,
-    pub through: DateTime<Utc>,
+pub(crate) struct DigestCursor {
+    pub(crate) key: String,
+    pub(crate) through: DateTime<Utc>,
 }
 
 /// A trigger that was missed (came due past the catch-up window).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Missed {
-    pub trigger: Trigger,
-    pub at: DateTime<Utc>,
+    pub(crate) trigger: Trigger,
+    pub(crate) at: DateTime<Utc>,
 }
 
 /// Armed triggers, soonest first across users, and the record of every

@@ -6,19 +6,19 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 
-pub struct ListPlans;
+pub(crate) struct ListPlans;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// Also list done and cancelled plans.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub include_closed: bool,
+    pub(crate) include_closed: bool,
 }
 
 /// The listed plans.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Listed(pub Vec<Plan>);
+pub(crate) struct Listed(pub Vec<Plan>);
 
 #[derive(Serialize)]
 struct Line<'a> {

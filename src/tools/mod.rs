@@ -6,14 +6,14 @@
 //! cannot drift apart. The offline engine calls the same tools with typed
 //! arguments and reads their typed outputs.
 
-pub mod list_plans;
-pub mod plan_from_template;
-pub mod plan_history;
-pub mod remind;
-pub mod set_preferences;
-pub mod show_plan;
-pub mod undo;
-pub mod update_plan;
+pub(crate) mod list_plans;
+pub(crate) mod plan_from_template;
+pub(crate) mod plan_history;
+pub(crate) mod remind;
+pub(crate) mod set_preferences;
+pub(crate) mod show_plan;
+pub(crate) mod undo;
+pub(crate) mod update_plan;
 
 use crate::conversation::ToolCall;
 use crate::llm::ToolSpec;
@@ -40,7 +40,7 @@ pub struct ToolContext<'a> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ToolError {
+pub(crate) enum ToolError {
     /// Bad arguments or a refused change: told to the model so it can
     /// correct itself. Nothing was written.
     #[error("{message}")]
@@ -55,7 +55,7 @@ pub enum ToolError {
 }
 
 impl ToolError {
-    pub fn invalid(message: impl Into<String>) -> ToolError {
+    pub(crate) fn invalid(message: impl Into<String>) -> ToolError {
         ToolError::Invalid {
             message: message.into(),
             current: None,
@@ -83,7 +83,7 @@ impl From<crate::plan::PlanError> for ToolError {
 
 /// One tool: typed arguments in, a typed output out.
 #[async_trait]
-pub trait Tool: Send + Sync + 'static {
+pub(crate) trait Tool: Send + Sync + 'static {
     const NAME: &'static str;
     const DESCRIPTION: &'static str;
     type Args: DeserializeOwned + JsonSchema + Send;
@@ -99,7 +99,7 @@ pub trait Tool: Send + Sync + 'static {
 
 /// The schema of `T`, inlined (no `$ref`s: some OpenAI-compatible servers
 /// resolve none) and without the `$schema` and `title` keys.
-pub fn schema_for<T: JsonSchema>() -> Value {
+pub(crate) fn schema_for<T: JsonSchema>() -> Value {
     let generator = SchemaSettings::draft07()
         .with(|s| s.inline_subschemas = true)
         .into_generator();
@@ -157,7 +157,7 @@ impl Registry {
     }
 
     /// Every tool's spec, in registry order (shared, built once).
-    pub fn specs(&self) -> Arc<[ToolSpec]> {
+    pub(crate) fn specs(&self) -> Arc<[ToolSpec]> {
         self.specs.clone()
     }
 
@@ -204,7 +204,7 @@ impl Registry {
 ///
 /// # Panics
 /// If two tools share a name (a programming error caught by every test run).
-pub fn registry(templates: Arc<Templates>) -> Registry {
+pub(crate) fn registry(templates: Arc<Templates>) -> Registry {
     let registry = Registry {
         tools: Vec::new(),
         specs: Arc::new([]),
@@ -234,7 +234,10 @@ fn error_output(message: &str, current: Option<&Plan>) -> ToolOutput {
 }
 
 /// Parses tool arguments; unknown fields and wrong types are named.
-pub fn parse_args<T: DeserializeOwned>(tool: &str, arguments: &str) -> Result<T, ToolError> {
+pub(crate) fn parse_args<T: DeserializeOwned>(tool: &str, arguments: &str) -> Result<T, ToolError> {
     let text = if arguments.trim().is_empty() { "{}" } else { arguments };
     serde_json::from_str(text).map_err(|e| ToolError::invalid(format!("invalid arguments for {tool}: {e}")))
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,55 +15,79 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-pub struct PlanFromTemplate {
-    pub templates: Arc<Templates>,
+pub(crate) struct PlanFromTemplate {
+    pub(crate) templates: Arc<Templates>,
 }
 
 /// The schema the model sees is built from the templates
 /// ([`PlanFromTemplate::parameters`]): one typed slot schema per kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
-    pub kind: String,
-    #[serde(default)]
-    pub slots: Map<String, Value>,
+pub(crate) struct Args {
+    pub(crate) kind: String,
+    /// Required by the schema too (an empty object when none is known).
+    pub(crate) slots: Map<String, Value>,
 }
 
 /// Longest text slot value.
 const MAX_SLOT_CHARS: usize = 200;
 
-fn check_slot(template: &Template, name: &str, value: &Value) -> Result<Value, String> {
+/// Why a slot value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlotError {
+    #[error("`{name}` is not a slot of {kind}; its slots are {known}")]
+    Unknown { name: String, kind: String, known: String },
+    #[error("slot `{0}` must be a single line of 1-{MAX_SLOT_CHARS} characters")]
+    Text(String),
+    #[error("slot `{name}` must be a date as YYYY-MM-DD, not `{value}`")]
+    Date { name: String, value: String },
+    #[error("slot `{name}` must be a month as YYYY-MM, not `{value}`")]
+    Month { name: String, value: String },
+    #[error("slot `{0}` must be a year such as 2027")]
+    Year(String),
+    #[error("slot `{0}` must list 1-20 items")]
+    List(String),
+}
+
+/// Checks one slot value against the template's typed slot.
+fn check_slot(template: &Template, name: &str, value: &Value) -> Result<Value, SlotError> {
     let Some(spec) = template.slots.iter().find(|s| s.name == name) else {
         let known: Vec<&str> = template.slots.iter().map(|s| s.name.as_str()).collect();
-        return Err(format!(
-            "`{name}` is not a slot of {}; its slots are {}",
-            template.kind,
-            known.join(", ")
-        ));
+        return Err(SlotError::Unknown {
+            name: name.to_owned(),
+            kind: template.kind.clone(),
+            known: known.join(", "),
+        });
     };
-    let text = |v: &Value| -> Result<String, String> {
+    let text = |v: &Value| -> Result<String, SlotError> {
         match v.as_str().map(str::trim) {
             Some(s) if !s.is_empty() && s.chars().count() <= MAX_SLOT_CHARS && !s.chars().any(char::is_control) => {
                 Ok(s.to_owned())
             }
-            _ => Err(format!(
-                "slot `{name}` must be a single line of 1-{MAX_SLOT_CHARS} characters"
-            )),
+            _ => Err(SlotError::Text(name.to_owned())),
         }
     };
     match spec.kind {
         SlotType::Person | SlotType::Org | SlotType::Text => text(value).map(Value::from),
         SlotType::Date => {
             let s = text(value)?;
-            NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-                .map(|_| Value::from(s.clone()))
-                .map_err(|_| format!("slot `{name}` must be a date as YYYY-MM-DD, not `{s}`"))
+            match NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
+                Ok(_) => Ok(Value::from(s)),
+                Err(_) => Err(SlotError::Date {
+                    name: name.to_owned(),
+                    value: s,
+                }),
+            }
         }
         SlotType::Month => {
             let s = text(value)?;
-            NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
-                .map(|_| Value::from(s.clone()))
-                .map_err(|_| format!("slot `{name}` must be a month as YYYY-MM, not `{s}`"))
+            match NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d") {
+                Ok(_) => Ok(Value::from(s)),
+                Err(_) => Err(SlotError::Month {
+                    name: name.to_owned(),
+                    value: s,
+                }),
+            }
         }
         SlotType::Year => {
             let s = match value {
@@ -72,7 +96,7 @@ fn check_slot(template: &Template, name: &str, value: &Value) -> Result<Value, S
             };
             (s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| Value::from(s.clone()))
-                .ok_or_else(|| format!("slot `{name}` must be a year such as 2027"))
+                .ok_or_else(|| SlotError::Year(name.to_owned()))
         }
         SlotType::List => {
             let items: Vec<Value> = match value {
@@ -86,7 +110,7 @@ fn check_slot(template: &Template, name: &str, value: &Value) -> Result<Value, S
                 single => vec![Value::from(text(single)?)],
             };
             if items.is_empty() || items.len() > 20 {
-                return Err(format!("slot `{name}` must list 1-20 items"));
+                return Err(SlotError::List(name.to_owned()));
             }
             Ok(Value::from(items))
         }
@@ -159,7 +183,7 @@ impl Tool for PlanFromTemplate {
 /// The JSON Schema of one kind's slots, from its template: typed values,
 /// required slots required, nothing else allowed. Templates dropped into
 /// the directory get their schema the same way.
-pub fn slot_schema(t: &Template) -> Value {
+pub(crate) fn slot_schema(t: &Template) -> Value {
     let mut properties = Map::new();
     for s in &t.slots {
         let schema = match s.kind {

@@ -8,23 +8,23 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 
-pub struct PlanHistory;
+pub(crate) struct PlanHistory;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
-    pub plan_id: PlanId,
+pub(crate) struct Args {
+    pub(crate) plan_id: PlanId,
     /// How many entries, newest first (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 50))]
-    pub limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 /// A plan and its latest history entries.
 #[derive(Debug, Clone, PartialEq)]
-pub struct History {
-    pub plan: Plan,
-    pub entries: Vec<HistoryEntry>,
+pub(crate) struct History {
+    pub(crate) plan: Plan,
+    pub(crate) entries: Vec<HistoryEntry>,
 }
 
 #[derive(Serialize)]

@@ -12,32 +12,32 @@ use chrono_tz::Tz;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 
-pub struct Remind;
+pub(crate) struct Remind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// What to remind them of, in their words, e.g. "call the recruiter".
-    pub text: String,
+    pub(crate) text: String,
     /// RFC 3339 date-time with the person's UTC offset, e.g.
     /// 2026-11-24T09:00:00+01:00.
-    pub at: DateTime<FixedOffset>,
+    pub(crate) at: DateTime<FixedOffset>,
     /// Drop the reminder if the person writes before it is due.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub lapse_on_reply: bool,
+    pub(crate) lapse_on_reply: bool,
 }
 
 /// The armed reminder, with what "when" means to the person.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reminded {
-    pub trigger: Trigger,
-    pub tz: Tz,
-    pub now: DateTime<Utc>,
+pub(crate) struct Reminded {
+    pub(crate) trigger: Trigger,
+    pub(crate) tz: Tz,
+    pub(crate) now: DateTime<Utc>,
 }
 
 impl Reminded {
     /// The reminder's text, on one line.
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         match &self.trigger.kind {
             TriggerKind::Reminder { text, .. } => text,
             TriggerKind::StepDue { .. }
@@ -48,12 +48,12 @@ impl Reminded {
     }
 
     /// "today", "tomorrow", "on Friday, Nov 27".
-    pub fn when(&self) -> String {
+    pub(crate) fn when(&self) -> String {
         relative_day(self.trigger.fire_at, self.now, self.tz)
     }
 
     /// The local time, HH:MM.
-    pub fn time(&self) -> String {
+    pub(crate) fn time(&self) -> String {
         self.trigger.fire_at.with_timezone(&self.tz).format("%H:%M").to_string()
     }
 }

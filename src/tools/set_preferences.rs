@@ -11,28 +11,28 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 
-pub struct SetPreferences;
+pub(crate) struct SetPreferences;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// IANA zone, e.g. Europe/Berlin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_zone: Option<String>,
+    pub(crate) time_zone: Option<String>,
     /// Local HH:MM; non-urgent notices wait until the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quiet_hours: Option<QuietHoursBody>,
+    pub(crate) quiet_hours: Option<QuietHoursBody>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub clear_quiet_hours: bool,
+    pub(crate) clear_quiet_hours: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<DigestBody>,
+    pub(crate) digest: Option<DigestBody>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channels: Option<Channels>,
+    pub(crate) channels: Option<Channels>,
 }
 
 /// The saved preferences, as the model reads them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Saved(pub SavedPreferences);
+pub(crate) struct Saved(pub SavedPreferences);
 
 impl Serialize for Saved {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -7,20 +7,20 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub struct ShowPlan;
+pub(crate) struct ShowPlan;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// The plan id, e.g. p1.
-    pub plan_id: PlanId,
+    pub(crate) plan_id: PlanId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Shown {
-    pub plan: Plan,
+pub(crate) struct Shown {
+    pub(crate) plan: Plan,
     /// The step in progress, else the first one ready to start.
-    pub next_step: Option<String>,
+    pub(crate) next_step: Option<String>,
 }
 
 #[async_trait]

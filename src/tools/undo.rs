@@ -8,15 +8,15 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 
-pub struct Undo;
+pub(crate) struct Undo;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {}
+pub(crate) struct Args {}
 
 /// What was undone, as the model reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct UndoResult(pub Undone);
+pub(crate) struct UndoResult(pub Undone);
 
 impl Serialize for UndoResult {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

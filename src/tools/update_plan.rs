@@ -16,41 +16,41 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 
-pub struct UpdatePlan;
+pub(crate) struct UpdatePlan;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Args {
+pub(crate) struct Args {
     /// The plan to change, e.g. p1. Omit to create a plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan_id: Option<PlanId>,
+    pub(crate) plan_id: Option<PlanId>,
     /// The plan version you are changing (shown in the system prompt);
     /// required with plan_id in the patch form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_version: Option<u64>,
+    pub(crate) expected_version: Option<u64>,
     /// Title of a new plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
+    pub(crate) title: Option<String>,
     /// What a new plan is for, in one sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub goal: Option<String>,
+    pub(crate) goal: Option<String>,
     /// For a new plan: the goal kind and slots it was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub objective: Option<Objective>,
+    pub(crate) objective: Option<Objective>,
     /// Why this change is made; recorded in the plan history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub explanation: Option<String>,
+    pub(crate) explanation: Option<String>,
     /// Patch form: the operations, applied in order, all or nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ops: Option<Vec<Op>>,
+    pub(crate) ops: Option<Vec<Op>>,
     /// Snapshot form: every step of the plan, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<Vec<SnapshotItem>>,
+    pub(crate) plan: Option<Vec<SnapshotItem>>,
 }
 
 /// What a plan change did, as the model reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlanResult(pub Applied);
+pub(crate) struct PlanResult(pub Applied);
 
 #[derive(Serialize)]
 struct ChangedView {

@@ -1,5 +1,8 @@
 //! steward's integration tests: the whole app over real sockets.
 
+// Test code: a failed unwrap is a failed test, and tests print what they measured.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+
 mod architecture;
 mod browser;
 mod chat;

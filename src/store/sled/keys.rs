@@ -3,11 +3,11 @@
 //! (a variable-length name prefix would let "ann" scan into "anna").
 //! Numbers are big-endian so byte order is numeric order.
 
-pub fn user_prefix(user: u64) -> [u8; 8] {
+pub(crate) fn user_prefix(user: u64) -> [u8; 8] {
     user.to_be_bytes()
 }
 
-pub fn plan(user: u64, plan: u64) -> [u8; 16] {
+pub(crate) fn plan(user: u64, plan: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(&user.to_be_bytes());
     k[8..].copy_from_slice(&plan.to_be_bytes());
@@ -15,29 +15,29 @@ pub fn plan(user: u64, plan: u64) -> [u8; 16] {
 }
 
 /// History entries are keyed by the plan version they produced.
-pub fn history(user: u64, plan: u64, version: u64) -> [u8; 24] {
+pub(crate) fn history(user: u64, plan: u64, version: u64) -> [u8; 24] {
     let mut k = [0u8; 24];
     k[..16].copy_from_slice(&self::plan(user, plan));
     k[16..].copy_from_slice(&version.to_be_bytes());
     k
 }
 
-pub fn message(user: u64, seq: u64) -> [u8; 16] {
+pub(crate) fn message(user: u64, seq: u64) -> [u8; 16] {
     plan(user, seq)
 }
 
-pub fn proposal(user: u64, seq: u64) -> [u8; 16] {
+pub(crate) fn proposal(user: u64, seq: u64) -> [u8; 16] {
     plan(user, seq)
 }
 
-pub fn plan_counter(user: u64) -> [u8; 13] {
+pub(crate) fn plan_counter(user: u64) -> [u8; 13] {
     let mut k = [0u8; 13];
     k[..5].copy_from_slice(b"plan/");
     k[5..].copy_from_slice(&user.to_be_bytes());
     k
 }
 
-pub fn proposal_counter(user: u64) -> [u8; 13] {
+pub(crate) fn proposal_counter(user: u64) -> [u8; 13] {
     let mut k = [0u8; 13];
     k[..5].copy_from_slice(b"prop/");
     k[5..].copy_from_slice(&user.to_be_bytes());
@@ -46,16 +46,16 @@ pub fn proposal_counter(user: u64) -> [u8; 13] {
 
 /// Instants as sortable bytes: milliseconds since the epoch with the sign
 /// bit flipped, so byte order is time order for dates before 1970 too.
-pub fn instant(ms: i64) -> [u8; 8] {
+pub(crate) fn instant(ms: i64) -> [u8; 8] {
     ((ms as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-pub fn decode_instant(bytes: &[u8]) -> Option<i64> {
+pub(crate) fn decode_instant(bytes: &[u8]) -> Option<i64> {
     decode_u64(bytes).map(|v| (v ^ (1 << 63)) as i64)
 }
 
 /// Builds a key from a one-byte family tag and parts.
-pub fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
     k.push(tag);
     for p in parts {
@@ -64,7 +64,7 @@ pub fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-pub fn decode_u64(bytes: &[u8]) -> Option<u64> {
+pub(crate) fn decode_u64(bytes: &[u8]) -> Option<u64> {
     bytes.try_into().ok().map(u64::from_be_bytes)
 }
 
