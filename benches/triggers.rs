@@ -182,7 +182,7 @@ async fn lateness_run(app: &App, users: &[UserId], writers: usize, first: usize)
         t.await.unwrap();
     }
     stop.cancel();
-    runner.await.unwrap().unwrap();
+    runner.await.unwrap();
 
     let mut lateness = Vec::new();
     // Times travel in the text at millisecond precision.

@@ -19,6 +19,7 @@ use crate::offline::OfflineEngine;
 use crate::planner::templates::{TemplateError, Templates};
 use crate::prompts::{PromptError, Prompts};
 use crate::scheduler::Scheduler;
+use crate::scheduler::housekeeping::{Housekeeping, ScheduleError};
 use crate::service::{Mailing, Rules, Service};
 use crate::store::{SledStore, Store, StoreError};
 use crate::tools::{self, Registry};
@@ -83,6 +84,8 @@ pub enum AppError {
     Push(#[from] PushError),
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
 }
 
 /// Assembles an [`App`]; every part not given is built from the
@@ -286,23 +289,24 @@ impl App {
             model: self.engine.model().cloned(),
             prompts: self.prompts.clone(),
             word_timeout: self.config.llm.first_token_timeout().min(Duration::from_secs(20)),
-            retention: chrono::Duration::days(i64::from(self.config.notify.retention_days)),
             wake: self.notifier_wake.clone(),
             tasks: self.tasks.clone(),
         }))
     }
 
-    /// Starts the scheduler and the notifier as the server's tasks.
-    pub(crate) fn start_background(&self) -> Result<(), AppError> {
-        let scheduler = self.scheduler();
-        let notifier = self.notifier()?;
-        let stop = self.stopping();
-        self.spawn(async move {
-            if let Err(e) = scheduler.run(stop).await {
-                tracing::error!(error = %e, "the scheduler stopped");
-            }
-        });
-        self.spawn(notifier.run(self.stopping()));
+    /// Starts the scheduler, the notifier and the housekeeping schedule as
+    /// the server's tasks.
+    pub(crate) async fn start_background(&self) -> Result<(), AppError> {
+        let housekeeping = Housekeeping {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            retention: chrono::Duration::days(i64::from(self.config.notify.retention_days)),
+            prune_cron: self.config.notify.prune_cron.clone(),
+        };
+        let schedule = housekeeping.schedule().await?;
+        self.spawn(housekeeping.run(schedule, self.stopping()));
+        self.spawn(self.scheduler().run(self.stopping()));
+        self.spawn(self.notifier()?.run(self.stopping()));
         Ok(())
     }
 

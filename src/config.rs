@@ -63,13 +63,13 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlanConfig {
-    pub(crate) max_steps: usize,
-    pub(crate) max_title_chars: usize,
-    pub(crate) max_goal_chars: usize,
-    pub(crate) max_result_chars: usize,
-    pub(crate) max_depends_on: usize,
-    pub(crate) max_ops: usize,
-    pub(crate) max_explanation_chars: usize,
+    pub max_steps: usize,
+    pub max_title_chars: usize,
+    pub max_goal_chars: usize,
+    pub max_result_chars: usize,
+    pub max_depends_on: usize,
+    pub max_ops: usize,
+    pub max_explanation_chars: usize,
 }
 
 impl Default for PlanConfig {
@@ -90,10 +90,10 @@ impl Default for PlanConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConfirmConfig {
-    pub(crate) create_plan: bool,
-    pub(crate) remove: bool,
-    pub(crate) reschedule: bool,
-    pub(crate) tool_steps: bool,
+    pub create_plan: bool,
+    pub remove: bool,
+    pub reschedule: bool,
+    pub tool_steps: bool,
 }
 
 impl Default for ConfirmConfig {
@@ -146,21 +146,23 @@ fn redacted_one<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error
 #[serde(default, deny_unknown_fields)]
 pub struct NotifyConfig {
     /// "Due soon" notices go out this many hours before a step's due time.
-    pub(crate) due_lead_hours: u32,
+    pub due_lead_hours: u32,
     /// An active plan untouched this many days gets a nudge.
-    pub(crate) idle_days: u32,
+    pub idle_days: u32,
     /// Triggers found due at most this late (e.g. after a restart) still
     /// fire; older ones are recorded as missed and reported in the digest.
-    pub(crate) catch_up_minutes: u32,
+    pub catch_up_minutes: u32,
     /// Attempts per email, push or webhook delivery before it is failed.
-    pub(crate) max_attempts: u32,
+    pub max_attempts: u32,
     /// First retry delay of a failed delivery (doubling, jittered, ≤ 1 h).
     pub retry_base_ms: u64,
     /// Longest single delivery (SMTP conversation, HTTP request).
-    pub(crate) send_timeout_secs: u64,
+    pub send_timeout_secs: u64,
     /// Finished notifications, fired-trigger records and sent or failed
-    /// deliveries older than this are removed (daily).
-    pub(crate) retention_days: u32,
+    /// deliveries older than this are removed.
+    pub retention_days: u32,
+    /// When that pruning runs: a cron expression with seconds, in UTC.
+    pub prune_cron: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,11 +170,11 @@ pub struct NotifyConfig {
 pub struct EmailConfig {
     /// `smtps://user:pass@host:465` or `smtp://user:pass@host:587?tls=required`.
     /// None: messages are written as `.eml` files to `outbox_dir`.
-    pub(crate) smtp_url: Option<String>,
+    pub smtp_url: Option<String>,
     /// The From mailbox.
-    pub(crate) from: String,
+    pub from: String,
     /// Where `.eml` files go without SMTP. Default: `<data_dir>/outbox`.
-    pub(crate) outbox_dir: Option<PathBuf>,
+    pub outbox_dir: Option<PathBuf>,
     /// Email templates; missing files fall back to the built-in ones.
     pub templates_dir: PathBuf,
 }
@@ -180,9 +182,9 @@ pub struct EmailConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PushConfig {
-    pub(crate) enabled: bool,
+    pub enabled: bool,
     /// Contact sent to push services with the VAPID signature.
-    pub(crate) contact: String,
+    pub contact: String,
 }
 
 impl Default for NotifyConfig {
@@ -195,6 +197,7 @@ impl Default for NotifyConfig {
             retry_base_ms: 30_000,
             send_timeout_secs: 30,
             retention_days: 90,
+            prune_cron: "0 17 3 * * *".into(),
         }
     }
 }
@@ -251,29 +254,29 @@ pub struct LlmConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest websocket frame accepted; bigger ones close with 1009.
-    pub(crate) max_frame_bytes: usize,
+    pub max_frame_bytes: usize,
     /// Longest chat message, in characters.
-    pub(crate) max_message_chars: usize,
+    pub max_message_chars: usize,
     /// Model rounds (model call + tool calls) per turn.
     pub max_tool_rounds: usize,
     /// Frames queued for one socket before it counts as a slow consumer.
-    pub(crate) outbound_queue: usize,
+    pub outbound_queue: usize,
     /// Messages a socket may queue while an earlier turn runs.
-    pub(crate) turn_queue: usize,
+    pub turn_queue: usize,
     /// Open sockets per user.
-    pub(crate) connections_per_user: usize,
+    pub connections_per_user: usize,
     /// Open sockets in total.
-    pub(crate) max_connections: usize,
+    pub max_connections: usize,
     /// Chat messages per user per minute (token bucket, burst of the same size).
     pub messages_per_minute: u32,
     /// Conversation messages sent to the model with each turn.
-    pub(crate) history_messages: usize,
+    pub history_messages: usize,
     /// Active plans per user.
-    pub(crate) max_active_plans: usize,
+    pub max_active_plans: usize,
     /// Largest REST request body.
-    pub(crate) max_body_bytes: usize,
+    pub max_body_bytes: usize,
     /// A socket that sends nothing (not even a ping) for this long is closed.
-    pub(crate) idle_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for Config {

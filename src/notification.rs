@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// What a notification is about (the `kind` field of the wire frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum NotificationKind {
+pub enum NotificationKind {
     DueSoon,
     Overdue,
     Idle,
@@ -26,16 +26,16 @@ pub(crate) enum NotificationKind {
 pub struct Notification {
     /// "n12": per-user sequence, assigned by the store.
     pub id: String,
-    pub(crate) kind: NotificationKind,
+    pub kind: NotificationKind,
     pub text: String,
     #[serde(default)]
-    pub(crate) plan_id: Option<PlanId>,
+    pub plan_id: Option<PlanId>,
     #[serde(default)]
-    pub(crate) step_id: Option<String>,
+    pub step_id: Option<String>,
     pub created_at: DateTime<Utc>,
     /// Delivered during quiet hours too.
     #[serde(default)]
-    pub(crate) urgent: bool,
+    pub urgent: bool,
     /// Shown on a socket (live, or in `ready` after a reconnect).
     #[serde(default)]
     pub seen: bool,
@@ -47,13 +47,13 @@ pub struct Notification {
 /// The wire view of a notification.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub(crate) struct NotificationView {
-    pub(crate) id: String,
-    pub(crate) kind: NotificationKind,
-    pub(crate) text: String,
+    pub id: String,
+    pub kind: NotificationKind,
+    pub text: String,
     #[schema(value_type = Option<String>)]
-    pub(crate) plan_id: Option<PlanId>,
-    pub(crate) step_id: Option<String>,
-    pub(crate) created_at: DateTime<Utc>,
+    pub plan_id: Option<PlanId>,
+    pub step_id: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 impl Notification {
@@ -91,7 +91,7 @@ pub struct PushSubscription {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxItem {
     /// Assigned by the store ("o17").
-    pub(crate) id: String,
+    pub id: String,
     pub user: UserId,
     /// The idempotency key: a second item with the same key is not stored
     /// ("digest:ana:2026-11-23", "notify:ana:n12:email").
@@ -100,9 +100,9 @@ pub struct OutboxItem {
     pub status: OutboxStatus,
     pub attempts: u32,
     pub next_attempt_at: DateTime<Utc>,
-    pub(crate) created_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
     #[serde(default)]
-    pub(crate) last_error: Option<String>,
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,13 +162,13 @@ impl OutboxItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Email {
     pub to: String,
-    pub(crate) subject: String,
+    pub subject: String,
     pub text: String,
-    pub(crate) html: String,
+    pub html: String,
     /// `<…@…>`, derived from what the mail is (digest period, notification
     /// id), so a retried send is recognisably the same message.
-    pub(crate) message_id: String,
+    pub message_id: String,
     /// The one-click unsubscribe URL (List-Unsubscribe, RFC 8058).
     #[serde(default)]
-    pub(crate) unsubscribe: Option<String>,
+    pub unsubscribe: Option<String>,
 }

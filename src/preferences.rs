@@ -51,7 +51,7 @@ impl QuietHours {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Channels {
-    pub(crate) push: bool,
+    pub push: bool,
     pub email: bool,
 }
 
@@ -166,21 +166,21 @@ pub(crate) fn email_address(text: &str) -> Result<lettre::Address, InvalidAddres
 #[serde(deny_unknown_fields)]
 pub(crate) struct QuietHoursBody {
     /// Local HH:MM.
-    pub(crate) start: String,
+    pub start: String,
     /// Local HH:MM.
-    pub(crate) end: String,
+    pub end: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DigestBody {
-    pub(crate) frequency: Frequency,
+    pub frequency: Frequency,
     /// For weekly: monday … sunday.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) weekday: Option<String>,
+    pub weekday: Option<String>,
     /// `HH:MM`; absent: keep the current time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) time: Option<String>,
+    pub time: Option<String>,
 }
 
 /// A partial update: absent fields stay as they are; `null` clears
@@ -188,13 +188,13 @@ pub(crate) struct DigestBody {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Update {
-    pub(crate) time_zone: Option<String>,
+    pub time_zone: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    pub(crate) email: Option<Option<String>>,
+    pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    pub(crate) quiet_hours: Option<Option<QuietHoursBody>>,
-    pub(crate) digest: Option<DigestBody>,
-    pub(crate) channels: Option<Channels>,
+    pub quiet_hours: Option<Option<QuietHoursBody>>,
+    pub digest: Option<DigestBody>,
+    pub channels: Option<Channels>,
 }
 
 /// Tells a field set to `null` (Some(None)) from an absent one (None).

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 /// configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ConfirmPolicy {
-    pub(crate) create_plan: bool,
-    pub(crate) remove: bool,
-    pub(crate) reschedule: bool,
-    pub(crate) tool_steps: bool,
+    pub create_plan: bool,
+    pub remove: bool,
+    pub reschedule: bool,
+    pub tool_steps: bool,
 }
 
 impl From<&ConfirmConfig> for ConfirmPolicy {
@@ -57,7 +57,7 @@ impl ConfirmPolicy {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum ProposalStatus {
+pub enum ProposalStatus {
     Open,
     Accepted,
     Declined,
@@ -70,7 +70,7 @@ pub(crate) enum ProposalStatus {
 /// What applying the proposal does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum Action {
+pub enum Action {
     Create { plan: Box<Plan> },
     Patch { ops: Vec<Op> },
 }
@@ -78,28 +78,28 @@ pub(crate) enum Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
     /// "r1", "r2", … per user.
-    pub(crate) id: String,
+    pub id: String,
     /// The plan it changes; none when it creates one.
-    pub(crate) plan_id: Option<PlanId>,
-    pub(crate) base_version: u64,
-    pub(crate) summary: String,
-    pub(crate) changes: Vec<Change>,
-    pub(crate) status: ProposalStatus,
-    pub(crate) why: String,
-    pub(crate) created_at: DateTime<Utc>,
-    pub(crate) decided_at: Option<DateTime<Utc>>,
-    pub(crate) action: Action,
+    pub plan_id: Option<PlanId>,
+    pub base_version: u64,
+    pub summary: String,
+    pub changes: Vec<Change>,
+    pub status: ProposalStatus,
+    pub why: String,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub action: Action,
 }
 
 /// The proposal as clients see it (no internal action).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub(crate) struct ProposalView {
-    pub(crate) id: String,
+    pub id: String,
     #[schema(value_type = Option<String>)]
-    pub(crate) plan_id: Option<PlanId>,
-    pub(crate) summary: String,
-    pub(crate) changes: Vec<Change>,
-    pub(crate) status: ProposalStatus,
+    pub plan_id: Option<PlanId>,
+    pub summary: String,
+    pub changes: Vec<Change>,
+    pub status: ProposalStatus,
 }
 
 impl Proposal {

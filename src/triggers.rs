@@ -16,12 +16,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TriggerPolicy {
     /// A "due soon" notice goes out this long before a step's due time.
-    pub(crate) due_lead: Duration,
+    pub due_lead: Duration,
     /// An active plan untouched this long gets a nudge.
-    pub(crate) idle_after: Duration,
+    pub idle_after: Duration,
     /// A trigger found due at most this late still fires; older ones are
     /// recorded as missed and reported in the next digest.
-    pub(crate) catch_up: Duration,
+    pub catch_up: Duration,
 }
 
 impl From<&crate::config::NotifyConfig> for TriggerPolicy {
@@ -156,7 +156,7 @@ pub fn for_plan(user: &UserId, plan: &Plan, policy: &TriggerPolicy) -> Vec<Trigg
 /// What becomes of a trigger found due at `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Outcome {
+pub enum Outcome {
     Fired,
     /// Came due longer ago than the catch-up window (steward was down).
     Missed,

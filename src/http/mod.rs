@@ -71,7 +71,7 @@ pub async fn serve(
     // none outlives the server and its store.
     let _stop_on_drop = app.stopping().drop_guard();
     if app.config.background
-        && let Err(e) = app.start_background()
+        && let Err(e) = app.start_background().await
     {
         return Err(std::io::Error::other(format!("starting the scheduler: {e}")));
     }

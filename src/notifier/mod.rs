@@ -25,7 +25,6 @@ use crate::prompts::Prompts;
 use crate::service::Service;
 use crate::store::{Store, StoreError};
 use crate::user::UserId;
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,8 +62,6 @@ pub struct Notifier {
     pub(crate) prompts: Arc<Prompts>,
     /// Longest wait for the model's wording.
     pub(crate) word_timeout: Duration,
-    /// How long finished records are kept (pruned daily).
-    pub(crate) retention: chrono::Duration,
     /// Poked when something new may be ready to route or send.
     pub(crate) wake: Arc<tokio::sync::Notify>,
     /// The server's tasks: marking notifications seen once a socket has
@@ -84,7 +81,6 @@ pub struct Pass {
 impl Notifier {
     /// Runs until `shutdown`: a pass whenever woken, at least every 500 ms.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut last_prune: Option<DateTime<Utc>> = None;
         loop {
             // A pass stopped midway is safe: every attempt was marked
             // `sending` before it started and is repeated with the same
@@ -95,19 +91,6 @@ impl Notifier {
                 passed = self.pass() => if let Err(e) = passed {
                     tracing::error!(error = %e, "notifier pass failed");
                 },
-            }
-            let now = (self.clock)();
-            if last_prune.is_none_or(|at| now - at >= chrono::Duration::days(1)) {
-                last_prune = Some(now);
-                match self.store.prune(now - self.retention).await {
-                    Ok(p) => tracing::info!(
-                        fired = p.fired,
-                        notifications = p.notifications,
-                        outbox = p.outbox,
-                        "pruned old records"
-                    ),
-                    Err(e) => tracing::error!(error = %e, "pruning failed"),
-                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,

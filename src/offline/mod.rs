@@ -59,7 +59,7 @@ pub(crate) enum Call {
 
 /// The typed outcome of a call.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     Plan(PlanResult),
     Shown(Shown),
     Listed(Listed),

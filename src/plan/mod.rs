@@ -126,7 +126,7 @@ impl PlanStatus {
 /// `orchestrated`: independent tool-bound steps may run in parallel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum PlanMode {
+pub enum PlanMode {
     #[default]
     Single,
     Orchestrated,
@@ -134,28 +134,28 @@ pub(crate) enum PlanMode {
 
 /// What the plan is for, as the goal interpreter understood it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
-pub(crate) struct Objective {
+pub struct Objective {
     /// A template kind (e.g. onboard_employee), or `custom`.
-    pub(crate) kind: String,
+    pub kind: String,
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub(crate) slots: serde_json::Map<String, serde_json::Value>,
+    pub slots: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A step bound to a tool the execution engine may run when the step is ready.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct ToolBinding {
     /// The tool's name.
-    pub(crate) name: String,
+    pub name: String,
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub(crate) args: serde_json::Value,
+    pub args: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Step {
-    pub(crate) id: String,
-    pub(crate) title: String,
+    pub id: String,
+    pub title: String,
     pub status: StepStatus,
     #[serde(default)]
     pub depends_on: Vec<String>,
@@ -164,7 +164,7 @@ pub struct Step {
     #[serde(default)]
     pub result: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) tool: Option<ToolBinding>,
+    pub tool: Option<ToolBinding>,
 }
 
 impl Step {
@@ -187,22 +187,22 @@ pub struct Plan {
     pub id: PlanId,
     pub title: String,
     #[serde(default)]
-    pub(crate) goal: String,
+    pub goal: String,
     #[serde(default)]
-    pub(crate) objective: Objective,
-    pub(crate) status: PlanStatus,
+    pub objective: Objective,
+    pub status: PlanStatus,
     #[serde(default)]
-    pub(crate) mode: PlanMode,
+    pub mode: PlanMode,
     /// Bumped on every change; `update_plan` callers must name the version
     /// they saw, so a stale writer can never overwrite a newer plan.
     pub version: u64,
     pub steps: Vec<Step>,
-    pub(crate) created_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The next number for a generated step id. Kept so ids of removed steps
     /// are never handed out again (history keeps referring to them).
     #[serde(default)]
-    pub(crate) next_step_seq: u32,
+    pub next_step_seq: u32,
 }
 
 impl Plan {

@@ -45,12 +45,12 @@ use std::sync::Arc;
 /// The rules the service applies, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Rules {
-    pub(crate) limits: PlanLimits,
-    pub(crate) max_active_plans: usize,
-    pub(crate) confirm: ConfirmPolicy,
-    pub(crate) triggers: TriggerPolicy,
+    pub limits: PlanLimits,
+    pub max_active_plans: usize,
+    pub confirm: ConfirmPolicy,
+    pub triggers: TriggerPolicy,
     /// For users who have not set their own zone.
-    pub(crate) default_tz: Tz,
+    pub default_tz: Tz,
 }
 
 impl Rules {
@@ -69,17 +69,17 @@ impl Rules {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
     /// From the authenticated connection, never from arguments.
-    pub(crate) user: UserId,
+    pub user: UserId,
     /// Recorded in the history of every change this session makes.
-    pub(crate) actor: Actor,
+    pub actor: Actor,
     /// The user's time zone (their preference, else the server's).
-    pub(crate) tz: Tz,
+    pub tz: Tz,
 }
 
 /// What the service needs to send a verification email.
 pub(crate) struct Mailing {
-    pub(crate) mail: Arc<Mail>,
-    pub(crate) links: Links,
+    pub mail: Arc<Mail>,
+    pub links: Links,
 }
 
 /// Cheap to clone; every clone is the same service.

@@ -13,41 +13,41 @@ use crate::proposal::{Action, Proposal};
 /// A plan to create.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NewPlan {
-    pub(crate) title: String,
-    pub(crate) goal: String,
+    pub title: String,
+    pub goal: String,
     /// The goal kind and slots it was made from, if any.
-    pub(crate) objective: Option<Objective>,
-    pub(crate) ops: Vec<Op>,
+    pub objective: Option<Objective>,
+    pub ops: Vec<Op>,
     /// Recorded in the history.
-    pub(crate) why: String,
+    pub why: String,
 }
 
 /// Operations on one plan, against the version the caller read.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PlanChange {
-    pub(crate) plan_id: PlanId,
-    pub(crate) expected_version: u64,
-    pub(crate) ops: Vec<Op>,
-    pub(crate) why: String,
+    pub plan_id: PlanId,
+    pub expected_version: u64,
+    pub ops: Vec<Op>,
+    pub why: String,
 }
 
 /// The whole list of steps, as Codex-style models send it. Without a
 /// `plan_id` it targets the user's only active plan, or creates one.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Snapshot {
-    pub(crate) plan_id: Option<PlanId>,
+    pub plan_id: Option<PlanId>,
     /// Defaults to the version the target is at.
-    pub(crate) expected_version: Option<u64>,
-    pub(crate) title: Option<String>,
-    pub(crate) goal: Option<String>,
-    pub(crate) objective: Option<Objective>,
-    pub(crate) items: Vec<SnapshotItem>,
-    pub(crate) why: Option<String>,
+    pub expected_version: Option<u64>,
+    pub title: Option<String>,
+    pub goal: Option<String>,
+    pub objective: Option<Objective>,
+    pub items: Vec<SnapshotItem>,
+    pub why: Option<String>,
 }
 
 /// What a change request did.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Applied {
+pub enum Applied {
     /// Stored (and sent to the user's sockets).
     Changed { plan: Plan, created: bool },
     /// The operations changed nothing; nothing was written.

@@ -23,9 +23,9 @@ const VERIFY_INTERVAL: chrono::Duration = chrono::Duration::minutes(10);
 /// Preferences as saved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedPreferences {
-    pub(crate) prefs: Preferences,
+    pub prefs: Preferences,
     /// The user's time zone under them.
-    pub(crate) tz: Tz,
+    pub tz: Tz,
     /// The digest trigger now armed, if any.
     pub digest: Option<Trigger>,
 }

@@ -11,11 +11,11 @@ const LOOKBACK: usize = 200;
 
 /// What an undo did.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Undone {
+pub struct Undone {
     /// The plan after the undo.
-    pub(crate) plan: Plan,
+    pub plan: Plan,
     /// The change that was reverted, in words ("Move “X” from … to …").
-    pub(crate) summary: String,
+    pub summary: String,
 }
 
 impl Service {

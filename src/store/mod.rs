@@ -158,29 +158,29 @@ pub trait ConversationStore: Send + Sync {
 
 /// A notification to store when a trigger fires; the store assigns its id.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct NotificationDraft {
-    pub(crate) kind: NotificationKind,
-    pub(crate) text: String,
-    pub(crate) plan_id: Option<PlanId>,
-    pub(crate) step_id: Option<String>,
-    pub(crate) urgent: bool,
+pub struct NotificationDraft {
+    pub kind: NotificationKind,
+    pub text: String,
+    pub plan_id: Option<PlanId>,
+    pub step_id: Option<String>,
+    pub urgent: bool,
 }
 
 /// Everything one firing writes, atomically with removing the trigger and
 /// recording (trigger id, scheduled time) as fired.
 #[derive(Debug, Clone)]
 pub struct Firing {
-    pub(crate) outcome: Outcome,
-    pub(crate) at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub at: DateTime<Utc>,
     /// Stored in the inbox and queued for routing.
-    pub(crate) notifications: Vec<NotificationDraft>,
+    pub notifications: Vec<NotificationDraft>,
     /// Side effects decided by the firing (a digest email), deduplicated
     /// by their idempotency keys.
-    pub(crate) outbox: Vec<OutboxItem>,
+    pub outbox: Vec<OutboxItem>,
     /// The next occurrence of a recurring trigger.
-    pub(crate) rearm: Option<Trigger>,
+    pub rearm: Option<Trigger>,
     /// A digest listed missed triggers: moves the user's digest cursor.
-    pub(crate) digest_cursor: Option<DigestCursor>,
+    pub digest_cursor: Option<DigestCursor>,
 }
 
 /// Missed triggers recorded up to `through` were listed in the digest
@@ -189,16 +189,16 @@ pub struct Firing {
 /// decision for the same period, and what this firing's render listed was
 /// never sent.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct DigestCursor {
-    pub(crate) key: String,
-    pub(crate) through: DateTime<Utc>,
+pub struct DigestCursor {
+    pub key: String,
+    pub through: DateTime<Utc>,
 }
 
 /// A trigger that was missed (came due past the catch-up window).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Missed {
-    pub(crate) trigger: Trigger,
-    pub(crate) at: DateTime<Utc>,
+    pub trigger: Trigger,
+    pub at: DateTime<Utc>,
 }
 
 /// Armed triggers, soonest first across users, and the record of every

@@ -18,7 +18,7 @@ pub(crate) struct Args {
 
 /// The listed plans.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Listed(pub Vec<Plan>);
+pub struct Listed(pub Vec<Plan>);
 
 #[derive(Serialize)]
 struct Line<'a> {

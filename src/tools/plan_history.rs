@@ -22,7 +22,7 @@ pub(crate) struct Args {
 
 /// A plan and its latest history entries.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct History {
+pub struct History {
     pub(crate) plan: Plan,
     pub(crate) entries: Vec<HistoryEntry>,
 }

@@ -29,7 +29,7 @@ pub(crate) struct Args {
 
 /// The armed reminder, with what "when" means to the person.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Reminded {
+pub struct Reminded {
     pub(crate) trigger: Trigger,
     pub(crate) tz: Tz,
     pub(crate) now: DateTime<Utc>,

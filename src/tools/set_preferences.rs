@@ -32,7 +32,7 @@ pub(crate) struct Args {
 
 /// The saved preferences, as the model reads them.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Saved(pub SavedPreferences);
+pub struct Saved(pub SavedPreferences);
 
 impl Serialize for Saved {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -17,7 +17,7 @@ pub(crate) struct Args {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct Shown {
+pub struct Shown {
     pub(crate) plan: Plan,
     /// The step in progress, else the first one ready to start.
     pub(crate) next_step: Option<String>,

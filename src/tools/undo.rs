@@ -16,7 +16,7 @@ pub(crate) struct Args {}
 
 /// What was undone, as the model reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct UndoResult(pub Undone);
+pub struct UndoResult(pub Undone);
 
 impl Serialize for UndoResult {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

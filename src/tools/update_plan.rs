@@ -50,7 +50,7 @@ pub(crate) struct Args {
 
 /// What a plan change did, as the model reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PlanResult(pub Applied);
+pub struct PlanResult(pub Applied);
 
 #[derive(Serialize)]
 struct ChangedView {
