@@ -25,6 +25,7 @@ use crate::store::{SledStore, Store, StoreError};
 use crate::tools::{self, Registry};
 use crate::triggers::TriggerPolicy;
 use crate::turn::{Engine, Turns};
+use crate::wording::{Wording, WordingError};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::sync::Arc;
@@ -86,6 +87,8 @@ pub enum AppError {
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
+    #[error(transparent)]
+    Wording(#[from] WordingError),
 }
 
 /// Assembles an [`App`]; every part not given is built from the
@@ -126,6 +129,7 @@ impl Builder {
     pub async fn build(self) -> Result<App, AppError> {
         let config = self.config;
         let templates = Arc::new(Templates::load(&config.templates_dir)?);
+        let wording = Arc::new(Wording::load(&config.chat_templates_dir)?);
         let store: Arc<dyn Store> = match self.store {
             Some(store) => store,
             None => Arc::new(SledStore::open(&config.data_dir)?),
@@ -165,6 +169,7 @@ impl Builder {
                 links: links.clone(),
             },
             notifier_wake.clone(),
+            wording,
         );
         let tools = Arc::new(tools::registry(templates.clone()));
         let prompts = Arc::new(prompts);
@@ -265,6 +270,7 @@ impl App {
                 mail: self.mail.clone(),
                 links: self.links.clone(),
                 default_tz: self.config.tz(),
+                wording: self.service.wording().clone(),
             }),
             clock: self.clock.clone(),
             notifier_wake: self.notifier_wake.clone(),

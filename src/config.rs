@@ -43,6 +43,9 @@ pub struct Config {
     pub confirm: ConfirmConfig,
     /// Directory of plan templates (`*.toml`); the built-in set if missing.
     pub templates_dir: PathBuf,
+    /// Directory of chat wording (`replies.j2`, `changes.j2`,
+    /// `notifications.j2`); missing files fall back to built-in copies.
+    pub chat_templates_dir: PathBuf,
     /// IANA time zone used to read dates in messages ("Friday", "tomorrow")
     /// for users who have not set their own.
     pub time_zone: String,
@@ -294,6 +297,7 @@ impl Default for Config {
             plan: PlanConfig::default(),
             confirm: ConfirmConfig::default(),
             templates_dir: PathBuf::from("templates/plans"),
+            chat_templates_dir: PathBuf::from("templates/chat"),
             time_zone: "UTC".into(),
             public_url: None,
             background: true,

@@ -47,7 +47,7 @@ pub mod tools;
 pub mod triggers;
 pub mod turn;
 pub mod user;
-pub(crate) mod wording;
+pub mod wording;
 
 pub use app::App;
 pub use config::Config;

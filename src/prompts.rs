@@ -10,7 +10,11 @@ use chrono_tz::Tz;
 use minijinja::{Environment, UndefinedBehavior, context};
 use std::path::Path;
 
-const SYSTEM: &str = include_str!("../prompts/system.j2");
+/// The prompt files, with their built-in copies.
+const FILES: [(&str, &str); 2] = [
+    ("system.j2", include_str!("../prompts/system.j2")),
+    ("notification.j2", include_str!("../prompts/notification.j2")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
@@ -25,37 +29,48 @@ pub struct Prompts {
 }
 
 impl Prompts {
-    /// Loads `system.j2` from `dir` if present, else the built-in template.
+    /// Loads `system.j2` and `notification.j2` from `dir` where present,
+    /// else the built-in copies, and renders each once with sample facts.
     pub fn load(dir: &Path) -> Result<Prompts, PromptError> {
-        let path = dir.join("system.j2");
-        let (file, source) = match std::fs::read_to_string(&path) {
-            Ok(text) => (path.display().to_string(), text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ("built-in system.j2".to_owned(), SYSTEM.to_owned()),
-            Err(e) => {
-                return Err(PromptError::Template {
-                    file: path.display().to_string(),
-                    reason: e.to_string(),
-                });
-            }
-        };
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.add_template_owned("system", source)
-            .map_err(|e| PromptError::Template {
-                file: file.clone(),
-                reason: e.to_string(),
-            })?;
+        for (name, built_in) in FILES {
+            let path = dir.join(name);
+            let (file, source) = match std::fs::read_to_string(&path) {
+                Ok(text) => (path.display().to_string(), text),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (format!("built-in {name}"), built_in.to_owned()),
+                Err(e) => {
+                    return Err(PromptError::Template {
+                        file: path.display().to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            };
+            env.add_template_owned(name, source)
+                .map_err(|e| PromptError::Template {
+                    file: file.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
         let prompts = Prompts {
             env,
             templates: "(none)".into(),
         };
-        prompts
-            .system("example", &[], Utc::now().with_timezone(&chrono_tz::UTC))
-            .map_err(|e| PromptError::Template {
-                file,
-                reason: e.to_string(),
-            })?;
+        prompts.system("example", &[], Utc::now().with_timezone(&chrono_tz::UTC))?;
+        prompts.notification("due_soon", "“Order laptop” is due tomorrow at 09:00.")?;
         Ok(prompts)
+    }
+
+    fn render(&self, name: &str, facts: minijinja::Value) -> Result<String, PromptError> {
+        let failed = |e: minijinja::Error| PromptError::Template {
+            file: name.to_owned(),
+            reason: format!("{e:#}"),
+        };
+        self.env
+            .get_template(name)
+            .map_err(failed)?
+            .render(facts)
+            .map_err(failed)
     }
 
     /// Lists `templates` in every prompt (for `plan_from_template`).
@@ -66,23 +81,23 @@ impl Prompts {
 
     /// The system prompt for one model call. Pure: same inputs, same text.
     pub fn system(&self, user: &str, plans: &[Plan], now: DateTime<Tz>) -> Result<String, PromptError> {
-        let template = self.env.get_template("system").map_err(|e| PromptError::Template {
-            file: "system".into(),
-            reason: e.to_string(),
-        })?;
-        template
-            .render(context! {
+        self.render(
+            "system.j2",
+            context! {
                 user => user,
                 now => now.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Secs, true),
                 local => now.format("%A %Y-%m-%d %H:%M").to_string(),
                 time_zone => now.timezone().name(),
                 plans => render::prompt_section(plans),
                 templates => self.templates.as_str(),
-            })
-            .map_err(|e| PromptError::Template {
-                file: "system".into(),
-                reason: e.to_string(),
-            })
+            },
+        )
+    }
+
+    /// The message that asks the model to word a notification of `kind`
+    /// (`due_soon`, `overdue`, …) whose offline wording is `text`.
+    pub fn notification(&self, kind: &str, text: &str) -> Result<String, PromptError> {
+        self.render("notification.j2", context! { kind => kind, text => text })
     }
 }
 
@@ -111,6 +126,18 @@ mod tests {
             "{text}"
         );
         assert_eq!(text, prompts.system("ana", &[prompts_plan(now)], local).unwrap());
+    }
+
+    #[test]
+    fn a_notification_event_is_marked_as_not_written_by_the_person() {
+        let prompts = Prompts::load(Path::new("/nonexistent")).unwrap();
+        assert_eq!(
+            prompts.notification("overdue", "“Order laptop” is overdue.").unwrap(),
+            "[steward scheduler event; the person did not write this]\n\
+             overdue: “Order laptop” is overdue.\n\
+             Write the message steward sends the person about this event: one or two short, concrete sentences. \
+             Do not call tools."
+        );
     }
 
     fn prompts_plan(now: DateTime<Utc>) -> Plan {

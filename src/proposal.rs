@@ -114,58 +114,6 @@ impl Proposal {
     }
 }
 
-/// A readable one-paragraph summary of changes to `plan`.
-pub(crate) fn summarize(plan: &Plan, changes: &[Change]) -> String {
-    let title = |id: &str| plan.step(id).map(|s| s.title.clone()).unwrap_or_else(|| id.to_owned());
-    let day = |d: &Option<DateTime<Utc>>| {
-        d.map(|d| d.format("%a %b %-d").to_string())
-            .unwrap_or_else(|| "no date".into())
-    };
-    let mut parts: Vec<String> = Vec::new();
-    let mut added = Vec::new();
-    for c in changes {
-        match c {
-            Change::PlanCreated { title } => parts.push(format!("Create the plan “{title}”")),
-            Change::StepAdded { step, .. } => added.push(match step.due_at {
-                Some(d) => format!("{} (due {})", step.title, d.format("%a %b %-d")),
-                None => step.title.clone(),
-            }),
-            Change::StepRemoved { step, .. } => parts.push(format!("Remove “{}”", step.title)),
-            Change::StepStatus {
-                step,
-                to: StepStatus::Cancelled,
-                ..
-            } => parts.push(format!("Skip “{}”", title(step))),
-            Change::StepStatus { step, to, .. } => {
-                parts.push(format!("Mark “{}” {}", title(step), to.as_str().replace('_', " ")))
-            }
-            Change::StepDue { step, from, to } => {
-                parts.push(format!("Move “{}” from {} to {}", title(step), day(from), day(to)))
-            }
-            Change::PlanStatus {
-                to: PlanStatus::Cancelled,
-                ..
-            } => parts.push(format!("Cancel the plan “{}”", plan.title)),
-            Change::PlanStatus { .. } => {}
-            Change::PlanRenamed { to, .. } => parts.push(format!("Rename the plan to “{to}”")),
-            Change::StepTitle { step, to, .. } => parts.push(format!("Rename “{}” to “{to}”", title(step))),
-            Change::StepDeps { step, to, .. } => {
-                parts.push(format!("Make “{}” wait for {}", title(step), to.join(", ")))
-            }
-            Change::StepResult { step, .. } => parts.push(format!("Record the result of “{}”", title(step))),
-            Change::Reordered { .. } => parts.push("Reorder the steps".into()),
-        }
-    }
-    if !added.is_empty() {
-        parts.push(format!(
-            "Add {}: {}",
-            if added.len() == 1 { "a step" } else { "steps" },
-            added.join("; ")
-        ));
-    }
-    parts.join(". ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use crate::hub::{Hub, Outlet, TurnState};
 use crate::interpreter::{Interpretation, interpret};
 use crate::llm::{ChatModel, ModelError, ModelRequest, RetryPolicy, complete_with_retry};
 use crate::offline::{OfflineEngine, Step};
-use crate::plan::{Actor, PlanStatus, render};
+use crate::plan::{Actor, Plan, PlanStatus, render};
 use crate::planner::templates::Templates;
 use crate::prompts::PromptError;
 use crate::prompts::Prompts;
@@ -23,6 +23,8 @@ use crate::service::{Decision, Failure, Service, ServiceError, Session};
 use crate::store::{Store, StoreError};
 use crate::tools::{Registry, ToolContext};
 use crate::user::UserId;
+use crate::wording::Wording;
+use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tracing::Instrument;
@@ -234,43 +236,71 @@ async fn confirm(app: &Turns, user: &UserId, out: &Outlet, proposal_id: &str, ac
 async fn typed_confirmation(app: &Turns, session: &Session, accept: bool) -> Result<Option<String>, TurnError> {
     let text = match app.service.decide(session, None, accept).await {
         Ok(Decision::NothingOpen) => return Ok(None),
-        Ok(decision) => describe(&decision),
-        Err(ServiceError::Refused(refusal)) => format!("I couldn't apply that: {refusal}"),
+        Ok(decision) => describe(app.service.wording(), &decision),
+        Err(ServiceError::Refused(refusal)) => app
+            .service
+            .wording()
+            .reply("cannot_apply", &serde_json::json!({ "message": refusal.to_string() })),
         Err(ServiceError::Failed(e)) => return Err(e.into()),
     };
     Ok(Some(text))
 }
 
-/// How a decision reads in the chat.
-pub(crate) fn describe(decision: &Decision) -> String {
-    match decision {
-        Decision::Applied { plan, proposal } if matches!(proposal.action, Action::Create { .. }) => {
-            format!("Done — your plan is set up.\n{}", render::for_people(plan))
-        }
-        Decision::Applied { plan, .. } if plan.status == PlanStatus::Cancelled => {
-            format!("Done — “{}” is cancelled.", plan.title)
-        }
-        Decision::Applied { plan, .. } => format!("Done.\n{}", render::for_people(plan)),
-        Decision::Declined { .. } => "OK, I won't make that change.".into(),
-        Decision::Stale {
-            current: Some(plan), ..
-        } => format!(
-            "That proposal is out of date: the plan changed after I made it, so I didn't apply it. Here it is now:\n{}",
-            render::for_people(plan)
-        ),
-        Decision::Stale { current: None, .. } => "That proposal is out of date: its plan no longer exists.".into(),
-        Decision::AlreadyDecided { proposal } => format!(
-            "That proposal was already {}.",
-            match proposal.status {
-                ProposalStatus::Open => "open",
-                ProposalStatus::Accepted => "accepted",
-                ProposalStatus::Declined => "declined",
-                ProposalStatus::Stale => "out of date",
-                ProposalStatus::Superseded => "replaced by a newer one",
-            }
-        ),
-        Decision::NotFound | Decision::NothingOpen => "There is nothing waiting for your confirmation.".into(),
+/// How a decision reads in the chat (`decision` in `replies.j2`).
+pub(crate) fn describe(wording: &Wording, decision: &Decision) -> String {
+    #[derive(Serialize)]
+    struct Facts<'a> {
+        outcome: &'a str,
+        plan: Option<String>,
+        title: Option<&'a str>,
+        status: Option<ProposalStatus>,
     }
+    let rendered = |plan: &Plan| Some(render::for_people(plan));
+    let facts = match decision {
+        Decision::Applied { plan, proposal } if matches!(proposal.action, Action::Create { .. }) => Facts {
+            outcome: "created",
+            plan: rendered(plan),
+            title: Some(&plan.title),
+            status: None,
+        },
+        Decision::Applied { plan, .. } if plan.status == PlanStatus::Cancelled => Facts {
+            outcome: "cancelled",
+            plan: None,
+            title: Some(&plan.title),
+            status: None,
+        },
+        Decision::Applied { plan, .. } => Facts {
+            outcome: "applied",
+            plan: rendered(plan),
+            title: Some(&plan.title),
+            status: None,
+        },
+        Decision::Declined { .. } => Facts {
+            outcome: "declined",
+            plan: None,
+            title: None,
+            status: None,
+        },
+        Decision::Stale { current, .. } => Facts {
+            outcome: if current.is_some() { "stale" } else { "gone" },
+            plan: current.as_ref().and_then(rendered),
+            title: current.as_ref().map(|p| p.title.as_str()),
+            status: None,
+        },
+        Decision::AlreadyDecided { proposal } => Facts {
+            outcome: "already",
+            plan: None,
+            title: None,
+            status: Some(proposal.status),
+        },
+        Decision::NotFound | Decision::NothingOpen => Facts {
+            outcome: "nothing",
+            plan: None,
+            title: None,
+            status: None,
+        },
+    };
+    wording.reply("decision", &facts)
 }
 
 /// The user's recent (id, text) pairs: kept in the turn state, read from
@@ -418,7 +448,14 @@ async fn offline_turn(
 ) -> Result<String, TurnError> {
     let plans = app.service.active_plans(&session.user).await?;
     let now = app.service.now().with_timezone(&session.tz);
-    let answer = match engine.decide(text, reading, &plans, &transcript.messages(), now) {
+    let answer = match engine.decide(
+        text,
+        reading,
+        &plans,
+        &transcript.messages(),
+        now,
+        app.service.wording(),
+    ) {
         Step::Say(answer) => answer,
         Step::Call(call) => {
             let record = call.record();
@@ -441,7 +478,7 @@ async fn offline_turn(
                     content: outcome.content(),
                 })
                 .await?;
-            engine.explain(&call, &outcome, session.tz)
+            engine.explain(app.service.wording(), &call, &outcome, session.tz)
         }
     };
     app.hub.publish(

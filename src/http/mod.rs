@@ -47,14 +47,15 @@ pub(crate) fn router(app: App) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .merge(api)
         // The widget's script and styles shrink to a third with gzip.
         .fallback_service(
             tower::ServiceBuilder::new()
                 .layer(CompressionLayer::new().gzip(true))
                 .service(static_files),
         )
+        // The API has its own limit, answered in its error body.
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .merge(api)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(app)
 }

@@ -10,7 +10,7 @@ use crate::preferences::Preferences;
 use crate::store::{Store, StoreError};
 use crate::triggers::{Frequency, TriggerKind};
 use crate::user::UserId;
-use crate::wording::{self, relative_day};
+use crate::wording::{Wording, relative_day};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use std::sync::Arc;
@@ -66,6 +66,8 @@ pub struct Digests {
     pub(crate) mail: Arc<Mail>,
     pub(crate) links: Links,
     pub(crate) default_tz: Tz,
+    /// How missed triggers read in the digest.
+    pub(crate) wording: Arc<Wording>,
 }
 
 /// A digest decided for a period.
@@ -119,7 +121,7 @@ impl Digests {
             .iter()
             .map(|m| {
                 let plan = m.trigger.plan_id().and_then(|id| plans.iter().find(|p| p.id == id));
-                wording::missed(&m.trigger, plan, tz)
+                self.wording.missed(&m.trigger, plan, tz)
             })
             .collect();
         let digest = Digest {

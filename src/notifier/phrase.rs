@@ -34,12 +34,8 @@ impl Notifier {
         };
         let local = now.with_timezone(&tz);
         let system = self.prompts.system(user.as_str(), &plans, local).ok()?;
-        let event = format!(
-            "[steward scheduler event; the person did not write this]\n{}: {}\n\
-             Write the message steward sends the person about this event: one or two short, concrete sentences. Do not call tools.",
-            serde_json::to_value(n.kind).ok()?.as_str()?,
-            n.text
-        );
+        let kind = serde_json::to_value(n.kind).ok()?;
+        let event = self.prompts.notification(kind.as_str()?, &n.text).ok()?;
         let request = ModelRequest {
             system,
             messages: vec![Message::User { text: event, id: None }],

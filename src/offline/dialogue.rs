@@ -4,7 +4,7 @@
 //! command becomes one tool call against the user's plans, anything else
 //! gets an answer in words. Pure: the engine runs the call afterwards.
 
-use super::matching::{Pick, find_step, names, pick_plan};
+use super::matching::{Pick, find_step, pick_plan};
 use super::replies;
 use super::{Call, Step};
 use crate::conversation::Message;
@@ -15,6 +15,7 @@ use crate::planner::templates::Templates;
 use crate::planner::{self, expand, missing_slot};
 use crate::preferences::DigestBody;
 use crate::tools::{list_plans, plan_history, remind, set_preferences, show_plan, update_plan};
+use crate::wording::Wording;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
@@ -22,6 +23,8 @@ use serde_json::{Map, Value};
 /// What the engine knows for one answer.
 pub(super) struct Context<'a> {
     pub(crate) templates: &'a Templates,
+    /// The words steward says.
+    pub(crate) wording: &'a Wording,
     /// The user's active plans.
     pub(crate) plans: &'a [Plan],
     /// The conversation so far, ending with the message being answered.
@@ -38,8 +41,8 @@ pub(super) fn decide(cx: &Context<'_>, said: &str, reading: &Interpretation) -> 
         return step;
     }
     match reading {
-        Interpretation::Chat => Step::Say(replies::chat(said)),
-        Interpretation::Confirmation { .. } => Step::Say(replies::NOTHING_TO_CONFIRM.into()),
+        Interpretation::Chat => Step::Say(replies::chat(cx.wording, said)),
+        Interpretation::Confirmation { .. } => Step::Say(replies::say(cx.wording, "nothing_to_confirm")),
         Interpretation::NewGoal { kind, slots } => goal(cx, kind, slots.clone()),
         Interpretation::Command(command) => self::command(cx, command),
     }
@@ -48,7 +51,7 @@ pub(super) fn decide(cx: &Context<'_>, said: &str, reading: &Interpretation) -> 
 /// A new goal: ask for the first missing detail, or propose the plan.
 fn goal(cx: &Context<'_>, kind: &str, slots: Map<String, Value>) -> Step {
     let Some(template) = cx.templates.get(kind) else {
-        return Step::Say(replies::HELP.into());
+        return Step::Say(replies::say(cx.wording, "help"));
     };
     let today = cx.now.date_naive();
     if let Some(missing) = missing_slot(template, &slots) {
@@ -63,7 +66,7 @@ fn goal(cx: &Context<'_>, kind: &str, slots: Map<String, Value>) -> Step {
             ops: Some(e.ops),
             ..Default::default()
         })),
-        Err(e) => Step::Say(format!("I couldn't put that plan together: {e}.")),
+        Err(e) => Step::Say(replies::cannot_plan(cx.wording, &e)),
     }
 }
 
@@ -112,7 +115,7 @@ fn continue_goal(cx: &Context<'_>, said: &str) -> Option<Step> {
             None if n < newest => {}
             None => {
                 let question = planner::fill(&slot.question, &slots, today, None);
-                return Some(Step::Say(format!("Sorry, I didn't catch that. {question}")));
+                return Some(Step::Say(replies::not_caught(cx.wording, &question)));
             }
         }
     }
@@ -123,10 +126,10 @@ fn continue_goal(cx: &Context<'_>, said: &str) -> Option<Step> {
 // question; a new command breaks the build here.
 fn command(cx: &Context<'_>, command: &Command) -> Step {
     let plans = cx.plans;
-    let no_plans = || Step::Say(replies::no_plans());
-    let which = |question: &str| Step::Say(format!("{question} You have: {}.", names(plans)));
+    let no_plans = || Step::Say(replies::say(cx.wording, "no_plans"));
+    let which = |question: &str| Step::Say(replies::which_plan(cx.wording, question, plans));
     match command {
-        Command::Help {} => Step::Say(replies::HELP.into()),
+        Command::Help {} => Step::Say(replies::say(cx.wording, "help")),
         Command::ListPlans {} => Step::Call(Call::ListPlans(list_plans::Args::default())),
         Command::Undo {} => Step::Call(Call::Undo),
         Command::ShowPlan { plan } => match pick_plan(plan.as_deref(), plans) {
@@ -223,14 +226,11 @@ fn change(plan: &Plan, why: &str, op: Op) -> Step {
 
 fn step_op(cx: &Context<'_>, words: &str, why: &str, op: impl Fn(&crate::plan::Step) -> Op) -> Step {
     if cx.plans.is_empty() {
-        return Step::Say(replies::no_plans());
+        return Step::Say(replies::say(cx.wording, "no_plans"));
     }
     match find_step(words, cx.plans) {
         Some((plan, step)) => change(plan, why, op(step)),
-        None => Step::Say(format!(
-            "I couldn't find a step matching “{words}” in {}.",
-            names(cx.plans)
-        )),
+        None => Step::Say(replies::no_such_step(cx.wording, words, cx.plans)),
     }
 }
 

@@ -3,14 +3,6 @@
 
 use crate::plan::{Plan, PlanId, Step};
 
-pub(super) fn names(plans: &[Plan]) -> String {
-    plans
-        .iter()
-        .map(|p| format!("“{}” ({})", p.title, p.id))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())

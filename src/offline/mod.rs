@@ -27,6 +27,7 @@ use crate::tools::show_plan::{self, ShowPlan, Shown};
 use crate::tools::undo::{self, Undo, UndoResult};
 use crate::tools::update_plan::{self, PlanResult, UpdatePlan};
 use crate::tools::{Tool, ToolContext, ToolError};
+use crate::wording::Wording;
 use chrono::DateTime;
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -127,9 +128,11 @@ impl OfflineEngine {
         plans: &[Plan],
         history: &[Message],
         now: DateTime<Tz>,
+        wording: &Wording,
     ) -> Step {
         let cx = dialogue::Context {
             templates: &self.templates,
+            wording,
             plans,
             history,
             now,
@@ -157,7 +160,7 @@ impl OfflineEngine {
     }
 
     /// Words for the outcome of `call`, in the user's zone `tz`.
-    pub(crate) fn explain(&self, call: &Call, outcome: &Outcome, tz: Tz) -> String {
+    pub(crate) fn explain(&self, wording: &Wording, call: &Call, outcome: &Outcome, tz: Tz) -> String {
         let args = match call {
             Call::UpdatePlan(a) => Some(a),
             Call::ShowPlan(_)
@@ -167,7 +170,7 @@ impl OfflineEngine {
             | Call::Remind(_)
             | Call::SetPreferences(_) => None,
         };
-        replies::explain(outcome, args, tz)
+        replies::explain(wording, outcome, args, tz)
     }
 }
 
@@ -221,7 +224,7 @@ mod tests {
             panic!("the history must end with a user message");
         };
         let reading = interpret(text, now(), &e.templates);
-        e.decide(text, &reading, plans, history, now())
+        e.decide(text, &reading, plans, history, now(), &Wording::built_in().unwrap())
     }
 
     fn update(step: Step) -> update_plan::Args {

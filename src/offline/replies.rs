@@ -1,155 +1,304 @@
 //! What the offline engine says: help, small talk, and the words for the
-//! typed outcome of each tool it calls.
+//! typed outcome of each tool it calls. The sentences are in
+//! `templates/chat/replies.j2`; here are the facts each one gets.
 
 use super::Outcome;
-use crate::plan::{Actor, Change, render};
+use crate::plan::{Actor, Change, Plan, StepStatus, render};
 use crate::service::Applied;
 use crate::tools::update_plan;
 use crate::triggers::Frequency;
+use crate::wording::{NoFacts, Wording};
 use chrono_tz::Tz;
+use serde::Serialize;
 
-pub(crate) const HELP: &str = "I keep plans for you and follow up on them. You can say things like:\n\
-- \"help me onboard Ana Souza, she starts Dec 1\"\n\
-- \"plan a trip to Lisbon and Porto from May 4\"\n\
-- \"show my onboarding plan\" or \"list my plans\"\n\
-- \"done with order laptop\", \"start the orientation\", \"skip the welcome lunch\"\n\
-- \"move the orientation to Friday\", \"add a step: book a room by Dec 3\"\n\
-- \"undo\", \"what changed in the onboarding plan?\"\n\
-- \"remind me tomorrow at 9 to call the recruiter\", \"send me a weekly digest on Mondays at 8\"";
-
-pub(crate) const NOTHING_TO_CONFIRM: &str = "There is nothing waiting for your confirmation right now.";
-
-pub(crate) fn no_plans() -> String {
-    format!("You have no active plans yet.\n{HELP}")
+/// A plan named in a question: “Onboard Ana” (p1).
+#[derive(Serialize)]
+pub(super) struct Named<'a> {
+    title: &'a str,
+    id: String,
 }
 
-pub(crate) fn chat(said: &str) -> String {
+pub(super) fn named(plans: &[Plan]) -> Vec<Named<'_>> {
+    plans
+        .iter()
+        .map(|p| Named {
+            title: &p.title,
+            id: p.id.to_string(),
+        })
+        .collect()
+}
+
+/// "Which plan? You have: …".
+pub(super) fn which_plan(w: &Wording, question: &str, plans: &[Plan]) -> String {
+    #[derive(Serialize)]
+    struct Facts<'a> {
+        question: &'a str,
+        plans: Vec<Named<'a>>,
+    }
+    w.reply(
+        "which_plan",
+        &Facts {
+            question,
+            plans: named(plans),
+        },
+    )
+}
+
+/// No step of the user's plans matches `words`.
+pub(super) fn no_such_step(w: &Wording, words: &str, plans: &[Plan]) -> String {
+    #[derive(Serialize)]
+    struct Facts<'a> {
+        words: &'a str,
+        plans: Vec<Named<'a>>,
+    }
+    w.reply(
+        "no_such_step",
+        &Facts {
+            words,
+            plans: named(plans),
+        },
+    )
+}
+
+/// A template could not be expanded into a plan.
+pub(super) fn cannot_plan(w: &Wording, error: &impl std::fmt::Display) -> String {
+    #[derive(Serialize)]
+    struct Facts {
+        error: String,
+    }
+    w.reply(
+        "cannot_plan",
+        &Facts {
+            error: error.to_string(),
+        },
+    )
+}
+
+/// An answer to a slot question that was not understood; asks again.
+pub(super) fn not_caught(w: &Wording, question: &str) -> String {
+    #[derive(Serialize)]
+    struct Facts<'a> {
+        question: &'a str,
+    }
+    w.reply("not_caught", &Facts { question })
+}
+
+pub(super) fn say(w: &Wording, name: &str) -> String {
+    w.reply(name, &NoFacts {})
+}
+
+/// Greetings, thanks, and anything else that is not a plan.
+pub(super) fn chat(w: &Wording, said: &str) -> String {
     let lower = said.trim().to_lowercase();
     let first = lower.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("");
     if matches!(first, "hi" | "hello" | "hey" | "morning" | "evening" | "hiya" | "yo") {
-        return format!("Hello! {HELP}");
+        return say(w, "greeting");
     }
     if lower.starts_with("thank") || lower.starts_with("cheers") || lower.starts_with("great, thanks") {
-        return "You're welcome! Tell me whenever something moves and I'll keep the plan up to date.".into();
+        return say(w, "thanks");
     }
-    format!("I'm not sure how to help with that. {HELP}")
+    say(w, "not_understood")
 }
 
-fn actor(a: Actor) -> &'static str {
-    match a {
-        Actor::User => "user",
-        Actor::Model => "model",
-        Actor::Scheduler => "scheduler",
-        Actor::Tool => "tool",
-    }
+#[derive(Serialize)]
+struct Message<'a> {
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct Listed<'a> {
+    plans: Vec<ListedPlan<'a>>,
+}
+
+#[derive(Serialize)]
+struct ListedPlan<'a> {
+    title: &'a str,
+    id: String,
+    done: usize,
+    steps: usize,
+    next: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct HistoryFacts<'a> {
+    title: &'a str,
+    entries: Vec<Entry<'a>>,
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    at: String,
+    who: Actor,
+    what: &'a str,
+    why: &'a str,
+}
+
+#[derive(Serialize)]
+struct UndoneFacts<'a> {
+    summary: &'a str,
+    plan: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Reminded {
+    when: String,
+    time: String,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct Digest {
+    frequency: Frequency,
+    weekday: Option<String>,
+    time: String,
+    verified: bool,
 }
 
 /// Words for the outcome of the tool call the engine made; `args` are the
 /// arguments it called `update_plan` with, if it did.
-pub(crate) fn explain(outcome: &Outcome, args: Option<&update_plan::Args>, tz: Tz) -> String {
+pub(crate) fn explain(w: &Wording, outcome: &Outcome, args: Option<&update_plan::Args>, tz: Tz) -> String {
     match outcome {
-        Outcome::Refused(message) => format!("I couldn't do that: {message}"),
-        Outcome::Plan(result) => applied(&result.0, args, tz),
+        Outcome::Refused(message) => w.reply("refused", &Message { message }),
+        Outcome::Plan(result) => applied(w, &result.0, args, tz),
         Outcome::Shown(shown) => render::for_people(&shown.plan),
-        Outcome::Listed(listed) => {
-            if listed.0.is_empty() {
-                return format!("You have no active plans.\n{HELP}");
-            }
-            let mut out = String::from("Your plans:\n");
-            for p in &listed.0 {
-                out.push_str(&format!(
-                    "- {} ({}) — {}/{} done{}\n",
-                    p.title,
-                    p.id,
-                    p.count(crate::plan::StepStatus::Completed),
-                    p.steps.len(),
-                    render::next_step(p)
-                        .map(|n| format!(", next: {}", n.title))
-                        .unwrap_or_default()
-                ));
-            }
-            out
-        }
-        Outcome::History(history) => {
-            let mut out = format!("History of “{}”, newest first:\n", history.plan.title);
-            for e in &history.entries {
-                out.push_str(&format!(
-                    "- {} by {}: {} ({})\n",
-                    e.at.with_timezone(&tz).format("%b %-d %H:%M"),
-                    actor(e.actor),
-                    crate::proposal::summarize(&history.plan, &e.changes),
-                    e.why
-                ));
-            }
-            out
-        }
+        Outcome::Listed(listed) => w.reply(
+            "listed",
+            &Listed {
+                plans: listed
+                    .0
+                    .iter()
+                    .map(|p| ListedPlan {
+                        title: &p.title,
+                        id: p.id.to_string(),
+                        done: p.count(StepStatus::Completed),
+                        steps: p.steps.len(),
+                        next: render::next_step(p).map(|n| n.title.as_str()),
+                    })
+                    .collect(),
+            },
+        ),
+        Outcome::History(history) => w.reply(
+            "history",
+            &HistoryFacts {
+                title: &history.title,
+                entries: history
+                    .history
+                    .iter()
+                    .map(|e| Entry {
+                        at: e.at.with_timezone(&tz).format("%b %-d %H:%M").to_string(),
+                        who: e.who,
+                        what: &e.what,
+                        why: &e.why,
+                    })
+                    .collect(),
+            },
+        ),
         Outcome::Undone(undone) => {
             let u = &undone.0;
-            if u.plan.is_active() {
-                format!("Undone: {}.\n{}", u.summary, render::for_people(&u.plan))
-            } else {
-                format!("Undone: {}. That plan is no longer active.", u.summary)
-            }
+            let facts = UndoneFacts {
+                summary: &u.summary,
+                plan: u.plan.is_active().then(|| render::for_people(&u.plan)),
+            };
+            w.reply("undone", &facts)
         }
-        Outcome::Reminded(r) => format!("OK — I'll remind you {} at {}: {}.", r.when(), r.time(), r.text()),
+        Outcome::Reminded(r) => w.reply(
+            "reminded",
+            &Reminded {
+                when: r.when().to_string(),
+                time: r.time().to_string(),
+                text: r.text().to_string(),
+            },
+        ),
         Outcome::Preferences(saved) => {
             let prefs = &saved.0.prefs;
-            let time = prefs.digest.time.format("%H:%M");
-            let when = match prefs.digest.frequency {
-                Frequency::Off => return "OK — no more digests.".into(),
-                Frequency::Weekly => format!(
-                    "every {} at {time}",
+            let weekday = match prefs.digest.frequency {
+                Frequency::Weekly => Some(
                     prefs
                         .digest
                         .weekday
                         .map(|w| w.to_string())
-                        .unwrap_or_else(|| "Monday".into())
+                        .unwrap_or_else(|| "Monday".into()),
                 ),
-                Frequency::Daily => format!("every day at {time}"),
+                Frequency::Daily | Frequency::Off => None,
             };
-            if prefs.email_verified {
-                format!("OK — I'll email you a digest of your plans {when}.")
-            } else {
-                format!(
-                    "OK — your digest is set for {when}. Add and confirm your email address in the settings so I can send it."
-                )
-            }
+            let facts = Digest {
+                frequency: prefs.digest.frequency,
+                weekday,
+                time: prefs.digest.time.format("%H:%M").to_string(),
+                verified: prefs.email_verified,
+            };
+            w.reply("digest_set", &facts)
         }
     }
 }
 
-fn applied(applied: &Applied, args: Option<&update_plan::Args>, tz: Tz) -> String {
+#[derive(Serialize)]
+struct Proposed<'a> {
+    intro: &'a str,
+    steps: Vec<ProposedStep<'a>>,
+}
+
+#[derive(Serialize)]
+struct ProposedStep<'a> {
+    title: &'a str,
+    due: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    summary: &'a str,
+}
+
+#[derive(Serialize)]
+struct PlanText {
+    plan: String,
+}
+
+#[derive(Serialize)]
+struct Completed {
+    id: String,
+}
+
+fn applied(w: &Wording, applied: &Applied, args: Option<&update_plan::Args>, tz: Tz) -> String {
     match applied {
         Applied::Proposed { proposal } => {
             let creates = proposal.changes.iter().any(|c| matches!(c, Change::PlanCreated { .. }));
             if !creates {
-                return format!("{}. Shall I go ahead?", proposal.summary);
+                let summary = Summary {
+                    summary: &proposal.summary,
+                };
+                return w.reply("proposal_change", &summary);
             }
             // The explanation the engine gave with the call ("To onboard Ana by Dec 1").
             let intro = args
                 .and_then(|a| a.explanation.as_deref())
                 .unwrap_or("Here is the plan");
-            let mut out = format!("{intro}, I'll:\n");
-            for change in &proposal.changes {
-                if let Change::StepAdded { step, .. } = change {
-                    match step.due_at {
-                        Some(due) => out.push_str(&format!(
-                            "- {} — due {}\n",
-                            step.title,
-                            due.with_timezone(&tz).format("%a %b %-d")
-                        )),
-                        None => out.push_str(&format!("- {}\n", step.title)),
-                    }
-                }
-            }
-            out.push_str("Shall I set this up?");
-            out
+            let steps = proposal
+                .changes
+                .iter()
+                .filter_map(|change| match change {
+                    Change::StepAdded { step, .. } => Some(ProposedStep {
+                        title: &step.title,
+                        due: step
+                            .due_at
+                            .map(|due| due.with_timezone(&tz).format("%a %b %-d").to_string()),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            w.reply("proposal_new", &Proposed { intro, steps })
         }
-        Applied::Changed { plan, .. } | Applied::Unchanged { plan } if plan.is_active() => {
-            format!("Updated.\n{}", render::for_people(plan))
-        }
-        Applied::Changed { plan, .. } | Applied::Unchanged { plan } => {
-            format!("Done — that completes plan {}. Well done!", plan.id)
-        }
+        Applied::Changed { plan, .. } | Applied::Unchanged { plan } if plan.is_active() => w.reply(
+            "updated",
+            &PlanText {
+                plan: render::for_people(plan),
+            },
+        ),
+        Applied::Changed { plan, .. } | Applied::Unchanged { plan } => w.reply(
+            "completed",
+            &Completed {
+                id: plan.id.to_string(),
+            },
+        ),
     }
 }

@@ -19,7 +19,7 @@ use crate::service::Service;
 use crate::store::{DigestCursor, Firing, NotificationDraft, Store, StoreError};
 use crate::triggers::{self, Outcome, Trigger, TriggerKind, TriggerPolicy};
 use crate::user::UserId;
-use crate::wording;
+use crate::wording::Wording;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use std::collections::{HashMap, HashSet};
@@ -312,7 +312,7 @@ impl Scheduler {
             | TriggerKind::Reminder { .. } => {}
         }
         if !matches!(t.kind, TriggerKind::Digest) {
-            notify(&mut firing, t, plan.as_ref(), tz);
+            notify(self.service.wording(), &mut firing, t, plan.as_ref(), tz);
         }
         let outcome = firing.outcome;
         let digests = firing.outbox.len();
@@ -384,7 +384,7 @@ impl Scheduler {
 /// The notification a firing stores: what the trigger says now (a
 /// trigger whose step is finished or gone fires as skipped), or that it
 /// was missed.
-fn notify(firing: &mut Firing, t: &Trigger, plan: Option<&Plan>, tz: Tz) {
+fn notify(wording: &Wording, firing: &mut Firing, t: &Trigger, plan: Option<&Plan>, tz: Tz) {
     let draft = |kind, text| NotificationDraft {
         kind,
         text,
@@ -393,12 +393,12 @@ fn notify(firing: &mut Firing, t: &Trigger, plan: Option<&Plan>, tz: Tz) {
         urgent: kind != NotificationKind::Missed && t.urgent(),
     };
     match firing.outcome {
-        Outcome::Fired => match wording::notification(t, plan, firing.at, tz) {
+        Outcome::Fired => match wording.notification(t, plan, firing.at, tz) {
             Some((kind, text)) => firing.notifications.push(draft(kind, text)),
             None => firing.outcome = Outcome::Skipped,
         },
         Outcome::Missed => {
-            let text = format!("While I was offline I missed {}.", wording::missed(t, plan, tz));
+            let text = wording.while_offline(&wording.missed(t, plan, tz));
             firing.notifications.push(draft(NotificationKind::Missed, text));
         }
         Outcome::Lapsed | Outcome::Skipped => {}
@@ -435,6 +435,7 @@ mod tests {
                 mail: Arc::new(mail.unwrap()),
                 links: crate::channels::links::Links::new(vec![7; 32], "http://127.0.0.1:8080"),
                 default_tz: chrono_tz::UTC,
+                wording: Arc::new(Wording::built_in().unwrap()),
             }),
             clock,
             notifier_wake: Arc::new(tokio::sync::Notify::new()),

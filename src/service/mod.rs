@@ -38,6 +38,7 @@ use crate::proposal::ConfirmPolicy;
 use crate::store::{Derived, Store, StoreError};
 use crate::triggers::{self, TriggerPolicy};
 use crate::user::UserId;
+use crate::wording::Wording;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::sync::Arc;
@@ -96,6 +97,8 @@ struct Inner {
     mailing: Mailing,
     /// Pokes the notifier: something was queued to send.
     notifier_wake: Arc<tokio::sync::Notify>,
+    /// How changes and replies read.
+    wording: Arc<Wording>,
 }
 
 impl Service {
@@ -106,6 +109,7 @@ impl Service {
         rules: Rules,
         mailing: Mailing,
         notifier_wake: Arc<tokio::sync::Notify>,
+        wording: Arc<Wording>,
     ) -> Service {
         Service {
             inner: Arc::new(Inner {
@@ -115,6 +119,7 @@ impl Service {
                 rules,
                 mailing,
                 notifier_wake,
+                wording,
             }),
         }
     }
@@ -125,6 +130,11 @@ impl Service {
 
     pub(crate) fn rules(&self) -> &Rules {
         &self.inner.rules
+    }
+
+    /// How changes and replies read (`templates/chat`).
+    pub(crate) fn wording(&self) -> &Arc<Wording> {
+        &self.inner.wording
     }
 
     fn store(&self) -> &dyn Store {
@@ -226,6 +236,7 @@ pub(crate) mod testing {
                 links: Links::new(vec![7; 32], "http://127.0.0.1:8080"),
             },
             Arc::new(tokio::sync::Notify::new()),
+            Arc::new(Wording::built_in().unwrap()),
         )
     }
 }

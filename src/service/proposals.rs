@@ -7,7 +7,7 @@
 use super::{Refusal, Service, ServiceError, Session};
 use crate::events::Event;
 use crate::plan::{Actor, Change, HistoryEntry, Plan, PlanId, patch};
-use crate::proposal::{Action, Proposal, ProposalStatus, summarize};
+use crate::proposal::{Action, Proposal, ProposalStatus};
 use crate::store::{Accepted, StoreError};
 
 /// The outcome of a yes or no.
@@ -74,7 +74,7 @@ impl Service {
             id: String::new(),
             plan_id,
             base_version: before.version,
-            summary: summarize(before, &changes),
+            summary: self.wording().summarize(before, &changes),
             changes,
             status: ProposalStatus::Open,
             why,

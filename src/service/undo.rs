@@ -3,7 +3,6 @@
 
 use super::{Refusal, Service, ServiceError, Session};
 use crate::plan::{HistoryEntry, Plan, undo};
-use crate::proposal::summarize;
 use std::collections::HashSet;
 
 /// History entries looked at per plan when searching for the last change.
@@ -51,7 +50,7 @@ impl Service {
             .await?;
         self.published_plan(&s.user, &reverted);
         Ok(Undone {
-            summary: summarize(&plan, &entry.changes),
+            summary: self.wording().summarize(&plan, &entry.changes),
             plan: reverted,
         })
     }

@@ -1,12 +1,11 @@
 //! `plan_history`: who changed a plan, what and why, newest first.
 
 use super::{Tool, ToolContext, ToolError};
-use crate::plan::{Actor, HistoryEntry, Plan, PlanId};
-use crate::proposal::summarize;
+use crate::plan::{Actor, PlanId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 pub(crate) struct PlanHistory;
 
@@ -20,47 +19,22 @@ pub(crate) struct Args {
     pub(crate) limit: Option<usize>,
 }
 
-/// A plan and its latest history entries.
-#[derive(Debug, Clone, PartialEq)]
+/// A plan's latest history entries, each with what it changed in words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct History {
-    pub(crate) plan: Plan,
-    pub(crate) entries: Vec<HistoryEntry>,
+    pub(crate) plan_id: PlanId,
+    pub(crate) title: String,
+    pub(crate) history: Vec<Line>,
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
-    version: u64,
-    at: DateTime<Utc>,
-    who: Actor,
-    why: &'a str,
-    what: String,
-}
-
-impl Serialize for History {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            plan_id: PlanId,
-            title: &'a str,
-            history: Vec<Line<'a>>,
-        }
-        Body {
-            plan_id: self.plan.id,
-            title: &self.plan.title,
-            history: self
-                .entries
-                .iter()
-                .map(|e| Line {
-                    version: e.version,
-                    at: e.at,
-                    who: e.actor,
-                    why: &e.why,
-                    what: summarize(&self.plan, &e.changes),
-                })
-                .collect(),
-        }
-        .serialize(s)
-    }
+/// One history entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Line {
+    pub(crate) version: u64,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) who: Actor,
+    pub(crate) why: String,
+    pub(crate) what: String,
 }
 
 #[async_trait]
@@ -74,6 +48,21 @@ impl Tool for PlanHistory {
     async fn run(&self, ctx: ToolContext<'_>, args: Args) -> Result<History, ToolError> {
         let limit = args.limit.unwrap_or(10).clamp(1, 50);
         let (plan, entries) = ctx.service.history(ctx.session, args.plan_id, limit).await?;
-        Ok(History { plan, entries })
+        let wording = ctx.service.wording();
+        let history = entries
+            .into_iter()
+            .map(|e| Line {
+                version: e.version,
+                at: e.at,
+                who: e.actor,
+                what: wording.summarize(&plan, &e.changes),
+                why: e.why,
+            })
+            .collect();
+        Ok(History {
+            plan_id: plan.id,
+            title: plan.title,
+            history,
+        })
     }
 }

@@ -52,6 +52,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.confirm = ConfirmConfig::never();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     config.templates_dir = root.join("templates/plans");
+    config.chat_templates_dir = root.join("templates/chat");
     config.prompts_dir = root.join("prompts");
     config.static_dir = root.join("static");
     config.email.templates_dir = root.join("templates/email");

@@ -311,3 +311,35 @@ async fn a_configured_model_proposes_from_templates_with_checked_slots_and_the_s
     assert_eq!(plan["title"], "Launch Nimbus");
     assert_eq!(due(plan, "launch"), "2027-03-03T08:00:00Z");
 }
+
+#[tokio::test]
+async fn what_steward_says_comes_from_the_chat_templates_a_deployment_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/chat");
+    let replies = std::fs::read_to_string(root.join("replies.j2"))
+        .unwrap()
+        .replace("Shall I set this up?", "Reply yes to start.")
+        .replace("OK, I won't make that change.", "Fine, left as it was.");
+    std::fs::write(dir.path().join("replies.j2"), replies).unwrap();
+    let changes = std::fs::read_to_string(root.join("changes.j2"))
+        .unwrap()
+        .replace("Move “{{ m.step }}”", "Shift “{{ m.step }}”");
+    std::fs::write(dir.path().join("changes.j2"), changes).unwrap();
+    let app = TestApp::with(engine())
+        .config(|c| {
+            c.confirm = ConfirmConfig::default();
+            c.time_zone = "Europe/Berlin".into();
+            c.chat_templates_dir = dir.path().to_owned();
+        })
+        .clock(clock_from(NOW))
+        .spawn()
+        .await;
+    let mut ana = app.connect("ana").await;
+    let frames = ana.turn("g1", "help me onboard Ana Souza, she starts December 1").await;
+    assert!(reply(&frames).ends_with("Reply yes to start."), "{}", reply(&frames));
+    ana.turn("g2", "yes").await;
+    let frames = ana.turn("m1", "move the orientation to Friday").await;
+    let text = reply(&frames);
+    assert!(text.starts_with("Shift “First-day orientation"), "{text}");
+    assert_eq!(reply(&ana.turn("m2", "no").await), "Fine, left as it was.");
+}

@@ -143,6 +143,23 @@ async fn bodies_that_are_malformed_or_too_large_are_refused_with_a_code() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "too_large", "{e}");
+    // Every error has the same body, also the ones the router produces.
+    let r = client
+        .put(app.url("/api/preferences?user=ana"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "invalid_json");
+    let r = client.get(app.url("/api/no-such-thing?user=ana")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+    let r = client.delete(app.url("/api/plans?user=ana")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "method_not_allowed");
     for (method, path, body) in [
         (Method::PUT, "/api/preferences?user=ana", "{"),
         (Method::POST, "/api/push/subscribe?user=ana", "[]"),
