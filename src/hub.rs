@@ -35,7 +35,7 @@ impl Outbound {
 }
 
 /// Travels with every queued copy of a tracked frame. The writer calls
-/// [`Receipt::written`] once its copy is on the socket; a copy dropped
+/// `Receipt::written` once its copy is on the socket; a copy dropped
 /// unwritten (the socket closed, its queue was discarded) drops its receipt.
 #[derive(Debug, Clone)]
 pub struct Receipt(mpsc::Sender<()>);

@@ -1,24 +1,49 @@
 //! steward: a chat backend whose assistant keeps long-lived, durable plans
 //! for each user.
 //!
-//! - [`config`]: typed configuration (defaults ← `steward.toml` ← `STEWARD_*`)
-//! - [`app`]: the assembled application shared by all handlers
-//! - [`http`]: router, `/ws` endpoint, authentication
-//! - [`protocol`]: the websocket wire contract (frames, error codes)
-//! - [`hub`]: open sockets per user, turn serialisation, rate limits
-//! - [`turn`]: one chat turn: model calls, tool rounds, durable transcript
-//! - [`interpreter`]: messages → chat / new goal / command / confirmation; dates
+//! The crate is layered; a module uses its own layer or lower ones
+//! (`tests/it/architecture.rs` checks it on every test run):
+//!
+//! ```text
+//!  transport          http
+//!  composition root   app
+//!  drivers            turn · scheduler · offline · notifier
+//!  model's hands      tools
+//!  the plan service   service
+//!  adapters           store · hub · channels · llm
+//!  words              wording · prompts · protocol · events
+//!  domain (pure)      plan · planner · interpreter · proposal · triggers
+//!                     preferences · notification · conversation
+//!  leaves             clock · net · user · config
+//! ```
+//!
+//! A chat message: [`http`] (`/ws`, the user from the token) → [`hub`]
+//! (one turn per user at a time) → [`turn`] (stores it, reads it with the
+//! [`interpreter`], asks the [`offline`] engine or a model from [`llm`]) →
+//! [`tools`] (typed arguments) → [`service`] (the rules, then one flushed
+//! [`store`] write with the [`triggers`] it implies, then the change
+//! published to every socket of the user through `events`) → the reply,
+//! worded from [`wording`]. REST, the [`scheduler`] and the [`notifier`]
+//! call the same [`service`].
+//!
+//! - [`clock`], [`user`], [`config`]: the time source, the authenticated
+//!   user's id, typed configuration (defaults ← `steward.toml` ← `STEWARD_*`)
+//! - [`plan`]: LivePlan types, invariants, patches, snapshots, rendering
 //! - [`planner`]: plan templates and their expansion into proposed plans
-//! - [`plan`]: LivePlan types, invariants, patches, snapshots, rendering (pure)
-//! - [`tools`]: the tools the model calls (`update_plan`, `show_plan`, `list_plans`)
-//! - [`llm`]: the `ChatModel` seam: OpenAI-compatible, offline engine, scripted
-//! - [`proposals`]: changes that wait for the user's yes; the confirmation policy
-//! - [`scheduler`]: durable triggers, the misfire policy, the cron wake-up
-//! - [`notify`]: notifications, preferences, routing, email, web push, webhooks
-//! - [`prompts`]: system prompts rendered from `prompts/`
-//! - [`store`]: the `Store` trait and its sled implementation
-//! - [`conversation`]: stored chat messages and transcript repair
-//! - [`user`]: the authenticated user's id
+//! - [`interpreter`]: message → chat / new goal / command / confirmation
+//! - `proposal`, [`triggers`], [`preferences`], [`notification`],
+//!   [`conversation`]: the other domain records and their pure rules
+//! - [`wording`], [`prompts`]: what steward says (`templates/chat`,
+//!   `prompts/`); `protocol`: the wire frames
+//! - [`store`]: narrow store traits, the sled store, the conformance suite
+//! - [`hub`]: open sockets, per-user turn lock, rate limits, bounded queues
+//! - [`channels`]: email, mailer, web push, webhooks, signed links, calendar
+//! - [`llm`]: the `ChatModel` seam (OpenAI-compatible; scripted in tests)
+//! - [`service`]: the plan service every caller goes through
+//! - [`tools`]: the tools a model (and the offline engine) calls
+//! - [`offline`]: the built-in engine used when no model is configured
+//! - [`notifier`], [`scheduler`]: routing and delivery; timed triggers
+//! - [`turn`]: one chat turn; [`app`]: the composition root
 
 pub mod app;
 pub mod channels;

@@ -5,7 +5,7 @@
 //! until it answers in words or the round limit is reached. Every message
 //! is flushed before the next step, and a model retry never re-runs a tool:
 //! tool results are part of the transcript the retry sees. What the turn
-//! says goes to every socket of the user (see [`crate::events`]).
+//! says goes to every socket of the user (see `crate::events`).
 
 use crate::conversation::{self, Entry, Message};
 use crate::events::{Event, Publisher};

@@ -1,6 +1,6 @@
 //! Webhooks: notification events POSTed as JSON to the URLs a deployment
 //! configures, signed `Steward-Signature: t=<unix seconds>,v1=<hex>` where
-//! v1 is HMAC-SHA256 over "<t>.<body>" with the webhook's secret (receivers
+//! v1 is HMAC-SHA256 over `"<t>.<body>"` with the webhook's secret (receivers
 //! recompute it and reject old timestamps to stop replays).
 
 use super::egress::{self, EgressError};

@@ -1,6 +1,6 @@
 //! The conversation as stored and as sent to a model: user messages,
 //! assistant messages (with the tool calls they made) and tool results;
-//! [`thread`] is the same conversation as a person sees it.
+//! `thread` is the same conversation as a person sees it.
 
 pub(crate) mod thread;
 

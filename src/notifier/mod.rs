@@ -1,7 +1,7 @@
 //! The notifier: routes each queued notification (quiet hours → the
-//! user's open sockets → web push → email → the inbox, in [`route`]) and
-//! drains the outbox ([`deliver`]); a configured model words notifications
-//! ([`phrase`]); digests are decided in [`digest`]. Every outbox row is
+//! user's open sockets → web push → email → the inbox, in `route`) and
+//! drains the outbox (`deliver`); a configured model words notifications
+//! (`phrase`); digests are decided in `digest`. Every outbox row is
 //! stored, with its idempotency key, before it is attempted.
 
 mod deliver;

@@ -5,8 +5,8 @@
 //! real plans through the same tools a model calls — with typed arguments
 //! and typed results, no JSON in between — and words the outcome.
 //!
-//! A turn with the engine is [`OfflineEngine::decide`] (pure), then, for a
-//! tool call, [`OfflineEngine::run`] and [`OfflineEngine::explain`]; the
+//! A turn with the engine is `OfflineEngine::decide` (pure), then, for a
+//! tool call, `OfflineEngine::run` and `OfflineEngine::explain`; the
 //! turn records the call and its result in the transcript exactly as for a
 //! model, so a model configured later reads the same history.
 

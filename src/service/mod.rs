@@ -4,15 +4,15 @@
 //! engine, REST, the scheduler and the notifier. It owns the rules that are
 //! not pure:
 //!
-//! - who acted ([`Session::actor`], from the caller; the user always comes
+//! - who acted (`Session::actor`, from the caller; the user always comes
 //!   from the authenticated connection),
 //! - the confirmation policy (which changes become proposals),
 //! - limits across plans (active plans per user, reminders per user),
 //! - which triggers a change implies, handed to the store with the write so
 //!   both land in one transaction,
-//! - telling the user's sockets ([`Publisher`]) once a change is stored.
+//! - telling the user's sockets (`Publisher`) once a change is stored.
 //!
-//! Inputs and outputs are typed; a [`Refusal`] is for whoever asked and
+//! Inputs and outputs are typed; a `Refusal` is for whoever asked and
 //! changes nothing, a store failure is fatal for the request.
 
 mod error;

@@ -17,7 +17,7 @@
 //! Every write returns only after its data is flushed to disk, so callers
 //! may acknowledge as soon as it returns. Every read and write is scoped by
 //! user: another user's ids are simply not found. The same conformance
-//! suite ([`conformance`]) runs against every implementation.
+//! suite (`conformance`) runs against every implementation.
 
 #[cfg(test)]
 mod conformance;

@@ -1,7 +1,7 @@
 //! The tools a model calls: thin adapters that parse the arguments, call
 //! the plan service for the session's user, and render the typed result
 //! for the model. The acting user comes from the session, never from the
-//! arguments. [`registry`] is the one list of what the model sees; each
+//! arguments. `registry` is the one list of what the model sees; each
 //! tool's argument schema is derived from its argument type, so the two
 //! cannot drift apart. The offline engine calls the same tools with typed
 //! arguments and reads their typed outputs.
