@@ -151,25 +151,7 @@ impl Digests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::PlanId;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    fn plan() -> Plan {
-        let mut p = Plan::draft("Onboard Ana", "", at("2026-11-20T09:00:00Z"));
-        p.id = PlanId(1);
-        let mut laptop = Step::new("laptop", "Order laptop");
-        laptop.due_at = Some(at("2026-11-24T08:00:00Z"));
-        let mut accounts = Step::new("accounts", "Create accounts");
-        accounts.depends_on = vec!["laptop".into()];
-        accounts.due_at = Some(at("2026-12-20T08:00:00Z"));
-        let mut contract = Step::new("contract", "Sign contract");
-        contract.status = StepStatus::Completed;
-        p.steps = vec![contract, laptop, accounts];
-        p
-    }
+    use crate::plan::fixtures::{at, onboarding as plan};
 
     #[test]
     fn a_digest_shows_progress_the_week_ahead_and_what_waits_on_the_user() {

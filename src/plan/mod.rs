@@ -370,3 +370,6 @@ pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undoes: Option<u64>,
 }
+
+#[cfg(test)]
+pub(crate) mod fixtures;

@@ -140,22 +140,26 @@ impl SledStore {
             return Ok(()); // a flush that started after our write covered it
         }
         let covers = inner.written.load(Ordering::SeqCst);
-        let db = inner.db.clone();
+        let shared = self.inner.clone();
         let busy = inner.background.clone().read_owned().await;
         // The flush owns the flush lock and a share of `background`: if
         // this future is dropped, the flush still finishes before another
-        // starts, and `quiesce` waits for it.
+        // starts, and `quiesce` waits for it. What it covered is recorded
+        // before the lock is released, so the writers queued behind it
+        // find their write flushed instead of flushing again.
         tokio::task::spawn_blocking(move || {
-            let flushed = db.flush();
-            drop(db);
+            let flushed = shared.db.flush();
+            if flushed.is_ok() {
+                shared.flushes.fetch_add(1, Ordering::Relaxed);
+                shared.flushed.fetch_max(covers, Ordering::SeqCst);
+            }
+            drop(shared);
             drop((turn, busy));
             flushed
         })
         .await
         .map_err(|e| StoreError::Backend(format!("flush task: {e}")))?
         .map_err(backend)?;
-        inner.flushes.fetch_add(1, Ordering::Relaxed);
-        inner.flushed.store(covers, Ordering::SeqCst);
         Ok(())
     }
 
