@@ -1,7 +1,7 @@
 //! 100 000 armed triggers: how long arming takes, memory, how long a
 //! restart takes to re-arm (open the store, find the earliest trigger),
 //! and how late triggers fire while other users write. The real scheduler
-//! loop runs (tokio-cron-scheduler wake-ups, real clock).
+//! loop runs (a tokio timer until the earliest trigger, real clock).
 //! `cargo bench --bench triggers`.
 
 // Benchmark code: a failed unwrap stops the run, and the figures are printed.
