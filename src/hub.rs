@@ -296,7 +296,7 @@ impl Hub {
     }
 
     /// Whether the user has an open socket right now.
-    pub(crate) fn is_online(&self, user: &UserId) -> bool {
+    pub fn is_online(&self, user: &UserId) -> bool {
         self.lock().users.get(user).is_some_and(|e| !e.conns.is_empty())
     }
 

@@ -320,7 +320,10 @@ async fn one_users_turns_run_one_at_a_time_in_arrival_order() {
     let mut a = app.connect("ana").await;
     let mut b = app.connect("ana").await;
     a.say("a1", "first").await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The first message reaches the other socket once its turn runs (it
+    // holds the user's turn lock from before the message is stored).
+    let seen = b.until("message").await;
+    assert_eq!(seen.last().unwrap()["id"], "a1");
     let second = b.turn("b1", "second").await;
     assert_eq!(second.last().unwrap()["text"], "second answer");
     let first = a.until("reply").await;

@@ -263,7 +263,16 @@ async fn a_notification_for_an_offline_user_waits_in_the_inbox_and_arrives_with_
         let mut ana = app.connect("ana").await;
         ana.turn("r1", "remind me tomorrow at 9 to call the recruiter").await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The server notices the closed socket on its own time.
+    let user = UserId::parse("ana").unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while app.app.hub.is_online(&user) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed socket is still registered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     clock.set(at("2026-11-23T08:00:01Z"));
     assert_eq!(tick(&app, &clock).await.fired, 1);
     route(&app).await;
@@ -1264,7 +1273,7 @@ async fn a_notification_whose_socket_closes_before_writing_it_comes_with_the_nex
     }
     drop(queue);
     drop(conn);
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!app.app.hub.is_online(&user));
     let ana = app.connect("ana").await;
     let shown = &ana.ready.as_ref().unwrap()["notifications"];
     assert_eq!(shown.as_array().unwrap().len(), 1, "{shown}");
