@@ -430,9 +430,7 @@ async fn turn(
         return Ok(reply);
     }
     match &app.engine {
-        Engine::Offline(engine) => {
-            offline_turn(app, &session, engine, &mut transcript, message_id, text, &reading).await
-        }
+        Engine::Offline(engine) => offline_turn(app, &session, engine, &mut transcript, text, &reading).await,
         Engine::Model(model) => model_turn(app, &session, model.as_ref(), &mut transcript, message_id).await,
     }
 }
@@ -442,7 +440,6 @@ async fn offline_turn(
     session: &Session,
     engine: &OfflineEngine,
     transcript: &mut Transcript<'_>,
-    message_id: &str,
     text: &str,
     reading: &Interpretation,
 ) -> Result<String, TurnError> {
@@ -481,13 +478,7 @@ async fn offline_turn(
             engine.explain(app.service.wording(), &call, &outcome, session.tz)
         }
     };
-    app.hub.publish(
-        &session.user,
-        Event::Delta {
-            reply_to: message_id.to_owned(),
-            text: answer.clone(),
-        },
-    );
+    // Nothing streams: the whole answer goes out as the `reply`, once stored.
     transcript.say(&answer).await?;
     Ok(answer)
 }

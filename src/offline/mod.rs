@@ -26,7 +26,7 @@ use crate::tools::set_preferences::{self, Saved, SetPreferences};
 use crate::tools::show_plan::{self, ShowPlan, Shown};
 use crate::tools::undo::{self, Undo, UndoResult};
 use crate::tools::update_plan::{self, PlanResult, UpdatePlan};
-use crate::tools::{Tool, ToolContext, ToolError};
+use crate::tools::{Tool, ToolContext, ToolError, error_output};
 use crate::wording::Wording;
 use chrono::DateTime;
 use chrono_tz::Tz;
@@ -68,8 +68,12 @@ pub enum Outcome {
     Undone(UndoResult),
     Reminded(Reminded),
     Preferences(Saved),
-    /// The service refused; the message says why.
-    Refused(String),
+    /// The service refused; the message says why, and `current` is the
+    /// plan as it is now when the call was made against an older version.
+    Refused {
+        message: String,
+        current: Option<Box<Plan>>,
+    },
 }
 
 impl Call {
@@ -108,7 +112,7 @@ impl Outcome {
             Outcome::Undone(v) => json(v),
             Outcome::Reminded(v) => json(v),
             Outcome::Preferences(v) => json(v),
-            Outcome::Refused(message) => json(&serde_json::json!({ "error": message })),
+            Outcome::Refused { message, current } => error_output(message, current.as_deref()).content,
         }
     }
 }
@@ -154,7 +158,7 @@ impl OfflineEngine {
         };
         match outcome {
             Ok(outcome) => Ok(outcome),
-            Err(ToolError::Invalid { message, .. }) => Ok(Outcome::Refused(message)),
+            Err(ToolError::Invalid { message, current }) => Ok(Outcome::Refused { message, current }),
             Err(ToolError::Fatal(failure)) => Err(failure),
         }
     }
@@ -232,6 +236,21 @@ mod tests {
             Step::Call(Call::UpdatePlan(args)) => args,
             other => panic!("expected update_plan, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_refusal_in_the_transcript_carries_the_current_plan_as_a_model_would_see_it() {
+        let current = plan(1, "Onboard Ana", &["Order laptop"]);
+        let refused = Outcome::Refused {
+            message: "plan p1 is at version 2".into(),
+            current: Some(Box::new(current.clone())),
+        };
+        let content: serde_json::Value = serde_json::from_str(&refused.content()).unwrap();
+        assert_eq!(content["error"], "plan p1 is at version 2");
+        assert_eq!(
+            content["current_plan"],
+            crate::plan::render::prompt_section(std::slice::from_ref(&current))
+        );
     }
 
     #[test]

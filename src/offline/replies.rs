@@ -158,7 +158,7 @@ struct Digest {
 /// arguments it called `update_plan` with, if it did.
 pub(crate) fn explain(w: &Wording, outcome: &Outcome, args: Option<&update_plan::Args>, tz: Tz) -> String {
     match outcome {
-        Outcome::Refused(message) => w.reply("refused", &Message { message }),
+        Outcome::Refused { message, .. } => w.reply("refused", &Message { message }),
         Outcome::Plan(result) => applied(w, &result.0, args, tz),
         Outcome::Shown(shown) => render::for_people(&shown.plan),
         Outcome::Listed(listed) => w.reply(

@@ -223,7 +223,7 @@ pub(crate) fn registry(templates: Arc<Templates>) -> Registry {
     Registry { specs, ..registry }
 }
 
-fn error_output(message: &str, current: Option<&Plan>) -> ToolOutput {
+pub(crate) fn error_output(message: &str, current: Option<&Plan>) -> ToolOutput {
     let mut value = json!({"error": message});
     if let Some(plan) = current {
         value["current_plan"] = Value::from(render::prompt_section(std::slice::from_ref(plan)));

@@ -79,11 +79,16 @@ impl Wording {
     }
 
     /// Macro `name` of `file` with the facts `m`. Every macro is checked at
-    /// load, so a failure here is a field the code did not pass: it is
-    /// logged and the reply says that the words are missing.
+    /// load with sample facts, so a failure here is a field the code did
+    /// not pass (or a branch the samples miss): a release build logs it and
+    /// says that the words are missing; a debug build (every test) stops,
+    /// so the mismatch cannot pass unnoticed.
     fn say(&self, file: &str, name: &str, m: &impl Serialize) -> String {
         self.render(file, name, m).unwrap_or_else(|e| {
             tracing::error!(file, name, error = %e, "a chat template could not be rendered");
+            if cfg!(debug_assertions) {
+                panic!("chat template {file}, macro `{name}`: {e:#}");
+            }
             format!("(steward has no words for {name}: {e})")
         })
     }
