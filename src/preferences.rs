@@ -146,7 +146,7 @@ impl Preferences {
 /// Why an address a user typed was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("email address `{0}` is not valid")]
-pub(crate) struct InvalidAddress(pub String);
+pub struct InvalidAddress(pub String);
 
 /// Checks an address a user typed: one plain mailbox address, no display
 /// name, no list, no control characters. The error shows it on one line.
@@ -208,7 +208,7 @@ where
 
 /// Why an update was refused; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum PreferencesError {
+pub enum PreferencesError {
     #[error("time_zone `{0}` is not an IANA time zone (e.g. Europe/Berlin)")]
     TimeZone(String),
     #[error(transparent)]

@@ -100,12 +100,23 @@ pub(crate) async fn calendar_link(State(app): State<App>, AuthUser(user): AuthUs
     responses((status = 200, description = "HTML page: confirmed", content_type = "text/html"),
               (status = 404, description = "HTML page: link not valid", content_type = "text/html")))]
 pub(crate) async fn verify_email(State(app): State<App>, Params(q): Params<TokenQuery>) -> Result<Response, ApiError> {
-    match token_user(&app, TokenPurpose::VerifyEmail, &q.token).await? {
-        Some((user, mut prefs)) => {
-            prefs.email_verified = true;
-            app.service.save_preferences(&user, prefs).await?;
-            Ok(notice(StatusCode::OK, "email_confirmed"))
-        }
+    let Some((user, prefs)) = token_user(&app, TokenPurpose::VerifyEmail, &q.token).await? else {
+        return Ok(notice(StatusCode::NOT_FOUND, "verify_invalid"));
+    };
+    // The link is for the address stored when it was checked; a change
+    // that lands meanwhile (a new address) is not confirmed by it.
+    let address = prefs.email;
+    let saved = app
+        .service
+        .change_preferences(&user, |stored| {
+            Ok((stored.email == address).then(|| Preferences {
+                email_verified: true,
+                ..stored.clone()
+            }))
+        })
+        .await?;
+    match saved {
+        Some(_) => Ok(notice(StatusCode::OK, "email_confirmed")),
         None => Ok(notice(StatusCode::NOT_FOUND, "verify_invalid")),
     }
 }
@@ -131,9 +142,14 @@ pub(crate) async fn unsubscribe_page(
               (status = 404, description = "HTML page: link not valid", content_type = "text/html")))]
 pub(crate) async fn unsubscribe(State(app): State<App>, Params(q): Params<TokenQuery>) -> Result<Response, ApiError> {
     match token_user(&app, TokenPurpose::Unsubscribe, &q.token).await? {
-        Some((user, mut prefs)) => {
-            prefs.channels.email = false;
-            app.service.save_preferences(&user, prefs).await?;
+        Some((user, _)) => {
+            app.service
+                .change_preferences(&user, |stored| {
+                    let mut prefs = stored.clone();
+                    prefs.channels.email = false;
+                    Ok(Some(prefs))
+                })
+                .await?;
             Ok(notice(StatusCode::OK, "unsubscribed"))
         }
         None => Ok(notice(StatusCode::NOT_FOUND, "unsubscribe_invalid")),

@@ -415,7 +415,6 @@ fn step_of(t: &Trigger) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preferences::Preferences;
     use crate::store::{AccountStore, SledStore, TriggerStore};
     use std::path::PathBuf;
 
@@ -501,12 +500,7 @@ mod tests {
         assert_eq!(s.next_wake().await.unwrap(), Some(soon));
         assert_eq!(s.tick(soon).await.unwrap(), report(1, 0, 1));
         // Repaired: it fires at its retry, and its backoff is forgotten.
-        assert!(
-            store
-                .save_preferences(&ana, &Preferences::default(), None, None)
-                .await
-                .unwrap()
-        );
+        store.forget_preferences(&ana);
         assert_eq!(s.tick(later + Duration::seconds(2)).await.unwrap(), report(1, 0, 0));
         assert_eq!(s.next_wake().await.unwrap(), None);
         assert!(s.failing.keys().is_empty());

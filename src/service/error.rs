@@ -11,7 +11,7 @@ use std::fmt;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ServiceError {
+pub enum ServiceError {
     /// Refused; nothing changed.
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -53,7 +53,7 @@ impl From<PlanError> for ServiceError {
 
 /// A plan named in a refusal: "p1 (Onboard Ana)".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PlanRef {
+pub struct PlanRef {
     pub(crate) id: PlanId,
     pub(crate) title: String,
 }
@@ -93,7 +93,7 @@ impl fmt::Display for Listed<'_> {
 /// Why a request was refused. The messages are written for the model and
 /// the person alike: each says what is wrong and what would work.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// A foreign or unknown id is simply not found.
     #[error("plan {id} not found; active plans: {}", Listed(.active))]
     PlanNotFound { id: PlanId, active: Vec<PlanRef> },

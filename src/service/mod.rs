@@ -22,10 +22,11 @@ mod proposals;
 mod reminders;
 mod undo;
 
-pub(crate) use error::{Failure, PlanRef, Refusal, ServiceError};
+pub use error::{Failure, PlanRef, Refusal, ServiceError};
 pub(crate) use plans::{Applied, NewPlan, PlanChange, Snapshot};
 pub(crate) use preferences::SavedPreferences;
 pub(crate) use proposals::Decision;
+pub use reminders::ReminderError;
 pub(crate) use undo::Undone;
 
 use crate::channels::email::Mail;

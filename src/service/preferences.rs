@@ -13,9 +13,9 @@ use crate::user::UserId;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-/// Attempts at saving preferences while the scheduler keeps firing the
-/// digest in between (it fires at most once a day, so two always suffice).
-const SAVE_ATTEMPTS: usize = 3;
+/// Attempts at saving preferences while other requests of the same user,
+/// or the scheduler firing the digest, keep changing them in between.
+const SAVE_ATTEMPTS: usize = 5;
 
 /// At most one verification email per user per this long.
 const VERIFY_INTERVAL: chrono::Duration = chrono::Duration::minutes(10);
@@ -52,42 +52,64 @@ impl Service {
     }
 
     /// Applies a partial update (validated whole before anything is
-    /// written); a new or still unverified address gets a verification link.
+    /// written) to the preferences as stored when it is saved; a new or
+    /// still unverified address gets a verification link.
     pub(crate) async fn update_preferences(
         &self,
         s: &Session,
         update: Update,
     ) -> Result<SavedPreferences, ServiceError> {
         let current = self.store().preferences(&s.user).await?;
-        let (prefs, verify) = preferences::apply(&current, update).map_err(Refusal::from)?;
+        let (_, verify) = preferences::apply(&current, update.clone()).map_err(Refusal::from)?;
         let now = self.now();
-        let verify = match verify {
+        let last = match &verify {
+            Some(_) => self.last_verification(&s.user, now).await?,
             None => None,
-            Some(address) => match self.last_verification(&s.user, now).await? {
-                None => Some(address),
-                // Sent to this very address a moment ago: that link still works.
-                Some(last) if last.to == address => None,
-                Some(last) => {
-                    let retry_after = (last.at + VERIFY_INTERVAL - now).to_std().unwrap_or_default();
-                    return Err(Refusal::VerificationRateLimited { retry_after }.into());
-                }
-            },
         };
-        let saved = self.save_preferences(&s.user, prefs).await?;
-        if let Some(address) = verify {
+        if let (Some(address), Some(last)) = (&verify, &last)
+            // Sent to this very address a moment ago: that link still works.
+            && last.to != *address
+        {
+            let retry_after = (last.at + VERIFY_INTERVAL - now).to_std().unwrap_or_default();
+            return Err(Refusal::VerificationRateLimited { retry_after }.into());
+        }
+        let mut verify = None;
+        let saved = self
+            .change_preferences(&s.user, |stored| {
+                let (prefs, address) = preferences::apply(stored, update.clone()).map_err(Refusal::from)?;
+                verify = address;
+                Ok(Some(prefs))
+            })
+            .await?;
+        let Some(saved) = saved else {
+            return Err(StoreError::Backend("the preferences update was dropped".into()).into());
+        };
+        if let Some(address) = verify
+            && last.is_none_or(|last| last.to != address)
+        {
             self.send_verification(&s.user, &address, now).await?;
         }
         Ok(saved)
     }
 
-    /// Saves `prefs` and arms the digest trigger they ask for, atomically.
-    /// The trigger depends on the one armed now, which the scheduler may
-    /// fire (and re-arm) between reading it and saving: the store then
-    /// refuses the save, and it is computed again from what the scheduler
-    /// left, so the new schedule is always armed.
-    pub async fn save_preferences(&self, user: &UserId, prefs: Preferences) -> Result<SavedPreferences, StoreError> {
-        let tz = prefs.tz(self.rules().default_tz);
+    /// Changes the user's preferences with `change`, applied to what is
+    /// stored at the moment of saving (`Ok(None)` from it: leave them as
+    /// they are), and arms the digest trigger they ask for, atomically. A
+    /// save that another request or the scheduler's firing of the digest
+    /// overtook is refused by the store, and `change` runs again on what is
+    /// there now, so no concurrent change is lost and the new schedule is
+    /// always armed. `None`: `change` left them as they were.
+    pub async fn change_preferences(
+        &self,
+        user: &UserId,
+        mut change: impl FnMut(&Preferences) -> Result<Option<Preferences>, ServiceError> + Send,
+    ) -> Result<Option<SavedPreferences>, ServiceError> {
         for _ in 0..SAVE_ATTEMPTS {
+            let read = self.store().preferences(user).await?;
+            let Some(prefs) = change(&read)? else {
+                return Ok(None);
+            };
+            let tz = prefs.tz(self.rules().default_tz);
             let now = self.now();
             let armed = self
                 .store()
@@ -99,16 +121,14 @@ impl Service {
             let digest = prefs.rearmed_digest(user, tz, armed, now);
             if self
                 .store()
-                .save_preferences(user, &prefs, armed, digest.clone())
+                .save_preferences(user, &read, &prefs, armed, digest.clone())
                 .await?
             {
-                return Ok(SavedPreferences { prefs, tz, digest });
+                return Ok(Some(SavedPreferences { prefs, tz, digest }));
             }
-            tracing::debug!(user_id = %user, "the digest fired while preferences were saved; computing it again");
+            tracing::debug!(user_id = %user, "preferences or the digest changed while saving; applying the change again");
         }
-        Err(StoreError::Backend(
-            "the digest trigger kept changing while preferences were saved".into(),
-        ))
+        Err(StoreError::Backend("the preferences kept changing while they were saved; try again".into()).into())
     }
 
     async fn last_verification(&self, user: &UserId, now: DateTime<Utc>) -> Result<Option<Verification>, StoreError> {

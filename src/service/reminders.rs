@@ -15,7 +15,7 @@ const MAX_AHEAD_DAYS: i64 = 366;
 
 /// Why a reminder was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ReminderError {
+pub enum ReminderError {
     #[error("text must be 1-{MAX_TEXT_CHARS} characters on one line")]
     Text,
     #[error("`at` ({at}) is in the past; it is now {now}")]

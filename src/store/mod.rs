@@ -307,14 +307,17 @@ pub trait AccountStore: Send + Sync {
     async fn preferences(&self, user: &UserId) -> Result<Preferences, StoreError>;
 
     /// Saves preferences and replaces the user's digest trigger with
-    /// `digest` (none: no digest armed), atomically, if the armed digest
-    /// still fires at `armed` (what the caller computed `digest` from;
-    /// `None`: none was armed). Otherwise the scheduler fired (and re-armed)
-    /// it meanwhile: nothing is written and the answer is `false`, so the
-    /// caller computes the next occurrence again.
+    /// `digest` (none: no digest armed), atomically, if nothing changed
+    /// since the caller read: the stored preferences still equal `read`
+    /// (the defaults when none are stored) and the armed digest still fires
+    /// at `armed` (what the caller computed `digest` from; `None`: none was
+    /// armed). Otherwise another request saved, or the scheduler fired (and
+    /// re-armed) the digest, meanwhile: nothing is written and the answer
+    /// is `false`, so the caller reads and computes again.
     async fn save_preferences(
         &self,
         user: &UserId,
+        read: &Preferences,
         prefs: &Preferences,
         armed: Option<DateTime<Utc>>,
         digest: Option<Trigger>,

@@ -50,7 +50,7 @@ async fn seed(dir: &Path) -> String {
         };
         assert!(
             store
-                .save_preferences(&user, &prefs, None, Some(trigger))
+                .save_preferences(&user, &Preferences::default(), &prefs, None, Some(trigger))
                 .await
                 .unwrap()
         );

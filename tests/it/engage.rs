@@ -110,7 +110,7 @@ async fn verified(app: &TestApp, user: &str, email: &str, zone: &str, time: &str
     assert!(
         app.app
             .store
-            .save_preferences(&user, &prefs, None, trigger)
+            .save_preferences(&user, &Preferences::default(), &prefs, None, trigger)
             .await
             .unwrap()
     );
@@ -1179,10 +1179,21 @@ async fn a_digest_that_fires_while_preferences_are_saved_stays_armed_for_the_new
         assert_eq!(scheduler.tick(now).await.unwrap().fired, 1);
         // ...so a save computed from what it read is refused whole.
         let before = store.preferences(&user).await.unwrap();
-        assert!(!store.save_preferences(&user, prefs, armed, stale).await.unwrap());
+        assert!(
+            !store
+                .save_preferences(&user, &before, prefs, armed, stale)
+                .await
+                .unwrap()
+        );
         assert_eq!(store.preferences(&user).await.unwrap(), before);
         // Saving computes the digest again from what the scheduler left.
-        let saved = app.app.service.save_preferences(&user, prefs.clone()).await.unwrap();
+        let saved = app
+            .app
+            .service
+            .change_preferences(&user, |_| Ok(Some(prefs.clone())))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(saved.digest.map(|t| t.fire_at), Some(want));
         assert_eq!(digest_at(store.clone()).await, Some(want));
         assert_eq!(&store.preferences(&user).await.unwrap(), prefs);

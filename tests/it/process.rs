@@ -177,7 +177,12 @@ async fn steward_digest_sends_a_users_digest_once_per_period_through_the_file_ou
             email_verified: true,
             ..Preferences::default()
         };
-        assert!(store.save_preferences(&ana, &prefs, None, None).await.unwrap());
+        assert!(
+            store
+                .save_preferences(&ana, &Preferences::default(), &prefs, None, None)
+                .await
+                .unwrap()
+        );
     }
     let run = || {
         steward()

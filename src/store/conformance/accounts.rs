@@ -19,7 +19,7 @@ pub(crate) async fn preferences_save_only_while_the_armed_digest_is_unchanged(st
     };
     assert!(
         store
-            .save_preferences(&u, &prefs, None, Some(digest(first)))
+            .save_preferences(&u, &Preferences::default(), &prefs, None, Some(digest(first)))
             .await
             .unwrap()
     );
@@ -30,9 +30,25 @@ pub(crate) async fn preferences_save_only_while_the_armed_digest_is_unchanged(st
         time_zone: Some("Asia/Kolkata".into()),
         ..Preferences::default()
     };
-    assert!(!store.save_preferences(&u, &later, None, None).await.unwrap());
+    assert!(!store.save_preferences(&u, &prefs, &later, None, None).await.unwrap());
     assert_eq!(store.preferences(&u).await.unwrap(), prefs);
-    assert!(store.save_preferences(&u, &later, Some(first), None).await.unwrap());
+    // Another request saved meanwhile: a save computed from what was there
+    // before is refused too, so that request's change is not lost.
+    let stale_read = Preferences::default();
+    assert!(
+        !store
+            .save_preferences(&u, &stale_read, &later, Some(first), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.preferences(&u).await.unwrap(), prefs);
+    assert!(
+        store
+            .save_preferences(&u, &prefs, &later, Some(first), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.preferences(&u).await.unwrap(), later);
     assert_eq!(store.user_triggers(&u).await.unwrap(), []);
 }
 

@@ -33,10 +33,41 @@ fn sub_owner_key(endpoint: &str) -> Vec<u8> {
     tagged(SUB_OWNER, &[&hash[..16]])
 }
 
+impl SledStore {
+    /// Users holding `endpoint` in subscriptions stored before owners were
+    /// recorded (key: SUB, user number, endpoint hash). Read only when an
+    /// endpoint has no owner record yet, so the scan happens once each.
+    fn legacy_subscribers(&self, endpoint: &str) -> Result<Vec<u64>, StoreError> {
+        if self
+            .inner
+            .notify
+            .contains_key(sub_owner_key(endpoint))
+            .map_err(backend)?
+        {
+            return Ok(Vec::new());
+        }
+        let hash = Sha256::digest(endpoint.as_bytes());
+        let mut users = Vec::new();
+        for key in self.inner.notify.scan_prefix([SUB]).keys() {
+            let key = key.map_err(backend)?;
+            if key.len() == 1 + 8 + 16 && key[9..] == hash[..16] {
+                users.extend(keys::decode_u64(&key[1..9]));
+            }
+        }
+        Ok(users)
+    }
+}
+
 #[cfg(test)]
 impl SledStore {
     /// Overwrites the user's stored preferences with bytes that do not
     /// decode, so tests can make every read of them fail.
+    /// Removes the user's stored preferences (the defaults apply again).
+    pub(crate) fn forget_preferences(&self, user: &UserId) {
+        let num = self.require_user(user).unwrap();
+        self.inner.notify.remove(tagged(PREFS, &[&num.to_be_bytes()])).unwrap();
+    }
+
     pub(crate) fn corrupt_preferences(&self, user: &UserId) {
         let num = self.require_user(user).unwrap();
         self.inner
@@ -84,18 +115,28 @@ impl AccountStore for SledStore {
     async fn save_preferences(
         &self,
         user: &UserId,
+        read: &Preferences,
         prefs: &Preferences,
         armed: Option<DateTime<Utc>>,
         digest: Option<Trigger>,
     ) -> Result<bool, StoreError> {
         let num = self.require_user(user)?;
         let i = &self.inner;
+        let key = tagged(PREFS, &[&num.to_be_bytes()]);
         let saved = finish((&i.timers, &i.notify).transaction(|(timers, notify)| {
             let current = timers.get(by_id_key(num, "digest"))?.and_then(|at| decode_instant(&at));
             if current != armed.map(ms) {
                 return Ok(false);
             }
-            notify.insert(tagged(PREFS, &[&num.to_be_bytes()]), enc(prefs)?)?;
+            // A record that does not decode equals nothing a caller read.
+            let stored = match notify.get(&key)? {
+                Some(bytes) => decode::<Preferences>("notify", &bytes).ok(),
+                None => Some(Preferences::default()),
+            };
+            if stored.as_ref() != Some(read) {
+                return Ok(false);
+            }
+            notify.insert(key.clone(), enc(prefs)?)?;
             disarm(timers, num, "digest")?;
             if let Some(t) = &digest {
                 arm(timers, num, t)?;
@@ -124,15 +165,19 @@ impl AccountStore for SledStore {
     async fn add_push_subscription(&self, user: &UserId, sub: &PushSubscription) -> Result<(), StoreError> {
         let num = self.require_user(user)?;
         let value = encode(sub)?;
+        let legacy = self.legacy_subscribers(&sub.endpoint)?;
         // A browser's subscription belongs to whoever subscribed it last:
         // after another user signs in on that browser, the previous user's
         // notifications must not arrive there.
         finish(self.inner.notify.transaction(|notify| {
             let owner = sub_owner_key(&sub.endpoint);
             let previous = notify.insert(owner.clone(), &num.to_be_bytes()[..])?;
-            if let Some(other) = previous.and_then(|bytes| keys::decode_u64(&bytes))
-                && other != num
-            {
+            let previous: Vec<u64> = match previous {
+                Some(bytes) => keys::decode_u64(&bytes).into_iter().collect(),
+                // Stored before owners were recorded: any user may hold it.
+                None => legacy.clone(),
+            };
+            for other in previous.into_iter().filter(|&n| n != num) {
                 notify.remove(sub_key(other, &sub.endpoint))?;
             }
             notify.insert(sub_key(num, &sub.endpoint), value.clone())?;
@@ -183,5 +228,35 @@ impl AccountStore for SledStore {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subscription_stored_before_owners_were_recorded_moves_to_the_new_subscriber() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
+        store.ensure_user(&ann).await.unwrap();
+        store.ensure_user(&bob).await.unwrap();
+        let sub = PushSubscription {
+            endpoint: "https://push.example/shared".into(),
+            p256dh: "k".into(),
+            auth: "a".into(),
+        };
+        // As an older steward stored it: the user's row, no owner row.
+        let ann_num = store.require_user(&ann).unwrap();
+        store
+            .inner
+            .notify
+            .insert(sub_key(ann_num, &sub.endpoint), encode(&sub).unwrap())
+            .unwrap();
+        assert_eq!(store.push_subscriptions(&ann).await.unwrap().len(), 1);
+        store.add_push_subscription(&bob, &sub).await.unwrap();
+        assert!(store.push_subscriptions(&ann).await.unwrap().is_empty());
+        assert_eq!(store.push_subscriptions(&bob).await.unwrap(), vec![sub]);
     }
 }

@@ -2,7 +2,8 @@
 //! hex, value as stored; each value is checked to decode), so a backup does
 //! not depend on sled's on-disk format and restores into an empty store.
 
-use super::{FORMAT, SledStore, backend};
+use super::notifications::{NOTE, OUTBOX};
+use super::{FORMAT, SledStore, backend, keys};
 use crate::store::StoreError;
 
 impl SledStore {
@@ -106,8 +107,34 @@ impl SledStore {
             tree.insert(key, value).map_err(backend)?;
             count += 1;
         }
+        // sled's id generator numbers users, transcript entries,
+        // notifications and outbox rows; it does not travel with the
+        // records, so it is moved past every number the import brought
+        // (otherwise the next new user would get an imported user's number).
+        let highest = self.highest_id()?;
+        while self.inner.db.generate_id().map_err(backend)? <= highest {}
         self.durable().await?;
         Ok(count)
+    }
+
+    /// The largest number the id generator handed out that the records
+    /// keep: user numbers, transcript sequence numbers, notification and
+    /// outbox sequence numbers.
+    fn highest_id(&self) -> Result<u64, StoreError> {
+        let tail = |key: &[u8]| key.len().checked_sub(8).and_then(|at| keys::decode_u64(&key[at..]));
+        let mut highest = 0;
+        for value in self.inner.users.iter().values() {
+            highest = highest.max(keys::decode_u64(&value.map_err(backend)?).unwrap_or(0));
+        }
+        for key in self.inner.messages.iter().keys() {
+            highest = highest.max(tail(&key.map_err(backend)?).unwrap_or(0));
+        }
+        for tag in [NOTE, OUTBOX] {
+            for key in self.inner.notify.scan_prefix([tag]).keys() {
+                highest = highest.max(tail(&key.map_err(backend)?).unwrap_or(0));
+            }
+        }
+        Ok(highest)
     }
 }
 

@@ -416,6 +416,23 @@ mod tests {
         assert_eq!(restored.history(&u, PlanId(1), 5).await.unwrap().len(), 1);
         // A second plan gets the next id: counters came along.
         assert_eq!(plan_for(&restored, &u, "next").await.id, PlanId(2));
+        // So did the id generator: a new user gets a number of their own,
+        // and new transcript entries do not overwrite imported ones.
+        let v = UserId::parse("v").unwrap();
+        restored.ensure_user(&v).await.unwrap();
+        assert!(restored.list_plans(&v).await.unwrap().is_empty());
+        assert!(restored.recent_messages(&v, 5).await.unwrap().is_empty());
+        for _ in 0..3 {
+            let hello = Entry {
+                at: Utc::now(),
+                message: Message::User {
+                    text: "again".into(),
+                    id: None,
+                },
+            };
+            restored.append_message(&u, &hello).await.unwrap();
+        }
+        assert_eq!(restored.recent_messages(&u, 10).await.unwrap().len(), 4);
         assert!(
             restored.import(&dump[..]).await.is_err(),
             "import refuses a non-empty store"
