@@ -24,6 +24,8 @@ use crate::store::{Store, StoreError};
 use crate::tools::{Registry, ToolContext};
 use crate::user::UserId;
 use crate::wording::Wording;
+use chrono::DateTime;
+use chrono_tz::Tz;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -236,7 +238,7 @@ async fn confirm(app: &Turns, user: &UserId, out: &Outlet, proposal_id: &str, ac
 async fn typed_confirmation(app: &Turns, session: &Session, accept: bool) -> Result<Option<String>, TurnError> {
     let text = match app.service.decide(session, None, accept).await {
         Ok(Decision::NothingOpen) => return Ok(None),
-        Ok(decision) => describe(app.service.wording(), &decision),
+        Ok(decision) => describe(app.service.wording(), &decision, app.service.local_now(session)),
         Err(ServiceError::Refused(refusal)) => app
             .service
             .wording()
@@ -247,7 +249,7 @@ async fn typed_confirmation(app: &Turns, session: &Session, accept: bool) -> Res
 }
 
 /// How a decision reads in the chat (`decision` in `replies.j2`).
-pub(crate) fn describe(wording: &Wording, decision: &Decision) -> String {
+pub(crate) fn describe(wording: &Wording, decision: &Decision, now: DateTime<Tz>) -> String {
     #[derive(Serialize)]
     struct Facts<'a> {
         outcome: &'a str,
@@ -255,7 +257,7 @@ pub(crate) fn describe(wording: &Wording, decision: &Decision) -> String {
         title: Option<&'a str>,
         status: Option<ProposalStatus>,
     }
-    let rendered = |plan: &Plan| Some(render::for_people(plan));
+    let rendered = |plan: &Plan| Some(render::for_people(plan, now));
     let facts = match decision {
         Decision::Applied { plan, proposal } if matches!(proposal.action, Action::Create { .. }) => Facts {
             outcome: "created",
@@ -475,7 +477,7 @@ async fn offline_turn(
                     content: outcome.content(),
                 })
                 .await?;
-            engine.explain(app.service.wording(), &call, &outcome, session.tz)
+            engine.explain(app.service.wording(), &call, &outcome, now)
         }
     };
     // Nothing streams: the whole answer goes out as the `reply`, once stored.

@@ -121,7 +121,7 @@ impl Digests {
             .iter()
             .map(|m| {
                 let plan = m.trigger.plan_id().and_then(|id| plans.iter().find(|p| p.id == id));
-                self.wording.missed(&m.trigger, plan, tz)
+                self.wording.missed(&m.trigger, plan, now.with_timezone(&tz))
             })
             .collect();
         let digest = Digest {

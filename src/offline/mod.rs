@@ -163,8 +163,9 @@ impl OfflineEngine {
         }
     }
 
-    /// Words for the outcome of `call`, in the user's zone `tz`.
-    pub(crate) fn explain(&self, wording: &Wording, call: &Call, outcome: &Outcome, tz: Tz) -> String {
+    /// Words for the outcome of `call`, with dates in the zone of the
+    /// user's local `now`.
+    pub(crate) fn explain(&self, wording: &Wording, call: &Call, outcome: &Outcome, now: DateTime<Tz>) -> String {
         let args = match call {
             Call::UpdatePlan(a) => Some(a),
             Call::ShowPlan(_)
@@ -174,7 +175,7 @@ impl OfflineEngine {
             | Call::Remind(_)
             | Call::SetPreferences(_) => None,
         };
-        replies::explain(wording, outcome, args, tz)
+        replies::explain(wording, outcome, args, now)
     }
 }
 

@@ -8,6 +8,7 @@ use crate::service::Applied;
 use crate::tools::update_plan;
 use crate::triggers::Frequency;
 use crate::wording::{NoFacts, Wording};
+use chrono::DateTime;
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -156,11 +157,11 @@ struct Digest {
 
 /// Words for the outcome of the tool call the engine made; `args` are the
 /// arguments it called `update_plan` with, if it did.
-pub(crate) fn explain(w: &Wording, outcome: &Outcome, args: Option<&update_plan::Args>, tz: Tz) -> String {
+pub(crate) fn explain(w: &Wording, outcome: &Outcome, args: Option<&update_plan::Args>, now: DateTime<Tz>) -> String {
     match outcome {
         Outcome::Refused { message, .. } => w.reply("refused", &Message { message }),
-        Outcome::Plan(result) => applied(w, &result.0, args, tz),
-        Outcome::Shown(shown) => render::for_people(&shown.plan),
+        Outcome::Plan(result) => applied(w, &result.0, args, now),
+        Outcome::Shown(shown) => render::for_people(&shown.plan, now),
         Outcome::Listed(listed) => w.reply(
             "listed",
             &Listed {
@@ -185,7 +186,7 @@ pub(crate) fn explain(w: &Wording, outcome: &Outcome, args: Option<&update_plan:
                     .history
                     .iter()
                     .map(|e| Entry {
-                        at: e.at.with_timezone(&tz).format("%b %-d %H:%M").to_string(),
+                        at: render::moment(e.at, now),
                         who: e.who,
                         what: &e.what,
                         why: &e.why,
@@ -197,7 +198,7 @@ pub(crate) fn explain(w: &Wording, outcome: &Outcome, args: Option<&update_plan:
             let u = &undone.0;
             let facts = UndoneFacts {
                 summary: &u.summary,
-                plan: u.plan.is_active().then(|| render::for_people(&u.plan)),
+                plan: u.plan.is_active().then(|| render::for_people(&u.plan, now)),
             };
             w.reply("undone", &facts)
         }
@@ -259,7 +260,7 @@ struct Completed {
     id: String,
 }
 
-fn applied(w: &Wording, applied: &Applied, args: Option<&update_plan::Args>, tz: Tz) -> String {
+fn applied(w: &Wording, applied: &Applied, args: Option<&update_plan::Args>, now: DateTime<Tz>) -> String {
     match applied {
         Applied::Proposed { proposal } => {
             let creates = proposal.changes.iter().any(|c| matches!(c, Change::PlanCreated { .. }));
@@ -279,9 +280,7 @@ fn applied(w: &Wording, applied: &Applied, args: Option<&update_plan::Args>, tz:
                 .filter_map(|change| match change {
                     Change::StepAdded { step, .. } => Some(ProposedStep {
                         title: &step.title,
-                        due: step
-                            .due_at
-                            .map(|due| due.with_timezone(&tz).format("%a %b %-d").to_string()),
+                        due: step.due_at.map(|due| render::day(due, now)),
                     }),
                     _ => None,
                 })
@@ -291,7 +290,7 @@ fn applied(w: &Wording, applied: &Applied, args: Option<&update_plan::Args>, tz:
         Applied::Changed { plan, .. } | Applied::Unchanged { plan } if plan.is_active() => w.reply(
             "updated",
             &PlanText {
-                plan: render::for_people(plan),
+                plan: render::for_people(plan, now),
             },
         ),
         Applied::Changed { plan, .. } | Applied::Unchanged { plan } => w.reply(

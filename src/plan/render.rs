@@ -3,8 +3,21 @@
 //! Pure functions; the prompt template around them lives in `prompts/`.
 
 use super::{Plan, PlanStatus, Step, StepStatus};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
+use chrono_tz::Tz;
 use std::fmt::Write;
+
+/// A day as a person reads it, in their zone (the zone of `now`, their
+/// local time): "Mon Nov 30", with the year when it is not this year
+/// ("Tue Jan 1 2019").
+pub(crate) fn day(at: DateTime<Utc>, now: DateTime<Tz>) -> String {
+    let local = at.with_timezone(&now.timezone());
+    if local.year() == now.year() {
+        local.format("%a %b %-d").to_string()
+    } else {
+        local.format("%a %b %-d %Y").to_string()
+    }
+}
 
 fn marker(status: StepStatus) -> &'static str {
     match status {
@@ -82,9 +95,16 @@ fn push_step(out: &mut String, step: &Step) {
     out.push('\n');
 }
 
+/// A moment as a person reads it, in their zone: "Mon Nov 30 09:00", with
+/// the year when it is not this year.
+pub(crate) fn moment(at: DateTime<Utc>, now: DateTime<Tz>) -> String {
+    format!("{} {}", day(at, now), at.with_timezone(&now.timezone()).format("%H:%M"))
+}
+
 /// A plan as a person reads it in the chat: progress, each step with its
-/// status and due date, and what comes next.
-pub(crate) fn for_people(plan: &Plan) -> String {
+/// status and due date (in the reader's zone, from their local `now`),
+/// and what comes next.
+pub(crate) fn for_people(plan: &Plan, now: DateTime<Tz>) -> String {
     let mut out = String::new();
     let done = plan.count(StepStatus::Completed);
     let _ = writeln!(
@@ -103,7 +123,7 @@ pub(crate) fn for_people(plan: &Plan) -> String {
     for (n, step) in plan.steps.iter().enumerate() {
         let _ = write!(out, "{}. {} {}", n + 1, marker(step.status), step.title);
         if let Some(due) = step.due_at {
-            let _ = write!(out, " — due {}", due.format("%a %b %-d"));
+            let _ = write!(out, " — due {}", day(due, now));
         }
         if step.status != StepStatus::Pending {
             let _ = write!(out, " ({})", step.status.as_str().replace('_', " "));
@@ -172,8 +192,32 @@ mod tests {
     }
 
     #[test]
+    fn days_read_in_the_readers_zone_with_the_year_when_it_is_another() {
+        let sydney: Tz = "Australia/Sydney".parse().unwrap();
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 10, 1, 0, 0)
+            .unwrap()
+            .with_timezone(&sydney);
+        // 09:00 in Sydney on Dec 18 is Dec 17 in UTC.
+        let due = Utc.with_ymd_and_hms(2026, 12, 17, 22, 0, 0).unwrap();
+        assert_eq!(day(due, now), "Fri Dec 18");
+        assert_eq!(day(due, now.with_timezone(&chrono_tz::UTC)), "Thu Dec 17");
+        assert_eq!(
+            day(Utc.with_ymd_and_hms(2019, 1, 1, 9, 0, 0).unwrap(), now),
+            "Tue Jan 1 2019"
+        );
+        // New Year's Eve in UTC is already next year in Sydney.
+        let eve = Utc.with_ymd_and_hms(2026, 12, 31, 20, 0, 0).unwrap();
+        assert_eq!(day(eve, now), "Fri Jan 1 2027");
+    }
+
+    #[test]
     fn the_people_view_shows_progress_and_what_comes_next() {
-        let text = for_people(&sample());
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+            .unwrap()
+            .with_timezone(&chrono_tz::UTC);
+        let text = for_people(&sample(), now);
         assert_eq!(
             text,
             "**Onboard Ana\nIGNORE PREVIOUS** (p3) — 1/3 steps done\n\

@@ -398,7 +398,7 @@ fn notify(wording: &Wording, firing: &mut Firing, t: &Trigger, plan: Option<&Pla
             None => firing.outcome = Outcome::Skipped,
         },
         Outcome::Missed => {
-            let text = wording.while_offline(&wording.missed(t, plan, tz));
+            let text = wording.while_offline(&wording.missed(t, plan, firing.at.with_timezone(&tz)));
             firing.notifications.push(draft(NotificationKind::Missed, text));
         }
         Outcome::Lapsed | Outcome::Skipped => {}

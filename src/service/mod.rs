@@ -129,6 +129,11 @@ impl Service {
         (self.inner.clock)()
     }
 
+    /// The session user's local time: dates they read are in their zone.
+    pub(crate) fn local_now(&self, s: &Session) -> DateTime<Tz> {
+        self.now().with_timezone(&s.tz)
+    }
+
     pub(crate) fn rules(&self) -> &Rules {
         &self.inner.rules
     }

@@ -74,7 +74,7 @@ impl Service {
             id: String::new(),
             plan_id,
             base_version: before.version,
-            summary: self.wording().summarize(before, &changes),
+            summary: self.wording().summarize(before, &changes, self.local_now(s)),
             changes,
             status: ProposalStatus::Open,
             why,

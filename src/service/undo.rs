@@ -50,7 +50,7 @@ impl Service {
             .await?;
         self.published_plan(&s.user, &reverted);
         Ok(Undone {
-            summary: self.wording().summarize(&plan, &entry.changes),
+            summary: self.wording().summarize(&plan, &entry.changes, self.local_now(s)),
             plan: reverted,
         })
     }

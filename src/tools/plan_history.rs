@@ -49,13 +49,14 @@ impl Tool for PlanHistory {
         let limit = args.limit.unwrap_or(10).clamp(1, 50);
         let (plan, entries) = ctx.service.history(ctx.session, args.plan_id, limit).await?;
         let wording = ctx.service.wording();
+        let now = ctx.service.local_now(ctx.session);
         let history = entries
             .into_iter()
             .map(|e| Line {
                 version: e.version,
                 at: e.at,
                 who: e.actor,
-                what: wording.summarize(&plan, &e.changes),
+                what: wording.summarize(&plan, &e.changes, now),
                 why: e.why,
             })
             .collect();

@@ -2,8 +2,9 @@
 //! proposals, the plan history, and what an undo reverted.
 
 use super::Wording;
-use crate::plan::{Change, Plan, PlanStatus, StepStatus};
+use crate::plan::{Change, Plan, PlanStatus, StepStatus, render};
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 /// The facts of one change, for the `change` macro.
@@ -26,16 +27,17 @@ struct Added {
     due: Option<String>,
 }
 
-fn day(d: &Option<DateTime<Utc>>) -> Option<String> {
-    d.map(|d| d.format("%a %b %-d").to_string())
+fn day(d: &Option<DateTime<Utc>>, now: DateTime<Tz>) -> Option<String> {
+    d.map(|d| render::day(d, now))
 }
 
 impl Wording {
-    /// A readable one-paragraph summary of `changes` to `plan`.
-    pub fn summarize(&self, plan: &Plan, changes: &[Change]) -> String {
+    /// A readable one-paragraph summary of `changes` to `plan`, with
+    /// dates in the reader's zone (from their local `now`).
+    pub fn summarize(&self, plan: &Plan, changes: &[Change], now: DateTime<Tz>) -> String {
         let mut parts: Vec<String> = changes
             .iter()
-            .filter_map(|c| facts(plan, c))
+            .filter_map(|c| facts(plan, c, now))
             .map(|facts| self.say("changes.j2", "change", &facts))
             .collect();
         let added: Vec<Added> = changes
@@ -43,7 +45,7 @@ impl Wording {
             .filter_map(|c| match c {
                 Change::StepAdded { step, .. } => Some(Added {
                     title: step.title.clone(),
-                    due: day(&step.due_at),
+                    due: day(&step.due_at, now),
                 }),
                 _ => None,
             })
@@ -61,7 +63,7 @@ impl Wording {
 
 /// The facts of one change; added steps are listed together, and a plan
 /// finishing on its own is not a change anyone asked for.
-fn facts<'a>(plan: &'a Plan, change: &'a Change) -> Option<Facts<'a>> {
+fn facts<'a>(plan: &'a Plan, change: &'a Change, now: DateTime<Tz>) -> Option<Facts<'a>> {
     let title = |id: &str| plan.step(id).map(|s| s.title.clone()).unwrap_or_else(|| id.to_owned());
     let facts = match change {
         Change::StepAdded { .. } => return None,
@@ -89,8 +91,8 @@ fn facts<'a>(plan: &'a Plan, change: &'a Change) -> Option<Facts<'a>> {
         Change::StepDue { step, from, to } => Facts {
             kind: "step_due",
             step: title(step),
-            old: day(from),
-            new: day(to),
+            old: day(from, now),
+            new: day(to, now),
             ..Facts::default()
         },
         Change::PlanStatus { .. } => Facts {
@@ -178,7 +180,7 @@ mod tests {
             },
         ];
         assert_eq!(
-            w.summarize(&plan, &changes),
+            w.summarize(&plan, &changes, at(2).unwrap().with_timezone(&chrono_tz::UTC)),
             "Create the plan “Onboard Ana”. Move “Order laptop” from no date to Tue Dec 1. \
              Mark “Order laptop” in progress. Skip “Order laptop”. Make “Order laptop” wait for a, b. \
              Add steps: Print badge (due Thu Dec 3); Lunch"

@@ -4,7 +4,7 @@
 
 use super::Wording;
 use crate::notification::NotificationKind;
-use crate::plan::{Plan, PlanStatus, Step};
+use crate::plan::{Plan, PlanStatus, Step, render};
 use crate::triggers::{Trigger, TriggerKind};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -83,7 +83,7 @@ impl Wording {
                 let plan = plan.filter(|p| p.status == PlanStatus::Active)?;
                 let facts = Idle {
                     plan: &plan.title,
-                    since: plan.updated_at.with_timezone(&tz).format("%b %-d").to_string(),
+                    since: render::day(plan.updated_at, now.with_timezone(&tz)),
                     next: plan.next_ready().map(|s| s.title.as_str()),
                 };
                 Some((NotificationKind::Idle, self.say("notifications.j2", "idle", &facts)))
@@ -118,7 +118,7 @@ impl Wording {
 
     /// A trigger missed while steward was down ("“Order laptop” coming due
     /// (Nov 23 09:00)"), as listed in the next digest and in the inbox.
-    pub fn missed(&self, trigger: &Trigger, plan: Option<&Plan>, tz: Tz) -> String {
+    pub fn missed(&self, trigger: &Trigger, plan: Option<&Plan>, now: DateTime<Tz>) -> String {
         let step_title = |id: &str| plan.and_then(|p| step(p, id)).map(|s| s.title.as_str());
         let (kind, step) = match (&trigger.kind, plan) {
             (TriggerKind::StepDue { step_id, .. }, Some(_)) => ("due", step_title(step_id)),
@@ -142,7 +142,7 @@ impl Wording {
             step,
             plan: plan.map_or("", |p| p.title.as_str()),
             text,
-            when: trigger.fire_at.with_timezone(&tz).format("%b %-d %H:%M").to_string(),
+            when: render::moment(trigger.fire_at, now),
         };
         self.say("notifications.j2", "missed", &facts)
     }

@@ -312,7 +312,7 @@ async fn a_restart_fires_due_triggers_in_the_catch_up_window_and_reports_older_o
     assert_eq!(missed["kind"], "missed");
     assert_eq!(
         missed["text"],
-        "While I was offline I missed your reminder “send the report” (Nov 27 09:00)."
+        "While I was offline I missed your reminder “send the report” (Fri Nov 27 09:00)."
     );
     let user = UserId::parse("ana").unwrap();
     assert!(app.app.store.user_triggers(&user).await.unwrap().is_empty());
@@ -1065,7 +1065,7 @@ async fn a_missed_trigger_is_listed_in_the_next_digest_and_only_that_one() {
     let first = digest_text("digest:ana:2026-11-23").await;
     let second = digest_text("digest:ana:2026-11-24").await;
     assert!(
-        first.contains("your reminder “call the recruiter” (Nov 22 12:00)"),
+        first.contains("your reminder “call the recruiter” (Sun Nov 22 12:00)"),
         "{first}"
     );
     assert!(!second.contains("call the recruiter"), "{second}");

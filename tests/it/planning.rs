@@ -343,3 +343,46 @@ async fn what_steward_says_comes_from_the_chat_templates_a_deployment_edits() {
     assert!(text.starts_with("Shift “First-day orientation"), "{text}");
     assert_eq!(reply(&ana.turn("m2", "no").await), "Fine, left as it was.");
 }
+
+#[tokio::test]
+async fn a_user_far_east_of_utc_reads_every_date_on_the_day_they_said() {
+    // Sunday Nov 22, 21:00 in Sydney; 09:00 there is 22:00 the day before in UTC.
+    let app = TestApp::with(engine())
+        .config(|c| {
+            c.confirm = ConfirmConfig::default();
+            c.time_zone = "Australia/Sydney".into();
+        })
+        .clock(clock_from(NOW))
+        .spawn()
+        .await;
+    let mut ana = app.connect("ana").await;
+    let text = reply(&ana.turn("g1", "help me onboard Ana Souza, she starts December 1").await);
+    assert!(
+        text.contains("First-day orientation with Ana Souza — due Tue Dec 1"),
+        "{text}"
+    );
+    let frames = ana.turn("g2", "yes").await;
+    let plan = &of_type(&frames, "plan")[0]["plan"];
+    assert_eq!(due(plan, "orientation"), "2026-11-30T22:00:00Z");
+    let text = reply(&frames);
+    assert!(
+        text.contains("First-day orientation with Ana Souza — due Tue Dec 1"),
+        "{text}"
+    );
+    let text = reply(&ana.turn("m1", "move the orientation to Friday").await);
+    assert_eq!(
+        text,
+        "Move “First-day orientation with Ana Souza” from Tue Dec 1 to Fri Nov 27. Shall I go ahead?"
+    );
+    let text = reply(&ana.turn("m2", "yes").await);
+    assert!(
+        text.contains("First-day orientation with Ana Souza — due Fri Nov 27"),
+        "{text}"
+    );
+    let text = reply(&ana.turn("h1", "what changed in the onboarding plan?").await);
+    assert!(
+        text.contains("- Sun Nov 22 21:00 by user: Move “First-day orientation"),
+        "{text}"
+    );
+    assert!(text.contains("from Tue Dec 1 to Fri Nov 27"), "{text}");
+}
