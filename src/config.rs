@@ -2,9 +2,10 @@
 //! then `STEWARD_*` environment variables, then command-line flags. No other
 //! module reads the environment.
 //!
-//! Plain data: this module imports no domain module. Each module builds its
-//! own policy from its section (`PlanLimits::from(&config.plan)`,
-//! `ConfirmPolicy::from(&config.confirm)`, `TriggerPolicy::from(&config.notify)`).
+//! Plain data: this module imports no domain module. Each module reads its
+//! policy from its section: as it is where the section is the policy
+//! (`plan` is `PlanLimits`, `confirm` is `ConfirmPolicy`), or converted
+//! where units change (`TriggerPolicy::from(&config.notify)`).
 //! Secrets are [`SecretString`]s: they never show in `Debug` output or logs.
 
 use figment::Figment;

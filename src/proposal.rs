@@ -10,32 +10,9 @@ use crate::plan::{Change, Op, Plan, PlanId, PlanStatus, StepStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Which kinds of change need the user's yes (`confirm.*` in the
-/// configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ConfirmPolicy {
-    pub create_plan: bool,
-    pub remove: bool,
-    pub reschedule: bool,
-    pub tool_steps: bool,
-}
-
-impl From<&ConfirmConfig> for ConfirmPolicy {
-    fn from(c: &ConfirmConfig) -> ConfirmPolicy {
-        ConfirmPolicy {
-            create_plan: c.create_plan,
-            remove: c.remove,
-            reschedule: c.reschedule,
-            tool_steps: c.tool_steps,
-        }
-    }
-}
-
-impl Default for ConfirmPolicy {
-    fn default() -> Self {
-        ConfirmPolicy::from(&ConfirmConfig::default())
-    }
-}
+/// Which kinds of change need the user's yes: the `confirm` section of the
+/// configuration, as it is.
+pub(crate) type ConfirmPolicy = ConfirmConfig;
 
 impl ConfirmPolicy {
     pub(crate) fn needs_confirmation(&self, changes: &[Change]) -> bool {

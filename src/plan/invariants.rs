@@ -6,38 +6,9 @@ use super::{Plan, PlanMode, StepStatus};
 use crate::config::PlanConfig;
 use std::collections::HashMap;
 
-/// Size limits on plans and on the changes made to them (`plan.*` in the
-/// configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlanLimits {
-    pub max_steps: usize,
-    pub max_title_chars: usize,
-    pub max_goal_chars: usize,
-    pub max_result_chars: usize,
-    pub max_depends_on: usize,
-    pub max_ops: usize,
-    pub max_explanation_chars: usize,
-}
-
-impl From<&PlanConfig> for PlanLimits {
-    fn from(c: &PlanConfig) -> PlanLimits {
-        PlanLimits {
-            max_steps: c.max_steps,
-            max_title_chars: c.max_title_chars,
-            max_goal_chars: c.max_goal_chars,
-            max_result_chars: c.max_result_chars,
-            max_depends_on: c.max_depends_on,
-            max_ops: c.max_ops,
-            max_explanation_chars: c.max_explanation_chars,
-        }
-    }
-}
-
-impl Default for PlanLimits {
-    fn default() -> Self {
-        PlanLimits::from(&PlanConfig::default())
-    }
-}
+/// Size limits on plans and on the changes made to them: the `plan`
+/// section of the configuration, as it is.
+pub type PlanLimits = PlanConfig;
 
 /// Why a plan change was refused. Shown to the model as the tool result, so it
 /// can correct itself; the plan is left unchanged.

@@ -58,9 +58,9 @@ pub(crate) struct Rules {
 impl Rules {
     pub(crate) fn from_config(config: &Config) -> Rules {
         Rules {
-            limits: PlanLimits::from(&config.plan),
+            limits: config.plan,
             max_active_plans: config.limits.max_active_plans,
-            confirm: ConfirmPolicy::from(&config.confirm),
+            confirm: config.confirm,
             triggers: TriggerPolicy::from(&config.notify),
             default_tz: config.tz(),
         }
