@@ -14,7 +14,7 @@
 //!  words              wording · prompts · protocol · events
 //!  domain (pure)      plan · planner · interpreter · proposal · triggers
 //!                     preferences · notification · conversation
-//!  leaves             clock · net · user · config
+//!  leaves             clock · net · user · config · templating
 //! ```
 //!
 //! A chat message: [`http`] (`/ws`, the user from the token) → [`hub`]
@@ -68,6 +68,7 @@ pub(crate) mod protocol;
 pub mod scheduler;
 pub mod service;
 pub mod store;
+pub(crate) mod templating;
 pub mod tools;
 pub mod triggers;
 pub mod turn;

@@ -5,9 +5,10 @@
 
 use crate::plan::{Plan, render};
 use crate::planner::templates::Templates;
+use crate::templating;
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use minijinja::{Environment, UndefinedBehavior, context};
+use minijinja::{Environment, context};
 use std::path::Path;
 
 /// The prompt files, with their built-in copies.
@@ -32,26 +33,8 @@ impl Prompts {
     /// Loads `system.j2` and `notification.j2` from `dir` where present,
     /// else the built-in copies, and renders each once with sample facts.
     pub fn load(dir: &Path) -> Result<Prompts, PromptError> {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        for (name, built_in) in FILES {
-            let path = dir.join(name);
-            let (file, source) = match std::fs::read_to_string(&path) {
-                Ok(text) => (path.display().to_string(), text),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (format!("built-in {name}"), built_in.to_owned()),
-                Err(e) => {
-                    return Err(PromptError::Template {
-                        file: path.display().to_string(),
-                        reason: e.to_string(),
-                    });
-                }
-            };
-            env.add_template_owned(name, source)
-                .map_err(|e| PromptError::Template {
-                    file: file.clone(),
-                    reason: e.to_string(),
-                })?;
-        }
+        let env = templating::load(dir, &FILES)
+            .map_err(|templating::FileError { file, reason }| PromptError::Template { file, reason })?;
         let prompts = Prompts {
             env,
             templates: "(none)".into(),

@@ -7,10 +7,11 @@
 
 use crate::notification::{Email, Notification};
 use crate::preferences::email_address;
+use crate::templating;
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use minijinja::{Environment, UndefinedBehavior, context};
+use minijinja::{Environment, context};
 use serde::Serialize;
 use std::path::Path;
 
@@ -103,25 +104,8 @@ impl Mail {
     pub(crate) fn load(dir: &Path, from: &str) -> Result<Mail, MailError> {
         let mailbox: Mailbox = from.parse().map_err(|_| MailError::Address(from.to_owned()))?;
         let domain = mailbox.email.domain().to_owned();
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        for (name, builtin) in TEMPLATES {
-            let path = dir.join(name);
-            let source = match std::fs::read_to_string(&path) {
-                Ok(s) => s,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => builtin.to_owned(),
-                Err(e) => {
-                    return Err(MailError::Template {
-                        file: path.display().to_string(),
-                        reason: e.to_string(),
-                    });
-                }
-            };
-            env.add_template_owned(name, source).map_err(|e| MailError::Template {
-                file: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        }
+        let env = templating::load(dir, &TEMPLATES)
+            .map_err(|templating::FileError { file, reason }| MailError::Template { file, reason })?;
         Ok(Mail {
             env,
             from: mailbox.to_string(),

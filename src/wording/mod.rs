@@ -12,7 +12,8 @@ mod notifications;
 
 pub(crate) use notifications::relative_day;
 
-use minijinja::{Environment, UndefinedBehavior, Value};
+use crate::templating;
+use minijinja::{Environment, Value};
 use serde::Serialize;
 use std::path::Path;
 
@@ -42,25 +43,8 @@ impl Wording {
     /// Loads `templates/chat/*.j2` from `dir` where present, else the
     /// built-in copies, and checks every macro with sample facts.
     pub fn load(dir: &Path) -> Result<Wording, WordingError> {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        for (name, built_in) in FILES {
-            let path = dir.join(name);
-            let source = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => built_in.to_owned(),
-                Err(e) => {
-                    return Err(WordingError {
-                        file: path.display().to_string(),
-                        reason: e.to_string(),
-                    });
-                }
-            };
-            env.add_template_owned(name, source).map_err(|e| WordingError {
-                file: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        }
+        let env = templating::load(dir, &FILES)
+            .map_err(|templating::FileError { file, reason }| WordingError { file, reason })?;
         let wording = Wording { env };
         wording.check()?;
         Ok(wording)
