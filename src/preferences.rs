@@ -286,10 +286,7 @@ pub(crate) fn apply(prefs: &Preferences, update: Update) -> Result<(Preferences,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
+    use crate::plan::fixtures::at;
 
     fn hours(start: u32, end: u32) -> QuietHours {
         QuietHours {

@@ -280,10 +280,7 @@ pub(crate) fn digest(
 mod tests {
     use super::*;
     use crate::plan::Step;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
+    use crate::plan::fixtures::at;
 
     fn daily(h: u32, m: u32) -> Recurrence {
         Recurrence {

@@ -415,12 +415,10 @@ fn step_of(t: &Trigger) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::fixtures::at;
+    use crate::store::conformance::reminder;
     use crate::store::{AccountStore, SledStore, TriggerStore};
     use std::path::PathBuf;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
 
     fn scheduler(store: Arc<SledStore>, clock: Clock) -> Scheduler {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -439,19 +437,6 @@ mod tests {
             clock,
             notifier_wake: Arc::new(tokio::sync::Notify::new()),
             failing: Failing::default(),
-        }
-    }
-
-    fn reminder(user: &UserId, id: &str, fire_at: DateTime<Utc>) -> Trigger {
-        Trigger {
-            id: id.into(),
-            user: user.clone(),
-            fire_at,
-            created_at: fire_at - Duration::hours(1),
-            kind: TriggerKind::Reminder {
-                text: format!("{id} for {user}"),
-                lapse_on_reply: false,
-            },
         }
     }
 

@@ -20,7 +20,7 @@
 //! suite (`conformance`) runs against every implementation.
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 pub(crate) mod sled;
 
 use crate::conversation::Entry;

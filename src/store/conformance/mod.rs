@@ -112,7 +112,7 @@ pub(super) async fn create(store: &dyn Store, user: &UserId, title: &str) -> Pla
 }
 
 /// A reminder due at `fire_at`.
-pub(super) fn reminder(user: &UserId, id: &str, fire_at: DateTime<Utc>) -> Trigger {
+pub(crate) fn reminder(user: &UserId, id: &str, fire_at: DateTime<Utc>) -> Trigger {
     Trigger {
         id: id.into(),
         user: user.clone(),

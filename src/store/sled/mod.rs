@@ -310,6 +310,18 @@ mod tests {
         store.create_plan(user, draft, entry(1), &none).await.unwrap()
     }
 
+    /// Appends a user message saying `text`.
+    async fn say(store: &SledStore, user: &UserId, text: &str) {
+        let entry = Entry {
+            at: Utc::now(),
+            message: Message::User {
+                text: text.into(),
+                id: None,
+            },
+        };
+        store.append_message(user, &entry).await.unwrap();
+    }
+
     #[tokio::test]
     async fn data_survives_reopening_and_a_second_opener_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -318,19 +330,7 @@ mod tests {
             let store = SledStore::open(dir.path()).unwrap();
             store.ensure_user(&u).await.unwrap();
             plan_for(&store, &u, "kept").await;
-            store
-                .append_message(
-                    &u,
-                    &Entry {
-                        at: Utc::now(),
-                        message: Message::User {
-                            text: "hello".into(),
-                            id: None,
-                        },
-                    },
-                )
-                .await
-                .unwrap();
+            say(&store, &u, "hello").await;
             assert!(store.flush_count() >= 1);
         }
         let store = SledStore::open(dir.path()).unwrap();
@@ -394,19 +394,7 @@ mod tests {
             let store = SledStore::open(a.path()).unwrap();
             store.ensure_user(&u).await.unwrap();
             plan_for(&store, &u, "kept").await;
-            store
-                .append_message(
-                    &u,
-                    &Entry {
-                        at: Utc::now(),
-                        message: Message::User {
-                            text: "hi".into(),
-                            id: None,
-                        },
-                    },
-                )
-                .await
-                .unwrap();
+            say(&store, &u, "hi").await;
             store.export(&mut dump).unwrap()
         };
         let restored = SledStore::open(b.path()).unwrap();
@@ -423,14 +411,7 @@ mod tests {
         assert!(restored.list_plans(&v).await.unwrap().is_empty());
         assert!(restored.recent_messages(&v, 5).await.unwrap().is_empty());
         for _ in 0..3 {
-            let hello = Entry {
-                at: Utc::now(),
-                message: Message::User {
-                    text: "again".into(),
-                    id: None,
-                },
-            };
-            restored.append_message(&u, &hello).await.unwrap();
+            say(&restored, &u, "again").await;
         }
         assert_eq!(restored.recent_messages(&u, 10).await.unwrap().len(), 4);
         assert!(
