@@ -450,9 +450,20 @@ mod tests {
     #[tokio::test]
     async fn a_running_turn_keeps_its_lock_across_reconnects() {
         let hub = hub(4, 8);
-        let held = hub.turn_lock(&user("ana"));
-        let again = hub.turn_lock(&user("ana"));
-        assert!(Arc::ptr_eq(&held, &again));
-        assert!(!Arc::ptr_eq(&held, &hub.turn_lock(&user("bob"))));
+        let ana = user("ana");
+        let first = hub.register(&ana).unwrap();
+        let lock = hub.turn_lock(&ana);
+        let running = lock.clone().lock_owned().await;
+        assert!(hub.turn_running(&ana));
+        // The socket drops and the user reconnects while the turn runs: the
+        // new socket's turns wait for the same lock.
+        drop(first);
+        assert!(!hub.is_online(&ana));
+        let _second = hub.register(&ana).unwrap();
+        assert!(Arc::ptr_eq(&lock, &hub.turn_lock(&ana)));
+        assert!(hub.turn_running(&ana));
+        assert!(!Arc::ptr_eq(&lock, &hub.turn_lock(&user("bob"))));
+        drop(running);
+        assert!(!hub.turn_running(&ana));
     }
 }

@@ -82,11 +82,6 @@ impl Wording {
         self.say("replies.j2", name, m)
     }
 
-    /// The help text.
-    pub fn help(&self) -> String {
-        self.reply("help", &NoFacts {})
-    }
-
     /// Renders every macro with sample facts.
     fn check(&self) -> Result<(), WordingError> {
         for (file, name, sample) in samples() {
@@ -252,7 +247,7 @@ mod tests {
     #[test]
     fn every_macro_renders_with_the_facts_the_code_passes() {
         let w = Wording::built_in().unwrap();
-        assert!(w.help().starts_with("I keep plans for you"));
+        assert!(w.reply("help", &NoFacts {}).starts_with("I keep plans for you"));
         assert_eq!(
             w.reply(
                 "which_plan",
@@ -266,12 +261,16 @@ mod tests {
     #[test]
     fn a_broken_override_is_refused_at_load_with_its_file_and_macro() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("replies.j2"),
-            "{% macro help(m) %}{{ m.nothing_here }}{% endmacro %}",
-        )
-        .unwrap();
+        // The built-in file with one macro reading a field nobody passes.
+        let built_in = FILES[0].1;
+        let broken = built_in.replace("{{ m.message }}", "{{ m.message }} {{ m.nothing_here }}");
+        assert_ne!(broken, built_in);
+        std::fs::write(dir.path().join("replies.j2"), broken).unwrap();
         let err = Wording::load(dir.path()).err().unwrap().to_string();
-        assert!(err.contains("replies.j2") && err.contains("macro"), "{err}");
+        assert!(err.contains("replies.j2") && err.contains("nothing_here"), "{err}");
+        // A file that leaves a macro out is refused too, naming it.
+        std::fs::write(dir.path().join("replies.j2"), "{% macro help(m) %}Hi{% endmacro %}").unwrap();
+        let err = Wording::load(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("which_plan"), "{err}");
     }
 }
