@@ -23,7 +23,6 @@ use crate::scheduler::housekeeping::{Housekeeping, ScheduleError};
 use crate::service::{Mailing, Rules, Service};
 use crate::store::{SledStore, Store, StoreError};
 use crate::tools::{self, Registry};
-use crate::triggers::TriggerPolicy;
 use crate::turn::{Engine, Turns};
 use crate::wording::{Wording, WordingError};
 use chrono::{DateTime, Utc};
@@ -264,16 +263,12 @@ impl App {
         Arc::new(Scheduler {
             store: self.store.clone(),
             service: self.service.clone(),
-            policy: TriggerPolicy::from(&self.config.notify),
             digests: Arc::new(Digests {
                 store: self.store.clone(),
                 mail: self.mail.clone(),
                 links: self.links.clone(),
-                default_tz: self.config.tz(),
-                wording: self.service.wording().clone(),
+                service: self.service.clone(),
             }),
-            clock: self.clock.clone(),
-            notifier_wake: self.notifier_wake.clone(),
             failing: Default::default(),
         })
     }

@@ -423,7 +423,7 @@ async fn turn(
     );
 
     let session = app.service.session(user, app.engine.actor()).await;
-    let local_now = app.service.now().with_timezone(&session.tz);
+    let local_now = app.service.local_now(&session);
     let reading = interpret(text, local_now, &app.templates);
     if let Interpretation::Confirmation { accept } = reading
         && let Some(reply) = typed_confirmation(app, &session, accept).await?
@@ -432,7 +432,9 @@ async fn turn(
         return Ok(reply);
     }
     match &app.engine {
-        Engine::Offline(engine) => offline_turn(app, &session, engine, &mut transcript, text, &reading).await,
+        Engine::Offline(engine) => {
+            offline_turn(app, &session, engine, &mut transcript, text, &reading, local_now).await
+        }
         Engine::Model(model) => model_turn(app, &session, model.as_ref(), &mut transcript, message_id).await,
     }
 }
@@ -444,9 +446,9 @@ async fn offline_turn(
     transcript: &mut Transcript<'_>,
     text: &str,
     reading: &Interpretation,
+    now: DateTime<Tz>,
 ) -> Result<String, TurnError> {
     let plans = app.service.active_plans(&session.user).await?;
-    let now = app.service.now().with_timezone(&session.tz);
     let answer = match engine.decide(
         text,
         reading,
@@ -510,7 +512,7 @@ async fn model_turn(
     };
     for round in 0..rounds {
         let plans = app.service.active_plans(user).await?;
-        let now = app.service.now().with_timezone(&session.tz);
+        let now = app.service.local_now(session);
         let request = ModelRequest {
             system: app.prompts.system(user.as_str(), &plans, now)?,
             messages: transcript.messages(),

@@ -7,10 +7,11 @@ use crate::channels::links::Links;
 use crate::notification::{OutboxItem, Payload};
 use crate::plan::{Plan, PlanStatus, Step, StepStatus};
 use crate::preferences::Preferences;
+use crate::service::Service;
 use crate::store::{Store, StoreError};
 use crate::triggers::{Frequency, TriggerKind};
 use crate::user::UserId;
-use crate::wording::{Wording, relative_day};
+use crate::wording::relative_day;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use std::sync::Arc;
@@ -65,9 +66,8 @@ pub struct Digests {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) mail: Arc<Mail>,
     pub(crate) links: Links,
-    pub(crate) default_tz: Tz,
-    /// How missed triggers read in the digest.
-    pub(crate) wording: Arc<Wording>,
+    /// The user's zone and how missed triggers read.
+    pub(crate) service: Service,
 }
 
 /// A digest decided for a period.
@@ -92,7 +92,7 @@ impl Digests {
         let Some(to) = prefs.deliverable_email() else {
             return Ok(None);
         };
-        let tz = prefs.tz(self.default_tz);
+        let tz = self.service.tz_of(prefs);
         let period = prefs.digest.period(scheduled, tz);
         let plans = self.store.list_plans(user).await?;
         let span = match prefs.digest.frequency {
@@ -121,7 +121,7 @@ impl Digests {
             .iter()
             .map(|m| {
                 let plan = m.trigger.plan_id().and_then(|id| plans.iter().find(|p| p.id == id));
-                self.wording.missed(&m.trigger, plan, now.with_timezone(&tz))
+                self.service.wording().missed(&m.trigger, plan, now.with_timezone(&tz))
             })
             .collect();
         let digest = Digest {

@@ -11,13 +11,12 @@
 
 pub mod housekeeping;
 
-use crate::clock::Clock;
 use crate::notification::NotificationKind;
 use crate::notifier::digest::Digests;
 use crate::plan::Plan;
 use crate::service::Service;
 use crate::store::{DigestCursor, Firing, NotificationDraft, Store, StoreError};
-use crate::triggers::{self, Outcome, Trigger, TriggerKind, TriggerPolicy};
+use crate::triggers::{self, Outcome, Trigger, TriggerKind};
 use crate::user::UserId;
 use crate::wording::Wording;
 use chrono::{DateTime, Duration, Utc};
@@ -44,14 +43,11 @@ const MAX_RETRY: Duration = Duration::minutes(5);
 
 pub struct Scheduler {
     pub(crate) store: Arc<dyn Store>,
-    /// Preferences and time zones, read by the service's rules.
+    /// Preferences and time zones, the rules (the misfire policy), the
+    /// clock, and the notifier's wake-up.
     pub(crate) service: Service,
-    pub(crate) policy: TriggerPolicy,
     /// Decides the digest email a digest trigger sends.
     pub digests: Arc<Digests>,
-    pub(crate) clock: Clock,
-    /// Poked after firings, so the notifier routes them at once.
-    pub(crate) notifier_wake: Arc<tokio::sync::Notify>,
     /// Triggers that failed to be handled, waiting for their retry.
     pub(crate) failing: Failing,
 }
@@ -199,7 +195,7 @@ impl Scheduler {
             self.failing.retain(&passed);
         }
         if report.fired + report.missed + report.lapsed + report.skipped + report.digests > 0 {
-            self.notifier_wake.notify_one();
+            self.service.wake_notifier();
         }
         Ok(report)
     }
@@ -276,7 +272,7 @@ impl Scheduler {
             None => None,
         };
         let mut firing = Firing {
-            outcome: triggers::misfire(t, now, &self.policy),
+            outcome: triggers::misfire(t, now, &self.service.rules().triggers),
             at: now,
             notifications: Vec::new(),
             outbox: Vec::new(),
@@ -354,7 +350,7 @@ impl Scheduler {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let signal = self.store.timer_signal();
         loop {
-            let now = (self.clock)();
+            let now = self.service.now();
             let ticked = self.tick(now).await;
             if let Err(e) = &ticked {
                 tracing::error!(error = %e, "scheduler tick failed");
@@ -365,7 +361,7 @@ impl Scheduler {
             // that failed as a whole waits a second.
             let sleep = match self.next_wake().await {
                 Ok(_) if ticked.is_err() => FIRST_RETRY.to_std().unwrap_or_default(),
-                Ok(Some(next)) => (next - (self.clock)()).to_std().unwrap_or_default(),
+                Ok(Some(next)) => (next - self.service.now()).to_std().unwrap_or_default(),
                 Ok(None) => MAX_SLEEP,
                 Err(e) => {
                     tracing::error!(error = %e, "could not read the next trigger");
@@ -415,6 +411,7 @@ fn step_of(t: &Trigger) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
     use crate::plan::fixtures::at;
     use crate::store::conformance::reminder;
     use crate::store::{AccountStore, SledStore, TriggerStore};
@@ -423,19 +420,16 @@ mod tests {
     fn scheduler(store: Arc<SledStore>, clock: Clock) -> Scheduler {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let mail = crate::channels::email::Mail::load(&root.join("templates/email"), "steward <steward@localhost>");
+        let service = crate::service::testing::service(store.clone(), clock.clone());
         Scheduler {
             store: store.clone(),
-            service: crate::service::testing::service(store.clone(), clock.clone()),
-            policy: TriggerPolicy::default(),
+            service: service.clone(),
             digests: Arc::new(Digests {
                 store,
                 mail: Arc::new(mail.unwrap()),
                 links: crate::channels::links::Links::new(vec![7; 32], "http://127.0.0.1:8080"),
-                default_tz: chrono_tz::UTC,
-                wording: Arc::new(Wording::built_in().unwrap()),
+                service: service.clone(),
             }),
-            clock,
-            notifier_wake: Arc::new(tokio::sync::Notify::new()),
             failing: Failing::default(),
         }
     }

@@ -1,8 +1,11 @@
-//! The plan service: every read and change of a user's plans, proposals,
-//! reminders and preferences goes through here, whoever asks — the chat
-//! turn (and its typed yes/no), the tools a model calls, the offline
-//! engine, REST, the scheduler and the notifier. It owns the rules that are
-//! not pure:
+//! The plan service: every change to a user's plans, proposals, reminders
+//! and preferences goes through here, whoever asks — the chat turn (and its
+//! typed yes/no), the tools a model calls, the offline engine, REST, the
+//! notification links — and so does every read made on a user's behalf.
+//! The background workers (scheduler, notifier, digests) change nothing
+//! but their own records; they read plans from the store directly and take
+//! the rules, the clock and the wording from here. It owns the rules that
+//! are not pure:
 //!
 //! - who acted (`Session::actor`, from the caller; the user always comes
 //!   from the authenticated connection),
@@ -127,6 +130,11 @@ impl Service {
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
         (self.inner.clock)()
+    }
+
+    /// Pokes the notifier: something was queued to send.
+    pub(crate) fn wake_notifier(&self) {
+        self.inner.notifier_wake.notify_one();
     }
 
     /// The session user's local time: dates they read are in their zone.

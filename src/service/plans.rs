@@ -59,11 +59,10 @@ pub enum Applied {
 impl Service {
     /// The user's plans, oldest first: active ones, or all of them.
     pub(crate) async fn plans(&self, s: &Session, include_closed: bool) -> Result<Vec<Plan>, ServiceError> {
-        let mut plans = self.store().list_plans(&s.user).await?;
-        if !include_closed {
-            plans.retain(Plan::is_active);
-        }
-        Ok(plans)
+        Ok(match include_closed {
+            true => self.store().list_plans(&s.user).await?,
+            false => self.active_plans(&s.user).await?,
+        })
     }
 
     /// One of the user's plans; a foreign or unknown id is not found.

@@ -164,7 +164,7 @@ impl Service {
         let email = mailing.mail.verification(address, &link, message_id)?;
         let item = OutboxItem::new(user, verify_key(user, slot), Payload::Email(email), now);
         self.store().enqueue(vec![item]).await?;
-        self.inner.notifier_wake.notify_one();
+        self.wake_notifier();
         Ok(())
     }
 }

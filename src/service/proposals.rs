@@ -6,7 +6,7 @@
 
 use super::{Refusal, Service, ServiceError, Session};
 use crate::events::Event;
-use crate::plan::{Actor, Change, HistoryEntry, Plan, PlanId, patch};
+use crate::plan::{Actor, Change, HistoryEntry, Plan, patch};
 use crate::proposal::{Action, Proposal, ProposalStatus};
 use crate::store::{Accepted, StoreError};
 
@@ -150,9 +150,9 @@ impl Service {
                     }
                     .into());
                 };
-                let current = self.store().get_plan(&s.user, plan_id).await?;
-                let Some(current) = current.filter(|c| c.version == proposal.base_version) else {
-                    return self.stale(s, proposal, plan_id).await;
+                let current = match self.store().get_plan(&s.user, plan_id).await? {
+                    Some(current) if current.version == proposal.base_version => current,
+                    moved_or_gone => return self.stale(s, proposal, moved_or_gone).await,
                 };
                 let outcome = patch::apply(&current, ops, &self.rules().limits, now)?;
                 let entry = HistoryEntry {
@@ -177,7 +177,7 @@ impl Service {
             Err(StoreError::ProposalClosed { current }) => return Ok(Decision::AlreadyDecided { proposal: *current }),
             Err(StoreError::Conflict { current }) => {
                 proposal.status = ProposalStatus::Open;
-                return self.stale(s, proposal, current.id).await;
+                return self.stale(s, proposal, Some(*current)).await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -187,9 +187,14 @@ impl Service {
         Ok(Decision::Applied { proposal, plan })
     }
 
-    /// Marks a proposal stale and shows the plan as it is now.
-    async fn stale(&self, s: &Session, mut proposal: Proposal, plan_id: PlanId) -> Result<Decision, ServiceError> {
-        let current = self.store().get_plan(&s.user, plan_id).await?;
+    /// Marks a proposal stale and shows the plan as it is now (`current`;
+    /// none when it no longer exists).
+    async fn stale(
+        &self,
+        s: &Session,
+        mut proposal: Proposal,
+        current: Option<Plan>,
+    ) -> Result<Decision, ServiceError> {
         proposal.status = ProposalStatus::Stale;
         match self.store().close_proposal(&s.user, &proposal).await {
             Ok(()) => {}
