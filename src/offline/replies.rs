@@ -3,7 +3,7 @@
 //! `templates/chat/replies.j2`; here are the facts each one gets.
 
 use super::Outcome;
-use crate::plan::{Actor, Change, Plan, StepStatus, render};
+use crate::plan::{Actor, Change, Plan, render};
 use crate::service::Applied;
 use crate::tools::update_plan;
 use crate::triggers::Frequency;
@@ -107,20 +107,6 @@ struct Message<'a> {
 }
 
 #[derive(Serialize)]
-struct Listed<'a> {
-    plans: Vec<ListedPlan<'a>>,
-}
-
-#[derive(Serialize)]
-struct ListedPlan<'a> {
-    title: &'a str,
-    id: String,
-    done: usize,
-    steps: usize,
-    next: Option<&'a str>,
-}
-
-#[derive(Serialize)]
 struct HistoryFacts<'a> {
     title: &'a str,
     entries: Vec<Entry<'a>>,
@@ -162,22 +148,8 @@ pub(crate) fn explain(w: &Wording, outcome: &Outcome, args: Option<&update_plan:
         Outcome::Refused { message, .. } => w.reply("refused", &Message { message }),
         Outcome::Plan(result) => applied(w, &result.0, args, now),
         Outcome::Shown(shown) => render::for_people(&shown.plan, now),
-        Outcome::Listed(listed) => w.reply(
-            "listed",
-            &Listed {
-                plans: listed
-                    .0
-                    .iter()
-                    .map(|p| ListedPlan {
-                        title: &p.title,
-                        id: p.id.to_string(),
-                        done: p.count(StepStatus::Completed),
-                        steps: p.steps.len(),
-                        next: render::next_step(p).map(|n| n.title.as_str()),
-                    })
-                    .collect(),
-            },
-        ),
+        // The tool's own result has what the message needs.
+        Outcome::Listed(listed) => w.reply("listed", listed),
         Outcome::History(history) => w.reply(
             "history",
             &HistoryFacts {

@@ -385,4 +385,8 @@ async fn a_user_far_east_of_utc_reads_every_date_on_the_day_they_said() {
         "{text}"
     );
     assert!(text.contains("from Tue Dec 1 to Fri Nov 27"), "{text}");
+    assert_eq!(
+        reply(&ana.turn("l1", "list my plans").await),
+        "Your plans:\n- Onboard Ana Souza (p1) — 0/7 done, next: Order laptop and equipment for Ana Souza\n"
+    );
 }
