@@ -66,7 +66,7 @@ pub(super) fn put_outbox(notify: &TransactionalTree, items: &[(OutboxItem, u64)]
     Ok(stored)
 }
 
-/// [`NotifyStore::prune`]'s scans and deletions (blocking).
+/// `Store::prune`'s scans and deletions (blocking).
 pub(super) fn prune(timers: &sled::Tree, notify: &sled::Tree, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
     let mut pruned = Pruned::default();
     let mut fired = sled::Batch::default();
