@@ -55,5 +55,9 @@ mod tests {
         assert_eq!(err.file, dir.path().join("b.j2").display().to_string());
         let err = load(dir.path(), &[("c.j2", "{% if %}")]).unwrap_err();
         assert_eq!(err.file, "built-in c.j2");
+        // A file that exists but cannot be read is not replaced by the built-in copy.
+        std::fs::create_dir(dir.path().join("d.j2")).unwrap();
+        let err = load(dir.path(), &[("d.j2", "built-in d")]).unwrap_err();
+        assert_eq!(err.file, dir.path().join("d.j2").display().to_string());
     }
 }

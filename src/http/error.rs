@@ -155,7 +155,8 @@ impl From<Refusal> for ApiError {
             | Refusal::WhichPlan { .. }
             | Refusal::NothingToUndo
             | Refusal::Reminder(_)
-            | Refusal::Preferences(_) => ApiError::bad("invalid_field", r.to_string()),
+            | Refusal::Preferences(_)
+            | Refusal::AddressChanged => ApiError::bad("invalid_field", r.to_string()),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::app::App;
 use crate::channels::calendar;
 use crate::channels::links::{Links, TokenPurpose};
 use crate::preferences::Preferences;
+use crate::service::{Refusal, ServiceError};
 use crate::user::UserId;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -108,16 +109,18 @@ pub(crate) async fn verify_email(State(app): State<App>, Params(q): Params<Token
     let address = prefs.email;
     let saved = app
         .service
-        .change_preferences(&user, |stored| {
-            Ok((stored.email == address).then(|| Preferences {
+        .change_preferences(&user, |stored| match stored.email == address {
+            true => Ok(Preferences {
                 email_verified: true,
                 ..stored.clone()
-            }))
+            }),
+            false => Err(Refusal::AddressChanged.into()),
         })
-        .await?;
+        .await;
     match saved {
-        Some(_) => Ok(notice(StatusCode::OK, "email_confirmed")),
-        None => Ok(notice(StatusCode::NOT_FOUND, "verify_invalid")),
+        Ok(_) => Ok(notice(StatusCode::OK, "email_confirmed")),
+        Err(ServiceError::Refused(Refusal::AddressChanged)) => Ok(notice(StatusCode::NOT_FOUND, "verify_invalid")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -147,7 +150,7 @@ pub(crate) async fn unsubscribe(State(app): State<App>, Params(q): Params<TokenQ
                 .change_preferences(&user, |stored| {
                     let mut prefs = stored.clone();
                     prefs.channels.email = false;
-                    Ok(Some(prefs))
+                    Ok(prefs)
                 })
                 .await?;
             Ok(notice(StatusCode::OK, "unsubscribed"))

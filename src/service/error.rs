@@ -126,6 +126,9 @@ pub enum Refusal {
         .retry_after.as_secs().max(1)
     )]
     VerificationRateLimited { retry_after: Duration },
+    /// A verification link for an address that is no longer the one set.
+    #[error("this link confirms an address that is no longer the one in the settings")]
+    AddressChanged,
 }
 
 impl Refusal {
@@ -140,7 +143,8 @@ impl Refusal {
             | Refusal::NothingToUndo
             | Refusal::Reminder(_)
             | Refusal::Preferences(_)
-            | Refusal::VerificationRateLimited { .. } => None,
+            | Refusal::VerificationRateLimited { .. }
+            | Refusal::AddressChanged => None,
         }
     }
 }

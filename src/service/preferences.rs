@@ -78,12 +78,9 @@ impl Service {
             .change_preferences(&s.user, |stored| {
                 let (prefs, address) = preferences::apply(stored, update.clone()).map_err(Refusal::from)?;
                 verify = address;
-                Ok(Some(prefs))
+                Ok(prefs)
             })
             .await?;
-        let Some(saved) = saved else {
-            return Err(StoreError::Backend("the preferences update was dropped".into()).into());
-        };
         if let Some(address) = verify
             && last.is_none_or(|last| last.to != address)
         {
@@ -93,22 +90,20 @@ impl Service {
     }
 
     /// Changes the user's preferences with `change`, applied to what is
-    /// stored at the moment of saving (`Ok(None)` from it: leave them as
-    /// they are), and arms the digest trigger they ask for, atomically. A
+    /// stored at the moment of saving (an error from it: nothing is
+    /// written), and arms the digest trigger they ask for, atomically. A
     /// save that another request or the scheduler's firing of the digest
     /// overtook is refused by the store, and `change` runs again on what is
     /// there now, so no concurrent change is lost and the new schedule is
-    /// always armed. `None`: `change` left them as they were.
+    /// always armed.
     pub async fn change_preferences(
         &self,
         user: &UserId,
-        mut change: impl FnMut(&Preferences) -> Result<Option<Preferences>, ServiceError> + Send,
-    ) -> Result<Option<SavedPreferences>, ServiceError> {
+        mut change: impl FnMut(&Preferences) -> Result<Preferences, ServiceError> + Send,
+    ) -> Result<SavedPreferences, ServiceError> {
         for _ in 0..SAVE_ATTEMPTS {
             let read = self.store().preferences(user).await?;
-            let Some(prefs) = change(&read)? else {
-                return Ok(None);
-            };
+            let prefs = change(&read)?;
             let tz = prefs.tz(self.rules().default_tz);
             let now = self.now();
             let armed = self
@@ -124,7 +119,7 @@ impl Service {
                 .save_preferences(user, &read, &prefs, armed, digest.clone())
                 .await?
             {
-                return Ok(Some(SavedPreferences { prefs, tz, digest }));
+                return Ok(SavedPreferences { prefs, tz, digest });
             }
             tracing::debug!(user_id = %user, "preferences or the digest changed while saving; applying the change again");
         }
@@ -166,5 +161,56 @@ impl Service {
         self.store().enqueue(vec![item]).await?;
         self.wake_notifier();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::testing;
+    use crate::store::{SledStore, Store};
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_overtaken_by_another_save_runs_again_on_what_that_save_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let service = testing::service(store.clone(), crate::clock::system());
+        let ana = UserId::parse("ana").unwrap();
+        store.ensure_user(&ana).await.unwrap();
+        let mut calls = 0;
+        let saved = service
+            .change_preferences(&ana, |stored| {
+                calls += 1;
+                if calls == 1 {
+                    // Another request saves between this read and the save.
+                    let other = Preferences {
+                        email: Some("ana@example.com".into()),
+                        ..stored.clone()
+                    };
+                    tokio::task::block_in_place(|| {
+                        tokio::runtime::Handle::current()
+                            .block_on(store.save_preferences(&ana, stored, &other, None, None))
+                    })
+                    .unwrap();
+                }
+                let mut prefs = stored.clone();
+                prefs.channels.email = false;
+                Ok(prefs)
+            })
+            .await
+            .unwrap();
+        assert_eq!(calls, 2);
+        // Both changes stand: the other request's address and this one's switch.
+        let stored = store.preferences(&ana).await.unwrap();
+        assert_eq!(stored.email.as_deref(), Some("ana@example.com"));
+        assert!(!stored.channels.email);
+        assert_eq!(saved.prefs, stored);
+        // A refusal from the change writes nothing.
+        let refused = service
+            .change_preferences(&ana, |_| Err(Refusal::AddressChanged.into()))
+            .await;
+        assert!(matches!(refused, Err(ServiceError::Refused(Refusal::AddressChanged))));
+        assert_eq!(store.preferences(&ana).await.unwrap(), stored);
     }
 }
