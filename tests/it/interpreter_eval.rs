@@ -1,7 +1,11 @@
-//! The interpreter's evaluation set (`tests/data/interpreter_eval.jsonl`):
-//! varied messages with the interpretation a person would expect. Prints
-//! the accuracy and every miss; a miss that acts (any route but `chat`) is
-//! unsafe, a miss that falls back to `chat` makes the assistant ask.
+//! The interpreter's evaluation sets: varied messages with the
+//! interpretation a person would expect. `interpreter_eval.jsonl` is the
+//! development set (fixes are made from it); `interpreter_heldout.jsonl`
+//! was written and scored before the fixes it measures and is never edited
+//! to fit. Prints the scores and every miss. A miss that acts where the
+//! user asked for something else (a different route, command or kind) is
+//! *unsafe*; a miss that falls back to `chat` or `unclear` makes the
+//! assistant ask.
 
 use serde_json::Value;
 use steward::interpreter::interpret;
@@ -16,44 +20,83 @@ fn lowercase(v: &Value) -> Value {
     }
 }
 
-#[test]
-fn the_interpreter_reads_at_least_95_percent_of_the_evaluation_set_right_and_misses_safely() {
-    let data = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/interpreter_eval.jsonl"
-    ))
-    .unwrap();
+/// What a reading does: its route and, for goals, commands and answers,
+/// which one.
+fn action(v: &Value) -> (Value, Value) {
+    let which = match v["route"].as_str() {
+        Some("new_goal") => v["kind"].clone(),
+        Some("command") => v["command"].clone(),
+        Some("confirmation") => v["accept"].clone(),
+        _ => Value::Null,
+    };
+    (v["route"].clone(), which)
+}
+
+#[derive(Debug, Default)]
+struct Score {
+    total: usize,
+    /// Route and kind (or command) right.
+    routed: usize,
+    /// Everything right, every slot and argument included.
+    exact: usize,
+    unsafe_misses: usize,
+}
+
+fn score(file: &str) -> Score {
+    let data = std::fs::read_to_string(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let templates = Templates::built_in().unwrap();
-    let (mut right, mut total, mut unsafe_misses) = (0usize, 0usize, 0usize);
+    let mut score = Score::default();
     for (n, line) in data.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let case: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
+        let case: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{file} line {}: {e}", n + 1));
         let tz: chrono_tz::Tz = case["tz"].as_str().unwrap().parse().unwrap();
         let now = chrono::DateTime::parse_from_rfc3339(case["now"].as_str().unwrap())
             .unwrap()
             .with_timezone(&tz);
         let got = serde_json::to_value(interpret(case["text"].as_str().unwrap(), now, &templates)).unwrap();
-        total += 1;
-        if lowercase(&got) == lowercase(&case["expect"]) {
-            right += 1;
-        } else {
-            let acted = got["route"] != "chat";
-            unsafe_misses += usize::from(acted);
-            println!(
-                "{} miss line {}: {:?}\n    expected {}\n    got      {}",
-                if acted { "UNSAFE" } else { "safe" },
-                n + 1,
-                case["text"].as_str().unwrap(),
-                case["expect"],
-                got
-            );
+        let (got, expected) = (lowercase(&got), lowercase(&case["expect"]));
+        score.total += 1;
+        let routed = action(&got) == action(&expected);
+        score.routed += usize::from(routed);
+        if got == expected {
+            score.exact += 1;
+            continue;
         }
+        let acted = !matches!(got["route"].as_str(), Some("chat" | "unclear"));
+        let unsafe_miss = acted && !routed;
+        score.unsafe_misses += usize::from(unsafe_miss);
+        println!(
+            "{file}: {} miss line {}: {:?}\n    expected {}\n    got      {}",
+            if unsafe_miss { "UNSAFE" } else { "safe" },
+            n + 1,
+            case["text"].as_str().unwrap(),
+            case["expect"],
+            got
+        );
     }
-    let accuracy = right as f64 / total as f64;
+    let pct = |k: usize| k as f64 * 100.0 / score.total as f64;
     println!(
-        "interpreter evaluation: {right}/{total} right ({:.1} %), {unsafe_misses} unsafe misses",
-        accuracy * 100.0
+        "{file}: {} messages; route and kind right {} ({:.1} %); every slot right {} ({:.1} %); {} unsafe misses",
+        score.total,
+        score.routed,
+        pct(score.routed),
+        score.exact,
+        pct(score.exact),
+        score.unsafe_misses
     );
-    assert!(total >= 100, "the evaluation set has only {total} messages");
+    score
+}
+
+#[test]
+fn the_interpreter_reads_at_least_95_percent_of_the_development_set_right_and_misses_safely() {
+    let score = score("interpreter_eval.jsonl");
+    assert!(score.total >= 100, "the development set has only {} messages", score.total);
+    let accuracy = score.exact as f64 / score.total as f64;
     assert!(accuracy >= 0.95, "accuracy {:.1} % is below 95 %", accuracy * 100.0);
-    assert_eq!(unsafe_misses, 0, "a miss must fall back to chat (ask), never act");
+    assert_eq!(score.unsafe_misses, 0, "a miss must ask, never act on something else");
+}
+
+#[test]
+fn the_held_out_set_is_scored() {
+    let score = score("interpreter_heldout.jsonl");
+    assert!(score.total >= 150, "the held-out set has only {} messages", score.total);
 }
