@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use steward::plan::{Op, Plan, PlanId, PlanLimits, Step, StepStatus, patch, render};
-use steward::prompts::Prompts;
+use steward::prompts::{Facts, Prompts};
 
 fn plan(steps: usize) -> Plan {
     let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
@@ -68,7 +68,10 @@ fn main() {
         .with_templates(&steward::planner::templates::Templates::built_in().unwrap());
 
     measure("render 20-step plan into the prompt section", 500, 200, || {
-        black_box(render::prompt_section(black_box(std::slice::from_ref(&twenty))));
+        black_box(render::prompt_section(
+            black_box(std::slice::from_ref(&twenty)),
+            chrono_tz::Europe::Berlin,
+        ));
     });
     measure(
         "render the whole system prompt (template + 20-step plan)",
@@ -77,11 +80,12 @@ fn main() {
         || {
             black_box(
                 prompts
-                    .system(
-                        "ana",
-                        black_box(std::slice::from_ref(&twenty)),
-                        now.with_timezone(&chrono_tz::Europe::Berlin),
-                    )
+                    .system(&Facts {
+                        plans: black_box(std::slice::from_ref(&twenty)),
+                        finished: &[],
+                        summary: None,
+                        now: now.with_timezone(&chrono_tz::Europe::Berlin),
+                    })
                     .unwrap(),
             );
         },

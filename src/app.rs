@@ -180,7 +180,7 @@ impl Builder {
             tools: tools.clone(),
             prompts: prompts.clone(),
             templates: templates.clone(),
-            history_messages: config.limits.history_messages,
+            history: crate::turn::History::from(&config.limits),
             max_tool_rounds: config.limits.max_tool_rounds,
             retry: RetryPolicy::from_config(&config.llm),
         };

@@ -273,8 +273,15 @@ pub struct Limits {
     pub max_connections: usize,
     /// Chat messages per user per minute (token bucket, burst of the same size).
     pub messages_per_minute: u32,
-    /// Conversation messages sent to the model with each turn.
+    /// Conversation entries read for each turn; the whole turns among them
+    /// are carried to the model or folded into its running summary.
     pub history_messages: usize,
+    /// Whole turns (a message and everything answering it) sent to the
+    /// model with each call, besides the current one.
+    pub history_turns: usize,
+    /// Longest answer text kept from the model, in characters; the rest is
+    /// cut with a note.
+    pub max_answer_chars: usize,
     /// Active plans per user.
     pub max_active_plans: usize,
     /// Largest REST request body.
@@ -337,7 +344,9 @@ impl Default for Limits {
             connections_per_user: 8,
             max_connections: 10_000,
             messages_per_minute: 30,
-            history_messages: 40,
+            history_messages: 80,
+            history_turns: 3,
+            max_answer_chars: 8000,
             max_active_plans: 50,
             max_body_bytes: 256 * 1024,
             idle_timeout_secs: 300,
@@ -470,6 +479,8 @@ impl Config {
             ("limits.connections_per_user", l.connections_per_user),
             ("limits.max_connections", l.max_connections),
             ("limits.history_messages", l.history_messages),
+            ("limits.history_turns", l.history_turns),
+            ("limits.max_answer_chars", l.max_answer_chars),
             ("limits.max_active_plans", l.max_active_plans),
             ("limits.max_body_bytes", l.max_body_bytes),
             ("limits.idle_timeout_secs", l.idle_timeout_secs as usize),

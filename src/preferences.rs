@@ -165,9 +165,9 @@ pub(crate) fn email_address(text: &str) -> Result<lettre::Address, InvalidAddres
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct QuietHoursBody {
-    /// Local HH:MM.
+    /// Local HH:MM
     pub start: String,
-    /// Local HH:MM.
+    /// Local HH:MM
     pub end: String,
 }
 
@@ -175,10 +175,10 @@ pub(crate) struct QuietHoursBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct DigestBody {
     pub frequency: Frequency,
-    /// For weekly: monday … sunday.
+    /// For weekly: monday … sunday
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weekday: Option<String>,
-    /// `HH:MM`; absent: keep the current time.
+    /// Local HH:MM
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
 }

@@ -6,7 +6,7 @@
 use crate::plan::{Plan, render};
 use crate::planner::templates::Templates;
 use crate::templating;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use minijinja::{Environment, context};
 use std::path::Path;
@@ -21,6 +21,18 @@ const FILES: [(&str, &str); 2] = [
 pub enum PromptError {
     #[error("prompt template {file}: {reason}")]
     Template { file: String, reason: String },
+}
+
+/// What one system prompt is made of.
+pub struct Facts<'a> {
+    /// The person's active plans, in full.
+    pub plans: &'a [Plan],
+    /// Plans finished or cancelled lately: named in one line.
+    pub finished: &'a [Plan],
+    /// The running summary of the turns older than the window.
+    pub summary: Option<&'a str>,
+    /// The person's local time.
+    pub now: DateTime<Tz>,
 }
 
 pub struct Prompts {
@@ -39,7 +51,12 @@ impl Prompts {
             env,
             templates: "(none)".into(),
         };
-        prompts.system("example", &[], Utc::now().with_timezone(&chrono_tz::UTC))?;
+        prompts.system(&Facts {
+            plans: &[],
+            finished: &[],
+            summary: Some("- Mon Nov 30 09:00: the person said \"hi\""),
+            now: Utc::now().with_timezone(&chrono_tz::UTC),
+        })?;
         prompts.notification("due_soon", "“Order laptop” is due tomorrow at 09:00.")?;
         Ok(prompts)
     }
@@ -62,16 +79,23 @@ impl Prompts {
         self
     }
 
-    /// The system prompt for one model call. Pure: same inputs, same text.
-    pub fn system(&self, user: &str, plans: &[Plan], now: DateTime<Tz>) -> Result<String, PromptError> {
+    /// The system prompt for one model call. Pure: same facts, same text.
+    pub fn system(&self, facts: &Facts<'_>) -> Result<String, PromptError> {
+        let now = facts.now;
+        let finished: Vec<String> = facts
+            .finished
+            .iter()
+            .map(|p| format!("{} {} ({})", p.id, render::quoted(&p.title), p.status.as_str()))
+            .collect();
         self.render(
             "system.j2",
             context! {
-                user => user,
-                now => now.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Secs, true),
                 local => now.format("%A %Y-%m-%d %H:%M").to_string(),
+                offset => now.format("%:z").to_string(),
                 time_zone => now.timezone().name(),
-                plans => render::prompt_section(plans),
+                plans => render::prompt_section(facts.plans, now.timezone()),
+                finished => finished.join(", "),
+                summary => facts.summary,
                 templates => self.templates.as_str(),
             },
         )
@@ -99,16 +123,37 @@ mod tests {
         plan.version = 5;
         plan.steps.push(Step::new("laptop", "Order laptop"));
         let local = now.with_timezone(&chrono_tz::Europe::Berlin);
-        let text = prompts.system("ana", &[plan], local).unwrap();
+        let mut done = prompts_plan(now);
+        done.id = PlanId(1);
+        done.title = "Trip to \"Rome\"".into();
+        done.status = crate::plan::PlanStatus::Done;
+        let facts = |plans: &[Plan]| {
+            let text = prompts.system(&Facts {
+                plans,
+                finished: std::slice::from_ref(&done),
+                summary: Some("- Sun Nov 22 10:00: the person said \"hi\""),
+                now: local,
+            });
+            text.unwrap()
+        };
+        let text = facts(&[plan]);
         assert!(
-            text.contains("Current time: 2026-11-22T10:00:00Z (Sunday 2026-11-22 11:00 in Europe/Berlin"),
+            text.contains("Now: Sunday 2026-11-22 11:00 in Europe/Berlin (UTC+01:00), the person's time zone."),
             "{text}"
         );
         assert!(
-            text.contains("Plan p2 \"Onboard Ana\" version=5 status=active progress=0/1\n  [ ] laptop Order laptop\n"),
+            text.contains("p2 \"Onboard Ana\" version=5 active 0/1 done\n  [ ] laptop \"Order laptop\"\n"),
             "{text}"
         );
-        assert_eq!(text, prompts.system("ana", &[prompts_plan(now)], local).unwrap());
+        assert!(
+            text.contains("Recently finished: p1 \"Trip to \\\"Rome\\\"\" (done)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("## Earlier in this conversation\n- Sun Nov 22 10:00: the person said \"hi\"\n"),
+            "{text}"
+        );
+        assert_eq!(text, facts(&[prompts_plan(now)]));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `thread` is the same conversation as a person sees it.
 
 pub(crate) mod thread;
+pub mod window;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -58,6 +58,8 @@ pub enum ModelError {
     /// A 4xx other than 429: retrying the same request cannot help.
     #[error("the model service refused the request with HTTP {status}: {message}")]
     Rejected { status: u16, message: String },
+    #[error("the model's answer was larger than {limit} bytes")]
+    TooLarge { limit: usize },
     #[error("the model asked to wait {}s, longer than the {}s allowed", .asked.as_secs(), .cap.as_secs())]
     RetryAfterTooLong { asked: Duration, cap: Duration },
     #[cfg(any(test, feature = "test-util"))]
@@ -73,7 +75,7 @@ impl ModelError {
             | ModelError::Server { .. }
             | ModelError::Malformed(_)
             | ModelError::Transport(_) => true,
-            ModelError::Rejected { .. } | ModelError::RetryAfterTooLong { .. } => false,
+            ModelError::Rejected { .. } | ModelError::RetryAfterTooLong { .. } | ModelError::TooLarge { .. } => false,
             #[cfg(any(test, feature = "test-util"))]
             ModelError::ScriptExhausted => false,
         }

@@ -101,6 +101,23 @@ struct Chunk {
     choices: Vec<ChunkChoice>,
 }
 
+impl Chunk {
+    /// The text and tool-argument bytes this chunk adds to the answer.
+    fn streamed_bytes(&self) -> usize {
+        let deltas = self.choices.iter().filter_map(|c| c.delta.as_ref());
+        deltas
+            .map(|d| {
+                let text = d.content.as_ref().map_or(0, String::len);
+                let calls = d.tool_calls.iter().flatten();
+                text + calls
+                    .filter_map(|c| c.function.as_ref()?.arguments.as_ref())
+                    .map(String::len)
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+}
+
 #[derive(Deserialize)]
 struct ChunkChoice {
     #[serde(default)]
@@ -135,6 +152,10 @@ struct FunctionDelta {
     arguments: Option<String>,
 }
 
+/// The most text and tool arguments one answer may stream; a larger one is
+/// refused whole (an answer this size is a runaway, not a reply).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
 #[async_trait]
 impl ChatModel for OpenAiModel {
     fn name(&self) -> String {
@@ -151,6 +172,7 @@ impl ChatModel for OpenAiModel {
         let mut text = String::new();
         let mut calls: Vec<(String, String, String)> = Vec::new();
         let mut finished = false;
+        let mut received = 0usize;
         loop {
             // The gap between chunks is bounded too: a stalled stream fails.
             let next = match tokio::time::timeout(self.first_token_timeout, stream.next()).await {
@@ -159,6 +181,12 @@ impl ChatModel for OpenAiModel {
             };
             let Some(chunk) = next else { break };
             let chunk = chunk.map_err(map_error)?;
+            received += chunk.streamed_bytes();
+            if received > MAX_ANSWER_BYTES {
+                return Err(ModelError::TooLarge {
+                    limit: MAX_ANSWER_BYTES,
+                });
+            }
             for choice in chunk.choices {
                 if let Some(delta) = choice.delta {
                     if let Some(part) = delta.content.filter(|c| !c.is_empty()) {

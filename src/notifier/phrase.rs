@@ -6,6 +6,7 @@ use super::Notifier;
 use crate::conversation::Message;
 use crate::llm::{ChatModel, ModelRequest};
 use crate::notification::Notification;
+use crate::prompts::Facts;
 use crate::user::UserId;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -33,7 +34,15 @@ impl Notifier {
             }
         };
         let local = now.with_timezone(&tz);
-        let system = self.prompts.system(user.as_str(), &plans, local).ok()?;
+        let system = self
+            .prompts
+            .system(&Facts {
+                plans: &plans,
+                finished: &[],
+                summary: None,
+                now: local,
+            })
+            .ok()?;
         let kind = serde_json::to_value(n.kind).ok()?;
         let event = self.prompts.notification(kind.as_str()?, &n.text).ok()?;
         let request = ModelRequest {

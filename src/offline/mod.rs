@@ -248,10 +248,7 @@ mod tests {
         };
         let content: serde_json::Value = serde_json::from_str(&refused.content()).unwrap();
         assert_eq!(content["error"], "plan p1 is at version 2");
-        assert_eq!(
-            content["current_plan"],
-            crate::plan::render::prompt_section(std::slice::from_ref(&current))
-        );
+        assert_eq!(content["current_version"], current.version);
     }
 
     #[test]

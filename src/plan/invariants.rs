@@ -34,6 +34,10 @@ pub enum PlanError {
     Empty { what: String },
     #[error("{what} contains line breaks or other control characters; use one plain line")]
     ControlCharacters { what: String },
+    #[error(
+        "{what} contains a line or paragraph separator or a text-direction control (U+2028, U+2029, U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C); remove it"
+    )]
+    HiddenCharacters { what: String },
     #[error("{what} is {got} characters long; the limit is {limit}")]
     TooLong { what: String, limit: usize, got: usize },
     #[error(
@@ -110,6 +114,13 @@ pub(crate) fn valid_step_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// Characters that can make text read as something else: line and
+/// paragraph separators (a new line to many readers) and bidi controls
+/// (text shown in another order than it is stored).
+pub(crate) fn forges_text(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
 /// Checks a text field: not blank, no control characters, within its limit.
 /// `what` names the field in the error and is only built on failure.
 pub(crate) fn check_text(what: &str, text: &str, limit: usize) -> Result<(), PlanError> {
@@ -123,11 +134,20 @@ fn check_text_with(what: impl Fn() -> String, text: &str, limit: usize) -> Resul
     if text.chars().any(char::is_control) {
         return Err(PlanError::ControlCharacters { what: what() });
     }
-    check_length_with(what, text, limit)
+    check_free_text_with(what, text, limit)
 }
 
-pub(crate) fn check_length(what: &str, text: &str, limit: usize) -> Result<(), PlanError> {
-    check_length_with(|| what.to_owned(), text, limit)
+/// Checks free text that may span lines (a goal, a result): within its
+/// limit, and nothing that reads as something else.
+pub(crate) fn check_free_text(what: &str, text: &str, limit: usize) -> Result<(), PlanError> {
+    check_free_text_with(|| what.to_owned(), text, limit)
+}
+
+fn check_free_text_with(what: impl Fn() -> String, text: &str, limit: usize) -> Result<(), PlanError> {
+    if text.chars().any(forges_text) {
+        return Err(PlanError::HiddenCharacters { what: what() });
+    }
+    check_length_with(what, text, limit)
 }
 
 fn check_length_with(what: impl Fn() -> String, text: &str, limit: usize) -> Result<(), PlanError> {
@@ -151,7 +171,7 @@ fn check_length_with(what: impl Fn() -> String, text: &str, limit: usize) -> Res
 // README lists them, so a refused change names the first rule it breaks.
 pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
     check_text("the plan title", &plan.title, limits.max_title_chars)?;
-    check_length("the plan goal", &plan.goal, limits.max_goal_chars)?;
+    check_free_text("the plan goal", &plan.goal, limits.max_goal_chars)?;
     if plan.steps.len() > limits.max_steps {
         return Err(PlanError::TooManySteps {
             limit: limits.max_steps,
@@ -173,7 +193,7 @@ pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
             limits.max_title_chars,
         )?;
         if let Some(result) = &step.result {
-            check_length_with(
+            check_free_text_with(
                 || format!("the result of step `{}`", step.id),
                 result,
                 limits.max_result_chars,
@@ -413,6 +433,33 @@ mod tests {
         let mut p = plan(&[("a", InProgress, &[]), ("b", InProgress, &[])]);
         p.mode = PlanMode::Orchestrated;
         assert_eq!(validate(&p, &PlanLimits::default()), Ok(()));
+    }
+
+    #[test]
+    fn text_that_reads_as_something_else_is_refused() {
+        let limits = PlanLimits::default();
+        for bad in [
+            "Ana\u{2028}p9",
+            "Ana\u{2029}",
+            "\u{202e}anA",
+            "Ana\u{2067}x\u{2069}",
+            "A\u{200f}",
+        ] {
+            let mut p = plan(&[("a", Pending, &[])]);
+            p.title = bad.into();
+            assert!(
+                matches!(validate(&p, &limits), Err(PlanError::HiddenCharacters { .. })),
+                "title {bad:?}"
+            );
+            let mut p = plan(&[("a", Pending, &[])]);
+            p.steps[0].result = Some(format!("done\n{bad}"));
+            let err = validate(&p, &limits).unwrap_err();
+            assert!(err.to_string().contains("the result of step `a`"), "{err}");
+        }
+        // A result may still span lines; a title may not.
+        let mut p = plan(&[("a", Pending, &[])]);
+        p.steps[0].result = Some("line one\nline two".into());
+        assert!(validate(&p, &limits).is_ok());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the plan, then checked as a whole. Either every operation applies and the
 //! result satisfies every invariant, or nothing changes.
 
-use super::invariants::{self, PlanError, PlanLimits, check_length, check_text, valid_step_id};
+use super::invariants::{self, PlanError, PlanLimits, check_free_text, check_text, valid_step_id};
 use super::{Change, Plan, PlanStatus, Step, StepStatus, ToolBinding};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -11,37 +11,37 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
-    /// Adds a step, appended or placed right after `after`.
+    /// Appended, or right after `after`.
     AddStep {
-        /// A step id (a-z, 0-9, `_` and `-`); generated if absent.
+        /// a-z 0-9 _ -; generated if absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         title: String,
-        /// Ids of steps that must be completed first.
+        /// Step ids to complete first.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         depends_on: Vec<String>,
-        /// RFC 3339, or YYYY-MM-DD (09:00 UTC that day).
+        /// RFC 3339 or YYYY-MM-DD.
         #[serde(default, deserialize_with = "due_opt", skip_serializing_if = "Option::is_none")]
         #[schemars(with = "Option<String>")]
         due_at: Option<DateTime<Utc>>,
-        /// Insert right after this step id (default: at the end).
+        /// A step id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<StepStatus>,
-        /// Bind the step to a tool (the user confirms before it first runs).
+        /// Confirmed by the user before it first runs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tool: Option<ToolBinding>,
     },
-    /// Changes fields of a step; absent fields stay, `due_at: null` clears.
+    /// Absent fields stay.
     UpdateStep {
-        /// The id of the step to change.
+        /// A step id.
         step: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         title: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         depends_on: Option<Vec<String>>,
-        /// RFC 3339 or YYYY-MM-DD; null clears the due date.
+        /// RFC 3339 or YYYY-MM-DD; null clears.
         #[serde(default, deserialize_with = "due_clearable", skip_serializing_if = "Option::is_none")]
         #[schemars(with = "Option<String>")]
         due_at: Option<Option<DateTime<Utc>>>,
@@ -52,7 +52,7 @@ pub enum Op {
     RemoveStep {
         step: String,
     },
-    /// Puts the steps in this order; must list every step exactly once.
+    /// Every step id once.
     Reorder {
         order: Vec<String>,
     },
@@ -66,7 +66,7 @@ pub enum Op {
     RenamePlan {
         title: String,
     },
-    /// Cancels the whole plan; its steps keep their statuses.
+    /// Steps keep their statuses.
     CancelPlan {},
 }
 
@@ -339,7 +339,7 @@ fn apply_op(plan: &mut Plan, op: &Op, limits: &PlanLimits, changes: &mut Vec<Cha
 }
 
 fn set_result(s: &mut Step, result: &str, limits: &PlanLimits, changes: &mut Vec<Change>) -> Result<(), PlanError> {
-    check_length(
+    check_free_text(
         &format!("the result of step `{}`", s.id),
         result,
         limits.max_result_chars,

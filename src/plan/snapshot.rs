@@ -15,7 +15,7 @@ pub(crate) struct SnapshotItem {
     pub(crate) status: SnapshotStatus,
 }
 
-/// Snapshot statuses are the three a Codex-style plan knows.
+/// Snapshot statuses: the three a Codex-style plan knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum SnapshotStatus {

@@ -256,8 +256,9 @@ impl Templates {
         Ok(Templates { all })
     }
 
-    /// The template list for the system prompt: kinds, slots (* = required)
-    /// and their steps, as examples for the model.
+    /// The template catalogue for the system prompt: one line per kind with
+    /// its slots (* = required). The slots' types live in the schema of
+    /// `plan_from_template`, so they are not repeated here.
     pub(crate) fn prompt_section(&self) -> String {
         let mut out = String::new();
         for t in &self.all {
@@ -266,13 +267,7 @@ impl Templates {
                 .iter()
                 .map(|s| format!("{}{}", s.name, if s.required { "*" } else { "" }))
                 .collect();
-            let steps: Vec<&str> = t.steps.iter().map(|s| s.id.as_str()).collect();
-            out.push_str(&format!(
-                "- {} ({}): steps {}\n",
-                t.kind,
-                slots.join(", "),
-                steps.join(", ")
-            ));
+            out.push_str(&format!("{}: {}\n", t.kind, slots.join(", ")));
         }
         out
     }

@@ -105,6 +105,9 @@ struct Inner {
     wording: Arc<Wording>,
 }
 
+/// How long a finished or cancelled plan is still named to the model.
+const RECENTLY_FINISHED: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
 impl Service {
     pub(crate) fn new(
         store: Arc<dyn Store>,
@@ -201,6 +204,23 @@ impl Service {
         let mut plans = self.store().list_plans(user).await?;
         plans.retain(Plan::is_active);
         Ok(plans)
+    }
+
+    /// What a model call shows of the user's plans: the active ones, and
+    /// those finished or cancelled in the last `RECENTLY_FINISHED` (named
+    /// only), newest first. One read.
+    pub(crate) async fn plans_in_view(&self, user: &UserId) -> Result<(Vec<Plan>, Vec<Plan>), StoreError> {
+        let since = self.now() - RECENTLY_FINISHED;
+        let (active, mut closed): (Vec<Plan>, Vec<Plan>) = self
+            .store()
+            .list_plans(user)
+            .await?
+            .into_iter()
+            .partition(Plan::is_active);
+        closed.retain(|p| p.updated_at >= since);
+        closed.sort_by_key(|p| std::cmp::Reverse(p.updated_at));
+        closed.truncate(5);
+        Ok((active, closed))
     }
 
     /// The triggers a plan implies under this service's policy: what the

@@ -5,7 +5,7 @@
 
 use super::{PlanRef, Refusal, Service, ServiceError, Session};
 use crate::events::Event;
-use crate::plan::invariants::check_length;
+use crate::plan::invariants::check_free_text;
 use crate::plan::snapshot::{self, SnapshotItem};
 use crate::plan::{Change, HistoryEntry, Objective, Op, Plan, PlanId, patch};
 use crate::proposal::{Action, Proposal};
@@ -108,7 +108,7 @@ impl Service {
     /// Creates a plan, or proposes it when creations need a yes.
     pub(crate) async fn create(&self, s: &Session, new: NewPlan) -> Result<Applied, ServiceError> {
         let rules = self.rules();
-        check_length("explanation", &new.why, rules.limits.max_explanation_chars)?;
+        check_free_text("explanation", &new.why, rules.limits.max_explanation_chars)?;
         let active = self.active_plans(&s.user).await?.len();
         if active >= rules.max_active_plans {
             return Err(Refusal::TooManyPlans { active }.into());
@@ -232,7 +232,7 @@ impl Service {
         why: String,
     ) -> Result<Applied, ServiceError> {
         let rules = self.rules();
-        check_length("explanation", &why, rules.limits.max_explanation_chars)?;
+        check_free_text("explanation", &why, rules.limits.max_explanation_chars)?;
         if expected != current.version {
             return Err(Refusal::StaleVersion {
                 expected,

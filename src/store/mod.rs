@@ -24,6 +24,7 @@ pub(crate) mod conformance;
 pub(crate) mod sled;
 
 use crate::conversation::Entry;
+use crate::conversation::window::Summary;
 use crate::notification::{Notification, NotificationKind, OutboxItem, PushSubscription};
 use crate::plan::{HistoryEntry, Plan, PlanId};
 use crate::preferences::Preferences;
@@ -154,6 +155,12 @@ pub trait ConversationStore: Send + Sync {
 
     /// The last `limit` conversation entries, oldest first.
     async fn recent_messages(&self, user: &UserId, limit: usize) -> Result<Vec<Entry>, StoreError>;
+
+    /// The running summary of the turns older than the model's window.
+    async fn summary(&self, user: &UserId) -> Result<Summary, StoreError>;
+
+    /// Replaces the running summary, durably.
+    async fn save_summary(&self, user: &UserId, summary: &Summary) -> Result<(), StoreError>;
 }
 
 /// A notification to store when a trigger fires; the store assigns its id.

@@ -59,7 +59,7 @@ impl Serialize for Listed {
 #[async_trait]
 impl Tool for ListPlans {
     const NAME: &'static str = "list_plans";
-    const DESCRIPTION: &'static str = "List the user's plans with id, title, status, progress and next step. Done and cancelled plans only with include_closed.";
+    const DESCRIPTION: &'static str = "The user's plans: id, title, status, progress, next step.";
     type Args = Args;
     type Output = Listed;
 

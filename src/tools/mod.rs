@@ -17,7 +17,7 @@ pub(crate) mod update_plan;
 
 use crate::conversation::ToolCall;
 use crate::llm::ToolSpec;
-use crate::plan::{Plan, render};
+use crate::plan::Plan;
 use crate::planner::templates::Templates;
 use crate::service::{Failure, Service, ServiceError, Session};
 use async_trait::async_trait;
@@ -30,7 +30,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 /// Largest tool-argument payload accepted from a model.
-const MAX_ARGUMENT_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_ARGUMENT_BYTES: usize = 64 * 1024;
 
 /// What a tool acts with: the service, for the session's user.
 #[derive(Clone, Copy)]
@@ -111,6 +111,147 @@ pub(crate) fn schema_for<T: JsonSchema>() -> Value {
     schema
 }
 
+/// The schema as the model is sent it, on every call: the shape (types,
+/// properties, required fields, enums, variants) and the descriptions, but
+/// not the constraints the server checks itself and explains when they
+/// fail (patterns, lengths, `additionalProperties: false`), nor titles,
+/// defaults and formats. An optional field is one the model leaves out, so
+/// `null` is dropped from its types unless its description gives `null` a
+/// meaning; a `oneOf` of variants told apart by one constant field (the
+/// plan operations) is sent as one object whose description says which
+/// fields each variant takes. The full schema stays what arguments are
+/// held to.
+pub(crate) fn compact_schema(schema: &Value) -> Value {
+    if let Some(flat) = flatten_tagged(schema) {
+        return compact_schema(&flat);
+    }
+    let null_means_something = schema
+        .get("description")
+        .and_then(Value::as_str)
+        .is_some_and(|d| d.contains("null"));
+    const DROPPED: [&str; 10] = [
+        "$schema",
+        "title",
+        "default",
+        "format",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "minimum",
+    ];
+    match schema {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::with_capacity(map.len());
+            for (key, value) in map {
+                if DROPPED.contains(&key.as_str()) || (key == "additionalProperties" && value == &Value::Bool(false)) {
+                    continue;
+                }
+                let value = match (key.as_str(), value) {
+                    ("type" | "enum", Value::Array(options)) if !null_means_something => {
+                        let mut kept: Vec<Value> = options
+                            .iter()
+                            .filter(|o| !o.is_null() && *o != "null")
+                            .cloned()
+                            .collect();
+                        match (key.as_str(), kept.len()) {
+                            ("type", 1) => kept.remove(0),
+                            _ => Value::Array(kept),
+                        }
+                    }
+                    ("description", Value::String(text)) => {
+                        Value::from(text.split_whitespace().collect::<Vec<_>>().join(" "))
+                    }
+                    // Property names are data, not schema keywords.
+                    ("properties", Value::Object(props)) => Value::Object(
+                        props
+                            .iter()
+                            .map(|(name, s)| (name.clone(), compact_schema(s)))
+                            .collect(),
+                    ),
+                    (_, value) => compact_schema(value),
+                };
+                out.insert(key.clone(), value);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(compact_schema).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `{"oneOf": [variants]}` whose variants all carry one constant field
+/// (`"op": {"const": "add_step"}`), as one object: that field an enum of
+/// the constants, the other fields merged, and a description naming each
+/// variant's fields (required ones marked `*`).
+fn flatten_tagged(schema: &Value) -> Option<Value> {
+    let variants = schema.get("oneOf")?.as_array()?;
+    let tag_of = |v: &Value| -> Option<(String, Value)> {
+        let props = v.get("properties")?.as_object()?;
+        let mut consts = props
+            .iter()
+            .filter_map(|(k, p)| Some((k.clone(), p.get("const")?.clone())));
+        let tag = consts.next()?;
+        consts.next().is_none().then_some(tag)
+    };
+    let tags: Vec<(String, Value)> = variants.iter().map(tag_of).collect::<Option<_>>()?;
+    let field = &tags.first()?.0;
+    if tags.iter().any(|(k, _)| k != field) {
+        return None;
+    }
+    let mut merged = serde_json::Map::new();
+    let mut lines = Vec::with_capacity(variants.len());
+    for (variant, (_, tag)) in variants.iter().zip(&tags) {
+        let required: Vec<&str> = variant
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut names = Vec::new();
+        for (name, prop) in variant.get("properties")?.as_object()? {
+            if name == field {
+                continue;
+            }
+            names.push(format!(
+                "{name}{}",
+                if required.contains(&name.as_str()) { "*" } else { "" }
+            ));
+            // A field two variants share keeps the schema that gives `null`
+            // a meaning, so the flat form refuses nothing a variant takes.
+            let means_null = |p: &Value| {
+                p.get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| d.contains("null"))
+            };
+            match merged.get_mut(name) {
+                Some(kept) if means_null(prop) && !means_null(kept) => *kept = prop.clone(),
+                Some(_) => {}
+                None => {
+                    merged.insert(name.clone(), prop.clone());
+                }
+            }
+        }
+        let about = variant
+            .get("description")
+            .and_then(Value::as_str)
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        lines.push(format!("{}: {}{about}", tag.as_str()?, names.join(", ")));
+    }
+    merged.insert(
+        field.clone(),
+        json!({"enum": tags.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>()}),
+    );
+    let intro = schema.get("description").and_then(Value::as_str).unwrap_or("One of");
+    Some(json!({
+        "type": "object",
+        "description": format!("{intro} Fields by {field}: {}.", lines.join("; ")),
+        "properties": merged,
+        "required": [field],
+    }))
+}
+
 /// What the registry holds: any tool, called with raw JSON arguments.
 #[async_trait]
 trait Callable: Send + Sync {
@@ -147,7 +288,7 @@ impl Registry {
         let spec = ToolSpec {
             name: T::NAME,
             description: T::DESCRIPTION,
-            parameters: tool.parameters(),
+            parameters: compact_schema(&tool.parameters()),
         };
         self.tools.push(Entry {
             spec,
@@ -223,10 +364,15 @@ pub(crate) fn registry(templates: Arc<Templates>) -> Registry {
     Registry { specs, ..registry }
 }
 
+/// What a tool result says instead of repeating a plan: every model call
+/// renders the plans as they are now into its system prompt.
+pub(crate) const SEE_PROMPT: &str = "as it is now in the system prompt";
+
 pub(crate) fn error_output(message: &str, current: Option<&Plan>) -> ToolOutput {
     let mut value = json!({"error": message});
     if let Some(plan) = current {
-        value["current_plan"] = Value::from(render::prompt_section(std::slice::from_ref(plan)));
+        value["current_version"] = Value::from(plan.version);
+        value["current_plan"] = Value::from(SEE_PROMPT);
     }
     ToolOutput {
         content: value.to_string(),

@@ -120,7 +120,8 @@ fn check_slot(template: &Template, name: &str, value: &Value) -> Result<Value, S
 #[async_trait]
 impl Tool for PlanFromTemplate {
     const NAME: &'static str = "plan_from_template";
-    const DESCRIPTION: &'static str = "Propose a new plan from a goal template (see the templates in the system prompt). Give the kind and its slots; write dates as YYYY-MM-DD in the user's time zone. If a required slot is unknown, ask the user instead of guessing. The user must confirm the proposal before the plan exists.";
+    const DESCRIPTION: &'static str =
+        "Propose a plan from a goal template: its kind and slots, dates in the person's zone.";
     type Args = Args;
     type Output = PlanResult;
 
@@ -133,7 +134,7 @@ impl Tool for PlanFromTemplate {
             "properties": {
                 "kind": {"type": "string", "enum": kinds},
                 "slots": {
-                    "description": "The slots of the chosen kind (the schema whose title names it)",
+                    "description": "The slots of the chosen kind (the variant named after it)",
                     "anyOf": self.templates.all.iter().map(slot_schema).collect::<Vec<_>>()
                 }
             }
@@ -188,7 +189,7 @@ pub(crate) fn slot_schema(t: &Template) -> Value {
     for s in &t.slots {
         let schema = match s.kind {
             SlotType::Date => {
-                json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "description": "YYYY-MM-DD in the user's time zone"})
+                json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "description": "YYYY-MM-DD"})
             }
             SlotType::Month => json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$", "description": "YYYY-MM"}),
             SlotType::Year => json!({"type": "string", "pattern": "^[0-9]{4}$"}),
@@ -200,6 +201,7 @@ pub(crate) fn slot_schema(t: &Template) -> Value {
     let required: Vec<&str> = t.slots.iter().filter(|s| s.required).map(|s| s.name.as_str()).collect();
     json!({
         "title": format!("{} slots", t.kind),
+        "description": format!("{} slots", t.kind),
         "type": "object",
         "properties": properties,
         "required": required,

@@ -40,8 +40,7 @@ pub(crate) struct Line {
 #[async_trait]
 impl Tool for PlanHistory {
     const NAME: &'static str = "plan_history";
-    const DESCRIPTION: &'static str =
-        "The history of one plan, newest first: when, who (user, model, scheduler, tool), why, and what changed.";
+    const DESCRIPTION: &'static str = "A plan's changes, newest first: when, who, why, what.";
     type Args = Args;
     type Output = History;
 

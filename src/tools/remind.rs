@@ -17,12 +17,11 @@ pub(crate) struct Remind;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Args {
-    /// What to remind them of, in their words, e.g. "call the recruiter".
+    /// In their words.
     pub(crate) text: String,
-    /// RFC 3339 date-time with the person's UTC offset, e.g.
-    /// 2026-11-24T09:00:00+01:00.
+    /// RFC 3339 with their offset.
     pub(crate) at: DateTime<FixedOffset>,
-    /// Drop the reminder if the person writes before it is due.
+    /// Drop it if they write before it is due.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) lapse_on_reply: bool,
 }
@@ -90,7 +89,7 @@ impl Serialize for Reminded {
 #[async_trait]
 impl Tool for Remind {
     const NAME: &'static str = "remind";
-    const DESCRIPTION: &'static str = "Set a reminder for the person at a time they asked for. It arrives in the chat, or by push or email when they are away.";
+    const DESCRIPTION: &'static str = "Remind the person at a time they asked for (chat, push or email).";
     type Args = Args;
     type Output = Reminded;
 

@@ -16,10 +16,10 @@ pub(crate) struct SetPreferences;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Args {
-    /// IANA zone, e.g. Europe/Berlin.
+    /// IANA zone
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) time_zone: Option<String>,
-    /// Local HH:MM; non-urgent notices wait until the end.
+    /// Non-urgent notices wait until the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) quiet_hours: Option<QuietHoursBody>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -71,7 +71,8 @@ impl Serialize for Saved {
 #[async_trait]
 impl Tool for SetPreferences {
     const NAME: &'static str = "set_preferences";
-    const DESCRIPTION: &'static str = "Change how steward comes back to the person: the digest email (daily, weekly on a day, or off, at a local time), quiet hours, their IANA time zone, and push/email on or off. Their email address is set in the widget's settings, not here.";
+    const DESCRIPTION: &'static str =
+        "Set the digest email, quiet hours, time zone and channels (the email address is set in the widget).";
     type Args = Args;
     type Output = Saved;
 

@@ -12,7 +12,7 @@ pub(crate) struct ShowPlan;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Args {
-    /// The plan id, e.g. p1.
+    /// e.g. p1
     pub(crate) plan_id: PlanId,
 }
 
@@ -26,8 +26,7 @@ pub struct Shown {
 #[async_trait]
 impl Tool for ShowPlan {
     const NAME: &'static str = "show_plan";
-    const DESCRIPTION: &'static str =
-        "Show one of the user's plans in full, with every step, its status, due date and result, and what comes next.";
+    const DESCRIPTION: &'static str = "One plan in full, closed ones included.";
     type Args = Args;
     type Output = Shown;
 

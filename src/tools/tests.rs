@@ -21,7 +21,15 @@ fn templates() -> Arc<Templates> {
 fn check<T: Tool>(tool: &T, valid: &[Value], invalid: &[Value]) {
     let schema = tool.parameters();
     let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{}: {e}", T::NAME));
+    // What the model is sent is looser, never stricter.
+    let compact = jsonschema::validator_for(&super::compact_schema(&schema)).unwrap();
     for doc in valid {
+        let errors: Vec<String> = compact.iter_errors(doc).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{}: the model's schema refuses {doc}: {errors:?}",
+            T::NAME
+        );
         let parsed = serde_json::from_value::<T::Args>(doc.clone());
         assert!(
             parsed.is_ok(),

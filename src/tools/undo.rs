@@ -2,7 +2,7 @@
 //! undone, as a new change (history is never rewritten).
 
 use super::{Tool, ToolContext, ToolError};
-use crate::plan::{PlanId, PlanStatus, render};
+use crate::plan::{PlanId, PlanStatus};
 use crate::service::Undone;
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -27,7 +27,7 @@ impl Serialize for UndoResult {
             version: u64,
             status: PlanStatus,
             undone: &'a str,
-            plan: String,
+            plan: &'static str,
         }
         let Undone { plan, summary } = &self.0;
         Body {
@@ -36,7 +36,7 @@ impl Serialize for UndoResult {
             version: plan.version,
             status: plan.status,
             undone: summary,
-            plan: render::prompt_section(std::slice::from_ref(plan)),
+            plan: super::SEE_PROMPT,
         }
         .serialize(s)
     }
@@ -45,8 +45,7 @@ impl Serialize for UndoResult {
 #[async_trait]
 impl Tool for Undo {
     const NAME: &'static str = "undo";
-    const DESCRIPTION: &'static str =
-        "Undo the user's most recent plan change (repeat to go further back). Only when the user asks to undo.";
+    const DESCRIPTION: &'static str = "Undo the user's latest plan change, only when they ask.";
     type Args = Args;
     type Output = UndoResult;
 

@@ -7,9 +7,9 @@
 //! Everything is validated before anything is written; a refused change
 //! leaves the plan as it was and tells the model exactly why.
 
-use super::{Tool, ToolContext, ToolError};
+use super::{SEE_PROMPT, Tool, ToolContext, ToolError};
 use crate::plan::snapshot::SnapshotItem;
-use crate::plan::{Objective, Op, PlanId, PlanStatus, render};
+use crate::plan::{Objective, Op, PlanId, PlanStatus};
 use crate::proposal::ProposalView;
 use crate::service::{Applied, NewPlan, PlanChange, Snapshot};
 use async_trait::async_trait;
@@ -21,29 +21,28 @@ pub(crate) struct UpdatePlan;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Args {
-    /// The plan to change, e.g. p1. Omit to create a plan.
+    /// Omit to create a plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) plan_id: Option<PlanId>,
-    /// The plan version you are changing (shown in the system prompt);
-    /// required with plan_id in the patch form.
+    /// The plan's version in the system prompt; required with plan_id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) expected_version: Option<u64>,
-    /// Title of a new plan.
+    /// A new plan's title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) title: Option<String>,
-    /// What a new plan is for, in one sentence.
+    /// A new plan's goal, one sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) goal: Option<String>,
-    /// For a new plan: the goal kind and slots it was made from.
+    /// A new plan's template kind (or custom) and slots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) objective: Option<Objective>,
-    /// Why this change is made; recorded in the plan history.
+    /// Why; kept in the plan history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) explanation: Option<String>,
-    /// Patch form: the operations, applied in order, all or nothing.
+    /// Applied in order, all or nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) ops: Option<Vec<Op>>,
-    /// Snapshot form: every step of the plan, in order.
+    /// Snapshot form instead of ops: every step, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) plan: Option<Vec<SnapshotItem>>,
 }
@@ -59,8 +58,8 @@ struct ChangedView {
     plan_id: PlanId,
     version: u64,
     status: PlanStatus,
-    /// The plan as the system prompt shows it.
-    plan: String,
+    /// Where to read the plan: it is not repeated here.
+    plan: &'static str,
 }
 
 #[derive(Serialize)]
@@ -88,7 +87,7 @@ impl Serialize for PlanResult {
                 plan_id: plan.id,
                 version: plan.version,
                 status: plan.status,
-                plan: render::prompt_section(std::slice::from_ref(plan)),
+                plan: SEE_PROMPT,
             }
             .serialize(s),
             Applied::Unchanged { plan } => UnchangedView {
@@ -112,7 +111,7 @@ impl Serialize for PlanResult {
 #[async_trait]
 impl Tool for UpdatePlan {
     const NAME: &'static str = "update_plan";
-    const DESCRIPTION: &'static str = "Create or change one of the user's plans. Patch form: plan_id, expected_version (the version shown in the system prompt), explanation, ops. Omit plan_id and give title to create a plan. Snapshot form: plan = the whole list of {step, status}; steps are matched by title. The server enforces the plan rules and answers with an error you should fix if a change is refused. Creating plans, removing or cancelling steps or plans, moving due dates and adding tool-bound steps become proposals the user must confirm; say so and ask.";
+    const DESCRIPTION: &'static str = "Create or change a plan: plan_id, expected_version, explanation and ops (or plan, a snapshot matched by step title). Without plan_id it creates one from title, goal and ops.";
     type Args = Args;
     type Output = PlanResult;
 

@@ -927,11 +927,7 @@ async fn a_configured_model_words_notifications_and_its_failure_falls_back_to_th
     );
     let request = &model.requests()[0];
     assert!(request.tools.is_empty());
-    assert!(
-        request.system.contains("## The person's active plans"),
-        "{}",
-        request.system
-    );
+    assert!(request.system.contains("## Active plans"), "{}", request.system);
     let steward::conversation::Message::User { text, .. } = &request.messages[0] else {
         panic!("{:?}", request.messages)
     };

@@ -35,12 +35,14 @@ type Responder = dyn Fn(&Value, usize) -> Reply + Send + Sync;
 #[derive(Clone)]
 struct Shared {
     requests: Arc<Mutex<Vec<(Instant, Value)>>>,
+    sizes: Arc<Mutex<Vec<usize>>>,
     responder: Arc<Responder>,
 }
 
 pub struct FakeOpenAi {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<(Instant, Value)>>>,
+    sizes: Arc<Mutex<Vec<usize>>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -53,8 +55,10 @@ impl Drop for FakeOpenAi {
 impl FakeOpenAi {
     pub async fn start(responder: impl Fn(&Value, usize) -> Reply + Send + Sync + 'static) -> FakeOpenAi {
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let sizes = Arc::new(Mutex::new(Vec::new()));
         let shared = Shared {
             requests: requests.clone(),
+            sizes: sizes.clone(),
             responder: Arc::new(responder),
         };
         let router = Router::new()
@@ -65,7 +69,12 @@ impl FakeOpenAi {
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        FakeOpenAi { addr, requests, server }
+        FakeOpenAi {
+            addr,
+            requests,
+            sizes,
+            server,
+        }
     }
 
     pub fn base_url(&self) -> String {
@@ -74,6 +83,11 @@ impl FakeOpenAi {
 
     pub fn requests(&self) -> Vec<Value> {
         self.requests.lock().unwrap().iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// The size in bytes of each request body, in order.
+    pub fn request_sizes(&self) -> Vec<usize> {
+        self.sizes.lock().unwrap().clone()
     }
 
     pub fn request_times(&self) -> Vec<Instant> {
@@ -94,6 +108,7 @@ async fn complete(State(shared): State<Shared>, body: String) -> Response {
     let n = {
         let mut requests = shared.requests.lock().unwrap();
         requests.push((Instant::now(), request.clone()));
+        shared.sizes.lock().unwrap().push(body.len());
         requests.len() - 1
     };
     let reply = (shared.responder)(&request, n);

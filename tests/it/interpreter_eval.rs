@@ -89,7 +89,11 @@ fn score(file: &str) -> Score {
 #[test]
 fn the_interpreter_reads_at_least_95_percent_of_the_development_set_right_and_misses_safely() {
     let score = score("interpreter_eval.jsonl");
-    assert!(score.total >= 100, "the development set has only {} messages", score.total);
+    assert!(
+        score.total >= 100,
+        "the development set has only {} messages",
+        score.total
+    );
     let accuracy = score.exact as f64 / score.total as f64;
     assert!(accuracy >= 0.95, "accuracy {:.1} % is below 95 %", accuracy * 100.0);
     assert_eq!(score.unsafe_misses, 0, "a miss must ask, never act on something else");

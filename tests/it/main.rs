@@ -13,6 +13,7 @@ mod fake_openai;
 mod frames;
 mod harness;
 mod interpreter_eval;
+mod model_context;
 mod openai;
 mod planning;
 mod process;

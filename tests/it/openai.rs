@@ -98,7 +98,7 @@ async fn the_adapter_streams_text_and_tool_calls_and_sends_the_whole_conversatio
         messages[0]["content"]
             .as_str()
             .unwrap()
-            .contains("Plan p1 \"Launch Nimbus — ünïcödé\" version=1")
+            .contains("p1 \"Launch Nimbus — ünïcödé\" version=1")
     );
     assert_eq!(messages[2]["role"], "assistant");
     assert_eq!(messages[2]["tool_calls"][0]["id"], "call_1");

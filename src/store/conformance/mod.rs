@@ -31,6 +31,7 @@ macro_rules! suite {
             an_accept_against_a_moved_plan_is_a_conflict_and_leaves_the_proposal_open,
             open_proposals_are_the_open_ones_oldest_first,
             the_transcript_returns_the_last_entries_in_order,
+            a_running_summary_is_kept_per_user,
             a_trigger_fires_once_and_a_moved_or_removed_one_not_at_all,
             due_triggers_come_soonest_first_across_users,
             a_firing_writes_its_notifications_outbox_rows_and_next_occurrence_together,

@@ -291,3 +291,23 @@ pub(crate) async fn the_transcript_returns_the_last_entries_in_order(store: &dyn
     );
     assert_eq!(store.recent_messages(&anna, 100).await.unwrap().len(), 5);
 }
+
+pub(crate) async fn a_running_summary_is_kept_per_user(store: &dyn Store) {
+    use crate::conversation::window::Summary;
+    let ann = user(store, "ann").await;
+    let anna = user(store, "anna").await;
+    assert_eq!(store.summary(&ann).await.unwrap(), Summary::default());
+    let summary = Summary {
+        through: Some(t0()),
+        lines: vec!["- Sun Nov 22 10:00: the person said \"hi\"".into()],
+    };
+    store.save_summary(&ann, &summary).await.unwrap();
+    assert_eq!(store.summary(&ann).await.unwrap(), summary);
+    assert_eq!(store.summary(&anna).await.unwrap(), Summary::default());
+    let moved = Summary {
+        through: Some(t0() + Duration::seconds(5)),
+        lines: vec![],
+    };
+    store.save_summary(&ann, &moved).await.unwrap();
+    assert_eq!(store.summary(&ann).await.unwrap(), moved);
+}

@@ -3,6 +3,7 @@
 
 use super::{SledStore, backend, decode, encode, keys};
 use crate::conversation::Entry;
+use crate::conversation::window::Summary;
 use crate::store::{ConversationStore, StoreError};
 use crate::user::UserId;
 use async_trait::async_trait;
@@ -34,5 +35,24 @@ impl ConversationStore for SledStore {
             .collect::<Result<_, _>>()?;
         out.reverse();
         Ok(out)
+    }
+
+    async fn summary(&self, user: &UserId) -> Result<Summary, StoreError> {
+        let Some(num) = self.user_num(user)? else {
+            return Ok(Summary::default());
+        };
+        match self.inner.meta.get(keys::summary(num)).map_err(backend)? {
+            Some(bytes) => decode("meta", &bytes),
+            None => Ok(Summary::default()),
+        }
+    }
+
+    async fn save_summary(&self, user: &UserId, summary: &Summary) -> Result<(), StoreError> {
+        let num = self.require_user(user)?;
+        self.inner
+            .meta
+            .insert(keys::summary(num), encode(summary)?)
+            .map_err(backend)?;
+        self.durable().await
     }
 }

@@ -44,6 +44,14 @@ pub(crate) fn proposal_counter(user: u64) -> [u8; 13] {
     k
 }
 
+/// A user's running conversation summary (in `meta`).
+pub(crate) fn summary(user: u64) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[..5].copy_from_slice(b"summ/");
+    k[5..].copy_from_slice(&user.to_be_bytes());
+    k
+}
+
 /// Instants as sortable bytes: milliseconds since the epoch with the sign
 /// bit flipped, so byte order is time order for dates before 1970 too.
 pub(crate) fn instant(ms: i64) -> [u8; 8] {

@@ -7,7 +7,7 @@
 //! tool results are part of the transcript the retry sees. What the turn
 //! says goes to every socket of the user (see `crate::events`).
 
-use crate::conversation::{self, Entry, Message};
+use crate::conversation::{Message, ToolCall};
 use crate::events::{Event, Publisher};
 use crate::hub::{Hub, Outlet, TurnState};
 use crate::interpreter::{Interpretation, interpret};
@@ -16,7 +16,7 @@ use crate::offline::{OfflineEngine, Step};
 use crate::plan::{Actor, Plan, PlanStatus, render};
 use crate::planner::templates::Templates;
 use crate::prompts::PromptError;
-use crate::prompts::Prompts;
+use crate::prompts::{Facts, Prompts};
 use crate::proposal::{Action, ProposalStatus};
 use crate::protocol::{ErrorCode, ServerFrame};
 use crate::service::{Decision, Failure, Service, ServiceError, Session};
@@ -30,6 +30,9 @@ use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tracing::Instrument;
+
+mod transcript;
+use transcript::Transcript;
 
 /// Tool calls honoured from one model answer; the rest are refused.
 const MAX_CALLS_PER_ROUND: usize = 16;
@@ -46,12 +49,33 @@ pub(crate) struct Turns {
     pub(crate) tools: Arc<Registry>,
     pub(crate) prompts: Arc<Prompts>,
     pub(crate) templates: Arc<Templates>,
-    /// Conversation messages the engine sees.
-    pub(crate) history_messages: usize,
+    /// How much of the conversation each turn reads and carries.
+    pub(crate) history: History,
     /// Model rounds per turn.
     pub(crate) max_tool_rounds: usize,
     /// How one model call is retried.
     pub(crate) retry: RetryPolicy,
+}
+
+/// How much of the conversation a turn reads and a model call carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct History {
+    /// Entries read per turn.
+    pub(crate) entries: usize,
+    /// Whole earlier turns carried to the model with the current one.
+    pub(crate) turns: usize,
+    /// Longest answer text kept from the model, in characters.
+    pub(crate) max_answer_chars: usize,
+}
+
+impl From<&crate::config::Limits> for History {
+    fn from(l: &crate::config::Limits) -> History {
+        History {
+            entries: l.history_messages,
+            turns: l.history_turns,
+            max_answer_chars: l.max_answer_chars,
+        }
+    }
 }
 
 /// Who answers the user's messages.
@@ -330,62 +354,6 @@ async fn recent_messages<'s>(
     Ok(state.recent.get_or_insert_default())
 }
 
-/// The conversation window the engine sees, kept in step with the store:
-/// read once per turn, then every entry this turn writes is flushed and
-/// added here, so nothing is read back.
-struct Transcript<'a> {
-    app: &'a Turns,
-    user: &'a UserId,
-    window: VecDeque<Message>,
-    limit: usize,
-}
-
-impl<'a> Transcript<'a> {
-    async fn open(app: &'a Turns, user: &'a UserId) -> Result<Transcript<'a>, StoreError> {
-        let limit = app.history_messages;
-        let window = app
-            .store
-            .recent_messages(user, limit)
-            .await?
-            .into_iter()
-            .map(|e| e.message)
-            .collect();
-        Ok(Transcript {
-            app,
-            user,
-            window,
-            limit,
-        })
-    }
-
-    async fn append(&mut self, message: Message) -> Result<(), StoreError> {
-        let entry = Entry {
-            at: self.app.service.now(),
-            message,
-        };
-        self.app.store.append_message(self.user, &entry).await?;
-        self.window.push_back(entry.message);
-        while self.window.len() > self.limit {
-            self.window.pop_front();
-        }
-        Ok(())
-    }
-
-    async fn say(&mut self, text: &str) -> Result<(), StoreError> {
-        self.append(Message::Assistant {
-            text: text.to_owned(),
-            tool_calls: vec![],
-            notification: None,
-        })
-        .await
-    }
-
-    /// The window as a model may read it (unanswered calls answered).
-    fn messages(&self) -> Vec<Message> {
-        conversation::repair(self.window.iter().cloned().collect())
-    }
-}
-
 async fn turn(
     app: &Turns,
     user: &UserId,
@@ -510,24 +478,30 @@ async fn model_turn(
         service: &app.service,
         session,
     };
+    let summary = transcript.summarize(session.tz).await?;
     for round in 0..rounds {
-        let plans = app.service.active_plans(user).await?;
-        let now = app.service.local_now(session);
+        let (plans, finished) = app.service.plans_in_view(user).await?;
         let request = ModelRequest {
-            system: app.prompts.system(user.as_str(), &plans, now)?,
-            messages: transcript.messages(),
+            system: app.prompts.system(&Facts {
+                plans: &plans,
+                finished: &finished,
+                summary: summary.as_deref(),
+                now: app.service.local_now(session),
+            })?,
+            messages: transcript.for_model(),
             tools: app.tools.specs(),
         };
         let answer = complete_with_retry(model, &request, &sink, policy).await?;
         tracing::debug!(round, tool_calls = answer.tool_calls.len(), "model answered");
+        let text = bounded(answer.text, app.history.max_answer_chars);
         if answer.tool_calls.is_empty() {
-            transcript.say(&answer.text).await?;
-            return Ok(answer.text);
+            transcript.say(&text).await?;
+            return Ok(text);
         }
         transcript
             .append(Message::Assistant {
-                text: answer.text,
-                tool_calls: answer.tool_calls.clone(),
+                text,
+                tool_calls: answer.tool_calls.iter().map(recorded).collect(),
                 notification: None,
             })
             .await?;
@@ -547,4 +521,33 @@ async fn model_turn(
         }
     }
     Err(TurnError::Rounds(rounds))
+}
+
+/// A model's answer text within `limit` characters: the rest is cut with a
+/// note saying so.
+fn bounded(text: String, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((cut, _)) => format!(
+            "{}… [the rest of this answer, {} more characters, was cut]",
+            &text[..cut],
+            text[cut..].chars().count()
+        ),
+        None => text,
+    }
+}
+
+/// A tool call as the transcript keeps it: arguments too large to run are
+/// kept as a note (the call is refused), so they are never replayed.
+fn recorded(call: &ToolCall) -> ToolCall {
+    match call.arguments.len() > crate::tools::MAX_ARGUMENT_BYTES {
+        true => ToolCall {
+            arguments: format!(
+                "{{\"note\":\"{} bytes of arguments, over the {} allowed: not run and not kept\"}}",
+                call.arguments.len(),
+                crate::tools::MAX_ARGUMENT_BYTES
+            ),
+            ..call.clone()
+        },
+        false => call.clone(),
+    }
 }

@@ -1,0 +1,79 @@
+//! The conversation a turn reads and writes.
+
+use super::Turns;
+use crate::conversation::{self, Entry, Message, window};
+use crate::store::StoreError;
+use crate::user::UserId;
+use chrono_tz::Tz;
+
+/// The conversation a turn works with, kept in step with the store: the
+/// whole turns read once when the turn starts, then every entry this turn
+/// writes, flushed and added here, so nothing is read back.
+pub(super) struct Transcript<'a> {
+    app: &'a Turns,
+    user: &'a UserId,
+    /// Whole earlier turns, oldest first.
+    earlier: Vec<Vec<Entry>>,
+    /// This turn's entries.
+    current: Vec<Entry>,
+}
+
+impl<'a> Transcript<'a> {
+    pub(super) async fn open(app: &'a Turns, user: &'a UserId) -> Result<Transcript<'a>, StoreError> {
+        let entries = app.store.recent_messages(user, app.history.entries).await?;
+        Ok(Transcript {
+            app,
+            user,
+            earlier: window::turns(entries),
+            current: Vec::new(),
+        })
+    }
+
+    pub(super) async fn append(&mut self, message: Message) -> Result<(), StoreError> {
+        let entry = Entry {
+            at: self.app.service.now(),
+            message,
+        };
+        self.app.store.append_message(self.user, &entry).await?;
+        self.current.push(entry);
+        Ok(())
+    }
+
+    pub(super) async fn say(&mut self, text: &str) -> Result<(), StoreError> {
+        self.append(Message::Assistant {
+            text: text.to_owned(),
+            tool_calls: vec![],
+            notification: None,
+        })
+        .await
+    }
+
+    /// Everything read and written, for the offline engine (which replays
+    /// answers to its questions from it).
+    pub(super) fn messages(&self) -> Vec<Message> {
+        let all = self.earlier.iter().flatten().chain(&self.current);
+        conversation::repair(all.map(|e| e.message.clone()).collect())
+    }
+
+    /// Folds the turns older than the model's window into the user's
+    /// running summary, stores it if it moved, and drops them from here.
+    pub(super) async fn summarize(&mut self, zone: Tz) -> Result<Option<String>, StoreError> {
+        let keep = self.app.history.turns;
+        let older: Vec<Vec<Entry>> = self.earlier.drain(..self.earlier.len().saturating_sub(keep)).collect();
+        let summary = self.app.store.summary(self.user).await?;
+        let summary = match window::fold(&summary, &older, zone) {
+            Some(next) => {
+                self.app.store.save_summary(self.user, &next).await?;
+                next
+            }
+            None => summary,
+        };
+        Ok(summary.text())
+    }
+
+    /// The window as the model reads it: the kept turns, this one whole.
+    pub(super) fn for_model(&self) -> Vec<Message> {
+        let turns: Vec<Vec<Entry>> = self.earlier.iter().cloned().chain([self.current.clone()]).collect();
+        window::for_model(&turns)
+    }
+}
