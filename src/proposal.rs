@@ -48,8 +48,17 @@ pub enum ProposalStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
-    Create { plan: Box<Plan> },
-    Patch { ops: Vec<Op> },
+    Create {
+        plan: Box<Plan>,
+    },
+    Patch {
+        ops: Vec<Op>,
+    },
+    /// Reverts the plan's history entry with this version (an undo, or a
+    /// redo when that entry is itself an undo).
+    Undo {
+        undoes: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

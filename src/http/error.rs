@@ -154,6 +154,8 @@ impl From<Refusal> for ApiError {
             | Refusal::TooManyPlans { .. }
             | Refusal::WhichPlan { .. }
             | Refusal::NothingToUndo
+            | Refusal::NothingToRedo
+            | Refusal::WhichUndo { .. }
             | Refusal::Reminder(_)
             | Refusal::Preferences(_)
             | Refusal::AddressChanged => ApiError::bad("invalid_field", r.to_string()),

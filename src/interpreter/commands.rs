@@ -2,6 +2,7 @@
 
 use super::Command;
 use super::dates::{self, DateMention};
+use super::more;
 use super::text::{Input, strip_reference};
 use crate::triggers::Frequency;
 use chrono::{DateTime, NaiveTime, TimeZone};
@@ -9,7 +10,7 @@ use chrono_tz::Tz;
 use regex::Regex;
 use std::sync::LazyLock;
 
-fn re(pattern: &str) -> Regex {
+pub(super) fn re(pattern: &str) -> Regex {
     // The patterns below are literals checked by the unit tests; a typo in
     // one is a programming error caught on the first test run.
     Regex::new(pattern).unwrap_or_else(|e| panic!("bad pattern {pattern}: {e}"))
@@ -32,11 +33,35 @@ static CONTENT: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// Phrasings about notifications and settings: "don't notify me between
+/// 22:00 and 07:00" is a preference, never a "no".
+static SETTINGS: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(notify|notifications?|disturb|quiet|ping me|email me|message me|bother me|remind me|time ?zone|between \S+ and|(start|do|begin) .+ (before|until|after))\b",
+    )
+});
+
+/// Messages that ask for something to be done (so a time that cannot be
+/// used gets a question, not silence).
+static ACTION: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(remind|set|schedule|book|add|put|move|reschedule|push|postpone|delay|shift|bump|plan|launch|onboard|deploy|start|begin|make|change|create|due|organi[sz]e|arrange|prepare|close|ping|nudge|alert|notify|wake)\b|\b(remind me|set (a|up a) reminder|due (on|by)|deadline)\b",
+    )
+});
+
+pub(crate) fn asks_for_action(input: &Input) -> bool {
+    let (_, l) = clean(&input.lower);
+    ACTION.is_match(l)
+}
+
 /// `Some(accept)` if the whole message is a yes or a no.
 pub(crate) fn confirmation(input: &Input) -> Option<bool> {
     let l = input.lower.trim().trim_end_matches(['.', '!', '?', ' ']);
     let words = l.split_whitespace().count();
     if words == 0 || words > 8 {
+        return None;
+    }
+    if SETTINGS.is_match(l) {
         return None;
     }
     let no = NO.is_match(l);
@@ -81,7 +106,7 @@ static UNDO: LazyLock<Regex> = LazyLock::new(|| {
 });
 static HISTORY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(history|what (has )?changed|what did (you|we) change|who changed|recent changes|change log|changelog|changes (to|in|on|for))\b",
+        r"\b(history|what('s| has)? changed|what did (you|we|i) change|who changed|recent changes|change log|changelog|changes (to|in|on|for|made)|edits (to|on|in|i've made|i made)|what('s| has) been changed)\b",
     )
 });
 static LIST: LazyLock<Regex> = LazyLock::new(|| {
@@ -143,14 +168,14 @@ fn clean(lower: &str) -> (usize, &str) {
     (leading + l.len() - rest.len(), rest.trim_end())
 }
 
-fn reference(words: &str) -> Option<String> {
+pub(super) fn reference(words: &str) -> Option<String> {
     let r = strip_reference(words);
     (!r.is_empty()).then_some(r)
 }
 
 /// The plan or step words of a captured phrase: "the orientation", "my
 /// onboarding plan", "on the trip plan" → "orientation", "onboarding", "trip".
-fn plan_words(rest: &str) -> Option<String> {
+pub(super) fn plan_words(rest: &str) -> Option<String> {
     let rest = rest.trim();
     let rest = ["with ", "of ", "on ", "for ", "in ", "is ", "are ", "about "]
         .iter()
@@ -177,8 +202,17 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     if HELP.is_match(&l) {
         return Some(Command::Help {});
     }
+    if let Some(c) = more::undo_or_redo(&l) {
+        return Some(c);
+    }
     if UNDO.is_match(&l) {
-        return Some(Command::Undo {});
+        return Some(Command::Undo { plan: None });
+    }
+    if let Some(c) = more::quiet_hours(input, &l)
+        .or_else(|| more::time_zone(input, &l))
+        .or_else(|| more::email(input, base, &l))
+    {
+        return Some(c);
     }
     if REMIND.is_match(&l) {
         return remind(input, &l, base, now);
@@ -188,6 +222,9 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     }
     if LIST.is_match(&l) {
         return Some(Command::ListPlans {});
+    }
+    if let Some(c) = more::agenda(&l) {
+        return Some(c);
     }
     if HISTORY.is_match(&l) && !l.starts_with("add ") {
         let plan = [
@@ -213,6 +250,12 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
             plan: plan.filter(|p| !matches!(p.as_str(), "show" | "the" | "plan" | "")),
         });
     }
+    if let Some(c) = more::rename(input, base, &l)
+        .or_else(|| more::shift(&l))
+        .or_else(|| more::dependency(&l))
+    {
+        return Some(c);
+    }
     if let Some(c) = RESCHEDULE.captures(&l) {
         let (step, when) = match (c.get(2), c.get(4), c.get(5), c.get(7)) {
             (Some(s), Some(w), _, _) => (s.as_str(), w),
@@ -235,9 +278,14 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         return add_step(input, base + body_start, body);
     }
     if let Some(c) = REMOVE.captures(&l)
-        && let Some(step) = c.get(2).and_then(|s| reference(s.as_str()))
+        && let Some(object) = c.get(2)
+        && let Some(name) = reference(object.as_str())
     {
-        return Some(Command::RemoveStep { step });
+        // "delete the budget plan" is the plan, not a step called "budget".
+        if object.as_str().trim_end().ends_with(" plan") && c.get(5).is_none() {
+            return Some(Command::CancelPlan { plan: name });
+        }
+        return Some(Command::RemoveStep { step: name });
     }
     if let Some(c) = CANCEL_PLAN.captures(&l) {
         let object = c.get(2).map(|m| m.as_str()).unwrap_or("");
@@ -249,13 +297,31 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     // A step named together with a date ("start the budget by Dec 20") is a
     // new goal, not a status change.
     let dated = !input.dates().is_empty();
+    if let Some(c) = more::fail(input, base, &l).filter(|_| !dated) {
+        return Some(c);
+    }
     if let Some(c) = SKIP.captures(&l).filter(|_| !dated) {
         let step = c.get(5).or(c.get(6)).or(c.get(7)).and_then(|s| reference(s.as_str()))?;
         return Some(Command::SkipStep { step });
     }
-    if let Some(c) = COMPLETE.captures(&l).filter(|_| !dated) {
-        let step = c.get(3).or(c.get(4)).or(c.get(7)).and_then(|s| reference(s.as_str()))?;
-        return Some(Command::CompleteStep { step });
+    if let Some(c) = COMPLETE.captures(&l) {
+        let said = c.get(3).or(c.get(4)).or(c.get(7))?;
+        // "done with accounts: created ana@corp" records what it produced.
+        let separator = [":", " — ", "—", " - "]
+            .iter()
+            .filter_map(|sep| said.as_str().find(sep).map(|at| (at, sep.len())))
+            .min();
+        let (step, result) = match separator {
+            Some((at, skip)) => {
+                let from = base + said.start() + at + skip;
+                let result = input.text.get(from..base + said.end()).map(|r| r.trim().to_owned());
+                (&said.as_str()[..at], result.filter(|r| !r.is_empty()))
+            }
+            None if dated => return None,
+            None => (said.as_str(), None),
+        };
+        let step = reference(step)?;
+        return Some(Command::CompleteStep { step, result });
     }
     if let Some(c) = START.captures(&l).filter(|_| !dated) {
         let step = c.get(3).or(c.get(4)).and_then(|s| reference(s.as_str()))?;
@@ -300,9 +366,15 @@ fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
     if title.is_empty() || title.split_whitespace().count() > 20 {
         return None;
     }
+    let (cut, after) = more::added_after(title);
+    let title = title[..cut].trim();
+    if title.is_empty() {
+        return None;
+    }
     Some(Command::AddStep {
         title: title.to_owned(),
         due: mention.map(|m| m.date),
+        after,
     })
 }
 

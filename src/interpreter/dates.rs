@@ -253,6 +253,10 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
         }
     }
     // end of [the] week|month|year
+    if word == "end" && w(i + 1) == "of" && w(i + 2) == "next" && w(i + 3) == "week" {
+        let friday = next_weekday(today, Weekday::Mon) + Days::new(4);
+        return one(friday, 4);
+    }
     if word == "end" && w(i + 1) == "of" {
         let k = if w(i + 2) == "the" || w(i + 2) == "this" {
             i + 3
@@ -393,6 +397,100 @@ fn clock(word: &str, next: &str) -> Option<(NaiveTime, usize)> {
         None => return None,
     };
     NaiveTime::from_hms_opt(h, m, 0).map(|t| (t, used))
+}
+
+/// A time the person gave that cannot be used: a day or time that does not
+/// exist ("Feb 29" in a common year, "Nov 31", "December 32", "25:00",
+/// "13pm"), or one already past ("yesterday", "last Monday", "3 days ago",
+/// "in -5 minutes", "at 8am today" at 10:00, an ISO date before today).
+// Long: each kind of impossible or past time is one short check, in one
+// scan over the words, so the list of what is refused reads in one place.
+pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chrono_tz::Tz>) -> Option<super::Problem> {
+    use super::Problem::{TimeInvalid, TimePast};
+    // Tokens drop a leading minus: "in -5 minutes" is read on the text.
+    if lower.contains("in -") || lower.contains("in minus ") {
+        return Some(TimePast);
+    }
+    let today = now.date_naive();
+    let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
+    let raw_day = |word: &str| -> Option<u32> {
+        let digits = word.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        (digits.len() <= 2 && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+            .then(|| digits.parse().ok())
+            .flatten()
+    };
+    let exists = |m: u32, d: u32, year: Option<i32>| -> bool {
+        let y = year.unwrap_or_else(|| {
+            // The next occurrence: this year unless that day has passed.
+            let this = today.year();
+            match NaiveDate::from_ymd_opt(this, m, d.min(28)) {
+                Some(day) if (m, d) < (today.month(), today.day()) && day < today => this + 1,
+                _ => this,
+            }
+        });
+        NaiveDate::from_ymd_opt(y, m, d).is_some()
+    };
+    for i in 0..toks.len() {
+        // "Feb 29", "November 31", "december 32nd", "31 April", "the 31st of June".
+        let named = |k: usize| month(w(k)).filter(|_| !matches!(w(k), "may" | "march") || raw_day(w(k + 1)).is_some());
+        if let (Some(m), Some(d)) = (named(i), raw_day(w(i + 1)))
+            && !exists(m, d, year(w(i + 2)))
+        {
+            return Some(TimeInvalid);
+        }
+        let k = if w(i + 1) == "of" { i + 2 } else { i + 1 };
+        if let (Some(d), Some(m)) = (raw_day(w(i)), month(w(k)))
+            && (i == 0 || month(w(i - 1)).is_none())
+            && !exists(m, d, year(w(k + 1)))
+        {
+            return Some(TimeInvalid);
+        }
+        // "25:00", "13pm", "at 24".
+        let word = w(i);
+        if let Some((h, m)) = word.split_once(':')
+            && h.len() <= 2
+            && let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.trim_end_matches(['a', 'p', 'm']).parse::<u32>())
+            && (h > 23 || m > 59)
+        {
+            return Some(TimeInvalid);
+        }
+        let hour = word.strip_suffix("pm").or_else(|| word.strip_suffix("am"));
+        if let Some(h) = hour.and_then(|h| h.parse::<u32>().ok())
+            && !(1..=12).contains(&h)
+        {
+            return Some(TimeInvalid);
+        }
+        if word == "at" && w(i + 1).parse::<u32>().is_ok_and(|h| h > 24) {
+            return Some(TimeInvalid);
+        }
+        // The past.
+        let past = match (word, w(i + 1)) {
+            ("yesterday", _) => true,
+            ("last", next) => weekday(next).is_some() || next == "night",
+            ("ago", _) => i > 0,
+            ("in", next) => next.starts_with('-'),
+            ("today" | "this", _) => false,
+            _ => false,
+        };
+        if past {
+            return Some(TimePast);
+        }
+        if let Some(date) = NaiveDate::parse_from_str(word, "%Y-%m-%d").ok().filter(|d| *d < today) {
+            let _ = date;
+            return Some(TimePast);
+        }
+    }
+    // A time today that has passed: "at 8am today", "this morning at 7".
+    let today_named = toks.iter().any(|t| matches!(t.word, "today" | "tonight"))
+        || toks.windows(2).any(|p| p[0].word == "this" && p[1].word == "morning");
+    if today_named
+        && let Some(t) = find_time(toks)
+        && t.time < now.time()
+        && !toks.iter().any(|t| t.word == "tomorrow")
+    {
+        return Some(TimePast);
+    }
+    None
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use super::dates::{self, Token};
 use super::slots::{apply_case, cue_before, list_after, month, person, text_after, year};
-use super::text::{Input, find_phrase, title_case};
+use super::text::{Input, find_phrase};
 use crate::planner::templates::{SlotSpec, SlotType, Template, Templates};
 use serde_json::{Map, Value};
 
@@ -81,6 +81,24 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
     Some((template.kind.clone(), slots))
 }
 
+/// Whether the words ask for a goal ("help me", "plan", "set up", …).
+pub(crate) fn requests(toks: &[Token<'_>]) -> bool {
+    REQUEST_VERBS.iter().any(|v| find_phrase(toks, v).is_some())
+}
+
+/// The slots of `template` the message names (an answer while that goal
+/// is being set up).
+pub(crate) fn detect_as(input: &Input, template: &Template) -> Option<(String, Map<String, Value>)> {
+    let toks = input.tokens();
+    let slots = fill_slots(input, &toks, template);
+    (!slots.is_empty()).then(|| (template.kind.clone(), slots))
+}
+
+/// Whether the message names a kind of goal at all.
+pub(crate) fn mentions_goal(input: &Input, templates: &Templates) -> bool {
+    best_template(&input.tokens(), templates).is_some()
+}
+
 fn starts_imperatively(words: &[&str]) -> bool {
     !matches!(
         words.first(),
@@ -152,71 +170,4 @@ fn fill_slots(input: &Input, toks: &[Token<'_>], template: &Template) -> Map<Str
         }
     }
     slots
-}
-
-/// Reads a short answer to a slot question ("December 1", "Ana Souza",
-/// "Lisbon and Porto").
-pub(crate) fn slot_from_answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
-    let toks = input.tokens();
-    let trimmed = input.text.trim().trim_end_matches(['.', '!']).trim();
-    let without_lead = [
-        "her name is",
-        "his name is",
-        "their name is",
-        "the name is",
-        "name is",
-        "it's",
-        "its",
-        "it is",
-        "that's",
-        "that is",
-        "she's",
-        "he's",
-        "they're",
-        "the",
-        "on",
-        "by",
-        "from",
-    ]
-    .iter()
-    .find_map(|p| {
-        let lower = trimmed.to_lowercase();
-        lower
-            .strip_prefix(&format!("{p} "))
-            .map(|_| trimmed[p.len() + 1..].trim())
-    })
-    .unwrap_or(trimmed);
-    match slot.kind {
-        SlotType::Date => dates::find_dates(&toks, input.today)
-            .first()
-            .map(|m| Value::from(m.date.format("%Y-%m-%d").to_string())),
-        SlotType::Person => {
-            let words: Vec<&str> = without_lead.split_whitespace().take(4).collect();
-            (!words.is_empty()
-                && words
-                    .iter()
-                    .all(|w| w.chars().all(|c| c.is_alphabetic() || c == '-' || c == '\'')))
-            .then(|| Value::from(title_case(&words.join(" "))))
-        }
-        SlotType::Org | SlotType::Text => (!without_lead.is_empty() && without_lead.split_whitespace().count() <= 8)
-            .then(|| Value::from(apply_case(without_lead, slot.case))),
-        SlotType::List => {
-            let items: Vec<Value> = without_lead
-                .split([',', '&', '+'])
-                .flat_map(|p| p.split(" and "))
-                .map(|i| i.trim())
-                .filter(|i| !i.is_empty())
-                .map(|i| Value::from(apply_case(i, slot.case)))
-                .collect();
-            (!items.is_empty()).then(|| Value::from(items))
-        }
-        SlotType::Month => month(&toks, input).map(Value::from),
-        SlotType::Year => year(&toks)
-            .or_else(|| {
-                toks.iter()
-                    .find(|t| t.word.len() == 4 && t.word.starts_with("20") && t.word.parse::<u32>().is_ok())
-                    .map(|t| t.word.to_owned())
-            })
-            .map(Value::from),
-    }
 }

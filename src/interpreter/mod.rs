@@ -5,9 +5,11 @@
 //! says `chat` so the assistant asks instead of acting. `steward interpret`
 //! runs this same code.
 
+mod answers;
 pub(crate) mod commands;
 pub(crate) mod dates;
 pub(crate) mod goals;
+mod more;
 mod slots;
 pub(crate) mod text;
 
@@ -22,9 +24,50 @@ use serde_json::{Map, Value};
 #[serde(tag = "route", rename_all = "snake_case")]
 pub enum Interpretation {
     Chat,
-    NewGoal { kind: String, slots: Map<String, Value> },
+    NewGoal {
+        kind: String,
+        slots: Map<String, Value>,
+    },
     Command(Command),
-    Confirmation { accept: bool },
+    Confirmation {
+        accept: bool,
+    },
+    /// The person asked for something, but the time they gave cannot be
+    /// used: steward asks instead of guessing.
+    Unclear {
+        problem: Problem,
+    },
+}
+
+/// Why a time cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Problem {
+    /// No such time or day: "25:00", "Feb 29" in a common year, "Nov 31".
+    TimeInvalid,
+    /// Already past: "yesterday", "in -5 minutes", 08:00 today at 10:00.
+    TimePast,
+}
+
+/// A goal being set up: steward asked for one of its slots.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Pending {
+    pub kind: String,
+    /// The slot the question asked for.
+    pub asked: String,
+    /// The slots known so far.
+    pub slots: Map<String, Value>,
+}
+
+/// What agenda question was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ask {
+    DueToday,
+    DueThisWeek,
+    Overdue,
+    Next,
+    Progress,
 }
 
 /// Plan commands. `plan` and `step` are the user's own words ("onboarding",
@@ -39,6 +82,14 @@ pub enum Command {
     ListPlans {},
     CompleteStep {
         step: String,
+        /// What it produced ("done with accounts: created ana@corp").
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<String>,
+    },
+    FailStep {
+        step: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     StartStep {
         step: String,
@@ -50,18 +101,52 @@ pub enum Command {
         step: String,
         due: NaiveDate,
     },
+    /// Moves a step by a number of days ("push X back a week": 7).
+    ShiftStep {
+        step: String,
+        days: i64,
+    },
     AddStep {
         title: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         due: Option<NaiveDate>,
+        /// The step it waits for, in the user's words.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+    },
+    /// "the welcome email should wait for the accounts".
+    AddDependency {
+        step: String,
+        after: String,
     },
     RemoveStep {
         step: String,
     },
+    RenameStep {
+        step: String,
+        title: String,
+    },
+    RenamePlan {
+        plan: String,
+        title: String,
+    },
     CancelPlan {
         plan: String,
     },
-    Undo {},
+    Undo {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        plan: Option<String>,
+    },
+    Redo {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        plan: Option<String>,
+    },
+    /// "what's due this week?", "what should I do next?"
+    Agenda {
+        ask: Ask,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        plan: Option<String>,
+    },
     History {
         #[serde(skip_serializing_if = "Option::is_none")]
         plan: Option<String>,
@@ -79,14 +164,52 @@ pub enum Command {
         #[serde(skip_serializing_if = "Option::is_none")]
         time: Option<String>,
     },
+    /// An IANA zone ("I'm in Tokyo now").
+    SetTimezone {
+        zone: String,
+    },
+    SetEmail {
+        email: String,
+    },
+    /// Local `HH:MM` to `HH:MM`.
+    SetQuietHours {
+        start: String,
+        end: String,
+    },
+    QuietHoursOff {},
     Help {},
+    /// "never mind" while a goal is being set up.
+    Dismiss {},
 }
 
 /// Interprets one message for a user whose local time is `now`.
 pub fn interpret(message: &str, now: DateTime<Tz>, templates: &Templates) -> Interpretation {
+    interpret_in(message, now, templates, None)
+}
+
+/// Interprets one message while a goal may be `pending` (steward just
+/// asked for one of its slots): a dismissal ends it, a command or a
+/// clearly new goal is read as such, anything else is an answer that fills
+/// the slot asked (and any other it names).
+pub fn interpret_in(
+    message: &str,
+    now: DateTime<Tz>,
+    templates: &Templates,
+    pending: Option<&Pending>,
+) -> Interpretation {
     let input = text::Input::new(message, now.date_naive());
     if input.lower.trim().is_empty() {
         return Interpretation::Chat;
+    }
+    if let Some(pending) = pending
+        && let Some(reading) = answers::read(&input, now, templates, pending)
+    {
+        return reading;
+    }
+    if let Some(problem) = dates::problem(&input.lower, &input.tokens(), now)
+        && (commands::asks_for_action(&input) || goals::mentions_goal(&input, templates))
+    {
+        return Interpretation::Unclear { problem };
     }
     if let Some(accept) = commands::confirmation(&input) {
         return Interpretation::Confirmation { accept };

@@ -9,6 +9,17 @@ use chrono::{Datelike, Months};
 
 /// Words that never start or form a name.
 const NOT_NAMES: &[&str] = &[
+    "needs",
+    "need",
+    "wants",
+    "will",
+    "should",
+    "must",
+    "goes",
+    "going",
+    "are",
+    "was",
+    "were",
     "them",
     "him",
     "me",
@@ -267,7 +278,9 @@ pub(super) fn text_after(
             break;
         }
     }
-    (end > start && end - start <= 8).then(|| input.span(toks, start, end))
+    // "launch date jan 20" names a date, not a product called "date".
+    let generic = end == start + 1 && matches!(toks[start].word, "date" | "day" | "deadline" | "time" | "plan" | "it");
+    (end > start && end - start <= 8 && !generic).then(|| input.span(toks, start, end))
 }
 
 /// A list after a cue: "Lisbon, Porto and Madrid", "blood test, MRI and a cardiology check".

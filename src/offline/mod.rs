@@ -10,13 +10,15 @@
 //! turn records the call and its result in the transcript exactly as for a
 //! model, so a model configured later reads the same history.
 
+mod agenda;
+mod commands;
 mod dialogue;
 mod matching;
 mod replies;
 
 use crate::conversation::{Message, ToolCall};
-use crate::interpreter::Interpretation;
-use crate::plan::Plan;
+use crate::interpreter::{Interpretation, Pending};
+use crate::plan::{Plan, PlanId};
 use crate::planner::templates::Templates;
 use crate::service::Failure;
 use crate::tools::list_plans::{self, ListPlans, Listed};
@@ -24,7 +26,7 @@ use crate::tools::plan_history::{self, History, PlanHistory};
 use crate::tools::remind::{self, Remind, Reminded};
 use crate::tools::set_preferences::{self, Saved, SetPreferences};
 use crate::tools::show_plan::{self, ShowPlan, Shown};
-use crate::tools::undo::{self, Undo, UndoResult};
+use crate::tools::undo::{self, Redo, Undo, UndoResult};
 use crate::tools::update_plan::{self, PlanResult, UpdatePlan};
 use crate::tools::{Tool, ToolContext, ToolError, error_output};
 use crate::wording::Wording;
@@ -53,9 +55,12 @@ pub(crate) enum Call {
     ShowPlan(show_plan::Args),
     ListPlans(list_plans::Args),
     PlanHistory(plan_history::Args),
-    Undo,
+    Undo(undo::Args),
+    Redo(undo::Args),
     Remind(remind::Args),
     SetPreferences(set_preferences::Args),
+    /// A new address for email: the service sends it a verification link.
+    SetEmail(String),
 }
 
 /// The typed outcome of a call.
@@ -91,9 +96,11 @@ impl Call {
             Call::ShowPlan(a) => call(ShowPlan::NAME, a),
             Call::ListPlans(a) => call(ListPlans::NAME, a),
             Call::PlanHistory(a) => call(PlanHistory::NAME, a),
-            Call::Undo => call(Undo::NAME, &undo::Args {}),
+            Call::Undo(a) => call(Undo::NAME, a),
+            Call::Redo(a) => call(Redo::NAME, a),
             Call::Remind(a) => call(Remind::NAME, a),
             Call::SetPreferences(a) => call(SetPreferences::NAME, a),
+            Call::SetEmail(email) => call("set_email", &serde_json::json!({ "email": email })),
         }
     }
 }
@@ -115,6 +122,28 @@ impl Outcome {
             Outcome::Refused { message, current } => error_output(message, current.as_deref()).content,
         }
     }
+}
+
+/// The plan the user last saw or acted on: the newest tool call or result
+/// in the conversation that names one — unless they looked at all their
+/// plans since (a list), when none is.
+fn referent(history: &[Message]) -> Option<PlanId> {
+    let named = |json: &str| -> Option<PlanId> {
+        let value: serde_json::Value = serde_json::from_str(json).ok()?;
+        value.get("plan_id")?.as_str().and_then(PlanId::parse)
+    };
+    history
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            Message::Tool { content, .. } => named(content).map(Some),
+            Message::Assistant { tool_calls, .. } => tool_calls.iter().rev().find_map(|c| match c.name.as_str() {
+                ListPlans::NAME => Some(None),
+                _ => named(&c.arguments).map(Some),
+            }),
+            Message::User { .. } => None,
+        })
+        .flatten()
 }
 
 impl OfflineEngine {
@@ -140,8 +169,25 @@ impl OfflineEngine {
             plans,
             history,
             now,
+            referent: referent(history),
+            choice: None,
         };
         dialogue::decide(&cx, said, reading)
+    }
+
+    /// The goal being set up when the last message of `history` arrived
+    /// (steward had just asked for one of its slots), to read it with.
+    pub(crate) fn pending(&self, history: &[Message], now: DateTime<Tz>, wording: &Wording) -> Option<Pending> {
+        let cx = dialogue::Context {
+            templates: &self.templates,
+            wording,
+            plans: &[],
+            history,
+            now,
+            referent: None,
+            choice: None,
+        };
+        dialogue::pending(&cx)
     }
 
     /// Runs a call for the session's user. A refusal is an outcome (the
@@ -152,9 +198,20 @@ impl OfflineEngine {
             Call::ShowPlan(a) => ShowPlan.run(ctx, a).await.map(Outcome::Shown),
             Call::ListPlans(a) => ListPlans.run(ctx, a).await.map(Outcome::Listed),
             Call::PlanHistory(a) => PlanHistory.run(ctx, a).await.map(Outcome::History),
-            Call::Undo => Undo.run(ctx, undo::Args {}).await.map(Outcome::Undone),
+            Call::Undo(a) => Undo.run(ctx, a).await.map(Outcome::Undone),
+            Call::Redo(a) => Redo.run(ctx, a).await.map(Outcome::Undone),
             Call::Remind(a) => Remind.run(ctx, a).await.map(Outcome::Reminded),
             Call::SetPreferences(a) => SetPreferences.run(ctx, a).await.map(Outcome::Preferences),
+            Call::SetEmail(email) => {
+                let update = crate::preferences::Update {
+                    email: Some(Some(email)),
+                    ..Default::default()
+                };
+                match ctx.service.update_preferences(ctx.session, update).await {
+                    Ok(saved) => Ok(Outcome::Preferences(Saved(saved))),
+                    Err(e) => Err(ToolError::from(e)),
+                }
+            }
         };
         match outcome {
             Ok(outcome) => Ok(outcome),
@@ -166,23 +223,14 @@ impl OfflineEngine {
     /// Words for the outcome of `call`, with dates in the zone of the
     /// user's local `now`.
     pub(crate) fn explain(&self, wording: &Wording, call: &Call, outcome: &Outcome, now: DateTime<Tz>) -> String {
-        let args = match call {
-            Call::UpdatePlan(a) => Some(a),
-            Call::ShowPlan(_)
-            | Call::ListPlans(_)
-            | Call::PlanHistory(_)
-            | Call::Undo
-            | Call::Remind(_)
-            | Call::SetPreferences(_) => None,
-        };
-        replies::explain(wording, outcome, args, now)
+        replies::explain(wording, call, outcome, now)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interpreter::interpret;
+    use crate::interpreter::interpret_in;
     use crate::plan::{Op, PlanId, Step as PlanStep, StepStatus};
     use chrono::Utc;
     use serde_json::json;
@@ -228,8 +276,10 @@ mod tests {
         let Some(Message::User { text, .. }) = history.last() else {
             panic!("the history must end with a user message");
         };
-        let reading = interpret(text, now(), &e.templates);
-        e.decide(text, &reading, plans, history, now(), &Wording::built_in().unwrap())
+        let wording = Wording::built_in().unwrap();
+        let pending = e.pending(history, now(), &wording);
+        let reading = interpret_in(text, now(), &e.templates, pending.as_ref());
+        e.decide(text, &reading, plans, history, now(), &wording)
     }
 
     fn update(step: Step) -> update_plan::Args {

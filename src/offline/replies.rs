@@ -2,9 +2,12 @@
 //! typed outcome of each tool it calls. The sentences are in
 //! `templates/chat/replies.j2`; here are the facts each one gets.
 
-use super::Outcome;
+use super::commands::Choice;
+use super::{Call, Outcome};
+use crate::interpreter::Problem;
 use crate::plan::{Actor, Change, Plan, render};
 use crate::service::Applied;
+use crate::service::Undone;
 use crate::tools::update_plan;
 use crate::triggers::Frequency;
 use crate::wording::{NoFacts, Wording};
@@ -75,6 +78,40 @@ pub(super) fn cannot_plan(w: &Wording, error: &impl std::fmt::Display) -> String
     )
 }
 
+/// "Which one do you mean? 1. … 2. …" — answered in words.
+pub(super) fn choose(w: &Wording, choice: &Choice) -> String {
+    #[derive(Serialize)]
+    struct Facts<'a> {
+        question: &'a str,
+        options: &'a [String],
+    }
+    w.reply(
+        "choose",
+        &Facts {
+            question: choice.question,
+            options: &choice.options,
+        },
+    )
+}
+
+/// A time that cannot be used: asks for another.
+pub(super) fn unclear_time(w: &Wording, problem: Problem) -> String {
+    #[derive(Serialize)]
+    struct Facts {
+        problem: Problem,
+    }
+    w.reply("unclear_time", &Facts { problem })
+}
+
+/// A relative move of a step that has no date to move from.
+pub(super) fn no_due_date(w: &Wording, title: &str) -> String {
+    #[derive(Serialize)]
+    struct Facts<'a> {
+        title: &'a str,
+    }
+    w.reply("no_due_date", &Facts { title })
+}
+
 /// An answer to a slot question that was not understood; asks again.
 pub(super) fn not_caught(w: &Wording, question: &str) -> String {
     #[derive(Serialize)]
@@ -124,6 +161,17 @@ struct Entry<'a> {
 struct UndoneFacts<'a> {
     summary: &'a str,
     plan: Option<String>,
+    redo: bool,
+}
+
+#[derive(Serialize)]
+struct Settings<'a> {
+    /// What was set: time_zone, email, quiet, quiet_off.
+    what: &'a str,
+    time_zone: &'a str,
+    email: Option<&'a str>,
+    verified: bool,
+    quiet: Option<(String, String)>,
 }
 
 #[derive(Serialize)]
@@ -141,9 +189,13 @@ struct Digest {
     verified: bool,
 }
 
-/// Words for the outcome of the tool call the engine made; `args` are the
-/// arguments it called `update_plan` with, if it did.
-pub(crate) fn explain(w: &Wording, outcome: &Outcome, args: Option<&update_plan::Args>, now: DateTime<Tz>) -> String {
+/// Words for the outcome of the tool call the engine made.
+// Long: one arm per kind of outcome, each naming the macro that words it.
+pub(crate) fn explain(w: &Wording, call: &Call, outcome: &Outcome, now: DateTime<Tz>) -> String {
+    let args = match call {
+        Call::UpdatePlan(a) => Some(a),
+        _ => None,
+    };
     match outcome {
         Outcome::Refused { message, .. } => w.reply("refused", &Message { message }),
         Outcome::Plan(result) => applied(w, &result.0, args, now),
@@ -166,14 +218,22 @@ pub(crate) fn explain(w: &Wording, outcome: &Outcome, args: Option<&update_plan:
                     .collect(),
             },
         ),
-        Outcome::Undone(undone) => {
-            let u = &undone.0;
-            let facts = UndoneFacts {
-                summary: &u.summary,
-                plan: u.plan.is_active().then(|| render::for_people(&u.plan, now)),
-            };
-            w.reply("undone", &facts)
-        }
+        Outcome::Undone(undone) => match &undone.0 {
+            Undone::Applied { plan, summary } => {
+                let facts = UndoneFacts {
+                    summary,
+                    plan: plan.is_active().then(|| render::for_people(plan, now)),
+                    redo: matches!(call, Call::Redo(_)),
+                };
+                w.reply("undone", &facts)
+            }
+            Undone::Proposed { proposal } => w.reply(
+                "proposal_change",
+                &Summary {
+                    summary: &proposal.summary,
+                },
+            ),
+        },
         Outcome::Reminded(r) => w.reply(
             "reminded",
             &Reminded {
@@ -182,6 +242,25 @@ pub(crate) fn explain(w: &Wording, outcome: &Outcome, args: Option<&update_plan:
                 text: r.text().to_string(),
             },
         ),
+        Outcome::Preferences(saved) if !matches!(call, Call::SetPreferences(a) if a.digest.is_some()) => {
+            let prefs = &saved.0.prefs;
+            let facts = Settings {
+                what: match call {
+                    Call::SetEmail(_) => "email",
+                    Call::SetPreferences(a) if a.time_zone.is_some() => "time_zone",
+                    Call::SetPreferences(a) if a.clear_quiet_hours => "quiet_off",
+                    _ => "quiet",
+                },
+                time_zone: saved.0.tz.name(),
+                email: prefs.email.as_deref(),
+                verified: prefs.email_verified,
+                quiet: prefs
+                    .quiet_hours
+                    .as_ref()
+                    .map(|q| (q.start.format("%H:%M").to_string(), q.end.format("%H:%M").to_string())),
+            };
+            w.reply("settings_saved", &facts)
+        }
         Outcome::Preferences(saved) => {
             let prefs = &saved.0.prefs;
             let weekday = match prefs.digest.frequency {

@@ -19,6 +19,9 @@ pub(crate) fn revert(
 ) -> Result<(Plan, Vec<Change>), PlanError> {
     let mut next = plan.clone();
     let mut changes = Vec::new();
+    // Undoing a creation cancels the plan and keeps its steps, so a redo
+    // (or a look at the cancelled plan) finds them where they were.
+    let creation = entry.changes.iter().any(|c| matches!(c, Change::PlanCreated { .. }));
     for change in entry.changes.iter().rev() {
         match change {
             Change::PlanCreated { .. } => {
@@ -43,6 +46,7 @@ pub(crate) fn revert(
                     changes.push(Change::PlanStatus { from: *to, to: *from });
                 }
             }
+            Change::StepAdded { .. } if creation => {}
             Change::StepAdded { step, .. } => {
                 if let Some(i) = next.step_index(&step.id) {
                     let removed = next.steps.remove(i);

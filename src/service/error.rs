@@ -117,6 +117,11 @@ pub enum Refusal {
     WhichPlan { active: Vec<PlanRef> },
     #[error("there is no change left to undo")]
     NothingToUndo,
+    #[error("there is no undone change to redo")]
+    NothingToRedo,
+    /// Undo without a plan while several plans have changes to undo.
+    #[error("changes to several plans can be undone; say which with plan_id: {}", Listed(.plans))]
+    WhichUndo { plans: Vec<PlanRef> },
     #[error(transparent)]
     Reminder(#[from] ReminderError),
     #[error(transparent)]
@@ -141,6 +146,8 @@ impl Refusal {
             | Refusal::TooManyPlans { .. }
             | Refusal::WhichPlan { .. }
             | Refusal::NothingToUndo
+            | Refusal::NothingToRedo
+            | Refusal::WhichUndo { .. }
             | Refusal::Reminder(_)
             | Refusal::Preferences(_)
             | Refusal::VerificationRateLimited { .. }

@@ -30,7 +30,7 @@ pub(crate) use plans::{Applied, NewPlan, PlanChange, Snapshot};
 pub(crate) use preferences::SavedPreferences;
 pub(crate) use proposals::Decision;
 pub use reminders::ReminderError;
-pub(crate) use undo::Undone;
+pub(crate) use undo::{Direction, Undone};
 
 use crate::channels::email::Mail;
 use crate::channels::links::Links;

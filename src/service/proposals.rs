@@ -6,7 +6,7 @@
 
 use super::{Refusal, Service, ServiceError, Session};
 use crate::events::Event;
-use crate::plan::{Actor, Change, HistoryEntry, Plan, patch};
+use crate::plan::{Actor, Change, HistoryEntry, Plan, patch, undo};
 use crate::proposal::{Action, Proposal, ProposalStatus};
 use crate::store::{Accepted, StoreError};
 
@@ -68,7 +68,7 @@ impl Service {
         }
         let plan_id = match &action {
             Action::Create { .. } => None,
-            Action::Patch { .. } => Some(before.id),
+            Action::Patch { .. } | Action::Undo { .. } => Some(before.id),
         };
         let draft = Proposal {
             id: String::new(),
@@ -142,7 +142,7 @@ impl Service {
                     entry,
                 }
             }
-            Action::Patch { ops } => {
+            Action::Patch { .. } | Action::Undo { .. } => {
                 let Some(plan_id) = proposal.plan_id else {
                     return Err(StoreError::Corrupt {
                         tree: "proposals",
@@ -154,17 +154,30 @@ impl Service {
                     Some(current) if current.version == proposal.base_version => current,
                     moved_or_gone => return self.stale(s, proposal, moved_or_gone).await,
                 };
-                let outcome = patch::apply(&current, ops, &self.rules().limits, now)?;
+                let (plan, changes, undoes) = if let Action::Undo { undoes } = &proposal.action {
+                    let Some(reverted) = self.entry(s, plan_id, *undoes).await? else {
+                        return self.stale(s, proposal, Some(current)).await;
+                    };
+                    let (plan, changes) = undo::revert(&current, &reverted, &self.rules().limits, now)?;
+                    (plan, changes, Some(*undoes))
+                } else {
+                    let ops: &[crate::plan::Op] = match &proposal.action {
+                        Action::Patch { ops } => ops,
+                        _ => &[],
+                    };
+                    let outcome = patch::apply(&current, ops, &self.rules().limits, now)?;
+                    (outcome.plan, outcome.changes, None)
+                };
                 let entry = HistoryEntry {
                     at: now,
                     actor: Actor::User,
                     why,
-                    version: outcome.plan.version,
-                    changes: outcome.changes,
-                    undoes: None,
+                    version: plan.version,
+                    changes,
+                    undoes,
                 };
                 Accepted::Update {
-                    plan: outcome.plan,
+                    plan,
                     expected_version: current.version,
                     entry,
                 }

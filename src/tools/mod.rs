@@ -356,6 +356,7 @@ pub(crate) fn registry(templates: Arc<Templates>) -> Registry {
     .with(plan_history::PlanHistory)
     .with(plan_from_template::PlanFromTemplate { templates })
     .with(undo::Undo)
+    .with(undo::Redo)
     .with(remind::Remind)
     .with(set_preferences::SetPreferences);
     let names: std::collections::HashSet<&str> = registry.tools.iter().map(|t| t.spec.name).collect();

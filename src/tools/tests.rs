@@ -180,7 +180,16 @@ fn the_other_tools_schemas_match_their_argument_types() {
         &[json!({"plan_id": "p1"}), json!({"plan_id": "p1", "limit": 5})],
         &[json!({"limit": 5}), json!({"plan_id": "p1", "limit": -2})],
     );
-    check(&undo::Undo, &[json!({})], &[json!({"plan_id": "p1"})]);
+    check(
+        &undo::Undo,
+        &[json!({}), json!({"plan_id": "p1"})],
+        &[json!({"plan_id": 1}), json!({"plan": "p1"})],
+    );
+    check(
+        &undo::Redo,
+        &[json!({}), json!({"plan_id": "p2"})],
+        &[json!({"plan_id": []})],
+    );
     check(
         &remind::Remind,
         &[
@@ -243,6 +252,7 @@ fn the_registry_lists_each_tool_once_with_an_object_schema() {
             "plan_history",
             "plan_from_template",
             "undo",
+            "redo",
             "remind",
             "set_preferences"
         ]

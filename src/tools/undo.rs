@@ -1,55 +1,93 @@
-//! `undo`: reverts the user's most recent plan change that is not already
-//! undone, as a new change (history is never rewritten).
+//! `undo` and `redo`: revert the newest change of one plan (or put back
+//! the newest undo), as a new change (history is never rewritten). One
+//! that would cancel the plan or remove steps becomes a proposal.
 
 use super::{Tool, ToolContext, ToolError};
 use crate::plan::{PlanId, PlanStatus};
-use crate::service::Undone;
+use crate::proposal::ProposalView;
+use crate::service::{Direction, Undone};
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 
 pub(crate) struct Undo;
+pub(crate) struct Redo;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// The plan; may be left out when only one plan has changes to revert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) plan_id: Option<PlanId>,
+}
 
-/// What was undone, as the model reads it.
+/// What was undone or redone, as the model reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UndoResult(pub Undone);
 
 impl Serialize for UndoResult {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
-        struct Body<'a> {
+        struct Applied<'a> {
             ok: bool,
             plan_id: PlanId,
             version: u64,
             status: PlanStatus,
-            undone: &'a str,
+            reverted: &'a str,
             plan: &'static str,
         }
-        let Undone { plan, summary } = &self.0;
-        Body {
-            ok: true,
-            plan_id: plan.id,
-            version: plan.version,
-            status: plan.status,
-            undone: summary,
-            plan: super::SEE_PROMPT,
+        #[derive(Serialize)]
+        struct Proposed {
+            ok: bool,
+            awaiting_confirmation: bool,
+            proposal: ProposalView,
+            note: &'static str,
         }
-        .serialize(s)
+        match &self.0 {
+            Undone::Applied { plan, summary } => Applied {
+                ok: true,
+                plan_id: plan.id,
+                version: plan.version,
+                status: plan.status,
+                reverted: summary,
+                plan: super::SEE_PROMPT,
+            }
+            .serialize(s),
+            Undone::Proposed { proposal } => Proposed {
+                ok: true,
+                awaiting_confirmation: true,
+                proposal: proposal.view(),
+                note: "It would cancel the plan or remove steps, so nothing has changed yet: tell the user what it does and ask.",
+            }
+            .serialize(s),
+        }
     }
 }
 
 #[async_trait]
 impl Tool for Undo {
     const NAME: &'static str = "undo";
-    const DESCRIPTION: &'static str = "Undo the user's latest plan change, only when they ask.";
+    const DESCRIPTION: &'static str = "Undo the newest change to a plan, only when the user asks.";
     type Args = Args;
     type Output = UndoResult;
 
-    async fn run(&self, ctx: ToolContext<'_>, _: Args) -> Result<UndoResult, ToolError> {
-        Ok(UndoResult(ctx.service.undo(ctx.session).await?))
+    async fn run(&self, ctx: ToolContext<'_>, args: Args) -> Result<UndoResult, ToolError> {
+        Ok(UndoResult(
+            ctx.service.undo(ctx.session, args.plan_id, Direction::Undo).await?,
+        ))
+    }
+}
+
+#[async_trait]
+impl Tool for Redo {
+    const NAME: &'static str = "redo";
+    const DESCRIPTION: &'static str = "Put back the newest undone change to a plan, only when the user asks.";
+    type Args = Args;
+    type Output = UndoResult;
+
+    async fn run(&self, ctx: ToolContext<'_>, args: Args) -> Result<UndoResult, ToolError> {
+        Ok(UndoResult(
+            ctx.service.undo(ctx.session, args.plan_id, Direction::Redo).await?,
+        ))
     }
 }

@@ -10,7 +10,7 @@
 use crate::conversation::{Message, ToolCall};
 use crate::events::{Event, Publisher};
 use crate::hub::{Hub, Outlet, TurnState};
-use crate::interpreter::{Interpretation, interpret};
+use crate::interpreter::{Interpretation, interpret_in};
 use crate::llm::{ChatModel, ModelError, ModelRequest, RetryPolicy, complete_with_retry};
 use crate::offline::{OfflineEngine, Step};
 use crate::plan::{Actor, Plan, PlanStatus, render};
@@ -392,7 +392,13 @@ async fn turn(
 
     let session = app.service.session(user, app.engine.actor()).await;
     let local_now = app.service.local_now(&session);
-    let reading = interpret(text, local_now, &app.templates);
+    // With the offline engine, a message may answer the question it just
+    // asked about a goal being set up.
+    let pending = match &app.engine {
+        Engine::Offline(engine) => engine.pending(&transcript.messages(), local_now, app.service.wording()),
+        Engine::Model(_) => None,
+    };
+    let reading = interpret_in(text, local_now, &app.templates, pending.as_ref());
     if let Interpretation::Confirmation { accept } = reading
         && let Some(reply) = typed_confirmation(app, &session, accept).await?
     {

@@ -138,8 +138,51 @@ fn samples() -> Vec<(&'static str, &'static str, serde_json::Value)> {
             "history",
             json!({"title": "a", "entries": [{"at": "Nov 22 10:00", "who": "user", "what": "x", "why": "y"}]}),
         ),
-        ("replies.j2", "undone", json!({"summary": "x", "plan": plan})),
-        ("replies.j2", "undone", json!({"summary": "x", "plan": null})),
+        (
+            "replies.j2",
+            "undone",
+            json!({"summary": "x", "plan": plan, "redo": false}),
+        ),
+        (
+            "replies.j2",
+            "undone",
+            json!({"summary": "x", "plan": null, "redo": true}),
+        ),
+        (
+            "replies.j2",
+            "choose",
+            json!({"question": "Which one?", "options": ["“a” in “p”", "“a” in “q”"]}),
+        ),
+        ("replies.j2", "unclear_time", json!({"problem": "time_past"})),
+        ("replies.j2", "unclear_time", json!({"problem": "time_invalid"})),
+        ("replies.j2", "no_due_date", json!({"title": "a"})),
+        (
+            "replies.j2",
+            "agenda",
+            json!({"ask": "progress", "items": [], "several": false,
+                   "plans": [{"title": "p", "done": 1, "total": 3, "next": "b"}]}),
+        ),
+        (
+            "replies.j2",
+            "agenda",
+            json!({"ask": "due_this_week", "plans": [], "several": true,
+                   "items": [{"title": "a", "plan": "p", "due": "Mon Nov 30"}]}),
+        ),
+        (
+            "replies.j2",
+            "agenda",
+            json!({"ask": "overdue", "items": [], "plans": [], "several": false}),
+        ),
+        (
+            "replies.j2",
+            "settings_saved",
+            json!({"what": "quiet", "time_zone": "UTC", "email": null, "verified": false, "quiet": ["22:00", "07:00"]}),
+        ),
+        (
+            "replies.j2",
+            "settings_saved",
+            json!({"what": "email", "time_zone": "UTC", "email": "a@b.c", "verified": false, "quiet": null}),
+        ),
         (
             "replies.j2",
             "reminded",
@@ -234,6 +277,7 @@ fn samples() -> Vec<(&'static str, &'static str, serde_json::Value)> {
         "not_understood",
         "no_plans",
         "nothing_to_confirm",
+        "dismissed",
     ] {
         out.push(("replies.j2", name, json!({})));
     }

@@ -110,6 +110,7 @@ async fn a_model_update_is_stored_and_reaches_every_socket_of_that_user_and_no_o
             "plan_history",
             "plan_from_template",
             "undo",
+            "redo",
             "remind",
             "set_preferences"
         ]

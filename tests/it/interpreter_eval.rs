@@ -8,7 +8,7 @@
 //! assistant ask.
 
 use serde_json::Value;
-use steward::interpreter::interpret;
+use steward::interpreter::{Pending, interpret_in};
 use steward::planner::templates::Templates;
 
 fn lowercase(v: &Value) -> Value {
@@ -52,7 +52,10 @@ fn score(file: &str) -> Score {
         let now = chrono::DateTime::parse_from_rfc3339(case["now"].as_str().unwrap())
             .unwrap()
             .with_timezone(&tz);
-        let got = serde_json::to_value(interpret(case["text"].as_str().unwrap(), now, &templates)).unwrap();
+        // A goal being set up: steward just asked for one of its slots.
+        let pending: Option<Pending> = case.get("pending").map(|p| serde_json::from_value(p.clone()).unwrap());
+        let reading = interpret_in(case["text"].as_str().unwrap(), now, &templates, pending.as_ref());
+        let got = serde_json::to_value(reading).unwrap();
         let (got, expected) = (lowercase(&got), lowercase(&case["expect"]));
         score.total += 1;
         let routed = action(&got) == action(&expected);

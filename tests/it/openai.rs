@@ -74,6 +74,7 @@ async fn the_adapter_streams_text_and_tool_calls_and_sends_the_whole_conversatio
             "plan_history",
             "plan_from_template",
             "undo",
+            "redo",
             "remind",
             "set_preferences"
         ]

@@ -1,0 +1,214 @@
+//! Answers to a question steward asked while setting up a goal: the
+//! dialogue state is the goal's kind, the slots known, and the slot asked.
+//! "never mind" ends it; a command is a command; a message that clearly
+//! starts another goal replaces it; anything else is read as an answer —
+//! the asked slot from the start of the message ("Maria Garcia", "it's
+//! Maria", "the 4th of January", "Lisbon and Porto"), and any other slot
+//! it names ("Maria, she starts Jan 4, reporting to Sam").
+
+use super::commands::{self, re};
+use super::dates::{self, Token};
+use super::goals;
+use super::slots::{apply_case, month, person, year};
+use super::text::{Input, title_case};
+use super::{Command, Interpretation, Pending};
+use crate::planner::templates::{SlotSpec, SlotType, Templates};
+use chrono::DateTime;
+use chrono_tz::Tz;
+use regex::Regex;
+use serde_json::Value;
+use std::sync::LazyLock;
+
+static DISMISS: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(cancel|cancel (that|it|this)|never ?mind|nevermind|forget (it|that|about it)|stop|no|nope|no thanks|not now|skip it|let's not|let it go|drop it|scrap (that|it)|abort|i changed my mind)\W*$",
+    )
+});
+
+/// Words before the answer itself: "it's Maria", "she's called Maria".
+const LEADS: &[&str] = &[
+    "her name is",
+    "his name is",
+    "their name is",
+    "the name is",
+    "name is",
+    "she's called",
+    "he's called",
+    "they're called",
+    "she is called",
+    "he is called",
+    "it's called",
+    "called",
+    "named",
+    "it's",
+    "its",
+    "it is",
+    "that's",
+    "that is",
+    "she's",
+    "he's",
+    "they're",
+    "we're going to",
+    "going to",
+    "to",
+    "the",
+    "on",
+    "by",
+    "from",
+];
+
+/// Where an answer's first part ends: a comma, or words that start another
+/// detail ("Maria starting Jan 4", "Omar as a backend engineer").
+const ENDS: &[&str] = &[
+    " starting",
+    " starts",
+    " start",
+    " who ",
+    " joining",
+    " joins",
+    " reporting",
+    " as a ",
+    " as an ",
+    " from ",
+    " on ",
+    " by ",
+    " due ",
+    " for ",
+    " and she",
+    " and he",
+];
+
+pub(super) fn read(
+    input: &Input,
+    now: DateTime<Tz>,
+    templates: &Templates,
+    pending: &Pending,
+) -> Option<Interpretation> {
+    let template = templates.get(&pending.kind)?;
+    let said = input.lower.trim().trim_end_matches(['.', '!', '?', ' ']);
+    if DISMISS.is_match(said) {
+        return Some(Interpretation::Command(Command::Dismiss {}));
+    }
+    if let Some(command) = commands::command(input, now) {
+        return Some(Interpretation::Command(command));
+    }
+    let toks = input.tokens();
+    // Another goal, asked for in so many words, replaces this one.
+    if let Some((kind, slots)) = goals::detect(input, templates)
+        && kind != pending.kind
+        && goals::requests(&toks)
+    {
+        return Some(Interpretation::NewGoal { kind, slots });
+    }
+    let asked = template.slots.iter().find(|s| s.name == pending.asked)?;
+    let mut slots = pending.slots.clone();
+    let answer = first_part(input)
+        .and_then(|part| answer(asked, &Input::new(&part, input.today)))
+        .or_else(|| answer(asked, input));
+    // An answer with a time that cannot be used gets a question.
+    if answer.is_none()
+        && asked.kind == SlotType::Date
+        && let Some(problem) = dates::problem(&input.lower, &toks, now)
+    {
+        return Some(Interpretation::Unclear { problem });
+    }
+    let found_asked = answer.is_some();
+    if let Some(value) = answer {
+        slots.insert(asked.name.clone(), value);
+    }
+    // Other slots the answer names fill the ones still missing.
+    let mut others = false;
+    if let Some((kind, more)) = goals::detect_as(input, template) {
+        debug_assert_eq!(kind, pending.kind);
+        for (name, value) in more {
+            if name != asked.name && !slots.contains_key(&name) {
+                slots.insert(name, value);
+                others = true;
+            }
+        }
+    }
+    (found_asked || others).then(|| Interpretation::NewGoal {
+        kind: pending.kind.clone(),
+        slots,
+    })
+}
+
+/// The answer's first part, up to a comma or a word that starts another
+/// detail, without lead words.
+fn first_part(input: &Input) -> Option<String> {
+    let text = input.text.trim().trim_end_matches(['.', '!', '?']);
+    let lower = text.to_lowercase();
+    let mut end = text.find(',').unwrap_or(text.len());
+    for marker in ENDS {
+        if let Some(at) = lower.find(marker)
+            && at > 0
+        {
+            end = end.min(at);
+        }
+    }
+    let part = text.get(..end)?.trim();
+    Some(strip_lead(part).to_owned()).filter(|p| !p.is_empty())
+}
+
+fn strip_lead(text: &str) -> &str {
+    let mut text = text.trim();
+    loop {
+        let lower = text.to_lowercase();
+        let Some(lead) = LEADS.iter().find(|p| lower.starts_with(&format!("{p} "))) else {
+            return text;
+        };
+        text = text[lead.len() + 1..].trim();
+    }
+}
+
+/// The value of `slot` in a short answer, if it holds one.
+fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
+    let toks = input.tokens();
+    let text = strip_lead(input.text.trim().trim_end_matches(['.', '!', '?']));
+    match slot.kind {
+        SlotType::Date => dates::find_dates(&toks, input.today)
+            .first()
+            .map(|m| Value::from(m.date.format("%Y-%m-%d").to_string())),
+        SlotType::Person => {
+            if !dates::find_dates(&toks, input.today).is_empty() {
+                return person(input, &toks, &[], false, true).map(Value::from);
+            }
+            let words: Vec<&str> = text.split_whitespace().collect();
+            let name_like = |w: &&str| w.chars().all(|c| c.is_alphabetic() || matches!(c, '-' | '\'' | '’'));
+            (!words.is_empty() && words.len() <= 4 && words.iter().all(name_like))
+                .then(|| Value::from(title_case(&words.join(" "))))
+        }
+        SlotType::Org | SlotType::Text => {
+            let ok = !text.is_empty() && text.split_whitespace().count() <= 8 && !mostly_dates(&toks, input);
+            ok.then(|| Value::from(apply_case(text, slot.case)))
+        }
+        SlotType::List => {
+            let items: Vec<Value> = text
+                .split([',', '&', '+'])
+                .flat_map(|p| p.split(" and "))
+                .map(|i| strip_lead(i.trim()).trim())
+                .filter(|i| !i.is_empty())
+                .map(|i| Value::from(apply_case(i, slot.case)))
+                .collect();
+            (!items.is_empty() && !mostly_dates(&toks, input)).then(|| Value::from(items))
+        }
+        SlotType::Month => month(&toks, input).map(Value::from),
+        SlotType::Year => year(&toks)
+            .or_else(|| {
+                toks.iter()
+                    .find(|t| t.word.len() == 4 && t.word.starts_with("20") && t.word.parse::<u32>().is_ok())
+                    .map(|t| t.word.to_owned())
+            })
+            .map(Value::from),
+    }
+}
+
+/// Whether the message is mostly a date ("next Friday"): not a name.
+fn mostly_dates(toks: &[Token<'_>], input: &Input) -> bool {
+    dates::find_dates(toks, input.today)
+        .iter()
+        .map(|m| m.last - m.first)
+        .sum::<usize>()
+        * 2
+        >= toks.len()
+}
