@@ -4,7 +4,7 @@
 //! several, the plan the user last saw or acted on is meant if it is one of
 //! them; otherwise steward asks, and nothing changes before the answer.
 
-use crate::plan::{Plan, PlanId, Step};
+use crate::plan::{Plan, PlanId, Step, render};
 
 fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
@@ -111,14 +111,15 @@ pub(super) fn find_step<'a>(said: &str, plans: &'a [Plan], referent: Option<Plan
             (_, seen) => seen,
         };
         return match in_view {
-            Some(plan) => match plan.steps.get(n.saturating_sub(1)).filter(|_| n > 0) {
+            // Positions as the plan is shown (`render::ordered`).
+            Some(plan) => match render::ordered(plan).get(n.saturating_sub(1)).filter(|_| n > 0) {
                 Some(step) => StepPick::One(plan, step),
                 None => StepPick::None,
             },
             None => {
                 let all: Vec<(&Plan, &Step)> = plans
                     .iter()
-                    .filter_map(|p| p.steps.get(n.checked_sub(1)?).map(|s| (p, s)))
+                    .filter_map(|p| render::ordered(p).get(n.checked_sub(1)?).map(|s| (p, *s)))
                     .collect();
                 match all.as_slice() {
                     [(p, s)] => StepPick::One(p, s),

@@ -222,8 +222,15 @@ impl OfflineEngine {
 
     /// Words for the outcome of `call`, with dates in the zone of the
     /// user's local `now`.
-    pub(crate) fn explain(&self, wording: &Wording, call: &Call, outcome: &Outcome, now: DateTime<Tz>) -> String {
-        replies::explain(wording, call, outcome, now)
+    pub(crate) fn explain(
+        &self,
+        wording: &Wording,
+        call: &Call,
+        outcome: &Outcome,
+        plans: &[Plan],
+        now: DateTime<Tz>,
+    ) -> String {
+        replies::explain(wording, call, outcome, plans, now)
     }
 }
 
@@ -357,6 +364,19 @@ mod tests {
         assert_eq!(
             unclear,
             Step::Say("Sorry, I didn't catch that. When does Ana Souza start?".into())
+        );
+    }
+
+    #[test]
+    fn refusals_read_with_titles_and_plain_words() {
+        let plans = vec![plan(1, "Onboard Ana", &["Order laptop", "Create accounts"])];
+        let message = "step `s2` cannot be in_progress before its dependencies are completed: waiting on `s1`; \
+                       `s1` cannot be removed: `s2` depend on it; change their depends_on first; `zz` stays";
+        assert_eq!(
+            replies::plain(message, &plans),
+            "step “Create accounts” cannot be in progress before its dependencies are completed: waiting on \
+             “Order laptop”; “Order laptop” cannot be removed: “Create accounts” depend on it; change what they \
+             wait for first; zz stays"
         );
     }
 

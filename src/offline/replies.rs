@@ -189,15 +189,54 @@ struct Digest {
     verified: bool,
 }
 
-/// Words for the outcome of the tool call the engine made.
+/// A refusal written for the model, in the words a person reads: step and
+/// plan ids become their titles (from `plans`, the plans in hand), field
+/// names and status codes become words.
+pub(super) fn plain(message: &str, plans: &[Plan]) -> String {
+    let title_of = |id: &str| -> Option<&str> {
+        plans.iter().find_map(|p| {
+            if p.id.to_string() == id {
+                return Some(p.title.as_str());
+            }
+            p.step(id).map(|s| s.title.as_str())
+        })
+    };
+    let mut out = String::with_capacity(message.len());
+    for (n, part) in message.split('`').enumerate() {
+        match (n % 2, title_of(part)) {
+            (1, Some(title)) => {
+                out.push('“');
+                out.push_str(title);
+                out.push('”');
+            }
+            _ => out.push_str(part),
+        }
+    }
+    let words = [
+        ("change their depends_on first", "change what they wait for first"),
+        ("depends_on", "what it waits for"),
+        ("in_progress", "in progress"),
+        ("expected_version", "the version"),
+        ("plan_id", "the plan"),
+    ];
+    words.iter().fold(out, |text, (code, plain)| text.replace(code, plain))
+}
+
+/// Words for the outcome of the tool call the engine made; `plans` are the
+/// plans in hand when it was made.
 // Long: one arm per kind of outcome, each naming the macro that words it.
-pub(crate) fn explain(w: &Wording, call: &Call, outcome: &Outcome, now: DateTime<Tz>) -> String {
+pub(crate) fn explain(w: &Wording, call: &Call, outcome: &Outcome, plans: &[Plan], now: DateTime<Tz>) -> String {
     let args = match call {
         Call::UpdatePlan(a) => Some(a),
         _ => None,
     };
     match outcome {
-        Outcome::Refused { message, .. } => w.reply("refused", &Message { message }),
+        Outcome::Refused { message, .. } => w.reply(
+            "refused",
+            &Message {
+                message: &plain(message, plans),
+            },
+        ),
         Outcome::Plan(result) => applied(w, &result.0, args, now),
         Outcome::Shown(shown) => render::for_people(&shown.plan, now),
         // The tool's own result has what the message needs.
@@ -230,7 +269,7 @@ pub(crate) fn explain(w: &Wording, call: &Call, outcome: &Outcome, now: DateTime
             Undone::Proposed { proposal } => w.reply(
                 "proposal_change",
                 &Summary {
-                    summary: &proposal.summary,
+                    summary: proposal.summary.trim_end_matches('.'),
                 },
             ),
         },
@@ -317,7 +356,7 @@ fn applied(w: &Wording, applied: &Applied, args: Option<&update_plan::Args>, now
             let creates = proposal.changes.iter().any(|c| matches!(c, Change::PlanCreated { .. }));
             if !creates {
                 let summary = Summary {
-                    summary: &proposal.summary,
+                    summary: proposal.summary.trim_end_matches('.'),
                 };
                 return w.reply("proposal_change", &summary);
             }

@@ -42,12 +42,12 @@ pub enum PlanError {
     TooLong { what: String, limit: usize, got: usize },
     #[error(
         "only one step may be in progress at a time; these would be: {}. Complete or pause one first",
-        .0.join(", ")
+        ticked(.0)
     )]
     TooManyInProgress(Vec<String>),
     #[error(
         "step `{step}` cannot be {status} before its dependencies are completed: waiting on {}",
-        .waiting_on.join(", ")
+        ticked(.waiting_on)
     )]
     DependenciesNotDone {
         step: String,
@@ -60,7 +60,7 @@ pub enum PlanError {
         from: StepStatus,
         to: StepStatus,
     },
-    #[error("step `{step}` cannot be removed: {} depend on it; change their depends_on first", .dependents.join(", "))]
+    #[error("step `{step}` cannot be removed: {} depend on it; change their depends_on first", ticked(.dependents))]
     StillDependedOn { step: String, dependents: Vec<String> },
     #[error("reorder must list every step exactly once; {0}")]
     BadReorder(String),
@@ -112,6 +112,11 @@ pub(crate) fn valid_step_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Ids in an error message, each in backticks: "`a`, `b`".
+fn ticked(ids: &[String]) -> String {
+    ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// Characters that can make text read as something else: line and

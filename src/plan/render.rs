@@ -143,7 +143,7 @@ pub(crate) fn for_people(plan: &Plan, now: DateTime<Tz>) -> String {
         PlanStatus::Done => out.push_str("This plan is done.\n"),
         PlanStatus::Cancelled => out.push_str("This plan was cancelled.\n"),
     }
-    for (n, step) in plan.steps.iter().enumerate() {
+    for (n, step) in ordered(plan).into_iter().enumerate() {
         let _ = write!(out, "{}. {} {}", n + 1, marker(step.status), step.title);
         if let Some(due) = step.due_at {
             let _ = write!(out, " — due {}", day(due, now));
@@ -158,6 +158,35 @@ pub(crate) fn for_people(plan: &Plan, now: DateTime<Tz>) -> String {
     }
     if let Some(next) = next_step(plan) {
         let _ = writeln!(out, "Next: {}", next.title);
+    }
+    out
+}
+
+/// The steps in the order people read them: a step after the steps it
+/// waits for, and among the steps free to come next the soonest due first
+/// (undated last, then as stored).
+pub(crate) fn ordered(plan: &Plan) -> Vec<&Step> {
+    let n = plan.steps.len();
+    let index: std::collections::HashMap<&str, usize> =
+        plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let mut placed = vec![false; n];
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let ready = (0..n)
+            .filter(|&i| !placed[i])
+            .filter(|&i| {
+                plan.steps[i]
+                    .depends_on
+                    .iter()
+                    .all(|d| index.get(d.as_str()).is_none_or(|&j| placed[j]))
+            })
+            .min_by_key(|&i| (plan.steps[i].due_at.is_none(), plan.steps[i].due_at, i));
+        // A cycle (never stored) would leave no step ready: keep the rest as stored.
+        let Some(i) = ready.or_else(|| (0..n).find(|&i| !placed[i])) else {
+            break;
+        };
+        placed[i] = true;
+        out.push(&plan.steps[i]);
     }
     out
 }

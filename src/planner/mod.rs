@@ -116,6 +116,41 @@ fn resolve_due(expr: &str, dates: &Map<String, Value>, today: NaiveDate) -> Resu
     shifted.ok_or_else(|| ExpandError::OutOfRange(expr.to_owned()))
 }
 
+/// A computed date on a Saturday or Sunday moves back to the Friday before
+/// (a deadline is safer early), or forward to Monday if that Friday has
+/// passed.
+fn working_day(date: NaiveDate, today: NaiveDate) -> NaiveDate {
+    use chrono::{Datelike, Weekday};
+    let back = match date.weekday() {
+        Weekday::Sat => 1,
+        Weekday::Sun => 2,
+        _ => return date,
+    };
+    match date.checked_sub_days(Days::new(back)) {
+        Some(friday) if friday >= today => friday,
+        _ => date + Days::new(3 - back),
+    }
+}
+
+/// When a step with due expression `expr` is due: that day at 09:00 local,
+/// on a working day if the template keeps them, never before today.
+fn due_moment(
+    template: &Template,
+    expr: &str,
+    slots: &Map<String, Value>,
+    today: NaiveDate,
+    tz: Tz,
+) -> Result<Option<chrono::DateTime<Utc>>, ExpandError> {
+    let mut date = resolve_due(expr, slots, today)?;
+    if template.working_days && DueExpr::parse(expr)?.offset_days != 0 {
+        date = working_day(date, today);
+    }
+    let local = date
+        .max(today)
+        .and_time(NaiveTime::from_hms_opt(DUE_HOUR, 0, 0).unwrap_or_default());
+    Ok(tz.from_local_datetime(&local).earliest().map(|t| t.with_timezone(&Utc)))
+}
+
 /// Expands `template` for `slots`. Missing optional dates take their
 /// defaults; a due date that would fall before today is set to today.
 pub(crate) fn expand(
@@ -137,11 +172,9 @@ pub(crate) fn expand(
             slots.insert(slot.name.clone(), Value::from(date.format("%Y-%m-%d").to_string()));
         }
     }
-    let due_at = |expr: &Option<String>| -> Result<Option<chrono::DateTime<Utc>>, ExpandError> {
-        let Some(expr) = expr else { return Ok(None) };
-        let date = resolve_due(expr, &slots, today)?.max(today);
-        let local = date.and_time(NaiveTime::from_hms_opt(DUE_HOUR, 0, 0).unwrap_or_default());
-        Ok(tz.from_local_datetime(&local).earliest().map(|t| t.with_timezone(&Utc)))
+    let due_at = |expr: &Option<String>| match expr {
+        Some(expr) => due_moment(template, expr, &slots, today, tz),
+        None => Ok(None),
     };
 
     // Steps with for_each fan out; dependents wait for every copy.

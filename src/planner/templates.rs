@@ -24,9 +24,18 @@ pub(crate) struct Template {
     #[serde(default)]
     pub(crate) slots: Vec<SlotSpec>,
     pub(crate) steps: Vec<StepSpec>,
+    /// Due dates computed from an offset avoid Saturdays and Sundays (on
+    /// unless the template says `working_days = false`, as personal kinds
+    /// like trips do).
+    #[serde(default = "working_days_default")]
+    pub(crate) working_days: bool,
     /// Not read from the file: where it came from, for error messages.
     #[serde(skip)]
     pub(crate) source: String,
+}
+
+fn working_days_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

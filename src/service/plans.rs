@@ -134,6 +134,7 @@ impl Service {
                     Action::Create { plan: Box::new(plan) },
                     changes,
                     new.why,
+                    None,
                 )
                 .await?;
             return Ok(Applied::Proposed { proposal });
@@ -247,7 +248,10 @@ impl Service {
         }
         if rules.confirm.needs_confirmation(&outcome.changes) {
             let action = Action::Patch { ops: ops.to_vec() };
-            let proposal = self.propose(s, &current, action, outcome.changes, why).await?;
+            let note = self
+                .wording()
+                .date_warnings(&outcome.plan, &outcome.changes, self.local_now(s));
+            let proposal = self.propose(s, &current, action, outcome.changes, why, note).await?;
             return Ok(Applied::Proposed { proposal });
         }
         let entry = HistoryEntry {

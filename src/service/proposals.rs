@@ -54,6 +54,7 @@ impl Service {
         action: Action,
         changes: Vec<Change>,
         why: String,
+        note: Option<String>,
     ) -> Result<Proposal, ServiceError> {
         let now = self.now();
         for mut old in self.store().open_proposals(&s.user).await? {
@@ -74,7 +75,10 @@ impl Service {
             id: String::new(),
             plan_id,
             base_version: before.version,
-            summary: self.wording().summarize(before, &changes, self.local_now(s)),
+            summary: match (self.wording().summarize(before, &changes, self.local_now(s)), note) {
+                (summary, Some(note)) => format!("{}. {note}", summary.trim_end_matches('.')),
+                (summary, None) => summary,
+            },
             changes,
             status: ProposalStatus::Open,
             why,

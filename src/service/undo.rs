@@ -110,7 +110,7 @@ impl Service {
         let why = format!("{verb}: {}", entry.why);
         if destructive(&changes) {
             let action = Action::Undo { undoes: entry.version };
-            let proposal = self.propose(s, &plan, action, changes, why).await?;
+            let proposal = self.propose(s, &plan, action, changes, why, None).await?;
             return Ok(Undone::Proposed { proposal });
         }
         let reverted = self

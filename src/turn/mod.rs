@@ -453,7 +453,7 @@ async fn offline_turn(
                     content: outcome.content(),
                 })
                 .await?;
-            engine.explain(app.service.wording(), &call, &outcome, now)
+            engine.explain(app.service.wording(), &call, &outcome, &plans, now)
         }
     };
     // Nothing streams: the whole answer goes out as the `reply`, once stored.

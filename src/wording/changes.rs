@@ -61,6 +61,59 @@ impl Wording {
     }
 }
 
+/// A moved date that will not work as it stands, for `date_warning`.
+#[derive(Serialize)]
+struct DateWarning<'a> {
+    /// past, before_dependency (due before a step it waits for), or
+    /// after_dependent (a step waiting for it would be due first).
+    kind: &'a str,
+    step: &'a str,
+    other: Option<&'a str>,
+    other_due: Option<String>,
+}
+
+impl Wording {
+    /// What to know about the due dates `changes` set in `after` (the plan
+    /// as it would be): one that has passed, or one that lands before a
+    /// step it waits for or after a step that waits for it. `None` if all
+    /// is well.
+    pub fn date_warnings(&self, after: &Plan, changes: &[Change], now: DateTime<Tz>) -> Option<String> {
+        let mut out = Vec::new();
+        for change in changes {
+            let Change::StepDue {
+                step, to: Some(due), ..
+            } = change
+            else {
+                continue;
+            };
+            let Some(moved) = after.step(step) else { continue };
+            let mut warn = |kind, other: Option<&crate::plan::Step>| {
+                let facts = DateWarning {
+                    kind,
+                    step: &moved.title,
+                    other: other.map(|o| o.title.as_str()),
+                    other_due: other.and_then(|o| day(&o.due_at, now)),
+                };
+                out.push(self.say("changes.j2", "date_warning", &facts));
+            };
+            if *due < now {
+                warn("past", None);
+            }
+            for dep in moved.depends_on.iter().filter_map(|d| after.step(d)) {
+                if dep.due_at.is_some_and(|d| d > *due) {
+                    warn("before_dependency", Some(dep));
+                }
+            }
+            for later in after.steps.iter().filter(|s| s.depends_on.contains(step)) {
+                if later.due_at.is_some_and(|d| d < *due) {
+                    warn("after_dependent", Some(later));
+                }
+            }
+        }
+        (!out.is_empty()).then(|| out.join(" "))
+    }
+}
+
 /// The facts of one change; added steps are listed together, and a plan
 /// finishing on its own is not a change anyone asked for.
 fn facts<'a>(plan: &'a Plan, change: &'a Change, now: DateTime<Tz>) -> Option<Facts<'a>> {

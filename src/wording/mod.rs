@@ -201,6 +201,16 @@ fn samples() -> Vec<(&'static str, &'static str, serde_json::Value)> {
         ("replies.j2", "cannot_apply", json!({"message": "no"})),
         ("changes.j2", "added", json!({"steps": [{"title": "a", "due": null}]})),
         (
+            "changes.j2",
+            "date_warning",
+            json!({"kind": "before_dependency", "step": "a", "other": "b", "other_due": "Mon Nov 30"}),
+        ),
+        (
+            "changes.j2",
+            "date_warning",
+            json!({"kind": "past", "step": "a", "other": null, "other_due": null}),
+        ),
+        (
             "notifications.j2",
             "due_soon",
             json!({"step": "a", "plan": "p", "when": "today", "time": "09:00"}),

@@ -140,7 +140,7 @@ async fn invalid_tool_arguments_leave_the_plan_unchanged_and_the_model_sees_why(
                 "update_plan",
                 json!({"plan_id": "p1", "expected_version": 1, "explanation": "jump", "ops": [{"op": "set_status", "step": "orientation", "status": "completed"}]}),
             ),
-            "step `orientation` cannot be completed before its dependencies are completed: waiting on accounts",
+            "step `orientation` cannot be completed before its dependencies are completed: waiting on `accounts`",
         ),
         (
             Script::tool(

@@ -118,7 +118,9 @@ async fn goal_proposal_yes_show_move_confirm_undo_and_restart_keep_the_plan_righ
     );
     assert_eq!(
         reply(&frames),
-        "Move “First-day orientation with Ana Souza” from Tue Dec 1 to Fri Nov 27. Shall I go ahead?"
+        "Move “First-day orientation with Ana Souza” from Tue Dec 1 to Fri Nov 27. Note: “First-day orientation \
+         with Ana Souza” would then be due before “Set up the desk and test the hardware” (due Mon Nov 30), which it \
+         waits for. Shall I go ahead?"
     );
 
     // Confirmed with the button (a confirm frame) this time.
@@ -215,7 +217,7 @@ async fn a_proposal_survives_a_restart_and_a_stale_one_is_refused_with_the_new_s
         .unwrap();
     assert_eq!(
         due(&serde_json::to_value(&stored).unwrap(), "assign_buddy"),
-        "2026-11-28T08:00:00Z"
+        "2026-11-27T08:00:00Z"
     );
 }
 
@@ -372,7 +374,9 @@ async fn a_user_far_east_of_utc_reads_every_date_on_the_day_they_said() {
     let text = reply(&ana.turn("m1", "move the orientation to Friday").await);
     assert_eq!(
         text,
-        "Move “First-day orientation with Ana Souza” from Tue Dec 1 to Fri Nov 27. Shall I go ahead?"
+        "Move “First-day orientation with Ana Souza” from Tue Dec 1 to Fri Nov 27. Note: “First-day orientation \
+         with Ana Souza” would then be due before “Set up the desk and test the hardware” (due Mon Nov 30), which it \
+         waits for. Shall I go ahead?"
     );
     let text = reply(&ana.turn("m2", "yes").await);
     assert!(
