@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 
 static DISMISS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(cancel|cancel (that|it|this)|never ?mind|nevermind|forget (it|that|about it)|stop|no|nope|no thanks|not now|skip it|let's not|let it go|drop it|scrap (that|it)|abort|i changed my mind)\W*$",
+        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((nah|no|ok|okay|actually|hmm)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|forget (it|that|about it)|stop|skip it|drop it|scrap (that|it)|abort|i changed my mind)\b",
     )
 });
 
@@ -102,7 +102,13 @@ pub(super) fn read(
     }
     let asked = template.slots.iter().find(|s| s.name == pending.asked)?;
     let mut slots = pending.slots.clone();
-    let answer = first_part(input)
+    // A list is the whole answer ("Kyoto, Osaka and Nara"); anything else
+    // is its first part ("Maria, she starts Jan 4").
+    let first = match asked.kind {
+        SlotType::List => None,
+        _ => first_part(input),
+    };
+    let answer = first
         .and_then(|part| answer(asked, &Input::new(&part, input.today)))
         .or_else(|| answer(asked, input));
     // An answer with a time that cannot be used gets a question.
@@ -186,7 +192,15 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
             let items: Vec<Value> = text
                 .split([',', '&', '+'])
                 .flat_map(|p| p.split(" and "))
+                .flat_map(|p| p.split(" then "))
                 .map(|i| strip_lead(i.trim()).trim())
+                .map(|i| {
+                    ["a ", "an ", "and "]
+                        .iter()
+                        .find_map(|a| i.strip_prefix(a))
+                        .unwrap_or(i)
+                        .trim()
+                })
                 .filter(|i| !i.is_empty())
                 .map(|i| Value::from(apply_case(i, slot.case)))
                 .collect();

@@ -1,11 +1,11 @@
 //! Confirmations and plan commands in plain words.
 
 use super::Command;
-use super::dates::{self, DateMention};
+use super::dates::DateMention;
 use super::more;
+use super::reminders;
 use super::text::{Input, strip_reference};
-use crate::triggers::Frequency;
-use chrono::{DateTime, NaiveTime, TimeZone};
+use chrono::DateTime;
 use chrono_tz::Tz;
 use regex::Regex;
 use std::sync::LazyLock;
@@ -41,6 +41,10 @@ static SETTINGS: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// "no need for X", "no worries": not an answer to a proposal.
+static NOT_A_NO: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(no need|no worries|no problem|no rush|no hurry|not a problem|no biggie)\b"));
+
 /// Messages that ask for something to be done (so a time that cannot be
 /// used gets a question, not silence).
 static ACTION: LazyLock<Regex> = LazyLock::new(|| {
@@ -61,7 +65,7 @@ pub(crate) fn confirmation(input: &Input) -> Option<bool> {
     if words == 0 || words > 8 {
         return None;
     }
-    if SETTINGS.is_match(l) {
+    if SETTINGS.is_match(l) || NOT_A_NO.is_match(l) {
         return None;
     }
     let no = NO.is_match(l);
@@ -90,13 +94,13 @@ fn re_rest() -> &'static Regex {
 
 static POLITE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((please|pls|hey|hi|ok|okay|so|also|and|now|steward)[,!]?\s+|(can|could|would|will) you\s+(please\s+)?|i'd like you to\s+|i want you to\s+)+",
+        r"^((please|pls|hey|hi|ok|okay|so|also|and|now|steward|oops|oh|hmm|ah|actually|well|wait|right|alright|sorry)[,!]?\s+|(can|could|would|will) (you|we)\s+(please\s+)?|i'd like you to\s+|i want you to\s+)+",
     )
 });
 
 static HELP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say|how can you help( me)?|what can you help with|how do you work)\W*$",
+        r"^(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand)\W*$",
     )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {
@@ -114,6 +118,14 @@ static LIST: LazyLock<Regex> = LazyLock::new(|| {
         r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)|what are my plans|what plans are there|what plans do i have)\W*$",
     )
 });
+/// "which plans are active?", "an overview of all the plans I have".
+static LIST_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(which|what|how many|overview of|summary of|all (of )?(the |my )?)\s*plans\b|\bplans (are (active|running|open)|do i have|i have|have i got)\b",
+    )
+});
+static NEW_STEP: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(new|another|extra) (step|task|item|todo|to-do)\s*[:\-]?\s*(.+)$"));
 static REMIND: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(remind me|set (a|up a) reminder|reminder|ping me|nudge me)\b"));
 static CANCEL_PLAN: LazyLock<Regex> =
@@ -128,7 +140,7 @@ static SKIP: LazyLock<Regex> = LazyLock::new(|| {
 });
 static RESCHEDULE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+should be (due|done|moved to|on|by)\s+(.+)$",
+        r"^(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring|set)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+should be (due|done|moved to|on|by)\s+(.+)$",
     )
 });
 static DUE_OF: LazyLock<Regex> = LazyLock::new(|| re(r"^(the )?(due date|deadline|date)( of| for)?\s+"));
@@ -149,7 +161,7 @@ static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static START: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(i'm |i am |we're |we are |i've |i have |let's |lets )?(start|starting|started|begin|beginning|began|kick off|kicking off|working on|start on|started on|starting on|get going on|getting going on)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(in progress|started|in-progress|ongoing)$",
+        r"^(i'm |i am |we're |we are |i've |i have |let's |lets )?(start(?:ed|ing)? working on|start(?:ed|ing)? on|start(?:ed|ing)? with|begin(?:ning)? with|working on|get(?:ting)? going on|start|starting|started|begin|beginning|began|kick off|kicking off)\s+(.+)$|^(?:mark|set|move)\s+(.+?)\s+(as\s+|to\s+)?(in progress|started|in-progress|ongoing|doing)$",
     )
 });
 static SHOW: LazyLock<Regex> = LazyLock::new(|| {
@@ -162,10 +174,27 @@ static SHOW: LazyLock<Regex> = LazyLock::new(|| {
 /// offset where it starts in `lower` (so spans map back to the original).
 fn clean(lower: &str) -> (usize, &str) {
     let leading = lower.len() - lower.trim_start().len();
-    let l = lower.trim().trim_end_matches(['.', '!', '?', ' ']);
+    let mut l = lower.trim().trim_end_matches(['.', '!', '?', ' ']);
+    for tail in [" please", " thanks", " thank you", " for me"] {
+        l = l.strip_suffix(tail).unwrap_or(l).trim_end_matches([',', ' ']);
+    }
     let polite = POLITE.find(l).map(|m| m.end()).unwrap_or(0);
     let rest = l[polite..].trim_start();
     (leading + l.len() - rest.len(), rest.trim_end())
+}
+
+/// "the research plan completely", "my trip plan": the words name a plan.
+pub(super) fn names_a_plan(object: &str) -> bool {
+    let mut words: Vec<&str> = object.split_whitespace().collect();
+    while words.last().is_some_and(|w| {
+        matches!(
+            *w,
+            "completely" | "entirely" | "altogether" | "anymore" | "please" | "now"
+        )
+    }) {
+        words.pop();
+    }
+    words.last() == Some(&"plan") || words.first() == Some(&"plan")
 }
 
 pub(super) fn reference(words: &str) -> Option<String> {
@@ -181,6 +210,17 @@ pub(super) fn plan_words(rest: &str) -> Option<String> {
         .iter()
         .find_map(|p| rest.strip_prefix(p))
         .unwrap_or(rest);
+    let rest = [
+        "my plan for ",
+        "the plan for ",
+        "plan for ",
+        "my plan of ",
+        "the plan of ",
+        "plans for ",
+    ]
+    .iter()
+    .find_map(|p| rest.strip_prefix(p))
+    .unwrap_or(rest);
     let rest = rest
         .trim_end_matches(" going")
         .trim_end_matches(" doing")
@@ -215,15 +255,15 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         return Some(c);
     }
     if REMIND.is_match(&l) {
-        return remind(input, &l, base, now);
+        return reminders::remind(input, &l, base, now);
     }
-    if DIGEST.is_match(&l) {
-        return Some(digest(input, &l));
+    if reminders::DIGEST.is_match(&l) {
+        return Some(reminders::digest(input, &l));
     }
-    if LIST.is_match(&l) {
+    if LIST.is_match(&l) || LIST_LOOSE.is_match(&l) {
         return Some(Command::ListPlans {});
     }
-    if let Some(c) = more::agenda(&l) {
+    if let Some(c) = more::agenda(&l, input.lower.trim_end().ends_with('?')) {
         return Some(c);
     }
     if HISTORY.is_match(&l) && !l.starts_with("add ") {
@@ -238,6 +278,11 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
             "changes on",
             "changes for",
             "history on",
+            "log for",
+            "log of",
+            " in the ",
+            " on the ",
+            " for the ",
         ]
         .iter()
         .find_map(|k| l.split_once(k).map(|(_, r)| r.to_owned()))
@@ -262,12 +307,23 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
             (_, _, Some(s), Some(w)) => (s.as_str(), w),
             _ => return None,
         };
-        if let Some(m) = date_in(input, base + when.start()) {
+        // "set up onboarding for Marco …" is a goal, not a date change.
+        let set_up = l.starts_with("set up ");
+        if !set_up && let Some(m) = date_in(input, base + when.start()) {
             let step = DUE_OF.replace(step, "");
-            if let Some(step) = reference(&step) {
+            let step = ["'s due date", "'s deadline", "'s date", "’s due date", "'s"]
+                .iter()
+                .find_map(|s| step.strip_suffix(s))
+                .unwrap_or(&step);
+            if let Some(step) = reference(step) {
                 return Some(Command::RescheduleStep { step, due: m.date });
             }
         }
+    }
+    if let Some(c) = NEW_STEP.captures(&l)
+        && let Some(body) = c.get(3)
+    {
+        return add_step(input, base + body.start(), body.as_str());
     }
     if let Some(c) = ADD.captures(&l) {
         let (body_start, body) = match (c.get(7), c.get(9)) {
@@ -282,7 +338,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         && let Some(name) = reference(object.as_str())
     {
         // "delete the budget plan" is the plan, not a step called "budget".
-        if object.as_str().trim_end().ends_with(" plan") && c.get(5).is_none() {
+        if names_a_plan(object.as_str()) && c.get(5).is_none() {
             return Some(Command::CancelPlan { plan: name });
         }
         return Some(Command::RemoveStep { step: name });
@@ -297,12 +353,31 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     // A step named together with a date ("start the budget by Dec 20") is a
     // new goal, not a status change.
     let dated = !input.dates().is_empty();
+    // "did I miss anything?", "is the draft done?": a question changes nothing.
+    let question = input.lower.trim_end().ends_with('?') || QUESTION.is_match(&l);
+    if question {
+        return show(&l).or_else(|| tail_clause(input, &l, now));
+    }
     if let Some(c) = more::fail(input, base, &l).filter(|_| !dated) {
         return Some(c);
     }
     if let Some(c) = SKIP.captures(&l).filter(|_| !dated) {
         let step = c.get(5).or(c.get(6)).or(c.get(7)).and_then(|s| reference(s.as_str()))?;
         return Some(Command::SkipStep { step });
+    }
+    // "mark the bank reconciliation complete: all 4 accounts match".
+    for sep in [": ", " - ", " — "] {
+        if let Some((head, _)) = l.split_once(sep)
+            && let Some(c) = COMPLETE.captures(head)
+            && let Some(step) = c.get(3).or(c.get(4)).or(c.get(7)).and_then(|s| reference(s.as_str()))
+        {
+            let from = base + head.len() + sep.len();
+            let result = input.text.get(from..base + l.len()).map(|r| r.trim().to_owned());
+            return Some(Command::CompleteStep {
+                step,
+                result: result.filter(|r| !r.is_empty()),
+            });
+        }
     }
     if let Some(c) = COMPLETE.captures(&l) {
         let said = c.get(3).or(c.get(4)).or(c.get(7))?;
@@ -324,19 +399,60 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         return Some(Command::CompleteStep { step, result });
     }
     if let Some(c) = START.captures(&l).filter(|_| !dated) {
-        let step = c.get(3).or(c.get(4)).and_then(|s| reference(s.as_str()))?;
-        return Some(Command::StartStep { step });
-    }
-    if let Some(c) = SHOW.captures(&l) {
-        let rest = c.get(3).or(c.get(5)).map(|m| m.as_str()).unwrap_or("");
-        let plan = plan_words(rest);
-        // "show me how to..." is not about a plan.
-        if plan.as_deref().is_some_and(|p| p.split_whitespace().count() > 4) {
-            return None;
+        let object = c.get(3).or(c.get(4)).map_or("", |m| m.as_str());
+        // "start a research report", "start the close for last month": a
+        // new goal (steps are named with "the", and a period is a goal's).
+        let new_goal = ["a ", "an ", "new ", "a new "].iter().any(|a| object.starts_with(a)) || PERIOD.is_match(object);
+        if !new_goal {
+            let step = reference(object)?;
+            return Some(Command::StartStep { step });
         }
-        return Some(Command::ShowPlan { plan });
+        return None;
     }
-    None
+    show(&l).or_else(|| tail_clause(input, &l, now))
+}
+
+static QUESTION: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(did|do|does|is|are|was|were|have|has|which|what|what's|whats|how|how's|any|anything|can|could|should|when|where|why)\b",
+    )
+});
+static PERIOD: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\bfor (last|this|next) month\b|\bfor (january|february|march|april|may|june|july|august|september|october|november|december)\b",
+    )
+});
+
+fn show(l: &str) -> Option<Command> {
+    let c = SHOW.captures(l)?;
+    let rest = c.get(3).or(c.get(5)).map(|m| m.as_str()).unwrap_or("");
+    let plan = plan_words(rest);
+    // "show me how to..." is not about a plan.
+    if plan.as_deref().is_some_and(|p| p.split_whitespace().count() > 4) {
+        return None;
+    }
+    Some(Command::ShowPlan { plan })
+}
+
+/// "we lost the deal, delete the Soylent plan": the command in the last
+/// clause, when it names what it acts on.
+fn tail_clause(input: &Input, l: &str, now: DateTime<Tz>) -> Option<Command> {
+    let (head, tail) = l.rsplit_once(", ")?;
+    if tail.split_whitespace().count() < 2 || head.is_empty() {
+        return None;
+    }
+    let sub = Input::new(&input.text[input.text.len() - tail.len()..], input.today);
+    let vague = |w: &str| matches!(w, "it" | "that" | "this" | "them" | "everything");
+    match command(&sub, now)? {
+        Command::CancelPlan { plan } if vague(&plan) => None,
+        Command::RemoveStep { step } | Command::SkipStep { step } | Command::CompleteStep { step, .. }
+            if vague(&step) =>
+        {
+            None
+        }
+        Command::ShowPlan { .. } | Command::Help {} => None,
+        c => Some(c),
+    }
 }
 
 fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
@@ -375,138 +491,5 @@ fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
         title: title.to_owned(),
         due: mention.map(|m| m.date),
         after,
-    })
-}
-
-static DIGEST: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(digests?|(daily|weekly) (summary|summaries|emails?|updates?|recap))\b"));
-static DIGEST_OFF: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(stop|no more|turn off|switch off|cancel|disable|unsubscribe|don'?t (send|want)|do not (send|want))\b")
-});
-static WEEKDAY: LazyLock<Regex> = LazyLock::new(|| re(r"\b(mon|tues?|wed(nes)?|thu(rs)?|fri|sat(ur)?|sun)(days?)?\b"));
-
-/// A digest schedule in words: off, weekly (on a named day), or daily.
-fn digest(input: &Input, l: &str) -> Command {
-    if DIGEST_OFF.is_match(l) {
-        return Command::Digest {
-            frequency: Frequency::Off,
-            weekday: None,
-            time: None,
-        };
-    }
-    let weekday = WEEKDAY.captures(l).map(|c| {
-        match &c[1] {
-            "mon" => "monday",
-            "tue" | "tues" => "tuesday",
-            "wed" | "wednes" => "wednesday",
-            "thu" | "thurs" => "thursday",
-            "fri" => "friday",
-            "sat" | "satur" => "saturday",
-            _ => "sunday",
-        }
-        .to_owned()
-    });
-    let weekly = weekday.is_some() || l.contains("weekly") || l.contains("every week") || l.contains("each week");
-    let time = dates::find_time(&input.tokens()).map(|t| t.time.format("%H:%M").to_string());
-    Command::Digest {
-        frequency: if weekly { Frequency::Weekly } else { Frequency::Daily },
-        weekday: if weekly {
-            Some(weekday.unwrap_or_else(|| "monday".into()))
-        } else {
-            None
-        },
-        time,
-    }
-}
-
-/// "in 10 minutes", "in an hour", "in 2 hrs": a reminder relative to now.
-static IN_DURATION: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\bin (\d{1,3}|a|an|one|two|three|five|ten|fifteen|twenty|thirty) ?(minutes?|mins?|hours?|hrs?)\b")
-});
-
-fn in_duration(l: &str) -> Option<(std::ops::Range<usize>, chrono::Duration)> {
-    let caps = IN_DURATION.captures(l)?;
-    let n: i64 = match &caps[1] {
-        "a" | "an" | "one" => 1,
-        "two" => 2,
-        "three" => 3,
-        "five" => 5,
-        "ten" => 10,
-        "fifteen" => 15,
-        "twenty" => 20,
-        "thirty" => 30,
-        digits => digits.parse().ok()?,
-    };
-    let unit = if caps[2].starts_with('h') {
-        chrono::Duration::hours(1)
-    } else {
-        chrono::Duration::minutes(1)
-    };
-    if n == 0 {
-        return None;
-    }
-    Some((caps.get(0)?.range(), unit * i32::try_from(n).ok()?))
-}
-
-fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Command> {
-    let toks = input.tokens();
-    let relative = in_duration(l).map(|(range, after)| (base + range.start..base + range.end, after));
-    let date = input.dates().first().copied();
-    let time = dates::find_time(&toks);
-    // The reminder text: after "to", "about" or "that", minus date and time phrases.
-    let marker = [" to ", " about ", " that ", ": "]
-        .iter()
-        .filter_map(|m| l.find(m).map(|at| (at, m.len())))
-        .min();
-    let (start, end) = match marker {
-        Some((at, len)) => (base + at + len, input.lower.len()),
-        None => return None,
-    };
-    let mut words: Vec<&str> = Vec::new();
-    for (i, t) in toks.iter().enumerate() {
-        if t.start < start || t.end > end || relative.as_ref().is_some_and(|(r, _)| r.contains(&t.start)) {
-            continue;
-        }
-        let in_date = date.is_some_and(|d| i >= d.first && i < d.last);
-        let in_time = time.is_some_and(|m| i >= m.first && i < m.last);
-        let joiner = matches!(t.word, "at" | "on" | "by")
-            && toks
-                .get(i + 1)
-                .is_some_and(|_| date.is_some_and(|d| d.first == i + 1) || time.is_some_and(|m| m.first == i + 1));
-        if !(in_date || in_time || joiner) {
-            words.push(&input.text[t.start..t.end]);
-        }
-    }
-    let text = words.join(" ");
-    if text.is_empty() {
-        return None;
-    }
-    if let Some((_, after)) = relative {
-        return Some(Command::Remind {
-            text,
-            at: (now + after).fixed_offset(),
-        });
-    }
-    let today = now.date_naive();
-    let at_time = time
-        .map(|t| t.time)
-        .unwrap_or_else(|| NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default());
-    let day = match (date, time) {
-        (Some(d), _) => d.date,
-        (None, Some(t)) if t.time > now.time() => today,
-        (None, Some(_)) => today.succ_opt()?,
-        (None, None) => today.succ_opt()?,
-    };
-    // A local time in a DST gap moves forward to the first valid instant;
-    // in a repeated hour the earlier one is taken.
-    let local = now.timezone().from_local_datetime(&day.and_time(at_time));
-    let at = local.earliest().or_else(|| {
-        now.timezone()
-            .from_local_datetime(&(day.and_time(at_time) + chrono::Duration::hours(1)))
-            .earliest()
-    })?;
-    Some(Command::Remind {
-        text,
-        at: at.fixed_offset(),
     })
 }

@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 /// Phrases that make a message a request rather than a remark.
 const REQUEST_VERBS: &[&str] = &[
     "help me",
-    "help",
+    "help us",
+    "help with",
     "plan",
     "planning",
     "prepare",
@@ -78,6 +79,18 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
         return None;
     }
     let slots = fill_slots(input, &toks, template);
+    // "budget" alone, or "maybe we should launch something, idk": a goal
+    // is named but not asked for.
+    if !asks && !dated && slots.is_empty() {
+        return None;
+    }
+    let requests = REQUEST_VERBS.iter().any(|v| find_phrase(&toks, v).is_some());
+    let hedged = ["maybe", "perhaps", "someday", "idk", "might", "eventually"]
+        .iter()
+        .any(|h| find_phrase(&toks, h).is_some());
+    if hedged && !requests {
+        return None;
+    }
     Some((template.kind.clone(), slots))
 }
 
@@ -94,9 +107,11 @@ pub(crate) fn detect_as(input: &Input, template: &Template) -> Option<(String, M
     (!slots.is_empty()).then(|| (template.kind.clone(), slots))
 }
 
-/// Whether the message names a kind of goal at all.
-pub(crate) fn mentions_goal(input: &Input, templates: &Templates) -> bool {
-    best_template(&input.tokens(), templates).is_some()
+/// Whether the message names a kind of goal and asks for it.
+pub(crate) fn asks_for_goal(input: &Input, templates: &Templates) -> bool {
+    let toks = input.tokens();
+    best_template(&toks, templates).is_some()
+        && (requests(&toks) || GOAL_VERBS.iter().any(|v| find_phrase(&toks, v).is_some()))
 }
 
 fn starts_imperatively(words: &[&str]) -> bool {

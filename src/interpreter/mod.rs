@@ -10,6 +10,7 @@ pub(crate) mod commands;
 pub(crate) mod dates;
 pub(crate) mod goals;
 mod more;
+mod reminders;
 mod slots;
 pub(crate) mod text;
 
@@ -207,7 +208,7 @@ pub fn interpret_in(
         return reading;
     }
     if let Some(problem) = dates::problem(&input.lower, &input.tokens(), now)
-        && (commands::asks_for_action(&input) || goals::mentions_goal(&input, templates))
+        && (commands::asks_for_action(&input) || goals::asks_for_goal(&input, templates))
     {
         return Interpretation::Unclear { problem };
     }

@@ -30,6 +30,13 @@ static UNDO: LazyLock<Regex> = LazyLock::new(|| re(r"^(undo|revert|roll ?back|ta
 /// The plan named after an undo or redo: "the last change to the budget".
 fn undone_plan(rest: &str) -> Option<Option<String>> {
     let rest = rest.trim();
+    if ["the last", "my last", "the previous", "what i", "what you", "that last"]
+        .iter()
+        .any(|p| rest.starts_with(p))
+        && ![" to ", " on ", " in ", " for "].iter().any(|k| rest.contains(k))
+    {
+        return Some(None);
+    }
     let generic = [
         "",
         "it",
@@ -54,6 +61,13 @@ fn undone_plan(rest: &str) -> Option<Option<String>> {
 }
 
 pub(super) fn undo_or_redo(l: &str) -> Option<Command> {
+    // "actually put it back, redo": the word decides.
+    if l.split(|c: char| !c.is_alphanumeric() && c != '-')
+        .any(|w| w == "redo" || w == "re-do")
+        && !REDO.is_match(l)
+    {
+        return Some(Command::Redo { plan: None });
+    }
     if let Some(c) = REDO.captures(l) {
         let plan = undone_plan(c.get(5).map_or("", |m| m.as_str()))?;
         return Some(Command::Redo { plan });
@@ -65,11 +79,13 @@ pub(super) fn undo_or_redo(l: &str) -> Option<Command> {
 
 static QUIET: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(quiet hours?|quiet time|do not disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|no (notifications|messages|pings))\b",
+        r"\b(quiet hours?|quiet time|do not disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|no (notifications|messages|pings)|(mute|silence|hold) (everything|all|notifications|all notifications|messages))\b",
     )
 });
 static OFF: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(turn off|switch off|disable|remove|clear|delete|stop|cancel|no more|get rid of|end|drop)\b")
+    re(
+        r"\b(turn off|switch off|disable|remove|clear|delete|stop|cancel|no more|get rid of|end|drop|off|don't need|do not need|no longer)\b",
+    )
 });
 
 /// Every time of day in `toks`, in order.
@@ -92,7 +108,9 @@ pub(super) fn quiet_hours(input: &Input, l: &str) -> Option<Command> {
     if !QUIET.is_match(l) {
         return None;
     }
-    let found = times(&input.tokens());
+    // "20:00-08:00": a range written with a dash.
+    let spaced = input.lower.replace('-', " - ");
+    let found = times(&dates::tokens(&spaced));
     match found.as_slice() {
         [start, end, ..] => Some(Command::SetQuietHours {
             start: start.clone(),
@@ -157,9 +175,14 @@ static EMAIL_CUE: LazyLock<Regex> = LazyLock::new(|| {
     re(r"\b(e-?mail|mail|address|send (my |the )?(emails?|digests?|notifications?|reminders?) to|reach me at)\b")
 });
 
+static EMAIL_FOR: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^\s*(for|as)\s+(my\s+)?(notifications?|e-?mails?|the digests?|digests?|reminders?|updates?|contact)\b")
+});
+
 pub(super) fn email(input: &Input, base: usize, l: &str) -> Option<Command> {
     let found = EMAIL.find(l)?;
-    if !EMAIL_CUE.is_match(&l[..found.start()]) {
+    let cue_after = EMAIL_FOR.is_match(&l[found.end()..]);
+    if !EMAIL_CUE.is_match(&l[..found.start()]) && !cue_after {
         return None;
     }
     let email = input
@@ -172,11 +195,14 @@ pub(super) fn email(input: &Input, base: usize, l: &str) -> Option<Command> {
 
 static AGENDA_QUESTION: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(what|what's|whats|which|anything|is there|are there|is anything|do i|do we|have i|show|list|tell me|give me|how|how's|hows|where|am i|are we|so what)\b",
+        r"^(what|what's|whats|which|any|anything|is there|are there|is anything|do i|do we|did i|did we|have i|have we|show|list|tell me|give me|how|how's|hows|where|am i|are we|so what|progress|status)\b",
     )
 });
-static OVERDUE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(overdue|past due|late|behind( schedule)?|missed|slipped|running behind)\b"));
+static OVERDUE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(overdue|past due|late|behind( schedule)?|missed|slipped|running behind|miss(ed)? (any|a|the)? ?(deadlines?|due dates?))\b",
+    )
+});
 static TODAY: LazyLock<Regex> = LazyLock::new(|| re(r"\btoday\b|\btoday's\b"));
 static WEEK: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b(this week|the week|rest of the week|before the weekend|by friday)\b"));
@@ -187,7 +213,7 @@ static NEXT: LazyLock<Regex> = LazyLock::new(|| {
 });
 static PROGRESS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(how far|progress|how much (is )?(left|done|remaining|to go)|percent|how close|how (is|are|'s) .+ (going|coming along|doing)|how's .+ (going|coming along|doing)|how many steps)\b",
+        r"\b(how far|progress|how much (is )?(left|done|remaining|to go)|percent(age)?|how close|how (is|are|'s) .+ (going|coming along|doing)|how's .+ (going|coming along|doing)|how many steps)\b",
     )
 });
 
@@ -210,6 +236,10 @@ fn agenda_plan(l: &str) -> Option<String> {
                 | "left"
                 | "track"
                 | "schedule"
+                | "plate"
+                | "my plate"
+                | "list"
+                | "agenda"
         )
     };
     [" in ", " on ", " for ", " with ", " of ", " is ", " are ", " the "]
@@ -225,13 +255,15 @@ fn agenda_plan(l: &str) -> Option<String> {
                 .trim_end_matches(" doing")
                 .trim_end_matches(" so far")
                 .trim_end_matches(" along");
-            let rest = rest.split(" due ").next().unwrap_or(rest);
+            let rest = [" due ", " is ", " are ", " done"]
+                .iter()
+                .fold(rest, |r, cut| r.split(cut).next().unwrap_or(r));
             plan_words(rest)
         })
         .find(|p| !stop(p) && p.split_whitespace().count() <= 4 && !p.contains("due") && !p.contains("overdue"))
 }
 
-pub(super) fn agenda(l: &str) -> Option<Command> {
+pub(super) fn agenda(l: &str, asked: bool) -> Option<Command> {
     let ask = if OVERDUE.is_match(l) {
         Ask::Overdue
     } else if NEXT.is_match(l) {
@@ -245,7 +277,7 @@ pub(super) fn agenda(l: &str) -> Option<Command> {
     } else {
         return None;
     };
-    if !AGENDA_QUESTION.is_match(l) && !l.ends_with('?') && !matches!(ask, Ask::Next) {
+    if !AGENDA_QUESTION.is_match(l) && !asked && !matches!(ask, Ask::Next) {
         return None;
     }
     let plan = if matches!(ask, Ask::Progress) {
@@ -273,8 +305,9 @@ pub(super) fn rename(input: &Input, base: usize, l: &str) -> Option<Command> {
             _ => return None,
         },
     };
-    let title = original(input, base, title)?;
-    let is_plan = object.trim_end().ends_with(" plan") || object.trim_end() == "plan";
+    let title = quoted_title(&original(input, base, title)?);
+    let is_plan = super::commands::names_a_plan(&object);
+    let object = object.trim().strip_prefix("plan ").unwrap_or(object.trim()).to_owned();
     let name = reference(&object)?;
     Some(if is_plan {
         Command::RenamePlan { plan: name, title }
@@ -283,17 +316,35 @@ pub(super) fn rename(input: &Input, base: usize, l: &str) -> Option<Command> {
     })
 }
 
+/// A new title as said: the quoted part if it is quoted ("'Hooli go-live'
+/// from now on"), without words about when ("instead", "from now on").
+fn quoted_title(said: &str) -> String {
+    for (open, close) in [('\'', '\''), ('"', '"'), ('‘', '’'), ('“', '”')] {
+        if let Some(rest) = said.strip_prefix(open)
+            && let Some(end) = rest.find(close)
+        {
+            return rest[..end].trim().to_owned();
+        }
+    }
+    let mut title = said.trim();
+    for tail in [" instead", " from now on", " please", " thanks"] {
+        title = title.strip_suffix(tail).unwrap_or(title);
+    }
+    title.trim_matches(['\'', '"', '‘', '’', '“', '”']).trim().to_owned()
+}
+
 static FAIL: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^mark\s+(.+?)\s+as\s+failed\b(.*)$|^(.+?)\s+(failed|has failed|fell through|didn't work out|didn't work|did not work|didn't happen|did not happen|couldn't be done|could not be done|is blocked|was blocked|got blocked|went wrong)\b(.*)$",
+        r"^mark\s+(.+?)\s+as\s+failed\b(.*)$|^(?:i |we )?(?:couldn't|could not|can't|cannot|wasn't able to|weren't able to|failed to)\s+(?:get|book|do|make|finish|complete|secure|reserve|find|arrange)\s+(.+?)(,.*|:.*|;.*| because .*)?$|^(.+?)\s+(failed|has failed|fell through|didn't work out|didn't work|did not work|didn't happen|did not happen|couldn't be done|could not be done|is blocked|was blocked|got blocked|went wrong)\b(.*)$",
     )
 });
 
 pub(super) fn fail(input: &Input, base: usize, l: &str) -> Option<Command> {
     let c = FAIL.captures(l)?;
-    let (step, rest) = match (c.get(1), c.get(2), c.get(3), c.get(5)) {
+    let (step, rest) = match (c.get(1), c.get(2), c.get(3), c.get(4), c.get(5), c.get(7)) {
         (Some(s), r, ..) => (s, r),
-        (_, _, Some(s), r) => (s, r),
+        (_, _, Some(s), r, ..) => (s, r),
+        (.., Some(s), r) => (s, r),
         _ => return None,
     };
     let step = reference(step.as_str())?;
@@ -303,7 +354,7 @@ pub(super) fn fail(input: &Input, base: usize, l: &str) -> Option<Command> {
     let reason = rest.and_then(|r| {
         let text = r.as_str();
         let skip = text.len() - text.trim_start_matches([',', ':', ';', '-', '—', ' ']).len();
-        let lead = ["because ", "since ", "as ", "due to "]
+        let lead = ["because of ", "because ", "since ", "as ", "due to "]
             .iter()
             .find_map(|p| text[skip..].strip_prefix(p).map(|_| p.len()))
             .unwrap_or(0);
@@ -314,9 +365,12 @@ pub(super) fn fail(input: &Input, base: usize, l: &str) -> Option<Command> {
 
 static DEPEND: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:don't|do not|never|can't|cannot)\s+(?:start|do|begin|book)\s+(.+?)\s+(?:before|until)\s+(.+)$|^(?:make|let|have)\s+(.+?)\s+(?:wait for|wait until|depend on|come after|follow)\s+(.+)$|^(.+?)\s+(?:should|must|has to|have to|needs to|need to|can only|can't|cannot|shouldn't|should not|won't|will)\s+(?:wait for|wait until|come after|happen after|start after|begin after|go after|happen until|start until|begin until|only start after|only happen after|only start once|start once|happen once)\s+(.+)$|^(.+?)\s+(?:depends on|waits for|comes after|follows|is blocked by|is waiting on|waits on)\s+(.+)$|^(.+?)\s+(?:can't|cannot|can not)\s+(?:happen|start|begin)\s+(?:until|before)\s+(.+)$",
+        r"^(?:don't|do not|never|can't|cannot)\s+(?:start|do|begin|book)\s+(.+?)\s+(?:before|until)\s+(.+)$|^(?:make|let|have)\s+(.+?)\s+(?:wait for|wait until|depend on|come after|follow)\s+(.+)$|^(.+?)\s+(?:should|must|has to|have to|needs to|need to|can only|can't|cannot|shouldn't|should not|won't|will)\s+(?:wait for|wait until|come after|happen after|start after|begin after|go after|happen until|start until|begin until|only start after|only happen after|only start once|start once|happen once)\s+(.+)$|^(.+?)\s+(?:depends on|waits for|comes after|follows|is blocked by|is waiting on|waits on)\s+(.+)$|^(.+?)\s+(?:can't|cannot|can not)\s+(?:happen|start|begin)\s+(?:until|before)\s+(.+)$|^(?:do|start|begin|schedule)\s+(.+?)\s+(?:only\s+)?(?:after|once)\s+(.+)$",
     )
 });
+
+static PARTICIPLE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\s+(is|are|has been|have been|gets|get|got|was|were)\s+[a-z]+(ed|en|t)$"));
 
 /// The prerequisite in "after the accounts are done": "accounts".
 fn prerequisite(words: &str) -> Option<String> {
@@ -349,12 +403,14 @@ fn prerequisite(words: &str) -> Option<String> {
     .iter()
     .find_map(|s| words.strip_suffix(s))
     .unwrap_or(words);
-    reference(cut)
+    // "the sources are collected", "the room gets booked".
+    let cut = PARTICIPLE.replace(cut, "");
+    reference(&cut)
 }
 
 pub(super) fn dependency(l: &str) -> Option<Command> {
     let c = DEPEND.captures(l)?;
-    let pairs = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10)];
+    let pairs = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)];
     let (step, after) = pairs
         .iter()
         .find_map(|&(a, b)| Some((c.get(a)?.as_str(), c.get(b)?.as_str())))?;

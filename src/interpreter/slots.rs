@@ -9,6 +9,9 @@ use chrono::{Datelike, Months};
 
 /// Words that never start or form a name.
 const NOT_NAMES: &[&str] = &[
+    "first",
+    "just",
+    "then",
     "needs",
     "need",
     "wants",

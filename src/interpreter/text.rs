@@ -39,6 +39,36 @@ const TYPOS: &[(&str, &str)] = &[
     ("hte", "the"),
     ("teh", "the"),
     ("mri's", "mris"),
+    ("lanuch", "launch"),
+    ("luanch", "launch"),
+    ("budegt", "budget"),
+    ("budgte", "budget"),
+    ("ned", "need"),
+    ("reserch", "research"),
+    ("researh", "research"),
+    ("lsit", "list"),
+    ("reshedule", "reschedule"),
+    ("rescedule", "reschedule"),
+    ("remidn", "remind"),
+    ("remnid", "remind"),
+    ("chagned", "changed"),
+    ("chnaged", "changed"),
+    ("hlep", "help"),
+    ("ive", "i've"),
+    ("im", "i'm"),
+    ("cant", "can't"),
+    ("dont", "don't"),
+    ("wont", "won't"),
+    ("didnt", "didn't"),
+    ("isnt", "isn't"),
+    ("doesnt", "doesn't"),
+    ("couldnt", "couldn't"),
+    ("untill", "until"),
+    ("bc", "because"),
+    ("u", "you"),
+    ("pls", "please"),
+    ("plz", "please"),
+    ("thx", "thanks"),
 ];
 
 pub(crate) struct Input {
@@ -127,6 +157,12 @@ pub(crate) fn find_phrase(toks: &[Token<'_>], phrase: &str) -> Option<usize> {
 /// Removes leading articles and possessives and trailing generic nouns:
 /// "the laptop step" → "laptop", "my onboarding plan" → "onboarding".
 pub(crate) fn strip_reference(words: &str) -> String {
+    // The name ends where another clause starts: "the visa check, no visa needed".
+    let words = [",", ";", " - ", " — ", " because ", " since ", " as we ", " as i "]
+        .iter()
+        .filter_map(|sep| words.find(sep))
+        .min()
+        .map_or(words, |at| &words[..at]);
     let mut parts: Vec<&str> = words
         .split(|c: char| c.is_whitespace() || matches!(c, '?' | '!' | '.' | ',' | ';' | ':' | '"'))
         .filter(|w| !w.is_empty())
@@ -140,12 +176,33 @@ pub(crate) fn strip_reference(words: &str) -> String {
     while parts.last().is_some_and(|w| {
         matches!(
             *w,
-            "plan" | "plans" | "step" | "task" | "item" | "please" | "now" | "going" | "looking"
+            "plan"
+                | "plans"
+                | "step"
+                | "task"
+                | "item"
+                | "please"
+                | "now"
+                | "going"
+                | "looking"
+                | "first"
+                | "completely"
+                | "entirely"
+                | "anymore"
+                | "instead"
+                | "again"
+                | "asap"
+                | "today"
         )
     }) {
         parts.pop();
     }
-    parts.join(" ")
+    parts
+        .iter()
+        .map(|w| w.trim_matches(['\'', '‘', '’', '“', '”']))
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub(crate) fn title_case(s: &str) -> String {

@@ -1,0 +1,148 @@
+//! Reminders and digests in plain words: "remind me tomorrow at 9 to …",
+//! "in 20 minutes", "send me a weekly digest on Mondays at 8".
+
+use super::Command;
+use super::commands::re;
+use super::dates;
+use super::text::Input;
+use crate::triggers::Frequency;
+use chrono::{DateTime, NaiveTime, TimeZone};
+use chrono_tz::Tz;
+use regex::Regex;
+use std::sync::LazyLock;
+
+pub(super) static DIGEST: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(digests?|(daily|weekly) (summary|summaries|emails?|updates?|recap))\b|\b(summary|summaries|recap|round-?up)\b.*\b(every|each) (morning|day|evening|week|weekday|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b",
+    )
+});
+static DIGEST_OFF: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b(stop|no more|turn off|switch off|cancel|disable|unsubscribe|don'?t (send|want)|do not (send|want))\b")
+});
+static WEEKDAY: LazyLock<Regex> = LazyLock::new(|| re(r"\b(mon|tues?|wed(nes)?|thu(rs)?|fri|sat(ur)?|sun)(days?)?\b"));
+
+/// A digest schedule in words: off, weekly (on a named day), or daily.
+pub(super) fn digest(input: &Input, l: &str) -> Command {
+    if DIGEST_OFF.is_match(l) {
+        return Command::Digest {
+            frequency: Frequency::Off,
+            weekday: None,
+            time: None,
+        };
+    }
+    let weekday = WEEKDAY.captures(l).map(|c| {
+        match &c[1] {
+            "mon" => "monday",
+            "tue" | "tues" => "tuesday",
+            "wed" | "wednes" => "wednesday",
+            "thu" | "thurs" => "thursday",
+            "fri" => "friday",
+            "sat" | "satur" => "saturday",
+            _ => "sunday",
+        }
+        .to_owned()
+    });
+    let weekly = weekday.is_some() || l.contains("weekly") || l.contains("every week") || l.contains("each week");
+    let time = dates::find_time(&input.tokens()).map(|t| t.time.format("%H:%M").to_string());
+    Command::Digest {
+        frequency: if weekly { Frequency::Weekly } else { Frequency::Daily },
+        weekday: if weekly {
+            Some(weekday.unwrap_or_else(|| "monday".into()))
+        } else {
+            None
+        },
+        time,
+    }
+}
+
+/// "in 10 minutes", "in an hour", "in 2 hrs": a reminder relative to now.
+static IN_DURATION: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\bin (\d{1,3}|a|an|one|two|three|five|ten|fifteen|twenty|thirty) ?(minutes?|mins?|hours?|hrs?)\b")
+});
+
+fn in_duration(l: &str) -> Option<(std::ops::Range<usize>, chrono::Duration)> {
+    let caps = IN_DURATION.captures(l)?;
+    let n: i64 = match &caps[1] {
+        "a" | "an" | "one" => 1,
+        "two" => 2,
+        "three" => 3,
+        "five" => 5,
+        "ten" => 10,
+        "fifteen" => 15,
+        "twenty" => 20,
+        "thirty" => 30,
+        digits => digits.parse().ok()?,
+    };
+    let unit = if caps[2].starts_with('h') {
+        chrono::Duration::hours(1)
+    } else {
+        chrono::Duration::minutes(1)
+    };
+    if n == 0 {
+        return None;
+    }
+    Some((caps.get(0)?.range(), unit * i32::try_from(n).ok()?))
+}
+
+pub(super) fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Command> {
+    let toks = input.tokens();
+    let relative = in_duration(l).map(|(range, after)| (base + range.start..base + range.end, after));
+    let date = input.dates().first().copied();
+    let time = dates::find_time(&toks);
+    // The reminder text: after "to", "about" or "that", minus date and time phrases.
+    let marker = [" to ", " about ", " that ", ": "]
+        .iter()
+        .filter_map(|m| l.find(m).map(|at| (at, m.len())))
+        .min();
+    let (start, end) = match marker {
+        Some((at, len)) => (base + at + len, input.lower.len()),
+        None => return None,
+    };
+    let mut words: Vec<&str> = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        if t.start < start || t.end > end || relative.as_ref().is_some_and(|(r, _)| r.contains(&t.start)) {
+            continue;
+        }
+        let in_date = date.is_some_and(|d| i >= d.first && i < d.last);
+        let in_time = time.is_some_and(|m| i >= m.first && i < m.last);
+        let joiner = matches!(t.word, "at" | "on" | "by")
+            && toks
+                .get(i + 1)
+                .is_some_and(|_| date.is_some_and(|d| d.first == i + 1) || time.is_some_and(|m| m.first == i + 1));
+        if !(in_date || in_time || joiner) {
+            words.push(&input.text[t.start..t.end]);
+        }
+    }
+    let text = words.join(" ");
+    if text.is_empty() {
+        return None;
+    }
+    if let Some((_, after)) = relative {
+        return Some(Command::Remind {
+            text,
+            at: (now + after).fixed_offset(),
+        });
+    }
+    let today = now.date_naive();
+    let at_time = time
+        .map(|t| t.time)
+        .unwrap_or_else(|| NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default());
+    let day = match (date, time) {
+        (Some(d), _) => d.date,
+        (None, Some(t)) if t.time > now.time() => today,
+        (None, Some(_)) => today.succ_opt()?,
+        (None, None) => today.succ_opt()?,
+    };
+    // A local time in a DST gap moves forward to the first valid instant;
+    // in a repeated hour the earlier one is taken.
+    let local = now.timezone().from_local_datetime(&day.and_time(at_time));
+    let at = local.earliest().or_else(|| {
+        now.timezone()
+            .from_local_datetime(&(day.and_time(at_time) + chrono::Duration::hours(1)))
+            .earliest()
+    })?;
+    Some(Command::Remind {
+        text,
+        at: at.fixed_offset(),
+    })
+}
