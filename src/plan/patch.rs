@@ -20,7 +20,7 @@ pub enum Op {
         /// Step ids to complete first.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         depends_on: Vec<String>,
-        /// RFC 3339 or YYYY-MM-DD.
+        /// RFC 3339 or YYYY-MM-DD (09:00 in the user's zone).
         #[serde(default, deserialize_with = "due_opt", skip_serializing_if = "Option::is_none")]
         #[schemars(with = "Option<String>")]
         due_at: Option<DateTime<Utc>>,
@@ -76,7 +76,8 @@ pub enum Op {
 pub struct BadDue(pub String);
 
 /// A due date as a model or a person writes it: RFC 3339, or a bare
-/// `YYYY-MM-DD`, which means 09:00 UTC that day.
+/// `YYYY-MM-DD`, which means 09:00 UTC that day (the `update_plan` tool
+/// first makes a model's bare date 09:00 in the user's zone).
 pub(crate) fn parse_due(text: &str) -> Result<DateTime<Utc>, BadDue> {
     let text = text.trim();
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {

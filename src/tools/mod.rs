@@ -94,6 +94,10 @@ pub(crate) trait Tool: Send + Sync + 'static {
         schema_for::<Self::Args>()
     }
 
+    /// Adjusts the raw arguments for the session before they are read
+    /// (a bare date is a day in the user's zone, not in UTC).
+    fn localize(&self, _session: &crate::service::Session, _args: &mut Value) {}
+
     async fn run(&self, ctx: ToolContext<'_>, args: Self::Args) -> Result<Self::Output, ToolError>;
 }
 
@@ -261,7 +265,10 @@ trait Callable: Send + Sync {
 #[async_trait]
 impl<T: Tool> Callable for T {
     async fn call(&self, ctx: ToolContext<'_>, arguments: &str) -> Result<String, ToolError> {
-        let args: T::Args = parse_args(T::NAME, arguments)?;
+        let mut raw: Value = parse_args(T::NAME, arguments)?;
+        self.localize(ctx.session, &mut raw);
+        let args: T::Args = serde_json::from_value(raw)
+            .map_err(|e| ToolError::invalid(format!("invalid arguments for {}: {e}", T::NAME)))?;
         let output = self.run(ctx, args).await?;
         serde_json::to_string(&output).map_err(|e| ToolError::invalid(format!("could not encode the result: {e}")))
     }

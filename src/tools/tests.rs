@@ -266,3 +266,48 @@ fn the_registry_lists_each_tool_once_with_an_object_schema() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_bare_date_from_the_model_is_that_day_in_the_users_zone() {
+    use crate::conversation::ToolCall;
+    use crate::plan::Actor;
+    use crate::service::{Session, testing};
+    use crate::store::{SledStore, Store};
+    use crate::user::UserId;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let service = testing::service(store.clone(), crate::clock::system());
+    let ana = UserId::parse("ana").unwrap();
+    store.ensure_user(&ana).await.unwrap();
+    // Honolulu is UTC-10: 09:00 UTC on Dec 18 would be the evening of Dec 17 there.
+    let session = Session {
+        user: ana.clone(),
+        actor: Actor::Model,
+        tz: "Pacific/Honolulu".parse().unwrap(),
+    };
+    let call = ToolCall {
+        id: "c1".into(),
+        name: "update_plan".into(),
+        arguments: json!({"title": "Trip", "explanation": "a trip", "ops": [
+            {"op": "add_step", "id": "pack", "title": "Pack", "due_at": "2026-12-18"},
+            {"op": "add_step", "id": "fly", "title": "Fly", "due_at": "2026-12-19T06:00:00Z"}]})
+        .to_string(),
+    };
+    let ctx = ToolContext {
+        service: &service,
+        session: &session,
+    };
+    let out = registry(templates()).call(ctx, &call).await.unwrap();
+    assert!(
+        out.content.contains("\"awaiting_confirmation\":true"),
+        "{}",
+        out.content
+    );
+    let proposal = store.open_proposals(&ana).await.unwrap().pop().unwrap();
+    let crate::proposal::Action::Create { plan } = &proposal.action else {
+        panic!("{:?}", proposal.action)
+    };
+    let due = |id: &str| plan.step(id).unwrap().due_at.unwrap().to_rfc3339();
+    assert_eq!(due("pack"), "2026-12-18T19:00:00+00:00", "09:00 in Honolulu");
+    assert_eq!(due("fly"), "2026-12-19T06:00:00+00:00", "an instant stays as sent");
+}

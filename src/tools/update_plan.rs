@@ -115,6 +115,27 @@ impl Tool for UpdatePlan {
     type Args = Args;
     type Output = PlanResult;
 
+    /// A bare `YYYY-MM-DD` due date means 09:00 that day in the user's
+    /// zone (the system prompt tells the model so); RFC 3339 stays as sent.
+    fn localize(&self, session: &crate::service::Session, args: &mut serde_json::Value) {
+        let Some(ops) = args.get_mut("ops").and_then(|o| o.as_array_mut()) else {
+            return;
+        };
+        for op in ops {
+            let Some(due) = op.get_mut("due_at") else { continue };
+            let Some(day) = due
+                .as_str()
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            else {
+                continue;
+            };
+            let local = day.and_hms_opt(9, 0, 0).unwrap_or_default();
+            if let Some(at) = chrono::TimeZone::from_local_datetime(&session.tz, &local).earliest() {
+                *due = serde_json::Value::from(at.to_rfc3339());
+            }
+        }
+    }
+
     async fn run(&self, ctx: ToolContext<'_>, args: Args) -> Result<PlanResult, ToolError> {
         let applied = match (args.ops, args.plan) {
             (Some(_), Some(_)) => {
