@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 
 static DISMISS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((nah|no|ok|okay|actually|hmm)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|forget (it|that|about it)|stop|skip it|drop it|scrap (that|it)|abort|i changed my mind)\b",
+        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|forget (it|that|about it)|stop|skip it|drop it|scrap (that|it)|abort|i changed my mind)\b",
     )
 });
 

@@ -100,7 +100,7 @@ static POLITE: LazyLock<Regex> = LazyLock::new(|| {
 
 static HELP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand)\W*$",
+        r"^(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
     )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {
@@ -110,7 +110,7 @@ static UNDO: LazyLock<Regex> = LazyLock::new(|| {
 });
 static HISTORY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(history|what('s| has)? changed|what did (you|we|i) change|who changed|recent changes|change log|changelog|changes (to|in|on|for|made)|edits (to|on|in|i've made|i made)|what('s| has) been changed)\b",
+        r"^(show|see|view|display|give|list|get|pull up|open)\b.*\bhistory\b|^history\b|\b(what('s| has)? changed|what did (you|we|i) change|who (changed|moved|edited)|recent changes|change log|changelog|changes (to|in|on|for|made)|edits (to|on|in|i've made|i made)|what('s| has) been changed|show me the log|the log of)\b",
     )
 });
 static LIST: LazyLock<Regex> = LazyLock::new(|| {
@@ -140,13 +140,13 @@ static SKIP: LazyLock<Regex> = LazyLock::new(|| {
 });
 static RESCHEDULE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring|set)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+should be (due|done|moved to|on|by)\s+(.+)$",
+        r"^(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring|set)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+(?:should be|needs to be|has to be|must be|needs to move|has to move|must move|should move|is moving|moves)\s+(due|done|moved to|on|by|to)\s+(.+)$",
     )
 });
 static DUE_OF: LazyLock<Regex> = LazyLock::new(|| re(r"^(the )?(due date|deadline|date)( of| for)?\s+"));
 static ADD: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(add|include|put|insert|append|create)\s+(a |an |one more |another )?(new )?((step|task|item|todo|to-do)\s*(:|to|-|called|named)?\s*)?(.+)$|^(also|don't forget to|do not forget to|we also need to|i also need to|also need to)\s+(.+)$",
+        r"^(add|include|put(?: in)?|insert|append|create)\s+(a |an |one more |another )?(new )?((step|task|item|todo|to-do)\s*(:|to|-|called|named)?\s*)?(.+)$|^(also|don't forget to|do not forget to|we also need to|i also need to|also need to)\s+(.+)$",
     )
 });
 static ADD_TAIL: LazyLock<Regex> = LazyLock::new(|| {
@@ -166,7 +166,7 @@ static START: LazyLock<Regex> = LazyLock::new(|| {
 });
 static SHOW: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(show|display|open|view|see|pull up|bring up|give me|get)( me)?\s+(.+)$|^(where are we|where do we stand|where do things stand|where are things|what's the status|what is the status|status|status update|progress|how's|how is|how are|what's next|what is next|what's left|what is left|what remains|what do i have left)\b(.*)$",
+        r"^(show|display|open|view|see|pull up|bring up|give me)( me)?\s+(.+)$|^(where are we|where do we stand|where do things stand|where are things|what's the status|what is the status|status|status update|progress|how's|how is|how are|what's next|what is next|what's left|what is left|what remains|what do i have left)\b(.*)$",
     )
 });
 
@@ -315,7 +315,9 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
                 .iter()
                 .find_map(|s| step.strip_suffix(s))
                 .unwrap_or(&step);
-            if let Some(step) = reference(step) {
+            // "December, and it has to be done by the 7th" is not a step.
+            let named = reference(step).filter(|s| s != "it" && super::dates::month(s).is_none());
+            if let Some(step) = named {
                 return Some(Command::RescheduleStep { step, due: m.date });
             }
         }
@@ -325,7 +327,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     {
         return add_step(input, base + body.start(), body.as_str());
     }
-    if let Some(c) = ADD.captures(&l) {
+    if let Some(c) = ADD.captures(&l).filter(|_| !l.starts_with("put together")) {
         let (body_start, body) = match (c.get(7), c.get(9)) {
             (Some(b), _) => (b.start(), b.as_str()),
             (_, Some(b)) => (b.start(), b.as_str()),
@@ -338,7 +340,8 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         && let Some(name) = reference(object.as_str())
     {
         // "delete the budget plan" is the plan, not a step called "budget".
-        if names_a_plan(object.as_str()) && c.get(5).is_none() {
+        let object_words = object.as_str().split([',', ';']).next().unwrap_or("");
+        if names_a_plan(object_words) && c.get(5).is_none() {
             return Some(Command::CancelPlan { plan: name });
         }
         return Some(Command::RemoveStep { step: name });
@@ -437,11 +440,17 @@ fn show(l: &str) -> Option<Command> {
 /// "we lost the deal, delete the Soylent plan": the command in the last
 /// clause, when it names what it acts on.
 fn tail_clause(input: &Input, l: &str, now: DateTime<Tz>) -> Option<Command> {
-    let (head, tail) = l.rsplit_once(", ")?;
-    if tail.split_whitespace().count() < 2 || head.is_empty() {
+    let _ = l;
+    let lower = input.lower.as_str();
+    let (at, skip) = [", ", " — ", " - ", "; ", ". "]
+        .iter()
+        .filter_map(|sep| lower.rfind(sep).map(|at| (at, sep.len())))
+        .max_by_key(|(at, _)| *at)?;
+    let tail = input.text.get(at + skip..)?;
+    if tail.split_whitespace().count() < 2 || at == 0 {
         return None;
     }
-    let sub = Input::new(&input.text[input.text.len() - tail.len()..], input.today);
+    let sub = Input::new(tail, input.today);
     let vague = |w: &str| matches!(w, "it" | "that" | "this" | "them" | "everything");
     match command(&sub, now)? {
         Command::CancelPlan { plan } if vague(&plan) => None,
@@ -450,7 +459,7 @@ fn tail_clause(input: &Input, l: &str, now: DateTime<Tz>) -> Option<Command> {
         {
             None
         }
-        Command::ShowPlan { .. } | Command::Help {} => None,
+        Command::ShowPlan { plan: None } | Command::Help {} => None,
         c => Some(c),
     }
 }

@@ -315,6 +315,16 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
         if let Some(m) = month(w(j)) {
             return with_year(toks, i, j + 1, m, d, today);
         }
+        // "the 3rd", "on the 12th": that day of this month, or of the next
+        // if it has passed (or this month has no such day).
+        let ordinal = w(k).ends_with("st") || w(k).ends_with("nd") || w(k).ends_with("rd") || w(k).ends_with("th");
+        if word == "the" && ordinal {
+            let this = today.with_day(d).filter(|date| *date >= today);
+            let next = || (1..=3).find_map(|n| today.with_day(1)?.checked_add_months(Months::new(n))?.with_day(d));
+            if let Some(date) = this.or_else(next) {
+                return one(date, 2);
+            }
+        }
     }
     None
 }
@@ -475,8 +485,25 @@ pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chr
         if past {
             return Some(TimePast);
         }
-        if let Some(date) = NaiveDate::parse_from_str(word, "%Y-%m-%d").ok().filter(|d| *d < today) {
-            let _ = date;
+        // ISO dates: one that does not exist, or one already past.
+        let iso = word.len() == 10 && word.as_bytes().get(4) == Some(&b'-') && word.as_bytes().get(7) == Some(&b'-');
+        if iso {
+            match NaiveDate::parse_from_str(word, "%Y-%m-%d") {
+                Ok(date) if date < today => return Some(TimePast),
+                Ok(_) => {}
+                Err(_) if word.chars().filter(char::is_ascii_digit).count() == 8 => return Some(TimeInvalid),
+                Err(_) => {}
+            }
+        }
+        // "10 November 2026", "Nov 10 2026": a named date with a past year-day.
+        if let (Some(d), Some(m), Some(y)) = (raw_day(w(i)), month(w(i + 1)), year(w(i + 2)))
+            && NaiveDate::from_ymd_opt(y, m, d).is_some_and(|date| date < today)
+        {
+            return Some(TimePast);
+        }
+        if let (Some(m), Some(d), Some(y)) = (month(w(i)), raw_day(w(i + 1)), year(w(i + 2)))
+            && NaiveDate::from_ymd_opt(y, m, d).is_some_and(|date| date < today)
+        {
             return Some(TimePast);
         }
     }

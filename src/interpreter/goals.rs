@@ -58,7 +58,23 @@ const GOAL_VERBS: &[&str] = &[
 ];
 
 const QUESTION_WORDS: &[&str] = &[
-    "how", "what", "why", "did", "was", "were", "is", "are", "do", "does", "who", "when",
+    "how", "what", "why", "did", "was", "were", "is", "are", "do", "does", "who", "when", "what's", "whats", "how's",
+    "who's", "where", "where's", "which",
+];
+
+/// Requests that stand even in a hedged message ("maybe … can you plan it").
+const STRONG_REQUESTS: &[&str] = &["help me", "please", "can you", "could you", "set up", "let's", "lets"];
+
+/// Words that place a goal in the past: "the launch last week went well".
+const PAST: &[&str] = &[
+    "went",
+    "was",
+    "were",
+    "happened",
+    "ago",
+    "yesterday",
+    "last week",
+    "went well",
 ];
 
 pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Map<String, Value>)> {
@@ -84,11 +100,16 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
     if !asks && !dated && slots.is_empty() {
         return None;
     }
-    let requests = REQUEST_VERBS.iter().any(|v| find_phrase(&toks, v).is_some());
-    let hedged = ["maybe", "perhaps", "someday", "idk", "might", "eventually"]
+    // One word ("launch") names a goal without asking for one.
+    if words.len() == 1 {
+        return None;
+    }
+    let strong = STRONG_REQUESTS.iter().any(|v| find_phrase(&toks, v).is_some());
+    let hedged = ["maybe", "perhaps", "someday", "idk", "might", "eventually", "not sure"]
         .iter()
         .any(|h| find_phrase(&toks, h).is_some());
-    if hedged && !requests {
+    let past = PAST.iter().any(|p| find_phrase(&toks, p).is_some());
+    if (hedged || past) && !strong {
         return None;
     }
     Some((template.kind.clone(), slots))
@@ -122,12 +143,25 @@ fn starts_imperatively(words: &[&str]) -> bool {
 }
 
 fn best_template<'a>(toks: &[Token<'_>], templates: &'a Templates) -> Option<&'a Template> {
+    // A company suffix ("GmbH", "Ltd", "& Söhne") points to the kind with
+    // an organisation slot, whatever else is said ("onboard Müller GmbH").
+    let company = toks.iter().any(|t| super::slots::is_org_suffix(t.word)) || toks.iter().any(|t| t.word == "&");
     let score = |t: &Template| -> usize {
-        t.keywords
+        // "the customer success team's budget": a keyword naming a team is
+        // not the kind of goal.
+        let names_team = |k: &str| {
+            let at = find_phrase(toks, k).map(|i| i + k.split_whitespace().count());
+            at.and_then(|j| toks.get(j))
+                .is_some_and(|t| matches!(t.word, "team" | "team's" | "success" | "service" | "support"))
+        };
+        let words: usize = t
+            .keywords
             .iter()
-            .filter(|k| find_phrase(toks, k).is_some())
+            .filter(|k| find_phrase(toks, k).is_some() && !names_team(k))
             .map(|k| k.len())
-            .sum()
+            .sum();
+        let org = company && t.slots.iter().any(|s| s.kind == SlotType::Org);
+        words + if org && words > 0 { 20 } else { 0 }
     };
     templates
         .all

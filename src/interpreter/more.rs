@@ -208,7 +208,7 @@ static WEEK: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b(this week|the week|rest of the week|before the weekend|by friday)\b"));
 static NEXT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(what('s| is)? next|next step|next up|what (should|do|can|shall) (i|we) (do|tackle|work on|pick up)( next| now| first)?|what now|where (do|should) (i|we) (start|begin)|what should i focus on)\b",
+        r"\b(what('s| is)? next|next step|next up|what (should|do|can|shall) (i|we) (do|tackle|work on|pick up)( next| now| first)?|what now|next thing( to do)?|where (do|should) (i|we) (start|begin)|what should i focus on)\b",
     )
 });
 static PROGRESS: LazyLock<Regex> = LazyLock::new(|| {
@@ -290,7 +290,7 @@ pub(super) fn agenda(l: &str, asked: bool) -> Option<Command> {
 
 static RENAME: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(rename|retitle)\s+(.+?)\s+(to|as|into)\s+(.+)$|^change\s+(the\s+)?(name|title)\s+of\s+(.+?)\s+to\s+(.+)$|^change\s+(.+?)(?:'s|’s)\s+(name|title)\s+to\s+(.+)$|^(call|name)\s+(.+?)\s+(plan|step)\s+(.+)$",
+        r"^(rename|retitle)\s+(.+?)\s+(to|as|into)\s+(.+)$|^change\s+(the\s+)?(name|title)\s+of\s+(.+?)\s+to\s+(.+)$|^change\s+(.+?)(?:'s|’s)\s+(name|title)\s+to\s+(.+)$|^(call|name)\s+(.+?)\s+(plan|step)\s+(.+)$|^(.+?)\s+should be (?:called|named|renamed to|titled)\s+(.+)$",
     )
 });
 
@@ -300,8 +300,9 @@ pub(super) fn rename(input: &Input, base: usize, l: &str) -> Option<Command> {
         (Some(o), Some(t), ..) => (o.as_str().to_owned(), t.range()),
         (_, _, Some(o), Some(t), ..) => (o.as_str().to_owned(), t.range()),
         (.., Some(o), Some(t)) => (o.as_str().to_owned(), t.range()),
-        _ => match (c.get(13), c.get(14), c.get(15)) {
-            (Some(o), Some(kind), Some(t)) => (format!("{} {}", o.as_str(), kind.as_str()), t.range()),
+        _ => match (c.get(13), c.get(14), c.get(15), c.get(16), c.get(17)) {
+            (Some(o), Some(kind), Some(t), ..) => (format!("{} {}", o.as_str(), kind.as_str()), t.range()),
+            (.., Some(o), Some(t)) => (o.as_str().to_owned(), t.range()),
             _ => return None,
         },
     };

@@ -118,6 +118,10 @@ const NOT_NAMES: &[&str] = &[
     "also",
 ];
 
+pub(super) fn is_org_suffix(word: &str) -> bool {
+    ORG_SUFFIXES.contains(&word)
+}
+
 const ORG_SUFFIXES: &[&str] = &[
     "corp",
     "corporation",
@@ -200,21 +204,21 @@ pub(super) fn person(input: &Input, toks: &[Token<'_>], cues: &[String], org: bo
                 break;
             }
             end += 1;
-            // A name ends at punctuation ("Ana, she starts...").
-            if toks
-                .get(end)
-                .is_some_and(|next| !input.text[toks[end - 1].end..next.start].trim().is_empty())
-            {
+            // A name ends at punctuation ("Ana, she starts..."); a company's
+            // may hold an ampersand ("Harbor & Finch Ltd").
+            if toks.get(end).is_some_and(|next| {
+                let gap = input.text[toks[end - 1].end..next.start].trim();
+                !(gap.is_empty() || org && gap == "&")
+            }) {
                 break;
             }
         }
         (end > start).then(|| {
-            let words: Vec<&str> = (start..end).map(original).collect();
             if org {
-                words.join(" ")
-            } else {
-                title_case(&words.join(" "))
+                return input.text[toks[start].start..toks[end - 1].end].to_owned();
             }
+            let words: Vec<&str> = (start..end).map(original).collect();
+            title_case(&words.join(" "))
         })
     };
     if let Some(at) = after_cue(toks, cues) {
@@ -263,8 +267,19 @@ pub(super) fn text_after(
         start += 1;
     }
     let mut end = start;
+    // A preposition ends the text only where a date follows ("on Dec 1",
+    // "by the 3rd"); "impact of remote work on junior developers" stays whole.
+    let date_at = |k: usize| {
+        mentions.iter().any(|m| m.first == k || m.first == k + 1)
+            || toks
+                .get(k)
+                .is_some_and(|t| matches!(t.word, "next" | "this" | "end" | "tomorrow" | "today"))
+    };
     while end < toks.len() {
-        if TEXT_STOPS.contains(&toks[end].word) || mentions.iter().any(|m| m.first == end) {
+        let word = toks[end].word;
+        let preposition = matches!(word, "on" | "in" | "for" | "to" | "at" | "with");
+        if (TEXT_STOPS.contains(&word) && (!preposition || date_at(end + 1))) || mentions.iter().any(|m| m.first == end)
+        {
             break;
         }
         end += 1;
