@@ -21,6 +21,7 @@ use axum::Router;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -78,6 +79,13 @@ pub async fn serve(
     }
     let stopping = app.stopping();
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Frames go out when written: without TCP_NODELAY the second small
+    // frame of an answer waits for the client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             tokio::select! {

@@ -4,32 +4,9 @@
 //! "done", undo and redo, a destructive undo shown before it acts, a name
 //! that fits two plans answered in words, and times that cannot be used.
 
-use crate::harness::{Client, TestApp, clock_from, of_type};
+use crate::harness::{Client, of_type};
+use crate::planning::{app, reply};
 use serde_json::Value;
-use std::sync::Arc;
-use steward::config::ConfirmConfig;
-use steward::offline::OfflineEngine;
-use steward::planner::templates::Templates;
-
-/// Sunday 2026-11-22, 11:00 in Berlin.
-const NOW: &str = "2026-11-22T10:00:00Z";
-
-async fn app() -> TestApp {
-    TestApp::with(Arc::new(OfflineEngine::new(Arc::new(Templates::built_in().unwrap()))))
-        .config(|c| {
-            c.confirm = ConfirmConfig::default();
-            c.time_zone = "Europe/Berlin".into();
-        })
-        .clock(clock_from(NOW))
-        .spawn()
-        .await
-}
-
-fn reply(frames: &[Value]) -> String {
-    let last = frames.last().unwrap();
-    assert_eq!(last["type"], "reply", "{frames:#?}");
-    last["text"].as_str().unwrap().to_owned()
-}
 
 async fn say(c: &mut Client, id: &str, text: &str) -> (String, Vec<Value>) {
     let frames = c.turn(id, text).await;

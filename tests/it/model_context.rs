@@ -5,9 +5,8 @@
 
 use crate::fake_openai::{FakeOpenAi, Reply};
 use crate::harness::{TestApp, clock_from};
+use crate::openai::adapter;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use steward::llm::openai::OpenAiModel;
 
 /// The first ten messages: a goal, then questions and changes in turn.
 const CONVERSATION: [&str; 10] = [
@@ -100,13 +99,7 @@ fn answer(request: &Value, _: usize) -> Reply {
 /// and the last request.
 async fn converse(messages: &[String]) -> (Vec<(usize, usize)>, Value) {
     let fake = FakeOpenAi::start(answer).await;
-    let mut config = steward::config::LlmConfig {
-        model: "test-model".into(),
-        api_key: Some("sk-test".into()),
-        ..Default::default()
-    };
-    config.first_token_timeout_secs = 5;
-    let model = Arc::new(OpenAiModel::new(&config, &fake.base_url()).unwrap());
+    let model = adapter(&fake);
     let app = TestApp::with(model)
         .clock(clock_from("2026-11-24T08:00:00Z"))
         .spawn()
@@ -212,13 +205,7 @@ async fn what_a_model_returns_is_bounded_and_an_oversized_call_is_kept_as_a_note
         }
     })
     .await;
-    let mut config = steward::config::LlmConfig {
-        model: "test-model".into(),
-        api_key: Some("sk-test".into()),
-        ..Default::default()
-    };
-    config.first_token_timeout_secs = 5;
-    let model = Arc::new(OpenAiModel::new(&config, &fake.base_url()).unwrap());
+    let model = adapter(&fake);
     let app = TestApp::with(model).spawn().await;
     let mut ana = app.connect("ana").await;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use steward::llm::openai::OpenAiModel;
 
-fn adapter(fake: &FakeOpenAi) -> Arc<OpenAiModel> {
+pub(crate) fn adapter(fake: &FakeOpenAi) -> Arc<OpenAiModel> {
     let mut config = steward::config::LlmConfig {
         model: "test-model".into(),
         api_key: Some("sk-test".into()),

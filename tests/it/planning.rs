@@ -16,7 +16,7 @@ fn engine() -> Arc<OfflineEngine> {
     Arc::new(OfflineEngine::new(Arc::new(Templates::built_in().unwrap())))
 }
 
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     TestApp::with(engine())
         .config(|c| {
             c.confirm = ConfirmConfig::default();
@@ -27,7 +27,7 @@ async fn app() -> TestApp {
         .await
 }
 
-fn reply(frames: &[Value]) -> String {
+pub(crate) fn reply(frames: &[Value]) -> String {
     let last = frames.last().unwrap();
     assert_eq!(last["type"], "reply", "{frames:#?}");
     last["text"].as_str().unwrap().to_owned()
