@@ -103,13 +103,17 @@ struct Inner {
     /// Turn locks outlive connections while a turn still runs, so a user who
     /// reconnects mid-turn still waits for it.
     turn_locks: HashMap<UserId, Weak<TurnLock>>,
+    /// Message budgets, per user, kept across reconnects: closing and
+    /// reopening sockets does not refill one. A bucket that has refilled
+    /// completely is the same as a new one, so those are dropped when the
+    /// map grows.
+    buckets: HashMap<UserId, TokenBucket>,
     total: usize,
     next_id: u64,
 }
 
 struct UserEntry {
     conns: Vec<Conn>,
-    bucket: TokenBucket,
 }
 
 struct Conn {
@@ -202,6 +206,7 @@ impl Hub {
             inner: Arc::new(Mutex::new(Inner {
                 users: HashMap::new(),
                 turn_locks: HashMap::new(),
+                buckets: HashMap::new(),
                 total: 0,
                 next_id: 1,
             })),
@@ -220,14 +225,10 @@ impl Hub {
         if inner.total >= self.limits.max_connections {
             return Err(HubError::TooManyTotal);
         }
-        let per_minute = f64::from(self.limits.messages_per_minute);
-        let entry = inner.users.entry(user.clone()).or_insert_with(|| UserEntry {
-            conns: Vec::new(),
-            bucket: TokenBucket {
-                tokens: per_minute,
-                last: Instant::now(),
-            },
-        });
+        let entry = inner
+            .users
+            .entry(user.clone())
+            .or_insert_with(|| UserEntry { conns: Vec::new() });
         if entry.conns.len() >= self.limits.connections_per_user {
             if entry.conns.is_empty() {
                 inner.users.remove(user);
@@ -304,13 +305,17 @@ impl Hub {
     pub(crate) fn allow_message(&self, user: &UserId) -> Result<(), Duration> {
         let per_minute = f64::from(self.limits.messages_per_minute);
         let mut inner = self.lock();
-        let Some(entry) = inner.users.get_mut(user) else {
-            return Ok(());
-        };
         let now = Instant::now();
-        let bucket = &mut entry.bucket;
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * per_minute / 60.0).min(per_minute);
+        let refilled =
+            |b: &TokenBucket| (b.tokens + now.duration_since(b.last).as_secs_f64() * per_minute / 60.0).min(per_minute);
+        if inner.buckets.len() >= 2 * self.limits.max_connections.max(1024) {
+            inner.buckets.retain(|_, b| refilled(b) < per_minute);
+        }
+        let bucket = inner.buckets.entry(user.clone()).or_insert(TokenBucket {
+            tokens: per_minute,
+            last: now,
+        });
+        bucket.tokens = refilled(bucket);
         bucket.last = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -416,6 +421,11 @@ mod tests {
             wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
             "{wait:?}"
         );
+        // Reconnecting does not refill the budget.
+        drop(conn);
+        let _again = hub.register(&user("ana")).unwrap();
+        assert!(hub.allow_message(&user("ana")).is_err());
+        assert_eq!(hub.allow_message(&user("bob")), Ok(()), "budgets are per user");
     }
 
     #[tokio::test]

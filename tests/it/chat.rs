@@ -412,4 +412,9 @@ async fn messages_beyond_the_rate_limit_are_refused_with_a_wait() {
             .unwrap()
             .contains("try again in")
     );
+    // Closing the socket and opening a new one does not refill the budget.
+    drop(ana);
+    let mut again = app.connect("ana").await;
+    let frames = again.turn("4", "four").await;
+    assert_eq!(frames.last().unwrap()["code"], "rate_limited", "{frames:?}");
 }
