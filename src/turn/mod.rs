@@ -31,6 +31,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use tracing::Instrument;
 
+mod deltas;
 mod transcript;
 use transcript::Transcript;
 
@@ -471,15 +472,16 @@ async fn model_turn(
     let user = &session.user;
     let policy = app.retry;
     let rounds = app.max_tool_rounds;
-    let sink = |delta: &str| {
+    let deltas = deltas::Deltas::new(|text: String| {
         app.hub.publish(
             user,
             Event::Delta {
                 reply_to: message_id.to_owned(),
-                text: delta.to_owned(),
+                text,
             },
         );
-    };
+    });
+    let sink = |delta: &str| deltas.push(delta);
     let ctx = ToolContext {
         service: &app.service,
         session,
@@ -497,7 +499,9 @@ async fn model_turn(
             messages: transcript.for_model(),
             tools: app.tools.specs(),
         };
-        let answer = complete_with_retry(model, &request, &sink, policy).await?;
+        let answer = complete_with_retry(model, &request, &sink, policy).await;
+        deltas.flush();
+        let answer = answer?;
         tracing::debug!(round, tool_calls = answer.tool_calls.len(), "model answered");
         let text = bounded(answer.text, app.history.max_answer_chars);
         if answer.tool_calls.is_empty() {

@@ -246,3 +246,30 @@ async fn what_a_model_returns_is_bounded_and_an_oversized_call_is_kept_as_a_note
     let kept = serde_json::to_string(&stored).unwrap();
     assert!(kept.len() < 30_000, "the transcript keeps {} bytes", kept.len());
 }
+
+#[tokio::test]
+async fn a_fast_stream_of_tiny_chunks_arrives_in_few_frames_and_the_socket_stays_open() {
+    let fake = FakeOpenAi::start(|_, _| Reply::Text((0..20_000).map(|n| format!("{}", n % 10)).collect())).await;
+    let app = TestApp::with(adapter(&fake))
+        .config(|c| c.limits.max_answer_chars = 50_000)
+        .spawn()
+        .await;
+    let mut ana = app.connect("ana").await;
+    let frames = ana.turn("m1", "tell me a long story").await;
+    let reply = frames.last().unwrap();
+    assert_eq!(reply["type"], "reply", "{reply}");
+    let deltas: Vec<&str> = frames
+        .iter()
+        .filter(|f| f["type"] == "delta")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        deltas.concat() == reply["text"].as_str().unwrap(),
+        "text lost or repeated"
+    );
+    assert_eq!(deltas.concat().len(), 20_000);
+    assert!(deltas.len() < 200, "{} delta frames for 20 000 chunks", deltas.len());
+    // Still connected: the next turn works on the same socket.
+    let frames = ana.turn("m2", "thanks").await;
+    assert_eq!(frames.last().unwrap()["type"], "reply");
+}
