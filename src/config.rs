@@ -27,6 +27,9 @@ pub struct Config {
     /// dev mode (`?user=` names the user) and only on a loopback address.
     #[serde(serialize_with = "redacted")]
     pub auth_secret: Option<SecretString>,
+    /// Seconds of clock difference allowed when checking a token's `exp`
+    /// and `nbf`.
+    pub auth_leeway_secs: u64,
     /// Origins allowed to open `/ws` from a browser. Empty: same host only
     /// (and any loopback origin in dev mode).
     pub allowed_origins: Vec<String>,
@@ -296,6 +299,7 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             auth_secret: None,
+            auth_leeway_secs: 5,
             allowed_origins: Vec::new(),
             prompts_dir: PathBuf::from("prompts"),
             static_dir: PathBuf::from("static"),

@@ -63,8 +63,18 @@ pub(crate) fn authenticate(config: &Config, headers: &HeaderMap, query: &AuthQue
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::to_owned);
+            // Two different tokens for one request: refuse rather than pick.
+            if let (Some(q), Some(b)) = (&query.token, &bearer)
+                && q != b
+            {
+                return Err(AuthError::InvalidToken(
+                    "the token in the query and the one in the Authorization header differ".into(),
+                ));
+            }
             let token = query.token.clone().or(bearer).ok_or(AuthError::MissingToken)?;
-            let validation = Validation::new(Algorithm::HS256);
+            let mut validation = Validation::new(Algorithm::HS256);
+            validation.validate_nbf = true;
+            validation.leeway = config.auth_leeway_secs;
             let data = jsonwebtoken::decode::<Claims>(
                 &token,
                 &DecodingKey::from_secret(secret.expose_secret().as_bytes()),

@@ -203,6 +203,39 @@ async fn with_an_auth_secret_rest_needs_a_valid_token_and_ignores_user_parameter
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+
+    // A token not valid yet, one expired 10 s ago (beyond the 5 s leeway),
+    // and two different tokens in one request are all refused.
+    let now = chrono::Utc::now().timestamp();
+    let signed = |claims: serde_json::Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let early = signed(json!({"sub": "ana", "exp": now + 600, "nbf": now + 300}));
+    let expired = signed(json!({"sub": "ana", "exp": now - 10}));
+    for bad in [&early, &expired] {
+        let r = client
+            .get(app.url("/api/preferences"))
+            .bearer_auth(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{bad}");
+    }
+    let other = steward::http::auth::issue_token(secret, &steward::user::UserId::parse("bob").unwrap(), 60).unwrap();
+    let r = client
+        .get(app.url(&format!("/api/preferences?token={other}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("differ"), "{body}");
 }
 
 #[tokio::test]
