@@ -74,20 +74,21 @@ pub fn fold(summary: &Summary, older: &[Vec<Entry>], zone: Tz) -> Option<Summary
 /// called and how they ended, and the start of its answer.
 fn line(turn: &[Entry], zone: Tz) -> String {
     let mut said = String::new();
-    let mut calls: Vec<String> = Vec::new();
+    // (call id, what is said of it): a result is matched to its call.
+    let mut calls: Vec<(String, String)> = Vec::new();
     let mut answer = String::new();
     for entry in turn {
         match &entry.message {
             Message::User { text, .. } => said = clip(text),
             Message::Assistant { text, tool_calls, .. } => {
-                calls.extend(tool_calls.iter().map(|c| c.name.clone()));
+                calls.extend(tool_calls.iter().map(|c| (c.id.clone(), c.name.clone())));
                 if !text.trim().is_empty() {
                     answer = clip(text);
                 }
             }
-            Message::Tool { content, .. } => {
-                if let Some(last) = calls.last_mut() {
-                    last.push_str(if content.starts_with("{\"error\"") {
+            Message::Tool { call_id, content, .. } => {
+                if let Some((_, name)) = calls.iter_mut().find(|(id, _)| id == call_id) {
+                    name.push_str(if content.starts_with("{\"error\"") {
                         " (refused)"
                     } else {
                         " (ok)"
@@ -96,6 +97,7 @@ fn line(turn: &[Entry], zone: Tz) -> String {
             }
         }
     }
+    let calls: Vec<String> = calls.into_iter().map(|(_, said)| said).collect();
     let at = turn
         .first()
         .map(|e| e.at.with_timezone(&zone).format("%a %b %-d %H:%M").to_string())

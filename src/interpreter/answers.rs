@@ -10,7 +10,7 @@ use super::commands::{self, re};
 use super::dates::{self, Token};
 use super::goals;
 use super::slots::{apply_case, month, person, year};
-use super::text::{Input, title_case};
+use super::text::{Input, lower_same_offsets, title_case};
 use super::{Command, Interpretation, Pending};
 use crate::planner::templates::{SlotSpec, SlotType, Templates};
 use chrono::DateTime;
@@ -143,7 +143,8 @@ pub(super) fn read(
 /// detail, without lead words.
 fn first_part(input: &Input) -> Option<String> {
     let text = input.text.trim().trim_end_matches(['.', '!', '?']);
-    let lower = text.to_lowercase();
+    // Same byte offsets as `text`, so the cut lands on its boundaries.
+    let lower = lower_same_offsets(text);
     let mut end = text.find(',').unwrap_or(text.len());
     for marker in ENDS {
         if let Some(at) = lower.find(marker)
@@ -159,11 +160,11 @@ fn first_part(input: &Input) -> Option<String> {
 fn strip_lead(text: &str) -> &str {
     let mut text = text.trim();
     loop {
-        let lower = text.to_lowercase();
+        let lower = lower_same_offsets(text);
         let Some(lead) = LEADS.iter().find(|p| lower.starts_with(&format!("{p} "))) else {
             return text;
         };
-        text = text[lead.len() + 1..].trim();
+        text = text.get(lead.len() + 1..).unwrap_or_default().trim();
     }
 }
 

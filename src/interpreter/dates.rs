@@ -417,8 +417,16 @@ fn clock(word: &str, next: &str) -> Option<(NaiveTime, usize)> {
 // scan over the words, so the list of what is refused reads in one place.
 pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chrono_tz::Tz>) -> Option<super::Problem> {
     use super::Problem::{TimeInvalid, TimePast};
-    // Tokens drop a leading minus: "in -5 minutes" is read on the text.
-    if lower.contains("in -") || lower.contains("in minus ") {
+    // Tokens drop a leading minus: "in -5 minutes" is read on the text
+    // ("Berlin - Hamburg" or "check-in -" are not).
+    let negative = ["in -", "in minus "].iter().any(|cue| {
+        lower.match_indices(cue).any(|(at, _)| {
+            let before = lower[..at].chars().next_back();
+            let after = lower[at + cue.len()..].trim_start().chars().next();
+            before.is_none_or(|c| !c.is_alphanumeric() && c != '-') && after.is_some_and(|c| c.is_ascii_digit())
+        })
+    });
+    if negative {
         return Some(TimePast);
     }
     let today = now.date_naive();
@@ -473,13 +481,20 @@ pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chr
         if word == "at" && w(i + 1).parse::<u32>().is_ok_and(|h| h > 24) {
             return Some(TimeInvalid);
         }
-        // The past.
+        // The past, where it is the time asked for ("remind me yesterday",
+        // "move it to last Monday", "due 2 days ago"), not a remark
+        // ("the invoice we sent 2 weeks ago").
+        let cue = |k: usize| {
+            k < toks.len()
+                && matches!(
+                    w(k),
+                    "me" | "to" | "on" | "by" | "for" | "at" | "due" | "until" | "till"
+                )
+        };
         let past = match (word, w(i + 1)) {
-            ("yesterday", _) => true,
-            ("last", next) => weekday(next).is_some() || next == "night",
-            ("ago", _) => i > 0,
-            ("in", next) => next.starts_with('-'),
-            ("today" | "this", _) => false,
+            ("yesterday", _) => i == 0 || cue(i - 1),
+            ("last", next) => (weekday(next).is_some() || next == "night") && (i == 0 || cue(i - 1)),
+            ("ago", _) => i >= 3 && cue(i - 3),
             _ => false,
         };
         if past {

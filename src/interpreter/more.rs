@@ -457,7 +457,8 @@ pub(super) fn shift(l: &str) -> Option<Command> {
 /// "… after the accounts step", "… once the laptop is ordered": the
 /// prerequisite of a step being added, and where the title ends.
 pub(super) fn added_after(title: &str) -> (usize, Option<String>) {
-    let lower = title.to_lowercase();
+    // Same byte offsets as `title`, so the cut lands on its boundaries.
+    let lower = super::text::lower_same_offsets(title);
     for marker in [" after ", " once ", " when "] {
         if let Some(at) = lower.rfind(marker)
             && let Some(after) = prerequisite(&lower[at + marker.len()..])

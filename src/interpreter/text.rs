@@ -81,7 +81,7 @@ pub(crate) struct Input {
 
 /// Lowercases char by char, keeping characters whose lowercase form has a
 /// different length, so byte offsets stay shared with the original.
-fn lower_same_offsets(text: &str) -> String {
+pub(crate) fn lower_same_offsets(text: &str) -> String {
     text.chars()
         .map(|c| {
             let mut l = c.to_lowercase();

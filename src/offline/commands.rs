@@ -119,8 +119,12 @@ pub(super) fn command(cx: &Context<'_>, command: &Command) -> Decided {
         Command::Dismiss {} => say(cx, "dismissed"),
         Command::ListPlans {} => Ok(Step::Call(Call::ListPlans(list_plans::Args::default()))),
         Command::Undo { plan } | Command::Redo { plan } => {
-            let plan_id = match (plan, cx.plans.len()) {
-                (None, 0 | 1) if cx.referent.is_none() => None,
+            // Without words: the plan last seen or acted on, even if that
+            // change just finished or cancelled it (so it can be taken
+            // back); else the only plan; else ask.
+            let plan_id = match (plan, cx.referent, cx.plans) {
+                (None, Some(seen), _) => Some(seen),
+                (None, None, [] | [_]) => cx.plans.first().map(|p| p.id),
                 _ => match plan_for(cx, plan.as_deref(), "Which plan?") {
                     Ok(p) => Some(p.id),
                     Err(answer) => return *answer,

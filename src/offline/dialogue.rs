@@ -42,7 +42,14 @@ pub(super) struct Context<'a> {
 /// Decides the engine's next step for the message `said`, read as
 /// `reading` (read with the goal being set up, if any: see [`pending`]).
 pub(super) fn decide(cx: &Context<'_>, said: &str, reading: &Interpretation) -> Step {
-    if let Some(step) = answer_to_choice(cx, said) {
+    // An answer to "which one?" reads as talk ("Ben's", "the second") or is
+    // a few words of a title; a command or a question is a new request.
+    let answer_like = match reading {
+        Interpretation::Chat => true,
+        Interpretation::NewGoal { .. } => said.split_whitespace().count() <= 4,
+        _ => false,
+    };
+    if answer_like && let Some(step) = answer_to_choice(cx, said) {
         return step;
     }
     match reading {

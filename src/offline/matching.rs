@@ -49,11 +49,10 @@ pub(super) fn pick_plan<'a>(said: Option<&str>, plans: &'a [Plan], referent: Opt
         wanted.iter().filter(|w| known.iter().any(|k| similar(w, k))).count()
     };
     let top = plans.iter().map(score).max().unwrap_or(0);
+    // Words that name none of the plans ("the gym plan") name none: the
+    // only plan is not guessed.
     if top == 0 {
-        return match plans {
-            [only] => Pick::One(only),
-            _ => Pick::None,
-        };
+        return Pick::None;
     }
     let best: Vec<&Plan> = plans.iter().filter(|p| score(p) == top).collect();
     match best.as_slice() {
@@ -172,7 +171,18 @@ pub(super) fn choose(answer: &str, options: &[String]) -> Option<usize> {
     if let Some(n) = ordinal(answer) {
         return (1..=options.len()).contains(&n).then(|| n - 1);
     }
-    if words(answer).iter().any(|w| w == "last") && !options.is_empty() {
+    let said: Vec<String> = words(answer);
+    let last = [
+        &["last"][..],
+        &["the", "last"],
+        &["last", "one"],
+        &["the", "last", "one"],
+    ];
+    if last
+        .iter()
+        .any(|l| said.iter().map(String::as_str).eq(l.iter().copied()))
+        && !options.is_empty()
+    {
         return Some(options.len() - 1);
     }
     let wanted: Vec<String> = words(answer)

@@ -368,6 +368,34 @@ mod tests {
     }
 
     #[test]
+    fn undo_takes_back_the_change_to_the_plan_in_view_even_when_it_closed_that_plan() {
+        // The last call finished p2 (it left the active plans); p1 is active.
+        let plans = vec![plan(1, "Onboard Ana", &["Order laptop"])];
+        let finished = Message::Tool {
+            call_id: "offline-update_plan".into(),
+            name: "update_plan".into(),
+            content: r#"{"ok":true,"created":false,"plan_id":"p2","version":5,"status":"done"}"#.into(),
+        };
+        let history = [
+            user("done with the last step"),
+            finished,
+            assistant("Done."),
+            user("undo"),
+        ];
+        assert_eq!(
+            step(&history, &plans),
+            Step::Call(Call::Undo(undo::Args {
+                plan_id: Some(PlanId(2))
+            }))
+        );
+        // Words that name no plan do not fall back to the only one.
+        match step(&[user("rename the gym plan to Gym 2027")], &plans) {
+            Step::Say(text) => assert!(text.starts_with("Which plan should I rename?"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn refusals_read_with_titles_and_plain_words() {
         let plans = vec![plan(1, "Onboard Ana", &["Order laptop", "Create accounts"])];
         let message = "step `s2` cannot be in_progress before its dependencies are completed: waiting on `s1`; \

@@ -95,6 +95,16 @@ impl Service {
                 found.push((plan, entry));
             }
         }
+        // Without an id: the active plan with a change to revert; among
+        // closed plans only the one changed last (a plan just finished or
+        // cancelled); several active ones: say which.
+        if id.is_none() {
+            let (active, closed): (Vec<_>, Vec<_>) = found.into_iter().partition(|(p, _)| p.is_active());
+            found = match active.len() {
+                0 => closed.into_iter().max_by_key(|(_, e)| e.at).into_iter().collect(),
+                _ => active,
+            };
+        }
         let (plan, entry) = match found.len() {
             0 if direction == Direction::Undo => return Err(Refusal::NothingToUndo.into()),
             0 => return Err(Refusal::NothingToRedo.into()),
