@@ -27,9 +27,10 @@ use tracing_subscriber::EnvFilter;
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
-    /// Configuration file (optional; STEWARD_* variables override it).
-    #[arg(long, global = true, default_value = "steward.toml")]
-    config: PathBuf,
+    /// Configuration file (default: steward.toml if present; a file named
+    /// here must exist). STEWARD_* variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(flatten)]
     serve: ServeArgs,
     #[command(subcommand)]
@@ -102,7 +103,7 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_process(&cli.config) {
+    let config = match Config::from_process(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("steward: {e}");
@@ -110,6 +111,9 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(config.log_format);
+    for name in &config.ignored_variables {
+        tracing::warn!(variable = %name, "{name} names no setting and is ignored");
+    }
     let result = match cli.command {
         Some(Command::Token { user, ttl_secs }) => token(&config, &user, ttl_secs),
         Some(Command::Export { data, out }) => export(data.unwrap_or(config.data_dir.clone()), &out),

@@ -8,6 +8,7 @@
 //! where units change (`TriggerPolicy::from(&config.notify)`).
 //! Secrets are [`SecretString`]s: they never show in `Debug` output or logs.
 
+mod env;
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
@@ -30,6 +31,10 @@ pub struct Config {
     /// Seconds of clock difference allowed when checking a token's `exp`
     /// and `nbf`.
     pub auth_leeway_secs: u64,
+    /// `STEWARD_*` variables that name no setting: ignored, and named in a
+    /// warning at start (a typo in `steward.toml` is an error instead).
+    #[serde(skip)]
+    pub ignored_variables: Vec<String>,
     /// Origins allowed to open `/ws` from a browser. Empty: same host only
     /// (and any loopback origin in dev mode).
     pub allowed_origins: Vec<String>,
@@ -300,6 +305,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             auth_secret: None,
             auth_leeway_secs: 5,
+            ignored_variables: Vec::new(),
             allowed_origins: Vec::new(),
             prompts_dir: PathBuf::from("prompts"),
             static_dir: PathBuf::from("static"),
@@ -383,46 +389,29 @@ impl Config {
         if file.exists() {
             figment = figment.merge(Toml::file_exact(file));
         }
-        // Sections are spelled with their own prefix: STEWARD_LLM_BASE_URL
-        // → llm.base_url, STEWARD_LIMITS_TURN_QUEUE → limits.turn_queue.
-        let vars: Vec<(String, String)> = env
-            .into_iter()
-            .filter_map(|(k, v)| k.strip_prefix("STEWARD_").map(|k| (k.to_ascii_lowercase(), v)))
-            .collect();
-        let mut env_table = figment::value::Dict::new();
-        for (key, value) in vars {
-            let (section, field) = match ["llm_", "limits_", "plan_", "confirm_", "notify_", "email_", "push_"]
-                .iter()
-                .find(|p| key.starts_with(*p))
-            {
-                Some(prefix) => (Some(prefix.trim_end_matches('_')), key[prefix.len()..].to_owned()),
-                None => (None, key.clone()),
-            };
-            let value = value
-                .parse()
-                .unwrap_or_else(|_| figment::value::Value::from(value.as_str()));
-            match section {
-                Some(section) => {
-                    let entry = env_table
-                        .entry(section.to_owned())
-                        .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
-                    if let figment::value::Value::Dict(_, dict) = entry {
-                        dict.insert(field, value);
-                    }
-                }
-                None => {
-                    env_table.insert(field, value);
-                }
-            }
-        }
+        let (env_table, mut ignored) = env::settings(env);
         figment = figment.merge(Serialized::globals(env_table));
-        let config: Config = figment.extract().map_err(Box::new)?;
+        let mut config: Config = figment.extract().map_err(Box::new)?;
         config.check()?;
+        ignored.sort();
+        config.ignored_variables = ignored;
         Ok(config)
     }
 
     /// Loads from the real process environment; only `main` calls this.
-    pub fn from_process(file: &Path) -> Result<Config, ConfigError> {
+    /// An explicit `--config` file must exist; without one, `steward.toml`
+    /// is read if it is there.
+    pub fn from_process(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = match file {
+            Some(file) if !file.exists() => {
+                return Err(ConfigError::Invalid(format!(
+                    "the configuration file {} does not exist",
+                    file.display()
+                )));
+            }
+            Some(file) => file,
+            None => Path::new("steward.toml"),
+        };
         Config::load(
             file,
             std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
@@ -576,6 +565,26 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn an_unknown_variable_is_ignored_and_named_not_refused() {
+        let c = Config::load(
+            Path::new("/none"),
+            env(&[
+                ("STEWARD_HOME", "/x"),
+                ("STEWARD_LIMITS_TURN_QUEUE", "4"),
+                ("STEWARD_LLM_MODELL", "m"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.ignored_variables, ["STEWARD_HOME", "STEWARD_LLM_MODELL"]);
+        assert_eq!(c.limits.turn_queue, 4);
+        let err = Config::from_process(Some(Path::new("/nonexistent/steward.toml"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration: the configuration file /nonexistent/steward.toml does not exist"
+        );
     }
 
     #[test]

@@ -1,0 +1,69 @@
+//! `STEWARD_*` variables as settings. Sections are spelled with their own
+//! prefix: `STEWARD_LLM_BASE_URL` → `llm.base_url`, `STEWARD_LIMITS_TURN_QUEUE`
+//! → `limits.turn_queue`. A variable that names no setting is set aside
+//! (and named in a warning at start) instead of refusing to start.
+
+use super::Config;
+use figment::value::{Dict, Value};
+use std::collections::HashSet;
+
+const SECTIONS: [&str; 7] = ["llm_", "limits_", "plan_", "confirm_", "notify_", "email_", "push_"];
+
+/// The settings the variables in `env` give, and the names of those that
+/// name no setting.
+pub(super) fn settings(env: impl IntoIterator<Item = (String, String)>) -> (Dict, Vec<String>) {
+    let known = setting_names();
+    let mut ignored = Vec::new();
+    let mut table = Dict::new();
+    let vars = env
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix("STEWARD_").map(|k| (k.to_ascii_lowercase(), v)));
+    for (key, value) in vars {
+        let (section, field) = match SECTIONS.iter().find(|p| key.starts_with(*p)) {
+            Some(prefix) => (Some(prefix.trim_end_matches('_')), key[prefix.len()..].to_owned()),
+            None => (None, key.clone()),
+        };
+        let name = match section {
+            Some(section) => format!("{section}.{field}"),
+            None => field.clone(),
+        };
+        if !known.contains(&name) {
+            ignored.push(format!("STEWARD_{}", key.to_ascii_uppercase()));
+            continue;
+        }
+        let value = value.parse().unwrap_or_else(|_| Value::from(value.as_str()));
+        match section {
+            Some(section) => {
+                let entry = table
+                    .entry(section.to_owned())
+                    .or_insert_with(|| Value::from(Dict::new()));
+                if let Value::Dict(_, dict) = entry {
+                    dict.insert(field, value);
+                }
+            }
+            None => {
+                table.insert(field, value);
+            }
+        }
+    }
+    (table, ignored)
+}
+
+/// Every setting's name as the variables spell it, lowercase: `addr`,
+/// `llm.base_url`, `limits.turn_queue`.
+fn setting_names() -> HashSet<String> {
+    let mut names = HashSet::new();
+    if let Ok(serde_json::Value::Object(top)) = serde_json::to_value(Config::default()) {
+        for (key, value) in top {
+            match value {
+                serde_json::Value::Object(section) => {
+                    names.extend(section.keys().map(|field| format!("{key}.{field}")));
+                }
+                _ => {
+                    names.insert(key);
+                }
+            }
+        }
+    }
+    names
+}
