@@ -431,17 +431,9 @@ static SHIFT: LazyLock<Regex> = LazyLock::new(|| {
 
 pub(super) fn shift(l: &str) -> Option<Command> {
     let c = SHIFT.captures(l)?;
-    let n: i64 = match &c[4] {
-        "a" | "an" | "one" => 1,
-        "two" => 2,
-        "three" => 3,
-        "four" => 4,
-        "five" => 5,
-        "six" => 6,
-        "seven" => 7,
-        "ten" => 10,
+    let n = match &c[4] {
         "fourteen" => 14,
-        digits => digits.parse().ok()?,
+        word => i64::from(dates::number(word)?),
     };
     let unit = if c[5].starts_with("week") { 7 } else { 1 };
     let direction = [c.get(3), c.get(6)].into_iter().flatten().map(|m| m.as_str()).next();

@@ -9,11 +9,10 @@ use super::matching::{Pick, StepPick, find_step, pick_plan};
 use super::replies;
 use super::{Call, Step};
 use crate::interpreter::Command;
-use crate::plan::{Op, Plan, Step as PlanStep, StepStatus};
+use crate::plan::{Op, Plan, Step as PlanStep, StepStatus, due_on};
 use crate::preferences::{DigestBody, QuietHoursBody};
 use crate::tools::{list_plans, plan_history, remind, set_preferences, show_plan, undo, update_plan};
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Days, Utc};
 
 /// A question with options the person answers in words.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,7 +171,7 @@ pub(super) fn command(cx: &Context<'_>, command: &Command) -> Decided {
             update(s, Field::Title(title.clone()))
         }),
         Command::RescheduleStep { step, due } => {
-            let at = due_at(*due, tz);
+            let at = due_on(*due, tz);
             step_op(cx, step, "the user moved the date", |s| update(s, Field::Due(at)))
         }
         Command::ShiftStep { step, days } => {
@@ -216,7 +215,7 @@ pub(super) fn command(cx: &Context<'_>, command: &Command) -> Decided {
                 id: None,
                 title: title.clone(),
                 depends_on,
-                due_at: due.map(|d| due_at(d, tz)),
+                due_at: due.map(|d| due_on(d, tz)),
                 after: None,
                 status: None,
                 tool: None,
@@ -307,13 +306,4 @@ pub(super) fn change(plan: &Plan, why: &str, op: Op) -> Step {
         ops: Some(vec![op]),
         ..Default::default()
     }))
-}
-
-/// A due date: that day at 09:00 in the user's time zone.
-fn due_at(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    let local = day.and_time(NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default());
-    tz.from_local_datetime(&local)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| local.and_utc())
 }

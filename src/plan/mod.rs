@@ -11,6 +11,18 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// When a step due on `day` (a date without a time, as people and models
+/// say it) is due: 09:00 that day in the zone `tz`; if a clock change skips
+/// that hour, the same wall-clock time read as UTC.
+pub fn due_on(day: chrono::NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    let local = day.and_time(chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default());
+    tz.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| local.and_utc())
+}
+
 pub use invariants::{PlanError, PlanLimits};
 pub use patch::{Op, PatchOutcome};
 

@@ -5,7 +5,7 @@
 pub mod templates;
 
 use crate::plan::{Objective, Op, ToolBinding};
-use chrono::{Days, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
 use templates::{DueError, DueExpr, SlotSpec, SlotType, Template};
@@ -28,9 +28,6 @@ pub(crate) fn missing_slot<'a>(template: &'a Template, slots: &Map<String, Value
         .iter()
         .find(|s| s.required && slots.get(&s.name).is_none_or(Value::is_null))
 }
-
-/// Due dates fall at this local time.
-const DUE_HOUR: u32 = 9;
 
 fn date_of(value: &Value) -> Option<NaiveDate> {
     value
@@ -145,10 +142,7 @@ fn due_moment(
     if template.working_days && DueExpr::parse(expr)?.offset_days != 0 {
         date = working_day(date, today);
     }
-    let local = date
-        .max(today)
-        .and_time(NaiveTime::from_hms_opt(DUE_HOUR, 0, 0).unwrap_or_default());
-    Ok(tz.from_local_datetime(&local).earliest().map(|t| t.with_timezone(&Utc)))
+    Ok(Some(crate::plan::due_on(date.max(today), tz)))
 }
 
 /// Expands `template` for `slots`. Missing optional dates take their

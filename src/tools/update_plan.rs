@@ -129,10 +129,7 @@ impl Tool for UpdatePlan {
             else {
                 continue;
             };
-            let local = day.and_hms_opt(9, 0, 0).unwrap_or_default();
-            if let Some(at) = chrono::TimeZone::from_local_datetime(&session.tz, &local).earliest() {
-                *due = serde_json::Value::from(at.to_rfc3339());
-            }
+            *due = serde_json::Value::from(crate::plan::due_on(day, session.tz).to_rfc3339());
         }
     }
 
