@@ -122,17 +122,12 @@ fn clip(text: &str) -> String {
     }
 }
 
-/// The messages of `turns` for a model: the last turn (the current one)
-/// whole, long tool arguments and results in the others replaced by notes.
-pub fn for_model(turns: &[Vec<Entry>]) -> Vec<Message> {
-    let current = turns.len().saturating_sub(1);
-    let mut out = Vec::with_capacity(turns.iter().map(Vec::len).sum());
-    for (n, turn) in turns.iter().enumerate() {
-        for entry in turn {
-            let message = entry.message.clone();
-            out.push(if n == current { message } else { shorten(message) });
-        }
-    }
+/// The messages for a model: the `earlier` turns with long tool arguments
+/// and results replaced by notes, then the `current` turn whole.
+pub fn for_model(earlier: &[Vec<Entry>], current: &[Entry]) -> Vec<Message> {
+    let mut out = Vec::with_capacity(earlier.iter().map(Vec::len).sum::<usize>() + current.len());
+    out.extend(earlier.iter().flatten().map(|e| shorten(e.message.clone())));
+    out.extend(current.iter().map(|e| e.message.clone()));
     super::repair(out)
 }
 
@@ -260,7 +255,8 @@ mod tests {
 
     #[test]
     fn earlier_turns_are_carried_with_notes_instead_of_long_arguments_and_results() {
-        let messages = for_model(&turns(conversation()));
+        let turns = turns(conversation());
+        let messages = for_model(&turns[..1], &turns[1]);
         assert_eq!(messages.len(), 8);
         let Message::Assistant { tool_calls, .. } = &messages[1] else {
             panic!()

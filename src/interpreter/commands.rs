@@ -359,7 +359,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     // "did I miss anything?", "is the draft done?": a question changes nothing.
     let question = input.lower.trim_end().ends_with('?') || QUESTION.is_match(&l);
     if question {
-        return show(&l).or_else(|| tail_clause(input, &l, now));
+        return show(&l).or_else(|| tail_clause(input, now));
     }
     if let Some(c) = more::fail(input, base, &l).filter(|_| !dated) {
         return Some(c);
@@ -412,7 +412,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         }
         return None;
     }
-    show(&l).or_else(|| tail_clause(input, &l, now))
+    show(&l).or_else(|| tail_clause(input, now))
 }
 
 static QUESTION: LazyLock<Regex> = LazyLock::new(|| {
@@ -439,8 +439,7 @@ fn show(l: &str) -> Option<Command> {
 
 /// "we lost the deal, delete the Soylent plan": the command in the last
 /// clause, when it names what it acts on.
-fn tail_clause(input: &Input, l: &str, now: DateTime<Tz>) -> Option<Command> {
-    let _ = l;
+fn tail_clause(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     let lower = input.lower.as_str();
     let (at, skip) = [", ", " — ", " - ", "; ", ". "]
         .iter()

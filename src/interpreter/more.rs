@@ -37,21 +37,8 @@ fn undone_plan(rest: &str) -> Option<Option<String>> {
     {
         return Some(None);
     }
-    let generic = [
-        "",
-        "it",
-        "that",
-        "this",
-        "the last change",
-        "my last change",
-        "the last thing",
-        "the last edit",
-        "my last edit",
-        "the previous change",
-        "the change",
-        "please",
-    ];
-    if generic.contains(&rest) {
+    // ("the last change", "my last edit" … are the prefixes above.)
+    if ["", "it", "that", "this", "the change", "please"].contains(&rest) {
         return Some(None);
     }
     let words = ["to ", "on ", "in ", "for ", "of "]

@@ -395,8 +395,13 @@ async fn turn(
     let local_now = app.service.local_now(&session);
     // With the offline engine, a message may answer the question it just
     // asked about a goal being set up.
+    // The conversation as the offline engine reads it, built once.
+    let history = match &app.engine {
+        Engine::Offline(_) => transcript.messages(),
+        Engine::Model(_) => Vec::new(),
+    };
     let pending = match &app.engine {
-        Engine::Offline(engine) => engine.pending(&transcript.messages(), local_now, app.service.wording()),
+        Engine::Offline(engine) => engine.pending(&history, local_now, app.service.wording()),
         Engine::Model(_) => None,
     };
     let reading = interpret_in(text, local_now, &app.templates, pending.as_ref());
@@ -408,10 +413,23 @@ async fn turn(
     }
     match &app.engine {
         Engine::Offline(engine) => {
-            offline_turn(app, &session, engine, &mut transcript, text, &reading, local_now).await
+            let said = Said {
+                text,
+                reading: &reading,
+                history: &history,
+            };
+            offline_turn(app, &session, engine, &mut transcript, said, local_now).await
         }
         Engine::Model(model) => model_turn(app, &session, model.as_ref(), &mut transcript, message_id).await,
     }
+}
+
+/// The message the offline engine answers: its words, how they were read,
+/// and the conversation up to it.
+struct Said<'a> {
+    text: &'a str,
+    reading: &'a Interpretation,
+    history: &'a [Message],
 }
 
 async fn offline_turn(
@@ -419,16 +437,15 @@ async fn offline_turn(
     session: &Session,
     engine: &OfflineEngine,
     transcript: &mut Transcript<'_>,
-    text: &str,
-    reading: &Interpretation,
+    said: Said<'_>,
     now: DateTime<Tz>,
 ) -> Result<String, TurnError> {
     let plans = app.service.active_plans(&session.user).await?;
     let answer = match engine.decide(
-        text,
-        reading,
+        said.text,
+        said.reading,
         &plans,
-        &transcript.messages(),
+        said.history,
         now,
         app.service.wording(),
     ) {

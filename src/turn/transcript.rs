@@ -73,7 +73,6 @@ impl<'a> Transcript<'a> {
 
     /// The window as the model reads it: the kept turns, this one whole.
     pub(super) fn for_model(&self) -> Vec<Message> {
-        let turns: Vec<Vec<Entry>> = self.earlier.iter().cloned().chain([self.current.clone()]).collect();
-        window::for_model(&turns)
+        window::for_model(&self.earlier, &self.current)
     }
 }
