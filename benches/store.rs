@@ -25,6 +25,7 @@ fn derive(user: &UserId) -> impl Fn(&Plan) -> Derived + Send + Sync + use<> {
     move |plan: &Plan| Derived {
         triggers: for_plan(&user, plan, &TriggerPolicy::default()),
         arm_after: plan.updated_at,
+        runnable: Vec::new(),
     }
 }
 

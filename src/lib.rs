@@ -51,6 +51,7 @@ pub mod clock;
 pub mod config;
 pub mod conversation;
 pub(crate) mod events;
+pub mod execution;
 pub mod http;
 pub mod hub;
 pub mod interpreter;

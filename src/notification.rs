@@ -18,6 +18,10 @@ pub enum NotificationKind {
     Reminder,
     /// Triggers that came due while steward was down, past the catch-up window.
     Missed,
+    /// The engine ran a step bound to a tool.
+    StepDone,
+    /// The engine could not run a step: the user decides what happens next.
+    StepFailed,
 }
 
 /// One notification, kept in the user's inbox (store-and-forward: what a

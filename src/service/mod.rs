@@ -223,13 +223,15 @@ impl Service {
         Ok((active, closed))
     }
 
-    /// The triggers a plan implies under this service's policy: what the
-    /// store syncs in the same transaction as the plan write.
+    /// The triggers a plan implies under this service's policy, and the
+    /// steps the engine may start: what the store syncs in the same
+    /// transaction as the plan write.
     fn derive(&self, user: &UserId) -> impl Fn(&Plan) -> Derived + Send + Sync + use<> {
         let (user, policy) = (user.clone(), self.inner.rules.triggers);
         move |plan: &Plan| Derived {
             triggers: triggers::for_plan(&user, plan, &policy),
             arm_after: plan.updated_at,
+            runnable: crate::execution::runnable(plan),
         }
     }
 }

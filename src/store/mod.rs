@@ -7,6 +7,7 @@
 //! | [`TriggerStore`] | armed triggers and the exactly-once record of firings |
 //! | [`NotificationStore`] | the notification inbox and the outbox of side effects |
 //! | [`AccountStore`] | users, preferences, push subscriptions, secrets |
+//! | [`ExecutionStore`] | the engine's work list, attempts at tool steps, calendar events |
 //!
 //! [`Store`] is all of them over one database, so one change can span
 //! aggregates atomically (a plan write and the triggers it implies; a
@@ -25,6 +26,7 @@ pub(crate) mod sled;
 
 use crate::conversation::Entry;
 use crate::conversation::window::Summary;
+use crate::execution::{Attempt, CalendarEvent, Runnable, StepRef};
 use crate::notification::{Notification, NotificationKind, OutboxItem, PushSubscription};
 use crate::plan::{HistoryEntry, Plan, PlanId};
 use crate::preferences::Preferences;
@@ -66,6 +68,8 @@ pub enum StoreError {
 pub struct Derived {
     pub triggers: Vec<Trigger>,
     pub arm_after: DateTime<Utc>,
+    /// The plan's steps the engine may start ([`crate::execution::runnable`]).
+    pub runnable: Vec<Runnable>,
 }
 
 /// Derives a plan's triggers once the store knows the plan as written (a
@@ -299,6 +303,50 @@ pub trait NotificationStore: Send + Sync {
     async fn save_outbox(&self, item: &OutboxItem) -> Result<(), StoreError>;
 
     async fn outbox_by_key(&self, key: &str) -> Result<Option<OutboxItem>, StoreError>;
+
+    /// Stores a notification made outside a trigger firing (a step the
+    /// engine ran or could not run), queued for routing from `at`.
+    async fn add_notification(
+        &self,
+        user: &UserId,
+        draft: NotificationDraft,
+        at: DateTime<Utc>,
+    ) -> Result<Notification, StoreError>;
+}
+
+/// The execution engine's records. The work list (tool steps ready to
+/// start, soonest first across users) is synced by every [`PlanStore`]
+/// write from [`Derived::runnable`], in the same transaction; attempts are
+/// written by the engine, each flushed before the call it announces.
+#[async_trait]
+pub trait ExecutionStore: Send + Sync {
+    /// Woken whenever the work list may have changed.
+    fn work_signal(&self) -> Arc<tokio::sync::Notify>;
+
+    /// Runnable steps whose time has come, across users, soonest first.
+    async fn due_steps(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<StepRef>, StoreError>;
+
+    /// The soonest time in the work list.
+    async fn next_step_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Stores an attempt (replacing the one of the same step and epoch).
+    async fn save_attempt(&self, attempt: &Attempt) -> Result<(), StoreError>;
+
+    /// The latest epoch's attempt at a step.
+    async fn last_attempt(&self, user: &UserId, plan: PlanId, step: &str) -> Result<Option<Attempt>, StoreError>;
+
+    /// Attempts not yet settled, across users, soonest `next_try_at` first.
+    async fn open_attempts(&self, limit: usize) -> Result<Vec<Attempt>, StoreError>;
+
+    /// Counts one more replan of a plan; returns the new count.
+    async fn count_replan(&self, user: &UserId, plan: PlanId) -> Result<u32, StoreError>;
+
+    /// Stores a calendar event under its key unless one is stored: false
+    /// when the key was already there (a repeated call changes nothing).
+    async fn add_event(&self, user: &UserId, event: &CalendarEvent) -> Result<bool, StoreError>;
+
+    /// The user's calendar events, soonest first.
+    async fn events(&self, user: &UserId) -> Result<Vec<CalendarEvent>, StoreError>;
 }
 
 /// Users and what belongs to them beyond plans: preferences, push
@@ -345,7 +393,9 @@ pub trait AccountStore: Send + Sync {
 
 /// Every aggregate over one database.
 #[async_trait]
-pub trait Store: PlanStore + ConversationStore + TriggerStore + NotificationStore + AccountStore + 'static {
+pub trait Store:
+    PlanStore + ConversationStore + TriggerStore + NotificationStore + AccountStore + ExecutionStore + 'static
+{
     /// Removes what is finished and older than `before`: fired-trigger
     /// records, notifications already routed, sent or failed outbox rows
     /// (with their idempotency keys). Nothing queued, pending or armed is

@@ -41,7 +41,11 @@ macro_rules! suite {
             preferences_save_only_while_the_armed_digest_is_unchanged,
             a_push_endpoint_belongs_to_the_user_who_subscribed_it_last,
             a_secret_is_created_once,
-            pruning_removes_finished_records_only
+            pruning_removes_finished_records_only,
+            a_plan_write_syncs_the_work_list_in_the_same_transaction,
+            attempts_keep_the_latest_epoch_and_list_the_open_ones,
+            replans_count_per_plan_and_events_are_kept_once_per_key,
+            a_notification_made_outside_a_firing_is_queued_for_routing
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -58,11 +62,13 @@ pub(crate) use suite;
 
 mod accounts;
 mod delivery;
+mod engine;
 mod plans;
 mod timers;
 
 pub(crate) use accounts::*;
 pub(crate) use delivery::*;
+pub(crate) use engine::*;
 pub(crate) use plans::*;
 pub(crate) use timers::*;
 
@@ -95,6 +101,7 @@ pub(super) fn no_triggers(plan: &Plan) -> Derived {
     Derived {
         triggers: Vec::new(),
         arm_after: plan.updated_at,
+        runnable: Vec::new(),
     }
 }
 

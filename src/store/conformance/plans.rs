@@ -64,6 +64,7 @@ pub(crate) async fn a_stale_version_is_refused_with_the_current_plan_and_nothing
     let derive_one = |p: &Plan| Derived {
         triggers: vec![overdue(&u, p.id, "a", t0() + Duration::days(3))],
         arm_after: t0(),
+        runnable: Vec::new(),
     };
     match store.update_plan(&u, &stale, 1, entry(2, vec![]), &derive_one).await {
         Err(StoreError::Conflict { current }) => assert_eq!(*current, v2),
@@ -115,6 +116,7 @@ pub(crate) async fn a_plan_write_syncs_the_triggers_it_derives_in_the_same_trans
     let two = |p: &Plan| Derived {
         triggers: vec![overdue(&u, p.id, "a", d1), overdue(&u, p.id, "b", d2)],
         arm_after: t0(),
+        runnable: Vec::new(),
     };
     let plan = store.create_plan(&u, draft("p"), entry(1, vec![]), &two).await.unwrap();
     assert_eq!(
@@ -128,6 +130,7 @@ pub(crate) async fn a_plan_write_syncs_the_triggers_it_derives_in_the_same_trans
     let moved = |p: &Plan| Derived {
         triggers: vec![overdue(&u, p.id, "a", d3), overdue(&u, p.id, "c", t0())],
         arm_after: t0(),
+        runnable: Vec::new(),
     };
     store.update_plan(&u, &v2, 1, entry(2, vec![]), &moved).await.unwrap();
     assert_eq!(ids(&store.user_triggers(&u).await.unwrap()), [("overdue:p1:a", d3)]);
@@ -138,6 +141,7 @@ pub(crate) async fn a_plan_write_syncs_the_triggers_it_derives_in_the_same_trans
     let same = |p: &Plan| Derived {
         triggers: vec![overdue(&u, p.id, "a", d3)],
         arm_after: d3 + Duration::days(1),
+        runnable: Vec::new(),
     };
     store.update_plan(&u, &v3, 2, entry(3, vec![]), &same).await.unwrap();
     assert_eq!(ids(&store.user_triggers(&u).await.unwrap()), [("overdue:p1:a", d3)]);
@@ -157,6 +161,7 @@ pub(crate) async fn an_accepted_proposal_applies_once_even_if_the_yes_comes_twic
     let derive = |p: &Plan| Derived {
         triggers: vec![overdue(&u, p.id, "a", d1)],
         arm_after: t0(),
+        runnable: Vec::new(),
     };
     let plan = draft("Trip");
     let open = store

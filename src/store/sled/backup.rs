@@ -7,7 +7,7 @@ use super::{FORMAT, SledStore, backend, keys};
 use crate::store::StoreError;
 
 impl SledStore {
-    const TREES: [&'static str; 8] = [
+    const TREES: [&'static str; 9] = [
         "users",
         "plans",
         "history",
@@ -16,11 +16,12 @@ impl SledStore {
         "proposals",
         "timers",
         "notify",
+        "engine",
     ];
 
     /// Trees whose values are not all JSON envelopes: exported as hex.
     fn binary_tree(name: &str) -> bool {
-        matches!(name, "users" | "meta" | "timers" | "notify")
+        matches!(name, "users" | "meta" | "timers" | "notify" | "engine")
     }
 
     fn tree(&self, name: &str) -> Option<&sled::Tree> {
@@ -34,6 +35,7 @@ impl SledStore {
             "proposals" => &i.proposals,
             "timers" => &i.timers,
             "notify" => &i.notify,
+            "engine" => &i.engine,
             _ => return None,
         })
     }

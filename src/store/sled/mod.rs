@@ -8,6 +8,7 @@
 mod accounts;
 mod backup;
 mod conversation;
+mod engine;
 mod keys;
 mod notifications;
 mod plans;
@@ -70,7 +71,9 @@ struct Inner {
     proposals: sled::Tree,
     timers: sled::Tree,
     notify: sled::Tree,
+    engine: sled::Tree,
     timer_signal: Arc<tokio::sync::Notify>,
+    work_signal: Arc<tokio::sync::Notify>,
     /// Group commit: writes take a ticket after they complete; a flush covers
     /// every ticket taken before it started.
     written: AtomicU64,
@@ -114,7 +117,9 @@ impl SledStore {
                 proposals: tree("proposals")?,
                 timers: tree("timers")?,
                 notify: tree("notify")?,
+                engine: tree("engine")?,
                 timer_signal: Arc::new(tokio::sync::Notify::new()),
+                work_signal: Arc::new(tokio::sync::Notify::new()),
                 db,
                 written: AtomicU64::new(0),
                 flushed: AtomicU64::new(0),
@@ -187,8 +192,11 @@ impl SledStore {
             .collect()
     }
 
+    /// Wakes the scheduler and the engine: triggers or the work list may
+    /// have changed.
     fn wake(&self) {
         self.inner.timer_signal.notify_one();
+        self.inner.work_signal.notify_one();
     }
 
     /// Runs blocking work (a whole-tree scan) off the async workers, holding
@@ -306,6 +314,7 @@ mod tests {
         let none = |p: &Plan| Derived {
             triggers: vec![],
             arm_after: p.updated_at,
+            runnable: Vec::new(),
         };
         store.create_plan(user, draft, entry(1), &none).await.unwrap()
     }

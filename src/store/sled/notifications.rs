@@ -7,7 +7,7 @@ use super::triggers::{FIRED, FiredRecord};
 use super::{SledStore, TxResult, abort, backend, dec, decode, enc, finish, keys, ms, number, seq_of};
 use crate::conversation::Entry;
 use crate::notification::{Notification, OutboxItem, OutboxStatus};
-use crate::store::{NotificationStore, Pruned, StoreError};
+use crate::store::{NotificationDraft, NotificationStore, Pruned, StoreError};
 use crate::user::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -290,5 +290,37 @@ impl NotificationStore for SledStore {
             Some(v) => decode("notify", &v).map(Some),
             None => Ok(None),
         }
+    }
+
+    async fn add_notification(
+        &self,
+        user: &UserId,
+        draft: NotificationDraft,
+        at: DateTime<Utc>,
+    ) -> Result<Notification, StoreError> {
+        let num = self.require_user(user)?;
+        let seq = self.inner.db.generate_id().map_err(backend)? + 1;
+        let n = Notification {
+            id: format!("n{seq}"),
+            kind: draft.kind,
+            text: draft.text,
+            plan_id: draft.plan_id,
+            step_id: draft.step_id,
+            created_at: at,
+            urgent: draft.urgent,
+            seen: false,
+            routed: None,
+        };
+        let queued = Queued {
+            user: user.clone(),
+            not_before: at,
+        };
+        finish(self.inner.notify.transaction(|notify: &TransactionalTree| {
+            notify.insert(note_key(num, seq), enc(&n)?)?;
+            notify.insert(route_key(num, seq), enc(&queued)?)?;
+            Ok(())
+        }))?;
+        self.durable().await?;
+        Ok(n)
     }
 }

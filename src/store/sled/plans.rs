@@ -2,6 +2,7 @@
 //! entry and the sync of its triggers are one transaction over the `plans`,
 //! `history` (, `meta` for the id counter) and `timers` trees.
 
+use super::engine::sync_work;
 use super::triggers::sync_plan;
 use super::{SledStore, TxResult, abort, backend, dec, decode, enc, encode, finish, keys};
 use crate::plan::{HistoryEntry, Plan, PlanId};
@@ -44,7 +45,7 @@ fn insert_new(
         &TransactionalTree,
         &TransactionalTree,
     ),
-    num: u64,
+    (user, num): (&UserId, u64),
     draft: &Plan,
     entry: &HistoryEntry,
     derive: Derive<'_>,
@@ -54,14 +55,16 @@ fn insert_new(
     plan.id = PlanId(next);
     plans.insert(&keys::plan(num, next)[..], enc(&plan)?)?;
     history.insert(&keys::history(num, next, plan.version)[..], enc(entry)?)?;
-    sync_plan(timers, num, plan.id, &derive(&plan))?;
+    let derived = derive(&plan);
+    sync_plan(timers, num, plan.id, &derived)?;
+    sync_work(timers, user, num, plan.id, &derived)?;
     Ok(plan)
 }
 
 /// Replaces a plan still at `expected` and appends its history entry.
 fn replace(
     (plans, history, timers): (&TransactionalTree, &TransactionalTree, &TransactionalTree),
-    num: u64,
+    (user, num): (&UserId, u64),
     plan: &Plan,
     expected: u64,
     entry: &HistoryEntry,
@@ -79,7 +82,9 @@ fn replace(
     }
     plans.insert(&key[..], enc(plan)?)?;
     history.insert(&keys::history(num, plan.id.0, plan.version)[..], enc(entry)?)?;
-    sync_plan(timers, num, plan.id, &derive(plan))?;
+    let derived = derive(plan);
+    sync_plan(timers, num, plan.id, &derived)?;
+    sync_work(timers, user, num, plan.id, &derived)?;
     Ok(())
 }
 
@@ -144,7 +149,7 @@ impl PlanStore for SledStore {
         let i = &self.inner;
         let stored = finish(
             (&i.plans, &i.history, &i.meta, &i.timers)
-                .transaction(|(p, h, m, t)| insert_new((p, h, m, t), num, &draft, &entry, derive)),
+                .transaction(|(p, h, m, t)| insert_new((p, h, m, t), (user, num), &draft, &entry, derive)),
         )?;
         self.durable().await?;
         self.wake();
@@ -163,7 +168,7 @@ impl PlanStore for SledStore {
         let i = &self.inner;
         finish(
             (&i.plans, &i.history, &i.timers)
-                .transaction(|(p, h, t)| replace((p, h, t), num, plan, expected_version, &entry, derive)),
+                .transaction(|(p, h, t)| replace((p, h, t), (user, num), plan, expected_version, &entry, derive)),
         )?;
         self.durable().await?;
         self.wake();
@@ -257,14 +262,21 @@ impl PlanStore for SledStore {
                 open_proposal(proposals, num, seq, &accepted.id)?;
                 let plan = match &change {
                     Accepted::Create { draft, entry } => {
-                        insert_new((plans, history, meta, timers), num, draft, entry, derive)?
+                        insert_new((plans, history, meta, timers), (user, num), draft, entry, derive)?
                     }
                     Accepted::Update {
                         plan,
                         expected_version,
                         entry,
                     } => {
-                        replace((plans, history, timers), num, plan, *expected_version, entry, derive)?;
+                        replace(
+                            (plans, history, timers),
+                            (user, num),
+                            plan,
+                            *expected_version,
+                            entry,
+                            derive,
+                        )?;
                         plan.clone()
                     }
                 };
