@@ -3,6 +3,8 @@
 //! outside channels from the configuration, and owns every task the server
 //! spawns, so shutdown cancels and awaits all of them.
 
+use crate::actions::http::Caller;
+use crate::actions::{Actions, ActionsError};
 use crate::channels::egress;
 use crate::channels::email::{Mail, MailError};
 use crate::channels::links::Links;
@@ -10,6 +12,7 @@ use crate::channels::mailer::{Mailer, MailerError};
 use crate::channels::push::{PushError, Pusher};
 use crate::clock::{self, Clock};
 use crate::config::Config;
+use crate::engine::Executor;
 use crate::hub::{Hub, HubLimits};
 use crate::llm::openai::OpenAiModel;
 use crate::llm::{ModelError, RetryPolicy};
@@ -46,6 +49,9 @@ pub struct App {
     pub engine: Engine,
     /// What the model sees and calls.
     pub tools: Arc<Registry>,
+    /// The tools steps can be bound to.
+    pub(crate) actions: Actions,
+    pub(crate) templates: Arc<Templates>,
     pub(crate) prompts: Arc<Prompts>,
     /// Runs chat turns.
     pub(crate) turns: Turns,
@@ -88,6 +94,8 @@ pub enum AppError {
     Schedule(#[from] ScheduleError),
     #[error(transparent)]
     Wording(#[from] WordingError),
+    #[error(transparent)]
+    Tools(#[from] ActionsError),
 }
 
 /// Assembles an [`App`]; every part not given is built from the
@@ -125,10 +133,14 @@ impl Builder {
     /// Opens the store in `data_dir` unless one was given, and picks the
     /// engine: an OpenAI-compatible model if configured, else the offline
     /// engine. Reads (or on first start creates) the signing keys.
+    // Long: the composition root names every part once, in the order
+    // they depend on each other.
     pub async fn build(self) -> Result<App, AppError> {
         let config = self.config;
         let templates = Arc::new(Templates::load(&config.templates_dir)?);
         let wording = Arc::new(Wording::load(&config.chat_templates_dir)?);
+        let actions = Actions::load(&config, tools::NAMES)?;
+        check_template_tools(&templates, &actions)?;
         let store: Arc<dyn Store> = match self.store {
             Some(store) => store,
             None => Arc::new(SledStore::open(&config.data_dir)?),
@@ -169,8 +181,9 @@ impl Builder {
             },
             notifier_wake.clone(),
             wording,
+            actions.clone(),
         );
-        let tools = Arc::new(tools::registry(templates.clone()));
+        let tools = Arc::new(tools::registry(templates.clone(), &actions));
         let prompts = Arc::new(prompts);
         let turns = Turns {
             service: service.clone(),
@@ -190,6 +203,8 @@ impl Builder {
             service,
             engine,
             tools,
+            actions,
+            templates,
             prompts,
             turns,
             hub,
@@ -203,6 +218,21 @@ impl Builder {
             stopping: CancellationToken::new(),
         })
     }
+}
+
+/// Every tool a template binds a step to exists (its arguments hold slot
+/// placeholders, so they are checked when a plan is made from it).
+fn check_template_tools(templates: &Templates, actions: &Actions) -> Result<(), AppError> {
+    for (file, step, binding) in templates.bindings() {
+        if actions.get(&binding.name).is_none() {
+            return Err(AppError::Template(TemplateError {
+                file: file.to_owned(),
+                line: 0,
+                message: format!("step `{step}` is bound to `{}`, which is not a tool here", binding.name),
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// The signed-link key and the web-push sender, from the keys in the store
@@ -273,6 +303,22 @@ impl App {
         })
     }
 
+    /// The execution engine over this app's store, service and tools.
+    pub fn executor(&self) -> Result<Arc<Executor>, AppError> {
+        Ok(Executor::new(
+            self.store.clone(),
+            self.service.clone(),
+            self.actions.clone(),
+            Caller::new(self.config.dev_mode())?,
+            self.mail.clone(),
+            self.links.clone(),
+            self.templates.clone(),
+            self.config.engine.clone(),
+            self.clock.clone(),
+            self.tasks.clone(),
+        ))
+    }
+
     pub fn notifier(&self) -> Result<Arc<Notifier>, AppError> {
         let http = egress::Client::new(self.config.dev_mode())?;
         Ok(Arc::new(Notifier {
@@ -308,6 +354,9 @@ impl App {
         self.spawn(housekeeping.run(schedule, self.stopping()));
         self.spawn(self.scheduler().run(self.stopping()));
         self.spawn(self.notifier()?.run(self.stopping()));
+        if self.config.engine.enabled {
+            self.spawn(self.executor()?.run(self.stopping()));
+        }
         Ok(())
     }
 

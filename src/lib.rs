@@ -45,11 +45,13 @@
 //! - [`notifier`], [`scheduler`]: routing and delivery; timed triggers
 //! - [`turn`]: one chat turn; [`app`]: the composition root
 
+pub mod actions;
 pub mod app;
 pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod conversation;
+pub mod engine;
 pub(crate) mod events;
 pub mod execution;
 pub mod http;

@@ -164,6 +164,33 @@ impl Mail {
         })
     }
 
+    /// An email a tool step sends the user: their subject, their text, in
+    /// the notification layout (with the links every email carries).
+    pub(crate) fn step_email(
+        &self,
+        to: &str,
+        subject: &str,
+        body: &str,
+        key: &str,
+        links: (&str, &str),
+    ) -> Result<Email, MailError> {
+        let (widget_url, unsubscribe_url) = links;
+        let ctx = context! {
+            text => body,
+            kind => "step",
+            widget_url => widget_url,
+            unsubscribe_url => unsubscribe_url,
+        };
+        Ok(Email {
+            to: to.to_owned(),
+            subject: header_text(subject),
+            text: self.render("notification.txt", ctx.clone())?,
+            html: self.render("notification.html", ctx)?,
+            message_id: format!("<step.{key}@{}>", self.domain),
+            unsubscribe: Some(unsubscribe_url.to_owned()),
+        })
+    }
+
     pub(crate) fn verification(&self, to: &str, link: &str, message_id: String) -> Result<Email, MailError> {
         let ctx = context! { link => link, email => to };
         Ok(Email {

@@ -7,7 +7,9 @@ use super::Config;
 use figment::value::{Dict, Value};
 use std::collections::HashSet;
 
-const SECTIONS: [&str; 7] = ["llm_", "limits_", "plan_", "confirm_", "notify_", "email_", "push_"];
+const SECTIONS: [&str; 8] = [
+    "llm_", "limits_", "plan_", "confirm_", "notify_", "email_", "push_", "engine_",
+];
 
 /// The settings the variables in `env` give, and the names of those that
 /// name no setting.

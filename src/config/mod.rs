@@ -8,7 +8,10 @@
 //! where units change (`TriggerPolicy::from(&config.notify)`).
 //! Secrets are [`SecretString`]s: they never show in `Debug` output or logs.
 
+mod engine;
 mod env;
+pub use engine::EngineConfig;
+pub(crate) use engine::tool_secret;
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
@@ -69,6 +72,9 @@ pub struct Config {
     pub push: PushConfig,
     /// Receivers of notification events (`[[webhooks]]` in steward.toml).
     pub webhooks: Vec<WebhookConfig>,
+    /// Tools declared without recompiling: one TOML file per tool.
+    pub tools_dir: PathBuf,
+    pub engine: EngineConfig,
 }
 
 /// Size limits on plans and on the changes made to them.
@@ -323,6 +329,8 @@ impl Default for Config {
             email: EmailConfig::default(),
             push: PushConfig::default(),
             webhooks: Vec::new(),
+            tools_dir: PathBuf::from("tools"),
+            engine: EngineConfig::default(),
         }
     }
 }
@@ -422,6 +430,7 @@ impl Config {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.check_server()?;
         self.check_limits()?;
+        self.engine.check().map_err(ConfigError::Invalid)?;
         self.check_outreach()
     }
 

@@ -158,6 +158,7 @@ impl From<Refusal> for ApiError {
             | Refusal::WhichUndo { .. }
             | Refusal::Reminder(_)
             | Refusal::Preferences(_)
+            | Refusal::Binding(_)
             | Refusal::AddressChanged => ApiError::bad("invalid_field", r.to_string()),
         }
     }

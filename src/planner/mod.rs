@@ -18,6 +18,7 @@ pub(crate) struct Expansion {
     /// "To onboard Ana Souza by Dec 1"
     pub(crate) summary: String,
     pub(crate) objective: Objective,
+    pub(crate) mode: crate::plan::PlanMode,
     pub(crate) ops: Vec<Op>,
 }
 
@@ -174,7 +175,7 @@ pub(crate) fn expand(
     // Steps with for_each fan out; dependents wait for every copy.
     let mut expanded_ids: std::collections::HashMap<&str, Vec<String>> = Default::default();
     let mut ops = Vec::new();
-    for step in &template.steps {
+    for step in template.steps.iter().filter(|s| s.fallback_for.is_none()) {
         let items: Vec<Option<String>> = match &step.for_each {
             Some(list) => match slots.get(list) {
                 Some(Value::Array(items)) if !items.is_empty() => {
@@ -199,7 +200,7 @@ pub(crate) fn expand(
                 .collect();
             let tool = step.tool.as_ref().map(|t| ToolBinding {
                 name: t.name.clone(),
-                args: fill_json(&t.args, &slots, today),
+                args: fill_json(&t.args, &slots, today, item.as_deref()),
             });
             ops.push(Op::AddStep {
                 id: Some(id.clone()),
@@ -222,17 +223,87 @@ pub(crate) fn expand(
             kind: template.kind.clone(),
             slots: slots.clone(),
         },
+        mode: template.mode,
         ops,
     })
 }
 
-fn fill_json(value: &Value, slots: &Map<String, Value>, today: NaiveDate) -> Value {
+/// The operations that put the template's fallback for the failed step
+/// `failed` into `plan`: the fallback step, waiting on what the failed one
+/// waited on, due when it was due, placed after it; and every step that
+/// waited on the failed one now waits on the fallback. `None` when the
+/// template has no fallback for that step (a copy of a `for_each` step,
+/// "book_2", takes the fallback of "book").
+pub(crate) fn fallback(
+    template: &Template,
+    plan: &crate::plan::Plan,
+    failed: &str,
+    today: NaiveDate,
+) -> Option<Vec<Op>> {
+    let step = plan.step(failed)?;
+    let base = match failed.rsplit_once('_') {
+        Some((base, n)) if n.parse::<u32>().is_ok() && template.steps.iter().all(|s| s.id != failed) => base,
+        _ => failed,
+    };
+    let spec = template
+        .steps
+        .iter()
+        .find(|s| s.fallback_for.as_deref() == Some(base))?;
+    let slots = &plan.objective.slots;
+    let item = (base != failed).then(|| step.title.clone());
+    let mut id = spec.id.clone();
+    let mut n = 1;
+    while plan.step(&id).is_some() {
+        n += 1;
+        id = format!("{}_{n}", spec.id);
+    }
+    let mut ops = vec![Op::AddStep {
+        id: Some(id.clone()),
+        title: fill(&spec.title, slots, today, item.as_deref()),
+        depends_on: step.depends_on.clone(),
+        due_at: step.due_at,
+        after: Some(failed.to_owned()),
+        status: None,
+        tool: spec.tool.as_ref().map(|t| ToolBinding {
+            name: t.name.clone(),
+            args: fill_json(&t.args, slots, today, item.as_deref()),
+        }),
+    }];
+    for waiting in plan.steps.iter().filter(|s| s.depends_on.iter().any(|d| d == failed)) {
+        let depends_on = waiting
+            .depends_on
+            .iter()
+            .map(|d| if d == failed { id.clone() } else { d.clone() })
+            .collect();
+        ops.push(Op::UpdateStep {
+            step: waiting.id.clone(),
+            title: None,
+            depends_on: Some(depends_on),
+            due_at: None,
+            result: None,
+        });
+    }
+    Some(ops)
+}
+
+fn fill_json(value: &Value, slots: &Map<String, Value>, today: NaiveDate, item: Option<&str>) -> Value {
     match value {
-        Value::String(s) => Value::from(fill(s, slots, today, None)),
-        Value::Array(items) => Value::from(items.iter().map(|i| fill_json(i, slots, today)).collect::<Vec<_>>()),
+        // A date given whole stays a date a tool can read ("2026-12-01").
+        Value::String(s)
+            if s.starts_with('{') && s.ends_with('}') && slots.get(&s[1..s.len() - 1]).and_then(date_of).is_some() =>
+        {
+            slots[&s[1..s.len() - 1]].clone()
+        }
+        Value::String(s) => Value::from(fill(s, slots, today, item)),
+        Value::Array(items) => Value::from(
+            items
+                .iter()
+                .map(|i| fill_json(i, slots, today, item))
+                .collect::<Vec<_>>(),
+        ),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), fill_json(v, slots, today)))
+                .map(|(k, v)| (k.clone(), fill_json(v, slots, today, item)))
                 .collect(),
         ),
         other => other.clone(),

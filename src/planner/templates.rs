@@ -29,6 +29,10 @@ pub(crate) struct Template {
     /// like trips do).
     #[serde(default = "working_days_default")]
     pub(crate) working_days: bool,
+    /// `orchestrated`: independent steps bound to tools run at the same
+    /// time; `single` (the default): one step in progress at a time.
+    #[serde(default)]
+    pub(crate) mode: crate::plan::PlanMode,
     /// Not read from the file: where it came from, for error messages.
     #[serde(skip)]
     pub(crate) source: String,
@@ -104,6 +108,10 @@ pub(crate) struct StepSpec {
     pub(crate) for_each: Option<String>,
     #[serde(default)]
     pub(crate) tool: Option<crate::plan::ToolBinding>,
+    /// Not part of the plan at first: added when the step it names fails
+    /// for good (an alternative, e.g. "send the welcome email by hand").
+    #[serde(default)]
+    pub(crate) fallback_for: Option<String>,
 }
 
 /// A parsed due expression.
@@ -284,6 +292,15 @@ impl Templates {
     pub(crate) fn get(&self, kind: &str) -> Option<&Template> {
         self.all.iter().find(|t| t.kind == kind)
     }
+
+    /// Every tool binding in the templates: (file, step id, binding).
+    pub(crate) fn bindings(&self) -> impl Iterator<Item = (&str, &str, &crate::plan::ToolBinding)> {
+        self.all.iter().flat_map(|t| {
+            t.steps
+                .iter()
+                .filter_map(move |s| Some((t.source.as_str(), s.id.as_str(), s.tool.as_ref()?)))
+        })
+    }
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -383,6 +400,12 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
     if template.steps.is_empty() {
         return Err(fail("[[steps]]", "a template needs at least one step".into()));
     }
+    let fallbacks: HashSet<&str> = template
+        .steps
+        .iter()
+        .filter(|s| s.fallback_for.is_some())
+        .map(|s| s.id.as_str())
+        .collect();
     for step in &template.steps {
         let at = format!("\"{}\"", step.id);
         if !valid_step_id(&step.id) || step.id.len() > 32 {
@@ -409,6 +432,23 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
                     format!("step `{}` depends on `{dep}`, which is not a step here", step.id),
                 ));
             }
+            if fallbacks.contains(dep.as_str()) {
+                return Err(fail(
+                    &at,
+                    format!(
+                        "step `{}` depends on `{dep}`, a fallback that may never be added",
+                        step.id
+                    ),
+                ));
+            }
+        }
+        if let Some(of) = &step.fallback_for
+            && (!ids.contains(of.as_str()) || fallbacks.contains(of.as_str()))
+        {
+            return Err(fail(
+                &at,
+                format!("fallback_for `{of}` must name a step of this template that is not itself a fallback"),
+            ));
         }
         if let Some(due) = &step.due {
             check_due(due, &slots, "today").map_err(|e| fail(&at, e.to_string()))?;

@@ -131,6 +131,10 @@ pub enum Refusal {
         .retry_after.as_secs().max(1)
     )]
     VerificationRateLimited { retry_after: Duration },
+    /// A step bound to a tool that does not exist, or to arguments its
+    /// schema refuses.
+    #[error(transparent)]
+    Binding(#[from] crate::actions::BindingError),
     /// A verification link for an address that is no longer the one set.
     #[error("this link confirms an address that is no longer the one in the settings")]
     AddressChanged,
@@ -151,6 +155,7 @@ impl Refusal {
             | Refusal::Reminder(_)
             | Refusal::Preferences(_)
             | Refusal::VerificationRateLimited { .. }
+            | Refusal::Binding(_)
             | Refusal::AddressChanged => None,
         }
     }

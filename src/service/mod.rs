@@ -23,6 +23,7 @@ mod plans;
 mod preferences;
 mod proposals;
 mod reminders;
+mod steps;
 mod undo;
 
 pub use error::{Failure, PlanRef, Refusal, ServiceError};
@@ -32,6 +33,7 @@ pub(crate) use proposals::Decision;
 pub use reminders::ReminderError;
 pub(crate) use undo::{Direction, Undone};
 
+use crate::actions::Actions;
 use crate::channels::email::Mail;
 use crate::channels::links::Links;
 use crate::clock::Clock;
@@ -103,12 +105,15 @@ struct Inner {
     notifier_wake: Arc<tokio::sync::Notify>,
     /// How changes and replies read.
     wording: Arc<Wording>,
+    /// The tools steps can be bound to.
+    actions: Actions,
 }
 
 /// How long a finished or cancelled plan is still named to the model.
 const RECENTLY_FINISHED: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 impl Service {
+    #[allow(clippy::too_many_arguments)] // the service's parts, each named once here
     pub(crate) fn new(
         store: Arc<dyn Store>,
         publisher: Arc<dyn Publisher>,
@@ -117,6 +122,7 @@ impl Service {
         mailing: Mailing,
         notifier_wake: Arc<tokio::sync::Notify>,
         wording: Arc<Wording>,
+        actions: Actions,
     ) -> Service {
         Service {
             inner: Arc::new(Inner {
@@ -127,6 +133,7 @@ impl Service {
                 mailing,
                 notifier_wake,
                 wording,
+                actions,
             }),
         }
     }
@@ -147,6 +154,11 @@ impl Service {
 
     pub(crate) fn rules(&self) -> &Rules {
         &self.inner.rules
+    }
+
+    /// The tools steps can be bound to.
+    pub(crate) fn actions(&self) -> &Actions {
+        &self.inner.actions
     }
 
     /// How changes and replies read (`templates/chat`).
@@ -273,6 +285,7 @@ pub(crate) mod testing {
             },
             Arc::new(tokio::sync::Notify::new()),
             Arc::new(Wording::built_in().unwrap()),
+            Actions::built_in(),
         )
     }
 }

@@ -7,7 +7,7 @@ use super::{PlanRef, Refusal, Service, ServiceError, Session};
 use crate::events::Event;
 use crate::plan::invariants::check_free_text;
 use crate::plan::snapshot::{self, SnapshotItem};
-use crate::plan::{Change, HistoryEntry, Objective, Op, Plan, PlanId, patch};
+use crate::plan::{Change, HistoryEntry, Objective, Op, Plan, PlanId, PlanMode, patch};
 use crate::proposal::{Action, Proposal};
 
 /// A plan to create.
@@ -17,6 +17,8 @@ pub(crate) struct NewPlan {
     pub goal: String,
     /// The goal kind and slots it was made from, if any.
     pub objective: Option<Objective>,
+    /// How its steps run (templates may orchestrate tool steps).
+    pub mode: PlanMode,
     pub ops: Vec<Op>,
     /// Recorded in the history.
     pub why: String,
@@ -118,6 +120,7 @@ impl Service {
         if let Some(objective) = new.objective {
             draft.objective = objective;
         }
+        draft.mode = new.mode;
         let outcome = patch::apply(&draft, &new.ops, &rules.limits, now)?;
         let mut plan = outcome.plan;
         plan.version = 1;
@@ -126,6 +129,7 @@ impl Service {
             title: plan.title.clone(),
         }];
         changes.extend(outcome.changes);
+        self.check_bindings(&changes)?;
         if rules.confirm.needs_confirmation(&changes) {
             let proposal = self
                 .propose(
@@ -215,6 +219,7 @@ impl Service {
                     title,
                     goal,
                     objective: snap.objective,
+                    mode: PlanMode::Single,
                     ops,
                     why,
                 };
@@ -224,7 +229,7 @@ impl Service {
     }
 
     /// Applies `ops` to `current` if the caller read version `expected`.
-    async fn commit(
+    pub(super) async fn commit(
         &self,
         s: &Session,
         current: Plan,
@@ -246,6 +251,7 @@ impl Service {
         if outcome.changes.is_empty() {
             return Ok(Applied::Unchanged { plan: current });
         }
+        self.check_bindings(&outcome.changes)?;
         if rules.confirm.needs_confirmation(&outcome.changes) {
             let action = Action::Patch { ops: ops.to_vec() };
             let note = self

@@ -35,6 +35,21 @@ impl Service {
         at: DateTime<FixedOffset>,
         lapse_on_reply: bool,
     ) -> Result<Trigger, ServiceError> {
+        let id = format!("remind:{}", uuid::Uuid::now_v7().simple());
+        self.remind_as(s, id, text, at, lapse_on_reply).await
+    }
+
+    /// Arms the reminder `id`, replacing one with that id: a tool step's
+    /// reminder is named by its idempotency key, so a repeated call arms
+    /// it once.
+    pub(crate) async fn remind_as(
+        &self,
+        s: &Session,
+        id: String,
+        text: &str,
+        at: DateTime<FixedOffset>,
+        lapse_on_reply: bool,
+    ) -> Result<Trigger, ServiceError> {
         let refuse = |e: ReminderError| ServiceError::Refused(Refusal::Reminder(e));
         let text = header_text(text);
         if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
@@ -60,7 +75,7 @@ impl Service {
             return Err(refuse(ReminderError::TooMany));
         }
         let trigger = Trigger {
-            id: format!("remind:{}", uuid::Uuid::now_v7().simple()),
+            id,
             user: s.user.clone(),
             fire_at,
             created_at: now,

@@ -15,6 +15,7 @@ pub(crate) mod show_plan;
 pub(crate) mod undo;
 pub(crate) mod update_plan;
 
+use crate::actions::Actions;
 use crate::conversation::ToolCall;
 use crate::llm::ToolSpec;
 use crate::plan::Plan;
@@ -352,7 +353,7 @@ impl Registry {
 ///
 /// # Panics
 /// If two tools share a name (a programming error caught by every test run).
-pub(crate) fn registry(templates: Arc<Templates>) -> Registry {
+pub(crate) fn registry(templates: Arc<Templates>, actions: &Actions) -> Registry {
     let registry = Registry {
         tools: Vec::new(),
         specs: Arc::new([]),
@@ -368,8 +369,54 @@ pub(crate) fn registry(templates: Arc<Templates>) -> Registry {
     .with(set_preferences::SetPreferences);
     let names: std::collections::HashSet<&str> = registry.tools.iter().map(|t| t.spec.name).collect();
     assert_eq!(names.len(), registry.tools.len(), "two tools share a name");
+    assert!(
+        registry.tools.iter().all(|t| NAMES.contains(&t.spec.name)),
+        "NAMES lists every tool"
+    );
+    let mut registry = registry;
+    let catalog = actions.catalog();
+    for entry in &mut registry.tools {
+        describe_bindings(&mut entry.spec.parameters, &catalog);
+    }
     let specs = registry.tools.iter().map(|t| t.spec.clone()).collect();
     Registry { specs, ..registry }
+}
+
+/// The names of the model's own tools: a declared tool may not take one.
+pub(crate) const NAMES: &[&str] = &[
+    "update_plan",
+    "show_plan",
+    "list_plans",
+    "plan_history",
+    "plan_from_template",
+    "undo",
+    "redo",
+    "remind",
+    "set_preferences",
+];
+
+/// Tells the model, where a step takes a `tool` binding, which tools there
+/// are (the registry's one list) and what each takes.
+fn describe_bindings(schema: &mut Value, catalog: &str) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get_mut("properties")
+                && let Some(Value::Object(tool)) = props.get_mut("tool")
+            {
+                tool.insert(
+                    "description".into(),
+                    Value::from(format!(
+                        "Bind the step to a tool that runs when the step is ready, after the user's yes: {{name, args}}. Tools: {catalog}"
+                    )),
+                );
+            }
+            for value in map.values_mut() {
+                describe_bindings(value, catalog);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| describe_bindings(v, catalog)),
+        _ => {}
+    }
 }
 
 /// What a tool result says instead of repeating a plan: every model call

@@ -174,6 +174,7 @@ impl Tool for PlanFromTemplate {
             title: e.title,
             goal: e.goal,
             objective: Some(e.objective),
+            mode: e.mode,
             ops: e.ops,
             why: e.summary,
         };

@@ -240,7 +240,7 @@ fn the_other_tools_schemas_match_their_argument_types() {
 
 #[test]
 fn the_registry_lists_each_tool_once_with_an_object_schema() {
-    let registry = registry(templates());
+    let registry = registry(templates(), &crate::actions::Actions::built_in());
     let specs = registry.specs();
     let names: Vec<&str> = specs.iter().map(|s| s.name).collect();
     assert_eq!(
@@ -297,7 +297,10 @@ async fn a_bare_date_from_the_model_is_that_day_in_the_users_zone() {
         service: &service,
         session: &session,
     };
-    let out = registry(templates()).call(ctx, &call).await.unwrap();
+    let out = registry(templates(), &crate::actions::Actions::built_in())
+        .call(ctx, &call)
+        .await
+        .unwrap();
     assert!(
         out.content.contains("\"awaiting_confirmation\":true"),
         "{}",

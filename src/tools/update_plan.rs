@@ -8,6 +8,7 @@
 //! leaves the plan as it was and tells the model exactly why.
 
 use super::{SEE_PROMPT, Tool, ToolContext, ToolError};
+use crate::plan::PlanMode;
 use crate::plan::snapshot::SnapshotItem;
 use crate::plan::{Objective, Op, PlanId, PlanStatus};
 use crate::proposal::ProposalView;
@@ -177,6 +178,7 @@ impl Tool for UpdatePlan {
                             title,
                             goal: args.goal.unwrap_or_default(),
                             objective: args.objective,
+                            mode: PlanMode::Single,
                             ops,
                             why,
                         };

@@ -236,7 +236,19 @@ fn samples() -> Vec<(&'static str, &'static str, serde_json::Value)> {
             "while_offline",
             json!({"missed": "a digest (Nov 22 08:00)"}),
         ),
+        (
+            "notifications.j2",
+            "step_done",
+            json!({"step": "Send the welcome email", "plan": "Onboard Ana", "result": "queued"}),
+        ),
     ];
+    for next in ["fallback", "fallback_proposed", "replan", "ask", "unknown", "told"] {
+        out.push((
+            "notifications.j2",
+            "step_failed",
+            json!({"step": "Order", "plan": "Onboard Ana", "error": "out of stock", "next": next, "fallback": "Order by hand"}),
+        ));
+    }
     for outcome in [
         "created",
         "cancelled",

@@ -147,6 +147,38 @@ impl Wording {
         self.say("notifications.j2", "missed", &facts)
     }
 
+    /// What the chat says when a step bound to a tool ran.
+    pub fn step_done(&self, step: &str, plan: &str, result: &str) -> String {
+        #[derive(Serialize)]
+        struct Facts<'a> {
+            step: &'a str,
+            plan: &'a str,
+            result: &'a str,
+        }
+        self.say("notifications.j2", "step_done", &Facts { step, plan, result })
+    }
+
+    /// What the chat says when a step bound to a tool failed for good, and
+    /// what happens next (`next`, see the macro).
+    pub fn step_failed(&self, step: &str, plan: &str, error: &str, next: &str, fallback: &str) -> String {
+        #[derive(Serialize)]
+        struct Facts<'a> {
+            step: &'a str,
+            plan: &'a str,
+            error: &'a str,
+            next: &'a str,
+            fallback: &'a str,
+        }
+        let facts = Facts {
+            step,
+            plan,
+            error: error.trim_end_matches('.'),
+            next,
+            fallback,
+        };
+        self.say("notifications.j2", "step_failed", &facts)
+    }
+
     /// The inbox notice for a missed trigger.
     pub fn while_offline(&self, missed: &str) -> String {
         #[derive(Serialize)]

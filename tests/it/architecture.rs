@@ -22,17 +22,18 @@ const LAYERS: &[&[&str]] = &[
         "preferences",
         "notification",
         "conversation",
+        "execution",
     ],
     // the words: prompts, chat copy, the wire contract, events
     &["wording", "prompts", "protocol", "events"],
     // adapters to the outside: storage, sockets, channels, models
-    &["store", "hub", "channels", "llm"],
+    &["store", "hub", "channels", "llm", "actions"],
     // the plan service
     &["service"],
     // what the model calls
     &["tools"],
     // drivers of the service
-    &["offline", "notifier"],
+    &["offline", "notifier", "engine"],
     &["scheduler", "turn"],
     // composition root and transport
     &["app"],

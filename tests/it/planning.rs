@@ -180,7 +180,7 @@ async fn a_proposal_survives_a_restart_and_a_stale_one_is_refused_with_the_new_s
     let frames = ana.turn("k1", "skip the welcome email").await;
     assert_eq!(
         reply(&frames),
-        "Skip “Send Ana Souza a welcome email with the first-day agenda”. Shall I go ahead?"
+        "Skip “Welcome email for Ana Souza: a draft with the first-day agenda, sent to you to forward”. Shall I go ahead?"
     );
     drop(ana);
     let app = app.restart(engine()).await;

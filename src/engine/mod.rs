@@ -1,0 +1,259 @@
+//! The execution engine: runs the steps bound to tools when they are ready
+//! (dependencies resolved, due time reached, confirmed by the user — a
+//! binding only enters a plan through the confirmation policy), for every
+//! user, and writes what happened back through the plan service as the
+//! `tool` actor.
+//!
+//! One loop reads the store's work list (synced by every plan write) and
+//! the attempts not yet settled, and starts what is due within the limits:
+//! a global number of steps at once, a number per user (so one user never
+//! holds every slot) and per orchestrated plan (one at a time in a plan
+//! worked step by step). Each start is one try (`run`): the attempt is
+//! flushed as in flight before the call, so after a crash its outcome is
+//! known to be unknown — sent again with the same idempotency key when the
+//! tool takes one, else handed to the user, never blindly repeated. A
+//! transient failure waits in the store for its next try; a step that
+//! fails for good goes to `failure` (a fallback, a replan, or plain words).
+
+mod builtin;
+mod failure;
+mod run;
+
+use crate::actions::Actions;
+use crate::actions::http::Caller;
+use crate::channels::email::Mail;
+use crate::channels::links::Links;
+use crate::clock::Clock;
+use crate::config::EngineConfig;
+use crate::execution::{Attempt, AttemptState, StepRef};
+use crate::plan::PlanId;
+use crate::planner::templates::Templates;
+use crate::service::Service;
+use crate::store::{Store, StoreError};
+use crate::user::UserId;
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How many work-list entries and open attempts one pass reads.
+const BATCH: usize = 256;
+/// The longest the loop sleeps without a signal.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// How soon the loop looks again while due work waits for a free slot.
+const BUSY_RETRY: Duration = Duration::from_millis(250);
+
+/// Runs tool-bound steps. Cheap to share.
+pub struct Executor {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) service: Service,
+    pub(crate) actions: Actions,
+    pub(crate) caller: Caller,
+    pub(crate) mail: Arc<Mail>,
+    pub(crate) links: Links,
+    pub(crate) templates: Arc<Templates>,
+    pub(crate) config: EngineConfig,
+    pub(crate) clock: Clock,
+    pub(crate) tasks: TaskTracker,
+    running: Mutex<Running>,
+    /// A try finished: a slot is free.
+    freed: tokio::sync::Notify,
+}
+
+/// What runs in this process now.
+#[derive(Default)]
+struct Running {
+    steps: HashSet<(UserId, PlanId, String)>,
+    per_user: HashMap<UserId, usize>,
+    per_plan: HashMap<(UserId, PlanId), usize>,
+}
+
+/// A slot taken for one try; given back when dropped.
+pub(crate) struct Slot {
+    executor: Arc<Executor>,
+    key: (UserId, PlanId, String),
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.executor.running.lock() {
+            let (user, plan, _) = &self.key;
+            r.steps.remove(&self.key);
+            if let Some(n) = r.per_user.get_mut(user) {
+                *n -= 1;
+                if *n == 0 {
+                    r.per_user.remove(user);
+                }
+            }
+            if let Some(n) = r.per_plan.get_mut(&(user.clone(), *plan)) {
+                *n -= 1;
+                if *n == 0 {
+                    r.per_plan.remove(&(user.clone(), *plan));
+                }
+            }
+        }
+        self.executor.freed.notify_one();
+    }
+}
+
+impl Executor {
+    #[allow(clippy::too_many_arguments)] // the engine's parts, each named once here
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        service: Service,
+        actions: Actions,
+        caller: Caller,
+        mail: Arc<Mail>,
+        links: Links,
+        templates: Arc<Templates>,
+        config: EngineConfig,
+        clock: Clock,
+        tasks: TaskTracker,
+    ) -> Arc<Executor> {
+        Arc::new(Executor {
+            store,
+            service,
+            actions,
+            caller,
+            mail,
+            links,
+            templates,
+            config,
+            clock,
+            tasks,
+            running: Mutex::new(Running::default()),
+            freed: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Runs until `stop`: starts what is due, then sleeps until the next
+    /// due time, a plan write, or a freed slot.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        tracing::info!("execution engine started");
+        let signal = self.store.work_signal();
+        loop {
+            let changed = signal.notified();
+            let freed = self.freed.notified();
+            let sleep = match self.pass(&stop).await {
+                Ok(sleep) => sleep,
+                Err(e) => {
+                    tracing::error!(error = %e, "the engine could not read its work; trying again shortly");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = changed => {}
+                _ = freed => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        tracing::info!("execution engine stopped");
+    }
+
+    /// Starts every due step and attempt a slot is free for; returns how
+    /// long to sleep.
+    pub(crate) async fn pass(self: &Arc<Self>, stop: &CancellationToken) -> Result<Duration, StoreError> {
+        let now = self.now();
+        let mut waiting = false;
+        // Attempts first: they are older than anything new in the work list.
+        let open = self.store.open_attempts(BATCH).await?;
+        let mut next: Option<DateTime<Utc>> = None;
+        for attempt in open {
+            let due = match attempt.state {
+                AttemptState::Waiting => attempt.next_try_at <= now,
+                _ => true,
+            };
+            if !due {
+                next = Some(next.map_or(attempt.next_try_at, |n| n.min(attempt.next_try_at)));
+                continue;
+            }
+            let place = (attempt.user.clone(), attempt.plan_id, attempt.step_id.clone());
+            match self.take_slot(&place, None) {
+                Some(slot) => self.spawn_attempt(attempt, slot, stop),
+                None => waiting |= !self.is_running(&place),
+            }
+        }
+        for step in self.store.due_steps(now, BATCH).await? {
+            let place = (step.user.clone(), step.plan_id, step.step_id.clone());
+            if self.is_running(&place) {
+                continue;
+            }
+            match self.take_slot(&place, Some(&step)) {
+                Some(slot) => self.spawn_start(step, slot, stop),
+                None => waiting = true,
+            }
+        }
+        if let Some(at) = self.store.next_step_at().await?
+            && at > now
+        {
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        let until = next.map_or(MAX_SLEEP, |at| (at - now).to_std().unwrap_or_default().min(MAX_SLEEP));
+        Ok(if waiting { until.min(BUSY_RETRY) } else { until })
+    }
+
+    fn is_running(&self, place: &(UserId, PlanId, String)) -> bool {
+        self.running.lock().is_ok_and(|r| r.steps.contains(place))
+    }
+
+    /// A slot for one try at `place`, if the limits allow one now.
+    fn take_slot(self: &Arc<Self>, place: &(UserId, PlanId, String), _new: Option<&StepRef>) -> Option<Slot> {
+        let mut r = self.running.lock().ok()?;
+        let (user, plan, _) = place;
+        if r.steps.contains(place)
+            || r.steps.len() >= self.config.max_concurrency
+            || r.per_user.get(user).copied().unwrap_or(0) >= self.config.per_user
+            || r.per_plan.get(&(user.clone(), *plan)).copied().unwrap_or(0) >= self.config.per_plan
+        {
+            return None;
+        }
+        r.steps.insert(place.clone());
+        *r.per_user.entry(user.clone()).or_default() += 1;
+        *r.per_plan.entry((user.clone(), *plan)).or_default() += 1;
+        Some(Slot {
+            executor: self.clone(),
+            key: place.clone(),
+        })
+    }
+
+    fn spawn_start(self: &Arc<Self>, step: StepRef, slot: Slot, stop: &CancellationToken) {
+        let this = self.clone();
+        let stop = stop.clone();
+        self.tasks.spawn(async move {
+            let span =
+                tracing::info_span!("step", user_id = %step.user, plan_id = %step.plan_id, step_id = %step.step_id);
+            let work = tracing::Instrument::instrument(this.start(step, &slot), span);
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                done = work => if let Err(e) = done {
+                    tracing::error!(error = %e, "a tool step could not be recorded; it is tried again later");
+                }
+            }
+            drop(slot);
+        });
+    }
+
+    fn spawn_attempt(self: &Arc<Self>, attempt: Attempt, slot: Slot, stop: &CancellationToken) {
+        let this = self.clone();
+        let stop = stop.clone();
+        self.tasks.spawn(async move {
+            let span = tracing::info_span!("step", user_id = %attempt.user, plan_id = %attempt.plan_id,
+                step_id = %attempt.step_id, tool = %attempt.tool, epoch = attempt.epoch);
+            let work = tracing::Instrument::instrument(this.resume(attempt), span);
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                done = work => if let Err(e) = done {
+                    tracing::error!(error = %e, "a tool step could not be recorded; it is tried again later");
+                }
+            }
+            drop(slot);
+        });
+    }
+}

@@ -1,0 +1,268 @@
+//! One step, one try at a time: claiming a ready step (the attempt is
+//! recorded before the step is marked in progress, and both before any
+//! call), one call with the epoch's idempotency key, and settling the
+//! outcome into the plan.
+
+use super::{Executor, Slot};
+use crate::actions::http::CallError;
+use crate::execution::{Attempt, AttemptState, ErrorClass, NextTry, StepRef, next_try, runnable};
+use crate::plan::{Op, Plan, StepStatus};
+use crate::service::{Applied, ServiceError};
+use crate::store::StoreError;
+use chrono::Duration;
+use std::sync::Arc;
+
+/// Why a try could not be recorded: the store failed (the engine tries
+/// again on its next pass; nothing was called without its record).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+/// The text kept as a step's result: the tool's answer on one safe line,
+/// within the plan's limit.
+pub(crate) fn result_text(value: &serde_json::Value, limit: usize) -> String {
+    let text = match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "done".into(),
+        other => other.to_string(),
+    };
+    let clean: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() || crate::plan::invariants::forges_text(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let clean = clean.trim();
+    if clean.chars().count() > limit {
+        clean.chars().take(limit.saturating_sub(1)).collect::<String>() + "…"
+    } else {
+        clean.to_owned()
+    }
+}
+
+impl Executor {
+    /// Claims a step from the work list and makes its first try.
+    pub(super) async fn start(self: &Arc<Self>, step: StepRef, _slot: &Slot) -> Result<(), RunError> {
+        let Some(plan) = self.service.stored_plan(&step.user, step.plan_id).await? else {
+            return Ok(());
+        };
+        let still = runnable(&plan)
+            .into_iter()
+            .any(|r| r.step_id == step.step_id && r.at <= self.now());
+        let Some(binding) = plan.step(&step.step_id).and_then(|s| s.tool.clone()).filter(|_| still) else {
+            return Ok(()); // changed meanwhile: the work list follows
+        };
+        let last = self.store.last_attempt(&step.user, step.plan_id, &step.step_id).await?;
+        if let Some(open) = last.as_ref().filter(|a| !a.settled) {
+            return Box::pin(self.resume(open.clone())).await;
+        }
+        let epoch = last.map_or(1, |a| a.epoch + 1);
+        let deadline = Duration::seconds(self.config.step_deadline_secs as i64);
+        let attempt = Attempt::new(
+            step.user.clone(),
+            step.plan_id,
+            step.step_id.clone(),
+            epoch,
+            binding.name.clone(),
+            binding.args.clone(),
+            self.now(),
+            deadline,
+        );
+        self.store.save_attempt(&attempt).await?;
+        tracing::info!(tool = %attempt.tool, epoch, "tool step claimed");
+        self.resume(attempt).await
+    }
+
+    /// Carries an unsettled attempt one step further: marks its step in
+    /// progress, makes one try, or settles a final outcome. An attempt
+    /// found in flight was interrupted by a stop: it is sent again with
+    /// the same key only when the tool takes one.
+    pub(super) async fn resume(self: &Arc<Self>, mut attempt: Attempt) -> Result<(), RunError> {
+        if attempt.is_final() {
+            return self.settle(attempt).await;
+        }
+        if attempt.state == AttemptState::InFlight {
+            let takes_key = self.actions.get(&attempt.tool).is_some_and(|a| a.takes_key);
+            if !takes_key {
+                attempt.state = AttemptState::Unknown {
+                    error: format!("steward stopped while calling {}", attempt.tool),
+                };
+                self.store.save_attempt(&attempt).await?;
+                return self.settle(attempt).await;
+            }
+            tracing::info!(tool = %attempt.tool, "an interrupted call is sent again with the same key");
+        }
+        if !self.mark_running(&attempt).await? {
+            attempt.state = AttemptState::Failed {
+                class: ErrorClass::Permanent,
+                error: "the step changed before it ran".into(),
+            };
+            attempt.settled = true;
+            self.store.save_attempt(&attempt).await?;
+            return Ok(());
+        }
+        self.try_once(attempt).await
+    }
+
+    /// The step is in progress (marked now if it was pending); false when
+    /// it is no longer the engine's to run.
+    async fn mark_running(&self, attempt: &Attempt) -> Result<bool, RunError> {
+        let step = attempt.step_id.clone();
+        let why = format!("running {}", attempt.tool);
+        let mut ours = false;
+        let applied = self
+            .service
+            .tool_change(&attempt.user, attempt.plan_id, &why, |plan: &Plan| {
+                let s = plan.step(&step)?;
+                match s.status {
+                    StepStatus::InProgress => None,
+                    StepStatus::Pending if plan.is_ready(s) => Some(vec![Op::SetStatus {
+                        step: step.clone(),
+                        status: StepStatus::InProgress,
+                        result: None,
+                    }]),
+                    _ => None,
+                }
+            })
+            .await;
+        match applied {
+            Ok(Some(Applied::Changed { .. } | Applied::Unchanged { .. })) => ours = true,
+            Ok(Some(Applied::Proposed { .. })) => {}
+            Ok(None) => {
+                let plan = self.service.stored_plan(&attempt.user, attempt.plan_id).await?;
+                ours = plan
+                    .as_ref()
+                    .and_then(|p| p.step(&step))
+                    .is_some_and(|s| s.status == StepStatus::InProgress);
+            }
+            // Another step in progress in a plan worked one at a time, or
+            // a dependency reopened: not now.
+            Err(ServiceError::Refused(r)) => tracing::info!(reason = %r, "tool step not started"),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(ours)
+    }
+
+    /// One call: recorded in flight first, then made, then recorded.
+    async fn try_once(self: &Arc<Self>, mut attempt: Attempt) -> Result<(), RunError> {
+        let now = self.now();
+        if now > attempt.deadline && attempt.tries > 0 {
+            let error = attempt.last_error.clone().unwrap_or_else(|| "ran out of time".into());
+            attempt.state = AttemptState::Failed {
+                class: ErrorClass::Transient,
+                error,
+            };
+            self.store.save_attempt(&attempt).await?;
+            return self.settle(attempt).await;
+        }
+        attempt.tries += 1;
+        attempt.state = AttemptState::InFlight;
+        attempt.updated_at = now;
+        self.store.save_attempt(&attempt).await?;
+        let outcome = self.call(&attempt).await;
+        let now = self.now();
+        attempt.updated_at = now;
+        match outcome {
+            Ok(value) => {
+                let limit = self.service.rules().limits.max_result_chars;
+                attempt.state = AttemptState::Succeeded {
+                    result: result_text(&value, limit),
+                };
+                tracing::info!(tool = %attempt.tool, tries = attempt.tries, "tool call succeeded");
+            }
+            Err(CallError {
+                class,
+                message,
+                retry_after,
+            }) => {
+                attempt.last_error = Some(message.clone());
+                let policy = self.actions.get(&attempt.tool).map(|a| a.retry).unwrap_or_default();
+                let jitter = rand::random::<f64>();
+                match next_try(
+                    &policy,
+                    class,
+                    attempt.tries,
+                    retry_after,
+                    now,
+                    attempt.deadline,
+                    jitter,
+                ) {
+                    NextTry::At(at) => {
+                        tracing::info!(tool = %attempt.tool, tries = attempt.tries, error = %message, next_try_at = %at, "tool call failed; retrying");
+                        attempt.state = AttemptState::Waiting;
+                        attempt.next_try_at = at;
+                        self.store.save_attempt(&attempt).await?;
+                        return Ok(());
+                    }
+                    NextTry::GiveUp(class) => {
+                        tracing::warn!(tool = %attempt.tool, tries = attempt.tries, error = %message, ?class, "tool call failed for good");
+                        attempt.state = AttemptState::Failed { class, error: message };
+                    }
+                }
+            }
+        }
+        self.store.save_attempt(&attempt).await?;
+        self.settle(attempt).await
+    }
+
+    /// Writes a final outcome into the plan (and tells the user), then
+    /// marks the attempt settled.
+    pub(super) async fn settle(self: &Arc<Self>, mut attempt: Attempt) -> Result<(), RunError> {
+        let step = attempt.step_id.clone();
+        match attempt.state.clone() {
+            AttemptState::Succeeded { result } => {
+                let why = format!("{} succeeded", attempt.tool);
+                let done = self
+                    .service
+                    .tool_change(&attempt.user, attempt.plan_id, &why, |plan: &Plan| {
+                        let s = plan.step(&step)?;
+                        matches!(s.status, StepStatus::InProgress | StepStatus::Pending).then(|| {
+                            vec![Op::SetStatus {
+                                step: step.clone(),
+                                status: StepStatus::Completed,
+                                result: Some(result.clone()),
+                            }]
+                        })
+                    })
+                    .await;
+                match done {
+                    Ok(Some(Applied::Changed { plan, .. })) => self.tell_done(&attempt, &plan, &result).await?,
+                    Ok(_) => {}
+                    Err(ServiceError::Refused(r)) => {
+                        tracing::warn!(reason = %r, "a tool step's result could not be recorded in its plan")
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            AttemptState::Failed { class, error } => self.failed(&attempt, class, &error).await?,
+            AttemptState::Unknown { error } => self.failed(&attempt, ErrorClass::User, &error).await?,
+            AttemptState::Ready | AttemptState::InFlight | AttemptState::Waiting => return Ok(()),
+        }
+        attempt.settled = true;
+        self.store.save_attempt(&attempt).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn results_are_one_safe_line_within_the_limit() {
+        assert_eq!(result_text(&json!("ok"), 10), "ok");
+        assert_eq!(result_text(&json!(null), 10), "done");
+        assert_eq!(result_text(&json!({"id": 7}), 20), r#"{"id":7}"#);
+        assert_eq!(result_text(&json!("a\nb\u{202e}c"), 10), "a b c");
+        assert_eq!(result_text(&json!("abcdefghijkl"), 5), "abcd…");
+    }
+}

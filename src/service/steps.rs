@@ -1,0 +1,94 @@
+//! What the execution engine asks of the service: changes to a step bound
+//! to a tool, made as the `tool` actor against the plan as it is now (a
+//! change the user made meanwhile is read again, never overwritten), under
+//! the same rules and confirmation policy as every other change; replans
+//! proposed for the user's yes; and the check every new tool binding
+//! passes, whoever adds it.
+
+use super::{Applied, Refusal, Service, ServiceError};
+use crate::plan::{Actor, Change, Op, Plan, PlanId, patch};
+use crate::proposal::{Action, Proposal};
+use crate::store::StoreError;
+use crate::user::UserId;
+
+/// How often a change is tried again when the plan moved meanwhile.
+const REREADS: usize = 5;
+
+impl Service {
+    /// Every step a change adds bound to a tool names a known tool, with
+    /// arguments its schema takes: a user never confirms a call that
+    /// cannot run.
+    pub(super) fn check_bindings(&self, changes: &[Change]) -> Result<(), Refusal> {
+        for change in changes {
+            if let Change::StepAdded { step, .. } = change
+                && let Some(binding) = &step.tool
+            {
+                self.actions().check(binding)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A plan as stored, for the engine (which acts for every user).
+    pub(crate) async fn stored_plan(&self, user: &UserId, id: PlanId) -> Result<Option<Plan>, StoreError> {
+        self.store().get_plan(user, id).await
+    }
+
+    /// Applies the operations `make` gives for the plan as it is now, as
+    /// the tool actor; reads again and retries when the plan changed
+    /// between the read and the write. `None` when the plan is gone or
+    /// `make` finds nothing to do any more.
+    pub(crate) async fn tool_change(
+        &self,
+        user: &UserId,
+        plan_id: PlanId,
+        why: &str,
+        make: impl Fn(&Plan) -> Option<Vec<Op>>,
+    ) -> Result<Option<Applied>, ServiceError> {
+        let session = self.session(user, Actor::Tool).await;
+        for _ in 0..REREADS {
+            let Some(plan) = self.stored_plan(user, plan_id).await? else {
+                return Ok(None);
+            };
+            let Some(ops) = make(&plan) else {
+                return Ok(None);
+            };
+            let version = plan.version;
+            match self.commit(&session, plan, version, &ops, why.to_owned()).await {
+                Err(ServiceError::Refused(Refusal::StaleVersion { .. } | Refusal::ChangedMeanwhile { .. })) => continue,
+                other => return other.map(Some),
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "plan {plan_id} kept changing while a tool step was being recorded"
+        ))
+        .into())
+    }
+
+    /// Proposes `ops` on the plan as it is now for the user's yes, whatever
+    /// the confirmation policy says (a replan after a failure is the
+    /// user's call). `None` when the plan is gone or the operations no
+    /// longer apply.
+    pub(crate) async fn propose_replan(
+        &self,
+        user: &UserId,
+        plan_id: PlanId,
+        ops: Vec<Op>,
+        why: &str,
+        note: Option<String>,
+    ) -> Result<Option<Proposal>, ServiceError> {
+        let session = self.session(user, Actor::Tool).await;
+        let Some(plan) = self.stored_plan(user, plan_id).await? else {
+            return Ok(None);
+        };
+        let Ok(outcome) = patch::apply(&plan, &ops, &self.rules().limits, self.now()) else {
+            return Ok(None);
+        };
+        self.check_bindings(&outcome.changes)?;
+        let action = Action::Patch { ops };
+        let proposal = self
+            .propose(&session, &plan, action, outcome.changes, why.to_owned(), note)
+            .await?;
+        Ok(Some(proposal))
+    }
+}
