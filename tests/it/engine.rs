@@ -1,0 +1,496 @@
+//! The execution engine against a real HTTP tool service on loopback: a
+//! plan made from a template whose steps are bound to a declared tool runs
+//! by itself — independent steps at the same time, a step never before its
+//! dependencies, each epoch under one idempotency key; transient failures
+//! are retried after the backoff or the Retry-After, 4xx never; a step that
+//! fails for good gets the template's fallback, a replan proposal, or
+//! plain words; an engine stopped in the middle of a call never makes a
+//! second effect; malformed bindings from the model reach no tool.
+
+use crate::harness::{Client, TestApp, WAIT};
+use crate::tool_service::{Answer, ToolService};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use steward::Config;
+use steward::llm::scripted::{Script, ScriptedModel};
+use steward::plan::{Plan, PlanId, StepStatus};
+use steward::user::UserId;
+
+const TEMPLATE: &str = r#"
+kind = "provision"
+title = "Provision {name}"
+goal = "{name} has hardware and accounts"
+summary = "To provision {name}"
+keywords = ["provision"]
+mode = "orchestrated"
+working_days = false
+
+[[slots]]
+name = "name"
+type = "person"
+required = true
+question = "Who?"
+cues = ["provision"]
+
+[[steps]]
+id = "laptop"
+title = "Order a laptop for {name}"
+tool = { name = "open_ticket", args = { queue = "hardware", title = "Laptop for {name}" } }
+
+[[steps]]
+id = "accounts"
+title = "Create accounts for {name}"
+tool = { name = "open_ticket", args = { queue = "accounts", title = "Accounts for {name}" } }
+
+[[steps]]
+id = "welcome"
+title = "Welcome {name}"
+depends_on = ["laptop", "accounts"]
+tool = { name = "notify_hr", args = { person = "{name}" } }
+
+[[steps]]
+id = "welcome_in_person"
+title = "Welcome {name} in person"
+fallback_for = "welcome"
+"#;
+
+fn tool_files(dir: &Path, base: &str) {
+    std::fs::create_dir_all(dir.join("tools")).unwrap();
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(dir.join("templates/provision.toml"), TEMPLATE).unwrap();
+    std::fs::write(
+        dir.join("tools/open_ticket.toml"),
+        format!(
+            r#"
+name = "open_ticket"
+description = "Opens a ticket in the IT helpdesk"
+method = "POST"
+url = "{base}/tickets/{{queue}}"
+idempotency_header = "Idempotency-Key"
+timeout_secs = 5
+[parameters]
+type = "object"
+required = ["queue", "title"]
+additionalProperties = false
+properties.queue = {{ type = "string" }}
+properties.title = {{ type = "string", maxLength = 100 }}
+properties.tags = {{ type = "array", maxItems = 5, items = {{ type = "string" }} }}
+[retry]
+max_attempts = 4
+base_ms = 100
+"#
+        ),
+    )
+    .unwrap();
+    // A tool that takes no idempotency key.
+    std::fs::write(
+        dir.join("tools/notify_hr.toml"),
+        format!(
+            r#"
+name = "notify_hr"
+description = "Tells HR someone is starting"
+method = "POST"
+url = "{base}/hr"
+timeout_secs = 5
+[parameters]
+type = "object"
+required = ["person"]
+properties.person = {{ type = "string" }}
+[retry]
+max_attempts = 2
+base_ms = 100
+"#
+        ),
+    )
+    .unwrap();
+}
+
+struct Setup {
+    tools: ToolService,
+    app: TestApp,
+    model: Arc<ScriptedModel>,
+    dir: tempfile::TempDir,
+}
+
+fn make_plan() -> Vec<Script> {
+    vec![
+        Script::tool(
+            "t1",
+            "plan_from_template",
+            json!({"kind": "provision", "slots": {"name": "Ana"}}),
+        ),
+        Script::text("Planned."),
+    ]
+}
+
+async fn setup(script: Vec<Script>, tweak: impl FnOnce(&mut Config)) -> Setup {
+    let tools = ToolService::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    tool_files(dir.path(), &tools.url());
+    let model = Arc::new(ScriptedModel::new(script));
+    let root = dir.path().to_owned();
+    let app = TestApp::with(model.clone())
+        .config(move |c| {
+            c.tools_dir = root.join("tools");
+            c.templates_dir = root.join("templates");
+            tweak(c);
+        })
+        .spawn()
+        .await;
+    Setup { tools, app, model, dir }
+}
+
+fn ana() -> UserId {
+    UserId::parse("ana").unwrap()
+}
+
+async fn plan(app: &TestApp) -> Plan {
+    app.app
+        .store
+        .get_plan(&ana(), PlanId(1))
+        .await
+        .unwrap()
+        .expect("plan p1")
+}
+
+/// Waits until the plan satisfies `ready`.
+async fn plan_when(app: &TestApp, what: &str, ready: impl Fn(&Plan) -> bool) -> Plan {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let p = plan(app).await;
+        if ready(&p) {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "the plan never got {what}: {p:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn status(p: &Plan, step: &str) -> StepStatus {
+    p.steps.iter().find(|s| s.id == step).unwrap().status
+}
+
+fn result(p: &Plan, step: &str) -> String {
+    p.steps
+        .iter()
+        .find(|s| s.id == step)
+        .unwrap()
+        .result
+        .clone()
+        .unwrap_or_default()
+}
+
+/// Notification frames until `n` have come.
+async fn notifications(client: &mut Client, n: usize) -> Vec<Value> {
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let frame = client.recv().await;
+        if frame["type"] == "notification" {
+            seen.push(frame["notification"].clone());
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn independent_steps_run_at_once_dependents_after_them_each_with_its_own_key_and_result() {
+    let s = setup(make_plan(), |_| {}).await;
+    s.tools.script("/tickets/hardware", vec![Answer::Hold]);
+    s.tools.script("/tickets/accounts", vec![Answer::Hold]);
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "provision Ana").await;
+
+    // Both independent steps are in flight together, and the dependent one
+    // has not started.
+    s.tools
+        .wait_for(WAIT, "both tickets at once", |seen| seen.len() == 2)
+        .await;
+    let running = plan(&s.app).await;
+    assert_eq!(status(&running, "laptop"), StepStatus::InProgress);
+    assert_eq!(status(&running, "accounts"), StepStatus::InProgress);
+    assert_eq!(status(&running, "welcome"), StepStatus::Pending);
+    assert!(s.tools.seen_at("/hr").is_empty());
+    s.tools.release();
+
+    let done = plan_when(&s.app, "every step completed", |p| {
+        p.steps
+            .iter()
+            .filter(|s| s.id != "welcome_in_person")
+            .all(|s| s.status == StepStatus::Completed)
+    })
+    .await;
+    let seen = s.tools.seen();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    let hr = &s.tools.seen_at("/hr")[0];
+    for ticket in seen.iter().filter(|r| r.path.starts_with("/tickets")) {
+        assert!(hr.at >= ticket.answered.unwrap(), "welcome ran before its dependencies");
+        let key = ticket.key.clone().expect("an idempotency key");
+        assert!(key.starts_with("stw-") && !key.contains("ana"), "{key}");
+    }
+    assert_ne!(seen[0].key, seen[1].key);
+    assert_eq!(hr.key, None, "notify_hr declares no idempotency header");
+    assert_eq!(
+        seen.iter().find(|r| r.path == "/tickets/hardware").unwrap().body,
+        json!({"queue": "hardware", "title": "Laptop for Ana"})
+    );
+    assert!(
+        result(&done, "laptop").contains("\"id\":\"T-"),
+        "{}",
+        result(&done, "laptop")
+    );
+    assert!(
+        !done.steps.iter().any(|s| s.id == "welcome_in_person"),
+        "a fallback is not part of the plan"
+    );
+
+    let history = s.app.app.store.history(&ana(), PlanId(1), 50).await.unwrap();
+    let by_tool: Vec<&str> = history
+        .iter()
+        .filter(|h| h.actor == steward::plan::Actor::Tool)
+        .map(|h| h.why.as_str())
+        .collect();
+    assert_eq!(by_tool.iter().filter(|w| w.starts_with("running")).count(), 3);
+    assert_eq!(by_tool.iter().filter(|w| w.ends_with("succeeded")).count(), 3);
+
+    let told = notifications(&mut client, 3).await;
+    assert!(told.iter().all(|n| n["kind"] == "step_done"), "{told:#?}");
+    assert!(
+        told.iter().any(|n| n["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Done: “Order a laptop for Ana”")),
+        "{told:#?}"
+    );
+    assert_eq!(s.tools.effects().values().sum::<u32>(), 3);
+    drop(s.dir);
+}
+
+#[tokio::test]
+async fn transient_failures_wait_for_the_backoff_and_retry_after_and_a_4xx_is_not_retried() {
+    let s = setup(make_plan(), |_| {}).await;
+    s.tools.script(
+        "/tickets/hardware",
+        vec![Answer::Status(503, None), Answer::Status(429, Some(1)), Answer::Ok],
+    );
+    s.tools.script("/tickets/accounts", vec![Answer::Status(422, None)]);
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "provision Ana").await;
+
+    let p = plan_when(&s.app, "the laptop ordered and the accounts failed", |p| {
+        status(p, "laptop") == StepStatus::Completed && status(p, "accounts") == StepStatus::Failed
+    })
+    .await;
+    let hardware = s.tools.seen_at("/tickets/hardware");
+    assert_eq!(hardware.len(), 3);
+    assert!(
+        hardware.iter().all(|r| r.key == hardware[0].key),
+        "one key for the epoch"
+    );
+    let first_gap = hardware[1].at - hardware[0].at;
+    let second_gap = hardware[2].at - hardware[1].at;
+    println!("engine retries: backoff gap {first_gap:?}, Retry-After gap {second_gap:?}");
+    assert!(
+        first_gap >= Duration::from_millis(50),
+        "retried before the backoff: {first_gap:?}"
+    );
+    assert!(
+        second_gap >= Duration::from_secs(1),
+        "retried before Retry-After: {second_gap:?}"
+    );
+    assert!(
+        result(&p, "accounts").starts_with("failed: the tool answered 422"),
+        "{}",
+        result(&p, "accounts")
+    );
+    assert_eq!(
+        status(&p, "welcome"),
+        StepStatus::Pending,
+        "it waits on the failed step"
+    );
+
+    let told = notifications(&mut client, 2).await;
+    let failed = told
+        .iter()
+        .find(|n| n["kind"] == "step_failed")
+        .expect("a failure notice");
+    assert!(
+        failed["text"]
+            .as_str()
+            .unwrap()
+            .contains("Fix that, then say “retry Create accounts for Ana”"),
+        "{failed}"
+    );
+    // A 4xx is never tried again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(s.tools.seen_at("/tickets/accounts").len(), 1);
+}
+
+#[tokio::test]
+async fn a_step_that_fails_for_good_gets_the_fallback_then_a_replan_then_plain_words() {
+    let s = setup(make_plan(), |c| c.engine.max_replans = 1).await;
+    s.tools.script("/tickets/hardware", vec![Answer::Status(404, None)]);
+    s.tools.script("/tickets/accounts", vec![Answer::Status(403, None)]);
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "provision Ana").await;
+
+    let p = plan_when(&s.app, "both tickets failed", |p| {
+        status(p, "laptop") == StepStatus::Failed && status(p, "accounts") == StepStatus::Failed
+    })
+    .await;
+    assert_eq!(s.tools.seen().len(), 2, "a 404 and a 403 are not retried");
+    let told = notifications(&mut client, 2).await;
+    let texts: Vec<&str> = told.iter().map(|n| n["text"].as_str().unwrap()).collect();
+    assert!(
+        texts.iter().any(|t| t.contains("I propose doing it by hand instead")),
+        "{texts:#?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("You can say “retry")),
+        "past the replan limit the user is told plainly: {texts:#?}"
+    );
+    let proposals = s.app.app.store.open_proposals(&ana()).await.unwrap();
+    assert_eq!(proposals.len(), 1, "{proposals:#?}");
+    assert!(proposals[0].summary.contains("(by hand)"), "{}", proposals[0].summary);
+    assert_eq!(p.steps.len(), 3);
+}
+
+#[tokio::test]
+async fn a_failed_step_with_a_template_fallback_gets_the_fallback_added_in_its_place() {
+    let s = setup(make_plan(), |_| {}).await;
+    s.tools.script("/hr", vec![Answer::Status(410, None)]);
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "provision Ana").await;
+    let p = plan_when(&s.app, "the fallback added", |p| {
+        p.steps.iter().any(|s| s.id == "welcome_in_person")
+    })
+    .await;
+    assert_eq!(status(&p, "welcome"), StepStatus::Failed);
+    let fallback = p.steps.iter().find(|s| s.id == "welcome_in_person").unwrap();
+    assert_eq!(fallback.title, "Welcome Ana in person");
+    assert_eq!(fallback.depends_on, ["laptop", "accounts"]);
+    assert_eq!(fallback.tool, None);
+    let told = notifications(&mut client, 3).await;
+    let failed = told.iter().find(|n| n["kind"] == "step_failed").unwrap();
+    assert!(
+        failed["text"]
+            .as_str()
+            .unwrap()
+            .contains("I added “Welcome Ana in person” instead"),
+        "{failed}"
+    );
+}
+
+#[tokio::test]
+async fn an_engine_stopped_during_a_call_resends_with_the_same_key_or_asks_and_never_repeats_an_effect() {
+    let s = setup(make_plan(), |_| {}).await;
+    s.tools.script("/tickets/hardware", vec![Answer::Hold]);
+    s.tools.script("/tickets/accounts", vec![Answer::Ok]);
+    s.tools.script("/hr", vec![Answer::Hold]);
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "provision Ana").await;
+    s.tools
+        .wait_for(WAIT, "the held laptop ticket", |seen| {
+            seen.iter().any(|r| r.path == "/tickets/hardware")
+        })
+        .await;
+    plan_when(&s.app, "accounts done", |p| {
+        status(p, "accounts") == StepStatus::Completed
+    })
+    .await;
+    drop(client);
+
+    // Stopped after the request was sent: the effect is done, the answer lost.
+    let app = s.app.restart(Arc::new(ScriptedModel::new(vec![]))).await;
+    let p = plan_when(&app, "the laptop completed after the restart", |p| {
+        status(p, "laptop") == StepStatus::Completed
+    })
+    .await;
+    let hardware = s.tools.seen_at("/tickets/hardware");
+    assert_eq!(hardware.len(), 2, "sent again once");
+    assert_eq!(hardware[0].key, hardware[1].key, "with the same key");
+    assert!(result(&p, "laptop").contains("\"id\":\"T-"), "{}", result(&p, "laptop"));
+
+    // notify_hr takes no key: stopped during its call, it is not sent again.
+    s.tools
+        .wait_for(WAIT, "the held HR call", |seen| seen.iter().any(|r| r.path == "/hr"))
+        .await;
+    let app = app.restart(Arc::new(ScriptedModel::new(vec![]))).await;
+    let p = plan_when(&app, "the HR step failed as unknown", |p| {
+        status(p, "welcome") == StepStatus::Failed
+    })
+    .await;
+    assert!(
+        result(&p, "welcome").contains("steward stopped while calling notify_hr"),
+        "{}",
+        result(&p, "welcome")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.tools.seen_at("/hr").len(), 1, "never blindly repeated");
+    let effects = s.tools.effects();
+    assert!(effects.values().all(|&n| n == 1), "duplicate effects: {effects:?}");
+    let told = app.app.store.recent_notifications(&ana(), 10).await.unwrap();
+    assert!(
+        told.iter().any(|n| n.text.contains("it may or may not have happened")),
+        "{told:#?}"
+    );
+    drop(s.model);
+}
+
+#[tokio::test]
+async fn malformed_bindings_from_the_model_reach_no_tool_and_the_model_is_told_why() {
+    let add = |tool: Value| {
+        Script::tool(
+            "m",
+            "update_plan",
+            json!({"title": "Bad", "explanation": "x", "ops": [{"op": "add_step", "title": "Do it", "tool": tool}]}),
+        )
+    };
+    let cases = [
+        (json!({"name": "rm_rf", "args": {}}), "there is no tool `rm_rf`"),
+        (
+            json!({"name": "open_ticket", "args": {"queue": "it"}}),
+            "\"title\" is a required property",
+        ),
+        (
+            json!({"name": "open_ticket", "args": {"queue": "it", "title": "x", "to": "everyone"}}),
+            "Additional properties are not allowed",
+        ),
+        (
+            json!({"name": "open_ticket", "args": {"queue": "it", "title": "x", "tags": vec!["t"; 50]}}),
+            "/tags",
+        ),
+        (
+            json!({"name": "open_ticket", "args": {"queue": 7, "title": "x"}}),
+            "/queue",
+        ),
+    ];
+    let mut script = Vec::new();
+    for (tool, _) in &cases {
+        script.push(add(tool.clone()));
+        script.push(Script::text("Sorry."));
+    }
+    let s = setup(script, |_| {}).await;
+    let mut client = s.app.connect("ana").await;
+    for (n, (_, expected)) in cases.iter().enumerate() {
+        client.turn(&format!("m{n}"), "add a step bound to a tool").await;
+        let requests = s.model.requests();
+        let last = requests.last().unwrap();
+        let told = match last
+            .messages
+            .iter()
+            .rev()
+            .find(|m| matches!(m, steward::conversation::Message::Tool { .. }))
+        {
+            Some(steward::conversation::Message::Tool { content, .. }) => content.clone(),
+            _ => panic!("no tool result"),
+        };
+        let error: Value = serde_json::from_str(&told).unwrap();
+        let error = error["error"].as_str().unwrap_or_default();
+        assert!(error.contains(expected), "case {n}: {told}");
+    }
+    assert!(s.app.app.store.list_plans(&ana()).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(s.tools.seen().is_empty(), "a tool was called: {:#?}", s.tools.seen());
+}
