@@ -177,9 +177,10 @@ pub(crate) async fn calendar_feed(State(app): State<App>, Path(file): Path<Strin
     };
     let session = app.service.session(&user, crate::plan::Actor::User).await;
     let plans = app.service.plans(&session, true).await?;
+    let events = app.service.calendar_events(&session).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
-        calendar::feed(&plans, &app.mail.domain, app.now()),
+        calendar::feed(&user, &plans, &events, &app.mail.domain, app.now()),
     )
         .into_response())
 }

@@ -159,6 +159,11 @@ static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
         r"^(i'm |i am |i've |i have |we've |we have |we're |we are |i |we |just )?(done with|finished with|finished|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of)$",
     )
 });
+static RETRY: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(?:please\s+)?(?:retry|re-try|rerun|re-run)\s+(.+?)(?:\s+again)?$|^(?:please\s+)?(?:try|run|do)\s+(.+?)\s+again$|^(?:please\s+)?give\s+(.+?)\s+another\s+(?:go|try)$",
+    )
+});
 static START: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"^(i'm |i am |we're |we are |i've |i have |let's |lets )?(start(?:ed|ing)? working on|start(?:ed|ing)? on|start(?:ed|ing)? with|begin(?:ning)? with|working on|get(?:ting)? going on|start|starting|started|begin|beginning|began|kick off|kicking off)\s+(.+)$|^(?:mark|set|move)\s+(.+?)\s+(as\s+|to\s+)?(in progress|started|in-progress|ongoing|doing)$",
@@ -363,6 +368,10 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     }
     if let Some(c) = more::fail(input, base, &l).filter(|_| !dated) {
         return Some(c);
+    }
+    if let Some(c) = RETRY.captures(&l).filter(|_| !dated) {
+        let step = c.get(1).or(c.get(2)).or(c.get(3)).and_then(|s| reference(s.as_str()))?;
+        return Some(Command::RetryStep { step });
     }
     if let Some(c) = SKIP.captures(&l).filter(|_| !dated) {
         let step = c.get(5).or(c.get(6)).or(c.get(7)).and_then(|s| reference(s.as_str()))?;

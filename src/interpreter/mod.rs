@@ -95,6 +95,11 @@ pub enum Command {
     StartStep {
         step: String,
     },
+    /// "retry the welcome email": a failed step back to pending, so a step
+    /// bound to a tool runs again (a new attempt epoch).
+    RetryStep {
+        step: String,
+    },
     SkipStep {
         step: String,
     },

@@ -158,6 +158,9 @@ pub(super) fn command(cx: &Context<'_>, command: &Command) -> Decided {
         Command::StartStep { step } => step_op(cx, step, "the user started it", |s| {
             status(s, StepStatus::InProgress, None)
         }),
+        Command::RetryStep { step } => step_op(cx, step, "the user asked to try it again", |s| {
+            status(s, StepStatus::Pending, None)
+        }),
         Command::SkipStep { step } => step_op(cx, step, "the user wants to skip it", |s| {
             status(s, StepStatus::Cancelled, None)
         }),

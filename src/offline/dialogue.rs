@@ -82,6 +82,7 @@ fn goal(cx: &Context<'_>, kind: &str, slots: Map<String, Value>) -> Step {
             title: Some(e.title),
             goal: Some(e.goal),
             objective: Some(e.objective),
+            mode: Some(e.mode),
             explanation: Some(e.summary),
             ops: Some(e.ops),
             ..Default::default()

@@ -136,7 +136,9 @@ impl PlanStatus {
 
 /// `single`: at most one step in progress (a person works through the plan).
 /// `orchestrated`: independent tool-bound steps may run in parallel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanMode {
     #[default]

@@ -6,6 +6,7 @@
 //! passes, whoever adds it.
 
 use super::{Applied, Refusal, Service, ServiceError};
+use crate::execution::CalendarEvent;
 use crate::plan::{Actor, Change, Op, Plan, PlanId, patch};
 use crate::proposal::{Action, Proposal};
 use crate::store::StoreError;
@@ -27,6 +28,11 @@ impl Service {
             }
         }
         Ok(())
+    }
+
+    /// The events tools put in the user's calendar feed.
+    pub(crate) async fn calendar_events(&self, s: &super::Session) -> Result<Vec<CalendarEvent>, ServiceError> {
+        Ok(self.store().events(&s.user).await?)
     }
 
     /// A plan as stored, for the engine (which acts for every user).

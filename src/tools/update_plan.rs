@@ -37,6 +37,10 @@ pub(crate) struct Args {
     /// A new plan's template kind (or custom) and slots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) objective: Option<Objective>,
+    /// A new plan's mode: single (default) or orchestrated (independent
+    /// tool steps run at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mode: Option<PlanMode>,
     /// Why; kept in the plan history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) explanation: Option<String>,
@@ -178,7 +182,7 @@ impl Tool for UpdatePlan {
                             title,
                             goal: args.goal.unwrap_or_default(),
                             objective: args.objective,
-                            mode: PlanMode::Single,
+                            mode: args.mode.unwrap_or_default(),
                             ops,
                             why,
                         };

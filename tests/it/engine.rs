@@ -325,6 +325,26 @@ async fn transient_failures_wait_for_the_backoff_and_retry_after_and_a_4xx_is_no
     // A 4xx is never tried again.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(s.tools.seen_at("/tickets/accounts").len(), 1);
+
+    // The user fixed it and says retry: a new epoch, under a new key.
+    let version = plan(&s.app).await.version;
+    s.model.push([
+        Script::tool(
+            "r1",
+            "update_plan",
+            json!({"plan_id": "p1", "expected_version": version, "explanation": "the user asked to retry",
+                   "ops": [{"op": "set_status", "step": "accounts", "status": "pending"}]}),
+        ),
+        Script::text("Trying again."),
+    ]);
+    client.turn("c2", "retry the accounts").await;
+    plan_when(&s.app, "the accounts created on the retry", |p| {
+        status(p, "accounts") == StepStatus::Completed && status(p, "welcome") == StepStatus::Completed
+    })
+    .await;
+    let accounts = s.tools.seen_at("/tickets/accounts");
+    assert_eq!(accounts.len(), 2);
+    assert_ne!(accounts[0].key, accounts[1].key, "a retry by the user is a new epoch");
 }
 
 #[tokio::test]
@@ -493,4 +513,105 @@ async fn malformed_bindings_from_the_model_reach_no_tool_and_the_model_is_told_w
     assert!(s.app.app.store.list_plans(&ana()).await.unwrap().is_empty());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(s.tools.seen().is_empty(), "a tool was called: {:#?}", s.tools.seen());
+}
+
+/// A verified address, set in the store (the verification flow is tested
+/// in `engage`).
+async fn verified(app: &TestApp, user: &UserId, email: &str) {
+    app.app.store.ensure_user(user).await.unwrap();
+    let prefs = steward::preferences::Preferences {
+        email: Some(email.into()),
+        email_verified: true,
+        ..Default::default()
+    };
+    let saved = app
+        .app
+        .store
+        .save_preferences(user, &Default::default(), &prefs, None, None)
+        .await
+        .unwrap();
+    assert!(saved);
+}
+
+#[tokio::test]
+async fn the_built_in_templates_email_the_welcome_note_and_put_the_departure_in_the_calendar_feed() {
+    let templates = Arc::new(steward::planner::templates::Templates::built_in().unwrap());
+    let engine = Arc::new(steward::offline::OfflineEngine::new(templates));
+    // Monday 2026-11-30, 13:00 in Berlin, running at real speed.
+    let app = TestApp::with(engine)
+        .config(|c| c.time_zone = "Europe/Berlin".into())
+        .clock(crate::harness::clock_from("2026-11-30T12:00:00Z"))
+        .spawn()
+        .await;
+    verified(&app, &ana(), "ana@example.com").await;
+    let mut client = app.connect("ana").await;
+    client
+        .turn("g1", "help me onboard Ana Souza, she starts December 2")
+        .await;
+    let p = plan(&app).await;
+    assert_eq!(p.mode, steward::plan::PlanMode::Orchestrated);
+    let welcome = p.steps.iter().find(|s| s.id == "welcome_email").unwrap();
+    assert_eq!(welcome.tool.as_ref().unwrap().name, "send_email");
+    assert_eq!(
+        welcome.status,
+        StepStatus::Pending,
+        "it waits for the accounts and the buddy"
+    );
+
+    client.turn("d1", "done with the accounts").await;
+    client.turn("d2", "done with the buddy").await;
+    let p = plan_when(&app, "the welcome email sent", |p| {
+        status(p, "welcome_email") == StepStatus::Completed
+    })
+    .await;
+    assert_eq!(result(&p, "welcome_email"), "emailed to ana@example.com");
+    let key = steward::execution::idempotency_key(&ana(), PlanId(1), "welcome_email", 1);
+    let queued = app
+        .app
+        .store
+        .outbox_by_key(&key)
+        .await
+        .unwrap()
+        .expect("an outbox row under the step's key");
+    match queued.payload {
+        steward::notification::Payload::Email(email) => {
+            assert_eq!(email.to, "ana@example.com");
+            assert_eq!(email.subject, "Welcome email for Ana Souza, ready to forward");
+            assert!(email.text.contains("Your first day is Dec 2."), "{}", email.text);
+        }
+        other => panic!("not an email: {other:?}"),
+    }
+
+    client.turn("t1", "plan a trip to Lisbon from December 20").await;
+    let trip = app.app.store.get_plan(&ana(), PlanId(2)).await.unwrap().unwrap();
+    assert!(trip.steps.iter().any(|s| s.id == "calendar"));
+    client.turn("t2", "done with flights").await;
+    let deadline = Instant::now() + WAIT;
+    let events = loop {
+        let events = app.app.store.events(&ana()).await.unwrap();
+        if !events.is_empty() {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "no calendar event");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].title, "Departure to Lisbon");
+    assert_eq!(
+        events[0].starts.to_rfc3339(),
+        "2026-12-20T08:00:00+00:00",
+        "09:00 in Berlin"
+    );
+    let prefs: Value = reqwest::get(app.url("/api/preferences?user=ana"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let feed = prefs["calendar_url"]
+        .as_str()
+        .unwrap()
+        .replace("http://127.0.0.1:8080", &format!("http://{}", app.addr));
+    let ics = reqwest::get(&feed).await.unwrap().text().await.unwrap();
+    assert!(ics.contains("SUMMARY:Departure to Lisbon"), "{ics}");
 }
