@@ -11,6 +11,7 @@ mod crash;
 mod digest_crash;
 mod engage;
 mod engine;
+mod engine_crash;
 mod fake_openai;
 mod frames;
 mod harness;

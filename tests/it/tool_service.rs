@@ -44,6 +44,8 @@ struct Inner {
     effects: HashMap<String, u32>,
     stored: HashMap<String, Value>,
     next_id: u32,
+    /// Every answer waits up to this long after the effect.
+    max_delay_ms: u64,
 }
 
 #[derive(Clone)]
@@ -77,6 +79,12 @@ impl ToolService {
     /// Answers for the next requests to `path`, in order (then `Ok`).
     pub fn script(&self, path: &str, answers: Vec<Answer>) {
         self.inner.lock().unwrap().script.insert(path.into(), answers.into());
+    }
+
+    /// Answers wait a random time up to `max_ms` after the effect is done,
+    /// so a kill lands between the effect and its answer.
+    pub fn delay(&self, max_ms: u64) {
+        self.inner.lock().unwrap().max_delay_ms = max_ms;
     }
 
     pub fn release(&self) {
@@ -117,7 +125,7 @@ async fn handle(State(service): State<ToolService>, uri: Uri, headers: HeaderMap
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (index, answer, stored) = {
+    let (index, answer, stored, delay) = {
         let mut inner = service.inner.lock().unwrap();
         let index = inner.seen.len();
         inner.seen.push(Seen {
@@ -128,9 +136,13 @@ async fn handle(State(service): State<ToolService>, uri: Uri, headers: HeaderMap
             answered: None,
         });
         let effect_key = key.clone().unwrap_or_else(|| format!("body:{body}"));
+        let delay = match inner.max_delay_ms {
+            0 => 0,
+            max => rand::Rng::random_range(&mut rand::rng(), 0..max),
+        };
         // A key already done gets its stored answer, with no new effect.
         if let Some(stored) = key.as_ref().and_then(|k| inner.stored.get(k)).cloned() {
-            (index, Answer::Ok, Some(stored))
+            (index, Answer::Ok, Some(stored), delay)
         } else {
             let answer = inner
                 .script
@@ -149,9 +161,10 @@ async fn handle(State(service): State<ToolService>, uri: Uri, headers: HeaderMap
                 }
                 Answer::Status(..) => None,
             };
-            (index, answer, stored)
+            (index, answer, stored, delay)
         }
     };
+    tokio::time::sleep(Duration::from_millis(delay)).await;
     if let Answer::Hold = answer {
         let mut released = service.released.subscribe();
         let _ = released.wait_for(|r| *r).await;
