@@ -49,7 +49,10 @@ pub(crate) fn result_text(value: &serde_json::Value, limit: usize) -> String {
 }
 
 impl Executor {
-    /// Claims a step from the work list and makes its first try.
+    /// Claims a step from the work list and makes its first try. The
+    /// attempt is recorded in flight before the step is marked in progress,
+    /// and the call goes out only after that: a step still pending beside
+    /// an attempt in flight was never called.
     pub(super) async fn start(self: &Arc<Self>, step: StepRef, _slot: &Slot) -> Result<(), RunError> {
         let Some(plan) = self.service.stored_plan(&step.user, step.plan_id).await? else {
             return Ok(());
@@ -66,7 +69,7 @@ impl Executor {
         }
         let epoch = last.map_or(1, |a| a.epoch + 1);
         let deadline = Duration::seconds(self.config.step_deadline_secs as i64);
-        let attempt = Attempt::new(
+        let mut attempt = Attempt::new(
             step.user.clone(),
             step.plan_id,
             step.step_id.clone(),
@@ -76,40 +79,71 @@ impl Executor {
             self.now(),
             deadline,
         );
+        attempt.state = AttemptState::InFlight;
+        attempt.tries = 1;
         self.store.save_attempt(&attempt).await?;
         tracing::info!(tool = %attempt.tool, epoch, "tool step claimed");
-        self.resume(attempt).await
+        if !self.mark_running(&attempt).await? {
+            return self.not_started(attempt).await;
+        }
+        self.call_and_record(attempt).await
     }
 
-    /// Carries an unsettled attempt one step further: marks its step in
-    /// progress, makes one try, or settles a final outcome. An attempt
-    /// found in flight was interrupted by a stop: it is sent again with
-    /// the same key only when the tool takes one.
+    /// Carries an unsettled attempt one step further: makes its next try,
+    /// or settles a final outcome. An attempt found in flight was stopped
+    /// by a crash or a shutdown: if its step is still pending the call
+    /// never went out; if the step is in progress the outcome is unknown,
+    /// and the call is sent again with the same key only when the tool
+    /// takes one; if the step was finished meanwhile nothing is left to do.
     pub(super) async fn resume(self: &Arc<Self>, mut attempt: Attempt) -> Result<(), RunError> {
         if attempt.is_final() {
             return self.settle(attempt).await;
         }
-        if attempt.state == AttemptState::InFlight {
-            let takes_key = self.actions.get(&attempt.tool).is_some_and(|a| a.takes_key);
-            if !takes_key {
-                attempt.state = AttemptState::Unknown {
-                    error: format!("steward stopped while calling {}", attempt.tool),
-                };
+        let plan = self.service.stored_plan(&attempt.user, attempt.plan_id).await?;
+        let status = plan.as_ref().and_then(|p| p.step(&attempt.step_id)).map(|s| s.status);
+        match (&attempt.state, status) {
+            (_, None | Some(StepStatus::Completed | StepStatus::Cancelled | StepStatus::Failed)) => {
+                attempt.settled = true;
                 self.store.save_attempt(&attempt).await?;
-                return self.settle(attempt).await;
+                return Ok(());
             }
-            tracing::info!(tool = %attempt.tool, "an interrupted call is sent again with the same key");
+            (AttemptState::InFlight, Some(StepStatus::InProgress)) => {
+                let takes_key = self.actions.get(&attempt.tool).is_some_and(|a| a.takes_key);
+                if !takes_key {
+                    attempt.state = AttemptState::Unknown {
+                        error: format!("steward stopped while calling {}", attempt.tool),
+                    };
+                    self.store.save_attempt(&attempt).await?;
+                    return self.settle(attempt).await;
+                }
+                tracing::info!(tool = %attempt.tool, "an interrupted call is sent again with the same key");
+            }
+            _ => {}
         }
+        // In flight here: never sent (the step was still pending), or sent
+        // again under its key; either way the same try, already recorded.
+        let recorded = attempt.state == AttemptState::InFlight;
         if !self.mark_running(&attempt).await? {
-            attempt.state = AttemptState::Failed {
-                class: ErrorClass::Permanent,
-                error: "the step changed before it ran".into(),
-            };
-            attempt.settled = true;
-            self.store.save_attempt(&attempt).await?;
-            return Ok(());
+            return self.not_started(attempt).await;
         }
-        self.try_once(attempt).await
+        if recorded {
+            self.call_and_record(attempt).await
+        } else {
+            self.try_once(attempt).await
+        }
+    }
+
+    /// The step is not the engine's to run any more (another step in
+    /// progress in a plan worked one at a time, a dependency reopened):
+    /// nothing was called, so the attempt is closed and the step waits.
+    async fn not_started(&self, mut attempt: Attempt) -> Result<(), RunError> {
+        attempt.state = AttemptState::Failed {
+            class: ErrorClass::Permanent,
+            error: "the step changed before it ran".into(),
+        };
+        attempt.settled = true;
+        self.store.save_attempt(&attempt).await?;
+        Ok(())
     }
 
     /// The step is in progress (marked now if it was pending); false when
@@ -167,9 +201,19 @@ impl Executor {
         attempt.state = AttemptState::InFlight;
         attempt.updated_at = now;
         self.store.save_attempt(&attempt).await?;
+        self.call_and_record(attempt).await
+    }
+
+    /// Makes the call of an attempt recorded in flight, and records what
+    /// came back: a retry time, or a final outcome settled into the plan.
+    /// A success is recorded before the plan write only for a tool that
+    /// takes no key (for one that does, a crash in between sends the call
+    /// again under the same key and gets the same answer).
+    async fn call_and_record(self: &Arc<Self>, mut attempt: Attempt) -> Result<(), RunError> {
         let outcome = self.call(&attempt).await;
         let now = self.now();
         attempt.updated_at = now;
+        let takes_key = self.actions.get(&attempt.tool).is_some_and(|a| a.takes_key);
         match outcome {
             Ok(value) => {
                 let limit = self.service.rules().limits.max_result_chars;
@@ -177,6 +221,9 @@ impl Executor {
                     result: result_text(&value, limit),
                 };
                 tracing::info!(tool = %attempt.tool, tries = attempt.tries, "tool call succeeded");
+                if !takes_key {
+                    self.store.save_attempt(&attempt).await?;
+                }
             }
             Err(CallError {
                 class,
@@ -205,11 +252,11 @@ impl Executor {
                     NextTry::GiveUp(class) => {
                         tracing::warn!(tool = %attempt.tool, tries = attempt.tries, error = %message, ?class, "tool call failed for good");
                         attempt.state = AttemptState::Failed { class, error: message };
+                        self.store.save_attempt(&attempt).await?;
                     }
                 }
             }
         }
-        self.store.save_attempt(&attempt).await?;
         self.settle(attempt).await
     }
 
