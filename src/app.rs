@@ -16,6 +16,7 @@ use crate::engine::Executor;
 use crate::hub::{Hub, HubLimits};
 use crate::llm::openai::OpenAiModel;
 use crate::llm::{ModelError, RetryPolicy};
+use crate::metrics::Metrics;
 use crate::notifier::digest::Digests;
 use crate::notifier::{DeliveryPolicy, Notifier};
 use crate::offline::OfflineEngine;
@@ -51,6 +52,8 @@ pub struct App {
     pub tools: Arc<Registry>,
     /// The tools steps can be bound to.
     pub(crate) actions: Actions,
+    /// The Prometheus series (`/metrics`).
+    pub metrics: Arc<Metrics>,
     pub(crate) templates: Arc<Templates>,
     pub(crate) prompts: Arc<Prompts>,
     /// Runs chat turns.
@@ -170,6 +173,7 @@ impl Builder {
             messages_per_minute: l.messages_per_minute,
         });
         let notifier_wake = Arc::new(tokio::sync::Notify::new());
+        let metrics = Arc::new(Metrics::new());
         let service = Service::new(
             store.clone(),
             Arc::new(hub.clone()),
@@ -182,6 +186,7 @@ impl Builder {
             notifier_wake.clone(),
             wording,
             actions.clone(),
+            metrics.clone(),
         );
         let tools = Arc::new(tools::registry(templates.clone(), &actions));
         let prompts = Arc::new(prompts);
@@ -204,6 +209,7 @@ impl Builder {
             engine,
             tools,
             actions,
+            metrics,
             templates,
             prompts,
             turns,

@@ -144,6 +144,10 @@ pub struct Attempt {
     /// The outcome is written to the plan: nothing is left to do.
     #[serde(default)]
     pub settled: bool,
+    /// When the step became ready to run (its due time, or when its last
+    /// dependency was resolved): the start of its latency.
+    #[serde(default)]
+    pub ready_at: Option<DateTime<Utc>>,
 }
 
 impl Attempt {
@@ -174,6 +178,7 @@ impl Attempt {
             updated_at: now,
             last_error: None,
             settled: false,
+            ready_at: None,
         }
     }
 

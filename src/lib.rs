@@ -58,6 +58,7 @@ pub mod http;
 pub mod hub;
 pub mod interpreter;
 pub mod llm;
+pub mod metrics;
 pub(crate) mod net;
 pub mod notification;
 pub mod notifier;

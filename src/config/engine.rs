@@ -25,6 +25,12 @@ pub struct EngineConfig {
     /// comma-separated list.
     #[serde(deserialize_with = "one_or_many")]
     pub allow_hosts: Vec<String>,
+    /// A tool step running (or waiting to retry) longer than this is
+    /// stalled: listed at `/admin/steps/stalled`, and emailed once to
+    /// `operator_email`.
+    pub stall_after_secs: u64,
+    /// Where stalled steps are reported.
+    pub operator_email: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -37,6 +43,8 @@ impl Default for EngineConfig {
             step_deadline_secs: 3600,
             max_replans: 2,
             allow_hosts: Vec::new(),
+            stall_after_secs: 3600,
+            operator_email: None,
         }
     }
 }
@@ -48,6 +56,7 @@ impl EngineConfig {
             ("engine.per_user", self.per_user),
             ("engine.per_plan", self.per_plan),
             ("engine.step_deadline_secs", self.step_deadline_secs as usize),
+            ("engine.stall_after_secs", self.stall_after_secs as usize),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be greater than 0"));
@@ -60,6 +69,13 @@ impl EngineConfig {
         {
             return Err(format!(
                 "engine.allow_hosts: `{bad}` is not a host name (write `tickets.example.com`, without scheme or port)"
+            ));
+        }
+        if let Some(email) = &self.operator_email
+            && email.parse::<lettre::Address>().is_err()
+        {
+            return Err(format!(
+                "engine.operator_email `{email}` is not an email address (write ops@example.com)"
             ));
         }
         Ok(())

@@ -31,6 +31,10 @@ pub struct Config {
     /// dev mode (`?user=` names the user) and only on a loopback address.
     #[serde(serialize_with = "redacted")]
     pub auth_secret: Option<SecretString>,
+    /// Bearer token for `/metrics` and the admin API (`/admin/…`). Without
+    /// one the admin API is off, and `/metrics` answers only in dev mode.
+    #[serde(serialize_with = "redacted")]
+    pub admin_token: Option<SecretString>,
     /// Seconds of clock difference allowed when checking a token's `exp`
     /// and `nbf`.
     pub auth_leeway_secs: u64,
@@ -310,6 +314,7 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             auth_secret: None,
+            admin_token: None,
             auth_leeway_secs: 5,
             ignored_variables: Vec::new(),
             allowed_origins: Vec::new(),
@@ -448,6 +453,11 @@ impl Config {
             && secret.expose_secret().len() < 32
         {
             return bad("auth_secret must be at least 32 characters");
+        }
+        if let Some(token) = &self.admin_token
+            && token.expose_secret().len() < 32
+        {
+            return bad("admin_token must be at least 32 characters");
         }
         if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
             return bad(&format!(

@@ -63,6 +63,62 @@ fn by_hand(plan: &Plan, failed: &str, max_title: usize) -> Option<Vec<Op>> {
 }
 
 impl Executor {
+    /// Emails the operator, once per attempt, about each tool step running
+    /// or waiting to retry longer than `engine.stall_after_secs`.
+    pub(super) async fn report_stalled(&self, open: &[Attempt]) {
+        let Some(to) = &self.config.operator_email else {
+            return;
+        };
+        let threshold = self.now() - chrono::Duration::seconds(self.config.stall_after_secs as i64);
+        for attempt in open
+            .iter()
+            .filter(|a| a.created_at <= threshold && a.state != AttemptState::Ready)
+        {
+            let fresh = self
+                .alerted
+                .lock()
+                .is_ok_and(|mut seen| seen.insert(attempt.key.clone()));
+            if !fresh {
+                continue;
+            }
+            let text = format!(
+                "A tool step has been running since {} (user {}, plan {}, step {}, tool {}, {} tries; last error: {}). \
+                 See /admin/steps/stalled; retry or cancel it through the admin API once it has failed.",
+                attempt.created_at.to_rfc3339(),
+                attempt.user,
+                attempt.plan_id,
+                attempt.step_id,
+                attempt.tool,
+                attempt.tries,
+                attempt.last_error.as_deref().unwrap_or("none"),
+            );
+            let email = crate::notification::Email {
+                to: to.clone(),
+                subject: format!("steward: the {} step {} is stalled", attempt.tool, attempt.step_id),
+                html: format!(
+                    "<p>{}</p>",
+                    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+                ),
+                text,
+                message_id: format!("<stalled.{}@{}>", attempt.key, self.mail.domain),
+                unsubscribe: None,
+            };
+            let item = crate::notification::OutboxItem::new(
+                &attempt.user,
+                format!("stalled:{}", attempt.key),
+                crate::notification::Payload::Email(email),
+                self.now(),
+            );
+            match self.store.enqueue(vec![item]).await {
+                Ok(_) => {
+                    tracing::warn!(plan_id = %attempt.plan_id, step_id = %attempt.step_id, tool = %attempt.tool, "stalled tool step reported to the operator");
+                    self.service.wake_notifier();
+                }
+                Err(e) => tracing::error!(error = %e, "a stalled step could not be reported"),
+            }
+        }
+    }
+
     /// A notification about the attempt's step, routed like any other.
     async fn notify(&self, attempt: &Attempt, kind: NotificationKind, text: String) -> Result<(), RunError> {
         let draft = NotificationDraft {
@@ -126,6 +182,8 @@ impl Executor {
             }
             Err(e) => return Err(e.into()),
         };
+        let kind = crate::metrics::Metrics::kind(&plan.objective.kind);
+        self.service.metrics().steps_failed.get_or_create(&kind).inc();
         let (next, fallback) = if matches!(attempt.state, AttemptState::Unknown { .. }) {
             ("unknown", String::new())
         } else if class == ErrorClass::User {
@@ -177,7 +235,10 @@ impl Executor {
         };
         let why = format!("replan: {step} failed");
         match self.service.propose_replan(user, plan_id, ops, &why, None).await {
-            Ok(Some(_)) => Ok(("replan", String::new())),
+            Ok(Some(_)) => {
+                self.service.metrics().replans.inc();
+                Ok(("replan", String::new()))
+            }
             Ok(None) => Ok(("told", String::new())),
             Err(ServiceError::Refused(r)) => {
                 tracing::warn!(reason = %r, "no replan could be proposed");

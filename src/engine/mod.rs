@@ -60,6 +60,9 @@ pub struct Executor {
     running: Mutex<Running>,
     /// A try finished: a slot is free.
     freed: tokio::sync::Notify,
+    /// Stalled attempts already reported by this process (the outbox key
+    /// keeps it to one email across restarts).
+    alerted: Mutex<HashSet<String>>,
 }
 
 /// What runs in this process now.
@@ -81,6 +84,7 @@ impl Drop for Slot {
         if let Ok(mut r) = self.executor.running.lock() {
             let (user, plan, _) = &self.key;
             r.steps.remove(&self.key);
+            self.executor.service.metrics().steps_running.dec();
             if let Some(n) = r.per_user.get_mut(user) {
                 *n -= 1;
                 if *n == 0 {
@@ -125,6 +129,7 @@ impl Executor {
             tasks,
             running: Mutex::new(Running::default()),
             freed: tokio::sync::Notify::new(),
+            alerted: Mutex::new(HashSet::new()),
         })
     }
 
@@ -164,6 +169,7 @@ impl Executor {
         let mut waiting = false;
         // Attempts first: they are older than anything new in the work list.
         let open = self.store.open_attempts(BATCH).await?;
+        self.report_stalled(&open).await;
         let mut next: Option<DateTime<Utc>> = None;
         for attempt in open {
             let due = match attempt.state {
@@ -215,6 +221,7 @@ impl Executor {
             return None;
         }
         r.steps.insert(place.clone());
+        self.service.metrics().steps_running.inc();
         *r.per_user.entry(user.clone()).or_default() += 1;
         *r.per_plan.entry((user.clone(), *plan)).or_default() += 1;
         Some(Slot {

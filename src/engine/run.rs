@@ -81,6 +81,7 @@ impl Executor {
         );
         attempt.state = AttemptState::InFlight;
         attempt.tries = 1;
+        attempt.ready_at = Some(step.at);
         self.store.save_attempt(&attempt).await?;
         tracing::info!(tool = %attempt.tool, epoch, "tool step claimed");
         if !self.mark_running(&attempt).await? {
@@ -214,6 +215,20 @@ impl Executor {
         let now = self.now();
         attempt.updated_at = now;
         let takes_key = self.actions.get(&attempt.tool).is_some_and(|a| a.takes_key);
+        let outcome_label = match &outcome {
+            Ok(_) => "ok",
+            Err(e) => match e.class {
+                ErrorClass::Transient => "transient",
+                ErrorClass::User => "user",
+                ErrorClass::Permanent => "permanent",
+            },
+        };
+        let metrics = self.service.metrics();
+        let labels = crate::metrics::ToolOutcome {
+            tool: attempt.tool.clone(),
+            outcome: outcome_label.into(),
+        };
+        metrics.tool_calls.get_or_create(&labels).inc();
         match outcome {
             Ok(value) => {
                 let limit = self.service.rules().limits.max_result_chars;
@@ -244,6 +259,10 @@ impl Executor {
                 ) {
                     NextTry::At(at) => {
                         tracing::info!(tool = %attempt.tool, tries = attempt.tries, error = %message, next_try_at = %at, "tool call failed; retrying");
+                        let tool = crate::metrics::Tool {
+                            tool: attempt.tool.clone(),
+                        };
+                        metrics.tool_retries.get_or_create(&tool).inc();
                         attempt.state = AttemptState::Waiting;
                         attempt.next_try_at = at;
                         self.store.save_attempt(&attempt).await?;
@@ -281,7 +300,16 @@ impl Executor {
                     })
                     .await;
                 match done {
-                    Ok(Some(Applied::Changed { plan, .. })) => self.tell_done(&attempt, &plan, &result).await?,
+                    Ok(Some(Applied::Changed { plan, .. })) => {
+                        let kind = crate::metrics::Metrics::kind(&plan.objective.kind);
+                        let metrics = self.service.metrics();
+                        metrics.steps_completed.get_or_create(&kind).inc();
+                        if let Some(ready) = attempt.ready_at {
+                            let took = (self.now() - ready).to_std().unwrap_or_default();
+                            metrics.step_latency.get_or_create(&kind).observe(took.as_secs_f64());
+                        }
+                        self.tell_done(&attempt, &plan, &result).await?
+                    }
                     Ok(_) => {}
                     Err(ServiceError::Refused(r)) => {
                         tracing::warn!(reason = %r, "a tool step's result could not be recorded in its plan")

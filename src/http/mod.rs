@@ -2,6 +2,7 @@
 //! per resource), authentication, and the one error body. Handlers
 //! translate between HTTP and the plan service; no plan logic lives here.
 
+mod admin;
 pub mod auth;
 mod conversation;
 mod error;
@@ -48,6 +49,14 @@ pub(crate) fn router(app: App) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(admin::metrics))
+        .route("/admin/users/{user}/plans", get(admin::plans))
+        .route("/admin/users/{user}/plans/{plan}", get(admin::plan))
+        .route("/admin/steps/stalled", get(admin::stalled))
+        .route(
+            "/admin/users/{user}/plans/{plan}/steps/{step}/{action}",
+            axum::routing::post(admin::act),
+        )
         // The widget's script and styles shrink to a third with gzip.
         .fallback_service(
             tower::ServiceBuilder::new()

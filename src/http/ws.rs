@@ -104,7 +104,9 @@ async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
         // and their results are in the store when the user comes back.
         app.spawn(turn_loop(app.clone(), conn.user.clone(), out.clone(), turn_rx).in_current_span());
         tracing::info!("socket open");
+        app.metrics.ws_connections.inc();
         let close = read_loop(&app, &conn, &out, stream, &turn_tx).await;
+        app.metrics.ws_connections.dec();
         out.send_raw(close);
         if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
             conn.closed.cancel();

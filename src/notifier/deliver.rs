@@ -71,7 +71,11 @@ impl Notifier {
         let timeout = self.policy.send_timeout;
         let result = match &item.payload {
             Payload::Email(email)
-                if !item.key.starts_with("verify:") && !self.still_wanted(&item.user, email).await? =>
+                // A verification goes to an address not yet confirmed, an
+                // operator's alert to the operator: neither is the user's mail.
+                if !item.key.starts_with("verify:")
+                    && !item.key.starts_with("stalled:")
+                    && !self.still_wanted(&item.user, email).await? =>
             {
                 Err(SendError::Permanent(
                     "the user turned email off or changed address since".into(),

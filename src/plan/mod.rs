@@ -315,6 +315,8 @@ pub enum Actor {
     Model,
     Scheduler,
     Tool,
+    /// The operator, through the admin API.
+    Operator,
 }
 
 /// One thing a change did, with enough detail to explain or invert it.

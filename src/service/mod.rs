@@ -39,6 +39,7 @@ use crate::channels::links::Links;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::{Event, Publisher};
+use crate::metrics::Metrics;
 use crate::plan::{Actor, Plan, PlanLimits};
 use crate::proposal::ConfirmPolicy;
 use crate::store::{Derived, Store, StoreError};
@@ -107,6 +108,7 @@ struct Inner {
     wording: Arc<Wording>,
     /// The tools steps can be bound to.
     actions: Actions,
+    metrics: Arc<Metrics>,
 }
 
 /// How long a finished or cancelled plan is still named to the model.
@@ -123,6 +125,7 @@ impl Service {
         notifier_wake: Arc<tokio::sync::Notify>,
         wording: Arc<Wording>,
         actions: Actions,
+        metrics: Arc<Metrics>,
     ) -> Service {
         Service {
             inner: Arc::new(Inner {
@@ -134,6 +137,7 @@ impl Service {
                 notifier_wake,
                 wording,
                 actions,
+                metrics,
             }),
         }
     }
@@ -156,6 +160,11 @@ impl Service {
         &self.inner.rules
     }
 
+    /// Where the server's Prometheus series are counted.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     /// The tools steps can be bound to.
     pub(crate) fn actions(&self) -> &Actions {
         &self.inner.actions
@@ -172,6 +181,14 @@ impl Service {
 
     fn publish(&self, user: &UserId, event: Event) {
         self.inner.publisher.publish(user, event);
+    }
+
+    /// Counts a plan in `steward_plans_created_total` when it was `created`.
+    fn count_creation(&self, plan: &Plan, created: bool) {
+        if created {
+            let kind = Metrics::kind(&plan.objective.kind);
+            self.inner.metrics.plans_created.get_or_create(&kind).inc();
+        }
     }
 
     fn published_plan(&self, user: &UserId, plan: &Plan) {
@@ -286,6 +303,7 @@ pub(crate) mod testing {
             Arc::new(tokio::sync::Notify::new()),
             Arc::new(Wording::built_in().unwrap()),
             Actions::built_in(),
+            Arc::new(Metrics::new()),
         )
     }
 }

@@ -156,6 +156,7 @@ impl Service {
             .create_plan(&s.user, plan, entry, &self.derive(&s.user))
             .await?;
         self.published_plan(&s.user, &stored);
+        self.count_creation(&stored, true);
         Ok(Applied::Changed {
             plan: stored,
             created: true,

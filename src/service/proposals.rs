@@ -199,6 +199,7 @@ impl Service {
             Err(e) => return Err(e.into()),
         };
         proposal.plan_id = Some(plan.id);
+        self.count_creation(&plan, matches!(proposal.action, Action::Create { .. }));
         self.published_plan(&s.user, &plan);
         self.publish(&s.user, Event::Proposal(proposal.view()));
         Ok(Decision::Applied { proposal, plan })

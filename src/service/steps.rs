@@ -51,7 +51,30 @@ impl Service {
         why: &str,
         make: impl Fn(&Plan) -> Option<Vec<Op>>,
     ) -> Result<Option<Applied>, ServiceError> {
-        let session = self.session(user, Actor::Tool).await;
+        self.change_as(Actor::Tool, user, plan_id, why, make).await
+    }
+
+    /// An operator's change to a user's plan (the admin API): the same
+    /// rules, recorded as the operator's.
+    pub(crate) async fn operator_change(
+        &self,
+        user: &UserId,
+        plan_id: PlanId,
+        why: &str,
+        make: impl Fn(&Plan) -> Option<Vec<Op>>,
+    ) -> Result<Option<Applied>, ServiceError> {
+        self.change_as(Actor::Operator, user, plan_id, why, make).await
+    }
+
+    async fn change_as(
+        &self,
+        actor: Actor,
+        user: &UserId,
+        plan_id: PlanId,
+        why: &str,
+        make: impl Fn(&Plan) -> Option<Vec<Op>>,
+    ) -> Result<Option<Applied>, ServiceError> {
+        let session = self.session(user, actor).await;
         for _ in 0..REREADS {
             let Some(plan) = self.stored_plan(user, plan_id).await? else {
                 return Ok(None);

@@ -178,6 +178,7 @@ pub(crate) async fn perform(app: &Turns, user: &UserId, out: &Outlet, work: Work
 pub(crate) async fn run(app: &Turns, user: &UserId, out: &Outlet, message_id: &str, text: &str, state: &mut TurnState) {
     let span = tracing::info_span!("turn", user_id = %user, message_id = %message_id, engine = %app.engine.name());
     let result = turn(app, user, message_id, text, state).instrument(span.clone()).await;
+    app.service.metrics().turns.inc();
     let _entered = span.enter();
     let failed = |code, message: String| Event::TurnFailed {
         reply_to: message_id.to_owned(),

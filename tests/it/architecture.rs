@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Lowest first. The README's architecture section draws the same picture.
 const LAYERS: &[&[&str]] = &[
     // plain data and leaf helpers
-    &["clock", "net", "user", "config", "templating"],
+    &["clock", "net", "user", "config", "templating", "metrics"],
     // the domain: pure rules, no I/O
     &[
         "plan",

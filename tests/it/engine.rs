@@ -615,3 +615,134 @@ async fn the_built_in_templates_email_the_welcome_note_and_put_the_departure_in_
     let ics = reqwest::get(&feed).await.unwrap().text().await.unwrap();
     assert!(ics.contains("SUMMARY:Departure to Lisbon"), "{ics}");
 }
+
+/// Checks every line is Prometheus/OpenMetrics text and returns the
+/// samples as `name{labels}` → value.
+fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    let sample = regex::Regex::new(r#"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})?) (-?[0-9.e+-]+|\+Inf|NaN)$"#).unwrap();
+    let mut out = std::collections::HashMap::new();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    for line in text.lines() {
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") || line.starts_with("# UNIT ") || line == "# EOF"
+        {
+            continue;
+        }
+        let c = sample
+            .captures(line)
+            .unwrap_or_else(|| panic!("not a sample line: {line}"));
+        out.insert(c[1].to_owned(), c[2].parse().unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn metrics_and_the_admin_api_follow_the_engine_and_a_stalled_step_is_reported_once() {
+    let token = "operator-token-".repeat(3);
+    let admin = token.clone();
+    let s = setup(make_plan(), move |c| {
+        c.admin_token = Some(admin.into());
+        c.engine.stall_after_secs = 1;
+        c.engine.operator_email = Some("ops@example.com".into());
+    })
+    .await;
+    s.tools.script("/tickets/hardware", vec![Answer::Hold]);
+    s.tools.script("/tickets/accounts", vec![Answer::Status(404, None)]);
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "provision Ana").await;
+    plan_when(&s.app, "accounts failed", |p| {
+        status(p, "accounts") == StepStatus::Failed
+    })
+    .await;
+
+    let http = reqwest::Client::new();
+    let get = |path: &str, bearer: Option<&str>| {
+        let mut r = http.get(s.app.url(path));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        r.send()
+    };
+    assert_eq!(get("/metrics", None).await.unwrap().status(), 401);
+    assert_eq!(get("/metrics", Some("wrong")).await.unwrap().status(), 401);
+    assert_eq!(get("/admin/steps/stalled", None).await.unwrap().status(), 401);
+    let metrics = parse_metrics(&get("/metrics", Some(&token)).await.unwrap().text().await.unwrap());
+    let at = |name: &str| metrics.get(name).copied().unwrap_or(0.0);
+    assert_eq!(
+        at(r#"steward_plans_created_total{kind="provision"}"#),
+        1.0,
+        "{metrics:#?}"
+    );
+    assert_eq!(
+        at(r#"steward_tool_calls_total{tool="open_ticket",outcome="permanent"}"#),
+        1.0
+    );
+    assert_eq!(at(r#"steward_steps_failed_total{kind="provision"}"#), 1.0);
+    assert_eq!(at("steward_steps_running"), 1.0, "the held laptop ticket");
+    assert_eq!(at("steward_ws_connections"), 1.0);
+    assert!(at("steward_turns_total") >= 1.0);
+
+    // Held past the threshold: stalled, listed, and reported once.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let stalled: Value = get("/admin/steps/stalled", Some(&token))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stalled = stalled["stalled"].as_array().unwrap();
+    assert_eq!(stalled.len(), 1, "{stalled:#?}");
+    assert_eq!(stalled[0]["step_id"], "laptop");
+    let key = format!("stalled:{}", stalled[0]["key"].as_str().unwrap());
+    let deadline = Instant::now() + WAIT;
+    let alert = loop {
+        if let Some(row) = s.app.app.store.outbox_by_key(&key).await.unwrap() {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "no operator alert");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    match alert.payload {
+        steward::notification::Payload::Email(email) => {
+            assert_eq!(email.to, "ops@example.com");
+            assert!(email.subject.contains("laptop"), "{}", email.subject);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The operator reads the plan and retries the failed step.
+    let body: Value = get("/admin/users/ana/plans/p1", Some(&token))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["plan"]["id"], "p1");
+    assert!(body["history"].as_array().unwrap().len() >= 3);
+    let retry = |step: &str| {
+        http.post(s.app.url(&format!("/admin/users/ana/plans/p1/steps/{step}/retry")))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(retry("laptop").await.unwrap().status(), 409, "only a failed step");
+    let retried = retry("accounts").await.unwrap();
+    assert_eq!(retried.status(), 200);
+    let p = plan_when(&s.app, "accounts created on the operator's retry", |p| {
+        status(p, "accounts") == StepStatus::Completed
+    })
+    .await;
+    let history = s.app.app.store.history(&ana(), PlanId(1), 50).await.unwrap();
+    assert!(history.iter().any(|h| h.actor == steward::plan::Actor::Operator));
+    assert_eq!(p.id, PlanId(1));
+    s.tools.release();
+    plan_when(&s.app, "the laptop done", |p| {
+        status(p, "laptop") == StepStatus::Completed
+    })
+    .await;
+    let metrics = parse_metrics(&get("/metrics", Some(&token)).await.unwrap().text().await.unwrap());
+    assert_eq!(
+        metrics[r#"steward_tool_calls_total{tool="open_ticket",outcome="ok"}"#], 2.0,
+        "{metrics:#?}"
+    );
+    assert!(metrics[r#"steward_step_latency_seconds_count{kind="provision"}"#] >= 2.0);
+    drop(client);
+}

@@ -1,0 +1,207 @@
+//! The operator's endpoints, behind `admin_token` (a bearer token):
+//! `/metrics` in Prometheus text (open in dev mode when no token is set),
+//! and the admin API — a user's plans, one plan with its history, the
+//! stalled tool steps, and retrying or cancelling a failed step. Changes go
+//! through the plan service under the same rules as the user's, recorded as
+//! the operator's.
+
+use super::error::ApiError;
+use crate::app::App;
+use crate::execution::{Attempt, AttemptState};
+use crate::plan::{HistoryEntry, Op, Plan, PlanId, StepStatus};
+use crate::service::Applied;
+use crate::store::StoreError;
+use crate::user::UserId;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Open attempts read for the stalled list.
+const STALLED_SCAN: usize = 10_000;
+
+/// Whether the request carries the operator's token. Both sides are
+/// hashed first, so the comparison takes the same time whatever matches.
+fn authorized(app: &App, headers: &HeaderMap) -> bool {
+    let Some(token) = &app.config.admin_token else {
+        return false;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    Sha256::digest(given.as_bytes()) == Sha256::digest(token.expose_secret().as_bytes())
+}
+
+fn require(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    if app.config.admin_token.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "admin_off",
+            "the admin API is off: set STEWARD_ADMIN_TOKEN (admin_token in steward.toml) to turn it on",
+        ));
+    }
+    if !authorized(app, headers) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the operator token as `Authorization: Bearer <admin_token>`",
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /metrics`: every series in Prometheus text. Needs the operator
+/// token when one is set; without one, it answers only in dev mode.
+pub(crate) async fn metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if app.config.admin_token.is_some() || !app.config.dev_mode() {
+        require(&app, &headers)?;
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response())
+}
+
+fn user(name: &str) -> Result<UserId, ApiError> {
+    UserId::parse(name).map_err(|e| ApiError::bad("invalid_user", e.to_string()))
+}
+
+fn plan_id(text: &str) -> Result<PlanId, ApiError> {
+    serde_json::from_value(serde_json::Value::from(text)).map_err(|e| ApiError::bad("invalid_plan", e.to_string()))
+}
+
+#[derive(Serialize)]
+pub(crate) struct PlansBody {
+    plans: Vec<Plan>,
+}
+
+/// `GET /admin/users/{user}/plans`: every plan of the user, closed ones too.
+pub(crate) async fn plans(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<PlansBody>, ApiError> {
+    require(&app, &headers)?;
+    let plans = app.store.list_plans(&user(&name)?).await?;
+    Ok(Json(PlansBody { plans }))
+}
+
+#[derive(Serialize)]
+pub(crate) struct PlanBody {
+    plan: Plan,
+    history: Vec<HistoryEntry>,
+}
+
+/// `GET /admin/users/{user}/plans/{plan}`: the plan and its whole history.
+pub(crate) async fn plan(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<PlanBody>, ApiError> {
+    require(&app, &headers)?;
+    let (user, id) = (user(&name)?, plan_id(&id)?);
+    let plan = app
+        .store
+        .get_plan(&user, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("plan"))?;
+    let history = app.store.history(&user, id, 10_000).await?;
+    Ok(Json(PlanBody { plan, history }))
+}
+
+#[derive(Serialize)]
+pub(crate) struct StalledBody {
+    /// Tool steps running or waiting to retry for longer than
+    /// `engine.stall_after_secs`, oldest first.
+    stalled: Vec<Attempt>,
+}
+
+/// The open attempts older than the stall threshold.
+pub(crate) async fn stalled_attempts(app: &App) -> Result<Vec<Attempt>, StoreError> {
+    let threshold = app.now() - chrono::Duration::seconds(app.config.engine.stall_after_secs as i64);
+    let mut stalled: Vec<Attempt> = app
+        .store
+        .open_attempts(STALLED_SCAN)
+        .await?
+        .into_iter()
+        .filter(|a| a.created_at <= threshold && !matches!(a.state, AttemptState::Ready))
+        .collect();
+    stalled.sort_by_key(|a| a.created_at);
+    Ok(stalled)
+}
+
+/// `GET /admin/steps/stalled`.
+pub(crate) async fn stalled(State(app): State<App>, headers: HeaderMap) -> Result<Json<StalledBody>, ApiError> {
+    require(&app, &headers)?;
+    Ok(Json(StalledBody {
+        stalled: stalled_attempts(&app).await?,
+    }))
+}
+
+/// `POST /admin/users/{user}/plans/{plan}/steps/{step}/{retry|cancel}`:
+/// a failed step back to pending (it runs again, in a new attempt epoch)
+/// or cancelled. Answers the plan as it is now.
+pub(crate) async fn act(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((name, id, step, action)): Path<(String, String, String, String)>,
+) -> Result<Json<Plan>, ApiError> {
+    require(&app, &headers)?;
+    let (user, id) = (user(&name)?, plan_id(&id)?);
+    let to = match action.as_str() {
+        "retry" => StepStatus::Pending,
+        "cancel" => StepStatus::Cancelled,
+        _ => return Err(ApiError::not_found("action (retry or cancel)")),
+    };
+    let current = app
+        .store
+        .get_plan(&user, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("plan"))?;
+    match current.step(&step).map(|s| s.status) {
+        None => return Err(ApiError::not_found("step")),
+        Some(StepStatus::Failed) => {}
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_failed",
+                format!("step `{step}` is {other}; only a failed step is retried or cancelled here"),
+            ));
+        }
+    }
+    let why = format!("the operator chose to {action} it");
+    let applied = app
+        .service
+        .operator_change(&user, id, &why, |p: &Plan| {
+            (p.step(&step)?.status == StepStatus::Failed).then(|| {
+                vec![Op::SetStatus {
+                    step: step.clone(),
+                    status: to,
+                    result: None,
+                }]
+            })
+        })
+        .await?;
+    match applied {
+        Some(Applied::Changed { plan, .. } | Applied::Unchanged { plan }) => Ok(Json(plan)),
+        Some(Applied::Proposed { .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "needs_confirmation",
+            "the change waits for the user's yes (a proposal was sent to them)",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "changed",
+            "the step is no longer failed",
+        )),
+    }
+}

@@ -1,0 +1,147 @@
+//! The server's Prometheus series, rendered as text at `/metrics`. One
+//! [`Metrics`] per app (tests run many apps in one process and read their
+//! own); the service, the engine and the transport count into it.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Kind {
+    /// The plan's template kind, or `custom`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ToolOutcome {
+    pub tool: String,
+    /// `ok`, `transient`, `user`, `permanent`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Tool {
+    pub tool: String,
+}
+
+fn latency() -> Histogram {
+    // 10 ms … ~5.8 days: a step may wait on a slow tool or a long retry.
+    Histogram::new(exponential_buckets(0.01, 4.0, 16))
+}
+
+/// Every series steward exports.
+pub struct Metrics {
+    registry: Registry,
+    pub(crate) plans_created: Family<Kind, Counter>,
+    pub(crate) steps_completed: Family<Kind, Counter>,
+    pub(crate) steps_failed: Family<Kind, Counter>,
+    pub(crate) step_latency: Family<Kind, Histogram, fn() -> Histogram>,
+    pub(crate) tool_calls: Family<ToolOutcome, Counter>,
+    pub(crate) tool_retries: Family<Tool, Counter>,
+    pub(crate) replans: Counter,
+    pub(crate) steps_running: Gauge,
+    pub(crate) turns: Counter,
+    pub(crate) ws_connections: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("steward");
+        let m = Metrics {
+            plans_created: Family::default(),
+            steps_completed: Family::default(),
+            steps_failed: Family::default(),
+            step_latency: Family::new_with_constructor(latency),
+            tool_calls: Family::default(),
+            tool_retries: Family::default(),
+            replans: Counter::default(),
+            steps_running: Gauge::default(),
+            turns: Counter::default(),
+            ws_connections: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "plans_created",
+            "Plans created, by template kind",
+            m.plans_created.clone(),
+        );
+        registry.register(
+            "steps_completed",
+            "Steps bound to tools the engine completed, by template kind",
+            m.steps_completed.clone(),
+        );
+        registry.register(
+            "steps_failed",
+            "Steps bound to tools that failed for good, by template kind",
+            m.steps_failed.clone(),
+        );
+        registry.register(
+            "step_latency_seconds",
+            "From a tool step being ready to its being done, by template kind",
+            m.step_latency.clone(),
+        );
+        registry.register("tool_calls", "Tool calls by tool and outcome", m.tool_calls.clone());
+        registry.register(
+            "tool_retries",
+            "Tool calls retried after a transient failure",
+            m.tool_retries.clone(),
+        );
+        registry.register(
+            "replans",
+            "Replans proposed after a step failed for good",
+            m.replans.clone(),
+        );
+        registry.register("steps_running", "Tool steps running now", m.steps_running.clone());
+        registry.register("turns", "Chat turns answered", m.turns.clone());
+        registry.register("ws_connections", "Open websocket connections", m.ws_connections.clone());
+        Metrics { registry, ..m }
+    }
+
+    pub(crate) fn kind(kind: &str) -> Kind {
+        Kind { kind: kind.to_owned() }
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "metrics could not be encoded");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_render_as_prometheus_text_with_their_labels() {
+        let m = Metrics::new();
+        m.plans_created.get_or_create(&Metrics::kind("trip")).inc();
+        m.tool_calls
+            .get_or_create(&ToolOutcome {
+                tool: "send_email".into(),
+                outcome: "ok".into(),
+            })
+            .inc_by(2);
+        m.step_latency.get_or_create(&Metrics::kind("trip")).observe(0.5);
+        let text = m.render();
+        assert!(text.contains("steward_plans_created_total{kind=\"trip\"} 1"), "{text}");
+        assert!(
+            text.contains("steward_tool_calls_total{tool=\"send_email\",outcome=\"ok\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE steward_step_latency_seconds histogram"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
