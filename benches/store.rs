@@ -69,6 +69,7 @@ async fn run(users: usize) {
                         after: None,
                         status: None,
                         tool: None,
+                        checks: None,
                     };
                     let begin = Instant::now();
                     let out = patch::apply(

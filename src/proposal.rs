@@ -15,14 +15,22 @@ use serde::{Deserialize, Serialize};
 pub(crate) type ConfirmPolicy = ConfirmConfig;
 
 impl ConfirmPolicy {
-    pub(crate) fn needs_confirmation(&self, changes: &[Change]) -> bool {
+    /// Whether `changes` wait for a yes; a step bound to a tool does only
+    /// if `side_effects` says the tool changes something outside steward
+    /// (a reminder or a calendar entry of the user's own does not; an
+    /// email or a ticket does).
+    pub(crate) fn needs_confirmation(
+        &self,
+        changes: &[Change],
+        side_effects: impl Fn(&crate::plan::ToolBinding) -> bool,
+    ) -> bool {
         changes.iter().any(|c| match c {
             Change::PlanCreated { .. } => self.create_plan,
             Change::StepRemoved { .. } => self.remove,
             Change::StepStatus { to, .. } => self.remove && *to == StepStatus::Cancelled,
             Change::PlanStatus { to, .. } => self.remove && *to == PlanStatus::Cancelled,
             Change::StepDue { from, .. } => self.reschedule && from.is_some(),
-            Change::StepAdded { step, .. } => self.tool_steps && step.tool.is_some(),
+            Change::StepAdded { step, .. } => self.tool_steps && step.tool.as_ref().is_some_and(&side_effects),
             Change::PlanRenamed { .. }
             | Change::StepTitle { .. }
             | Change::StepDeps { .. }
@@ -165,10 +173,10 @@ mod tests {
             },
         ];
         for c in asks {
-            assert!(policy.needs_confirmation(std::slice::from_ref(&c)), "{c:?}");
+            assert!(policy.needs_confirmation(std::slice::from_ref(&c), |_| true), "{c:?}");
         }
         for c in direct {
-            assert!(!policy.needs_confirmation(std::slice::from_ref(&c)), "{c:?}");
+            assert!(!policy.needs_confirmation(std::slice::from_ref(&c), |_| true), "{c:?}");
         }
         let off = ConfirmPolicy {
             create_plan: false,
@@ -176,6 +184,6 @@ mod tests {
             reschedule: false,
             tool_steps: false,
         };
-        assert!(!off.needs_confirmation(&[Change::PlanCreated { title: "x".into() }]));
+        assert!(!off.needs_confirmation(&[Change::PlanCreated { title: "x".into() }], |_| true));
     }
 }

@@ -116,7 +116,8 @@ impl Action {
         }
     }
 
-    /// `name(a*, b): description` — required arguments starred.
+    /// `name(a*, b): description`, required arguments starred (whether it
+    /// needs a yes is the confirmation policy's business, not the model's).
     fn summary(&self) -> String {
         let required: Vec<&str> = self
             .parameters
@@ -134,12 +135,7 @@ impl Action {
                     .collect()
             })
             .unwrap_or_default();
-        let confirm = if self.side_effects {
-            " [needs the user's yes]"
-        } else {
-            ""
-        };
-        format!("{}({}): {}{confirm}", self.name, args.join(", "), self.description)
+        format!("{}({}): {}", self.name, args.join(", "), self.description)
     }
 }
 
@@ -224,7 +220,7 @@ fn builtins() -> Vec<Action> {
     vec![
         builtin(
             "send_email",
-            "Emails the user (their verified address) through the outbox",
+            "Emails the user",
             json!({
                 "type": "object",
                 "properties": {
@@ -271,7 +267,7 @@ fn builtins() -> Vec<Action> {
         ),
         builtin(
             "http_request",
-            "Calls an HTTP API on a host the operator allowed",
+            "HTTP call to an allowed host",
             json!({
                 "type": "object",
                 "properties": {
@@ -321,6 +317,5 @@ mod tests {
             catalog.contains("send_email(body*, subject*): Emails the user"),
             "{catalog}"
         );
-        assert!(catalog.contains("[needs the user's yes]"), "{catalog}");
     }
 }

@@ -38,6 +38,7 @@ fn by_hand(plan: &Plan, failed: &str, max_title: usize) -> Option<Vec<Op>> {
         after: Some(failed.to_owned()),
         status: None,
         tool: None,
+        checks: None,
     }];
     for waiting in plan.steps.iter().filter(|s| s.depends_on.iter().any(|d| d == failed)) {
         ops.push(Op::UpdateStep {
@@ -184,8 +185,11 @@ impl Executor {
         };
         let kind = crate::metrics::Metrics::kind(&plan.objective.kind);
         self.service.metrics().steps_failed.get_or_create(&kind).inc();
+        let checked = plan.step(&attempt.step_id).and_then(|s| s.checks.clone());
         let (next, fallback) = if matches!(attempt.state, AttemptState::Unknown { .. }) {
             ("unknown", String::new())
+        } else if let Some(checked) = checked {
+            self.reopen(attempt, &plan, &checked, error).await?
         } else if class == ErrorClass::User {
             ("ask", String::new())
         } else {
@@ -197,6 +201,38 @@ impl Executor {
             .wording()
             .step_failed(title, &plan.title, error, next, &fallback);
         self.notify(attempt, NotificationKind::StepFailed, text).await
+    }
+
+    /// A check the engine ran failed: the step it checks is reopened (and
+    /// runs again), within the plan's replan budget.
+    async fn reopen(
+        &self,
+        attempt: &Attempt,
+        plan: &Plan,
+        checked: &str,
+        error: &str,
+    ) -> Result<(&'static str, String), RunError> {
+        let (user, plan_id) = (&attempt.user, attempt.plan_id);
+        if self.store.count_replan(user, plan_id).await? > self.config.max_replans {
+            return Ok(("told", String::new()));
+        }
+        let title = plan.step(&attempt.step_id).map_or("", |s| s.title.as_str()).to_owned();
+        let checked_title = plan.step(checked).map_or(checked, |s| s.title.as_str()).to_owned();
+        let ops = crate::service::reopen_for_check(&title, &attempt.step_id, checked, Some(error));
+        let why = format!("the check {} failed", attempt.step_id);
+        match self
+            .service
+            .tool_change(user, plan_id, &why, |_| Some(ops.clone()))
+            .await
+        {
+            Ok(Some(Applied::Changed { .. })) => Ok(("reopened", checked_title)),
+            Ok(_) => Ok(("told", String::new())),
+            Err(ServiceError::Refused(r)) => {
+                tracing::warn!(reason = %r, "the checked step could not be reopened");
+                Ok(("told", String::new()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The template's fallback, else a counted replan proposal, else

@@ -222,6 +222,7 @@ pub(super) fn command(cx: &Context<'_>, command: &Command) -> Decided {
                 after: None,
                 status: None,
                 tool: None,
+                checks: None,
             };
             Ok(change(plan, "the user added a step", op))
         }

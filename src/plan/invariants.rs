@@ -70,6 +70,8 @@ pub enum PlanError {
     TooManyOps { limit: usize, got: usize },
     #[error("{0}")]
     Snapshot(String),
+    #[error("step `{step}` checks `{checks}`, which must be another step of this plan that `{step}` depends on")]
+    BadCheck { step: String, checks: String },
 }
 
 fn transition_hint(from: StepStatus) -> &'static str {
@@ -203,6 +205,14 @@ pub fn validate(plan: &Plan, limits: &PlanLimits) -> Result<(), PlanError> {
                 result,
                 limits.max_result_chars,
             )?;
+        }
+        if let Some(checks) = &step.checks
+            && (checks == &step.id || !step.depends_on.contains(checks))
+        {
+            return Err(PlanError::BadCheck {
+                step: step.id.clone(),
+                checks: checks.clone(),
+            });
         }
         if step.depends_on.len() > limits.max_depends_on {
             return Err(PlanError::TooManyDependencies {

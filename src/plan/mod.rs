@@ -179,6 +179,10 @@ pub struct Step {
     pub result: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<ToolBinding>,
+    /// This step checks the result of that step (which it depends on):
+    /// when the check fails, that step is reopened and done again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<String>,
 }
 
 impl Step {
@@ -191,6 +195,7 @@ impl Step {
             due_at: None,
             result: None,
             tool: None,
+            checks: None,
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum Op {
         /// Confirmed by the user before it first runs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tool: Option<ToolBinding>,
+        /// A step id in depends_on this step checks; failing reopens it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checks: Option<String>,
     },
     /// Absent fields stay.
     UpdateStep {
@@ -68,6 +71,15 @@ pub enum Op {
     },
     /// Steps keep their statuses.
     CancelPlan {},
+    /// A done or failed step (and its checks) back to pending.
+    // Refused while a step that waits on it (other than its checks) is in
+    // progress or done: that work was built on what would be undone.
+    Reopen {
+        step: String,
+        /// Kept as the step's result.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
 }
 
 /// A due date that is neither RFC 3339 nor YYYY-MM-DD.
@@ -165,6 +177,7 @@ fn apply_op(plan: &mut Plan, op: &Op, limits: &PlanLimits, changes: &mut Vec<Cha
             after,
             status,
             tool,
+            checks,
         } => {
             check_text("a step title", title, limits.max_title_chars)?;
             let id = match id {
@@ -194,6 +207,7 @@ fn apply_op(plan: &mut Plan, op: &Op, limits: &PlanLimits, changes: &mut Vec<Cha
                 due_at: *due_at,
                 result: None,
                 tool: tool.clone(),
+                checks: checks.clone(),
             };
             if plan.steps.len() >= limits.max_steps {
                 return Err(PlanError::TooManySteps {
@@ -315,6 +329,50 @@ fn apply_op(plan: &mut Plan, op: &Op, limits: &PlanLimits, changes: &mut Vec<Cha
             }
             if let Some(result) = result {
                 set_result(s, result, limits, changes)?;
+            }
+        }
+        Op::Reopen { step, reason } => {
+            let i = index_of(plan, step)?;
+            let blocking: Vec<String> = plan
+                .steps
+                .iter()
+                .filter(|s| s.depends_on.contains(step) && s.checks.as_ref() != Some(step))
+                .filter(|s| matches!(s.status, StepStatus::InProgress | StepStatus::Completed))
+                .map(|s| s.id.clone())
+                .collect();
+            if !blocking.is_empty() {
+                return Err(PlanError::StillDependedOn {
+                    step: step.clone(),
+                    dependents: blocking,
+                });
+            }
+            let s = &mut plan.steps[i];
+            if !matches!(s.status, StepStatus::Completed | StepStatus::Failed) {
+                return Err(PlanError::IllegalTransition {
+                    step: step.clone(),
+                    from: s.status,
+                    to: StepStatus::Pending,
+                });
+            }
+            changes.push(Change::StepStatus {
+                step: step.clone(),
+                from: s.status,
+                to: StepStatus::Pending,
+            });
+            s.status = StepStatus::Pending;
+            if let Some(reason) = reason {
+                set_result(s, reason, limits, changes)?;
+            }
+            // Its checks verified what is now undone: they run again after it.
+            for c in plan.steps.iter_mut().filter(|c| c.checks.as_ref() == Some(step)) {
+                if c.status != StepStatus::Pending && c.status != StepStatus::Cancelled {
+                    changes.push(Change::StepStatus {
+                        step: c.id.clone(),
+                        from: c.status,
+                        to: StepStatus::Pending,
+                    });
+                    c.status = StepStatus::Pending;
+                }
             }
         }
         Op::CancelPlan {} => {
@@ -599,5 +657,40 @@ mod tests {
         .unwrap();
         assert!(out.changes.is_empty());
         assert_eq!(out.plan, p);
+    }
+
+    #[test]
+    fn reopen_sends_a_done_step_back_with_its_checks_unless_something_else_built_on_it() {
+        let mut p = base();
+        p.steps.clear();
+        let mut a = Step::new("a", "Deploy");
+        a.status = StepStatus::Completed;
+        let mut b = Step::new("b", "Announce");
+        b.depends_on = vec!["a".into()];
+        b.status = StepStatus::Completed;
+        let mut c = Step::new("c", "Test it");
+        c.depends_on = vec!["a".into()];
+        c.checks = Some("a".into());
+        c.status = StepStatus::Completed;
+        p.steps = vec![a, b, c];
+        let reopen = ops(json!([{"op": "reopen", "step": "a", "reason": "the test failed"}]));
+        let refused = apply(&p, &reopen, &PlanLimits::default(), now()).unwrap_err();
+        assert_eq!(
+            refused,
+            PlanError::StillDependedOn {
+                step: "a".into(),
+                dependents: vec!["b".into()]
+            }
+        );
+        p.steps[1].status = StepStatus::Pending;
+        let out = apply(&p, &reopen, &PlanLimits::default(), now()).unwrap();
+        let status = |id: &str| out.plan.step(id).unwrap().status;
+        assert_eq!((status("a"), status("c")), (StepStatus::Pending, StepStatus::Pending));
+        assert_eq!(out.plan.step("a").unwrap().result.as_deref(), Some("the test failed"));
+        let pending = ops(json!([{"op": "reopen", "step": "b"}]));
+        assert!(
+            apply(&out.plan, &pending, &PlanLimits::default(), now()).is_err(),
+            "only a done or failed step"
+        );
     }
 }

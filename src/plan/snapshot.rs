@@ -95,6 +95,7 @@ pub(crate) fn to_ops(plan: &Plan, items: &[SnapshotItem]) -> Result<Vec<Op>, Pla
                     after: None,
                     status: Some(status),
                     tool: None,
+                    checks: None,
                 });
                 order.push(id);
             }

@@ -174,6 +174,7 @@ mod tests {
                 after: None,
                 status: None,
                 tool: None,
+                checks: None,
             },
             Op::AddStep {
                 id: Some("b".into()),
@@ -183,6 +184,7 @@ mod tests {
                 after: None,
                 status: None,
                 tool: None,
+                checks: None,
             },
         ];
         let v1 = patch::apply(&p, &ops, &limits, now()).unwrap().plan;

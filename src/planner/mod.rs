@@ -148,6 +148,8 @@ fn due_moment(
 
 /// Expands `template` for `slots`. Missing optional dates take their
 /// defaults; a due date that would fall before today is set to today.
+// Long: every feature of a template step (fan-out, dependencies, checks,
+// dates, tool arguments) is resolved here in one pass, in file order.
 pub(crate) fn expand(
     template: &Template,
     slots: &Map<String, Value>,
@@ -193,11 +195,24 @@ pub(crate) fn expand(
             } else {
                 step.id.clone()
             };
-            let depends_on: Vec<String> = step
+            let mut depends_on: Vec<String> = step
                 .depends_on
                 .iter()
                 .flat_map(|d| expanded_ids.get(d.as_str()).cloned().unwrap_or_else(|| vec![d.clone()]))
                 .collect();
+            // A check waits for what it checks (the first copy of a
+            // `for_each` step).
+            let checks = step.checks.as_ref().map(|c| {
+                expanded_ids
+                    .get(c.as_str())
+                    .and_then(|ids| ids.first().cloned())
+                    .unwrap_or_else(|| c.clone())
+            });
+            if let Some(c) = &checks
+                && !depends_on.contains(c)
+            {
+                depends_on.push(c.clone());
+            }
             let tool = step.tool.as_ref().map(|t| ToolBinding {
                 name: t.name.clone(),
                 args: fill_json(&t.args, &slots, today, item.as_deref()),
@@ -210,6 +225,7 @@ pub(crate) fn expand(
                 after: None,
                 status: None,
                 tool,
+                checks,
             });
             ids.push(id);
         }
@@ -268,6 +284,7 @@ pub(crate) fn fallback(
             name: t.name.clone(),
             args: fill_json(&t.args, slots, today, item.as_deref()),
         }),
+        checks: None,
     }];
     for waiting in plan.steps.iter().filter(|s| s.depends_on.iter().any(|d| d == failed)) {
         let depends_on = waiting

@@ -112,6 +112,10 @@ pub(crate) struct StepSpec {
     /// for good (an alternative, e.g. "send the welcome email by hand").
     #[serde(default)]
     pub(crate) fallback_for: Option<String>,
+    /// This step checks the result of the step it names (an earlier
+    /// step); when the check fails, that step is done again.
+    #[serde(default)]
+    pub(crate) checks: Option<String>,
 }
 
 /// A parsed due expression.
@@ -441,6 +445,14 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Template, TemplateError> {
                     ),
                 ));
             }
+        }
+        if let Some(checked) = &step.checks
+            && (!ids.contains(checked.as_str()) || fallbacks.contains(checked.as_str()) || checked == &step.id)
+        {
+            return Err(fail(
+                &at,
+                format!("checks `{checked}` must name another step of this template that is not a fallback"),
+            ));
         }
         if let Some(of) = &step.fallback_for
             && (!ids.contains(of.as_str()) || fallbacks.contains(of.as_str()))

@@ -31,6 +31,7 @@ pub(crate) use plans::{Applied, NewPlan, PlanChange, Snapshot};
 pub(crate) use preferences::SavedPreferences;
 pub(crate) use proposals::Decision;
 pub use reminders::ReminderError;
+pub(crate) use steps::reopen_for_check;
 pub(crate) use undo::{Direction, Undone};
 
 use crate::actions::Actions;

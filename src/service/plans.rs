@@ -130,7 +130,7 @@ impl Service {
         }];
         changes.extend(outcome.changes);
         self.check_bindings(&changes)?;
-        if rules.confirm.needs_confirmation(&changes) {
+        if self.needs_yes(&changes) {
             let proposal = self
                 .propose(
                     s,
@@ -248,12 +248,20 @@ impl Service {
             .into());
         }
         let now = self.now();
-        let outcome = patch::apply(&current, ops, &rules.limits, now)?;
+        let mut outcome = patch::apply(&current, ops, &rules.limits, now)?;
         if outcome.changes.is_empty() {
             return Ok(Applied::Unchanged { plan: current });
         }
+        let ops = match self.failed_checks(s, &current, ops, &outcome) {
+            Some((more, reopened)) => {
+                outcome = reopened;
+                more
+            }
+            None => ops.to_vec(),
+        };
+        let ops = &ops[..];
         self.check_bindings(&outcome.changes)?;
-        if rules.confirm.needs_confirmation(&outcome.changes) {
+        if self.needs_yes(&outcome.changes) {
             let action = Action::Patch { ops: ops.to_vec() };
             let note = self
                 .wording()

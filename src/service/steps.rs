@@ -15,6 +15,26 @@ use crate::user::UserId;
 /// How often a change is tried again when the plan moved meanwhile.
 const REREADS: usize = 5;
 
+/// The operations that reopen `checked` after its check `check` (titled
+/// `title`) failed, and put the check back to wait for it.
+pub(crate) fn reopen_for_check(title: &str, check: &str, checked: &str, error: Option<&str>) -> Vec<Op> {
+    let reason = match error {
+        Some(error) => format!("reopened: the check “{title}” failed: {error}"),
+        None => format!("reopened: the check “{title}” failed"),
+    };
+    vec![
+        Op::Reopen {
+            step: checked.to_owned(),
+            reason: Some(reason),
+        },
+        Op::SetStatus {
+            step: check.to_owned(),
+            status: crate::plan::StepStatus::Pending,
+            result: None,
+        },
+    ]
+}
+
 impl Service {
     /// Every step a change adds bound to a tool names a known tool, with
     /// arguments its schema takes: a user never confirms a call that
@@ -33,6 +53,48 @@ impl Service {
     /// The events tools put in the user's calendar feed.
     pub(crate) async fn calendar_events(&self, s: &super::Session) -> Result<Vec<CalendarEvent>, ServiceError> {
         Ok(self.store().events(&s.user).await?)
+    }
+
+    /// A check that the user (or the model) marked failed reopens the step
+    /// it checks, and waits to run again after it: the operations with
+    /// that added, and what they do — unless the step cannot be reopened
+    /// (something else that waits on it is done), or the engine failed the
+    /// check (it reopens within its replan budget itself).
+    pub(super) fn failed_checks(
+        &self,
+        s: &super::Session,
+        current: &Plan,
+        ops: &[Op],
+        outcome: &patch::PatchOutcome,
+    ) -> Option<(Vec<Op>, patch::PatchOutcome)> {
+        if s.actor == Actor::Tool {
+            return None;
+        }
+        use crate::plan::StepStatus::Failed;
+        let mut more = ops.to_vec();
+        // Checks that are failed now and were not before (a step added and
+        // failed in one change counts: its changes are folded into one).
+        for check in outcome.plan.steps.iter().filter(|s| s.status == Failed) {
+            let was_failed = current.step(&check.id).is_some_and(|s| s.status == Failed);
+            if let (Some(checked), false) = (&check.checks, was_failed) {
+                more.extend(reopen_for_check(&check.title, &check.id, checked, None));
+            }
+        }
+        if more.len() == ops.len() {
+            return None;
+        }
+        let reopened = patch::apply(current, &more, &self.rules().limits, self.now()).ok()?;
+        Some((more, reopened))
+    }
+
+    /// Whether `changes` wait for the user's yes under the policy; a step
+    /// bound to a tool does when the tool has side effects (an unknown tool
+    /// is taken to have them).
+    pub(super) fn needs_yes(&self, changes: &[Change]) -> bool {
+        let actions = self.actions();
+        self.rules()
+            .confirm
+            .needs_confirmation(changes, |b| actions.get(&b.name).is_none_or(|a| a.side_effects))
     }
 
     /// A plan as stored, for the engine (which acts for every user).

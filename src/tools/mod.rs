@@ -406,7 +406,7 @@ fn describe_bindings(schema: &mut Value, catalog: &str) {
                 tool.insert(
                     "description".into(),
                     Value::from(format!(
-                        "Bind the step to a tool that runs when the step is ready, after the user's yes: {{name, args}}. Tools: {catalog}"
+                        "Run when ready, after the user's yes: {{name, args}}. Tools: {catalog}"
                     )),
                 );
             }

@@ -74,6 +74,7 @@ fn every_op() -> Vec<Op> {
                 name: "http_request".into(),
                 args: json!({"url": "https://example.com"}),
             }),
+            checks: Some("laptop".into()),
         },
         Op::AddStep {
             id: None,
@@ -83,6 +84,7 @@ fn every_op() -> Vec<Op> {
             after: None,
             status: None,
             tool: None,
+            checks: None,
         },
         Op::UpdateStep {
             step: "laptop".into(),
@@ -109,6 +111,10 @@ fn every_op() -> Vec<Op> {
         },
         Op::RenamePlan { title: "New".into() },
         Op::CancelPlan {},
+        Op::Reopen {
+            step: "laptop".into(),
+            reason: Some("the check failed".into()),
+        },
     ]
 }
 

@@ -37,8 +37,7 @@ pub(crate) struct Args {
     /// A new plan's template kind (or custom) and slots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) objective: Option<Objective>,
-    /// A new plan's mode: single (default) or orchestrated (independent
-    /// tool steps run at once).
+    /// A new plan's mode (orchestrated: tool steps run in parallel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) mode: Option<PlanMode>,
     /// Why; kept in the plan history.

@@ -242,7 +242,15 @@ fn samples() -> Vec<(&'static str, &'static str, serde_json::Value)> {
             json!({"step": "Send the welcome email", "plan": "Onboard Ana", "result": "queued"}),
         ),
     ];
-    for next in ["fallback", "fallback_proposed", "replan", "ask", "unknown", "told"] {
+    for next in [
+        "fallback",
+        "fallback_proposed",
+        "replan",
+        "reopened",
+        "ask",
+        "unknown",
+        "told",
+    ] {
         out.push((
             "notifications.j2",
             "step_failed",

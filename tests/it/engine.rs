@@ -56,10 +56,44 @@ title = "Welcome {name} in person"
 fallback_for = "welcome"
 "#;
 
+/// A step and a check of its result, both run by the engine.
+const SIGNUP: &str = r#"
+kind = "signup"
+title = "Sign-up form for {name}"
+goal = "The sign-up form works"
+summary = "To build the sign-up form"
+keywords = ["signup"]
+working_days = false
+
+[[slots]]
+name = "name"
+type = "text"
+required = true
+question = "Which form?"
+cues = ["signup"]
+
+[[steps]]
+id = "register"
+title = "Deploy the registration form"
+tool = { name = "open_ticket", args = { queue = "deploy", title = "Registration form" } }
+
+[[steps]]
+id = "verify"
+title = "Test registration with invalid data"
+checks = "register"
+tool = { name = "open_ticket", args = { queue = "verify", title = "Invalid data test" } }
+
+[[steps]]
+id = "announce"
+title = "Announce the form"
+depends_on = ["verify"]
+"#;
+
 fn tool_files(dir: &Path, base: &str) {
     std::fs::create_dir_all(dir.join("tools")).unwrap();
     std::fs::create_dir_all(dir.join("templates")).unwrap();
     std::fs::write(dir.join("templates/provision.toml"), TEMPLATE).unwrap();
+    std::fs::write(dir.join("templates/signup.toml"), SIGNUP).unwrap();
     std::fs::write(
         dir.join("tools/open_ticket.toml"),
         format!(
@@ -665,7 +699,17 @@ async fn metrics_and_the_admin_api_follow_the_engine_and_a_stalled_step_is_repor
     assert_eq!(get("/metrics", None).await.unwrap().status(), 401);
     assert_eq!(get("/metrics", Some("wrong")).await.unwrap().status(), 401);
     assert_eq!(get("/admin/steps/stalled", None).await.unwrap().status(), 401);
-    let metrics = parse_metrics(&get("/metrics", Some(&token)).await.unwrap().text().await.unwrap());
+    // The failed step's task ends (its notification, its record) just
+    // after the plan shows it failed: read once only the held one runs.
+    let deadline = Instant::now() + WAIT;
+    let metrics = loop {
+        let m = parse_metrics(&get("/metrics", Some(&token)).await.unwrap().text().await.unwrap());
+        if m.get("steward_steps_running") == Some(&1.0) {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "{m:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let at = |name: &str| metrics.get(name).copied().unwrap_or(0.0);
     assert_eq!(
         at(r#"steward_plans_created_total{kind="provision"}"#),
@@ -745,4 +789,83 @@ async fn metrics_and_the_admin_api_follow_the_engine_and_a_stalled_step_is_repor
     );
     assert!(metrics[r#"steward_step_latency_seconds_count{kind="provision"}"#] >= 2.0);
     drop(client);
+}
+
+#[tokio::test]
+async fn a_failed_check_reopens_the_step_it_checks_which_runs_again_and_the_check_after_it() {
+    let script = vec![
+        Script::tool(
+            "t1",
+            "plan_from_template",
+            json!({"kind": "signup", "slots": {"name": "beta"}}),
+        ),
+        Script::text("Planned."),
+    ];
+    let s = setup(script, |_| {}).await;
+    s.tools
+        .script("/tickets/verify", vec![Answer::Status(404, None), Answer::Ok]);
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "signup beta").await;
+    let p = plan(&s.app).await;
+    let verify = p.steps.iter().find(|s| s.id == "verify").unwrap();
+    assert_eq!(verify.checks.as_deref(), Some("register"));
+    assert_eq!(verify.depends_on, ["register"], "a check waits for what it checks");
+
+    let p = plan_when(&s.app, "the check passed on the second round", |p| {
+        status(p, "verify") == StepStatus::Completed
+    })
+    .await;
+    assert_eq!(status(&p, "register"), StepStatus::Completed);
+    let register = s.tools.seen_at("/tickets/deploy");
+    assert_eq!(register.len(), 2, "done again after the failed check");
+    assert_ne!(register[0].key, register[1].key, "as a new epoch");
+    let verify = s.tools.seen_at("/tickets/verify");
+    assert_eq!(verify.len(), 2);
+    assert!(
+        verify[1].at >= register[1].answered.unwrap(),
+        "the check ran after the step it checks"
+    );
+    let history = s.app.app.store.history(&ana(), PlanId(1), 50).await.unwrap();
+    assert!(
+        history.iter().any(|h| h.changes.iter().any(|c| matches!(c,
+            steward::plan::Change::StepStatus { step, from: StepStatus::Completed, to: StepStatus::Pending } if step == "register"))),
+        "{history:#?}"
+    );
+    let told = notifications(&mut client, 4).await;
+    assert!(
+        told.iter().any(|n| n["text"]
+            .as_str()
+            .unwrap()
+            .contains("I reopened “Deploy the registration form” to do it again")),
+        "{told:#?}"
+    );
+
+    // A person's own check fails: the same rule, through the service.
+    let version = plan(&s.app).await.version;
+    s.model.push([
+        Script::tool(
+            "f1",
+            "update_plan",
+            json!({"plan_id": "p1", "expected_version": version, "explanation": "the user tried it by hand",
+                   "ops": [
+                       {"op": "add_step", "id": "by_hand", "title": "Try the form by hand", "depends_on": ["register"], "checks": "register"},
+                       {"op": "set_status", "step": "by_hand", "status": "in_progress"},
+                       {"op": "set_status", "step": "by_hand", "status": "failed", "result": "accepts an empty email"}
+                   ]}),
+        ),
+        Script::text("Reopened."),
+    ]);
+    client
+        .turn("c2", "I tried the form by hand: it accepts an empty email")
+        .await;
+    let p = plan_when(&s.app, "register done a third time", |p| {
+        status(p, "register") == StepStatus::Completed && s.tools.seen_at("/tickets/deploy").len() == 3
+    })
+    .await;
+    assert_eq!(
+        status(&p, "by_hand"),
+        StepStatus::Pending,
+        "the check waits to be tried again"
+    );
+    assert!(result(&p, "by_hand").contains("accepts an empty email"));
 }
