@@ -1,5 +1,7 @@
 // steward's service worker: shows web-push notifications and opens the chat
-// when one is clicked. The payload is JSON: {title, body, id, kind, plan_id, url}.
+// when one is clicked. The payload is JSON: {title, body, id, kind, plan_id,
+// url, actions, urls}; `actions` are buttons ("done", "snooze") and `urls`
+// the signed page each opens (the page asks before it changes anything).
 "use strict";
 
 self.addEventListener("push", (event) => {
@@ -13,7 +15,8 @@ self.addEventListener("push", (event) => {
     self.registration.showNotification(data.title || "steward", {
       body: data.body || "You have an update.",
       tag: data.id || undefined,
-      data: { url: data.url || "/" },
+      actions: Array.isArray(data.actions) ? data.actions.slice(0, 2) : [],
+      data: { url: data.url || "/", urls: data.urls || {} },
     }),
   );
 });
@@ -30,11 +33,12 @@ function target(url) {
 
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
-  const url = target(event.notification.data && event.notification.data.url);
+  const data = event.notification.data || {};
+  const url = target((event.action && data.urls && data.urls[event.action]) || data.url);
   event.waitUntil(
     self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((list) => {
       for (const client of list) {
-        if (new URL(client.url).origin === url.origin && "focus" in client) return client.focus();
+        if (!event.action && new URL(client.url).origin === url.origin && "focus" in client) return client.focus();
       }
       return self.clients.openWindow(url.href);
     }),

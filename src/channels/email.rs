@@ -141,18 +141,21 @@ impl Mail {
         })
     }
 
+    /// A notification as an email, with its one-click `actions` (each
+    /// `{name, title, url}`) when it is about a step.
     pub(crate) fn notification(
         &self,
         n: &Notification,
         to: &str,
-        widget_url: &str,
-        unsubscribe_url: &str,
+        (widget_url, unsubscribe_url): (&str, &str),
+        actions: &[impl serde::Serialize],
     ) -> Result<Email, MailError> {
         let ctx = context! {
             text => n.text.clone(),
             kind => minijinja::value::Serde(n.kind),
             widget_url => widget_url,
             unsubscribe_url => unsubscribe_url,
+            actions => minijinja::value::Serde(actions),
         };
         Ok(Email {
             to: to.to_owned(),
@@ -180,6 +183,7 @@ impl Mail {
             kind => "step",
             widget_url => widget_url,
             unsubscribe_url => unsubscribe_url,
+            actions => Vec::<String>::new(),
         };
         Ok(Email {
             to: to.to_owned(),

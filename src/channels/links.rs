@@ -23,6 +23,34 @@ pub(crate) enum TokenPurpose {
     Unsubscribe,
     /// Reads the user's calendar feed.
     Calendar,
+    /// Acts on one step from a notification ("done", "snooze"), while the
+    /// step is as it was when the link was made.
+    StepAction,
+}
+
+/// What a notification's one-click link does to its step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepAction {
+    Done,
+    /// The due date a day later.
+    Snooze,
+}
+
+impl StepAction {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            StepAction::Done => "done",
+            StepAction::Snooze => "snooze",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<StepAction> {
+        match text {
+            "done" => Some(StepAction::Done),
+            "snooze" => Some(StepAction::Snooze),
+            _ => None,
+        }
+    }
 }
 
 /// Bytes of MAC kept in a token (144 bits).
@@ -51,6 +79,7 @@ impl Links {
             TokenPurpose::VerifyEmail => "verify",
             TokenPurpose::Unsubscribe => "unsubscribe",
             TokenPurpose::Calendar => "calendar",
+            TokenPurpose::StepAction => "step",
         };
         for part in [purpose, user.as_str(), bound] {
             mac.update(&(part.len() as u64).to_be_bytes());
@@ -105,6 +134,31 @@ impl Links {
             self.base,
             self.token(TokenPurpose::Unsubscribe, user, "")
         )
+    }
+
+    /// A one-click link acting on a step as it is now (`state`: its
+    /// status and due time, so the link does nothing once the step moved
+    /// on — after its first use too).
+    pub(crate) fn step_action(&self, user: &UserId, plan: &str, step: &str, action: StepAction, state: &str) -> String {
+        let bound = format!("{plan}|{step}|{}|{state}", action.as_str());
+        format!(
+            "{}/act/{}/{plan}/{step}/{state}?token={}",
+            self.base,
+            action.as_str(),
+            self.token(TokenPurpose::StepAction, user, &bound)
+        )
+    }
+
+    /// Whether `token` is the user's link for this action on this step in
+    /// this state.
+    pub(crate) fn check_step_action(
+        &self,
+        token: &str,
+        user: &UserId,
+        (plan, step, action, state): (&str, &str, StepAction, &str),
+    ) -> bool {
+        let bound = format!("{plan}|{step}|{}|{state}", action.as_str());
+        self.check(TokenPurpose::StepAction, token, user, &bound)
     }
 
     pub(crate) fn calendar(&self, user: &UserId) -> String {

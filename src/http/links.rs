@@ -53,11 +53,12 @@ static PAGES: LazyLock<Pages> = LazyLock::new(|| {
         "unsubscribe.html",
         include_str!("../../templates/pages/unsubscribe.html"),
     );
+    let _ = env.add_template("step.html", include_str!("../../templates/pages/step.html"));
     let notices = toml::from_str(include_str!("../../templates/pages/notices.toml")).unwrap_or_default();
     Pages { env, notices }
 });
 
-fn render(name: &str, ctx: minijinja::Value) -> String {
+pub(super) fn render(name: &str, ctx: minijinja::Value) -> String {
     PAGES
         .env
         .get_template(name)
@@ -82,7 +83,7 @@ async fn token_user(app: &App, purpose: TokenPurpose, token: &str) -> Result<Opt
     let prefs = app.service.preferences(&user).await?;
     let bound = match purpose {
         TokenPurpose::VerifyEmail => prefs.email.clone().unwrap_or_default(),
-        TokenPurpose::Unsubscribe | TokenPurpose::Calendar => String::new(),
+        TokenPurpose::Unsubscribe | TokenPurpose::Calendar | TokenPurpose::StepAction => String::new(),
     };
     Ok(app.links.check(purpose, token, &user, &bound).then_some((user, prefs)))
 }

@@ -2,6 +2,7 @@
 //! per resource), authentication, and the one error body. Handlers
 //! translate between HTTP and the plan service; no plan logic lives here.
 
+mod act;
 mod admin;
 pub mod auth;
 mod conversation;
@@ -50,6 +51,7 @@ pub(crate) fn router(app: App) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(admin::metrics))
+        .route("/act/{action}/{plan}/{step}/{state}", get(act::show).post(act::act))
         .route("/admin/users/{user}/plans", get(admin::plans))
         .route("/admin/users/{user}/plans/{plan}", get(admin::plan))
         .route("/admin/steps/stalled", get(admin::stalled))

@@ -5,7 +5,7 @@
 //! the conversation once.
 
 use super::{Notifier, mark_seen_when_written};
-use crate::channels::links::Links;
+use crate::channels::links::{Links, StepAction};
 use crate::channels::push::MAX_PAYLOAD;
 use crate::conversation::{Entry, Message};
 use crate::events::Event;
@@ -96,7 +96,12 @@ impl Notifier {
             push: !subs.is_empty(),
             email: prefs.deliverable_email().is_some(),
         };
-        let (channel, mut outbox) = self.carriers(user, &n, &prefs, choose_channel(n.kind, reach), subs, now);
+        let channel = choose_channel(n.kind, reach);
+        let actions = match channel {
+            Channel::Push | Channel::Email => self.step_actions(user, &n).await?,
+            Channel::Socket | Channel::Inbox => Vec::new(),
+        };
+        let (channel, mut outbox) = self.carriers(user, &n, &prefs, (channel, &actions), subs, now);
         outbox.extend(self.webhook_rows(user, &n, channel, now));
         let entry = transcript(&n, now);
         n.routed = Some(channel);
@@ -122,13 +127,13 @@ impl Notifier {
         user: &UserId,
         n: &Notification,
         prefs: &Preferences,
-        channel: Channel,
+        (channel, actions): (Channel, &[Action]),
         subs: Vec<PushSubscription>,
         now: DateTime<Utc>,
     ) -> (Channel, Vec<OutboxItem>) {
         match channel {
             Channel::Push => {
-                let body = push_body(n, &self.links);
+                let body = push_body(n, &self.links, actions);
                 let rows = subs
                     .into_iter()
                     .map(|sub| {
@@ -148,7 +153,7 @@ impl Notifier {
                     return (Channel::Inbox, Vec::new());
                 };
                 let (widget, unsubscribe) = (self.links.widget(), self.links.unsubscribe(user));
-                match self.mail.notification(n, to, &widget, &unsubscribe) {
+                match self.mail.notification(n, to, (&widget, &unsubscribe), actions) {
                     Ok(email) => {
                         let key = format!("notify:{user}:{}:email", n.id);
                         (
@@ -164,6 +169,35 @@ impl Notifier {
             }
             Channel::Socket | Channel::Inbox => (channel, Vec::new()),
         }
+    }
+
+    /// The one-click actions on the notification's step, as it is now:
+    /// done, and a day later when it has a date. None for a step that is
+    /// finished or gone.
+    async fn step_actions(&self, user: &UserId, n: &Notification) -> Result<Vec<Action>, StoreError> {
+        let (Some(plan_id), Some(step_id)) = (n.plan_id, n.step_id.as_deref()) else {
+            return Ok(Vec::new());
+        };
+        let Some(plan) = self.store.get_plan(user, plan_id).await? else {
+            return Ok(Vec::new());
+        };
+        let Some(step) = plan.step(step_id).filter(|s| !s.status.is_terminal()) else {
+            return Ok(Vec::new());
+        };
+        let (plan, state) = (plan_id.to_string(), step.state_tag());
+        let mut actions = vec![Action {
+            name: "done",
+            title: "Done",
+            url: self.links.step_action(user, &plan, step_id, StepAction::Done, &state),
+        }];
+        if step.due_at.is_some() {
+            actions.push(Action {
+                name: "snooze",
+                title: "Snooze a day",
+                url: self.links.step_action(user, &plan, step_id, StepAction::Snooze, &state),
+            });
+        }
+        Ok(actions)
     }
 
     /// Every configured webhook gets the event, whatever the channel.
@@ -201,9 +235,28 @@ fn transcript(n: &Notification, now: DateTime<Utc>) -> Option<Entry> {
     })
 }
 
-/// What a service worker receives: small JSON, text cut to fit one record.
-fn push_body(n: &Notification, links: &Links) -> String {
+/// A one-click action offered with a notification: a signed link that
+/// opens a page to confirm it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Action {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub url: String,
+}
+
+/// What a service worker receives: small JSON, text cut to fit one record;
+/// with the step's one-click actions (`actions` for the notification's
+/// buttons, `urls` for where each leads).
+fn push_body(n: &Notification, links: &Links, actions: &[Action]) -> String {
     let mut text: String = n.text.chars().take(1000).collect();
+    let buttons: Vec<_> = actions
+        .iter()
+        .map(|a| serde_json::json!({"action": a.name, "title": a.title}))
+        .collect();
+    let urls: serde_json::Map<String, serde_json::Value> = actions
+        .iter()
+        .map(|a| (a.name.to_owned(), serde_json::Value::from(a.url.clone())))
+        .collect();
     loop {
         let body = serde_json::json!({
             "title": "steward",
@@ -212,6 +265,8 @@ fn push_body(n: &Notification, links: &Links) -> String {
             "kind": n.kind,
             "plan_id": n.plan_id,
             "url": links.widget(),
+            "actions": buttons,
+            "urls": urls,
         })
         .to_string();
         if body.len() <= MAX_PAYLOAD || text.is_empty() {

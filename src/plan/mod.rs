@@ -186,6 +186,15 @@ pub struct Step {
 }
 
 impl Step {
+    /// The step's state as a link binds it: its status and due time. A
+    /// link made for one state does nothing in another.
+    pub(crate) fn state_tag(&self) -> String {
+        let due = self
+            .due_at
+            .map_or_else(|| "none".to_owned(), |d| d.timestamp().to_string());
+        format!("{}-{due}", self.status)
+    }
+
     pub fn new(id: impl Into<String>, title: impl Into<String>) -> Step {
         Step {
             id: id.into(),

@@ -1354,3 +1354,128 @@ async fn a_verification_email_to_another_address_within_ten_minutes_gets_429_wit
     assert_eq!(r.status(), 200);
     assert_eq!(verifications().await, ["ana@example.com", "other@example.com"]);
 }
+
+/// The URL after `label: ` in an email's text part.
+fn link(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{label}: ")))
+        .unwrap_or_else(|| panic!("no {label} link in {text}"))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_notification_email_carries_one_click_links_that_act_once_for_their_user_only() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "18:00").await;
+    let made = call_tool(
+        &app,
+        &user,
+        "plan_from_template",
+        json!({"kind": "onboard_employee", "slots": {"name": "Ana Souza", "start_date": "2026-12-01"}}),
+    )
+    .await;
+    assert_eq!(made["created"], true, "{made}");
+    // The laptop's "due soon" comes a day before Tuesday 09:00; Ana is away.
+    clock.set(at("2026-11-23T08:30:00Z"));
+    tick(&app, &clock).await;
+    route(&app).await;
+    let notes = app.app.store.recent_notifications(&user, 20).await.unwrap();
+    let due_soon = notes
+        .iter()
+        .find(|n| n.step_id.as_deref() == Some("order_hardware"))
+        .expect("the due-soon notification");
+    let key = format!("notify:ana:{}:email", due_soon.id);
+    let emails: Vec<steward::notification::Email> = app
+        .app
+        .store
+        .outbox_by_key(&key)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|o| match o.payload {
+            steward::notification::Payload::Email(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let email = emails.first().expect("the due-soon email");
+    let base = format!("http://{}", app.addr);
+    let done = link(&email.text, "Done").replace("http://127.0.0.1:8080", &base);
+    let snooze = link(&email.text, "Snooze a day").replace("http://127.0.0.1:8080", &base);
+    assert!(done.contains("/act/done/p1/order_hardware/pending-"), "{done}");
+    assert!(email.html.contains(">Snooze a day</a>"), "{}", email.html);
+
+    let http = reqwest::Client::new();
+    let steps = |plan: &steward::plan::Plan| {
+        plan.steps
+            .iter()
+            .find(|s| s.id == "order_hardware")
+            .map(|s| (s.status, s.due_at))
+            .unwrap()
+    };
+    let before = app
+        .app
+        .store
+        .get_plan(&user, steward::plan::PlanId(1))
+        .await
+        .unwrap()
+        .unwrap();
+    // Opening the link (what a mail scanner does) only asks.
+    let page = http.get(&done).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("Mark “Order laptop and equipment for Ana Souza” done?"),
+        "{page}"
+    );
+    assert!(page.contains("<form method=\"post\">"), "{page}");
+    let unchanged = app
+        .app
+        .store
+        .get_plan(&user, steward::plan::PlanId(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged.version, before.version);
+
+    // The button acts, once, and shows the plan as it is now.
+    let acted = http.post(&done).send().await.unwrap();
+    assert_eq!(acted.status(), 200);
+    let acted = acted.text().await.unwrap();
+    assert!(acted.contains("is done."), "{acted}");
+    assert!(acted.contains("✓ Order laptop and equipment for Ana Souza"), "{acted}");
+    let after = app
+        .app
+        .store
+        .get_plan(&user, steward::plan::PlanId(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(steps(&after).0, steward::plan::StepStatus::Completed);
+    let again = http.post(&done).send().await.unwrap().text().await.unwrap();
+    assert!(again.contains("it is already done. Nothing was changed."), "{again}");
+    // The snooze link was for the step as it was: it does nothing now.
+    let late = http.post(&snooze).send().await.unwrap().text().await.unwrap();
+    assert!(late.contains("Nothing was changed"), "{late}");
+    let last = app
+        .app
+        .store
+        .get_plan(&user, steward::plan::PlanId(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.version, after.version, "used twice, acted once");
+    let history = app.app.store.history(&user, steward::plan::PlanId(1), 5).await.unwrap();
+    assert!(history[0].why.contains("clicked “done”"), "{:?}", history[0]);
+
+    // Someone else's name in the token: not valid, nothing read or changed.
+    let (path, token) = done.split_once("?token=").unwrap();
+    let (_, mac) = token.split_once('.').unwrap();
+    let forged = format!("{path}?token={}.{mac}", URL_SAFE.encode("bob"));
+    let refused = http.post(&forged).send().await.unwrap();
+    assert_eq!(refused.status(), 404);
+    assert!(refused.text().await.unwrap().contains("Link not valid"));
+    let other_step = done.replace("order_hardware", "create_accounts");
+    assert_eq!(http.get(&other_step).send().await.unwrap().status(), 404);
+}
