@@ -12,7 +12,7 @@ use crate::channels::mailer::{Mailer, MailerError};
 use crate::channels::push::{PushError, Pusher};
 use crate::clock::{self, Clock};
 use crate::config::Config;
-use crate::engine::Executor;
+use crate::engine::{Executor, Replanner};
 use crate::hub::{Hub, HubLimits};
 use crate::llm::openai::OpenAiModel;
 use crate::llm::{ModelError, RetryPolicy};
@@ -322,6 +322,17 @@ impl App {
             self.config.engine.clone(),
             self.clock.clone(),
             self.tasks.clone(),
+            Replanner {
+                model: self.engine.model().cloned(),
+                prompts: self.prompts.clone(),
+                tools: self
+                    .tools
+                    .specs()
+                    .iter()
+                    .filter(|s| s.name == "update_plan")
+                    .cloned()
+                    .collect(),
+            },
         ))
     }
 

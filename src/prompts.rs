@@ -12,9 +12,10 @@ use minijinja::{Environment, context};
 use std::path::Path;
 
 /// The prompt files, with their built-in copies.
-const FILES: [(&str, &str); 2] = [
+const FILES: [(&str, &str); 3] = [
     ("system.j2", include_str!("../prompts/system.j2")),
     ("notification.j2", include_str!("../prompts/notification.j2")),
+    ("replan.j2", include_str!("../prompts/replan.j2")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +106,22 @@ impl Prompts {
     /// (`due_soon`, `overdue`, …) whose offline wording is `text`.
     pub fn notification(&self, kind: &str, text: &str) -> Result<String, PromptError> {
         self.render("notification.j2", context! { kind => kind, text => text })
+    }
+
+    /// The message that asks the model for a replan after the step
+    /// `step_id` of `plan` failed for good with `error`.
+    pub fn replan(&self, plan: &Plan, step_id: &str, error: &str) -> Result<String, PromptError> {
+        let step = plan.step(step_id).map_or(step_id, |s| s.title.as_str());
+        self.render(
+            "replan.j2",
+            context! {
+                plan_id => plan.id.to_string(),
+                plan => plan.title.clone(),
+                step_id => step_id,
+                step => step,
+                error => error,
+            },
+        )
     }
 }
 

@@ -193,7 +193,7 @@ impl Executor {
         } else if class == ErrorClass::User {
             ("ask", String::new())
         } else {
-            self.adapt(attempt, &plan).await?
+            self.adapt(attempt, &plan, error).await?
         };
         let title = plan.step(&attempt.step_id).map_or("", |s| s.title.as_str());
         let text = self
@@ -237,7 +237,7 @@ impl Executor {
 
     /// The template's fallback, else a counted replan proposal, else
     /// nothing: returns what happened and the fallback's title.
-    async fn adapt(&self, attempt: &Attempt, plan: &Plan) -> Result<(&'static str, String), RunError> {
+    async fn adapt(&self, attempt: &Attempt, plan: &Plan, error: &str) -> Result<(&'static str, String), RunError> {
         let (user, plan_id, step) = (&attempt.user, attempt.plan_id, attempt.step_id.as_str());
         let tz = self.service.time_zone(user).await;
         let today = self.now().with_timezone(&tz).date_naive();
@@ -265,6 +265,10 @@ impl Executor {
         }
         if self.store.count_replan(user, plan_id).await? > self.config.max_replans {
             return Ok(("told", String::new()));
+        }
+        if let Some(proposal) = self.model_replan(attempt, plan, error).await? {
+            self.service.metrics().replans.inc();
+            return Ok(("model_replan", proposal.summary));
         }
         let Some(ops) = by_hand(plan, step, self.service.rules().limits.max_title_chars) else {
             return Ok(("told", String::new()));

@@ -17,7 +17,10 @@
 
 mod builtin;
 mod failure;
+mod replan;
 mod run;
+
+pub use replan::Replanner;
 
 use crate::actions::Actions;
 use crate::actions::http::Caller;
@@ -57,6 +60,8 @@ pub struct Executor {
     pub(crate) config: EngineConfig,
     pub(crate) clock: Clock,
     pub(crate) tasks: TaskTracker,
+    /// Asks a configured model for a replan after a failure.
+    pub(crate) replanner: Replanner,
     running: Mutex<Running>,
     /// A try finished: a slot is free.
     freed: tokio::sync::Notify,
@@ -115,6 +120,7 @@ impl Executor {
         config: EngineConfig,
         clock: Clock,
         tasks: TaskTracker,
+        replanner: Replanner,
     ) -> Arc<Executor> {
         Arc::new(Executor {
             store,
@@ -127,6 +133,7 @@ impl Executor {
             config,
             clock,
             tasks,
+            replanner,
             running: Mutex::new(Running::default()),
             freed: tokio::sync::Notify::new(),
             alerted: Mutex::new(HashSet::new()),

@@ -246,6 +246,7 @@ fn samples() -> Vec<(&'static str, &'static str, serde_json::Value)> {
         "fallback",
         "fallback_proposed",
         "replan",
+        "model_replan",
         "reopened",
         "ask",
         "unknown",

@@ -880,3 +880,42 @@ async fn a_failed_check_reopens_the_step_it_checks_which_runs_again_and_the_chec
     );
     assert!(result(&p, "by_hand").contains("accepts an empty email"));
 }
+
+#[tokio::test]
+async fn a_configured_model_writes_the_replan_when_the_template_has_none() {
+    let mut script = make_plan();
+    script.push(Script::tool(
+        "rp",
+        "update_plan",
+        json!({"plan_id": "p1", "expected_version": 1, "explanation": "the laptop order failed",
+               "ops": [{"op": "add_step", "id": "laptop_shop", "title": "Buy a laptop in a shop", "after": "laptop"},
+                       {"op": "set_status", "step": "laptop", "status": "cancelled"}]}),
+    ));
+    let s = setup(script, |_| {}).await;
+    s.tools.script("/tickets/hardware", vec![Answer::Status(404, None)]);
+    s.tools.script("/tickets/accounts", vec![Answer::Hold]);
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "provision Ana").await;
+    plan_when(&s.app, "the laptop failed", |p| {
+        status(p, "laptop") == StepStatus::Failed
+    })
+    .await;
+    let told = notifications(&mut client, 1).await;
+    assert!(
+        told[0]["text"].as_str().unwrap().contains("I propose instead:"),
+        "{told:#?}"
+    );
+    let proposals = s.app.app.store.open_proposals(&ana()).await.unwrap();
+    assert_eq!(proposals.len(), 1);
+    assert!(
+        proposals[0].summary.contains("Buy a laptop in a shop"),
+        "{}",
+        proposals[0].summary
+    );
+    let asked = s.model.requests().into_iter().nth(2).expect("the replan request");
+    assert_eq!(asked.tools.iter().map(|t| t.name).collect::<Vec<_>>(), ["update_plan"]);
+    let said = format!("{:?}", asked.messages);
+    assert!(said.contains("failed for good: the tool answered 404"), "{said}");
+    assert_eq!(plan(&s.app).await.steps.len(), 3, "nothing changes before the yes");
+    s.tools.release();
+}
