@@ -41,8 +41,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// How many work-list entries and open attempts one pass reads.
+/// How many work-list entries and open attempts one pass reads per page.
 const BATCH: usize = 256;
+/// Pages of the work list one pass reads at most.
+const PAGES: usize = 16;
 /// The longest the loop sleeps without a signal.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// How soon the loop looks again while due work waits for a free slot.
@@ -193,14 +195,25 @@ impl Executor {
                 None => waiting |= !self.is_running(&place),
             }
         }
-        for step in self.store.due_steps(now, BATCH).await? {
-            let place = (step.user.clone(), step.plan_id, step.step_id.clone());
-            if self.is_running(&place) {
-                continue;
+        // Page on past steps held back by a user's or a plan's limit, so one
+        // user's backlog never hides another user's ready step.
+        let mut after: Option<StepRef> = None;
+        for _ in 0..PAGES {
+            let page = self.store.due_steps(now, after.as_ref(), BATCH).await?;
+            let full = page.len() == BATCH;
+            for step in page {
+                let place = (step.user.clone(), step.plan_id, step.step_id.clone());
+                after = Some(step.clone());
+                if self.is_running(&place) {
+                    continue;
+                }
+                match self.take_slot(&place, Some(&step)) {
+                    Some(slot) => self.spawn_start(step, slot, stop),
+                    None => waiting = true,
+                }
             }
-            match self.take_slot(&place, Some(&step)) {
-                Some(slot) => self.spawn_start(step, slot, stop),
-                None => waiting = true,
+            if !full || self.is_full() {
+                break;
             }
         }
         if let Some(at) = self.store.next_step_at().await?
@@ -210,6 +223,13 @@ impl Executor {
         }
         let until = next.map_or(MAX_SLEEP, |at| (at - now).to_std().unwrap_or_default().min(MAX_SLEEP));
         Ok(if waiting { until.min(BUSY_RETRY) } else { until })
+    }
+
+    /// Every global slot is taken.
+    fn is_full(&self) -> bool {
+        self.running
+            .lock()
+            .map_or(true, |r| r.steps.len() >= self.config.max_concurrency)
     }
 
     fn is_running(&self, place: &(UserId, PlanId, String)) -> bool {

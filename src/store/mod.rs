@@ -323,8 +323,14 @@ pub trait ExecutionStore: Send + Sync {
     /// Woken whenever the work list may have changed.
     fn work_signal(&self) -> Arc<tokio::sync::Notify>;
 
-    /// Runnable steps whose time has come, across users, soonest first.
-    async fn due_steps(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<StepRef>, StoreError>;
+    /// Runnable steps whose time has come, across users, soonest first;
+    /// with `after`, those listed after that one (the next page).
+    async fn due_steps(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&StepRef>,
+        limit: usize,
+    ) -> Result<Vec<StepRef>, StoreError>;
 
     /// The soonest time in the work list.
     async fn next_step_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;

@@ -919,3 +919,70 @@ async fn a_configured_model_writes_the_replan_when_the_template_has_none() {
     assert_eq!(plan(&s.app).await.steps.len(), 3, "nothing changes before the yes");
     s.tools.release();
 }
+
+#[tokio::test]
+async fn one_users_backlog_of_ready_steps_does_not_hide_another_users_step() {
+    use steward::plan::{HistoryEntry, PlanMode, Step, ToolBinding};
+    use steward::store::{AccountStore, Derived, PlanStore};
+    let s = setup(vec![], |c| {
+        c.engine.max_concurrency = 2;
+        c.engine.per_user = 1;
+    })
+    .await;
+    // Everything the hog asks for is held: its one slot stays taken.
+    s.tools.script("/tickets/hog", (0..400).map(|_| Answer::Hold).collect());
+    let store = &s.app.app.store;
+    let derive = |p: &Plan| Derived {
+        triggers: Vec::new(),
+        arm_after: p.updated_at,
+        runnable: steward::execution::runnable(p),
+    };
+    let make = |queue: &str, n: usize| {
+        let mut p = Plan::draft(format!("{queue} work"), "", chrono::Utc::now());
+        p.version = 1;
+        p.mode = PlanMode::Orchestrated;
+        for i in 0..n {
+            let mut step = Step::new(format!("s{i}"), format!("{queue} {i}"));
+            // Dated an hour ago: listed first, wherever the plan moves.
+            if queue == "hog" {
+                step.due_at = Some(chrono::Utc::now() - chrono::Duration::hours(1));
+            }
+            step.tool = Some(ToolBinding {
+                name: "open_ticket".into(),
+                args: json!({"queue": queue, "title": format!("{queue} {i}")}),
+            });
+            p.steps.push(step);
+        }
+        p
+    };
+    let entry = || HistoryEntry {
+        at: chrono::Utc::now(),
+        actor: steward::plan::Actor::User,
+        why: "test".into(),
+        version: 1,
+        changes: vec![],
+        undoes: None,
+    };
+    let hog = UserId::parse("hog").unwrap();
+    store.ensure_user(&hog).await.unwrap();
+    for _ in 0..4 {
+        store
+            .create_plan(&hog, make("hog", 80), entry(), &derive)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.ensure_user(&ana()).await.unwrap();
+    store
+        .create_plan(&ana(), make("ana", 1), entry(), &derive)
+        .await
+        .unwrap();
+    // Ana's step is listed after 320 of the hog's: it still runs.
+    s.tools
+        .wait_for(WAIT, "ana's ticket", |seen| {
+            seen.iter().any(|r| r.path == "/tickets/ana")
+        })
+        .await;
+    assert!(s.tools.seen_at("/tickets/hog").len() <= 2, "the hog holds one slot");
+    s.tools.release();
+}

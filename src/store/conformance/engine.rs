@@ -41,13 +41,18 @@ pub(crate) async fn a_plan_write_syncs_the_work_list_in_the_same_transaction(sto
             .map(|r| (r.user.to_string(), r.plan_id, r.step_id, r.at))
             .collect::<Vec<_>>()
     };
-    assert_eq!(store.due_steps(t0(), 10).await.unwrap(), []);
+    assert_eq!(store.due_steps(t0(), None, 10).await.unwrap(), []);
     assert_eq!(store.next_step_at().await.unwrap(), Some(soon));
-    let due = listed(store.due_steps(later, 10).await.unwrap());
+    let due = listed(store.due_steps(later, None, 10).await.unwrap());
     assert_eq!(due.len(), 3);
     assert_eq!(due[2], ("u".into(), plan.id, "a".into(), later));
     assert!(due[..2].iter().all(|d| d.3 == soon));
-    assert_eq!(store.due_steps(later, 1).await.unwrap().len(), 1);
+    assert_eq!(store.due_steps(later, None, 1).await.unwrap().len(), 1);
+    // Paging: after the first two, the third; after the last, nothing.
+    let all = store.due_steps(later, None, 10).await.unwrap();
+    let rest = store.due_steps(later, Some(&all[1]), 10).await.unwrap();
+    assert_eq!(rest, all[2..]);
+    assert!(store.due_steps(later, Some(&all[2]), 10).await.unwrap().is_empty());
 
     // A refused write changes nothing; an accepted one replaces the plan's entries.
     let mut next = plan.clone();
@@ -58,12 +63,12 @@ pub(crate) async fn a_plan_write_syncs_the_work_list_in_the_same_transaction(sto
             .await
             .is_err()
     );
-    assert_eq!(store.due_steps(later, 10).await.unwrap().len(), 3);
+    assert_eq!(store.due_steps(later, None, 10).await.unwrap().len(), 3);
     store
         .update_plan(&u, &next, 1, entry(2, vec![]), &runnable(&[("b", later)]))
         .await
         .unwrap();
-    let due = listed(store.due_steps(later, 10).await.unwrap());
+    let due = listed(store.due_steps(later, None, 10).await.unwrap());
     assert_eq!(
         due,
         [
@@ -77,7 +82,7 @@ pub(crate) async fn a_plan_write_syncs_the_work_list_in_the_same_transaction(sto
         .update_plan(&u, &done, 2, entry(3, vec![]), &runnable(&[]))
         .await
         .unwrap();
-    assert_eq!(listed(store.due_steps(later, 10).await.unwrap()).len(), 1);
+    assert_eq!(listed(store.due_steps(later, None, 10).await.unwrap()).len(), 1);
 }
 
 fn attempt(user: &UserId, plan: PlanId, step: &str, epoch: u32, next_try: DateTime<Utc>) -> Attempt {

@@ -85,11 +85,30 @@ impl ExecutionStore for SledStore {
         self.inner.work_signal.clone()
     }
 
-    async fn due_steps(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<StepRef>, StoreError> {
+    async fn due_steps(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&StepRef>,
+        limit: usize,
+    ) -> Result<Vec<StepRef>, StoreError> {
         let mut end = vec![WORK];
         end.extend_from_slice(&instant(ms(now).saturating_add(1)));
+        let start = match after {
+            Some(place) => match self.user_num(&place.user)? {
+                Some(num) => {
+                    let mut key = work_key(ms(place.at), num, place.plan_id.0, &place.step_id);
+                    key.push(0); // just past it
+                    key
+                }
+                None => vec![WORK],
+            },
+            None => vec![WORK],
+        };
+        if start >= end {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
-        for item in self.inner.timers.range(vec![WORK]..end).take(limit) {
+        for item in self.inner.timers.range(start..end).take(limit) {
             let (_, v) = item.map_err(backend)?;
             out.push(decode("timers", &v)?);
         }
