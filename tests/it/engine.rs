@@ -923,7 +923,7 @@ async fn a_configured_model_writes_the_replan_when_the_template_has_none() {
 #[tokio::test]
 async fn one_users_backlog_of_ready_steps_does_not_hide_another_users_step() {
     use steward::plan::{HistoryEntry, PlanMode, Step, ToolBinding};
-    use steward::store::{AccountStore, Derived, PlanStore};
+    use steward::store::Derived;
     let s = setup(vec![], |c| {
         c.engine.max_concurrency = 2;
         c.engine.per_user = 1;
