@@ -986,3 +986,50 @@ async fn one_users_backlog_of_ready_steps_does_not_hide_another_users_step() {
     assert!(s.tools.seen_at("/tickets/hog").len() <= 2, "the hog holds one slot");
     s.tools.release();
 }
+
+#[tokio::test]
+async fn only_a_step_bound_to_a_tool_with_side_effects_waits_for_a_yes() {
+    let script = vec![
+        Script::tool(
+            "a",
+            "update_plan",
+            json!({"title": "Trip", "explanation": "x", "ops": [
+                {"op": "add_step", "id": "pack", "title": "Pack"},
+                {"op": "add_step", "id": "remind", "title": "Remind me to pack",
+                 "tool": {"name": "schedule_reminder", "args": {"text": "pack", "at": "2027-01-10T09:00:00Z"}}}]}),
+        ),
+        Script::text("Added."),
+    ];
+    let s = setup(script, |c| {
+        c.confirm = steward::config::ConfirmConfig {
+            create_plan: false,
+            ..Default::default()
+        };
+    })
+    .await;
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "remind me to pack").await;
+    let p = plan_when(&s.app, "the reminder step ran", |p| {
+        status(p, "remind") == StepStatus::Completed
+    })
+    .await;
+    assert!(
+        result(&p, "remind").starts_with("reminder set for"),
+        "{}",
+        result(&p, "remind")
+    );
+    assert!(s.app.app.store.open_proposals(&ana()).await.unwrap().is_empty());
+    s.model.push([
+        Script::tool(
+            "b",
+            "update_plan",
+            json!({"plan_id": "p1", "expected_version": p.version, "explanation": "x", "ops": [{"op": "add_step", "id": "mail", "title": "Email me the packing list",
+                   "tool": {"name": "send_email", "args": {"subject": "Packing", "body": "Passport"}}}]}),
+        ),
+        Script::text("Proposed."),
+    ]);
+    client.turn("c2", "and email me the packing list").await;
+    let proposals = s.app.app.store.open_proposals(&ana()).await.unwrap();
+    assert_eq!(proposals.len(), 1, "an email is sent only after the person's yes");
+    assert!(plan(&s.app).await.steps.iter().all(|s| s.id != "mail"));
+}
