@@ -118,6 +118,28 @@ base_ms = 100
         ),
     )
     .unwrap();
+    // A tool with a one-second timeout.
+    std::fs::write(
+        dir.join("tools/slow_ticket.toml"),
+        format!(
+            r#"
+name = "slow_ticket"
+description = "Opens a ticket in a slow helpdesk"
+method = "POST"
+url = "{base}/slow"
+idempotency_header = "Idempotency-Key"
+timeout_secs = 1
+[parameters]
+type = "object"
+required = ["title"]
+properties.title = {{ type = "string" }}
+[retry]
+max_attempts = 3
+base_ms = 100
+"#
+        ),
+    )
+    .unwrap();
     // A tool that takes no idempotency key.
     std::fs::write(
         dir.join("tools/notify_hr.toml"),
@@ -1032,4 +1054,37 @@ async fn only_a_step_bound_to_a_tool_with_side_effects_waits_for_a_yes() {
     let proposals = s.app.app.store.open_proposals(&ana()).await.unwrap();
     assert_eq!(proposals.len(), 1, "an email is sent only after the person's yes");
     assert!(plan(&s.app).await.steps.iter().all(|s| s.id != "mail"));
+}
+
+#[tokio::test]
+async fn a_call_that_times_out_is_retried_under_its_key_and_takes_effect_once() {
+    let script = vec![
+        Script::tool(
+            "a",
+            "update_plan",
+            json!({"title": "Slow", "explanation": "x", "ops": [{"op": "add_step", "id": "slow", "title": "Slow ticket",
+                   "tool": {"name": "slow_ticket", "args": {"title": "slow"}}}]}),
+        ),
+        Script::text("Added."),
+    ];
+    let s = setup(script, |_| {}).await;
+    // The first call is done on arrival but answered too late.
+    s.tools.script("/slow", vec![Answer::Hold]);
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "open a slow ticket").await;
+    let p = plan_when(&s.app, "the slow ticket done", |p| {
+        status(p, "slow") == StepStatus::Completed
+    })
+    .await;
+    let calls = s.tools.seen_at("/slow");
+    assert_eq!(calls.len(), 2, "timed out once, then answered from the stored result");
+    assert_eq!(calls[0].key, calls[1].key);
+    let gap = calls[1].at - calls[0].at;
+    assert!(
+        gap >= Duration::from_secs(1),
+        "the retry waited for the timeout: {gap:?}"
+    );
+    assert_eq!(s.tools.effects().values().sum::<u32>(), 1);
+    assert!(result(&p, "slow").contains("T-1"), "{}", result(&p, "slow"));
+    s.tools.release();
 }
