@@ -123,6 +123,62 @@ pub(crate) struct StalledBody {
     /// Tool steps running or waiting to retry for longer than
     /// `engine.stall_after_secs`, oldest first.
     stalled: Vec<Attempt>,
+    /// Steps a person works on that have been in progress that long.
+    in_progress: Vec<HumanStep>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct HumanStep {
+    user: UserId,
+    plan_id: PlanId,
+    step_id: String,
+    title: String,
+    since: chrono::DateTime<chrono::Utc>,
+}
+
+/// History entries read per plan to find when a step was started.
+const HISTORY_SCAN: usize = 500;
+
+/// Steps without a tool in progress since before `threshold`, across
+/// users (a scan of every plan: an operator's request, not a hot path).
+async fn human_steps_in_progress(
+    app: &App,
+    threshold: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<HumanStep>, StoreError> {
+    let mut out = Vec::new();
+    for user in app.store.users().await? {
+        for plan in app.store.list_plans(&user).await? {
+            let started: Vec<&crate::plan::Step> = plan
+                .steps
+                .iter()
+                .filter(|s| s.status == StepStatus::InProgress && s.tool.is_none())
+                .collect();
+            if started.is_empty() || plan.created_at > threshold {
+                continue;
+            }
+            let history = app.store.history(&user, plan.id, HISTORY_SCAN).await?;
+            for step in started {
+                let since = history.iter().find_map(|h| {
+                    h.changes
+                        .iter()
+                        .any(|c| matches!(c, crate::plan::Change::StepStatus { step: s, to: StepStatus::InProgress, .. } if s == &step.id))
+                        .then_some(h.at)
+                });
+                let since = since.unwrap_or(plan.created_at);
+                if since <= threshold {
+                    out.push(HumanStep {
+                        user: user.clone(),
+                        plan_id: plan.id,
+                        step_id: step.id.clone(),
+                        title: step.title.clone(),
+                        since,
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by_key(|s| s.since);
+    Ok(out)
 }
 
 /// The open attempts older than the stall threshold.
@@ -142,8 +198,10 @@ pub(crate) async fn stalled_attempts(app: &App) -> Result<Vec<Attempt>, StoreErr
 /// `GET /admin/steps/stalled`.
 pub(crate) async fn stalled(State(app): State<App>, headers: HeaderMap) -> Result<Json<StalledBody>, ApiError> {
     require(&app, &headers)?;
+    let threshold = app.now() - chrono::Duration::seconds(app.config.engine.stall_after_secs as i64);
     Ok(Json(StalledBody {
         stalled: stalled_attempts(&app).await?,
+        in_progress: human_steps_in_progress(&app, threshold).await?,
     }))
 }
 

@@ -705,10 +705,23 @@ async fn metrics_and_the_admin_api_follow_the_engine_and_a_stalled_step_is_repor
     s.tools.script("/tickets/accounts", vec![Answer::Status(404, None)]);
     let mut client = s.app.connect("ana").await;
     client.turn("c1", "provision Ana").await;
-    plan_when(&s.app, "accounts failed", |p| {
+    let p = plan_when(&s.app, "accounts failed", |p| {
         status(p, "accounts") == StepStatus::Failed
     })
     .await;
+    // (The failure's notification is worded first: the script is the model's.)
+    notifications(&mut client, 1).await;
+    // And a step the person works on, started now.
+    s.model.push([
+        Script::tool(
+            "h",
+            "update_plan",
+            json!({"plan_id": "p1", "expected_version": p.version, "explanation": "x",
+                   "ops": [{"op": "add_step", "id": "call_ana", "title": "Call Ana", "status": "in_progress"}]}),
+        ),
+        Script::text("Added."),
+    ]);
+    client.turn("c2", "I'm calling Ana").await;
 
     let http = reqwest::Client::new();
     let get = |path: &str, bearer: Option<&str>| {
@@ -755,6 +768,9 @@ async fn metrics_and_the_admin_api_follow_the_engine_and_a_stalled_step_is_repor
         .json()
         .await
         .unwrap();
+    let human = stalled["in_progress"].as_array().unwrap().clone();
+    assert_eq!(human.len(), 1, "{human:#?}");
+    assert_eq!(human[0]["step_id"], "call_ana");
     let stalled = stalled["stalled"].as_array().unwrap();
     assert_eq!(stalled.len(), 1, "{stalled:#?}");
     assert_eq!(stalled[0]["step_id"], "laptop");
@@ -1041,6 +1057,8 @@ async fn only_a_step_bound_to_a_tool_with_side_effects_waits_for_a_yes() {
         result(&p, "remind")
     );
     assert!(s.app.app.store.open_proposals(&ana()).await.unwrap().is_empty());
+    // The step's notification is worded first: the script is the model's.
+    notifications(&mut client, 1).await;
     s.model.push([
         Script::tool(
             "b",
