@@ -73,6 +73,31 @@ pub struct App {
     tasks: TaskTracker,
     /// Cancelled when the server stops; every task watches it.
     stopping: CancellationToken,
+    /// Which background workers are running (`/readyz`).
+    pub(crate) workers: Arc<Workers>,
+}
+
+/// Set while each background worker runs; cleared when it stops (for
+/// good, or by a panic).
+#[derive(Default)]
+pub(crate) struct Workers {
+    pub(crate) scheduler: std::sync::atomic::AtomicBool,
+    pub(crate) notifier: std::sync::atomic::AtomicBool,
+    pub(crate) engine: std::sync::atomic::AtomicBool,
+}
+
+/// Sets `flag` while `work` runs; a drop guard clears it however the
+/// work ends.
+async fn flagged<T>(flag: &std::sync::atomic::AtomicBool, work: impl Future<Output = T>) -> T {
+    struct Clear<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Clear<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _clear = Clear(flag);
+    work.await
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +247,7 @@ impl Builder {
             clock,
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
+            workers: Arc::new(Workers::default()),
         })
     }
 }
@@ -369,10 +395,21 @@ impl App {
         };
         let schedule = housekeeping.schedule().await?;
         self.spawn(housekeeping.run(schedule, self.stopping()));
-        self.spawn(self.scheduler().run(self.stopping()));
-        self.spawn(self.notifier()?.run(self.stopping()));
+        let (scheduler, notifier) = (self.scheduler(), self.notifier()?);
+        // Running from here on (a request right after start sees them so).
+        for flag in [&self.workers.scheduler, &self.workers.notifier] {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.workers
+            .engine
+            .store(self.config.engine.enabled, std::sync::atomic::Ordering::SeqCst);
+        let (w, stop) = (self.workers.clone(), self.stopping());
+        self.spawn(async move { flagged(&w.scheduler, scheduler.run(stop)).await });
+        let (w, stop) = (self.workers.clone(), self.stopping());
+        self.spawn(async move { flagged(&w.notifier, notifier.run(stop)).await });
         if self.config.engine.enabled {
-            self.spawn(self.executor()?.run(self.stopping()));
+            let (executor, w, stop) = (self.executor()?, self.workers.clone(), self.stopping());
+            self.spawn(async move { flagged(&w.engine, executor.run(stop)).await });
         }
         Ok(())
     }

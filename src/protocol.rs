@@ -172,7 +172,12 @@ pub(crate) fn parse_client_frame(text: &str, max_message_chars: usize) -> Result
             }
             let reply_to = Some(id.clone());
             let text = string_field(&obj, "text", kind, &reply_to)?;
-            if text.trim().is_empty() {
+            // Zero-width and other invisible characters say nothing either.
+            let invisible = |c: char| {
+                c.is_whitespace()
+                    || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{00ad}' | '\u{034f}' | '\u{180e}')
+            };
+            if text.chars().all(invisible) {
                 return Err(fail(ErrorCode::EmptyMessage, "the message is empty", reply_to));
             }
             let chars = text.chars().count();
@@ -254,6 +259,11 @@ mod tests {
                 r#"{"type":"message","id":"c4","text":"   "}"#,
                 ErrorCode::EmptyMessage,
                 Some("c4"),
+            ),
+            (
+                "{\"type\":\"message\",\"id\":\"c4z\",\"text\":\"\u{200b}\u{feff} \u{2060}\"}",
+                ErrorCode::EmptyMessage,
+                Some("c4z"),
             ),
             (
                 r#"{"type":"message","id":"c5","text":"0123456789x"}"#,

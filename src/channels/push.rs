@@ -33,6 +33,8 @@ pub enum PushError {
     Endpoint,
     #[error("endpoint must be a public push service, not a local or private address")]
     InternalEndpoint,
+    #[error("endpoint must be a push service's public name on the default https port (like fcm.googleapis.com)")]
+    NotAPushService,
     #[error("keys.p256dh must be base64url")]
     KeyEncoding,
     #[error("keys.p256dh is not a P-256 public key")]
@@ -60,6 +62,14 @@ pub(crate) fn validate(sub: &PushSubscription, allow_http: bool) -> Result<(), P
     }
     if !allow_http && crate::net::internal_host(&endpoint) {
         return Err(PushError::InternalEndpoint);
+    }
+    // Push services are public names on the default https port: a
+    // single-label name (an intranet host) or another port is not one.
+    let single_label = endpoint
+        .domain()
+        .is_some_and(|d| !d.trim_end_matches('.').contains('.'));
+    if !allow_http && (single_label || endpoint.port().is_some()) {
+        return Err(PushError::NotAPushService);
     }
     let key = b64(&sub.p256dh).ok_or(PushError::KeyEncoding)?;
     p256::PublicKey::from_sec1_bytes(&key).map_err(|_| PushError::Key)?;
@@ -169,6 +179,10 @@ mod tests {
             auth: URL_SAFE_NO_PAD.encode([1u8; 16]),
         };
         assert!(validate(&sub("https://fcm.googleapis.com/fcm/send/abc"), false).is_ok());
+        assert_eq!(
+            validate(&sub("https://pushgateway/x"), false),
+            Err(PushError::NotAPushService)
+        );
         for bad in [
             "http://fcm.googleapis.com/x",
             "https://127.0.0.1/x",
@@ -183,6 +197,8 @@ mod tests {
             "https://0.0.0.0/x",
             "https://localhost/x",
             "https://user@push.example.com/x",
+            "https://pushgateway/x",
+            "https://push.example.com:8443/x",
         ] {
             assert!(validate(&sub(bad), false).is_err(), "{bad}");
         }

@@ -10,6 +10,7 @@
 
 mod engine;
 mod env;
+pub(crate) mod origins;
 pub use engine::EngineConfig;
 pub(crate) use engine::tool_secret;
 use figment::Figment;
@@ -42,8 +43,10 @@ pub struct Config {
     /// warning at start (a typo in `steward.toml` is an error instead).
     #[serde(skip)]
     pub ignored_variables: Vec<String>,
-    /// Origins allowed to open `/ws` from a browser. Empty: same host only
-    /// (and any loopback origin in dev mode).
+    /// Origins allowed to open `/ws` from a browser, besides the server's
+    /// own. Empty: the server's own only (and any loopback origin in dev
+    /// mode). One URL or a comma-separated list; `*` is refused.
+    #[serde(deserialize_with = "origins::list")]
     pub allowed_origins: Vec<String>,
     /// Directory with prompt templates; missing files fall back to the
     /// built-in ones.
@@ -247,6 +250,9 @@ impl Default for PushConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
+    /// Text with colours on a terminal, JSON lines otherwise (a service
+    /// manager or a log collector reads them).
+    Auto,
     Text,
     Json,
 }
@@ -320,7 +326,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             prompts_dir: PathBuf::from("prompts"),
             static_dir: PathBuf::from("static"),
-            log_format: LogFormat::Text,
+            log_format: LogFormat::Auto,
             llm: LlmConfig::default(),
             limits: Limits::default(),
             plan: PlanConfig::default(),

@@ -121,16 +121,19 @@ pub(crate) fn check_origin(config: &Config, headers: &HeaderMap) -> Result<(), A
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
+    // The server's own pages are always allowed.
+    if origin_host.eq_ignore_ascii_case(host) {
+        return Ok(());
+    }
     if !config.allowed_origins.is_empty() {
-        return if config.allowed_origins.iter().any(|o| o == origin) {
+        let listed = crate::config::origins::normalize(origin)
+            .is_ok_and(|o| config.allowed_origins.iter().any(|allowed| allowed == &o));
+        return if listed {
             Ok(())
         } else {
             Err(AuthError::ForbiddenOrigin(origin.to_owned()))
         };
-    }
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
-    if origin_host == host {
-        return Ok(());
     }
     if config.dev_mode() && is_loopback_name(hostname(origin_host)) {
         return Ok(());

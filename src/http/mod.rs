@@ -50,6 +50,7 @@ pub(crate) fn router(app: App) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(admin::ready))
         .route("/metrics", get(admin::metrics))
         .route("/act/{action}/{plan}/{step}/{state}", get(act::show).post(act::act))
         .route("/admin/users/{user}/plans", get(admin::plans))
@@ -68,6 +69,7 @@ pub(crate) fn router(app: App) -> Router {
         // The API has its own limit, answered in its error body.
         .layer(RequestBodyLimitLayer::new(body_limit))
         .merge(api)
+        .layer(axum::middleware::map_response(security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(app)
 }
@@ -111,6 +113,34 @@ pub async fn serve(
 
 /// Responses made below the handlers (the body limit's 413) carry the
 /// error body too.
+/// Every answer: `nosniff`. Pages (the demo, the console, the pages links
+/// open): a strict Content-Security-Policy (this origin's scripts only, no
+/// framing) and no referrer, so a link's token never leaks to another
+/// site. The widget's script and styles are not pages: any site may embed
+/// them with a `<script>` tag.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    let page = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if page {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                 connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
+            ),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+        headers.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
+    }
+    response
+}
+
 async fn json_errors(response: Response) -> Response {
     let json = response
         .headers()

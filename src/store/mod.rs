@@ -412,6 +412,10 @@ pub trait Store:
     /// the background (a flush whose caller stopped waiting), so a store
     /// dropped afterwards is closed.
     async fn quiesce(&self);
+
+    /// Writes and flushes a probe record: the store takes writes now
+    /// (`/readyz`).
+    async fn probe(&self) -> Result<(), StoreError>;
 }
 
 /// What [`Store::prune`] removed.

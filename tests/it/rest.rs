@@ -484,3 +484,49 @@ async fn the_conversation_says_busy_while_a_turn_runs() {
     // The reply is sent just before the turn lets go of the user's lock.
     assert!(becomes_busy(&app, false).await, "not busy once the turn is over");
 }
+
+#[tokio::test]
+async fn pages_carry_a_strict_policy_and_the_widget_script_stays_embeddable() {
+    let app = app().await;
+    let page = reqwest::get(app.url("/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let h = page.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let script = reqwest::get(app.url("/widget.js")).await.unwrap();
+    assert_eq!(script.status(), 200);
+    let h = script.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.get("content-security-policy").is_none() && h.get("x-frame-options").is_none());
+}
+
+#[tokio::test]
+async fn readiness_reports_the_store_and_the_background_workers() {
+    let app = app().await;
+    let r = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"store": "ok", "scheduler": "off", "notifier": "off", "engine": "off"}),
+        "this app runs no background workers"
+    );
+    let engine = Arc::new(OfflineEngine::new(Arc::new(Templates::built_in().unwrap())));
+    let running = TestApp::with(engine).config(|c| c.background = true).spawn().await;
+    let body: Value = reqwest::get(running.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        json!({"store": "ok", "scheduler": "running", "notifier": "running", "engine": "running"})
+    );
+}

@@ -231,6 +231,15 @@ impl Store for SledStore {
     async fn quiesce(&self) {
         let _all = self.inner.background.write().await;
     }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        let now = Utc::now().timestamp_millis();
+        self.inner
+            .meta
+            .insert(b"probe", &now.to_be_bytes()[..])
+            .map_err(backend)?;
+        self.durable().await
+    }
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
