@@ -27,6 +27,24 @@ pub(crate) struct Tool {
     pub tool: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Outcome {
+    /// `ok`, or the error's class.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ChannelOutcome {
+    /// `socket`, `push`, `email`, `inbox`, `webhook`.
+    pub channel: String,
+    pub outcome: String,
+}
+
+fn seconds() -> Histogram {
+    // 1 ms … ~4.5 min.
+    Histogram::new(exponential_buckets(0.001, 3.0, 12))
+}
+
 fn latency() -> Histogram {
     // 10 ms … ~5.8 days: a step may wait on a slow tool or a long retry.
     Histogram::new(exponential_buckets(0.01, 4.0, 16))
@@ -44,7 +62,13 @@ pub struct Metrics {
     pub(crate) replans: Counter,
     pub(crate) steps_running: Gauge,
     pub(crate) turns: Counter,
+    pub(crate) turn_seconds: Histogram,
     pub(crate) ws_connections: Gauge,
+    pub(crate) model_calls: Family<Outcome, Counter>,
+    pub(crate) model_call_seconds: Histogram,
+    pub(crate) notifications: Family<ChannelOutcome, Counter>,
+    pub(crate) deliveries: Family<ChannelOutcome, Counter>,
+    pub(crate) trigger_lateness_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -54,6 +78,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    // Long: one registration per series, in one place: the list is the
+    // export's table of contents.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("steward");
         let m = Metrics {
@@ -66,7 +92,13 @@ impl Metrics {
             replans: Counter::default(),
             steps_running: Gauge::default(),
             turns: Counter::default(),
+            turn_seconds: seconds(),
             ws_connections: Gauge::default(),
+            model_calls: Family::default(),
+            model_call_seconds: seconds(),
+            notifications: Family::default(),
+            deliveries: Family::default(),
+            trigger_lateness_seconds: seconds(),
             registry: Registry::default(),
         };
         registry.register(
@@ -103,7 +135,47 @@ impl Metrics {
         registry.register("steps_running", "Tool steps running now", m.steps_running.clone());
         registry.register("turns", "Chat turns answered", m.turns.clone());
         registry.register("ws_connections", "Open websocket connections", m.ws_connections.clone());
+        registry.register(
+            "turn_seconds",
+            "Chat turns from the message to the answer",
+            m.turn_seconds.clone(),
+        );
+        registry.register(
+            "model_calls",
+            "Model calls (with their retries) by outcome",
+            m.model_calls.clone(),
+        );
+        registry.register(
+            "model_call_seconds",
+            "Model calls (with their retries), end to end",
+            m.model_call_seconds.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications routed, by channel",
+            m.notifications.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Emails, pushes and webhooks attempted, by channel and outcome",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "trigger_lateness_seconds",
+            "How late triggers fired after their time",
+            m.trigger_lateness_seconds.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Counts one model call (its retries included): how long, and `ok`
+    /// or the error's class.
+    pub(crate) fn model_call(&self, took: std::time::Duration, outcome: &str) {
+        self.model_call_seconds.observe(took.as_secs_f64());
+        let outcome = Outcome {
+            outcome: outcome.to_owned(),
+        };
+        self.model_calls.get_or_create(&outcome).inc();
     }
 
     pub(crate) fn kind(kind: &str) -> Kind {

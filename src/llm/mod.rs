@@ -90,6 +90,23 @@ pub trait ChatModel: Send + Sync + 'static {
     async fn complete(&self, request: &ModelRequest, deltas: DeltaSink<'_>) -> Result<ModelResponse, ModelError>;
 }
 
+impl ModelError {
+    /// The error's class, as metrics count it.
+    pub(crate) fn class(&self) -> &'static str {
+        match self {
+            ModelError::Timeout => "timeout",
+            ModelError::RateLimited { .. } | ModelError::RetryAfterTooLong { .. } => "rate_limited",
+            ModelError::Server { .. } => "server",
+            ModelError::Malformed(_) => "malformed",
+            ModelError::Transport(_) => "transport",
+            ModelError::Rejected { .. } => "rejected",
+            ModelError::TooLarge { .. } => "too_large",
+            #[cfg(any(test, feature = "test-util"))]
+            ModelError::ScriptExhausted => "script_exhausted",
+        }
+    }
+}
+
 /// How one model call is retried.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct RetryPolicy {

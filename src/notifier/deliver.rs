@@ -131,6 +131,7 @@ impl Notifier {
                 item.last_error = Some(e.to_string());
             }
         }
+        count_delivery(self.service.metrics(), &item);
         self.store.save_outbox(&item).await?;
         Ok(item.status)
     }
@@ -141,6 +142,25 @@ impl Notifier {
         let prefs = self.service.preferences(user).await?;
         Ok(prefs.deliverable_email() == Some(email.to.as_str()))
     }
+}
+
+/// Counts one delivery attempt in `steward_deliveries_total`.
+fn count_delivery(metrics: &crate::metrics::Metrics, item: &OutboxItem) {
+    let channel = match &item.payload {
+        Payload::Email(_) => "email",
+        Payload::Push { .. } => "push",
+        Payload::Webhook { .. } => "webhook",
+    };
+    let outcome = match item.status {
+        OutboxStatus::Sent => "sent",
+        OutboxStatus::Failed => "failed",
+        _ => "retry",
+    };
+    let label = crate::metrics::ChannelOutcome {
+        channel: channel.into(),
+        outcome: outcome.into(),
+    };
+    metrics.deliveries.get_or_create(&label).inc();
 }
 
 #[cfg(test)]

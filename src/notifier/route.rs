@@ -109,6 +109,11 @@ impl Notifier {
             return Ok(false);
         }
         tracing::info!(channel = ?channel, "notification routed");
+        let label = crate::metrics::ChannelOutcome {
+            channel: channel_name(channel).into(),
+            outcome: "routed".into(),
+        };
+        self.service.metrics().notifications.get_or_create(&label).inc();
         if channel == Channel::Socket {
             match self.hub.publish_tracked(user, Event::Notification(n.view())) {
                 Some(written) => mark_seen_when_written(&self.tasks, &self.store, user, vec![n.id.clone()], written),
@@ -233,6 +238,15 @@ fn transcript(n: &Notification, now: DateTime<Utc>) -> Option<Entry> {
             notification: Some(n.id.clone()),
         },
     })
+}
+
+fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Socket => "socket",
+        Channel::Push => "push",
+        Channel::Email => "email",
+        Channel::Inbox => "inbox",
+    }
 }
 
 /// A one-click action offered with a notification: a signed link that

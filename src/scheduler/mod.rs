@@ -320,6 +320,8 @@ impl Scheduler {
             Some(_) => {
                 let lateness_ms = (now - t.fire_at).num_milliseconds();
                 tracing::info!(?outcome, lateness_ms, "trigger handled");
+                let late = (lateness_ms.max(0) as f64) / 1000.0;
+                self.service.metrics().trigger_lateness_seconds.observe(late);
                 Ok(Some((outcome, digests)))
             }
         }

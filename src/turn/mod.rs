@@ -177,8 +177,11 @@ pub(crate) async fn perform(app: &Turns, user: &UserId, out: &Outlet, work: Work
 /// Runs one turn and answers with a `reply` or an `error`.
 pub(crate) async fn run(app: &Turns, user: &UserId, out: &Outlet, message_id: &str, text: &str, state: &mut TurnState) {
     let span = tracing::info_span!("turn", user_id = %user, message_id = %message_id, engine = %app.engine.name());
+    let started = std::time::Instant::now();
     let result = turn(app, user, message_id, text, state).instrument(span.clone()).await;
-    app.service.metrics().turns.inc();
+    let metrics = app.service.metrics();
+    metrics.turns.inc();
+    metrics.turn_seconds.observe(started.elapsed().as_secs_f64());
     let _entered = span.enter();
     let failed = |code, message: String| Event::TurnFailed {
         reply_to: message_id.to_owned(),
@@ -517,7 +520,10 @@ async fn model_turn(
             messages: transcript.for_model(),
             tools: app.tools.specs(),
         };
+        let called = std::time::Instant::now();
         let answer = complete_with_retry(model, &request, &sink, policy).await;
+        let outcome = answer.as_ref().map_or_else(|e| e.class(), |_| "ok");
+        app.service.metrics().model_call(called.elapsed(), outcome);
         deltas.flush();
         let answer = answer?;
         tracing::debug!(round, tool_calls = answer.tool_calls.len(), "model answered");

@@ -837,6 +837,12 @@ async fn metrics_and_the_admin_api_follow_the_engine_and_a_stalled_step_is_repor
         assert!(Instant::now() < deadline, "{m:#?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The rest of the server counts too: turns, model calls, routing.
+    let m = parse_metrics(&get("/metrics", Some(&token)).await.unwrap().text().await.unwrap());
+    assert!(m[r#"steward_model_calls_total{outcome="ok"}"#] >= 2.0, "{m:#?}");
+    assert!(m["steward_turn_seconds_count"] >= 2.0);
+    assert!(m["steward_model_call_seconds_count"] >= 2.0);
+    assert!(m[r#"steward_notifications_total{channel="socket",outcome="routed"}"#] >= 1.0);
     drop(client);
 }
 
