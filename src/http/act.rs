@@ -159,20 +159,34 @@ fn moved_on(app: &App, c: &Checked) -> Option<Response> {
     ))
 }
 
+/// The checked link and its step as it is now, or the page that says why
+/// the link does nothing (not valid, or the step moved on).
+async fn usable(
+    app: &App,
+    place: Place,
+    token: &str,
+) -> Result<Result<(Checked, crate::plan::Step), Response>, ApiError> {
+    let Some(c) = check(app, place, token).await? else {
+        return Ok(Err(invalid(app)));
+    };
+    if let Some(changed) = moved_on(app, &c) {
+        return Ok(Err(changed));
+    }
+    match c.plan.step(&c.step).cloned() {
+        Some(step) => Ok(Ok((c, step))),
+        None => Ok(Err(invalid(app))),
+    }
+}
+
 /// `GET /act/{action}/{plan}/{step}/{state}?token=…`: what the button will do.
 pub(crate) async fn show(
     State(app): State<App>,
     Path(place): Path<Place>,
     Params(q): Params<TokenQuery>,
 ) -> Result<Response, ApiError> {
-    let Some(c) = check(&app, place, &q.token).await? else {
-        return Ok(invalid(&app));
-    };
-    if let Some(changed) = moved_on(&app, &c) {
-        return Ok(changed);
-    }
-    let Some(step) = c.plan.step(&c.step) else {
-        return Ok(invalid(&app));
+    let (c, step) = match usable(&app, place, &q.token).await? {
+        Ok(found) => found,
+        Err(page) => return Ok(page),
     };
     let (heading, button) = question(c.action, &step.title);
     let message = format!("From your plan “{}”.", c.plan.title);
@@ -192,14 +206,9 @@ pub(crate) async fn act(
     Path(place): Path<Place>,
     Params(q): Params<TokenQuery>,
 ) -> Result<Response, ApiError> {
-    let Some(c) = check(&app, place, &q.token).await? else {
-        return Ok(invalid(&app));
-    };
-    if let Some(changed) = moved_on(&app, &c) {
-        return Ok(changed);
-    }
-    let Some(step) = c.plan.step(&c.step).cloned() else {
-        return Ok(invalid(&app));
+    let (c, step) = match usable(&app, place, &q.token).await? {
+        Ok(found) => found,
+        Err(page) => return Ok(page),
     };
     let op = match c.action {
         StepAction::Done => Op::SetStatus {
