@@ -21,6 +21,9 @@ use sha2::{Digest, Sha256};
 pub struct Runnable {
     pub step_id: String,
     pub at: DateTime<Utc>,
+    /// The plan is worked one step at a time: one of its steps runs at once.
+    #[serde(default)]
+    pub one_at_a_time: bool,
 }
 
 /// Where a runnable step is, across users (what the store lists).
@@ -30,6 +33,8 @@ pub struct StepRef {
     pub plan_id: PlanId,
     pub step_id: String,
     pub at: DateTime<Utc>,
+    #[serde(default)]
+    pub one_at_a_time: bool,
 }
 
 /// The steps of `plan` the engine may start: pending, bound to a tool,
@@ -48,6 +53,7 @@ pub fn runnable(plan: &Plan) -> Vec<Runnable> {
         .map(|s| Runnable {
             step_id: s.id.clone(),
             at: s.due_at.unwrap_or(plan.updated_at),
+            one_at_a_time: plan.mode == PlanMode::Single,
         })
         .collect()
 }
@@ -70,9 +76,13 @@ pub struct CalendarEvent {
 
 /// The idempotency key of one epoch of a step: derived, so a restarted
 /// engine computes the same one; hashed, so no user id or plan text
-/// reaches a tool.
-pub fn idempotency_key(user: &UserId, plan: PlanId, step: &str, epoch: u32) -> String {
+/// reaches a tool; salted with a secret of the store (`salt`), so another
+/// deployment — or this one after its data was wiped — never sends a key
+/// this one used (plan and step ids repeat: "p1", "laptop").
+pub fn idempotency_key(salt: &[u8], user: &UserId, plan: PlanId, step: &str, epoch: u32) -> String {
     let mut h = Sha256::new();
+    h.update((salt.len() as u64).to_be_bytes());
+    h.update(salt);
     for part in [user.as_str(), &plan.to_string(), step, &epoch.to_string()] {
         h.update(part.as_bytes());
         h.update([0]);
@@ -161,9 +171,10 @@ impl Attempt {
         args: serde_json::Value,
         now: DateTime<Utc>,
         deadline: Duration,
+        salt: &[u8],
     ) -> Attempt {
         Attempt {
-            key: idempotency_key(&user, plan_id, &step_id, epoch),
+            key: idempotency_key(salt, &user, plan_id, &step_id, epoch),
             user,
             plan_id,
             step_id,
@@ -314,7 +325,8 @@ mod tests {
             r,
             vec![Runnable {
                 step_id: "b".into(),
-                at: t("2026-12-01T09:00:00Z")
+                at: t("2026-12-01T09:00:00Z"),
+                one_at_a_time: true,
             }]
         );
         p.steps[0].status = StepStatus::Completed;
@@ -332,15 +344,16 @@ mod tests {
     #[test]
     fn keys_are_stable_per_epoch_and_name_no_user() {
         let u = UserId::parse("ana").unwrap();
-        let k1 = idempotency_key(&u, PlanId(1), "b", 1);
-        assert_eq!(k1, idempotency_key(&u, PlanId(1), "b", 1));
-        assert_ne!(k1, idempotency_key(&u, PlanId(1), "b", 2));
-        assert_ne!(k1, idempotency_key(&u, PlanId(11), "b", 1));
+        let k1 = idempotency_key(b"salt", &u, PlanId(1), "b", 1);
+        assert_eq!(k1, idempotency_key(b"salt", &u, PlanId(1), "b", 1));
+        assert_ne!(k1, idempotency_key(b"salt", &u, PlanId(1), "b", 2));
+        assert_ne!(k1, idempotency_key(b"salt", &u, PlanId(11), "b", 1));
         assert_ne!(
-            idempotency_key(&u, PlanId(1), "b1", 1),
-            idempotency_key(&u, PlanId(11), "b", 1)
+            idempotency_key(b"salt", &u, PlanId(1), "b1", 1),
+            idempotency_key(b"salt", &u, PlanId(11), "b", 1)
         );
         assert!(!k1.contains("ana") && k1.len() == 36);
+        assert_ne!(k1, idempotency_key(b"other store", &u, PlanId(1), "b", 1));
     }
 
     #[test]

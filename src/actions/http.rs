@@ -27,6 +27,10 @@ pub(crate) struct CallError {
     pub message: String,
     /// What the tool asked to wait (Retry-After).
     pub retry_after: Option<chrono::Duration>,
+    /// The request may have been carried out (a timeout, a 500): a tool
+    /// that takes no key cannot be asked again without risking a second
+    /// effect.
+    pub may_have_run: bool,
 }
 
 impl CallError {
@@ -35,7 +39,13 @@ impl CallError {
             class,
             message: message.into(),
             retry_after: None,
+            may_have_run: false,
         }
+    }
+
+    fn ran_maybe(mut self) -> CallError {
+        self.may_have_run = true;
+        self
     }
 }
 
@@ -126,9 +136,14 @@ impl Caller {
                 format!("{host} is a local or private address the operator has not allowed"),
             ),
             EgressError::Http(e) if e.is_timeout() => {
-                CallError::new(ErrorClass::Transient, format!("no answer within {:?}", r.timeout))
+                CallError::new(ErrorClass::Transient, format!("no answer within {:?}", r.timeout)).ran_maybe()
             }
-            EgressError::Http(e) => CallError::new(ErrorClass::Transient, format!("could not reach the tool: {e}")),
+            EgressError::Http(e) if e.is_connect() => {
+                CallError::new(ErrorClass::Transient, format!("could not reach the tool: {e}"))
+            }
+            EgressError::Http(e) => {
+                CallError::new(ErrorClass::Transient, format!("the call broke off: {e}")).ran_maybe()
+            }
         })?;
         let status = response.status();
         let retry_after = response
@@ -154,6 +169,9 @@ impl Caller {
             class,
             message: format!("the tool answered {status}: {}", snippet.trim()),
             retry_after,
+            // These say the request was not carried out; any other 5xx may
+            // have been.
+            may_have_run: class == ErrorClass::Transient && !matches!(status.as_u16(), 408 | 409 | 425 | 429 | 503),
         })
     }
 }
@@ -220,10 +238,7 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, CallEr
             }
             Ok(None) => return Ok(body),
             Err(e) => {
-                return Err(CallError::new(
-                    ErrorClass::Transient,
-                    format!("the answer broke off: {e}"),
-                ));
+                return Err(CallError::new(ErrorClass::Transient, format!("the answer broke off: {e}")).ran_maybe());
             }
         }
     }

@@ -91,6 +91,10 @@ impl Action {
         })
     }
 
+    fn kind_is(&self, which: Builtin) -> bool {
+        matches!(self.kind, Kind::Builtin(b) if b == which)
+    }
+
     /// Every way `args` breaks the schema, at most five, each with where.
     pub(crate) fn check_args(&self, args: &Value) -> Result<(), BindingError> {
         let problems: Vec<String> = self
@@ -282,6 +286,14 @@ fn builtins() -> Vec<Action> {
             Builtin::HttpRequest,
         ),
     ]
+    .into_iter()
+    .map(|mut a| {
+        // An allowed host need not honour `Idempotency-Key`: a call whose
+        // outcome is unknown is handed to the person, not sent again.
+        a.takes_key = !a.kind_is(Builtin::HttpRequest);
+        a
+    })
+    .collect()
 }
 
 #[cfg(test)]

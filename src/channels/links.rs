@@ -116,6 +116,15 @@ impl Links {
         tag.len() == MAC_BYTES && self.mac(purpose, user, bound).verify_truncated_left(&tag).is_ok()
     }
 
+    /// A secret of this store for salting idempotency keys, derived from
+    /// the link key (its own purpose, so it reveals nothing of links).
+    pub(crate) fn idempotency_salt(&self) -> Vec<u8> {
+        let mut mac =
+            HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(b"steward idempotency-key salt");
+        mac.finalize().into_bytes().to_vec()
+    }
+
     pub(crate) fn widget(&self) -> String {
         format!("{}/", self.base)
     }

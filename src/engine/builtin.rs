@@ -129,7 +129,10 @@ impl Executor {
         let url = text(&attempt.args, "url");
         let parsed = url::Url::parse(url).map_err(|e| CallError::new(ErrorClass::User, format!("`{url}`: {e}")))?;
         let host = parsed.host_str().unwrap_or_default();
-        if !matches!(parsed.scheme(), "http" | "https") || !self.config.allows(host) {
+        // The model writes this URL: a listed host, on its default port,
+        // reached through the public-only client (a name that resolves to
+        // a private address is refused at connect time).
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.port().is_some() || !self.config.allows(host) {
             return Err(CallError::new(
                 ErrorClass::Permanent,
                 format!("{host} is not a host steward may call (the operator lists them in engine.allow_hosts)"),
@@ -146,7 +149,7 @@ impl Executor {
                 body: attempt.args.get("body"),
                 key: Some((&key_header, &attempt.key)),
                 timeout,
-                internal_ok: true,
+                internal_ok: false,
             })
             .await
     }

@@ -47,8 +47,6 @@ const BATCH: usize = 256;
 const PAGES: usize = 16;
 /// The longest the loop sleeps without a signal.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
-/// How soon the loop looks again while due work waits for a free slot.
-const BUSY_RETRY: Duration = Duration::from_millis(250);
 
 /// Runs tool-bound steps. Cheap to share.
 pub struct Executor {
@@ -175,7 +173,6 @@ impl Executor {
     /// long to sleep.
     pub(crate) async fn pass(self: &Arc<Self>, stop: &CancellationToken) -> Result<Duration, StoreError> {
         let now = self.now();
-        let mut waiting = false;
         // Attempts first: they are older than anything new in the work list.
         let open = self.store.open_attempts(BATCH).await?;
         self.report_stalled(&open).await;
@@ -190,9 +187,9 @@ impl Executor {
                 continue;
             }
             let place = (attempt.user.clone(), attempt.plan_id, attempt.step_id.clone());
-            match self.take_slot(&place, None) {
-                Some(slot) => self.spawn_attempt(attempt, slot, stop),
-                None => waiting |= !self.is_running(&place),
+            // Held back by a limit: it starts when a slot frees (`freed`).
+            if let Some(slot) = self.take_slot(&place, None) {
+                self.spawn_attempt(attempt, slot, stop);
             }
         }
         // Page on past steps held back by a user's or a plan's limit, so one
@@ -207,9 +204,8 @@ impl Executor {
                 if self.is_running(&place) {
                     continue;
                 }
-                match self.take_slot(&place, Some(&step)) {
-                    Some(slot) => self.spawn_start(step, slot, stop),
-                    None => waiting = true,
+                if let Some(slot) = self.take_slot(&place, Some(&step)) {
+                    self.spawn_start(step, slot, stop);
                 }
             }
             if !full || self.is_full() {
@@ -222,7 +218,7 @@ impl Executor {
             next = Some(next.map_or(at, |n| n.min(at)));
         }
         let until = next.map_or(MAX_SLEEP, |at| (at - now).to_std().unwrap_or_default().min(MAX_SLEEP));
-        Ok(if waiting { until.min(BUSY_RETRY) } else { until })
+        Ok(until)
     }
 
     /// Every global slot is taken.
@@ -237,13 +233,17 @@ impl Executor {
     }
 
     /// A slot for one try at `place`, if the limits allow one now.
-    fn take_slot(self: &Arc<Self>, place: &(UserId, PlanId, String), _new: Option<&StepRef>) -> Option<Slot> {
+    fn take_slot(self: &Arc<Self>, place: &(UserId, PlanId, String), new: Option<&StepRef>) -> Option<Slot> {
         let mut r = self.running.lock().ok()?;
         let (user, plan, _) = place;
+        let per_plan = match new {
+            Some(step) if step.one_at_a_time => 1,
+            _ => self.config.per_plan,
+        };
         if r.steps.contains(place)
             || r.steps.len() >= self.config.max_concurrency
             || r.per_user.get(user).copied().unwrap_or(0) >= self.config.per_user
-            || r.per_plan.get(&(user.clone(), *plan)).copied().unwrap_or(0) >= self.config.per_plan
+            || r.per_plan.get(&(user.clone(), *plan)).copied().unwrap_or(0) >= per_plan
         {
             return None;
         }
@@ -264,12 +264,7 @@ impl Executor {
             let span =
                 tracing::info_span!("step", user_id = %step.user, plan_id = %step.plan_id, step_id = %step.step_id);
             let work = tracing::Instrument::instrument(this.start(step, &slot), span);
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                done = work => if let Err(e) = done {
-                    tracing::error!(error = %e, "a tool step could not be recorded; it is tried again later");
-                }
-            }
+            finish_or_abandon(work, &stop).await;
             drop(slot);
         });
     }
@@ -281,13 +276,31 @@ impl Executor {
             let span = tracing::info_span!("step", user_id = %attempt.user, plan_id = %attempt.plan_id,
                 step_id = %attempt.step_id, tool = %attempt.tool, epoch = attempt.epoch);
             let work = tracing::Instrument::instrument(this.resume(attempt), span);
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                done = work => if let Err(e) = done {
-                    tracing::error!(error = %e, "a tool step could not be recorded; it is tried again later");
-                }
-            }
+            finish_or_abandon(work, &stop).await;
             drop(slot);
         });
+    }
+}
+
+/// How long a try may go on once the server is stopping (below the
+/// server's shutdown grace).
+const FINISH_ON_STOP: Duration = Duration::from_secs(5);
+
+/// Runs one try to its end; once the server stops, gives it
+/// `FINISH_ON_STOP` more (an abandoned call is an outcome to reconcile at
+/// the next start, so it is worth finishing), then lets it go.
+async fn finish_or_abandon(
+    work: impl std::future::Future<Output = Result<(), run::RunError>>,
+    stop: &CancellationToken,
+) {
+    tokio::pin!(work);
+    let done = tokio::select! {
+        done = &mut work => Some(done),
+        _ = stop.cancelled() => tokio::time::timeout(FINISH_ON_STOP, &mut work).await.ok(),
+    };
+    match done {
+        Some(Ok(())) => {}
+        Some(Err(e)) => tracing::error!(error = %e, "a tool step could not be recorded; it is tried again later"),
+        None => tracing::warn!("a tool call was still running at shutdown; it is reconciled at the next start"),
     }
 }

@@ -78,6 +78,7 @@ impl Executor {
             binding.args.clone(),
             self.now(),
             deadline,
+            &self.links.idempotency_salt(),
         );
         attempt.state = AttemptState::InFlight;
         attempt.tries = 1;
@@ -96,14 +97,40 @@ impl Executor {
     /// never went out; if the step is in progress the outcome is unknown,
     /// and the call is sent again with the same key only when the tool
     /// takes one; if the step was finished meanwhile nothing is left to do.
-    pub(super) async fn resume(self: &Arc<Self>, mut attempt: Attempt) -> Result<(), RunError> {
+    // Long: every state an unsettled attempt can be found in after a
+    // stop, read against the plan as it is now, in one place.
+    pub(super) async fn resume(self: &Arc<Self>, attempt: Attempt) -> Result<(), RunError> {
+        // The copy the pass read may be stale (a try that finished since):
+        // act on the stored one, and only if it is still this open epoch.
+        let stored = self
+            .store
+            .last_attempt(&attempt.user, attempt.plan_id, &attempt.step_id)
+            .await?;
+        let Some(mut attempt) = stored.filter(|s| s.epoch == attempt.epoch && !s.settled) else {
+            return Ok(());
+        };
         if attempt.is_final() {
             return self.settle(attempt).await;
         }
+        if attempt.state == AttemptState::Waiting && attempt.next_try_at > self.now() {
+            return Ok(()); // its backoff or Retry-After is not over
+        }
         let plan = self.service.stored_plan(&attempt.user, attempt.plan_id).await?;
+        let open = plan.as_ref().is_some_and(|p| p.is_active());
         let status = plan.as_ref().and_then(|p| p.step(&attempt.step_id)).map(|s| s.status);
         match (&attempt.state, status) {
+            // The plan is closed, or the step finished meanwhile: nothing
+            // more is called for it.
             (_, None | Some(StepStatus::Completed | StepStatus::Cancelled | StepStatus::Failed)) => {
+                attempt.settled = true;
+                self.store.save_attempt(&attempt).await?;
+                return Ok(());
+            }
+            (_, _) if !open => {
+                attempt.state = AttemptState::Failed {
+                    class: ErrorClass::Permanent,
+                    error: "the plan was closed".into(),
+                };
                 attempt.settled = true;
                 self.store.save_attempt(&attempt).await?;
                 return Ok(());
@@ -125,6 +152,13 @@ impl Executor {
         // again under its key; either way the same try, already recorded.
         let recorded = attempt.state == AttemptState::InFlight;
         if !self.mark_running(&attempt).await? {
+            if attempt.state == AttemptState::Waiting {
+                // Calls went out in this epoch: it stays open (its key is
+                // the one to use) until the step is the engine's again.
+                attempt.next_try_at = self.now() + Duration::minutes(1);
+                self.store.save_attempt(&attempt).await?;
+                return Ok(());
+            }
             return self.not_started(attempt).await;
         }
         if recorded {
@@ -135,8 +169,9 @@ impl Executor {
     }
 
     /// The step is not the engine's to run any more (another step in
-    /// progress in a plan worked one at a time, a dependency reopened):
-    /// nothing was called, so the attempt is closed and the step waits.
+    /// progress in a plan worked one at a time, a dependency reopened)
+    /// and no call of this epoch went out (the step was still pending when
+    /// it was recorded in flight): the attempt is closed, the step waits.
     async fn not_started(&self, mut attempt: Attempt) -> Result<(), RunError> {
         attempt.state = AttemptState::Failed {
             class: ErrorClass::Permanent,
@@ -210,6 +245,8 @@ impl Executor {
     /// A success is recorded before the plan write only for a tool that
     /// takes no key (for one that does, a crash in between sends the call
     /// again under the same key and gets the same answer).
+    // Long: one call and every way it can end (success, unknown, retry,
+    // failure), each recorded before anything else happens.
     async fn call_and_record(self: &Arc<Self>, mut attempt: Attempt) -> Result<(), RunError> {
         let outcome = self.call(&attempt).await;
         let now = self.now();
@@ -241,9 +278,24 @@ impl Executor {
                 }
             }
             Err(CallError {
+                class: ErrorClass::Transient,
+                message,
+                may_have_run: true,
+                ..
+            }) if !takes_key => {
+                // Asking again could do it twice: the person decides.
+                tracing::warn!(tool = %attempt.tool, error = %message, "an unkeyed call may have run; not retried");
+                attempt.last_error = Some(message.clone());
+                attempt.state = AttemptState::Unknown {
+                    error: format!("{message}; {} may or may not have done it", attempt.tool),
+                };
+                self.store.save_attempt(&attempt).await?;
+            }
+            Err(CallError {
                 class,
                 message,
                 retry_after,
+                ..
             }) => {
                 attempt.last_error = Some(message.clone());
                 let policy = self.actions.get(&attempt.tool).map(|a| a.retry).unwrap_or_default();

@@ -186,7 +186,14 @@ impl Notifier {
         let Some(plan) = self.store.get_plan(user, plan_id).await? else {
             return Ok(Vec::new());
         };
-        let Some(step) = plan.step(step_id).filter(|s| !s.status.is_terminal()) else {
+        // Done and snooze are for a step someone still has to do (a failed
+        // one is retried or skipped in the chat).
+        let Some(step) = plan.step(step_id).filter(|s| {
+            matches!(
+                s.status,
+                crate::plan::StepStatus::Pending | crate::plan::StepStatus::InProgress
+            )
+        }) else {
             return Ok(Vec::new());
         };
         let (plan, state) = (plan_id.to_string(), step.state_tag());

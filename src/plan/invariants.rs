@@ -92,7 +92,8 @@ pub(crate) fn transition_allowed(from: StepStatus, to: StepStatus) -> bool {
     match from {
         Pending => matches!(to, InProgress | Completed | Cancelled),
         InProgress => matches!(to, Pending | Completed | Failed | Cancelled),
-        Failed => matches!(to, Pending | InProgress | Cancelled),
+        // A failed step the person then did by hand is done.
+        Failed => matches!(to, Pending | InProgress | Completed | Cancelled),
         Completed | Cancelled => false,
     }
 }
@@ -548,6 +549,7 @@ mod tests {
             (InProgress, Cancelled),
             (Failed, Pending),
             (Failed, InProgress),
+            (Failed, Completed),
             (Failed, Cancelled),
         ];
         for from in all {

@@ -497,10 +497,13 @@ async fn an_engine_stopped_during_a_call_resends_with_the_same_key_or_asks_and_n
         status(p, "welcome") == StepStatus::Failed
     })
     .await;
+    // Stopped mid-call, or timed out while the server stopped: either way
+    // the outcome is unknown and handed to the person.
+    let why = result(&p, "welcome");
     assert!(
-        result(&p, "welcome").contains("steward stopped while calling notify_hr"),
-        "{}",
-        result(&p, "welcome")
+        why.contains("steward stopped while calling notify_hr")
+            || why.contains("notify_hr may or may not have done it"),
+        "{why}"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(s.tools.seen_at("/hr").len(), 1, "never blindly repeated");
@@ -621,7 +624,14 @@ async fn the_built_in_templates_email_the_welcome_note_and_put_the_departure_in_
     })
     .await;
     assert_eq!(result(&p, "welcome_email"), "emailed to ana@example.com");
-    let key = steward::execution::idempotency_key(&ana(), PlanId(1), "welcome_email", 1);
+    let attempt = app
+        .app
+        .store
+        .last_attempt(&ana(), PlanId(1), "welcome_email")
+        .await
+        .unwrap()
+        .expect("the welcome email's attempt");
+    let key = attempt.key;
     let queued = app
         .app
         .store
@@ -1111,4 +1121,81 @@ async fn a_call_that_times_out_is_retried_under_its_key_and_takes_effect_once() 
     assert_eq!(s.tools.effects().values().sum::<u32>(), 1);
     assert!(result(&p, "slow").contains("T-1"), "{}", result(&p, "slow"));
     s.tools.release();
+}
+
+#[tokio::test]
+async fn a_call_that_may_have_run_on_a_tool_without_a_key_is_not_repeated() {
+    let s = setup(make_plan(), |_| {}).await;
+    // A 500 may come after the work was done: without a key, asking again
+    // could do it twice.
+    s.tools.script("/hr", vec![Answer::Status(500, None)]);
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "provision Ana").await;
+    let p = plan_when(&s.app, "the HR step failed", |p| {
+        status(p, "welcome") == StepStatus::Failed
+    })
+    .await;
+    assert!(
+        result(&p, "welcome").contains("may or may not have done it"),
+        "{}",
+        result(&p, "welcome")
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(s.tools.seen_at("/hr").len(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn a_cancelled_plan_stops_its_retries() {
+    let s = setup(make_plan(), |_| {}).await;
+    s.tools.script("/tickets/hardware", vec![Answer::Status(503, Some(1))]);
+    let mut client = s.app.connect("ana").await;
+    client.turn("c1", "provision Ana").await;
+    s.tools
+        .wait_for(WAIT, "the first laptop call", |seen| {
+            seen.iter().any(|r| r.path == "/tickets/hardware")
+        })
+        .await;
+    let version = plan(&s.app).await.version;
+    s.model.push([
+        Script::tool(
+            "x",
+            "update_plan",
+            json!({"plan_id": "p1", "expected_version": version, "explanation": "not needed",
+                   "ops": [{"op": "cancel_plan"}]}),
+        ),
+        Script::text("Cancelled."),
+    ]);
+    // The accounts step may finish and bump the version meanwhile: retry
+    // the cancel against the plan as it is until it lands.
+    client.turn("c2", "cancel the provisioning").await;
+    let deadline = Instant::now() + WAIT;
+    while plan(&s.app).await.status != steward::plan::PlanStatus::Cancelled {
+        assert!(Instant::now() < deadline, "the plan was never cancelled");
+        let version = plan(&s.app).await.version;
+        s.model.push([
+            Script::tool(
+                "y",
+                "update_plan",
+                json!({"plan_id": "p1", "expected_version": version, "explanation": "not needed",
+                       "ops": [{"op": "cancel_plan"}]}),
+            ),
+            Script::text("Cancelled."),
+        ]);
+        client.turn("c3", "cancel it").await;
+    }
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        s.tools.seen_at("/tickets/hardware").len(),
+        1,
+        "no retry after the plan was cancelled"
+    );
+    let attempt = s
+        .app
+        .app
+        .store
+        .last_attempt(&ana(), PlanId(1), "laptop")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(attempt.settled, "{attempt:?}");
 }

@@ -14,6 +14,7 @@ fn runnable<'a>(steps: &'a [(&'a str, DateTime<Utc>)]) -> impl Fn(&Plan) -> Deri
             .map(|(id, at)| Runnable {
                 step_id: (*id).into(),
                 at: *at,
+                one_at_a_time: false,
             })
             .collect(),
     }
@@ -95,6 +96,7 @@ fn attempt(user: &UserId, plan: PlanId, step: &str, epoch: u32, next_try: DateTi
         serde_json::json!({"subject": "hi"}),
         t0(),
         Duration::hours(1),
+        b"salt",
     );
     a.next_try_at = next_try;
     a

@@ -68,6 +68,7 @@ pub(super) fn sync_work(
             plan_id: plan,
             step_id: step.clone(),
             at: r.at,
+            one_at_a_time: r.one_at_a_time,
         };
         timers.insert(work_key(*at, num, plan.0, step), enc(&place)?)?;
     }
@@ -149,7 +150,11 @@ impl ExecutionStore for SledStore {
             Ok(())
         }))?;
         self.durable().await?;
-        self.inner.work_signal.notify_one();
+        // A new retry time is work to wake for; other saves go with a plan
+        // write (which wakes the engine) or free a slot (which does too).
+        if attempt.state == crate::execution::AttemptState::Waiting {
+            self.inner.work_signal.notify_one();
+        }
         Ok(())
     }
 
