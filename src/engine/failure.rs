@@ -176,7 +176,23 @@ impl Executor {
             .await;
         let plan = match marked {
             Ok(Some(Applied::Changed { plan, .. })) => plan,
-            Ok(_) => return Ok(()),
+            Ok(None) => {
+                // Already failed: steward stopped after marking it, before
+                // telling the person (the attempt is not settled). Tell
+                // them now, plainly; what was decided after it (a fallback,
+                // a replan) is in the plan and the proposals already.
+                let plan = self.service.stored_plan(&attempt.user, attempt.plan_id).await?;
+                if let Some(plan) = plan.filter(|p| p.step(&step).is_some_and(|s| s.status == StepStatus::Failed)) {
+                    let title = plan.step(&step).map_or("", |s| s.title.as_str());
+                    let text = self
+                        .service
+                        .wording()
+                        .step_failed(title, &plan.title, error, "told", "");
+                    self.notify(attempt, NotificationKind::StepFailed, text).await?;
+                }
+                return Ok(());
+            }
+            Ok(Some(_)) => return Ok(()),
             Err(ServiceError::Refused(r)) => {
                 tracing::warn!(reason = %r, "a failed tool step could not be marked failed");
                 return Ok(());

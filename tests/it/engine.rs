@@ -1199,3 +1199,72 @@ async fn a_cancelled_plan_stops_its_retries() {
         .unwrap();
     assert!(attempt.settled, "{attempt:?}");
 }
+
+#[tokio::test]
+async fn a_failure_recorded_before_a_stop_is_still_told_after_the_restart() {
+    use steward::execution::{Attempt, AttemptState, ErrorClass};
+    use steward::plan::{HistoryEntry, Step, ToolBinding};
+    use steward::store::Derived;
+    let s = setup(vec![], |_| {}).await;
+    let store = &s.app.app.store;
+    // As steward left it: the step marked failed, the attempt final but
+    // not settled (it stopped before telling the person).
+    let mut p = Plan::draft("Provision Ana", "", chrono::Utc::now());
+    p.version = 1;
+    let mut step = Step::new("laptop", "Order a laptop for Ana");
+    step.status = StepStatus::Failed;
+    step.tool = Some(ToolBinding {
+        name: "open_ticket".into(),
+        args: json!({"queue": "hardware", "title": "Laptop"}),
+    });
+    p.steps.push(step);
+    let entry = HistoryEntry {
+        at: chrono::Utc::now(),
+        actor: steward::plan::Actor::Tool,
+        why: "open_ticket failed".into(),
+        version: 1,
+        changes: vec![],
+        undoes: None,
+    };
+    let derive = |p: &Plan| Derived {
+        triggers: Vec::new(),
+        arm_after: p.updated_at,
+        runnable: steward::execution::runnable(p),
+    };
+    store.ensure_user(&ana()).await.unwrap();
+    let plan = store.create_plan(&ana(), p, entry, &derive).await.unwrap();
+    let mut attempt = Attempt::new(
+        ana(),
+        plan.id,
+        "laptop".into(),
+        1,
+        "open_ticket".into(),
+        json!({}),
+        chrono::Utc::now(),
+        chrono::Duration::hours(1),
+        b"salt",
+    );
+    attempt.tries = 1;
+    attempt.state = AttemptState::Failed {
+        class: ErrorClass::Permanent,
+        error: "the tool answered 404 Not Found".into(),
+    };
+    store.save_attempt(&attempt).await.unwrap();
+    // The running engine picks it up on its next pass.
+    store.work_signal().notify_one();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let told = store.recent_notifications(&ana(), 10).await.unwrap();
+        if told
+            .iter()
+            .any(|n| n.text.contains("could not be done: the tool answered 404"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never told: {told:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let settled = store.last_attempt(&ana(), plan.id, "laptop").await.unwrap().unwrap();
+    assert!(settled.settled);
+    assert!(s.tools.seen().is_empty(), "nothing was called again");
+}
