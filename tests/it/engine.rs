@@ -1264,7 +1264,14 @@ async fn a_failure_recorded_before_a_stop_is_still_told_after_the_restart() {
         assert!(Instant::now() < deadline, "never told: {told:#?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let settled = store.last_attempt(&ana(), plan.id, "laptop").await.unwrap().unwrap();
-    assert!(settled.settled);
+    // The attempt is closed just after the notification is stored.
+    loop {
+        let attempt = store.last_attempt(&ana(), plan.id, "laptop").await.unwrap().unwrap();
+        if attempt.settled {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never settled: {attempt:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(s.tools.seen().is_empty(), "nothing was called again");
 }
