@@ -193,6 +193,11 @@ impl Attempt {
         }
     }
 
+    /// Running or waiting to retry since before `threshold`.
+    pub fn stalled(&self, threshold: DateTime<Utc>) -> bool {
+        !self.settled && self.created_at <= threshold && self.state != AttemptState::Ready
+    }
+
     /// Finished: succeeded, failed for good, or unknown.
     pub fn is_final(&self) -> bool {
         matches!(

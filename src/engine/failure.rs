@@ -40,21 +40,7 @@ fn by_hand(plan: &Plan, failed: &str, max_title: usize) -> Option<Vec<Op>> {
         tool: None,
         checks: None,
     }];
-    for waiting in plan.steps.iter().filter(|s| s.depends_on.iter().any(|d| d == failed)) {
-        ops.push(Op::UpdateStep {
-            step: waiting.id.clone(),
-            title: None,
-            depends_on: Some(
-                waiting
-                    .depends_on
-                    .iter()
-                    .map(|d| if d == failed { id.clone() } else { d.clone() })
-                    .collect(),
-            ),
-            due_at: None,
-            result: None,
-        });
-    }
+    ops.extend(crate::plan::patch::repoint_dependents(plan, failed, &id));
     ops.push(Op::SetStatus {
         step: failed.to_owned(),
         status: StepStatus::Cancelled,
@@ -71,10 +57,7 @@ impl Executor {
             return;
         };
         let threshold = self.now() - chrono::Duration::seconds(self.config.stall_after_secs as i64);
-        for attempt in open
-            .iter()
-            .filter(|a| a.created_at <= threshold && a.state != AttemptState::Ready)
-        {
+        for attempt in open.iter().filter(|a| a.stalled(threshold)) {
             let fresh = self
                 .alerted
                 .lock()

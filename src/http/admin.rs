@@ -7,7 +7,7 @@
 
 use super::error::ApiError;
 use crate::app::App;
-use crate::execution::{Attempt, AttemptState};
+use crate::execution::Attempt;
 use crate::plan::{HistoryEntry, Op, Plan, PlanId, StepStatus};
 use crate::service::Applied;
 use crate::store::StoreError;
@@ -189,7 +189,7 @@ pub(crate) async fn stalled_attempts(app: &App) -> Result<Vec<Attempt>, StoreErr
         .open_attempts(STALLED_SCAN)
         .await?
         .into_iter()
-        .filter(|a| a.created_at <= threshold && !matches!(a.state, AttemptState::Ready))
+        .filter(|a| a.stalled(threshold))
         .collect();
     stalled.sort_by_key(|a| a.created_at);
     Ok(stalled)

@@ -82,6 +82,28 @@ pub enum Op {
     },
 }
 
+/// The operations that make every step waiting on `from` wait on `to`
+/// instead (a step put in another's place).
+pub(crate) fn repoint_dependents(plan: &Plan, from: &str, to: &str) -> Vec<Op> {
+    plan.steps
+        .iter()
+        .filter(|s| s.depends_on.iter().any(|d| d == from))
+        .map(|waiting| Op::UpdateStep {
+            step: waiting.id.clone(),
+            title: None,
+            depends_on: Some(
+                waiting
+                    .depends_on
+                    .iter()
+                    .map(|d| if d == from { to.to_owned() } else { d.clone() })
+                    .collect(),
+            ),
+            due_at: None,
+            result: None,
+        })
+        .collect()
+}
+
 /// A due date that is neither RFC 3339 nor YYYY-MM-DD.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a date: use RFC 3339 (2026-12-01T09:00:00Z) or YYYY-MM-DD")]

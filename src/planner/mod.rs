@@ -286,20 +286,7 @@ pub(crate) fn fallback(
         }),
         checks: None,
     }];
-    for waiting in plan.steps.iter().filter(|s| s.depends_on.iter().any(|d| d == failed)) {
-        let depends_on = waiting
-            .depends_on
-            .iter()
-            .map(|d| if d == failed { id.clone() } else { d.clone() })
-            .collect();
-        ops.push(Op::UpdateStep {
-            step: waiting.id.clone(),
-            title: None,
-            depends_on: Some(depends_on),
-            due_at: None,
-            result: None,
-        });
-    }
+    ops.extend(crate::plan::patch::repoint_dependents(plan, failed, &id));
     Some(ops)
 }
 
