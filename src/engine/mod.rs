@@ -263,7 +263,7 @@ impl Executor {
         self.tasks.spawn(async move {
             let span =
                 tracing::info_span!("step", user_id = %step.user, plan_id = %step.plan_id, step_id = %step.step_id);
-            let work = tracing::Instrument::instrument(this.start(step, &slot), span);
+            let work = tracing::Instrument::instrument(this.start(step), span);
             finish_or_abandon(work, &stop).await;
             drop(slot);
         });

@@ -3,7 +3,7 @@
 //! call), one call with the epoch's idempotency key, and settling the
 //! outcome into the plan.
 
-use super::{Executor, Slot};
+use super::Executor;
 use crate::actions::http::CallError;
 use crate::execution::{Attempt, AttemptState, ErrorClass, NextTry, StepRef, next_try, runnable};
 use crate::plan::{Op, Plan, StepStatus};
@@ -53,7 +53,7 @@ impl Executor {
     /// attempt is recorded in flight before the step is marked in progress,
     /// and the call goes out only after that: a step still pending beside
     /// an attempt in flight was never called.
-    pub(super) async fn start(self: &Arc<Self>, step: StepRef, _slot: &Slot) -> Result<(), RunError> {
+    pub(super) async fn start(self: &Arc<Self>, step: StepRef) -> Result<(), RunError> {
         let Some(plan) = self.service.stored_plan(&step.user, step.plan_id).await? else {
             return Ok(());
         };

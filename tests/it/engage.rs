@@ -1407,6 +1407,14 @@ async fn a_notification_email_carries_one_click_links_that_act_once_for_their_us
     assert!(email.html.contains(">Snooze a day</a>"), "{}", email.html);
 
     let http = reqwest::Client::new();
+    let stored = || async {
+        app.app
+            .store
+            .get_plan(&user, steward::plan::PlanId(1))
+            .await
+            .unwrap()
+            .unwrap()
+    };
     let steps = |plan: &steward::plan::Plan| {
         plan.steps
             .iter()
@@ -1414,13 +1422,7 @@ async fn a_notification_email_carries_one_click_links_that_act_once_for_their_us
             .map(|s| (s.status, s.due_at))
             .unwrap()
     };
-    let before = app
-        .app
-        .store
-        .get_plan(&user, steward::plan::PlanId(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let before = stored().await;
     // Opening the link (what a mail scanner does) only asks.
     let page = http.get(&done).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -1430,13 +1432,7 @@ async fn a_notification_email_carries_one_click_links_that_act_once_for_their_us
         "{page}"
     );
     assert!(page.contains("<form method=\"post\">"), "{page}");
-    let unchanged = app
-        .app
-        .store
-        .get_plan(&user, steward::plan::PlanId(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let unchanged = stored().await;
     assert_eq!(unchanged.version, before.version);
 
     // The button acts, once, and shows the plan as it is now.
@@ -1445,26 +1441,14 @@ async fn a_notification_email_carries_one_click_links_that_act_once_for_their_us
     let acted = acted.text().await.unwrap();
     assert!(acted.contains("is done."), "{acted}");
     assert!(acted.contains("✓ Order laptop and equipment for Ana Souza"), "{acted}");
-    let after = app
-        .app
-        .store
-        .get_plan(&user, steward::plan::PlanId(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let after = stored().await;
     assert_eq!(steps(&after).0, steward::plan::StepStatus::Completed);
     let again = http.post(&done).send().await.unwrap().text().await.unwrap();
     assert!(again.contains("it is already done. Nothing was changed."), "{again}");
     // The snooze link was for the step as it was: it does nothing now.
     let late = http.post(&snooze).send().await.unwrap().text().await.unwrap();
     assert!(late.contains("Nothing was changed"), "{late}");
-    let last = app
-        .app
-        .store
-        .get_plan(&user, steward::plan::PlanId(1))
-        .await
-        .unwrap()
-        .unwrap();
+    let last = stored().await;
     assert_eq!(last.version, after.version, "used twice, acted once");
     let history = app.app.store.history(&user, steward::plan::PlanId(1), 5).await.unwrap();
     assert!(history[0].why.contains("clicked “done”"), "{:?}", history[0]);
