@@ -25,7 +25,7 @@ use crate::prompts::{PromptError, Prompts};
 use crate::scheduler::Scheduler;
 use crate::scheduler::housekeeping::{Housekeeping, ScheduleError};
 use crate::service::{Mailing, Rules, Service};
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{PostgresOptions, PostgresStore, SledStore, Store, StoreError};
 use crate::tools::{self, Registry};
 use crate::turn::{Engine, Turns};
 use crate::wording::{Wording, WordingError};
@@ -158,7 +158,8 @@ impl Builder {
         self
     }
 
-    /// Opens the store in `data_dir` unless one was given, and picks the
+    /// Opens the store (PostgreSQL at `database.url`, else sled in
+    /// `data_dir`) unless one was given, and picks the
     /// engine: an OpenAI-compatible model if configured, else the offline
     /// engine. Reads (or on first start creates) the signing keys.
     // Long: the composition root names every part once, in the order
@@ -171,7 +172,17 @@ impl Builder {
         check_template_tools(&templates, &actions)?;
         let store: Arc<dyn Store> = match self.store {
             Some(store) => store,
-            None => Arc::new(SledStore::open(&config.data_dir)?),
+            None => match &config.database.url {
+                Some(url) => {
+                    let d = &config.database;
+                    let options = PostgresOptions {
+                        pool_size: d.pool_size,
+                        connect_timeout: Duration::from_secs(d.connect_timeout_secs),
+                    };
+                    Arc::new(PostgresStore::connect(secrecy::ExposeSecret::expose_secret(url), &options).await?)
+                }
+                None => Arc::new(SledStore::open(&config.data_dir)?),
+            },
         };
         let engine = match (self.engine, &config.llm.base_url) {
             (Some(engine), _) => engine,

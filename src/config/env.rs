@@ -7,8 +7,16 @@ use super::Config;
 use figment::value::{Dict, Value};
 use std::collections::HashSet;
 
-const SECTIONS: [&str; 8] = [
-    "llm_", "limits_", "plan_", "confirm_", "notify_", "email_", "push_", "engine_",
+const SECTIONS: [&str; 9] = [
+    "llm_",
+    "limits_",
+    "plan_",
+    "confirm_",
+    "notify_",
+    "email_",
+    "push_",
+    "engine_",
+    "database_",
 ];
 
 /// The settings the variables in `env` give, and the names of those that

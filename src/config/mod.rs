@@ -8,9 +8,11 @@
 //! where units change (`TriggerPolicy::from(&config.notify)`).
 //! Secrets are [`SecretString`]s: they never show in `Debug` output or logs.
 
+mod database;
 mod engine;
 mod env;
 pub(crate) mod origins;
+pub use database::DatabaseConfig;
 pub use engine::EngineConfig;
 pub(crate) use engine::tool_secret;
 use figment::Figment;
@@ -82,6 +84,8 @@ pub struct Config {
     /// Tools declared without recompiling: one TOML file per tool.
     pub tools_dir: PathBuf,
     pub engine: EngineConfig,
+    /// PostgreSQL instead of the embedded store (`STEWARD_DATABASE_URL`).
+    pub database: DatabaseConfig,
 }
 
 /// Size limits on plans and on the changes made to them.
@@ -342,6 +346,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             tools_dir: PathBuf::from("tools"),
             engine: EngineConfig::default(),
+            database: DatabaseConfig::default(),
         }
     }
 }
@@ -442,6 +447,7 @@ impl Config {
         self.check_server()?;
         self.check_limits()?;
         self.engine.check().map_err(ConfigError::Invalid)?;
+        self.database.check().map_err(ConfigError::Invalid)?;
         self.check_outreach()
     }
 
@@ -665,5 +671,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("limits.turn_queue must be greater than 0"), "{err}");
+    }
+
+    #[test]
+    fn the_database_url_selects_postgres_and_must_be_one() {
+        let c = Config::load(
+            Path::new("/none"),
+            env(&[
+                ("STEWARD_DATABASE_URL", "postgres://steward:pw@db.internal:5432/steward"),
+                ("STEWARD_DATABASE_POOL_SIZE", "32"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.database.url.is_some() && c.ignored_variables.is_empty());
+        assert_eq!(c.database.pool_size, 32);
+        let shown = serde_json::to_string(&c).unwrap();
+        assert!(!shown.contains("pw@"), "the URL's password is never printed: {shown}");
+        let err = Config::load(Path::new("/none"), env(&[("STEWARD_DATABASE_URL", "mysql://x/y")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("STEWARD_DATABASE_URL) must be a PostgreSQL URL"), "{err}");
     }
 }

@@ -22,6 +22,7 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod postgres;
 pub(crate) mod sled;
 
 use crate::conversation::Entry;
@@ -37,6 +38,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
+pub use self::postgres::{PostgresOptions, PostgresStore};
 pub use self::sled::SledStore;
 
 #[derive(Debug, thiserror::Error)]

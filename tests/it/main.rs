@@ -19,6 +19,7 @@ mod interpreter_eval;
 mod model_context;
 mod openai;
 mod planning;
+mod postgres;
 mod process;
 mod rest;
 mod smtp;

@@ -1,6 +1,7 @@
 //! The store conformance suite: what every [`Store`] implementation must
 //! do, checked the same way for each. A backend runs it with
-//! `conformance::suite!(make)` in its tests, where `make` is an async fn
+//! `conformance::suite!(make)` in its tests (or `suite!(optional make)`
+//! where `make` may answer `None`: the backend cannot run here), where `make` is an async fn
 //! returning `(guard, store)` for a fresh, empty store (the guard keeps its
 //! files alive). Covered: isolation by user (ids that share prefixes),
 //! optimistic versions, atomicity of a plan write with its triggers and of
@@ -21,7 +22,14 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 /// Instantiates every conformance test for a backend.
 macro_rules! suite {
     ($make:path) => {
-        $crate::store::conformance::suite!(@each $make;
+        $crate::store::conformance::suite!(@names @each $make);
+    };
+    // `make` answers `None` where the backend cannot run here (it says why).
+    (optional $make:path) => {
+        $crate::store::conformance::suite!(@names @optional $make);
+    };
+    (@names @$how:ident $make:path) => {
+        $crate::store::conformance::suite!(@$how $make;
             plans_are_isolated_by_user_even_when_names_share_a_prefix,
             plan_ids_count_per_user,
             a_stale_version_is_refused_with_the_current_plan_and_nothing_written,
@@ -53,6 +61,15 @@ macro_rules! suite {
             #[tokio::test]
             async fn $name() {
                 let (_guard, store) = $make().await;
+                $crate::store::conformance::$name(&store).await;
+            }
+        )*
+    };
+    (@optional $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let Some((_guard, store)) = $make().await else { return };
                 $crate::store::conformance::$name(&store).await;
             }
         )*
