@@ -68,6 +68,19 @@ enum Command {
         data: Option<PathBuf>,
         file: PathBuf,
     },
+    /// Copy the embedded store into an empty PostgreSQL database and verify
+    /// the copy: each family's record count and SHA-256 must match. Stop
+    /// the server first.
+    Migrate {
+        /// The data directory to copy (default: data_dir).
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// postgres://user:password@host:5432/database (default: the
+        /// configured STEWARD_DATABASE_URL, which keeps the password out
+        /// of the process list).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Send the digests that are due now (or, with --user, that user's
     /// digest for the current period) through the configured transport.
     /// Running it twice for the same period sends nothing the second time.
@@ -121,6 +134,7 @@ fn main() -> ExitCode {
         Some(Command::Interpret { now, tz, text }) => {
             interpret(&config, now.as_deref(), tz.as_deref(), &text.join(" "))
         }
+        Some(Command::Migrate { from, to }) => migrate(&config, from, to),
         Some(Command::Digest { data, user, now }) => digest(config, data, user, now),
         Some(Command::Serve(args)) => serve(config, args),
         None => serve(config, cli.serve),
@@ -185,6 +199,37 @@ fn import(data: PathBuf, file: &std::path::Path) -> anyhow::Result<()> {
             std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?);
         let count = store.import(input).await?;
         eprintln!("steward: imported {count} records into {}", data.display());
+        Ok(())
+    })
+}
+
+fn migrate(config: &Config, from: Option<PathBuf>, to: Option<String>) -> anyhow::Result<()> {
+    let from = from.unwrap_or(config.data_dir.clone());
+    let to = match (to, &config.database.url) {
+        (Some(url), _) => url,
+        (None, Some(url)) => secrecy::ExposeSecret::expose_secret(url).to_owned(),
+        (None, None) => anyhow::bail!("say where to: --to postgres://… or STEWARD_DATABASE_URL"),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let source = SledStore::open(&from).with_context(|| format!("opening {}", from.display()))?;
+        let d = &config.database;
+        let options = steward::store::PostgresOptions {
+            pool_size: 2,
+            connect_timeout: std::time::Duration::from_secs(d.connect_timeout_secs),
+        };
+        let target = steward::store::PostgresStore::connect(&to, &options)
+            .await
+            .context("connecting to the database")?;
+        let digests = steward::store::snapshot::migrate(&source, &target).await?;
+        for d in &digests {
+            println!("{:<14} {:>8}  {}", d.family, d.count, d.sha256);
+        }
+        let total: usize = digests.iter().map(|d| d.count).sum();
+        eprintln!(
+            "steward: copied {total} records from {} to PostgreSQL and verified every family",
+            from.display()
+        );
         Ok(())
     })
 }

@@ -24,6 +24,7 @@
 pub(crate) mod conformance;
 pub mod postgres;
 pub(crate) mod sled;
+pub mod snapshot;
 
 use crate::conversation::Entry;
 use crate::conversation::window::Summary;

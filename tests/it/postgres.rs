@@ -97,3 +97,66 @@ async fn two_instances_on_one_database_serve_one_user_the_same_plans() {
     first.shutdown().await;
     second.shutdown().await;
 }
+
+/// The way a deployment moves: a conversation on sled, the server stopped,
+/// `steward migrate`, and the same conversation goes on on PostgreSQL.
+#[tokio::test]
+async fn steward_migrate_moves_a_deployment_from_sled_to_postgres() {
+    let Some(db) = Database::fresh().await else { return };
+    let data = tempfile::tempdir().unwrap();
+    let path = data.path().to_owned();
+    let on_sled = TestApp::with(engine())
+        .config(move |c| {
+            c.confirm = ConfirmConfig::default();
+            c.time_zone = "Europe/Berlin".into();
+            c.data_dir = path;
+        })
+        .clock(clock_from(NOW))
+        .spawn()
+        .await;
+    let mut ana = on_sled.connect("ana").await;
+    ana.turn("g1", "help me onboard Ana Souza, she starts December 1").await;
+    let plan = of_type(&ana.turn("g2", "yes").await, "plan")[0]["plan"].clone();
+    ana.turn("g3", "done with order laptop").await;
+    drop(ana);
+    on_sled.shutdown().await;
+
+    let run = migrate(&db, data.path()).await;
+    let (out, err) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(run.status.success(), "{out}\n{err}");
+    assert!(err.contains("verified every family"), "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("plans") && l.contains(" 1 ")),
+        "{out}"
+    );
+
+    let on_postgres = app_on(&db).await;
+    let mut ana = on_postgres.connect("ana").await;
+    let moved = ana.ready.clone().unwrap()["plans"][0].clone();
+    assert_eq!(moved["id"], plan["id"]);
+    assert_eq!(step_status(&moved, "order_hardware"), "completed");
+    let text = reply(&ana.turn("g4", "undo").await);
+    assert!(text.to_lowercase().contains("order laptop"), "{text}");
+
+    // Into a database that holds users already: refused, nothing changed.
+    let again = migrate(&db, data.path()).await;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("empty database"));
+    on_postgres.shutdown().await;
+}
+
+/// `steward migrate --from <data>` into the database, as an operator runs it.
+async fn migrate(db: &Database, data: &std::path::Path) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "error")
+        .env("STEWARD_DATABASE_URL", db.url())
+        .args(["migrate", "--from"])
+        .arg(data)
+        .output()
+        .await
+        .unwrap()
+}

@@ -93,7 +93,7 @@ pub(super) fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-pub(super) fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap()
 }
 
@@ -103,7 +103,7 @@ pub(super) async fn user(store: &dyn Store, name: &str) -> UserId {
     user
 }
 
-pub(super) fn entry(version: u64, changes: Vec<Change>) -> HistoryEntry {
+pub(crate) fn entry(version: u64, changes: Vec<Change>) -> HistoryEntry {
     HistoryEntry {
         at: t0(),
         actor: Actor::User,
@@ -114,7 +114,7 @@ pub(super) fn entry(version: u64, changes: Vec<Change>) -> HistoryEntry {
     }
 }
 
-pub(super) fn no_triggers(plan: &Plan) -> Derived {
+pub(crate) fn no_triggers(plan: &Plan) -> Derived {
     Derived {
         triggers: Vec::new(),
         arm_after: plan.updated_at,
@@ -122,7 +122,7 @@ pub(super) fn no_triggers(plan: &Plan) -> Derived {
     }
 }
 
-pub(super) fn draft(title: &str) -> Plan {
+pub(crate) fn draft(title: &str) -> Plan {
     let mut plan = Plan::draft(title, "", t0());
     plan.version = 1;
     plan.steps.push(Step::new("a", "first"));
@@ -151,7 +151,7 @@ pub(crate) fn reminder(user: &UserId, id: &str, fire_at: DateTime<Utc>) -> Trigg
 }
 
 /// A derived trigger of plan `plan` for step `step`, due at `fire_at`.
-pub(super) fn overdue(user: &UserId, plan: PlanId, step: &str, fire_at: DateTime<Utc>) -> Trigger {
+pub(crate) fn overdue(user: &UserId, plan: PlanId, step: &str, fire_at: DateTime<Utc>) -> Trigger {
     Trigger {
         id: format!("overdue:{plan}:{step}"),
         user: user.clone(),
@@ -169,7 +169,7 @@ pub(super) fn ids(triggers: &[Trigger]) -> Vec<(&str, DateTime<Utc>)> {
     triggers.iter().map(|t| (t.id.as_str(), t.fire_at)).collect()
 }
 
-pub(super) fn firing(at: DateTime<Utc>) -> Firing {
+pub(crate) fn firing(at: DateTime<Utc>) -> Firing {
     Firing {
         outcome: Outcome::Fired,
         at,
@@ -180,7 +180,7 @@ pub(super) fn firing(at: DateTime<Utc>) -> Firing {
     }
 }
 
-pub(super) fn webhook(user: &UserId, key: &str, now: DateTime<Utc>) -> OutboxItem {
+pub(crate) fn webhook(user: &UserId, key: &str, now: DateTime<Utc>) -> OutboxItem {
     OutboxItem::new(
         user,
         key.into(),
@@ -192,7 +192,7 @@ pub(super) fn webhook(user: &UserId, key: &str, now: DateTime<Utc>) -> OutboxIte
     )
 }
 
-pub(super) fn open_proposal(action: Action, plan_id: Option<PlanId>, base_version: u64) -> Proposal {
+pub(crate) fn open_proposal(action: Action, plan_id: Option<PlanId>, base_version: u64) -> Proposal {
     Proposal {
         id: String::new(),
         plan_id,

@@ -20,10 +20,13 @@ mod conversation;
 mod engine;
 mod notifications;
 mod plans;
+mod snapshot;
 mod triggers;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod cluster;
+#[cfg(test)]
+mod migrate_tests;
 
 use super::{Pruned, Store, StoreError};
 use async_trait::async_trait;

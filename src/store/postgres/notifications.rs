@@ -67,24 +67,39 @@ pub(super) async fn put_outbox(tx: &Transaction<'_>, items: &[OutboxItem]) -> Re
         let seq = next_seq(tx).await?;
         let mut item = item.clone();
         item.id = format!("o{seq}");
-        exec(
-            tx,
-            "INSERT INTO outbox (seq, key, user_id, open, next_ms, created_ms, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &seq,
-                &item.key,
-                &item.user.as_str(),
-                &is_open(&item),
-                &ms(item.next_attempt_at),
-                &ms(item.created_at),
-                &Json(&item),
-            ],
-        )
-        .await?;
+        insert_outbox(tx, seq, &item).await?;
         stored.push(item);
     }
     Ok(stored)
+}
+
+async fn insert_outbox(tx: &Transaction<'_>, seq: i64, item: &OutboxItem) -> Result<(), Fail> {
+    exec(
+        tx,
+        "INSERT INTO outbox (seq, key, user_id, open, next_ms, created_ms, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &seq,
+            &item.key,
+            &item.user.as_str(),
+            &is_open(item),
+            &ms(item.next_attempt_at),
+            &ms(item.created_at),
+            &Json(item),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stores outbox items as they are, ids included (a migration).
+pub(super) async fn load_outbox(tx: &Transaction<'_>, items: &[OutboxItem]) -> Result<(), Fail> {
+    for item in items {
+        let seq = seq_of(&item.id, 'o')
+            .ok_or_else(|| Fail::Store(StoreError::Backend(format!("bad outbox id {}", item.id))))?;
+        insert_outbox(tx, seq, item).await?;
+    }
+    Ok(())
 }
 
 fn notification_seq(id: &str) -> Result<i64, StoreError> {

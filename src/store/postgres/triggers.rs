@@ -7,24 +7,16 @@ use super::notifications::{insert_notification, put_outbox};
 use super::{Fail, PostgresStore, big, decode, exec, from_ms, ms, row, rows, transact};
 use crate::notification::Notification;
 use crate::plan::PlanId;
+use crate::store::snapshot::FiredTrigger as FiredRecord;
 use crate::store::{Derived, Firing, Missed, StoreError, TriggerStore};
 use crate::triggers::{Outcome, Trigger};
 use crate::user::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio_postgres::types::Json;
-
-/// The exactly-once record of one firing (the same record as sled's).
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct FiredRecord {
-    pub(super) at: DateTime<Utc>,
-    pub(super) outcome: Outcome,
-    pub(super) trigger: Trigger,
-}
 
 /// Where the trigger `id` is armed: its time and the plan it came from.
 async fn armed(tx: &Transaction<'_>, user: &UserId, id: &str) -> Result<Option<(i64, Option<i64>)>, Fail> {

@@ -12,6 +12,7 @@ mod engine;
 mod keys;
 mod notifications;
 mod plans;
+mod snapshot;
 mod triggers;
 
 use super::{Pruned, Store, StoreError};
