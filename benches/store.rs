@@ -1,6 +1,8 @@
 //! Durable plan updates through the sled store, flush included, with 1 and
-//! 50 concurrent users. Prints p50/p99 latency, throughput and how many
-//! updates shared each flush (group commit). Also the transcript reads of
+//! 50 concurrent users, and the same through the PostgreSQL store (a
+//! private cluster on loopback, commit with synchronous_commit on; skipped
+//! where PostgreSQL cannot be had). Prints p50/p99 latency, throughput and,
+//! for sled, how many updates shared each flush (group commit). Also the transcript reads of
 //! one chat turn: the duplicate check (last 200 entries) and the model's
 //! history (last 40). `cargo bench --bench store`.
 
@@ -12,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use steward::conversation::{Entry, Message, ToolCall};
 use steward::plan::{Actor, HistoryEntry, Op, Plan, PlanLimits, Step, patch};
-use steward::store::{AccountStore, ConversationStore, Derived, PlanStore, SledStore};
+use steward::store::postgres::cluster::Database;
+use steward::store::{AccountStore, ConversationStore, Derived, PostgresOptions, PostgresStore, SledStore, Store};
 use steward::triggers::{TriggerPolicy, for_plan};
 use steward::user::UserId;
 
@@ -31,7 +34,28 @@ fn derive(user: &UserId) -> impl Fn(&Plan) -> Derived + Send + Sync + use<> {
 
 async fn run(users: usize) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let sled = Arc::new(SledStore::open(dir.path()).unwrap());
+    let flushes_before = sled.flush_count();
+    let counted = sled.clone();
+    let store: Arc<dyn Store> = sled;
+    updates("sled", store, users, move || {
+        Some(counted.flush_count() - flushes_before)
+    })
+    .await;
+}
+
+async fn run_postgres(users: usize) {
+    let Some(db) = Database::fresh().await else { return };
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::connect(db.url(), &PostgresOptions::default())
+            .await
+            .unwrap(),
+    );
+    updates("postgres", store, users, || None).await;
+}
+
+// Long: set-up, the timed loop and the report of one run, read in order.
+async fn updates(label: &str, store: Arc<dyn Store>, users: usize, flushes: impl Fn() -> Option<u64>) {
     let mut plans = Vec::new();
     for u in 0..users {
         let user = UserId::parse(&format!("user{u}")).unwrap();
@@ -52,7 +76,6 @@ async fn run(users: usize) {
             store.create_plan(&user, draft, entry, &derive(&user)).await.unwrap(),
         ));
     }
-    let flushes_before = store.flush_count();
     let started = Instant::now();
     let tasks: Vec<_> = plans
         .into_iter()
@@ -107,14 +130,16 @@ async fn run(users: usize) {
     }
     let elapsed = started.elapsed();
     all.sort();
-    let flushes = store.flush_count() - flushes_before;
+    let shared = match flushes() {
+        Some(n) => format!("  {:.1} updates per flush", all.len() as f64 / n.max(1) as f64),
+        None => String::new(),
+    };
     println!(
-        "{users:>3} concurrent users: {} durable updates, p50 {:>9.2?}  p99 {:>9.2?}  {:>7.0} updates/s  {:.1} updates per flush",
+        "{label:>8}, {users:>3} concurrent users: {} durable updates, p50 {:>9.2?}  p99 {:>9.2?}  {:>7.0} updates/s{shared}",
         all.len(),
         all[all.len() / 2],
         all[all.len() * 99 / 100],
         all.len() as f64 / elapsed.as_secs_f64(),
-        all.len() as f64 / flushes.max(1) as f64
     );
 }
 
@@ -192,6 +217,8 @@ fn main() {
     runtime.block_on(async {
         run(1).await;
         run(50).await;
+        run_postgres(1).await;
+        run_postgres(50).await;
         transcript_reads().await;
     });
 }

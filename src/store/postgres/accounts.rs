@@ -78,7 +78,7 @@ impl AccountStore for PostgresStore {
             };
             let current: Option<i64> = row(
                 tx,
-                "SELECT fire_ms FROM triggers WHERE user_id = $1 AND id = 'digest'",
+                "SELECT fire_ms FROM triggers WHERE user_id = $1 AND id = 'digest' FOR UPDATE",
                 &[&user.as_str()],
             )
             .await?

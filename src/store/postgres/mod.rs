@@ -2,10 +2,15 @@
 //! record lives in a table of its family (`schema_1.sql`) as the same JSON
 //! the sled store writes, beside the columns queries select and order by.
 //!
-//! Every write is one transaction at `SERIALIZABLE` isolation, retried a
-//! few times when PostgreSQL reports a serialization failure or deadlock, so
-//! each write sees what the sled store's optimistic transactions see: the
-//! state as if writes ran one at a time. A write returns after its commit,
+//! Every write is one transaction at `REPEATABLE READ` isolation (one
+//! snapshot; a row changed by another transaction since is a serialization
+//! failure, not a lost update), reading the rows it decides on `FOR UPDATE`,
+//! and retried from the start when PostgreSQL reports a serialization
+//! failure, a deadlock or a unique key taken meanwhile, so each write sees
+//! what the sled store's optimistic transactions see. Not `SERIALIZABLE`:
+//! its predicate locks on small tables made unrelated users' writes fail
+//! each other (50 concurrent users exhausted eight retries in the store
+//! benchmark). A write returns after its commit,
 //! with `synchronous_commit` on (set on every connection), so acknowledged
 //! means on disk. Every query names the user, except the cross-user queues
 //! (due triggers, notifications, outbox rows and steps).
@@ -98,7 +103,9 @@ impl Fail {
         match self {
             Fail::Pg(e) => matches!(
                 e.code(),
-                Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+                Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == SqlState::UNIQUE_VIOLATION
             ),
             Fail::Store(_) => false,
         }
@@ -133,9 +140,9 @@ fn pg_error(e: &tokio_postgres::Error) -> StoreError {
 }
 
 /// Runs `$body` (an expression using `$tx: &Transaction`, failing with
-/// [`Fail`]) in one serializable transaction and commits it, trying again
-/// from the start, after a short random pause, while PostgreSQL reports a
-/// serialization failure or a deadlock. Evaluates to `Result<T,
+/// [`Fail`]) in one transaction and commits it, trying again from the
+/// start, after a short random pause, while PostgreSQL reports a
+/// serialization failure, a deadlock or a unique key taken meanwhile. Evaluates to `Result<T,
 /// StoreError>`. A macro rather than a function taking a closure: the body
 /// borrows the caller's arguments, and a closure returning a future that
 /// borrows its argument cannot be proved `Send` for the store's traits.
@@ -324,14 +331,14 @@ impl PostgresStore {
         tx.commit().await.map_err(|e| pg_error(&e))
     }
 
-    /// A transaction at `SERIALIZABLE` isolation (see [`transact!`]).
+    /// A transaction at `REPEATABLE READ` isolation (see [`transact!`]).
     pub(super) async fn begin<'c>(
         &self,
         client: &'c mut deadpool_postgres::Object,
     ) -> Result<Transaction<'c>, StoreError> {
         client
             .build_transaction()
-            .isolation_level(IsolationLevel::Serializable)
+            .isolation_level(IsolationLevel::RepeatableRead)
             .start()
             .await
             .map_err(|e| pg_error(&e))
@@ -486,8 +493,8 @@ mod tests {
         }
     }
 
-    /// Eight writers race to move one plan from version 1: serializable
-    /// transactions let exactly one win; the others see the winner.
+    /// Eight writers race to move one plan from version 1: exactly one
+    /// wins; the others see the winner.
     #[tokio::test]
     async fn racing_writers_of_one_plan_one_wins_and_the_others_see_its_version() {
         let Some((_db, store)) = fresh().await else { return };
@@ -514,6 +521,41 @@ mod tests {
         }
         assert_eq!((won, conflicts), (1, 7));
         assert_eq!(store.history(&u, plan.id, 10).await.unwrap().len(), 2);
+    }
+
+    /// Users writing their own plans at once never fail each other (under
+    /// SERIALIZABLE, predicate locks on small tables made them).
+    #[tokio::test]
+    async fn many_users_writing_at_once_all_succeed() {
+        let Some((_db, store)) = fresh().await else { return };
+        let mut writers = tokio::task::JoinSet::new();
+        for n in 0..50 {
+            let store = store.clone();
+            writers.spawn(async move {
+                let u = UserId::parse(&format!("user{n}")).unwrap();
+                store.ensure_user(&u).await.unwrap();
+                let mut plan = plan_for(&store, &u, "mine").await;
+                // Each write moves the plan's trigger, as due dates do.
+                for step in 0..30 {
+                    let mut next = plan.clone();
+                    next.version += 1;
+                    let due = Utc::now() + chrono::Duration::days(1 + step);
+                    let derive = |p: &Plan| Derived {
+                        triggers: vec![crate::store::conformance::overdue(&u, p.id, "a", due)],
+                        arm_after: p.updated_at,
+                        runnable: Vec::new(),
+                    };
+                    store
+                        .update_plan(&u, &next, plan.version, entry(next.version), &derive)
+                        .await?;
+                    plan = next;
+                }
+                Ok::<_, StoreError>(())
+            });
+        }
+        while let Some(done) = writers.join_next().await {
+            done.unwrap().unwrap();
+        }
     }
 
     /// Two steward instances on one database race to fire one trigger: it
