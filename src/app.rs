@@ -174,11 +174,7 @@ impl Builder {
             Some(store) => store,
             None => match &config.database.url {
                 Some(url) => {
-                    let d = &config.database;
-                    let options = PostgresOptions {
-                        pool_size: d.pool_size,
-                        connect_timeout: Duration::from_secs(d.connect_timeout_secs),
-                    };
+                    let options = PostgresOptions::from(&config.database);
                     Arc::new(PostgresStore::connect(secrecy::ExposeSecret::expose_secret(url), &options).await?)
                 }
                 None => Arc::new(SledStore::open(&config.data_dir)?),

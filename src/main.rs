@@ -213,10 +213,9 @@ fn migrate(config: &Config, from: Option<PathBuf>, to: Option<String>) -> anyhow
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let source = SledStore::open(&from).with_context(|| format!("opening {}", from.display()))?;
-        let d = &config.database;
         let options = steward::store::PostgresOptions {
             pool_size: 2,
-            connect_timeout: std::time::Duration::from_secs(d.connect_timeout_secs),
+            ..steward::store::PostgresOptions::from(&config.database)
         };
         let target = steward::store::PostgresStore::connect(&to, &options)
             .await

@@ -1,15 +1,16 @@
 //! The `[database]` section: where the store lives when it is not the
 //! embedded sled store under `data_dir`.
 
+use super::redacted;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// A PostgreSQL connection string (`postgres://user:password@host:5432/db`,
-    /// `STEWARD_DATABASE_URL`). Set: the store is PostgreSQL, and several
-    /// steward instances may share it. Unset: sled under `data_dir`.
+    /// `STEWARD_DATABASE_URL`). Set: the store is PostgreSQL. Unset: sled
+    /// under `data_dir`.
     #[serde(serialize_with = "redacted")]
     pub url: Option<SecretString>,
     /// Database connections each instance keeps open at most.
@@ -25,13 +26,6 @@ impl Default for DatabaseConfig {
             pool_size: 16,
             connect_timeout_secs: 10,
         }
-    }
-}
-
-fn redacted<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match secret {
-        Some(_) => s.serialize_some("[redacted]"),
-        None => s.serialize_none(),
     }
 }
 

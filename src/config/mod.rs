@@ -160,7 +160,7 @@ pub struct WebhookConfig {
 
 /// Secrets serialize as a placeholder: the defaults (the only thing ever
 /// serialized, to seed figment) hold none, and nothing else may leak one.
-fn redacted<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn redacted<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
     match secret {
         Some(_) => s.serialize_some("[redacted]"),
         None => s.serialize_none(),

@@ -201,9 +201,6 @@ impl Executor {
             for step in page {
                 let place = (step.user.clone(), step.plan_id, step.step_id.clone());
                 after = Some(step.clone());
-                if self.is_running(&place) {
-                    continue;
-                }
                 if let Some(slot) = self.take_slot(&place, Some(&step)) {
                     self.spawn_start(step, slot, stop);
                 }
@@ -212,9 +209,9 @@ impl Executor {
                 break;
             }
         }
-        if let Some(at) = self.store.next_step_at().await?
-            && at > now
-        {
+        // The soonest step not yet due: one already due but held back by a
+        // limit is retried when a slot frees, and must not hide it.
+        if let Some(at) = self.store.next_step_at(now).await? {
             next = Some(next.map_or(at, |n| n.min(at)));
         }
         let until = next.map_or(MAX_SLEEP, |at| (at - now).to_std().unwrap_or_default().min(MAX_SLEEP));
@@ -226,10 +223,6 @@ impl Executor {
         self.running
             .lock()
             .map_or(true, |r| r.steps.len() >= self.config.max_concurrency)
-    }
-
-    fn is_running(&self, place: &(UserId, PlanId, String)) -> bool {
-        self.running.lock().is_ok_and(|r| r.steps.contains(place))
     }
 
     /// A slot for one try at `place`, if the limits allow one now.

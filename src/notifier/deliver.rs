@@ -146,18 +146,13 @@ impl Notifier {
 
 /// Counts one delivery attempt in `steward_deliveries_total`.
 fn count_delivery(metrics: &crate::metrics::Metrics, item: &OutboxItem) {
-    let channel = match &item.payload {
-        Payload::Email(_) => "email",
-        Payload::Push { .. } => "push",
-        Payload::Webhook { .. } => "webhook",
-    };
     let outcome = match item.status {
         OutboxStatus::Sent => "sent",
         OutboxStatus::Failed => "failed",
         _ => "retry",
     };
     let label = crate::metrics::ChannelOutcome {
-        channel: channel.into(),
+        channel: item.payload.channel().into(),
         outcome: outcome.into(),
     };
     metrics.deliveries.get_or_create(&label).inc();

@@ -335,8 +335,8 @@ pub trait ExecutionStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StepRef>, StoreError>;
 
-    /// The soonest time in the work list.
-    async fn next_step_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// The soonest time in the work list after `after`.
+    async fn next_step_at(&self, after: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Stores an attempt (replacing the one of the same step and epoch).
     async fn save_attempt(&self, attempt: &Attempt) -> Result<(), StoreError>;

@@ -2,7 +2,7 @@
 //! proposals, a yes creates the plan, commands work on real plans, dates move
 //! only with confirmation, undo reverts, and all of it survives a restart.
 
-use crate::harness::{Client, TestApp, clock_from, of_type};
+use crate::harness::{Client, Spawn, TestApp, clock_from, of_type};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use steward::config::ConfirmConfig;
@@ -12,19 +12,22 @@ use steward::planner::templates::Templates;
 /// Sunday 2026-11-22, 11:00 in Berlin.
 const NOW: &str = "2026-11-22T10:00:00Z";
 
-fn engine() -> Arc<OfflineEngine> {
+pub(crate) fn engine() -> Arc<OfflineEngine> {
     Arc::new(OfflineEngine::new(Arc::new(Templates::built_in().unwrap())))
 }
 
-pub(crate) async fn app() -> TestApp {
+/// How [`app`] is started, for tests that change more settings.
+pub(crate) fn app_spawn() -> Spawn {
     TestApp::with(engine())
         .config(|c| {
             c.confirm = ConfirmConfig::default();
             c.time_zone = "Europe/Berlin".into();
         })
         .clock(clock_from(NOW))
-        .spawn()
-        .await
+}
+
+pub(crate) async fn app() -> TestApp {
+    app_spawn().spawn().await
 }
 
 pub(crate) fn reply(frames: &[Value]) -> String {

@@ -4,30 +4,15 @@
 //! reason printed, only where PostgreSQL cannot be installed (never under
 //! `CI=true`).
 
-use crate::harness::{TestApp, clock_from, of_type};
-use crate::planning::reply;
+use crate::harness::{TestApp, of_type};
+use crate::planning::{app_spawn, engine, reply};
 use serde_json::Value;
-use std::sync::Arc;
-use steward::config::ConfirmConfig;
-use steward::offline::OfflineEngine;
-use steward::planner::templates::Templates;
 use steward::store::postgres::cluster::Database;
-
-const NOW: &str = "2026-11-22T10:00:00Z";
-
-fn engine() -> Arc<OfflineEngine> {
-    Arc::new(OfflineEngine::new(Arc::new(Templates::built_in().unwrap())))
-}
 
 async fn app_on(db: &Database) -> TestApp {
     let url = db.url().to_owned();
-    TestApp::with(engine())
-        .config(move |c| {
-            c.confirm = ConfirmConfig::default();
-            c.time_zone = "Europe/Berlin".into();
-            c.database.url = Some(url.into());
-        })
-        .clock(clock_from(NOW))
+    app_spawn()
+        .config(move |c| c.database.url = Some(url.into()))
         .spawn()
         .await
 }
@@ -105,15 +90,7 @@ async fn steward_migrate_moves_a_deployment_from_sled_to_postgres() {
     let Some(db) = Database::fresh().await else { return };
     let data = tempfile::tempdir().unwrap();
     let path = data.path().to_owned();
-    let on_sled = TestApp::with(engine())
-        .config(move |c| {
-            c.confirm = ConfirmConfig::default();
-            c.time_zone = "Europe/Berlin".into();
-            c.data_dir = path;
-        })
-        .clock(clock_from(NOW))
-        .spawn()
-        .await;
+    let on_sled = app_spawn().config(move |c| c.data_dir = path).spawn().await;
     let mut ana = on_sled.connect("ana").await;
     ana.turn("g1", "help me onboard Ana Souza, she starts December 1").await;
     let plan = of_type(&ana.turn("g2", "yes").await, "plan")[0]["plan"].clone();

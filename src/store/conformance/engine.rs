@@ -43,7 +43,10 @@ pub(crate) async fn a_plan_write_syncs_the_work_list_in_the_same_transaction(sto
             .collect::<Vec<_>>()
     };
     assert_eq!(store.due_steps(t0(), None, 10).await.unwrap(), []);
-    assert_eq!(store.next_step_at().await.unwrap(), Some(soon));
+    assert_eq!(store.next_step_at(t0()).await.unwrap(), Some(soon));
+    // Past a due entry (held back by a limit), the next one still shows.
+    assert_eq!(store.next_step_at(soon).await.unwrap(), Some(later));
+    assert_eq!(store.next_step_at(later).await.unwrap(), None);
     let due = listed(store.due_steps(later, None, 10).await.unwrap());
     assert_eq!(due.len(), 3);
     assert_eq!(due[2], ("u".into(), plan.id, "a".into(), later));

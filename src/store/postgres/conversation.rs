@@ -2,7 +2,6 @@
 //! record sequence, so a user's entries read back in the order written;
 //! the running summary is a column of the user's row.
 
-use super::notifications::next_seq;
 use super::{PostgresStore, big, decode, exec, row, rows};
 use crate::conversation::Entry;
 use crate::conversation::window::Summary;
@@ -15,11 +14,10 @@ use tokio_postgres::types::Json;
 impl ConversationStore for PostgresStore {
     async fn append_message(&self, user: &UserId, entry: &Entry) -> Result<(), StoreError> {
         let client = self.client().await?;
-        let seq = next_seq(&client).await?;
         exec(
             &client,
-            "INSERT INTO messages (user_id, seq, body) VALUES ($1, $2, $3)",
-            &[&user.as_str(), &seq, &Json(entry)],
+            "INSERT INTO messages (user_id, seq, body) VALUES ($1, nextval('record_seq'), $2)",
+            &[&user.as_str(), &Json(entry)],
         )
         .await?;
         Ok(())

@@ -53,8 +53,7 @@ pub(super) async fn sync_work(
         };
         exec(
             tx,
-            "INSERT INTO work (user_id, plan_id, step_id, at_ms, body) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (user_id, plan_id, step_id) DO UPDATE SET at_ms = EXCLUDED.at_ms, body = EXCLUDED.body",
+            "INSERT INTO work (user_id, plan_id, step_id, at_ms, body) VALUES ($1, $2, $3, $4, $5)",
             &[&user.as_str(), &id, &r.step_id, &ms(r.at), &Json(&place)],
         )
         .await?;
@@ -108,12 +107,12 @@ impl ExecutionStore for PostgresStore {
             .collect()
     }
 
-    async fn next_step_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn next_step_at(&self, after: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
         let client = self.client().await?;
         let found = row(
             &client,
-            "SELECT body FROM work ORDER BY at_ms, user_id, plan_id, step_id LIMIT 1",
-            &[],
+            "SELECT body FROM work WHERE at_ms > $1 ORDER BY at_ms, user_id, plan_id, step_id LIMIT 1",
+            &[&ms(after)],
         )
         .await?;
         let place: Option<StepRef> = found.map(|r| decode("work", &r, "body")).transpose()?;

@@ -59,12 +59,19 @@ pub struct PostgresOptions {
     pub connect_timeout: Duration,
 }
 
-impl Default for PostgresOptions {
-    fn default() -> PostgresOptions {
+impl From<&crate::config::DatabaseConfig> for PostgresOptions {
+    fn from(d: &crate::config::DatabaseConfig) -> PostgresOptions {
         PostgresOptions {
-            pool_size: 16,
-            connect_timeout: Duration::from_secs(10),
+            pool_size: d.pool_size,
+            connect_timeout: Duration::from_secs(d.connect_timeout_secs),
         }
+    }
+}
+
+impl Default for PostgresOptions {
+    /// The configuration's defaults.
+    fn default() -> PostgresOptions {
+        PostgresOptions::from(&crate::config::DatabaseConfig::default())
     }
 }
 
@@ -206,13 +213,27 @@ pub(super) async fn exec(c: &impl GenericClient, sql: &str, params: Params<'_>) 
 
 /// A stored JSON record; one that does not decode is corrupt.
 pub(super) fn decode<T: DeserializeOwned>(table: &'static str, row: &Row, column: &str) -> Result<T, Fail> {
-    let Json(value): Json<serde_json::Value> = row.try_get(column)?;
-    serde_json::from_value(value).map_err(|e| {
+    decode_opt(table, row, column)?.ok_or_else(|| {
         Fail::Store(StoreError::Corrupt {
             tree: table,
-            reason: e.to_string(),
+            reason: format!("{column} is empty"),
         })
     })
+}
+
+/// A nullable JSON column: `None` when NULL; corrupt when it does not decode.
+pub(super) fn decode_opt<T: DeserializeOwned>(table: &'static str, row: &Row, column: &str) -> Result<Option<T>, Fail> {
+    let value: Option<Json<serde_json::Value>> = row.try_get(column)?;
+    value
+        .map(|Json(v)| {
+            serde_json::from_value(v).map_err(|e| {
+                Fail::Store(StoreError::Corrupt {
+                    tree: table,
+                    reason: e.to_string(),
+                })
+            })
+        })
+        .transpose()
 }
 
 pub(super) fn ms(t: DateTime<Utc>) -> i64 {
@@ -406,37 +427,11 @@ mod tests {
 
     crate::store::conformance::suite!(optional fresh);
 
-    use crate::plan::{Actor, HistoryEntry, Plan, Step};
-    use crate::store::conformance::reminder;
+    use crate::plan::Plan;
+    use crate::store::conformance::{create, entry, no_triggers, reminder};
     use crate::store::{AccountStore, Derived, Firing, PlanStore, TriggerStore};
     use crate::triggers::Outcome;
     use crate::user::UserId;
-
-    fn entry(version: u64) -> HistoryEntry {
-        HistoryEntry {
-            at: Utc::now(),
-            actor: Actor::Model,
-            why: "test".into(),
-            version,
-            changes: vec![],
-            undoes: None,
-        }
-    }
-
-    fn none(p: &Plan) -> Derived {
-        Derived {
-            triggers: vec![],
-            arm_after: p.updated_at,
-            runnable: Vec::new(),
-        }
-    }
-
-    async fn plan_for(store: &PostgresStore, user: &UserId, title: &str) -> Plan {
-        let mut draft = Plan::draft(title, "", Utc::now());
-        draft.version = 1;
-        draft.steps.push(Step::new("a", "first"));
-        store.create_plan(user, draft, entry(1), &none).await.unwrap()
-    }
 
     async fn sql(store: &PostgresStore, statement: &str) {
         store.client().await.unwrap().batch_execute(statement).await.unwrap();
@@ -447,7 +442,7 @@ mod tests {
         let Some((db, store)) = fresh().await else { return };
         let u = UserId::parse("u").unwrap();
         store.ensure_user(&u).await.unwrap();
-        plan_for(&store, &u, "kept").await;
+        create(&store, &u, "kept").await;
         drop(store);
         let again = PostgresStore::connect(db.url(), &PostgresOptions::default())
             .await
@@ -480,7 +475,7 @@ mod tests {
         let Some((_db, store)) = fresh().await else { return };
         let u = UserId::parse("u").unwrap();
         store.ensure_user(&u).await.unwrap();
-        plan_for(&store, &u, "kept").await;
+        create(&store, &u, "kept").await;
         sql(&store, r#"UPDATE plans SET body = '{"truncated": true}'"#).await;
         for result in [
             store.list_plans(&u).await.map(|_| ()),
@@ -500,13 +495,13 @@ mod tests {
         let Some((_db, store)) = fresh().await else { return };
         let u = UserId::parse("u").unwrap();
         store.ensure_user(&u).await.unwrap();
-        let plan = plan_for(&store, &u, "raced").await;
+        let plan = create(&store, &u, "raced").await;
         let mut writers = tokio::task::JoinSet::new();
         for n in 0..8 {
             let (store, u, mut next) = (store.clone(), u.clone(), plan.clone());
             next.version = 2;
             next.title = format!("writer {n}");
-            writers.spawn(async move { store.update_plan(&u, &next, 1, entry(2), &none).await });
+            writers.spawn(async move { store.update_plan(&u, &next, 1, entry(2, vec![]), &no_triggers).await });
         }
         let (mut won, mut conflicts) = (0, 0);
         while let Some(done) = writers.join_next().await {
@@ -534,7 +529,7 @@ mod tests {
             writers.spawn(async move {
                 let u = UserId::parse(&format!("user{n}")).unwrap();
                 store.ensure_user(&u).await.unwrap();
-                let mut plan = plan_for(&store, &u, "mine").await;
+                let mut plan = create(&store, &u, "mine").await;
                 // Each write moves the plan's trigger, as due dates do.
                 for step in 0..30 {
                     let mut next = plan.clone();
@@ -546,7 +541,7 @@ mod tests {
                         runnable: Vec::new(),
                     };
                     store
-                        .update_plan(&u, &next, plan.version, entry(next.version), &derive)
+                        .update_plan(&u, &next, plan.version, entry(next.version, vec![]), &derive)
                         .await?;
                     plan = next;
                 }

@@ -13,7 +13,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::types::Json;
 
 /// The next number of the database-wide record sequence.
-pub(super) async fn next_seq(c: &impl GenericClient) -> Result<i64, Fail> {
+async fn next_seq(c: &impl GenericClient) -> Result<i64, Fail> {
     let r = row(c, "SELECT nextval('record_seq')", &[]).await?;
     match r {
         Some(r) => Ok(r.try_get(0)?),
@@ -95,8 +95,12 @@ async fn insert_outbox(tx: &Transaction<'_>, seq: i64, item: &OutboxItem) -> Res
 /// Stores outbox items as they are, ids included (a migration).
 pub(super) async fn load_outbox(tx: &Transaction<'_>, items: &[OutboxItem]) -> Result<(), Fail> {
     for item in items {
-        let seq = seq_of(&item.id, 'o')
-            .ok_or_else(|| Fail::Store(StoreError::Backend(format!("bad outbox id {}", item.id))))?;
+        let seq = seq_of(&item.id, 'o').ok_or_else(|| {
+            Fail::Store(StoreError::Corrupt {
+                tree: "snapshot",
+                reason: format!("bad id {}", item.id),
+            })
+        })?;
         insert_outbox(tx, seq, item).await?;
     }
     Ok(())
@@ -158,11 +162,10 @@ impl NotificationStore for PostgresStore {
                 return Ok(false);
             }
             if let Some(entry) = &transcript {
-                let message = next_seq(tx).await?;
                 exec(
                     tx,
-                    "INSERT INTO messages (user_id, seq, body) VALUES ($1, $2, $3)",
-                    &[&user.as_str(), &message, &Json(entry)],
+                    "INSERT INTO messages (user_id, seq, body) VALUES ($1, nextval('record_seq'), $2)",
+                    &[&user.as_str(), &Json(entry)],
                 )
                 .await?;
             }

@@ -2,7 +2,7 @@
 //! database in a single transaction (`steward migrate`): nothing is
 //! half-loaded, and the record sequence is moved past every number loaded.
 
-use super::{Fail, PostgresStore, big, decode, exec, from_ms, ms, rows};
+use super::{Fail, PostgresStore, big, decode, decode_opt, exec, from_ms, ms, rows, seq_of};
 use crate::store::StoreError;
 use crate::store::snapshot::{
     ArmedTrigger, FiredTrigger, InboxRecord, MessageRecord, ReplanCount, Snapshot, UserRecord,
@@ -27,29 +27,33 @@ fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or_default()
 }
 
-/// "n12", "o7", "r3" → 12, 7, 3.
-fn seq_in(id: &str) -> i64 {
-    id.get(1..).and_then(|digits| digits.parse().ok()).unwrap_or_default()
+/// The number in a stored id ("n12" → 12); a malformed one is corrupt.
+fn seq_in(id: &str, prefix: char) -> Result<i64, Fail> {
+    seq_of(id, prefix).ok_or_else(|| {
+        Fail::Store(StoreError::Corrupt {
+            tree: "snapshot",
+            reason: format!("bad id {id}"),
+        })
+    })
 }
 
 impl PostgresStore {
-    /// Every record, typed and grouped by family, read in one transaction.
+    /// Every record, typed and grouped by family, read in one transaction
+    /// (one snapshot of the database, whatever is written meanwhile).
     // Long: one query per table, each turned into its family's records.
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| super::pg_error(&e))?;
+        let tx = self.begin(&mut client).await?;
         let read = async {
             let mut s = Snapshot::default();
             for r in rows(&tx, "SELECT * FROM users ORDER BY user_id", &[]).await? {
-                let prefs: Option<Json<serde_json::Value>> = r.try_get("prefs")?;
-                let summary: Option<Json<serde_json::Value>> = r.try_get("summary")?;
                 let cursor: Option<i64> = r.try_get("digest_cursor_ms")?;
                 s.users.push(UserRecord {
                     user: user_of(&r, "user_id")?,
                     plan_seq: unsigned(r.try_get("plan_seq")?),
                     proposal_seq: unsigned(r.try_get("proposal_seq")?),
-                    preferences: prefs.map(|_| decode("users", &r, "prefs")).transpose()?,
-                    summary: summary.map(|_| decode("users", &r, "summary")).transpose()?,
+                    preferences: decode_opt("users", &r, "prefs")?,
+                    summary: decode_opt("users", &r, "summary")?,
                     digest_cursor: cursor.map(|c| from_ms("users", c)).transpose()?,
                 });
             }
@@ -143,8 +147,14 @@ impl PostgresStore {
             .messages
             .iter()
             .map(|m| big(m.seq))
-            .chain(snapshot.notifications.iter().map(|n| seq_in(&n.notification.id)))
-            .chain(snapshot.outbox.iter().map(|o| seq_in(&o.id)))
+            // The ids were checked as their rows went in.
+            .chain(
+                snapshot
+                    .notifications
+                    .iter()
+                    .filter_map(|n| seq_of(&n.notification.id, 'n')),
+            )
+            .chain(snapshot.outbox.iter().filter_map(|o| seq_of(&o.id, 'o')))
             .max()
             .unwrap_or(0);
         if highest > 0 {
@@ -200,7 +210,7 @@ async fn load_records(tx: &Transaction<'_>, s: &Snapshot) -> Result<(), Fail> {
             "INSERT INTO proposals (user_id, seq, open, body) VALUES ($1, $2, $3, $4)",
             &[
                 &user.as_str(),
-                &seq_in(&p.id),
+                &seq_in(&p.id, 'r')?,
                 &(p.status == crate::proposal::ProposalStatus::Open),
                 &Json(p),
             ],
@@ -252,7 +262,7 @@ async fn load_records(tx: &Transaction<'_>, s: &Snapshot) -> Result<(), Fail> {
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &n.user.as_str(),
-                &seq_in(&note.id),
+                &seq_in(&note.id, 'n')?,
                 &ms(note.created_at),
                 &note.seen,
                 &note.routed.is_some(),

@@ -47,9 +47,19 @@ pub(super) async fn disarm(tx: &Transaction<'_>, user: &UserId, id: &str) -> Res
 /// is already recorded; `plan` is the plan it is derived from (`None`
 /// keeps what was recorded). Returns whether it is armed.
 pub(super) async fn arm(tx: &Transaction<'_>, trigger: &Trigger, plan: Option<PlanId>) -> Result<bool, Fail> {
+    let current = armed(tx, &trigger.user, &trigger.id).await?;
+    arm_over(tx, trigger, plan, current).await
+}
+
+/// [`arm`], given where the trigger is armed now (read by the caller).
+async fn arm_over(
+    tx: &Transaction<'_>,
+    trigger: &Trigger,
+    plan: Option<PlanId>,
+    current: Option<(i64, Option<i64>)>,
+) -> Result<bool, Fail> {
     let user = trigger.user.as_str();
     let fire_ms = ms(trigger.fire_at);
-    let current = armed(tx, &trigger.user, &trigger.id).await?;
     let plan = plan.map(|p| big(p.0)).or(current.and_then(|c| c.1));
     if current.is_some_and(|c| c.0 == fire_ms) {
         exec(
@@ -98,12 +108,13 @@ pub(super) async fn sync_plan(
     .collect::<Result<_, _>>()?;
     let mut kept = HashSet::new();
     for t in &derived.triggers {
-        let same = armed(tx, user, &t.id).await?.is_some_and(|c| c.0 == ms(t.fire_at));
+        let current = armed(tx, user, &t.id).await?;
+        let same = current.is_some_and(|c| c.0 == ms(t.fire_at));
         if !same && t.fire_at <= derived.arm_after {
             disarm(tx, user, &t.id).await?;
             continue;
         }
-        if arm(tx, t, Some(plan)).await? {
+        if arm_over(tx, t, Some(plan), current).await? {
             kept.insert(t.id.as_str());
         }
     }

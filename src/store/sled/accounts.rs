@@ -17,9 +17,9 @@ use keys::{decode_instant, tagged};
 use sha2::{Digest, Sha256};
 use sled::Transactional;
 
-const PREFS: u8 = b'R';
-const SUB: u8 = b'S';
-const SECRET: u8 = b'C';
+pub(super) const PREFS: u8 = b'R';
+pub(super) const SUB: u8 = b'S';
+pub(super) const SECRET: u8 = b'C';
 /// endpoint hash → the user whose subscription it is (one owner at a time).
 const SUB_OWNER: u8 = b'U';
 

@@ -17,13 +17,13 @@ use keys::{instant, tagged};
 use sled::transaction::TransactionalTree;
 use std::sync::Arc;
 
-const WORK: u8 = b'R';
+pub(super) const WORK: u8 = b'R';
 const WORK_BY_PLAN: u8 = b'S';
-const ATTEMPT: u8 = b'A';
+pub(super) const ATTEMPT: u8 = b'A';
 const OPEN: u8 = b'O';
 const LATEST: u8 = b'L';
-const REPLANS: u8 = b'N';
-const EVENT: u8 = b'C';
+pub(super) const REPLANS: u8 = b'N';
+pub(super) const EVENT: u8 = b'C';
 
 fn work_key(at_ms: i64, num: u64, plan: u64, step: &str) -> Vec<u8> {
     tagged(WORK, &[&instant(at_ms), &keys::plan(num, plan), step.as_bytes()])
@@ -116,8 +116,10 @@ impl ExecutionStore for SledStore {
         Ok(out)
     }
 
-    async fn next_step_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        match self.inner.timers.scan_prefix([WORK]).next() {
+    async fn next_step_at(&self, after: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut start = vec![WORK];
+        start.extend_from_slice(&instant(ms(after).saturating_add(1)));
+        match self.inner.timers.range(start..[WORK + 1].to_vec()).next() {
             Some(item) => {
                 let (_, v) = item.map_err(backend)?;
                 let place: StepRef = decode("timers", &v)?;

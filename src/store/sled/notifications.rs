@@ -17,7 +17,7 @@ use sled::Transactional;
 use sled::transaction::TransactionalTree;
 
 pub(super) const NOTE: u8 = b'N';
-const ROUTE: u8 = b'Q';
+pub(super) const ROUTE: u8 = b'Q';
 pub(super) const OUTBOX: u8 = b'O';
 const WORK: u8 = b'W';
 const KEY: u8 = b'K';

@@ -3,7 +3,10 @@
 //! be moved to another engine. A record that does not decode fails the
 //! read: a migration never drops what it cannot read without saying so.
 
-use super::triggers::FiredRecord;
+use super::accounts::{PREFS, SECRET, SUB};
+use super::engine::{ATTEMPT, EVENT, REPLANS, WORK};
+use super::notifications::{NOTE, OUTBOX, ROUTE};
+use super::triggers::{BY_PLAN, DIGEST_CURSOR, FIRED, FiredRecord, SCHEDULE};
 use super::{SledStore, backend, decode, keys, number};
 use crate::execution::{Attempt, CalendarEvent, StepRef};
 use crate::notification::{Notification, OutboxItem, PushSubscription};
@@ -60,7 +63,7 @@ impl SledStore {
                 };
                 let prefs = match i
                     .notify
-                    .get(keys::tagged(b'R', &[&num.to_be_bytes()]))
+                    .get(keys::tagged(PREFS, &[&num.to_be_bytes()]))
                     .map_err(backend)?
                 {
                     Some(v) => Some(decode("notify", &v)?),
@@ -68,7 +71,7 @@ impl SledStore {
                 };
                 let cursor = match i
                     .timers
-                    .get(keys::tagged(b'D', &[&num.to_be_bytes()]))
+                    .get(keys::tagged(DIGEST_CURSOR, &[&num.to_be_bytes()]))
                     .map_err(backend)?
                 {
                     Some(v) => Some(super::from_ms(
@@ -133,7 +136,7 @@ impl SledStore {
         let timers = &self.inner.timers;
         // Which plan each derived trigger came from (`P`: user | plan → ids).
         let mut origin: HashMap<(UserId, String), PlanId> = HashMap::new();
-        for item in timers.scan_prefix([b'P']) {
+        for item in timers.scan_prefix([BY_PLAN]) {
             let (k, v) = item.map_err(backend)?;
             let user = name("timers", u64_at("timers", &k, 1)?)?;
             let plan = PlanId(u64_at("timers", &k, 9)?);
@@ -141,13 +144,13 @@ impl SledStore {
                 origin.insert((user.clone(), id), plan);
             }
         }
-        for item in timers.scan_prefix([b'T']) {
+        for item in timers.scan_prefix([SCHEDULE]) {
             let (_, v) = item.map_err(backend)?;
             let trigger: Trigger = decode("timers", &v)?;
             let plan = origin.get(&(trigger.user.clone(), trigger.id.clone())).copied();
             s.triggers.push(ArmedTrigger { trigger, plan });
         }
-        for item in timers.scan_prefix([b'F']) {
+        for item in timers.scan_prefix([FIRED]) {
             let (_, v) = item.map_err(backend)?;
             let r: FiredRecord = decode("timers", &v)?;
             s.fired.push(FiredTrigger {
@@ -156,7 +159,7 @@ impl SledStore {
                 trigger: r.trigger,
             });
         }
-        for item in timers.scan_prefix([b'R']) {
+        for item in timers.scan_prefix([WORK]) {
             let (_, v) = item.map_err(backend)?;
             s.work.push(decode::<StepRef>("timers", &v)?);
         }
@@ -169,10 +172,10 @@ impl SledStore {
         name: &dyn Fn(&'static str, u64) -> Result<UserId, StoreError>,
     ) -> Result<(), StoreError> {
         let notify = &self.inner.notify;
-        for item in notify.scan_prefix([b'N']) {
+        for item in notify.scan_prefix([NOTE]) {
             let (k, v) = item.map_err(backend)?;
             let mut queued = k.to_vec();
-            queued[0] = b'Q';
+            queued[0] = ROUTE;
             let queued_until = match notify.get(&queued).map_err(backend)? {
                 Some(q) => Some(decode::<super::notifications::Queued>("notify", &q)?.not_before),
                 None => None,
@@ -183,18 +186,18 @@ impl SledStore {
                 queued_until,
             });
         }
-        for item in notify.scan_prefix([b'O']) {
+        for item in notify.scan_prefix([OUTBOX]) {
             let (_, v) = item.map_err(backend)?;
             s.outbox.push(decode::<OutboxItem>("notify", &v)?);
         }
-        for item in notify.scan_prefix([b'S']) {
+        for item in notify.scan_prefix([SUB]) {
             let (k, v) = item.map_err(backend)?;
             s.subscriptions.push((
                 name("notify", u64_at("notify", &k, 1)?)?,
                 decode::<PushSubscription>("notify", &v)?,
             ));
         }
-        for item in notify.scan_prefix([b'C']) {
+        for item in notify.scan_prefix([SECRET]) {
             let (k, v) = item.map_err(backend)?;
             s.secrets
                 .push((String::from_utf8_lossy(&k[1..]).into_owned(), v.to_vec()));
@@ -208,11 +211,11 @@ impl SledStore {
         name: &dyn Fn(&'static str, u64) -> Result<UserId, StoreError>,
     ) -> Result<(), StoreError> {
         let engine = &self.inner.engine;
-        for item in engine.scan_prefix([b'A']) {
+        for item in engine.scan_prefix([ATTEMPT]) {
             let (_, v) = item.map_err(backend)?;
             s.attempts.push(decode::<Attempt>("engine", &v)?);
         }
-        for item in engine.scan_prefix([b'N']) {
+        for item in engine.scan_prefix([REPLANS]) {
             let (k, v) = item.map_err(backend)?;
             s.replans.push(ReplanCount {
                 user: name("engine", u64_at("engine", &k, 1)?)?,
@@ -220,7 +223,7 @@ impl SledStore {
                 count: decode("engine", &v)?,
             });
         }
-        for item in engine.scan_prefix([b'C']) {
+        for item in engine.scan_prefix([EVENT]) {
             let (k, v) = item.map_err(backend)?;
             s.events.push((
                 name("engine", u64_at("engine", &k, 1)?)?,

@@ -22,11 +22,11 @@ use sled::transaction::TransactionalTree;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-const SCHEDULE: u8 = b'T';
+pub(super) const SCHEDULE: u8 = b'T';
 const BY_ID: u8 = b'I';
-const BY_PLAN: u8 = b'P';
+pub(super) const BY_PLAN: u8 = b'P';
 pub(super) const FIRED: u8 = b'F';
-const DIGEST_CURSOR: u8 = b'D';
+pub(super) const DIGEST_CURSOR: u8 = b'D';
 
 fn schedule_key(fire_ms: i64, num: u64, id: &str) -> Vec<u8> {
     tagged(SCHEDULE, &[&instant(fire_ms), &num.to_be_bytes(), id.as_bytes()])
