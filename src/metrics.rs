@@ -77,95 +77,102 @@ impl Default for Metrics {
     }
 }
 
+/// Registers `metric` under `name` and hands it back to be kept.
+fn reg<M: prometheus_client::registry::Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    r.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
+    /// Every series, registered in the order the export lists them.
     // Long: one registration per series, in one place: the list is the
     // export's table of contents.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("steward");
-        let m = Metrics {
-            plans_created: Family::default(),
-            steps_completed: Family::default(),
-            steps_failed: Family::default(),
-            step_latency: Family::new_with_constructor(latency),
-            tool_calls: Family::default(),
-            tool_retries: Family::default(),
-            replans: Counter::default(),
-            steps_running: Gauge::default(),
-            turns: Counter::default(),
-            turn_seconds: seconds(),
-            ws_connections: Gauge::default(),
-            model_calls: Family::default(),
-            model_call_seconds: seconds(),
-            notifications: Family::default(),
-            deliveries: Family::default(),
-            trigger_lateness_seconds: seconds(),
-            registry: Registry::default(),
-        };
-        registry.register(
-            "plans_created",
-            "Plans created, by template kind",
-            m.plans_created.clone(),
-        );
-        registry.register(
-            "steps_completed",
-            "Steps bound to tools the engine completed, by template kind",
-            m.steps_completed.clone(),
-        );
-        registry.register(
-            "steps_failed",
-            "Steps bound to tools that failed for good, by template kind",
-            m.steps_failed.clone(),
-        );
-        registry.register(
-            "step_latency_seconds",
-            "From a tool step being ready to its being done, by template kind",
-            m.step_latency.clone(),
-        );
-        registry.register("tool_calls", "Tool calls by tool and outcome", m.tool_calls.clone());
-        registry.register(
-            "tool_retries",
-            "Tool calls retried after a transient failure",
-            m.tool_retries.clone(),
-        );
-        registry.register(
-            "replans",
-            "Replans proposed after a step failed for good",
-            m.replans.clone(),
-        );
-        registry.register("steps_running", "Tool steps running now", m.steps_running.clone());
-        registry.register("turns", "Chat turns answered", m.turns.clone());
-        registry.register("ws_connections", "Open websocket connections", m.ws_connections.clone());
-        registry.register(
-            "turn_seconds",
-            "Chat turns from the message to the answer",
-            m.turn_seconds.clone(),
-        );
-        registry.register(
-            "model_calls",
-            "Model calls (with their retries) by outcome",
-            m.model_calls.clone(),
-        );
-        registry.register(
-            "model_call_seconds",
-            "Model calls (with their retries), end to end",
-            m.model_call_seconds.clone(),
-        );
-        registry.register(
-            "notifications",
-            "Notifications routed, by channel",
-            m.notifications.clone(),
-        );
-        registry.register(
-            "deliveries",
-            "Emails, pushes and webhooks attempted, by channel and outcome",
-            m.deliveries.clone(),
-        );
-        registry.register(
-            "trigger_lateness_seconds",
-            "How late triggers fired after their time",
-            m.trigger_lateness_seconds.clone(),
-        );
-        Metrics { registry, ..m }
+        let mut r = Registry::with_prefix("steward");
+        Metrics {
+            plans_created: reg(
+                &mut r,
+                "plans_created",
+                "Plans created, by template kind",
+                Family::default(),
+            ),
+            steps_completed: reg(
+                &mut r,
+                "steps_completed",
+                "Steps bound to tools the engine completed, by template kind",
+                Family::default(),
+            ),
+            steps_failed: reg(
+                &mut r,
+                "steps_failed",
+                "Steps bound to tools that failed for good, by template kind",
+                Family::default(),
+            ),
+            step_latency: reg(
+                &mut r,
+                "step_latency_seconds",
+                "From a tool step being ready to its being done, by template kind",
+                Family::new_with_constructor(latency),
+            ),
+            tool_calls: reg(
+                &mut r,
+                "tool_calls",
+                "Tool calls by tool and outcome",
+                Family::default(),
+            ),
+            tool_retries: reg(
+                &mut r,
+                "tool_retries",
+                "Tool calls retried after a transient failure",
+                Family::default(),
+            ),
+            replans: reg(
+                &mut r,
+                "replans",
+                "Replans proposed after a step failed for good",
+                Counter::default(),
+            ),
+            steps_running: reg(&mut r, "steps_running", "Tool steps running now", Gauge::default()),
+            turns: reg(&mut r, "turns", "Chat turns answered", Counter::default()),
+            ws_connections: reg(&mut r, "ws_connections", "Open websocket connections", Gauge::default()),
+            turn_seconds: reg(
+                &mut r,
+                "turn_seconds",
+                "Chat turns from the message to the answer",
+                seconds(),
+            ),
+            model_calls: reg(
+                &mut r,
+                "model_calls",
+                "Model calls (with their retries) by outcome",
+                Family::default(),
+            ),
+            model_call_seconds: reg(
+                &mut r,
+                "model_call_seconds",
+                "Model calls (with their retries), end to end",
+                seconds(),
+            ),
+            notifications: reg(
+                &mut r,
+                "notifications",
+                "Notifications routed, by channel",
+                Family::default(),
+            ),
+            deliveries: reg(
+                &mut r,
+                "deliveries",
+                "Emails, pushes and webhooks attempted, by channel and outcome",
+                Family::default(),
+            ),
+            trigger_lateness_seconds: reg(
+                &mut r,
+                "trigger_lateness_seconds",
+                "How late triggers fired after their time",
+                seconds(),
+            ),
+            registry: r,
+        }
     }
 
     /// Counts one model call (its retries included): how long, and `ok`

@@ -149,7 +149,7 @@ impl Links {
     /// status and due time, so the link does nothing once the step moved
     /// on — after its first use too).
     pub(crate) fn step_action(&self, user: &UserId, plan: &str, step: &str, action: StepAction, state: &str) -> String {
-        let bound = format!("{plan}|{step}|{}|{state}", action.as_str());
+        let bound = step_bound(plan, step, action, state);
         format!(
             "{}/act/{}/{plan}/{step}/{state}?token={}",
             self.base,
@@ -166,8 +166,12 @@ impl Links {
         user: &UserId,
         (plan, step, action, state): (&str, &str, StepAction, &str),
     ) -> bool {
-        let bound = format!("{plan}|{step}|{}|{state}", action.as_str());
-        self.check(TokenPurpose::StepAction, token, user, &bound)
+        self.check(
+            TokenPurpose::StepAction,
+            token,
+            user,
+            &step_bound(plan, step, action, state),
+        )
     }
 
     pub(crate) fn calendar(&self, user: &UserId) -> String {
@@ -177,6 +181,11 @@ impl Links {
             self.token(TokenPurpose::Calendar, user, "")
         )
     }
+}
+
+/// What a step link's token is bound to.
+fn step_bound(plan: &str, step: &str, action: StepAction, state: &str) -> String {
+    format!("{plan}|{step}|{}|{state}", action.as_str())
 }
 
 #[cfg(test)]

@@ -82,6 +82,15 @@ impl EngineConfig {
     }
 
     /// Whether `host` is one the operator listed.
+    /// Steps running or waiting since before this are stalled.
+    pub(crate) fn stall_threshold(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        i64::try_from(self.stall_after_secs)
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+            .and_then(|age| now.checked_sub_signed(age))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+    }
+
     pub(crate) fn allows(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.');
         self.allow_hosts.iter().any(|h| h.eq_ignore_ascii_case(host))

@@ -56,7 +56,7 @@ impl Executor {
         let Some(to) = &self.config.operator_email else {
             return;
         };
-        let threshold = self.now() - chrono::Duration::seconds(self.config.stall_after_secs as i64);
+        let threshold = self.config.stall_threshold(self.now());
         for attempt in open.iter().filter(|a| a.stalled(threshold)) {
             let fresh = self
                 .alerted

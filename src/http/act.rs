@@ -9,7 +9,7 @@
 
 use super::error::ApiError;
 use super::extract::Params;
-use super::links::render;
+use super::links::{TokenQuery, render};
 use crate::app::App;
 use crate::channels::links::{Links, StepAction};
 use crate::plan::{Actor, Op, Plan, PlanId, StepStatus, render as plan_render};
@@ -18,12 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::context;
-use serde::{Deserialize, Serialize};
-
-#[derive(Deserialize)]
-pub(crate) struct TokenQuery {
-    token: String,
-}
+use serde::Serialize;
 
 type Place = (String, String, String, String);
 
@@ -108,7 +103,7 @@ async fn check(app: &App, (action, plan, step, state): Place, token: &str) -> Re
     {
         return Ok(None);
     }
-    let Ok(id) = serde_json::from_value::<PlanId>(serde_json::Value::from(plan)) else {
+    let Some(id) = PlanId::parse(&plan) else {
         return Ok(None);
     };
     let session = app.service.session(&user, Actor::User).await;

@@ -6,6 +6,7 @@
 //! the operator's.
 
 use super::error::ApiError;
+use super::plans::PlansBody;
 use crate::app::App;
 use crate::execution::Attempt;
 use crate::plan::{HistoryEntry, Op, Plan, PlanId, StepStatus};
@@ -16,6 +17,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -25,27 +27,16 @@ const STALLED_SCAN: usize = 10_000;
 
 /// Whether the request carries the operator's token. Both sides are
 /// hashed first, so the comparison takes the same time whatever matches.
-fn authorized(app: &App, headers: &HeaderMap) -> bool {
-    let Some(token) = &app.config.admin_token else {
-        return false;
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    Sha256::digest(given.as_bytes()) == Sha256::digest(token.expose_secret().as_bytes())
-}
-
 fn require(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    if app.config.admin_token.is_none() {
+    let Some(token) = &app.config.admin_token else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "admin_off",
             "the admin API is off: set STEWARD_ADMIN_TOKEN (admin_token in steward.toml) to turn it on",
         ));
-    }
-    if !authorized(app, headers) {
+    };
+    let given = super::auth::bearer(headers).unwrap_or_default();
+    if Sha256::digest(given.as_bytes()) != Sha256::digest(token.expose_secret().as_bytes()) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -76,12 +67,12 @@ fn user(name: &str) -> Result<UserId, ApiError> {
 }
 
 fn plan_id(text: &str) -> Result<PlanId, ApiError> {
-    serde_json::from_value(serde_json::Value::from(text)).map_err(|e| ApiError::bad("invalid_plan", e.to_string()))
-}
-
-#[derive(Serialize)]
-pub(crate) struct PlansBody {
-    plans: Vec<Plan>,
+    PlanId::parse(text).ok_or_else(|| {
+        ApiError::bad(
+            "invalid_plan",
+            format!("`{text}` is not a plan id (expected p<number>, e.g. p1)"),
+        )
+    })
 }
 
 /// `GET /admin/users/{user}/plans`: every plan of the user, closed ones too.
@@ -182,8 +173,7 @@ async fn human_steps_in_progress(
 }
 
 /// The open attempts older than the stall threshold.
-pub(crate) async fn stalled_attempts(app: &App) -> Result<Vec<Attempt>, StoreError> {
-    let threshold = app.now() - chrono::Duration::seconds(app.config.engine.stall_after_secs as i64);
+async fn stalled_attempts(app: &App, threshold: DateTime<Utc>) -> Result<Vec<Attempt>, StoreError> {
     let mut stalled: Vec<Attempt> = app
         .store
         .open_attempts(STALLED_SCAN)
@@ -198,9 +188,9 @@ pub(crate) async fn stalled_attempts(app: &App) -> Result<Vec<Attempt>, StoreErr
 /// `GET /admin/steps/stalled`.
 pub(crate) async fn stalled(State(app): State<App>, headers: HeaderMap) -> Result<Json<StalledBody>, ApiError> {
     require(&app, &headers)?;
-    let threshold = app.now() - chrono::Duration::seconds(app.config.engine.stall_after_secs as i64);
+    let threshold = app.config.engine.stall_threshold(app.now());
     Ok(Json(StalledBody {
-        stalled: stalled_attempts(&app).await?,
+        stalled: stalled_attempts(&app, threshold).await?,
         in_progress: human_steps_in_progress(&app, threshold).await?,
     }))
 }

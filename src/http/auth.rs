@@ -55,14 +55,18 @@ pub fn issue_token(secret: &str, user: &UserId, ttl_secs: u64) -> Result<String,
     )
 }
 
+/// The token of an `Authorization: Bearer …` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 pub(crate) fn authenticate(config: &Config, headers: &HeaderMap, query: &AuthQuery) -> Result<UserId, AuthError> {
     match &config.auth_secret {
         Some(secret) => {
-            let bearer = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::to_owned);
+            let bearer = bearer(headers).map(str::to_owned);
             // Two different tokens for one request: refuse rather than pick.
             if let (Some(q), Some(b)) = (&query.token, &bearer)
                 && q != b

@@ -23,7 +23,7 @@ use std::sync::LazyLock;
 #[derive(Deserialize, utoipa::IntoParams)]
 pub(crate) struct TokenQuery {
     /// The signed token from the link.
-    token: String,
+    pub(super) token: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

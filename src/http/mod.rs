@@ -111,8 +111,6 @@ pub async fn serve(
     served
 }
 
-/// Responses made below the handlers (the body limit's 413) carry the
-/// error body too.
 /// Every answer: `nosniff`. Pages (the demo, the console, the pages links
 /// open): a strict Content-Security-Policy (this origin's scripts only, no
 /// framing) and no referrer, so a link's token never leaks to another
@@ -141,6 +139,8 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// Responses made below the handlers (the body limit's 413) carry the
+/// error body too.
 async fn json_errors(response: Response) -> Response {
     let json = response
         .headers()

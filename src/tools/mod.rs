@@ -354,7 +354,7 @@ impl Registry {
 /// # Panics
 /// If two tools share a name (a programming error caught by every test run).
 pub(crate) fn registry(templates: Arc<Templates>, actions: &Actions) -> Registry {
-    let registry = Registry {
+    let mut registry = Registry {
         tools: Vec::new(),
         specs: Arc::new([]),
     }
@@ -369,11 +369,11 @@ pub(crate) fn registry(templates: Arc<Templates>, actions: &Actions) -> Registry
     .with(set_preferences::SetPreferences);
     let names: std::collections::HashSet<&str> = registry.tools.iter().map(|t| t.spec.name).collect();
     assert_eq!(names.len(), registry.tools.len(), "two tools share a name");
-    assert!(
-        registry.tools.iter().all(|t| NAMES.contains(&t.spec.name)),
-        "NAMES lists every tool"
+    assert_eq!(
+        names,
+        NAMES.iter().copied().collect(),
+        "NAMES lists exactly the registry's tools"
     );
-    let mut registry = registry;
     let catalog = actions.catalog();
     for entry in &mut registry.tools {
         describe_bindings(&mut entry.spec.parameters, &catalog);
