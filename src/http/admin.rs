@@ -287,3 +287,44 @@ pub(crate) async fn ready(State(app): State<App>) -> Response {
     };
     (status, Json(body)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    async fn readiness(app: &App) -> (StatusCode, serde_json::Value) {
+        let response = ready(State(app.clone())).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// A worker that stopped makes the instance not ready, and says which.
+    #[tokio::test]
+    async fn readiness_is_refused_while_a_background_worker_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            background: true,
+            ..Config::default()
+        };
+        let app = App::builder(config).build().await.unwrap();
+        // Built, background never started: every worker is stopped.
+        let (status, body) = readiness(&app).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["store"], "ok");
+        assert_eq!(body["scheduler"], "stopped");
+        let w = &app.workers;
+        for flag in [&w.scheduler, &w.notifier, &w.engine] {
+            flag.store(true, SeqCst);
+        }
+        assert_eq!(readiness(&app).await.0, StatusCode::OK);
+        w.engine.store(false, SeqCst);
+        let (status, body) = readiness(&app).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["engine"], "stopped");
+        assert_eq!(body["notifier"], "running");
+    }
+}

@@ -818,13 +818,21 @@ async fn metrics_and_the_admin_api_follow_the_engine_and_a_stalled_step_is_repor
     assert_eq!(retry("laptop").await.unwrap().status(), 409, "only a failed step");
     let retried = retry("accounts").await.unwrap();
     assert_eq!(retried.status(), 200);
-    let p = plan_when(&s.app, "accounts created on the operator's retry", |p| {
+    plan_when(&s.app, "accounts created on the operator's retry", |p| {
         status(p, "accounts") == StepStatus::Completed
     })
     .await;
     let history = s.app.app.store.history(&ana(), PlanId(1), 50).await.unwrap();
     assert!(history.iter().any(|h| h.actor == steward::plan::Actor::Operator));
-    assert_eq!(p.id, PlanId(1));
+    let last = s
+        .app
+        .app
+        .store
+        .last_attempt(&ana(), PlanId(1), "accounts")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.epoch, 2, "the retry ran in a new attempt epoch");
     s.tools.release();
     plan_when(&s.app, "the laptop done", |p| {
         status(p, "laptop") == StepStatus::Completed
