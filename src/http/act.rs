@@ -13,7 +13,7 @@ use super::links::{TokenQuery, render};
 use crate::app::App;
 use crate::channels::links::{Links, StepAction};
 use crate::plan::{Actor, Op, Plan, PlanId, StepStatus, render as plan_render};
-use crate::service::{Applied, Decision, PlanChange, ServiceError, Session};
+use crate::service::{Applied, PlanChange, ServiceError, Session};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -225,15 +225,10 @@ pub(crate) async fn act(
         ops: vec![op],
         why: format!("the user clicked “{}” in a notification", c.action.as_str()),
     };
-    let done = match app.service.change(&c.session, change).await {
+    // The click is the user's yes to the change the page named.
+    let done = match app.service.change_confirmed(&c.session, change).await {
         Ok(Applied::Changed { plan, .. } | Applied::Unchanged { plan }) => Ok(plan),
-        // The click is the user's yes to the change it names.
-        Ok(Applied::Proposed { proposal }) => match app.service.decide(&c.session, Some(&proposal.id), true).await {
-            Ok(Decision::Applied { plan, .. }) => Ok(plan),
-            Ok(_) => Err("it changed meanwhile".to_owned()),
-            Err(ServiceError::Refused(r)) => Err(r.to_string()),
-            Err(e) => return Err(e.into()),
-        },
+        Ok(Applied::Proposed { .. }) => Err("it needs your yes in the chat".to_owned()),
         Err(ServiceError::Refused(r)) => Err(r.to_string()),
         Err(e) => return Err(e.into()),
     };

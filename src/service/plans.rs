@@ -166,7 +166,17 @@ impl Service {
     /// Applies operations to a plan, or proposes them when they need a yes.
     pub(crate) async fn change(&self, s: &Session, change: PlanChange) -> Result<Applied, ServiceError> {
         let current = self.plan(s, change.plan_id).await?;
-        self.commit(s, current, change.expected_version, &change.ops, change.why)
+        self.commit(s, current, change.expected_version, &change.ops, change.why, false)
+            .await
+    }
+
+    /// Applies operations the user has just said yes to, each one named to
+    /// them (a one-click link in a notification): no proposal is made, so
+    /// none of the user's open proposals is superseded by it. The rules
+    /// still hold; a change made meanwhile is still refused.
+    pub(crate) async fn change_confirmed(&self, s: &Session, change: PlanChange) -> Result<Applied, ServiceError> {
+        let current = self.plan(s, change.plan_id).await?;
+        self.commit(s, current, change.expected_version, &change.ops, change.why, true)
             .await
     }
 
@@ -198,7 +208,7 @@ impl Service {
             Some(current) => {
                 let expected = snap.expected_version.unwrap_or(current.version);
                 let ops = snapshot::to_ops(&current, &snap.items)?;
-                self.commit(s, current, expected, &ops, why).await
+                self.commit(s, current, expected, &ops, why, false).await
             }
             None => {
                 let title = snap
@@ -229,7 +239,9 @@ impl Service {
         }
     }
 
-    /// Applies `ops` to `current` if the caller read version `expected`.
+    /// Applies `ops` to `current` if the caller read version `expected`;
+    /// proposes them instead when they need a yes the user has not given
+    /// (`confirmed`).
     pub(super) async fn commit(
         &self,
         s: &Session,
@@ -237,6 +249,7 @@ impl Service {
         expected: u64,
         ops: &[Op],
         why: String,
+        confirmed: bool,
     ) -> Result<Applied, ServiceError> {
         let rules = self.rules();
         check_free_text("explanation", &why, rules.limits.max_explanation_chars)?;
@@ -261,7 +274,7 @@ impl Service {
         };
         let ops = &ops[..];
         self.check_bindings(&outcome.changes)?;
-        if self.needs_yes(&outcome.changes) {
+        if !confirmed && self.needs_yes(&outcome.changes) {
             let action = Action::Patch { ops: ops.to_vec() };
             let note = self
                 .wording()

@@ -145,7 +145,7 @@ impl Service {
                 return Ok(None);
             };
             let version = plan.version;
-            match self.commit(&session, plan, version, &ops, why.to_owned()).await {
+            match self.commit(&session, plan, version, &ops, why.to_owned(), false).await {
                 Err(ServiceError::Refused(Refusal::StaleVersion { .. } | Refusal::ChangedMeanwhile { .. })) => continue,
                 other => return other.map(Some),
             }

@@ -1364,10 +1364,24 @@ fn link(text: &str, label: &str) -> String {
         .to_owned()
 }
 
+/// A snooze moves a due date, which by default needs a yes: the click is
+/// that yes. It applies the move without making a proposal of its own, so
+/// the question the user has open in the chat stays open.
 #[tokio::test]
-async fn a_notification_email_carries_one_click_links_that_act_once_for_their_user_only() {
+async fn a_snooze_click_moves_the_step_and_leaves_the_users_open_proposal_alone() {
     let clock = ManualClock::at(NOW);
-    let app = app(&clock, None, false).await;
+    let app = TestApp::with(engine())
+        .config(|c| {
+            c.time_zone = "Europe/Berlin".into();
+            c.background = false;
+            c.confirm = steward::config::ConfirmConfig {
+                reschedule: true,
+                ..steward::config::ConfirmConfig::never()
+            };
+        })
+        .clock(clock.clock())
+        .spawn()
+        .await;
     let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "18:00").await;
     let made = call_tool(
         &app,
@@ -1377,11 +1391,57 @@ async fn a_notification_email_carries_one_click_links_that_act_once_for_their_us
     )
     .await;
     assert_eq!(made["created"], true, "{made}");
+    let (_, snooze) = due_soon_links(&app, &clock, &user).await;
+    let plan = || async {
+        app.app
+            .store
+            .get_plan(&user, steward::plan::PlanId(1))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let due = |plan: &steward::plan::Plan| {
+        plan.steps
+            .iter()
+            .find(|s| s.id == "order_hardware")
+            .and_then(|s| s.due_at)
+            .unwrap()
+    };
+    let before = plan().await;
+    let asked = call_tool(
+        &app,
+        &user,
+        "update_plan",
+        json!({"plan_id": "p1", "expected_version": before.version, "explanation": "later",
+               "ops": [{"op": "update_step", "step": "create_accounts", "due_at": "2026-11-26T15:00:00+01:00"}]}),
+    )
+    .await;
+    let open = app.app.store.open_proposals(&user).await.unwrap();
+    assert_eq!(open.len(), 1, "the move waits for a yes: {asked}");
+
+    let acted = reqwest::Client::new().post(&snooze).send().await.unwrap();
+    assert_eq!(acted.status(), 200);
+    let page = acted.text().await.unwrap();
+    assert!(page.contains("is now due"), "{page}");
+    let after = plan().await;
+    assert_eq!(due(&after), due(&before) + chrono::Duration::days(1));
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!(
+        app.app.store.open_proposals(&user).await.unwrap(),
+        open,
+        "the question in the chat is still open"
+    );
+}
+
+/// The Done and Snooze links of the laptop step's "due soon" email (Ana
+/// has the onboarding plan p1 and a verified address), made to point at
+/// the test server.
+async fn due_soon_links(app: &TestApp, clock: &ManualClock, user: &UserId) -> (String, String) {
     // The laptop's "due soon" comes a day before Tuesday 09:00; Ana is away.
     clock.set(at("2026-11-23T08:30:00Z"));
-    tick(&app, &clock).await;
-    route(&app).await;
-    let notes = app.app.store.recent_notifications(&user, 20).await.unwrap();
+    tick(app, clock).await;
+    route(app).await;
+    let notes = app.app.store.recent_notifications(user, 20).await.unwrap();
     let due_soon = notes
         .iter()
         .find(|n| n.step_id.as_deref() == Some("order_hardware"))
@@ -1405,6 +1465,23 @@ async fn a_notification_email_carries_one_click_links_that_act_once_for_their_us
     let snooze = link(&email.text, "Snooze a day").replace("http://127.0.0.1:8080", &base);
     assert!(done.contains("/act/done/p1/order_hardware/pending-"), "{done}");
     assert!(email.html.contains(">Snooze a day</a>"), "{}", email.html);
+    (done, snooze)
+}
+
+#[tokio::test]
+async fn a_notification_email_carries_one_click_links_that_act_once_for_their_user_only() {
+    let clock = ManualClock::at(NOW);
+    let app = app(&clock, None, false).await;
+    let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "18:00").await;
+    let made = call_tool(
+        &app,
+        &user,
+        "plan_from_template",
+        json!({"kind": "onboard_employee", "slots": {"name": "Ana Souza", "start_date": "2026-12-01"}}),
+    )
+    .await;
+    assert_eq!(made["created"], true, "{made}");
+    let (done, snooze) = due_soon_links(&app, &clock, &user).await;
 
     let http = reqwest::Client::new();
     let stored = || async {
