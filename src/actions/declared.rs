@@ -332,6 +332,42 @@ base_ms = 100
         assert!(tool.check_args(&serde_json::json!({"queue": "it"})).is_err());
     }
 
+    /// The directory as a whole: two files naming one tool, a file taking a
+    /// built-in's name, and an oversized file are each refused, naming the
+    /// file; a missing directory is no tools.
+    #[test]
+    fn a_tools_directory_is_refused_for_a_clash_or_an_oversized_file() {
+        let config = Config::default();
+        let builtins: BTreeMap<String, Arc<Action>> = super::super::builtins()
+            .into_iter()
+            .map(|a| (a.name.clone(), Arc::new(a)))
+            .collect();
+        let load = |dir: &Path| load_dir(dir, &config, &["update_plan"], &builtins);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(&dir.path().join("missing")).unwrap().is_empty());
+        std::fs::write(dir.path().join("a.toml"), GOOD).unwrap();
+        assert_eq!(load(dir.path()).unwrap().len(), 1);
+        std::fs::write(dir.path().join("b.toml"), GOOD).unwrap();
+        let twice = load(dir.path()).unwrap_err();
+        assert!(
+            twice.file.ends_with("b.toml") && twice.problem.contains("also declared in"),
+            "{twice}"
+        );
+        std::fs::remove_file(dir.path().join("b.toml")).unwrap();
+        let builtin = GOOD.replace("name = \"open_ticket\"", "name = \"send_email\"");
+        std::fs::write(dir.path().join("b.toml"), builtin).unwrap();
+        let clash = load(dir.path()).unwrap_err();
+        assert!(clash.problem.contains("is a built-in tool"), "{clash}");
+        std::fs::remove_file(dir.path().join("b.toml")).unwrap();
+        let padded = format!("{GOOD}\n#{}\n", "x".repeat(MAX_FILE_BYTES as usize));
+        std::fs::write(dir.path().join("big.toml"), padded).unwrap();
+        let big = load(dir.path()).unwrap_err();
+        assert!(
+            big.file.ends_with("big.toml") && big.problem.contains("a tool file is at most"),
+            "{big}"
+        );
+    }
+
     #[test]
     fn a_bad_file_is_refused_naming_what_is_wrong() {
         let cases: &[(&str, &str, &str)] = &[

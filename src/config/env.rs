@@ -7,30 +7,21 @@ use super::Config;
 use figment::value::{Dict, Value};
 use std::collections::HashSet;
 
-const SECTIONS: [&str; 9] = [
-    "llm_",
-    "limits_",
-    "plan_",
-    "confirm_",
-    "notify_",
-    "email_",
-    "push_",
-    "engine_",
-    "database_",
-];
-
 /// The settings the variables in `env` give, and the names of those that
 /// name no setting.
 pub(super) fn settings(env: impl IntoIterator<Item = (String, String)>) -> (Dict, Vec<String>) {
-    let known = setting_names();
+    let (known, sections) = setting_names();
     let mut ignored = Vec::new();
     let mut table = Dict::new();
     let vars = env
         .into_iter()
         .filter_map(|(k, v)| k.strip_prefix("STEWARD_").map(|k| (k.to_ascii_lowercase(), v)));
     for (key, value) in vars {
-        let (section, field) = match SECTIONS.iter().find(|p| key.starts_with(*p)) {
-            Some(prefix) => (Some(prefix.trim_end_matches('_')), key[prefix.len()..].to_owned()),
+        let section = sections
+            .iter()
+            .find(|s| key.strip_prefix(s.as_str()).is_some_and(|rest| rest.starts_with('_')));
+        let (section, field) = match section {
+            Some(section) => (Some(section.as_str()), key[section.len() + 1..].to_owned()),
             None => (None, key.clone()),
         };
         let name = match section {
@@ -59,15 +50,17 @@ pub(super) fn settings(env: impl IntoIterator<Item = (String, String)>) -> (Dict
     (table, ignored)
 }
 
-/// Every setting's name as the variables spell it, lowercase: `addr`,
-/// `llm.base_url`, `limits.turn_queue`.
-fn setting_names() -> HashSet<String> {
+/// Every setting's name as the variables spell it, lowercase (`addr`,
+/// `llm.base_url`, `limits.turn_queue`), and the sections (`llm`, `limits`).
+fn setting_names() -> (HashSet<String>, Vec<String>) {
     let mut names = HashSet::new();
+    let mut sections = Vec::new();
     if let Ok(serde_json::Value::Object(top)) = serde_json::to_value(Config::default()) {
         for (key, value) in top {
             match value {
                 serde_json::Value::Object(section) => {
                     names.extend(section.keys().map(|field| format!("{key}.{field}")));
+                    sections.push(key);
                 }
                 _ => {
                     names.insert(key);
@@ -75,5 +68,5 @@ fn setting_names() -> HashSet<String> {
             }
         }
     }
-    names
+    (names, sections)
 }

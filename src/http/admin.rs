@@ -301,6 +301,53 @@ mod tests {
         (status, serde_json::from_slice(&body).unwrap())
     }
 
+    async fn app_with_token(token: Option<&str>) -> (tempfile::TempDir, App) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            admin_token: token.map(|t| t.to_owned().into()),
+            ..Config::default()
+        };
+        let app = App::builder(config).build().await.unwrap();
+        (dir, app)
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        headers
+    }
+
+    /// Off without a token; with one, only that token gets in; an unknown
+    /// action is not found.
+    #[tokio::test]
+    async fn the_admin_api_is_off_without_a_token_and_shut_to_a_wrong_one() {
+        let status =
+            |r: Result<Json<PlansBody>, ApiError>| r.map_or_else(|e| e.into_response().status(), |_| StatusCode::OK);
+        let (_dir, off) = app_with_token(None).await;
+        let listed = plans(State(off), bearer("anything"), Path("ana".into())).await;
+        assert_eq!(status(listed), StatusCode::NOT_FOUND);
+        let token = "an-operator-token-of-thirty-two-chars";
+        let (_dir, on) = app_with_token(Some(token)).await;
+        let wrong = plans(
+            State(on.clone()),
+            bearer("an-operator-token-of-thirty-two-charz"),
+            Path("ana".into()),
+        )
+        .await;
+        assert_eq!(status(wrong), StatusCode::UNAUTHORIZED);
+        let none = plans(State(on.clone()), HeaderMap::new(), Path("ana".into())).await;
+        assert_eq!(status(none), StatusCode::UNAUTHORIZED);
+        let right = plans(State(on.clone()), bearer(token), Path("ana".into())).await;
+        assert_eq!(status(right), StatusCode::OK);
+        let place = ("ana".into(), "p1".into(), "a".into(), "explode".into());
+        let unknown = act(State(on), bearer(token), Path(place)).await;
+        assert_eq!(
+            unknown.map_or_else(|e| e.into_response().status(), |_| StatusCode::OK),
+            StatusCode::NOT_FOUND
+        );
+    }
+
     /// A worker that stopped makes the instance not ready, and says which.
     #[tokio::test]
     async fn readiness_is_refused_while_a_background_worker_is_stopped() {

@@ -1258,8 +1258,9 @@ async fn a_failure_recorded_before_a_stop_is_still_told_after_the_restart() {
         error: "the tool answered 404 Not Found".into(),
     };
     store.save_attempt(&attempt).await.unwrap();
-    // The running engine picks it up on its next pass.
-    store.work_signal().notify_one();
+    // Stopped and started again: the engine finds it at start-up.
+    let app = s.app.restart(Arc::new(ScriptedModel::new(vec![]))).await;
+    let store = &app.app.store;
     let deadline = Instant::now() + WAIT;
     loop {
         let told = store.recent_notifications(&ana(), 10).await.unwrap();
@@ -1281,5 +1282,8 @@ async fn a_failure_recorded_before_a_stop_is_still_told_after_the_restart() {
         assert!(Instant::now() < deadline, "never settled: {attempt:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let told = store.recent_notifications(&ana(), 10).await.unwrap();
+    let failures = told.iter().filter(|n| n.text.contains("could not be done")).count();
+    assert_eq!(failures, 1, "told once: {told:#?}");
     assert!(s.tools.seen().is_empty(), "nothing was called again");
 }

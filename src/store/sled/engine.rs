@@ -3,8 +3,9 @@
 //! in its transaction: `R` (time | user | plan | step → where), `S` (user
 //! | plan → the plan's listed steps). Attempts and the rest are in the
 //! `engine` tree: `A` (user | plan | step | epoch → attempt), `O` (the
-//! same key, for attempts not settled), `L` (user | plan | step → latest
-//! epoch), `N` (user | plan → replans), `C` (user | key → calendar event).
+//! same key, for attempts not settled), `N` (user | plan → replans), `C`
+//! (user | key → calendar event). The latest epoch of a step is its last
+//! `A` key (`L` keys written by earlier versions are no longer read).
 
 use super::{SledStore, TxResult, backend, dec, decode, enc, encode, finish, keys, ms};
 use crate::execution::{Attempt, CalendarEvent, StepRef};
@@ -21,7 +22,6 @@ pub(super) const WORK: u8 = b'R';
 const WORK_BY_PLAN: u8 = b'S';
 pub(super) const ATTEMPT: u8 = b'A';
 const OPEN: u8 = b'O';
-const LATEST: u8 = b'L';
 pub(super) const REPLANS: u8 = b'N';
 pub(super) const EVENT: u8 = b'C';
 
@@ -134,20 +134,12 @@ impl ExecutionStore for SledStore {
         let (plan, step, epoch) = (attempt.plan_id.0, attempt.step_id.as_str(), attempt.epoch);
         let key = attempt_key(ATTEMPT, num, plan, step, epoch);
         let open = attempt_key(OPEN, num, plan, step, epoch);
-        let latest = step_key(LATEST, num, plan, step);
         finish(self.inner.engine.transaction(|engine: &TransactionalTree| {
             engine.insert(key.clone(), enc(attempt)?)?;
             if attempt.settled {
                 engine.remove(open.clone())?;
             } else {
                 engine.insert(open.clone(), &[][..])?;
-            }
-            let newer = engine
-                .get(&latest)?
-                .and_then(|v| <[u8; 4]>::try_from(&v[..]).ok())
-                .is_some_and(|v| u32::from_be_bytes(v) > epoch);
-            if !newer {
-                engine.insert(latest.clone(), &epoch.to_be_bytes()[..])?;
             }
             Ok(())
         }))?;
@@ -164,21 +156,14 @@ impl ExecutionStore for SledStore {
         let Some(num) = self.user_num(user)? else {
             return Ok(None);
         };
-        let engine = &self.inner.engine;
-        let Some(epoch) = engine.get(step_key(LATEST, num, plan.0, step)).map_err(backend)? else {
-            return Ok(None);
-        };
-        let epoch = <[u8; 4]>::try_from(&epoch[..])
-            .map(u32::from_be_bytes)
-            .map_err(|_| StoreError::Corrupt {
-                tree: "engine",
-                reason: "bad epoch".into(),
-            })?;
-        match engine
-            .get(attempt_key(ATTEMPT, num, plan.0, step, epoch))
-            .map_err(backend)?
+        // A step's attempts are keyed by big-endian epoch: the last is the latest.
+        match self
+            .inner
+            .engine
+            .scan_prefix(step_key(ATTEMPT, num, plan.0, step))
+            .next_back()
         {
-            Some(v) => decode("engine", &v).map(Some),
+            Some(item) => decode("engine", &item.map_err(backend)?.1).map(Some),
             None => Ok(None),
         }
     }
