@@ -188,10 +188,19 @@ impl Executor {
         let step = attempt.step_id.clone();
         let why = format!("running {}", attempt.tool);
         let mut ours = false;
+        // Whether the plan the service read last shows the step in progress
+        // already (a resumed or resent call): then no change is made, and
+        // the step is ours without reading the plan again.
+        let running = std::sync::atomic::AtomicBool::new(false);
         let applied = self
             .service
             .tool_change(&attempt.user, attempt.plan_id, &why, |plan: &Plan| {
-                let s = plan.step(&step)?;
+                let s = plan.step(&step);
+                running.store(
+                    s.is_some_and(|s| s.status == StepStatus::InProgress),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                let s = s?;
                 match s.status {
                     StepStatus::InProgress => None,
                     StepStatus::Pending if plan.is_ready(s) => Some(vec![Op::SetStatus {
@@ -206,13 +215,7 @@ impl Executor {
         match applied {
             Ok(Some(Applied::Changed { .. } | Applied::Unchanged { .. })) => ours = true,
             Ok(Some(Applied::Proposed { .. })) => {}
-            Ok(None) => {
-                let plan = self.service.stored_plan(&attempt.user, attempt.plan_id).await?;
-                ours = plan
-                    .as_ref()
-                    .and_then(|p| p.step(&step))
-                    .is_some_and(|s| s.status == StepStatus::InProgress);
-            }
+            Ok(None) => ours = running.load(std::sync::atomic::Ordering::Relaxed),
             // Another step in progress in a plan worked one at a time, or
             // a dependency reopened: not now.
             Err(ServiceError::Refused(r)) => tracing::info!(reason = %r, "tool step not started"),
