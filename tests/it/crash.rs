@@ -4,16 +4,15 @@
 //! `CRASH_TEST_KILLS` sets the number of kills (default 12).
 
 use crate::fake_openai::{FakeOpenAi, Reply};
+use crate::harness::spawn_binary;
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 
 const USERS: usize = 6;
@@ -55,29 +54,18 @@ fn respond(request: &Value, _n: usize) -> Reply {
 
 async fn spawn_server(data: &Path, fake: &FakeOpenAi) -> (Child, String, Duration) {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("STEWARD_LLM_BASE_URL", fake.base_url())
-        .env("STEWARD_LLM_RETRY_BASE_MS", "10")
-        .env("STEWARD_LIMITS_MESSAGES_PER_MINUTE", "1000000")
-        .env("STEWARD_PLAN_MAX_STEPS", "100000")
-        // Updates here must apply directly; proposals are tested elsewhere.
-        .env("STEWARD_CONFIRM_CREATE_PLAN", "false")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("server start")
-        .unwrap()
-        .expect("a line");
-    let addr = line.trim_start_matches("steward listening on http://").to_owned();
+    let (child, addr) = spawn_binary(
+        data,
+        &[
+            ("STEWARD_LLM_BASE_URL", fake.base_url()),
+            ("STEWARD_LLM_RETRY_BASE_MS", "10".into()),
+            ("STEWARD_LIMITS_MESSAGES_PER_MINUTE", "1000000".into()),
+            ("STEWARD_PLAN_MAX_STEPS", "100000".into()),
+            // Updates here must apply directly; proposals are tested elsewhere.
+            ("STEWARD_CONFIRM_CREATE_PLAN", "false".into()),
+        ],
+    )
+    .await;
     (child, addr, started.elapsed())
 }
 

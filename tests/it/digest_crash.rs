@@ -6,18 +6,17 @@
 //! carries the same Message-ID, and there is at most one per kill.
 //! `DIGEST_CRASH_KILLS` sets the number of kills (default 6).
 
+use crate::harness::spawn_binary;
 use crate::smtp::{Mode, Sink};
 use chrono::{Duration, NaiveTime, Utc};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use steward::preferences::{Channels, Preferences};
 use steward::store::{AccountStore, SledStore};
 use steward::triggers::{Frequency, Recurrence, Trigger, TriggerKind};
 use steward::user::UserId;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const USERS: usize = 40;
 
@@ -59,27 +58,16 @@ async fn seed(dir: &Path) -> String {
 }
 
 async fn spawn(data: &Path, smtp_port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("STEWARD_EMAIL_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
-        .env("STEWARD_NOTIFY_RETRY_BASE_MS", "50")
-        .env(
-            "RUST_LOG",
-            std::env::var("DIGEST_CRASH_LOG").unwrap_or_else(|_| "error".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("server start")
-        .unwrap()
-        .expect("a line");
+    let log = std::env::var("DIGEST_CRASH_LOG").unwrap_or_else(|_| "error".into());
+    let (child, _) = spawn_binary(
+        data,
+        &[
+            ("STEWARD_EMAIL_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+            ("STEWARD_NOTIFY_RETRY_BASE_MS", "50".into()),
+            ("RUST_LOG", log),
+        ],
+    )
+    .await;
     child
 }
 

@@ -8,17 +8,16 @@
 //! sets the number of kills (default 8).
 
 use crate::fake_openai::{FakeOpenAi, Reply};
+use crate::harness::spawn_binary;
 use crate::tool_service::ToolService;
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use steward::plan::StepStatus;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 
 const USERS: usize = 6;
@@ -103,32 +102,19 @@ fn respond(request: &Value, _n: usize) -> Reply {
 }
 
 async fn spawn_server(dir: &Path, model: &FakeOpenAi) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-        .arg(dir.join("data"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("STEWARD_LLM_BASE_URL", model.base_url())
-        .env("STEWARD_LLM_RETRY_BASE_MS", "10")
-        .env("STEWARD_TOOLS_DIR", dir.join("tools"))
-        .env("STEWARD_TEMPLATES_DIR", dir.join("templates"))
-        .env("STEWARD_CONFIRM_CREATE_PLAN", "false")
-        .env("STEWARD_CONFIRM_TOOL_STEPS", "false")
-        .env("STEWARD_LIMITS_MESSAGES_PER_MINUTE", "1000000")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("server start")
-        .unwrap()
-        .expect("a line");
-    let addr = line.trim_start_matches("steward listening on http://").to_owned();
-    // Keep reading stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (child, addr) = spawn_binary(
+        &dir.join("data"),
+        &[
+            ("STEWARD_LLM_BASE_URL", model.base_url()),
+            ("STEWARD_LLM_RETRY_BASE_MS", "10".into()),
+            ("STEWARD_TOOLS_DIR", dir.join("tools").display().to_string()),
+            ("STEWARD_TEMPLATES_DIR", dir.join("templates").display().to_string()),
+            ("STEWARD_CONFIRM_CREATE_PLAN", "false".into()),
+            ("STEWARD_CONFIRM_TOOL_STEPS", "false".into()),
+            ("STEWARD_LIMITS_MESSAGES_PER_MINUTE", "1000000".into()),
+        ],
+    )
+    .await;
     make_plans(&addr).await;
     child
 }
