@@ -1383,14 +1383,7 @@ async fn a_snooze_click_moves_the_step_and_leaves_the_users_open_proposal_alone(
         .spawn()
         .await;
     let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "18:00").await;
-    let made = call_tool(
-        &app,
-        &user,
-        "plan_from_template",
-        json!({"kind": "onboard_employee", "slots": {"name": "Ana Souza", "start_date": "2026-12-01"}}),
-    )
-    .await;
-    assert_eq!(made["created"], true, "{made}");
+    onboarding_by_tool(&app, &user).await;
     let (_, snooze) = due_soon_links(&app, &clock, &user).await;
     let plan = || async {
         app.app
@@ -1433,6 +1426,18 @@ async fn a_snooze_click_moves_the_step_and_leaves_the_users_open_proposal_alone(
     );
 }
 
+/// Ana's onboarding plan p1, made through the model's tool.
+async fn onboarding_by_tool(app: &TestApp, user: &UserId) {
+    let made = call_tool(
+        app,
+        user,
+        "plan_from_template",
+        json!({"kind": "onboard_employee", "slots": {"name": "Ana Souza", "start_date": "2026-12-01"}}),
+    )
+    .await;
+    assert_eq!(made["created"], true, "{made}");
+}
+
 /// The Done and Snooze links of the laptop step's "due soon" email (Ana
 /// has the onboarding plan p1 and a verified address), made to point at
 /// the test server.
@@ -1473,14 +1478,7 @@ async fn a_notification_email_carries_one_click_links_that_act_once_for_their_us
     let clock = ManualClock::at(NOW);
     let app = app(&clock, None, false).await;
     let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "18:00").await;
-    let made = call_tool(
-        &app,
-        &user,
-        "plan_from_template",
-        json!({"kind": "onboard_employee", "slots": {"name": "Ana Souza", "start_date": "2026-12-01"}}),
-    )
-    .await;
-    assert_eq!(made["created"], true, "{made}");
+    onboarding_by_tool(&app, &user).await;
     let (done, snooze) = due_soon_links(&app, &clock, &user).await;
 
     let http = reqwest::Client::new();
