@@ -10,6 +10,7 @@ use crate::channels::email::{Mail, MailError};
 use crate::channels::links::Links;
 use crate::channels::mailer::{Mailer, MailerError};
 use crate::channels::push::{PushError, Pusher};
+use crate::claims::Claims;
 use crate::clock::{self, Clock};
 use crate::config::Config;
 use crate::engine::{Executor, Replanner};
@@ -71,6 +72,8 @@ pub struct App {
     clock: Clock,
     /// Every task the server spawns (sockets, turn runners, workers).
     tasks: TaskTracker,
+    /// This instance's claims on work shared with other instances.
+    pub(crate) claims: Claims,
     /// Cancelled when the server stops; every task watches it.
     stopping: CancellationToken,
     /// Which background workers are running (`/readyz`).
@@ -202,7 +205,6 @@ impl Builder {
             connections_per_user: l.connections_per_user,
             max_connections: l.max_connections,
             outbound_queue: l.outbound_queue,
-            messages_per_minute: l.messages_per_minute,
         });
         let notifier_wake = Arc::new(tokio::sync::Notify::new());
         let metrics = Arc::new(Metrics::new());
@@ -234,6 +236,8 @@ impl Builder {
             max_tool_rounds: config.limits.max_tool_rounds,
             retry: RetryPolicy::from_config(&config.llm),
         };
+        let tasks = TaskTracker::new();
+        let claims = Claims::new(store.clone(), tasks.clone());
         Ok(App {
             config: Arc::new(config),
             store,
@@ -252,7 +256,8 @@ impl Builder {
             pusher,
             notifier_wake,
             clock,
-            tasks: TaskTracker::new(),
+            tasks,
+            claims,
             stopping: CancellationToken::new(),
             workers: Arc::new(Workers::default()),
         })
@@ -339,6 +344,7 @@ impl App {
                 service: self.service.clone(),
             }),
             failing: Default::default(),
+            claims: self.claims.clone(),
         })
     }
 
@@ -366,6 +372,7 @@ impl App {
                     .cloned()
                     .collect(),
             },
+            self.claims.clone(),
         ))
     }
 
@@ -388,6 +395,7 @@ impl App {
             word_timeout: self.config.llm.first_token_timeout().min(Duration::from_secs(20)),
             wake: self.notifier_wake.clone(),
             tasks: self.tasks.clone(),
+            claims: self.claims.clone(),
         }))
     }
 

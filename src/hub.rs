@@ -1,7 +1,6 @@
 //! Who is connected. The hub keeps each user's open sockets (so a plan
-//! change reaches all of them and nobody else), the per-user turn lock (a
-//! user's turns run one at a time, in arrival order), and the per-user
-//! message rate limit. Every queue is bounded: a socket whose queue is full is
+//! change reaches all of them and nobody else) and the per-user turn lock (a
+//! user's turns run one at a time, in arrival order). Every queue is bounded: a socket whose queue is full is
 //! a slow consumer and gets closed; it resynchronises from `ready`.
 
 use crate::events::{Event, Publisher, Written};
@@ -9,7 +8,6 @@ use crate::protocol::ServerFrame;
 use crate::user::UserId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -81,7 +79,6 @@ pub(crate) struct HubLimits {
     pub(crate) connections_per_user: usize,
     pub(crate) max_connections: usize,
     pub(crate) outbound_queue: usize,
-    pub(crate) messages_per_minute: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,11 +100,6 @@ struct Inner {
     /// Turn locks outlive connections while a turn still runs, so a user who
     /// reconnects mid-turn still waits for it.
     turn_locks: HashMap<UserId, Weak<TurnLock>>,
-    /// Message budgets, per user, kept across reconnects: closing and
-    /// reopening sockets does not refill one. A bucket that has refilled
-    /// completely is the same as a new one, so those are dropped when the
-    /// map grows.
-    buckets: HashMap<UserId, TokenBucket>,
     total: usize,
     next_id: u64,
 }
@@ -195,18 +187,12 @@ impl Outlet {
     }
 }
 
-struct TokenBucket {
-    tokens: f64,
-    last: Instant,
-}
-
 impl Hub {
     pub(crate) fn new(limits: HubLimits) -> Hub {
         Hub {
             inner: Arc::new(Mutex::new(Inner {
                 users: HashMap::new(),
                 turn_locks: HashMap::new(),
-                buckets: HashMap::new(),
                 total: 0,
                 next_id: 1,
             })),
@@ -301,30 +287,6 @@ impl Hub {
         self.lock().users.get(user).is_some_and(|e| !e.conns.is_empty())
     }
 
-    /// Takes one message token; `Err` says how long until the next one.
-    pub(crate) fn allow_message(&self, user: &UserId) -> Result<(), Duration> {
-        let per_minute = f64::from(self.limits.messages_per_minute);
-        let mut inner = self.lock();
-        let now = Instant::now();
-        let refilled =
-            |b: &TokenBucket| (b.tokens + now.duration_since(b.last).as_secs_f64() * per_minute / 60.0).min(per_minute);
-        if inner.buckets.len() >= 2 * self.limits.max_connections.max(1024) {
-            inner.buckets.retain(|_, b| refilled(b) < per_minute);
-        }
-        let bucket = inner.buckets.entry(user.clone()).or_insert(TokenBucket {
-            tokens: per_minute,
-            last: now,
-        });
-        bucket.tokens = refilled(bucket);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) * 60.0 / per_minute))
-        }
-    }
-
     /// The lock that serialises this user's turns. tokio's mutex is fair, so
     /// turns run in the order they asked.
     pub(crate) fn turn_lock(&self, user: &UserId) -> Arc<TurnLock> {
@@ -368,13 +330,13 @@ impl Publisher for Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn hub(per_user: usize, queue: usize) -> Hub {
         Hub::new(HubLimits {
             connections_per_user: per_user,
             max_connections: 100,
             outbound_queue: queue,
-            messages_per_minute: 3,
         })
     }
 
@@ -402,7 +364,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn limits_on_sockets_queues_and_messages_hold() {
+    async fn limits_on_sockets_and_queues_hold() {
         let hub = hub(1, 1);
         let conn = hub.register(&user("ana")).unwrap();
         assert_eq!(hub.register(&user("ana")).err(), Some(HubError::TooManyForUser));
@@ -413,19 +375,6 @@ mod tests {
             conn.closed.is_cancelled(),
             "a full queue marks the socket as a slow consumer"
         );
-        for _ in 0..3 {
-            assert_eq!(hub.allow_message(&user("ana")), Ok(()));
-        }
-        let wait = hub.allow_message(&user("ana")).unwrap_err();
-        assert!(
-            wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
-            "{wait:?}"
-        );
-        // Reconnecting does not refill the budget.
-        drop(conn);
-        let _again = hub.register(&user("ana")).unwrap();
-        assert!(hub.allow_message(&user("ana")).is_err());
-        assert_eq!(hub.allow_message(&user("bob")), Ok(()), "budgets are per user");
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@
 //!  drivers            turn · scheduler · offline · notifier
 //!  model's hands      tools
 //!  the plan service   service
-//!  adapters           store · hub · channels · llm
+//!  adapters           store · claims · hub · channels · llm
 //!  words              wording · prompts · protocol · events
 //!  domain (pure)      plan · planner · interpreter · proposal · triggers
 //!                     preferences · notification · conversation
@@ -48,6 +48,7 @@
 pub mod actions;
 pub mod app;
 pub mod channels;
+pub mod claims;
 pub mod clock;
 pub mod config;
 pub mod conversation;

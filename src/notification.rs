@@ -146,6 +146,11 @@ pub enum OutboxStatus {
 }
 
 impl OutboxItem {
+    /// Still to be delivered: pending, or an attempt started.
+    pub fn is_open(&self) -> bool {
+        matches!(self.status, OutboxStatus::Pending | OutboxStatus::Sending)
+    }
+
     /// A new row, due now; the store assigns its id.
     pub fn new(user: &UserId, key: String, payload: Payload, now: DateTime<Utc>) -> OutboxItem {
         OutboxItem {

@@ -26,6 +26,7 @@ use crate::actions::Actions;
 use crate::actions::http::Caller;
 use crate::channels::email::Mail;
 use crate::channels::links::Links;
+use crate::claims::{Claims, Held};
 use crate::clock::Clock;
 use crate::config::EngineConfig;
 use crate::execution::{Attempt, AttemptState, StepRef};
@@ -45,6 +46,8 @@ use tokio_util::task::TaskTracker;
 const BATCH: usize = 256;
 /// Pages of the work list one pass reads at most.
 const PAGES: usize = 16;
+/// A step's lease among instances, renewed while its try runs.
+const STEP_LEASE: Duration = Duration::from_secs(30);
 /// The longest the loop sleeps without a signal.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
@@ -62,6 +65,10 @@ pub struct Executor {
     pub(crate) tasks: TaskTracker,
     /// Asks a configured model for a replan after a failure.
     pub(crate) replanner: Replanner,
+    /// A step is claimed before each try, so one instance of several runs
+    /// it; an instance that dies mid-try loses the claim when it runs out,
+    /// and another one reconciles the try.
+    pub(crate) claims: Claims,
     running: Mutex<Running>,
     /// A try finished: a slot is free.
     freed: tokio::sync::Notify,
@@ -82,6 +89,8 @@ struct Running {
 pub(crate) struct Slot {
     executor: Arc<Executor>,
     key: (UserId, PlanId, String),
+    /// The step's lease among instances, given back with the slot.
+    held: Option<Held>,
 }
 
 impl Drop for Slot {
@@ -121,6 +130,7 @@ impl Executor {
         clock: Clock,
         tasks: TaskTracker,
         replanner: Replanner,
+        claims: Claims,
     ) -> Arc<Executor> {
         Arc::new(Executor {
             store,
@@ -134,6 +144,7 @@ impl Executor {
             clock,
             tasks,
             replanner,
+            claims,
             running: Mutex::new(Running::default()),
             freed: tokio::sync::Notify::new(),
             alerted: Mutex::new(HashSet::new()),
@@ -188,7 +199,9 @@ impl Executor {
             }
             let place = (attempt.user.clone(), attempt.plan_id, attempt.step_id.clone());
             // Held back by a limit: it starts when a slot frees (`freed`).
-            if let Some(slot) = self.take_slot(&place, None) {
+            if let Some(slot) = self.take_slot(&place, None)
+                && let Some(slot) = self.claim(slot).await?
+            {
                 self.spawn_attempt(attempt, slot, stop);
             }
         }
@@ -201,7 +214,9 @@ impl Executor {
             for step in page {
                 let place = (step.user.clone(), step.plan_id, step.step_id.clone());
                 after = Some(step.clone());
-                if let Some(slot) = self.take_slot(&place, Some(&step)) {
+                if let Some(slot) = self.take_slot(&place, Some(&step))
+                    && let Some(slot) = self.claim(slot).await?
+                {
                     self.spawn_start(step, slot, stop);
                 }
             }
@@ -247,7 +262,18 @@ impl Executor {
         Some(Slot {
             executor: self.clone(),
             key: place.clone(),
+            held: None,
         })
+    }
+
+    /// The slot with the step's lease, if no other instance holds it.
+    async fn claim(&self, mut slot: Slot) -> Result<Option<Slot>, StoreError> {
+        let (user, plan, step) = &slot.key;
+        let name = format!("step:{user}:{plan}:{step}");
+        Ok(self.claims.hold(&name, STEP_LEASE).await?.map(|held| {
+            slot.held = Some(held);
+            slot
+        }))
     }
 
     fn spawn_start(self: &Arc<Self>, step: StepRef, slot: Slot, stop: &CancellationToken) {

@@ -26,6 +26,8 @@ use tracing::Instrument;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Notifications that waited while no socket was open, sent with `ready`.
 const READY_NOTIFICATIONS: usize = 100;
+/// A user's turn lease among instances, renewed while the turn runs.
+const TURN_LEASE: Duration = Duration::from_secs(30);
 /// When a client refused for too many connections may try again.
 const CONNECTIONS_RETRY: Duration = Duration::from_secs(30);
 
@@ -162,7 +164,7 @@ async fn read_loop(
             Ok(Some(Ok(message))) => message,
         };
         match message {
-            Message::Text(text) => handle_text(app, &conn.user, out, text.as_str(), turns),
+            Message::Text(text) => handle_text(app, &conn.user, out, text.as_str(), turns).await,
             Message::Binary(_) => out.send(&ServerFrame::error(
                 ErrorCode::BinaryNotSupported,
                 "binary frames are not supported; send JSON text frames",
@@ -188,7 +190,7 @@ fn close_code_for(e: axum::Error) -> Option<(u16, &'static str)> {
     }
 }
 
-fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: &mpsc::Sender<Work>) {
+async fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: &mpsc::Sender<Work>) {
     match parse_client_frame(text, app.config.limits.max_message_chars) {
         Err(e) => out.send(&e.into_frame()),
         Ok(ClientFrame::Ping) => out.send(&ServerFrame::Pong),
@@ -204,13 +206,31 @@ fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: &mpsc:
             }
         }
         Ok(ClientFrame::Message { id, text }) => {
-            if let Err(wait) = app.hub.allow_message(user) {
-                out.send(&ServerFrame::error(
-                    ErrorCode::RateLimited,
-                    format!("too many messages; try again in {} s", wait.as_secs().max(1)),
-                    Some(id),
-                ));
-                return;
+            // One budget per user, across reconnects and instances.
+            let per_minute = app.config.limits.messages_per_minute;
+            match app
+                .store
+                .take_token(&format!("messages:{user}"), per_minute, app.now())
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(wait)) => {
+                    out.send(&ServerFrame::error(
+                        ErrorCode::RateLimited,
+                        format!("too many messages; try again in {} s", wait.as_secs().max(1)),
+                        Some(id),
+                    ));
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read the message budget");
+                    out.send(&ServerFrame::error(
+                        ErrorCode::Internal,
+                        "could not take your message just now; send it again shortly",
+                        Some(id),
+                    ));
+                    return;
+                }
             }
             match turns.try_send(Work::Message { id, text }) {
                 Ok(()) => {}
@@ -244,7 +264,18 @@ async fn turn_loop(app: App, user: UserId, out: Outlet, mut queue: mpsc::Receive
             _ = stopping.cancelled() => return,
             _ = async {
                 let mut turn = lock.lock().await;
+                // Then across instances: a user's sockets may be on several.
+                let held = app.claims.hold_waiting(&format!("turn:{user}"), TURN_LEASE).await;
+                if let Err(e) = &held {
+                    tracing::warn!(error = %e, "could not claim the turn among instances; running it here anyway");
+                }
+                if app.store.shared() {
+                    // Another instance may have run turns since this one
+                    // read the transcript.
+                    turn.recent = None;
+                }
                 turn::perform(&app.turns, &user, &out, work, &mut turn).await;
+                drop(held);
             } => {}
         }
     }

@@ -16,6 +16,7 @@ use crate::channels::email::Mail;
 use crate::channels::links::Links;
 use crate::channels::mailer::Mailer;
 use crate::channels::push::Pusher;
+use crate::claims::Claims;
 use crate::clock::Clock;
 use crate::config::WebhookConfig;
 use crate::events::{Publisher, Written};
@@ -26,6 +27,7 @@ use crate::service::Service;
 use crate::store::{Store, StoreError};
 use crate::user::UserId;
 use futures::StreamExt;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -41,6 +43,9 @@ const CONCURRENT_ROUTES: usize = 8;
 /// of the pass uses the offline wording, so a slow model cannot hold a
 /// pass (and the copies it read) for minutes.
 const WORDING_BUDGET: Duration = Duration::from_secs(30);
+/// How long a claim on notifications to route lasts: past a pass's
+/// wording budget and its writes.
+const ROUTE_LEASE: Duration = Duration::from_secs(120);
 
 pub struct Notifier {
     pub(crate) store: Arc<dyn Store>,
@@ -67,6 +72,9 @@ pub struct Notifier {
     /// The server's tasks: marking notifications seen once a socket has
     /// written them runs as one.
     pub(crate) tasks: TaskTracker,
+    /// Each notification and outbox row is claimed before it is routed or
+    /// tried, so one instance of several does it.
+    pub(crate) claims: Claims,
 }
 
 /// What one pass did (tests and logs).
@@ -107,8 +115,13 @@ impl Notifier {
         // Each user's notifications in order, users side by side. One
         // item's failure must not hold up everyone else's: each is logged
         // and stays queued for the next pass.
+        let due = self.store.due_notifications(now, ROUTE_BATCH).await?;
+        let lease = |(user, n): &(UserId, Notification)| format!("notification:{user}:{}", n.id);
+        let names: Vec<String> = due.iter().map(lease).collect();
+        let routing = self.claims.take(&names, ROUTE_LEASE).await?;
+        let mine: HashSet<&String> = routing.iter().collect();
         let mut by_user: Vec<(UserId, Vec<Notification>)> = Vec::new();
-        for (user, n) in self.store.due_notifications(now, ROUTE_BATCH).await? {
+        for (user, n) in due.into_iter().filter(|d| mine.contains(&lease(d))) {
             match by_user.iter_mut().find(|(u, _)| *u == user) {
                 Some((_, list)) => list.push(n),
                 None => by_user.push((user, vec![n])),
@@ -133,7 +146,24 @@ impl Notifier {
             .buffer_unordered(CONCURRENT_ROUTES)
             .fold(0, |total, routed| async move { total + routed })
             .await;
+        self.claims.give_back(&routing).await;
+        // Each row is claimed just before its attempt and held until its
+        // outcome is saved: a row `sending` whose lease ran out was
+        // interrupted (its instance stopped) and is tried again.
+        let lease = self.policy.send_timeout + Duration::from_secs(30);
         for item in self.store.due_outbox((self.clock)(), 64).await? {
+            let name = [format!("outbox:{}", item.key)];
+            if self.claims.take(&name, lease).await?.is_empty() {
+                continue; // another instance is trying it
+            }
+            // The copy listed may predate another instance's attempt that
+            // ended just now: only the stored row, still due, is tried.
+            let stored = self.store.outbox_by_key(&item.key).await?;
+            let now = (self.clock)();
+            let Some(item) = stored.filter(|i| i.is_open() && i.next_attempt_at <= now) else {
+                self.claims.give_back(&name).await;
+                continue;
+            };
             let id = item.id.clone();
             match self.attempt(item).await {
                 Ok(OutboxStatus::Sent) => pass.sent += 1,
@@ -141,6 +171,7 @@ impl Notifier {
                 Ok(OutboxStatus::Pending | OutboxStatus::Sending) => pass.retried += 1,
                 Err(e) => tracing::error!(outbox = %id, error = %e, "could not record a delivery attempt"),
             }
+            self.claims.give_back(&name).await;
         }
         Ok(pass)
     }

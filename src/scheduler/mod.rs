@@ -11,6 +11,7 @@
 
 pub mod housekeeping;
 
+use crate::claims::Claims;
 use crate::notification::NotificationKind;
 use crate::notifier::digest::Digests;
 use crate::plan::Plan;
@@ -36,6 +37,11 @@ const CONCURRENT_FIRES: usize = 32;
 /// Longest sleep between ticks: a changed wall clock (a suspended VM, an
 /// NTP step) is noticed within this.
 const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a claim on due triggers lasts: a tick's firing is bounded by
+/// store writes, far within it.
+const TRIGGER_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+/// A trigger another instance is handling is looked at again after this.
+const ELSEWHERE_RETRY: Duration = Duration::seconds(1);
 /// A trigger that could not be handled is tried again after this, doubling
 /// per failure up to [`MAX_RETRY`]; the others go on meanwhile.
 const FIRST_RETRY: Duration = Duration::seconds(1);
@@ -50,6 +56,9 @@ pub struct Scheduler {
     pub digests: Arc<Digests>,
     /// Triggers that failed to be handled, waiting for their retry.
     pub(crate) failing: Failing,
+    /// Each due trigger is claimed before it is handled: one instance
+    /// words and fires it (its transaction fires it once in any case).
+    pub(crate) claims: Claims,
 }
 
 /// What one tick did.
@@ -125,6 +134,20 @@ impl Failing {
         (failures, delay)
     }
 
+    /// Another instance is handling `key`: look again shortly (it is gone
+    /// by then, or that instance died and its claim runs out).
+    fn elsewhere(&self, key: FiringKey, now: DateTime<Utc>) {
+        let mut map = self.lock();
+        let failures = map.get(&key).map_or(0, |r| r.failures);
+        map.insert(
+            key,
+            Retry {
+                failures,
+                at: now + ELSEWHERE_RETRY,
+            },
+        );
+    }
+
     fn handled(&self, key: &FiringKey) {
         self.lock().remove(key);
     }
@@ -178,6 +201,7 @@ impl Scheduler {
                 // A full listing of deferred triggers: list past them.
                 continue;
             }
+            let (due, leases) = self.claim(due, now, &mut passed).await?;
             // Firings are independent (each checks its own trigger in its
             // own transaction), so a batch runs concurrently and its
             // flushes are shared by group commit instead of queued one by one.
@@ -185,6 +209,7 @@ impl Scheduler {
             for chunk in due.chunks(CONCURRENT_FIRES) {
                 results.extend(futures::future::join_all(chunk.iter().map(|t| self.fire_one(t, now))).await);
             }
+            self.claims.give_back(&leases).await;
             for (t, result) in due.iter().zip(results) {
                 self.record(t, result, now, &mut report, &mut passed);
             }
@@ -198,6 +223,30 @@ impl Scheduler {
             self.service.wake_notifier();
         }
         Ok(report)
+    }
+
+    /// The triggers of `due` this instance claimed, and their lease names;
+    /// those another instance holds are passed by for now.
+    async fn claim(
+        &self,
+        due: Vec<Trigger>,
+        now: DateTime<Utc>,
+        passed: &mut HashSet<FiringKey>,
+    ) -> Result<(Vec<Trigger>, Vec<String>), StoreError> {
+        let lease = |t: &Trigger| format!("trigger:{}:{}:{}", t.user, t.id, t.fire_at.timestamp_millis());
+        let names: Vec<String> = due.iter().map(lease).collect();
+        let taken: HashSet<String> = self.claims.take(&names, TRIGGER_LEASE).await?.into_iter().collect();
+        let mut mine = Vec::with_capacity(taken.len());
+        for t in due {
+            if taken.contains(&lease(&t)) {
+                mine.push(t);
+            } else {
+                tracing::debug!(user_id = %t.user, trigger = %t.id, "another instance is handling this trigger");
+                self.failing.elsewhere(firing_key(&t), now);
+                passed.insert(firing_key(&t));
+            }
+        }
+        Ok((mine, taken.into_iter().collect()))
     }
 
     /// Counts one firing's result. One trigger's failure (say, a corrupt
@@ -423,6 +472,7 @@ mod tests {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let mail = crate::channels::email::Mail::load(&root.join("templates/email"), "steward <steward@localhost>");
         let service = crate::service::testing::service(store.clone(), clock.clone());
+        let store_for_claims: Arc<dyn Store> = store.clone();
         Scheduler {
             store: store.clone(),
             service: service.clone(),
@@ -433,6 +483,7 @@ mod tests {
                 service: service.clone(),
             }),
             failing: Failing::default(),
+            claims: crate::claims::Claims::new(store_for_claims, tokio_util::task::TaskTracker::new()),
         }
     }
 

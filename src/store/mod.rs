@@ -22,6 +22,7 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+mod memory;
 pub mod postgres;
 pub(crate) mod sled;
 pub mod snapshot;
@@ -400,10 +401,48 @@ pub trait AccountStore: Send + Sync {
     async fn secret(&self, name: &str, init: Vec<u8>) -> Result<Vec<u8>, StoreError>;
 }
 
+/// Work that any of several instances on one database could do is claimed
+/// first: a lease on a name (`outbox:KEY`, `step:…`, `turn:USER`), held by
+/// one instance until it gives it back or the lease runs out. An instance
+/// that dies holding leases loses them when they run out, and another one
+/// takes the work over. On sled one process holds every lease, and the
+/// store keeps them in memory: a restart frees them all, as it should (the
+/// process that held them is gone).
+///
+/// Instants are the caller's clock; instances on one database keep their
+/// clocks in step (NTP) to well within a lease.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes the leases on `names` that are free, ran out by `now`, or are
+    /// `holder`'s already (renewed), until `until`; returns the names
+    /// taken, in the order asked. A lease another claimer is taking at this
+    /// very moment is skipped, not waited for.
+    async fn claim(
+        &self,
+        holder: &str,
+        names: &[String],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Gives back those of `names` that `holder` holds.
+    async fn release(&self, holder: &str, names: &[String]) -> Result<(), StoreError>;
+
+    /// Takes one token from the bucket `name` (refilled at `per_minute`,
+    /// holding at most `per_minute`), shared by every instance; `Err`
+    /// says how long until the next token.
+    async fn take_token(
+        &self,
+        name: &str,
+        per_minute: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), std::time::Duration>, StoreError>;
+}
+
 /// Every aggregate over one database.
 #[async_trait]
 pub trait Store:
-    PlanStore + ConversationStore + TriggerStore + NotificationStore + AccountStore + ExecutionStore + 'static
+    PlanStore + ConversationStore + TriggerStore + NotificationStore + AccountStore + ExecutionStore + LeaseStore + 'static
 {
     /// Removes what is finished and older than `before`: fired-trigger
     /// records, notifications already routed, sent or failed outbox rows
@@ -419,6 +458,10 @@ pub trait Store:
     /// Writes and flushes a probe record: the store takes writes now
     /// (`/readyz`).
     async fn probe(&self) -> Result<(), StoreError>;
+
+    /// Whether other processes (instances) may write this store too, so
+    /// nothing read earlier can be assumed current.
+    fn shared(&self) -> bool;
 }
 
 /// What [`Store::prune`] removed.

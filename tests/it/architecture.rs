@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     // the words: prompts, chat copy, the wire contract, events
     &["wording", "prompts", "protocol", "events"],
     // adapters to the outside: storage, sockets, channels, models
-    &["store", "hub", "channels", "llm", "actions"],
+    &["store", "claims", "hub", "channels", "llm", "actions"],
     // the plan service
     &["service"],
     // what the model calls

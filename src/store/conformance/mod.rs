@@ -53,7 +53,9 @@ macro_rules! suite {
             a_plan_write_syncs_the_work_list_in_the_same_transaction,
             attempts_keep_the_latest_epoch_and_list_the_open_ones,
             replans_count_per_plan_and_events_are_kept_once_per_key,
-            a_notification_made_outside_a_firing_is_queued_for_routing
+            a_notification_made_outside_a_firing_is_queued_for_routing,
+            a_lease_has_one_holder_until_it_is_given_back_or_runs_out,
+            a_message_budget_is_shared_and_refills_at_its_rate
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -80,12 +82,14 @@ pub(crate) use suite;
 mod accounts;
 mod delivery;
 mod engine;
+mod leases;
 mod plans;
 mod timers;
 
 pub(crate) use accounts::*;
 pub(crate) use delivery::*;
 pub(crate) use engine::*;
+pub(crate) use leases::*;
 pub(crate) use plans::*;
 pub(crate) use timers::*;
 

@@ -23,6 +23,7 @@
 mod accounts;
 mod conversation;
 mod engine;
+mod leases;
 mod notifications;
 mod plans;
 mod snapshot;
@@ -45,7 +46,7 @@ use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 /// The schema, one script per version, applied in order.
-const MIGRATIONS: [(i32, &str); 1] = [(1, include_str!("schema_1.sql"))];
+const MIGRATIONS: [(i32, &str); 2] = [(1, include_str!("schema_1.sql")), (2, include_str!("schema_2.sql"))];
 
 /// Tries of one write that keeps meeting serialization failures.
 pub(super) const MAX_TRIES: u32 = 8;
@@ -386,6 +387,8 @@ impl Store for PostgresStore {
             )
             .await?;
             let outbox = exec(tx, "DELETE FROM outbox WHERE NOT open AND created_ms < $1", &[&before]).await?;
+            exec(tx, "DELETE FROM leases WHERE until_ms < $1", &[&before]).await?;
+            exec(tx, "DELETE FROM buckets WHERE at_ms < $1", &[&before]).await?;
             let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
             Ok(Pruned {
                 fired: count(fired),
@@ -410,6 +413,10 @@ impl Store for PostgresStore {
         )
         .await?;
         Ok(())
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 }
 

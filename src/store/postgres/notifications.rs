@@ -4,7 +4,7 @@
 
 use super::{Fail, PostgresStore, big, decode, exec, ms, row, rows, seq_of, transact};
 use crate::conversation::Entry;
-use crate::notification::{Notification, OutboxItem, OutboxStatus};
+use crate::notification::{Notification, OutboxItem};
 use crate::store::{NotificationDraft, NotificationStore, StoreError};
 use crate::user::UserId;
 use async_trait::async_trait;
@@ -52,10 +52,6 @@ pub(super) async fn insert_notification(
     Ok(n)
 }
 
-fn is_open(item: &OutboxItem) -> bool {
-    matches!(item.status, OutboxStatus::Pending | OutboxStatus::Sending)
-}
-
 /// Stores outbox items whose idempotency keys are new; returns those stored.
 pub(super) async fn put_outbox(tx: &Transaction<'_>, items: &[OutboxItem]) -> Result<Vec<OutboxItem>, Fail> {
     let mut stored = Vec::new();
@@ -82,7 +78,7 @@ async fn insert_outbox(tx: &Transaction<'_>, seq: i64, item: &OutboxItem) -> Res
             &seq,
             &item.key,
             &item.user.as_str(),
-            &is_open(item),
+            &item.is_open(),
             &ms(item.next_attempt_at),
             &ms(item.created_at),
             &Json(item),
@@ -269,7 +265,7 @@ impl NotificationStore for PostgresStore {
             let changed = exec(
                 tx,
                 "UPDATE outbox SET open = $2, next_ms = $3, body = $4 WHERE seq = $1",
-                &[&seq, &is_open(item), &ms(item.next_attempt_at), &Json(item)],
+                &[&seq, &item.is_open(), &ms(item.next_attempt_at), &Json(item)],
             )
             .await?;
             if changed == 0 {

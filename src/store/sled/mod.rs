@@ -15,7 +15,8 @@ mod plans;
 mod snapshot;
 mod triggers;
 
-use super::{Pruned, Store, StoreError};
+use super::memory::Memory;
+use super::{LeaseStore, Pruned, Store, StoreError};
 use crate::user::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -85,6 +86,8 @@ struct Inner {
     /// flush whose caller stopped waiting, a prune); [`Store::quiesce`]
     /// takes it exclusively.
     background: Arc<tokio::sync::RwLock<()>>,
+    /// Leases and message budgets: one process holds this store.
+    memory: Memory,
 }
 
 impl SledStore {
@@ -127,6 +130,7 @@ impl SledStore {
                 flushes: AtomicU64::new(0),
                 flush_lock: Arc::new(tokio::sync::Mutex::new(())),
                 background: Arc::new(tokio::sync::RwLock::new(())),
+                memory: Memory::default(),
             }),
         })
     }
@@ -240,6 +244,37 @@ impl Store for SledStore {
             .insert(b"probe", &now.to_be_bytes()[..])
             .map_err(backend)?;
         self.durable().await
+    }
+
+    fn shared(&self) -> bool {
+        false // the data directory's lock keeps other processes out
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SledStore {
+    async fn claim(
+        &self,
+        holder: &str,
+        names: &[String],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.inner.memory.claim(holder, names, now, until))
+    }
+
+    async fn release(&self, holder: &str, names: &[String]) -> Result<(), StoreError> {
+        self.inner.memory.release(holder, names);
+        Ok(())
+    }
+
+    async fn take_token(
+        &self,
+        name: &str,
+        per_minute: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), std::time::Duration>, StoreError> {
+        Ok(self.inner.memory.take_token(name, per_minute, now))
     }
 }
 
