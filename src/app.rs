@@ -26,6 +26,7 @@ use crate::prompts::{PromptError, Prompts};
 use crate::scheduler::Scheduler;
 use crate::scheduler::housekeeping::{Housekeeping, ScheduleError};
 use crate::service::{Mailing, Rules, Service};
+use crate::store::postgres::{Body, Bus, Remote};
 use crate::store::{PostgresOptions, PostgresStore, SledStore, Store, StoreError};
 use crate::tools::{self, Registry};
 use crate::turn::{Engine, Turns};
@@ -74,10 +75,20 @@ pub struct App {
     tasks: TaskTracker,
     /// This instance's claims on work shared with other instances.
     pub(crate) claims: Claims,
+    /// Frames from the other instances on a shared database.
+    relay: Option<Relay>,
     /// Cancelled when the server stops; every task watches it.
     stopping: CancellationToken,
     /// Which background workers are running (`/readyz`).
     pub(crate) workers: Arc<Workers>,
+}
+
+/// The bus to the other instances, and the frames it brought, taken by
+/// the task that relays them to this instance's sockets.
+#[derive(Clone)]
+struct Relay {
+    bus: Arc<Bus>,
+    frames: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Remote>>>>,
 }
 
 /// Set while each background worker runs; cleared when it stops (for
@@ -173,14 +184,15 @@ impl Builder {
         let wording = Arc::new(Wording::load(&config.chat_templates_dir)?);
         let actions = Actions::load(&config, tools::NAMES)?;
         check_template_tools(&templates, &actions)?;
-        let store: Arc<dyn Store> = match self.store {
-            Some(store) => store,
+        let (store, shared): (Arc<dyn Store>, _) = match self.store {
+            Some(store) => (store, None),
             None => match &config.database.url {
                 Some(url) => {
                     let options = PostgresOptions::from(&config.database);
-                    Arc::new(PostgresStore::connect(secrecy::ExposeSecret::expose_secret(url), &options).await?)
+                    let pg = PostgresStore::connect(secrecy::ExposeSecret::expose_secret(url), &options).await?;
+                    (Arc::new(pg.clone()), Some(pg))
                 }
-                None => Arc::new(SledStore::open(&config.data_dir)?),
+                None => (Arc::new(SledStore::open(&config.data_dir)?), None),
             },
         };
         let engine = match (self.engine, &config.llm.base_url) {
@@ -238,6 +250,18 @@ impl Builder {
         };
         let tasks = TaskTracker::new();
         let claims = Claims::new(store.clone(), tasks.clone());
+        let stopping = CancellationToken::new();
+        let relay = match shared {
+            Some(pg) => {
+                let (bus, frames) = pg.join(claims.holder(), stopping.clone()).await?;
+                hub.attach(bus.clone());
+                Some(Relay {
+                    bus,
+                    frames: Arc::new(std::sync::Mutex::new(Some(frames))),
+                })
+            }
+            None => None,
+        };
         Ok(App {
             config: Arc::new(config),
             store,
@@ -258,7 +282,8 @@ impl Builder {
             clock,
             tasks,
             claims,
-            stopping: CancellationToken::new(),
+            relay,
+            stopping,
             workers: Arc::new(Workers::default()),
         })
     }
@@ -427,6 +452,59 @@ impl App {
             self.spawn(async move { flagged(&w.engine, executor.run(stop)).await });
         }
         Ok(())
+    }
+
+    /// Relays the other instances' frames to the sockets here (once; with
+    /// a shared database only).
+    pub(crate) fn start_relay(&self) {
+        let Some(relay) = &self.relay else { return };
+        let taken = relay.frames.lock().ok().and_then(|mut f| f.take());
+        let Some(mut frames) = taken else { return };
+        let (app, bus) = (self.clone(), relay.bus.clone());
+        self.spawn(async move {
+            let stopping = app.stopping();
+            loop {
+                let remote = tokio::select! {
+                    _ = stopping.cancelled() => break,
+                    remote = frames.recv() => match remote {
+                        Some(remote) => remote,
+                        None => break,
+                    },
+                };
+                app.relay_one(&bus, remote).await;
+            }
+        });
+    }
+
+    /// One frame from another instance to the sockets here, in order (a
+    /// stored one is fetched first, only if a socket of its user is here).
+    async fn relay_one(&self, bus: &Bus, remote: Remote) {
+        let (user, body, seen) = match remote {
+            Remote::Resync => return self.hub.close_all(),
+            Remote::Frame { user, body, seen } => (user, body, seen),
+        };
+        if !self.hub.is_online(&user) {
+            return;
+        }
+        let text = match body {
+            Body::Inline(text) => text,
+            Body::Stored(id) => match bus.fetch(id).await {
+                Ok(Some(text)) => text,
+                Ok(None) => return tracing::warn!(frame = id, "a stored frame was forgotten before it was fetched"),
+                Err(e) => return tracing::warn!(frame = id, error = %e, "could not fetch a stored frame"),
+            },
+        };
+        if seen.is_empty() {
+            self.hub.send_text(&user, text);
+        } else if let Some(delivery) = self.hub.send_text_tracked(&user, text) {
+            crate::notifier::mark_seen_when_written(
+                &self.tasks,
+                &self.store,
+                &user,
+                seen,
+                Box::pin(delivery.written()),
+            );
+        }
     }
 
     /// Stops the server's tasks and waits for them (at most a grace

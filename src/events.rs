@@ -76,9 +76,10 @@ impl Event {
 /// once every queued copy was dropped unwritten).
 pub(crate) type Written = Pin<Box<dyn Future<Output = bool> + Send>>;
 
-/// Delivers events to a user's open sockets. Never blocks: a socket whose
+/// Delivers events to a user's open sockets (on every instance). Never blocks: a socket whose
 /// queue is full is closed as a slow consumer and resynchronises from
 /// `ready` when it reconnects.
+#[async_trait::async_trait]
 pub(crate) trait Publisher: Send + Sync {
     /// Queues `event` for every open socket of `user`; how many took it.
     fn publish(&self, user: &UserId, event: Event) -> usize;
@@ -87,6 +88,6 @@ pub(crate) trait Publisher: Send + Sync {
     /// `None` if no socket took it.
     fn publish_tracked(&self, user: &UserId, event: Event) -> Option<Written>;
 
-    /// Whether the user has an open socket right now.
-    fn is_online(&self, user: &UserId) -> bool;
+    /// Whether the user has an open socket right now, on any instance.
+    async fn is_online(&self, user: &UserId) -> bool;
 }

@@ -5,6 +5,7 @@
 
 use crate::events::{Event, Publisher, Written};
 use crate::protocol::ServerFrame;
+use crate::store::postgres::Bus;
 use crate::user::UserId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -29,6 +30,16 @@ pub enum Outbound {
 impl Outbound {
     pub(crate) fn frame(text: Arc<str>) -> Outbound {
         Outbound::Frame { text, receipt: None }
+    }
+
+    /// A frame whose writing the caller waits for.
+    pub(crate) fn tracked(frame: &ServerFrame) -> (Outbound, Delivery) {
+        let (receipt, delivery) = Delivery::new();
+        let item = Outbound::Frame {
+            text: frame.to_json().into(),
+            receipt: Some(receipt),
+        };
+        (item, delivery)
     }
 }
 
@@ -93,6 +104,9 @@ pub enum HubError {
 pub struct Hub {
     inner: Arc<Mutex<Inner>>,
     limits: HubLimits,
+    /// The other instances on a shared database: they get every frame, and
+    /// hear how many sockets of each user this one holds.
+    bus: Arc<std::sync::OnceLock<Arc<Bus>>>,
 }
 
 struct Inner {
@@ -129,16 +143,19 @@ impl Drop for Connection {
     fn drop(&mut self) {
         let mut inner = self.hub.lock();
         let mut removed = false;
+        let mut left = 0;
         if let Some(entry) = inner.users.get_mut(&self.user) {
             let before = entry.conns.len();
             entry.conns.retain(|c| c.id != self.id);
             removed = entry.conns.len() != before;
+            left = entry.conns.len();
             if entry.conns.is_empty() {
                 inner.users.remove(&self.user);
             }
         }
         if removed {
             inner.total -= 1;
+            self.hub.tell_presence(&self.user, left);
         }
     }
 }
@@ -165,21 +182,6 @@ impl Outlet {
         self.send_raw(Outbound::frame(frame.to_json().into()));
     }
 
-    /// Sends a frame whose writing the caller waits for; `None` if the
-    /// socket's queue is full (and the socket closing).
-    pub(crate) fn send_tracked(&self, frame: &ServerFrame) -> Option<Delivery> {
-        let (receipt, delivery) = Delivery::new();
-        let item = Outbound::Frame {
-            text: frame.to_json().into(),
-            receipt: Some(receipt),
-        };
-        if self.tx.try_send(item).is_err() {
-            self.closed.cancel();
-            return None;
-        }
-        Some(delivery)
-    }
-
     pub(crate) fn send_raw(&self, item: Outbound) {
         if self.tx.try_send(item).is_err() {
             self.closed.cancel();
@@ -197,6 +199,29 @@ impl Hub {
                 next_id: 1,
             })),
             limits,
+            bus: Arc::default(),
+        }
+    }
+
+    /// Connects this hub to the other instances on a shared database.
+    pub(crate) fn attach(&self, bus: Arc<Bus>) {
+        let _ = self.bus.set(bus);
+    }
+
+    /// Closes every socket here (frames may have been missed: clients
+    /// reconnect and resynchronise from `ready`).
+    pub(crate) fn close_all(&self) {
+        for entry in self.lock().users.values() {
+            for conn in &entry.conns {
+                conn.closed.cancel();
+            }
+        }
+    }
+
+    /// Tells the other instances how many sockets of `user` this one holds.
+    fn tell_presence(&self, user: &UserId, sockets: usize) {
+        if let Some(bus) = self.bus.get() {
+            bus.presence(user, sockets);
         }
     }
 
@@ -225,14 +250,18 @@ impl Hub {
         let closed = CancellationToken::new();
         let id = inner.next_id;
         inner.next_id += 1;
+        let mut sockets = 0;
         if let Some(entry) = inner.users.get_mut(user) {
             entry.conns.push(Conn {
                 id,
                 tx: tx.clone(),
                 closed: closed.clone(),
             });
+            sockets = entry.conns.len();
         }
         inner.total += 1;
+        // Under the lock, so the counts go out in the order they changed.
+        self.tell_presence(user, sockets);
         Ok(Connection {
             hub: self.clone(),
             user: user.clone(),
@@ -247,23 +276,30 @@ impl Hub {
     /// returns how many took it (0: nobody is connected, or every socket
     /// was full and is closing). Queued is not shown: see
     /// [`Hub::send_frame_tracked`].
+    #[cfg(test)]
     pub(crate) fn send_frame(&self, user: &UserId, frame: &ServerFrame) -> usize {
-        self.queue(user, frame, None)
+        self.send_text(user, frame.to_json().into())
+    }
+
+    /// Queues a serialized frame on this instance's sockets of `user`.
+    pub(crate) fn send_text(&self, user: &UserId, text: Arc<str>) -> usize {
+        self.queue(user, text, None)
+    }
+
+    /// Like [`Hub::send_text`], and tells when a socket has written it.
+    pub(crate) fn send_text_tracked(&self, user: &UserId, text: Arc<str>) -> Option<Delivery> {
+        let (receipt, delivery) = Delivery::new();
+        (self.queue(user, text, Some(receipt)) > 0).then_some(delivery)
     }
 
     /// Like [`Hub::send_frame`], and tells when a socket has actually
     /// written the frame; `None` if no socket took it.
+    #[cfg(test)]
     pub(crate) fn send_frame_tracked(&self, user: &UserId, frame: &ServerFrame) -> Option<Delivery> {
-        let (receipt, delivery) = Delivery::new();
-        (self.queue(user, frame, Some(receipt)) > 0).then_some(delivery)
+        self.send_text_tracked(user, frame.to_json().into())
     }
 
-    fn queue(&self, user: &UserId, frame: &ServerFrame, receipt: Option<Receipt>) -> usize {
-        if !self.is_online(user) {
-            return 0;
-        }
-        // Serialized before taking the lock every socket of every user shares.
-        let text: Arc<str> = frame.to_json().into();
+    fn queue(&self, user: &UserId, text: Arc<str>, receipt: Option<Receipt>) -> usize {
         let inner = self.lock();
         let Some(entry) = inner.users.get(user) else { return 0 };
         let mut queued = 0;
@@ -312,18 +348,41 @@ impl Hub {
     }
 }
 
+/// Events reach the user's sockets here and, through the bus, on every
+/// other instance. A tracked event's notification is marked seen by
+/// whichever instance writes it.
+#[async_trait::async_trait]
 impl Publisher for Hub {
     fn publish(&self, user: &UserId, event: Event) -> usize {
-        self.send_frame(user, &event.frame())
+        let text: Arc<str> = event.frame().to_json().into();
+        if let Some(bus) = self.bus.get() {
+            bus.publish(user, text.clone(), Vec::new());
+        }
+        self.send_text(user, text)
     }
 
     fn publish_tracked(&self, user: &UserId, event: Event) -> Option<Written> {
-        let delivery = self.send_frame_tracked(user, &event.frame())?;
+        let seen = match &event {
+            Event::Notification(n) => vec![n.id.clone()],
+            _ => Vec::new(),
+        };
+        let text: Arc<str> = event.frame().to_json().into();
+        if let Some(bus) = self.bus.get() {
+            bus.publish(user, text.clone(), seen);
+        }
+        let delivery = self.send_text_tracked(user, text)?;
         Some(Box::pin(delivery.written()))
     }
 
-    fn is_online(&self, user: &UserId) -> bool {
-        Hub::is_online(self, user)
+    async fn is_online(&self, user: &UserId) -> bool {
+        if Hub::is_online(self, user) {
+            return true;
+        }
+        let Some(bus) = self.bus.get() else { return false };
+        bus.online_elsewhere(user).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not ask whether the user is connected elsewhere");
+            false
+        })
     }
 }
 

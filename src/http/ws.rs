@@ -66,41 +66,40 @@ async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
         let Some(rx) = conn.rx.take() else { return };
         let out = conn.outlet();
         let (sink, stream) = socket.split();
+        // `ready` is written first, ahead of anything queued since the
+        // socket registered: it is the state those events follow.
+        let mut first = Vec::new();
         let unseen = app.store.unseen_notifications(&conn.user, READY_NOTIFICATIONS).await;
         match (app.service.active_plans(&conn.user).await, unseen) {
             (Ok(plans), Ok(unseen)) => {
-                let delivery = out.send_tracked(&ServerFrame::Ready {
+                let (ready, delivery) = Outbound::tracked(&ServerFrame::Ready {
                     user: conn.user.to_string(),
                     plans,
                     notifications: unseen.iter().map(|n| n.view()).collect(),
                 });
+                first.push(ready);
                 // Store-and-forward: what waited is shown once `ready` is on
                 // the socket, not when it is queued: a socket that dies first
                 // leaves it for the next `ready`. A crash between writing and
                 // marking shows it again (ids let clients drop repeats)
                 // rather than never.
                 let ids: Vec<String> = unseen.into_iter().map(|n| n.id).collect();
-                if let Some(delivery) = delivery
-                    && !ids.is_empty()
-                {
+                if !ids.is_empty() {
                     let written = Box::pin(delivery.written());
                     mark_seen_when_written(app.tasks(), &app.store, &conn.user, ids, written);
                 }
             }
             (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(error = %e, "could not load plans for ready");
-                out.send(&ServerFrame::error(
-                    ErrorCode::Internal,
-                    "could not load your plans; try again later",
-                    None,
-                ));
-                out.send_raw(Outbound::Close {
+                let error = ServerFrame::error(ErrorCode::Internal, "could not load your plans; try again later", None);
+                first.push(Outbound::frame(error.to_json().into()));
+                first.push(Outbound::Close {
                     code: 1011,
                     reason: "storage unavailable",
                 });
             }
         }
-        let writer = app.spawn(write_loop(sink, rx, conn.closed.clone()).in_current_span());
+        let writer = app.spawn(write_loop(sink, first, rx, conn.closed.clone()).in_current_span());
         let (turn_tx, turn_rx) = mpsc::channel(app.config.limits.turn_queue);
         // Queued messages still run after a disconnect: they were accepted,
         // and their results are in the store when the user comes back.
@@ -281,18 +280,24 @@ async fn turn_loop(app: App, user: UserId, out: Outlet, mut queue: mpsc::Receive
     }
 }
 
+/// Writes `first`, then what is queued, until the socket closes.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
+    first: Vec<Outbound>,
     mut rx: mpsc::Receiver<Outbound>,
     closed: CancellationToken,
 ) {
+    let mut first = first.into_iter();
     loop {
-        let item = tokio::select! {
-            biased;
-            _ = closed.cancelled() => Outbound::Close { code: 1008, reason: "too slow: reconnect to resync" },
-            item = rx.recv() => match item {
-                Some(item) => item,
-                None => return,
+        let item = match first.next() {
+            Some(item) => item,
+            None => tokio::select! {
+                biased;
+                _ = closed.cancelled() => Outbound::Close { code: 1008, reason: "too slow: reconnect to resync" },
+                item = rx.recv() => match item {
+                    Some(item) => item,
+                    None => return,
+                },
             },
         };
         match item {

@@ -92,7 +92,7 @@ impl Notifier {
             Vec::new()
         };
         let reach = Reach {
-            online: self.hub.is_online(user),
+            online: self.hub.is_online(user).await,
             push: !subs.is_empty(),
             email: prefs.deliverable_email().is_some(),
         };
@@ -117,7 +117,9 @@ impl Notifier {
         if channel == Channel::Socket {
             match self.hub.publish_tracked(user, Event::Notification(n.view())) {
                 Some(written) => mark_seen_when_written(&self.tasks, &self.store, user, vec![n.id.clone()], written),
-                None => tracing::info!("the socket closed meanwhile; the notification waits for the next ready"),
+                None => tracing::info!(
+                    "no socket here took it; another instance's marks it seen once written, else the next ready carries it"
+                ),
             }
         }
         self.wake.notify_one();

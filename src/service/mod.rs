@@ -275,6 +275,7 @@ pub(crate) mod testing {
     /// Publishes nowhere.
     pub(crate) struct Nobody;
 
+    #[async_trait::async_trait]
     impl Publisher for Nobody {
         fn publish(&self, _: &UserId, _: Event) -> usize {
             0
@@ -282,7 +283,7 @@ pub(crate) mod testing {
         fn publish_tracked(&self, _: &UserId, _: Event) -> Option<Written> {
             None
         }
-        fn is_online(&self, _: &UserId) -> bool {
+        async fn is_online(&self, _: &UserId) -> bool {
             false
         }
     }

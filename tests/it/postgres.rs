@@ -54,7 +54,9 @@ async fn the_planning_conversation_runs_on_postgres_and_survives_a_restart() {
 }
 
 /// Two instances on one database: what one acknowledges, the other reads;
-/// a change made through either is the next version of the same plan.
+/// a change made through either is the next version of the same plan, and
+/// every frame of a turn reaches the user's socket on the other instance
+/// (and no one else's).
 #[tokio::test]
 async fn two_instances_on_one_database_serve_one_user_the_same_plans() {
     let Some(db) = Database::fresh().await else { return };
@@ -67,18 +69,29 @@ async fn two_instances_on_one_database_serve_one_user_the_same_plans() {
 
     let mut on_second = second.connect("ana").await;
     assert_eq!(on_second.ready.clone().unwrap()["plans"][0], created);
-    let frames = on_second.turn("g3", "done with order laptop").await;
-    let changed = of_type(&frames, "plan")[0]["plan"].clone();
-    assert_eq!(changed["version"], created["version"].as_u64().unwrap() + 1);
-
-    let text = reply(&on_first.turn("g4", "show my onboarding plan").await);
-    assert!(text.contains("1/7 steps done"), "{text}");
-    let bob = second.connect("bob").await;
+    let mut bob = first.connect("bob").await;
     assert_eq!(
         bob.ready.clone().unwrap()["plans"],
         serde_json::json!([]),
         "another user sees nothing"
     );
+    let frames = on_second.turn("g3", "done with order laptop").await;
+    let changed = of_type(&frames, "plan")[0]["plan"].clone();
+    assert_eq!(changed["version"], created["version"].as_u64().unwrap() + 1);
+
+    // The socket on the first instance saw the same turn: the message,
+    // the plan change and the answer, in that order.
+    let seen = on_first.until("reply").await;
+    let kinds: Vec<&str> = seen.iter().filter_map(|f| f["type"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"message"), "{kinds:?}");
+    assert_eq!(of_type(&seen, "plan")[0]["plan"], changed);
+    assert_eq!(seen.last().unwrap()["reply_to"], "g3");
+    bob.expect_silence(std::time::Duration::from_millis(500)).await;
+
+    let text = reply(&on_first.turn("g4", "show my onboarding plan").await);
+    assert!(text.contains("1/7 steps done"), "{text}");
+    let echoed = on_second.until("reply").await;
+    assert_eq!(echoed.last().unwrap()["reply_to"], "g4");
     first.shutdown().await;
     second.shutdown().await;
 }

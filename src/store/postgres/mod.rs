@@ -21,6 +21,7 @@
 //! [`accounts`], [`engine`].
 
 mod accounts;
+mod bus;
 mod conversation;
 mod engine;
 mod leases;
@@ -33,6 +34,8 @@ mod triggers;
 pub mod cluster;
 #[cfg(test)]
 mod migrate_tests;
+
+pub use self::bus::{Body, Bus, Remote};
 
 use super::{Pruned, Store, StoreError};
 use async_trait::async_trait;
@@ -83,6 +86,8 @@ pub struct PostgresStore {
 
 struct Inner {
     pool: Pool,
+    /// How to connect, for the bus's own listening connection.
+    config: tokio_postgres::Config,
     timer_signal: Arc<tokio::sync::Notify>,
     work_signal: Arc<tokio::sync::Notify>,
 }
@@ -287,7 +292,7 @@ impl PostgresStore {
         config.application_name("steward");
         config.connect_timeout(options.connect_timeout);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -303,6 +308,7 @@ impl PostgresStore {
         let store = PostgresStore {
             inner: Arc::new(Inner {
                 pool,
+                config,
                 timer_signal: Arc::new(tokio::sync::Notify::new()),
                 work_signal: Arc::new(tokio::sync::Notify::new()),
             }),
