@@ -47,7 +47,7 @@ const BATCH: usize = 256;
 /// Pages of the work list one pass reads at most.
 const PAGES: usize = 16;
 /// A step's lease among instances, renewed while its try runs.
-const STEP_LEASE: Duration = Duration::from_secs(30);
+const STEP_LEASE: Duration = Duration::from_secs(10);
 /// The longest the loop sleeps without a signal.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 

@@ -27,7 +27,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Notifications that waited while no socket was open, sent with `ready`.
 const READY_NOTIFICATIONS: usize = 100;
 /// A user's turn lease among instances, renewed while the turn runs.
-const TURN_LEASE: Duration = Duration::from_secs(30);
+const TURN_LEASE: Duration = Duration::from_secs(10);
 /// When a client refused for too many connections may try again.
 const CONNECTIONS_RETRY: Duration = Duration::from_secs(30);
 

@@ -27,7 +27,6 @@ use crate::service::Service;
 use crate::store::{Store, StoreError};
 use crate::user::UserId;
 use futures::StreamExt;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -43,9 +42,10 @@ const CONCURRENT_ROUTES: usize = 8;
 /// of the pass uses the offline wording, so a slow model cannot hold a
 /// pass (and the copies it read) for minutes.
 const WORDING_BUDGET: Duration = Duration::from_secs(30);
-/// How long a claim on notifications to route lasts: past a pass's
-/// wording budget and its writes.
-const ROUTE_LEASE: Duration = Duration::from_secs(120);
+/// Claims on a user's notifications and on outbox rows last this long
+/// unless renewed (they are, while the work goes on): an instance that
+/// died holding one delays that work by this much at most.
+const LEASE: Duration = Duration::from_secs(10);
 
 pub struct Notifier {
     pub(crate) store: Arc<dyn Store>,
@@ -115,13 +115,8 @@ impl Notifier {
         // Each user's notifications in order, users side by side. One
         // item's failure must not hold up everyone else's: each is logged
         // and stays queued for the next pass.
-        let due = self.store.due_notifications(now, ROUTE_BATCH).await?;
-        let lease = |(user, n): &(UserId, Notification)| format!("notification:{user}:{}", n.id);
-        let names: Vec<String> = due.iter().map(lease).collect();
-        let routing = self.claims.take(&names, ROUTE_LEASE).await?;
-        let mine: HashSet<&String> = routing.iter().collect();
         let mut by_user: Vec<(UserId, Vec<Notification>)> = Vec::new();
-        for (user, n) in due.into_iter().filter(|d| mine.contains(&lease(d))) {
+        for (user, n) in self.store.due_notifications(now, ROUTE_BATCH).await? {
             match by_user.iter_mut().find(|(u, _)| *u == user) {
                 Some((_, list)) => list.push(n),
                 None => by_user.push((user, vec![n])),
@@ -130,6 +125,15 @@ impl Notifier {
         let wording_ends = Instant::now() + WORDING_BUDGET;
         pass.routed = futures::stream::iter(by_user)
             .map(|(user, list)| async move {
+                // One instance of several routes a user's notifications.
+                let held = match self.claims.hold(&format!("route:{user}"), LEASE).await {
+                    Ok(Some(held)) => held,
+                    Ok(None) => return 0,
+                    Err(e) => {
+                        tracing::error!(user_id = %user, error = %e, "could not claim notifications to route");
+                        return 0;
+                    }
+                };
                 let mut routed = 0;
                 for n in list {
                     match self.route(&user, n, wording_ends).await {
@@ -141,27 +145,24 @@ impl Notifier {
                         Err(e) => tracing::error!(user_id = %user, error = %e, "could not route a notification"),
                     }
                 }
+                drop(held);
                 routed
             })
             .buffer_unordered(CONCURRENT_ROUTES)
             .fold(0, |total, routed| async move { total + routed })
             .await;
-        self.claims.give_back(&routing).await;
         // Each row is claimed just before its attempt and held until its
         // outcome is saved: a row `sending` whose lease ran out was
         // interrupted (its instance stopped) and is tried again.
-        let lease = self.policy.send_timeout + Duration::from_secs(30);
         for item in self.store.due_outbox((self.clock)(), 64).await? {
-            let name = [format!("outbox:{}", item.key)];
-            if self.claims.take(&name, lease).await?.is_empty() {
+            let Some(held) = self.claims.hold(&format!("outbox:{}", item.key), LEASE).await? else {
                 continue; // another instance is trying it
-            }
+            };
             // The copy listed may predate another instance's attempt that
             // ended just now: only the stored row, still due, is tried.
             let stored = self.store.outbox_by_key(&item.key).await?;
             let now = (self.clock)();
             let Some(item) = stored.filter(|i| i.is_open() && i.next_attempt_at <= now) else {
-                self.claims.give_back(&name).await;
                 continue;
             };
             let id = item.id.clone();
@@ -171,7 +172,7 @@ impl Notifier {
                 Ok(OutboxStatus::Pending | OutboxStatus::Sending) => pass.retried += 1,
                 Err(e) => tracing::error!(outbox = %id, error = %e, "could not record a delivery attempt"),
             }
-            self.claims.give_back(&name).await;
+            drop(held);
         }
         Ok(pass)
     }

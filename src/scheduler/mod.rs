@@ -37,9 +37,10 @@ const CONCURRENT_FIRES: usize = 32;
 /// Longest sleep between ticks: a changed wall clock (a suspended VM, an
 /// NTP step) is noticed within this.
 const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(60);
-/// How long a claim on due triggers lasts: a tick's firing is bounded by
-/// store writes, far within it.
-const TRIGGER_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a claim on due triggers lasts: a batch's firing is store
+/// writes, far within it; an instance that died holding claims delays
+/// those triggers by this much at most.
+const TRIGGER_LEASE: std::time::Duration = std::time::Duration::from_secs(15);
 /// A trigger another instance is handling is looked at again after this.
 const ELSEWHERE_RETRY: Duration = Duration::seconds(1);
 /// A trigger that could not be handled is tried again after this, doubling

@@ -19,7 +19,7 @@ const USERS: usize = 6;
 
 /// A stateless model: reads the plan id and version from the system prompt
 /// like a real model would, and adds the step the user named.
-fn respond(request: &Value, _n: usize) -> Reply {
+pub(crate) fn respond(request: &Value, _n: usize) -> Reply {
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
     let last = messages.last().cloned().unwrap_or(Value::Null);
     if last["role"] == "tool" {

@@ -6,6 +6,7 @@
 mod architecture;
 mod browser;
 mod chat;
+mod cluster;
 mod conversation;
 mod crash;
 mod digest_crash;

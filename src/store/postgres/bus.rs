@@ -25,12 +25,14 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
 const CHANNEL: &str = "steward_frames";
-/// The payload's first field when a new instance announces itself.
+/// The payload's first field when a new instance announces itself, and
+/// when an instance found another one gone without leaving.
 const HELLO: &str = "hello";
+const GONE: &str = "gone";
 /// Largest payload sent inline (PostgreSQL refuses 8000 bytes and more).
 const INLINE_MAX: usize = 7900;
 /// How often an instance renews its row, and how long the row lasts.
-const HEARTBEAT: Duration = Duration::from_secs(5);
+const HEARTBEAT: Duration = Duration::from_secs(2);
 const INSTANCE_LEASE: Duration = Duration::from_secs(20);
 /// Rows of instances gone this long are removed (with their presence);
 /// stored frames are kept this long for instances to fetch.
@@ -77,6 +79,9 @@ enum Out {
 pub struct Bus {
     store: PostgresStore,
     instance: String,
+    /// The listening connection's `application_name` (short: PostgreSQL
+    /// keeps 63 bytes of it).
+    app_name: String,
     out: mpsc::Sender<Out>,
     /// Live instances, this one included, as of the last heartbeat (or
     /// one more, when a new one said hello since).
@@ -96,22 +101,26 @@ impl PostgresStore {
         let bus = Arc::new(Bus {
             store: self.clone(),
             instance: instance.to_owned(),
+            app_name: format!("steward:{:016x}", rand::random::<u64>()),
             out,
             live: Arc::new(AtomicUsize::new(1)),
         });
-        bus.heartbeat().await?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let (listening, ready) = tokio::sync::oneshot::channel();
+        let mut config = self.inner.config.clone();
+        config.application_name(&bus.app_name);
         let listener = Listener {
-            config: self.inner.config.clone(),
+            config,
             instance: bus.instance.clone(),
             live: bus.live.clone(),
             tx,
         };
         tokio::spawn(listener.run(stop.clone(), listening));
-        // Frames published from here on reach this instance; the others
-        // start sending to it at once.
+        // Frames published from here on reach this instance. Registered
+        // only now, so a row without its listening connection is a dead
+        // instance's. The others start sending to it at once.
         let _ = ready.await;
+        bus.heartbeat().await?;
         let client = self.client().await?;
         let hello = format!("{HELLO}\t{instance}");
         exec(&client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &hello]).await?;
@@ -185,11 +194,13 @@ impl Bus {
         let forget = now - chrono::Duration::from_std(FORGET_AFTER).unwrap_or_default();
         exec(
             &client,
-            "INSERT INTO instances (id, until_ms) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET until_ms = $2",
-            &[&self.instance, &ms(until)],
+            "INSERT INTO instances (id, app_name, until_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET until_ms = $3",
+            &[&self.instance, &self.app_name, &ms(until)],
         )
         .await?;
         exec(&client, "DELETE FROM instances WHERE until_ms < $1", &[&ms(forget)]).await?;
+        self.bury_the_dead(&client).await?;
         exec(&client, "DELETE FROM frames WHERE at_ms < $1", &[&ms(forget)]).await?;
         let live = row(
             &client,
@@ -200,6 +211,33 @@ impl Bus {
         let live: i64 = live.map_or(1, |r| r.get(0));
         self.live
             .store(usize::try_from(live).unwrap_or(1).max(1), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Instances whose listening connection is gone were killed (a clean
+    /// stop removes its row): their leases are freed at once, so their
+    /// work is taken over now rather than when the leases run out, and
+    /// every instance is told, so sockets resynchronise (frames the dead
+    /// one acknowledged may not have reached them).
+    async fn bury_the_dead(&self, client: &deadpool_postgres::Object) -> Result<(), StoreError> {
+        let dead = super::rows(
+            client,
+            "SELECT i.id FROM instances i WHERE i.id <> $1 AND NOT EXISTS
+                 (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = i.app_name)",
+            &[&self.instance],
+        )
+        .await?;
+        for row in dead {
+            let id: String = row.get(0);
+            let buried = exec(client, "DELETE FROM instances WHERE id = $1", &[&id]).await?;
+            if buried == 0 {
+                continue; // another instance got there first
+            }
+            let freed = exec(client, "DELETE FROM leases WHERE holder = $1", &[&id]).await?;
+            tracing::warn!(instance = %id, leases = freed, "an instance stopped without leaving; its work is taken over");
+            let gone = format!("{GONE}\t{id}");
+            exec(client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &gone]).await?;
+        }
         Ok(())
     }
 
@@ -370,6 +408,13 @@ impl Listener {
     }
 
     fn receive(&self, payload: &str) {
+        if let Some(dead) = payload.strip_prefix(GONE).and_then(|p| p.strip_prefix('\t')) {
+            tracing::warn!(instance = dead, "an instance died; sockets here resynchronise");
+            if self.tx.try_send(Remote::Resync).is_err() {
+                tracing::error!("could not ask the sockets here to resynchronise");
+            }
+            return;
+        }
         if let Some(other) = payload.strip_prefix(HELLO).and_then(|p| p.strip_prefix('\t')) {
             if other != self.instance {
                 tracing::info!(instance = other, "another instance joined");

@@ -16,8 +16,11 @@ CREATE TABLE buckets (
 );
 
 -- The instances serving this database, each renewing its row while alive.
+-- An instance's listening connection carries app_name as its
+-- application_name: when that connection is gone, so is the instance.
 CREATE TABLE instances (
     id text COLLATE "C" PRIMARY KEY,
+    app_name text NOT NULL,
     until_ms bigint NOT NULL
 );
 
