@@ -454,6 +454,12 @@ impl App {
         Ok(())
     }
 
+    /// With a shared database: how many instances serve it, and whether
+    /// this one hears the others (`/readyz`).
+    pub(crate) fn cluster(&self) -> Option<(usize, bool)> {
+        self.relay.as_ref().map(|r| (r.bus.instances(), r.bus.listening()))
+    }
+
     /// Relays the other instances' frames to the sockets here (once; with
     /// a shared database only).
     pub(crate) fn start_relay(&self) {

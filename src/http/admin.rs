@@ -254,9 +254,10 @@ pub(crate) async fn act(
     }
 }
 
-/// `GET /readyz`: 200 when the store takes a flushed write and the
-/// background workers run (with `background` on), else 503 naming what is
-/// not ready. Open: it says nothing about anyone's data.
+/// `GET /readyz`: 200 when the store takes a flushed write, the
+/// background workers run (with `background` on) and, with several
+/// instances on a database, this one hears the others; else 503 naming
+/// what is not ready. Open: it says nothing about anyone's data.
 pub(crate) async fn ready(State(app): State<App>) -> Response {
     use std::sync::atomic::Ordering::SeqCst;
     let store = match app.store.probe().await {
@@ -273,13 +274,18 @@ pub(crate) async fn ready(State(app): State<App>) -> Response {
         (true, false) => "stopped",
     };
     let w = &app.workers;
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "store": store,
         "scheduler": state(w.scheduler.load(SeqCst), background),
         "notifier": state(w.notifier.load(SeqCst), background),
         "engine": state(w.engine.load(SeqCst), background && app.config.engine.enabled),
     });
-    let ready = store == "ok" && !body.as_object().is_some_and(|o| o.values().any(|v| v == "stopped"));
+    let mut ready = store == "ok" && !body.as_object().is_some_and(|o| o.values().any(|v| v == "stopped"));
+    if let Some((instances, listening)) = app.cluster() {
+        body["instances"] = instances.into();
+        body["bus"] = if listening { "listening" } else { "reconnecting" }.into();
+        ready &= listening;
+    }
     let status = if ready {
         StatusCode::OK
     } else {

@@ -61,6 +61,21 @@ async fn the_planning_conversation_runs_on_postgres_and_survives_a_restart() {
 async fn two_instances_on_one_database_serve_one_user_the_same_plans() {
     let Some(db) = Database::fresh().await else { return };
     let (first, second) = (app_on(&db).await, app_on(&db).await);
+    for app in [&first, &second] {
+        let ready: Value = reqwest::get(app.url("/readyz")).await.unwrap().json().await.unwrap();
+        assert_eq!(ready["bus"], "listening", "{ready}");
+        assert_eq!(ready["store"], "ok", "{ready}");
+    }
+    // The second one's hello reaches the first.
+    let mut ready = Value::Null;
+    for _ in 0..100 {
+        ready = reqwest::get(first.url("/readyz")).await.unwrap().json().await.unwrap();
+        if ready["instances"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready["instances"], 2, "{ready}");
     let mut on_first = first.connect("ana").await;
     on_first
         .turn("g1", "help me onboard Ana Souza, she starts December 1")

@@ -18,7 +18,7 @@ use crate::user::UserId;
 use chrono::Utc;
 use futures::StreamExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
@@ -86,6 +86,8 @@ pub struct Bus {
     /// Live instances, this one included, as of the last heartbeat (or
     /// one more, when a new one said hello since).
     live: Arc<AtomicUsize>,
+    /// The listening connection is up.
+    listening: Arc<AtomicBool>,
 }
 
 impl PostgresStore {
@@ -104,6 +106,7 @@ impl PostgresStore {
             app_name: format!("steward:{:016x}", rand::random::<u64>()),
             out,
             live: Arc::new(AtomicUsize::new(1)),
+            listening: Arc::default(),
         });
         let (tx, rx) = mpsc::channel(QUEUE);
         let (listening, ready) = tokio::sync::oneshot::channel();
@@ -113,6 +116,7 @@ impl PostgresStore {
             config,
             instance: bus.instance.clone(),
             live: bus.live.clone(),
+            listening: bus.listening.clone(),
             tx,
         };
         tokio::spawn(listener.run(stop.clone(), listening));
@@ -134,6 +138,11 @@ impl Bus {
     /// Live instances on the database, this one included.
     pub fn instances(&self) -> usize {
         self.live.load(Ordering::Relaxed)
+    }
+
+    /// Whether frames from the other instances reach this one now.
+    pub fn listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
     }
 
     /// Sends a frame to `user`'s sockets on the other instances, in order
@@ -345,6 +354,7 @@ struct Listener {
     config: tokio_postgres::Config,
     instance: String,
     live: Arc<AtomicUsize>,
+    listening: Arc<AtomicBool>,
     tx: mpsc::Sender<Remote>,
 }
 
@@ -385,6 +395,7 @@ impl Listener {
                 continue;
             }
             pause = Duration::from_millis(100);
+            self.listening.store(true, Ordering::Relaxed);
             match listening.take() {
                 Some(first) => {
                     let _ = first.send(());
@@ -402,6 +413,7 @@ impl Listener {
                 let Some(n) = n else { break };
                 self.receive(n.payload());
             }
+            self.listening.store(false, Ordering::Relaxed);
             tracing::warn!("the bus connection dropped; reconnecting");
             drop(client);
         }
