@@ -1,7 +1,6 @@
 //! Leases and shared message budgets on PostgreSQL.
 
-use super::{Fail, PostgresStore, exec, from_ms, ms, row, rows, transact};
-use crate::store::memory::Bucket;
+use super::{PostgresStore, exec, ms, row, rows};
 use crate::store::{LeaseStore, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -67,29 +66,31 @@ impl LeaseStore for PostgresStore {
         per_minute: u32,
         now: DateTime<Utc>,
     ) -> Result<Result<(), std::time::Duration>, StoreError> {
-        transact!(self, |tx| {
-            let stored = row(
-                tx,
-                "SELECT tokens, at_ms FROM buckets WHERE name = $1 FOR UPDATE",
-                &[&name],
-            )
-            .await?;
-            let bucket = match stored {
-                Some(r) => Bucket {
-                    tokens: r.try_get(0)?,
-                    at: from_ms("buckets", r.try_get(1)?)?,
-                },
-                None => Bucket::full(per_minute, now),
-            };
-            let (after, taken) = bucket.take(per_minute, now);
-            exec(
-                tx,
-                "INSERT INTO buckets (name, tokens, at_ms) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET tokens = $2, at_ms = $3",
-                &[&name, &after.tokens, &ms(after.at)],
-            )
-            .await?;
-            Ok::<_, Fail>(taken)
+        // One statement (one round trip, its own commit): the bucket
+        // refilled up to now, one token taken if there is one. The same
+        // arithmetic as `Bucket::take`.
+        let refilled = "least($2::float8, b.tokens + greatest(0, $3::int8 - b.at_ms) * $2::float8 / 60000.0)";
+        let sql = format!(
+            "INSERT INTO buckets AS b (name, tokens, at_ms, taken) VALUES ($1, $2::float8 - 1, $3::int8, true)
+             ON CONFLICT (name) DO UPDATE SET
+                 tokens = CASE WHEN {refilled} >= 1 THEN {refilled} - 1 ELSE {refilled} END,
+                 taken = {refilled} >= 1,
+                 at_ms = greatest(b.at_ms, $3)
+             RETURNING tokens, taken"
+        );
+        let rate = f64::from(per_minute);
+        let client = self.client().await?;
+        let found = row(&client, &sql, &[&name, &rate, &ms(now)]).await?;
+        let Some(found) = found else {
+            return Err(StoreError::Backend("the message budget was not written".into()));
+        };
+        let (tokens, taken): (f64, bool) = (found.get(0), found.get(1));
+        Ok(if taken {
+            Ok(())
+        } else {
+            Err(std::time::Duration::from_secs_f64(
+                (1.0 - tokens) * 60.0 / rate.max(1.0),
+            ))
         })
     }
 }
@@ -122,5 +123,25 @@ mod tests {
         let mut want = names.clone();
         want.sort();
         assert_eq!(taken, want, "every name taken exactly once");
+    }
+
+    #[tokio::test]
+    async fn instances_racing_for_one_budget_take_only_what_it_holds() {
+        let Some(db) = cluster::Database::fresh().await else {
+            return;
+        };
+        let store = PostgresStore::connect(db.url(), &PostgresOptions::default())
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let takes = (0..12).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take_token("messages:ana", 5, now).await.unwrap() })
+        });
+        let mut granted = 0;
+        for take in takes {
+            granted += usize::from(take.await.unwrap().is_ok());
+        }
+        assert_eq!(granted, 5, "a budget of five, whoever asks");
     }
 }

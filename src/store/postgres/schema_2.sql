@@ -12,7 +12,9 @@ CREATE INDEX leases_by_end ON leases (until_ms);
 CREATE TABLE buckets (
     name text COLLATE "C" PRIMARY KEY,
     tokens double precision NOT NULL,
-    at_ms bigint NOT NULL
+    at_ms bigint NOT NULL,
+    -- Whether the last request took a token.
+    taken boolean NOT NULL
 );
 
 -- The instances serving this database, each renewing its row while alive.
