@@ -17,6 +17,10 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
     /// Seconds to wait for a database connection.
     pub connect_timeout_secs: u64,
+    /// PEM certificates of a private CA that signs the database server's
+    /// certificate (`STEWARD_DATABASE_CA_FILE`), trusted besides the public
+    /// roots whenever the connection is encrypted.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for DatabaseConfig {
@@ -25,6 +29,7 @@ impl Default for DatabaseConfig {
             url: None,
             pool_size: 16,
             connect_timeout_secs: 10,
+            ca_file: None,
         }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 const CHANNEL: &str = "steward_frames";
@@ -114,6 +114,7 @@ impl PostgresStore {
         config.application_name(&bus.app_name);
         let listener = Listener {
             config,
+            tls: self.inner.tls.clone(),
             instance: bus.instance.clone(),
             live: bus.live.clone(),
             listening: bus.listening.clone(),
@@ -352,6 +353,7 @@ fn parse(payload: &str) -> Option<(&str, Remote)> {
 /// when it drops, and forwards the other instances' frames.
 struct Listener {
     config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     instance: String,
     live: Arc<AtomicUsize>,
     listening: Arc<AtomicBool>,
@@ -366,7 +368,7 @@ impl Listener {
         loop {
             let connected = tokio::select! {
                 _ = stop.cancelled() => return,
-                c = self.config.connect(NoTls) => c,
+                c = self.config.connect(self.tls.clone()) => c,
             };
             let (client, mut connection) = match connected {
                 Ok(pair) => pair,

@@ -17,9 +17,11 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// The running cluster: where to connect.
+/// The running cluster: where to connect, and the CA that signed its TLS
+/// certificate (none where `openssl` is missing: then it has no TLS).
 struct Cluster {
     port: u16,
+    ca: Option<PathBuf>,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -32,17 +34,25 @@ pub struct Database {
     /// manage schemas, like a second store on the same database).
     base: String,
     pub schema: String,
+    port: u16,
+    ca: Option<PathBuf>,
 }
 
 impl Database {
     /// A fresh schema, or `None` (with the reason printed) where PostgreSQL
     /// cannot be had on this machine.
     pub async fn fresh() -> Option<Database> {
-        let cluster = tokio::task::spawn_blocking(|| CLUSTER.get_or_init(start).as_ref().map(|c| c.port))
-            .await
-            .expect("starting the test cluster");
-        let port = match cluster {
-            Ok(port) => port,
+        let cluster = tokio::task::spawn_blocking(|| {
+            CLUSTER
+                .get_or_init(start)
+                .as_ref()
+                .map(|c| (c.port, c.ca.clone()))
+                .map_err(Clone::clone)
+        })
+        .await
+        .expect("starting the test cluster");
+        let (port, ca) = match cluster {
+            Ok(found) => found,
             Err(reason) => {
                 if std::env::var("CI").is_ok_and(|v| v == "true") {
                     panic!("PostgreSQL is needed under CI=true: {reason}");
@@ -53,7 +63,8 @@ impl Database {
         };
         let n = SCHEMAS.fetch_add(1, Ordering::Relaxed);
         let schema = format!("t{}_{n}", std::process::id());
-        let base = format!("postgres://steward@127.0.0.1:{port}/postgres");
+        // Plain text: the cluster's certificate is trusted only by the TLS test.
+        let base = format!("postgres://steward@127.0.0.1:{port}/postgres?sslmode=disable");
         let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
             .await
             .expect("connecting to the test cluster");
@@ -64,8 +75,25 @@ impl Database {
             .expect("creating a test schema");
         drop(client);
         let _ = driver.await;
-        let url = format!("{base}?options=-c%20search_path%3D{schema}");
-        Some(Database { url, base, schema })
+        let url = format!("{base}&options=-c%20search_path%3D{schema}");
+        Some(Database {
+            url,
+            base,
+            schema,
+            port,
+            ca,
+        })
+    }
+
+    /// This test's schema over TLS (`sslmode=require`) and the CA file to
+    /// trust for it; `None` where the cluster has no TLS (no `openssl`).
+    pub fn tls(&self) -> Option<(String, PathBuf)> {
+        let ca = self.ca.clone()?;
+        let url = format!(
+            "postgres://steward@127.0.0.1:{}/postgres?sslmode=require&options=-c%20search_path%3D{}",
+            self.port, self.schema
+        );
+        Some((url, ca))
     }
 
     /// The connection string: the cluster's database, this test's schema.
@@ -122,10 +150,46 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free port: {e}"))
 }
 
+/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`,
+/// made with `openssl` as the server's user (the key must be its own);
+/// the CA certificate's path, or `None` (said why) without `openssl`.
+fn certificates(dir: &Path, root: bool) -> Option<PathBuf> {
+    let script = "set -e
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3 \
+            -subj /CN=steward-test-ca -keyout ca.key -out ca.crt
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -subj /CN=127.0.0.1 -keyout server.key -out server.csr
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > server.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3 \
+            -extfile server.ext -out server.crt
+        chmod 600 server.key";
+    let made = as_server_user(Path::new("sh"), root)
+        .args(["-c", script])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output();
+    match made {
+        Ok(out) if out.status.success() => Some(dir.join("ca.crt")),
+        Ok(out) => {
+            eprintln!(
+                "the test cluster runs without TLS: openssl failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("the test cluster runs without TLS: {e}");
+            None
+        }
+    }
+}
+
 // Long: the steps of bringing up a cluster, each with its own reason to
 // fail, read best top to bottom.
 fn start() -> Result<Cluster, String> {
-    let bin = match binaries() {
+    let openssl = Command::new("openssl").arg("version").output().is_ok();
+    let bin = match binaries().filter(|_| openssl) {
         Some(bin) => bin,
         None => {
             let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg/setup.sh");
@@ -171,10 +235,18 @@ fn start() -> Result<Cluster, String> {
         ));
     }
     let port = free_port()?;
+    let ca = certificates(&dir, root);
+    let ssl = match &ca {
+        Some(_) => format!(
+            "-c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+            dir = dir.display()
+        ),
+        None => String::new(),
+    };
     // The watchdog: runs the server, and stops it and removes the directory
     // once this process is gone.
     let script = format!(
-        "{postgres} -D {data} -p {port} -c listen_addresses=127.0.0.1 -k {dir} -c max_connections=200 > {dir}/log 2>&1 &
+        "{postgres} -D {data} -p {port} -c listen_addresses=127.0.0.1 -k {dir} -c max_connections=200 {ssl} > {dir}/log 2>&1 &
          server=$!
          while [ -d /proc/{parent} ] && kill -0 $server 2> /dev/null; do sleep 1; done
          kill -INT $server 2> /dev/null; wait $server; rm -rf {dir}",
@@ -198,7 +270,7 @@ fn start() -> Result<Cluster, String> {
                 .status()
                 .is_ok_and(|s| s.success());
             if ready {
-                return Ok(Cluster { port });
+                return Ok(Cluster { port, ca });
             }
         }
         std::thread::sleep(Duration::from_millis(100));

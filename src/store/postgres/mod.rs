@@ -28,6 +28,7 @@ mod leases;
 mod notifications;
 mod plans;
 mod snapshot;
+mod tls;
 mod triggers;
 
 #[cfg(any(test, feature = "test-util"))]
@@ -46,7 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::{IsolationLevel, Row};
 
 /// The schema, one script per version, applied in order.
 const MIGRATIONS: [(i32, &str); 2] = [(1, include_str!("schema_1.sql")), (2, include_str!("schema_2.sql"))];
@@ -61,6 +62,9 @@ pub struct PostgresOptions {
     pub pool_size: usize,
     /// How long to wait for a connection (to connect, or for a free one).
     pub connect_timeout: Duration,
+    /// PEM certificates of a private CA the server's certificate may be
+    /// signed by (besides the public roots).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl From<&crate::config::DatabaseConfig> for PostgresOptions {
@@ -68,6 +72,7 @@ impl From<&crate::config::DatabaseConfig> for PostgresOptions {
         PostgresOptions {
             pool_size: d.pool_size,
             connect_timeout: Duration::from_secs(d.connect_timeout_secs),
+            ca_file: d.ca_file.clone(),
         }
     }
 }
@@ -88,6 +93,7 @@ struct Inner {
     pool: Pool,
     /// How to connect, for the bus's own listening connection.
     config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     timer_signal: Arc<tokio::sync::Notify>,
     work_signal: Arc<tokio::sync::Notify>,
 }
@@ -146,10 +152,17 @@ fn pg_error(e: &tokio_postgres::Error) -> StoreError {
         }
         return StoreError::Backend(format!("postgres {}: {}", db.code().code(), db.message()));
     }
-    match std::error::Error::source(e) {
-        Some(cause) => StoreError::Backend(format!("postgres: {e}: {cause}")),
-        None => StoreError::Backend(format!("postgres: {e}")),
+    let text = match std::error::Error::source(e) {
+        Some(cause) => format!("postgres: {e}: {cause}"),
+        None => format!("postgres: {e}"),
+    };
+    if text.contains("certificate") {
+        return StoreError::Backend(format!(
+            "{text} (the database server's certificate is not trusted: set database.ca_file to its CA's \
+             PEM certificates, or add sslmode=disable to the URL for a plain connection)"
+        ));
     }
+    StoreError::Backend(text)
 }
 
 /// Runs `$body` (an expression using `$tx: &Transaction`, failing with
@@ -291,9 +304,10 @@ impl PostgresStore {
         config.options(&combined);
         config.application_name("steward");
         config.connect_timeout(options.connect_timeout);
+        let tls = tls::connector(options.ca_file.as_deref())?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -309,6 +323,7 @@ impl PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 config,
+                tls,
                 timer_signal: Arc::new(tokio::sync::Notify::new()),
                 work_signal: Arc::new(tokio::sync::Notify::new()),
             }),
@@ -467,6 +482,41 @@ mod tests {
             Err(other) => panic!("expected a refusal of the newer schema, got {other}"),
             Ok(_) => panic!("a schema from a newer steward was accepted"),
         }
+    }
+
+    #[tokio::test]
+    async fn an_encrypted_connection_verifies_the_servers_certificate() {
+        let Some(db) = cluster::Database::fresh().await else {
+            return;
+        };
+        let Some((url, ca)) = db.tls() else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("the test cluster needs TLS under CI=true (tests/pg/setup.sh installs openssl)");
+            }
+            eprintln!("skipped: the test cluster has no TLS (no openssl)");
+            return;
+        };
+        let Err(StoreError::Backend(message)) = PostgresStore::connect(&url, &PostgresOptions::default()).await else {
+            panic!("a certificate from an unknown CA was accepted");
+        };
+        assert!(message.contains("database.ca_file"), "{message}");
+        let options = PostgresOptions {
+            ca_file: Some(ca),
+            ..PostgresOptions::default()
+        };
+        let store = PostgresStore::connect(&url, &options).await.unwrap();
+        let client = store.client().await.unwrap();
+        let encrypted: bool = client
+            .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(encrypted, "the pool's connection is encrypted");
+        drop(client);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (bus, _frames) = store.join("tls", stop.clone()).await.unwrap();
+        assert!(bus.listening(), "the bus listens over TLS too");
+        stop.cancel();
     }
 
     #[tokio::test]
