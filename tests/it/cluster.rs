@@ -8,20 +8,21 @@
 //! that lived, every one of them.
 
 use crate::crash::respond;
+use crate::digest_crash::digest_reader;
 use crate::fake_openai::FakeOpenAi;
 use crate::harness::spawn_binary;
 use crate::smtp::{Mode, Sink};
-use chrono::{NaiveTime, Utc};
+use chrono::Utc;
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use steward::preferences::{Channels, Preferences};
+use steward::preferences::Preferences;
 use steward::store::postgres::cluster::Database;
 use steward::store::{AccountStore, PostgresOptions, PostgresStore, TriggerStore};
-use steward::triggers::{Frequency, Recurrence, Trigger, TriggerKind};
+use steward::triggers::{Trigger, TriggerKind};
 use steward::user::UserId;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -76,18 +77,7 @@ async fn seed(db: &Database, start: chrono::DateTime<Utc>) -> String {
     for r in 0..READERS {
         let user = UserId::parse(&format!("mail{r}")).unwrap();
         store.ensure_user(&user).await.unwrap();
-        let prefs = Preferences {
-            time_zone: Some("UTC".into()),
-            email: Some(format!("mail{r}@example.com")),
-            email_verified: true,
-            quiet_hours: None,
-            digest: Recurrence {
-                frequency: Frequency::Daily,
-                weekday: None,
-                time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            },
-            channels: Channels::default(),
-        };
+        let prefs = digest_reader(&format!("mail{r}@example.com"));
         let at = start + chrono::Duration::milliseconds(150 * r as i64);
         let digest = Trigger {
             id: "digest".into(),

@@ -20,24 +20,29 @@ use tokio::process::Child;
 
 const USERS: usize = 40;
 
+/// Preferences of a user who reads a daily digest at `email` (verified), in UTC.
+pub(crate) fn digest_reader(email: &str) -> Preferences {
+    Preferences {
+        time_zone: Some("UTC".into()),
+        email: Some(email.to_owned()),
+        email_verified: true,
+        quiet_hours: None,
+        digest: Recurrence {
+            frequency: Frequency::Daily,
+            weekday: None,
+            time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+        },
+        channels: Channels::default(),
+    }
+}
+
 async fn seed(dir: &Path) -> String {
     let store = SledStore::open(dir).unwrap();
     let due = Utc::now() - Duration::minutes(1);
     for u in 0..USERS {
         let user = UserId::parse(&format!("user{u}")).unwrap();
         store.ensure_user(&user).await.unwrap();
-        let prefs = Preferences {
-            time_zone: Some("UTC".into()),
-            email: Some(format!("user{u}@example.com")),
-            email_verified: true,
-            quiet_hours: None,
-            digest: Recurrence {
-                frequency: Frequency::Daily,
-                weekday: None,
-                time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            },
-            channels: Channels::default(),
-        };
+        let prefs = digest_reader(&format!("user{u}@example.com"));
         // Due a minute ago, inside the catch-up window: every start of the
         // server will find whatever is still unsent.
         let trigger = Trigger {
