@@ -75,20 +75,15 @@ pub struct App {
     tasks: TaskTracker,
     /// This instance's claims on work shared with other instances.
     pub(crate) claims: Claims,
-    /// Frames from the other instances on a shared database.
-    relay: Option<Relay>,
+    /// The shared database, when the store is PostgreSQL: the server
+    /// joins the other instances on it (`start_relay`).
+    shared: Option<PostgresStore>,
+    /// The bus to the other instances, once joined.
+    bus: Arc<std::sync::OnceLock<Arc<Bus>>>,
     /// Cancelled when the server stops; every task watches it.
     stopping: CancellationToken,
     /// Which background workers are running (`/readyz`).
     pub(crate) workers: Arc<Workers>,
-}
-
-/// The bus to the other instances, and the frames it brought, taken by
-/// the task that relays them to this instance's sockets.
-#[derive(Clone)]
-struct Relay {
-    bus: Arc<Bus>,
-    frames: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Remote>>>>,
 }
 
 /// Set while each background worker runs; cleared when it stops (for
@@ -251,17 +246,7 @@ impl Builder {
         let tasks = TaskTracker::new();
         let claims = Claims::new(store.clone(), tasks.clone());
         let stopping = CancellationToken::new();
-        let relay = match shared {
-            Some(pg) => {
-                let (bus, frames) = pg.join(claims.holder(), stopping.clone()).await?;
-                hub.attach(bus.clone());
-                Some(Relay {
-                    bus,
-                    frames: Arc::new(std::sync::Mutex::new(Some(frames))),
-                })
-            }
-            None => None,
-        };
+
         Ok(App {
             config: Arc::new(config),
             store,
@@ -282,7 +267,8 @@ impl Builder {
             clock,
             tasks,
             claims,
-            relay,
+            shared,
+            bus: Arc::default(),
             stopping,
             workers: Arc::new(Workers::default()),
         })
@@ -457,16 +443,21 @@ impl App {
     /// With a shared database: how many instances serve it, and whether
     /// this one hears the others (`/readyz`).
     pub(crate) fn cluster(&self) -> Option<(usize, bool)> {
-        self.relay.as_ref().map(|r| (r.bus.instances(), r.bus.listening()))
+        self.bus.get().map(|bus| (bus.instances(), bus.listening()))
     }
 
-    /// Relays the other instances' frames to the sockets here (once; with
-    /// a shared database only).
-    pub(crate) fn start_relay(&self) {
-        let Some(relay) = &self.relay else { return };
-        let taken = relay.frames.lock().ok().and_then(|mut f| f.take());
-        let Some(mut frames) = taken else { return };
-        let (app, bus) = (self.clone(), relay.bus.clone());
+    /// With a shared database: joins the other instances on it and relays
+    /// their frames to the sockets here (once; only a server does this,
+    /// not a command that opens the store).
+    pub(crate) async fn start_relay(&self) -> Result<(), AppError> {
+        let Some(pg) = &self.shared else { return Ok(()) };
+        if self.bus.get().is_some() {
+            return Ok(());
+        }
+        let (bus, mut frames) = pg.join(self.claims.holder(), self.stopping()).await?;
+        self.hub.attach(bus.clone());
+        let _ = self.bus.set(bus.clone());
+        let app = self.clone();
         self.spawn(async move {
             let stopping = app.stopping();
             loop {
@@ -480,6 +471,7 @@ impl App {
                 app.relay_one(&bus, remote).await;
             }
         });
+        Ok(())
     }
 
     /// One frame from another instance to the sockets here, in order (a
@@ -487,6 +479,7 @@ impl App {
     async fn relay_one(&self, bus: &Bus, remote: Remote) {
         let (user, body, seen) = match remote {
             Remote::Resync => return self.hub.close_all(),
+            Remote::ResyncUser(user) => return self.hub.close_user(&user),
             Remote::Frame { user, body, seen } => (user, body, seen),
         };
         if !self.hub.is_online(&user) {
@@ -517,6 +510,11 @@ impl App {
     /// period), then for the store's background writes, so the store can be
     /// opened again as soon as this returns.
     pub(crate) async fn shutdown(&self) {
+        if let Some(bus) = self.bus.get() {
+            // First, so the others do not take this instance for dead when
+            // its listening connection closes.
+            bus.leave().await;
+        }
         self.stopping.cancel();
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()).await.is_err() {

@@ -218,6 +218,15 @@ impl Hub {
         }
     }
 
+    /// Closes the sockets of `user` here (frames for them were lost).
+    pub(crate) fn close_user(&self, user: &UserId) {
+        if let Some(entry) = self.lock().users.get(user) {
+            for conn in &entry.conns {
+                conn.closed.cancel();
+            }
+        }
+    }
+
     /// Tells the other instances how many sockets of `user` this one holds.
     fn tell_presence(&self, user: &UserId, sockets: usize) {
         if let Some(bus) = self.bus.get() {

@@ -93,6 +93,15 @@ pub(crate) struct Slot {
     held: Option<Held>,
 }
 
+impl Slot {
+    /// Gives the step's lease back, then the slot.
+    async fn finish(mut self) {
+        if let Some(held) = self.held.take() {
+            held.release().await;
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Ok(mut r) = self.executor.running.lock() {
@@ -284,7 +293,7 @@ impl Executor {
                 tracing::info_span!("step", user_id = %step.user, plan_id = %step.plan_id, step_id = %step.step_id);
             let work = tracing::Instrument::instrument(this.start(step), span);
             finish_or_abandon(work, &stop).await;
-            drop(slot);
+            slot.finish().await;
         });
     }
 
@@ -296,7 +305,7 @@ impl Executor {
                 step_id = %attempt.step_id, tool = %attempt.tool, epoch = attempt.epoch);
             let work = tracing::Instrument::instrument(this.resume(attempt), span);
             finish_or_abandon(work, &stop).await;
-            drop(slot);
+            slot.finish().await;
         });
     }
 }

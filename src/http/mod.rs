@@ -85,7 +85,9 @@ pub async fn serve(
     // Stops every task however this future ends, aborted included, so
     // none outlives the server and its store.
     let _stop_on_drop = app.stopping().drop_guard();
-    app.start_relay();
+    if let Err(e) = app.start_relay().await {
+        return Err(std::io::Error::other(format!("joining the other instances: {e}")));
+    }
     if app.config.background
         && let Err(e) = app.start_background().await
     {

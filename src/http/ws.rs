@@ -274,7 +274,9 @@ async fn turn_loop(app: App, user: UserId, out: Outlet, mut queue: mpsc::Receive
                     turn.recent = None;
                 }
                 turn::perform(&app.turns, &user, &out, work, &mut turn).await;
-                drop(held);
+                if let Ok(held) = held {
+                    held.release().await;
+                }
             } => {}
         }
     }

@@ -145,7 +145,7 @@ impl Notifier {
                         Err(e) => tracing::error!(user_id = %user, error = %e, "could not route a notification"),
                     }
                 }
-                drop(held);
+                held.release().await;
                 routed
             })
             .buffer_unordered(CONCURRENT_ROUTES)
@@ -172,7 +172,7 @@ impl Notifier {
                 Ok(OutboxStatus::Pending | OutboxStatus::Sending) => pass.retried += 1,
                 Err(e) => tracing::error!(outbox = %id, error = %e, "could not record a delivery attempt"),
             }
-            drop(held);
+            held.release().await;
         }
         Ok(pass)
     }

@@ -202,16 +202,19 @@ impl Scheduler {
                 // A full listing of deferred triggers: list past them.
                 continue;
             }
-            let (due, leases) = self.claim(due, now, &mut passed).await?;
             // Firings are independent (each checks its own trigger in its
             // own transaction), so a batch runs concurrently and its
-            // flushes are shared by group commit instead of queued one by one.
+            // flushes are shared by group commit instead of queued one by
+            // one. Each chunk is claimed just before it fires.
+            let mut fired = Vec::with_capacity(due.len());
             let mut results = Vec::with_capacity(due.len());
             for chunk in due.chunks(CONCURRENT_FIRES) {
-                results.extend(futures::future::join_all(chunk.iter().map(|t| self.fire_one(t, now))).await);
+                let (mine, leases) = self.claim(chunk.to_vec(), now, &mut passed).await?;
+                results.extend(futures::future::join_all(mine.iter().map(|t| self.fire_one(t, now))).await);
+                self.claims.give_back(&leases).await;
+                fired.extend(mine);
             }
-            self.claims.give_back(&leases).await;
-            for (t, result) in due.iter().zip(results) {
+            for (t, result) in fired.iter().zip(results) {
                 self.record(t, result, now, &mut report, &mut passed);
             }
         }

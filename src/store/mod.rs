@@ -415,8 +415,9 @@ pub trait AccountStore: Send + Sync {
 pub trait LeaseStore: Send + Sync {
     /// Takes the leases on `names` that are free, ran out by `now`, or are
     /// `holder`'s already (renewed), until `until`; returns the names
-    /// taken, in the order asked. A lease another claimer is taking at this
-    /// very moment is skipped, not waited for.
+    /// taken, in the order asked. A lease row another claimer has locked
+    /// is skipped, not waited for (a name being inserted by another
+    /// claimer this very moment is waited for, briefly, and not taken).
     async fn claim(
         &self,
         holder: &str,

@@ -12,28 +12,38 @@
 //! when it is back, the instance closes its sockets (clients reconnect
 //! and resynchronise from `ready`) rather than leave them behind.
 
+mod listen;
+
+use self::listen::{Listener, channel_for};
 use super::{PostgresStore, exec, ms, row};
 use crate::store::StoreError;
 use crate::user::UserId;
 use chrono::Utc;
-use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
-const CHANNEL: &str = "steward_frames";
+/// The channel's name is this prefix and the schema: deployments in
+/// different schemas of one database never hear each other.
+const CHANNEL_PREFIX: &str = "steward:";
 /// The payload's first field when a new instance announces itself, and
 /// when an instance found another one gone without leaving.
 const HELLO: &str = "hello";
 const GONE: &str = "gone";
+/// The first field when frames for a user (or `*`, everyone) could not be
+/// sent: that user's sockets elsewhere resynchronise.
+const RESYNC: &str = "resync";
+/// Queued items sent per round trip.
+const SEND_BATCH: usize = 128;
 /// Largest payload sent inline (PostgreSQL refuses 8000 bytes and more).
 const INLINE_MAX: usize = 7900;
 /// How often an instance renews its row, and how long the row lasts.
 const HEARTBEAT: Duration = Duration::from_secs(2);
 const INSTANCE_LEASE: Duration = Duration::from_secs(20);
+/// The longest a new instance waits for its listening connection.
+const JOIN_WAIT: Duration = Duration::from_secs(30);
 /// Rows of instances gone this long are removed (with their presence);
 /// stored frames are kept this long for instances to fetch.
 const FORGET_AFTER: Duration = Duration::from_secs(120);
@@ -51,9 +61,11 @@ pub enum Remote {
         body: Body,
         seen: Vec<String>,
     },
-    /// The listening connection was lost and is back: frames may have
-    /// been missed.
+    /// The listening connection was lost and is back, or an instance
+    /// died: frames may have been missed by every socket here.
     Resync,
+    /// Frames for this user were dropped on their way here.
+    ResyncUser(UserId),
 }
 
 /// A frame's text, or the row it waits in.
@@ -61,6 +73,12 @@ pub enum Remote {
 pub enum Body {
     Inline(Arc<str>),
     Stored(i64),
+}
+
+/// One round trip of the send loop.
+enum Step {
+    Notify(Vec<String>),
+    One(Out),
 }
 
 enum Out {
@@ -79,6 +97,18 @@ enum Out {
 pub struct Bus {
     store: PostgresStore,
     instance: String,
+    channel: String,
+    /// Tells this instance's own sockets to resynchronise (its row was
+    /// found gone: others took it for dead).
+    local: mpsc::Sender<Remote>,
+    /// Set once this instance left: the heartbeat no longer renews it.
+    left: AtomicBool,
+    /// Set by the first heartbeat, which inserts this instance's row.
+    registered: AtomicBool,
+    /// Users whose frames could not be queued (the queue was full): the
+    /// others are told to resynchronise their sockets; `None` past a bound
+    /// (everyone's).
+    dropped: std::sync::Mutex<Option<std::collections::HashSet<UserId>>>,
     /// The listening connection's `application_name` (short: PostgreSQL
     /// keeps 63 bytes of it).
     app_name: String,
@@ -100,15 +130,26 @@ impl PostgresStore {
         stop: CancellationToken,
     ) -> Result<(Arc<Bus>, mpsc::Receiver<Remote>), StoreError> {
         let (out, queue) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let client = self.client().await?;
+        let schema: String = row(&client, "SELECT current_schema()", &[])
+            .await?
+            .map(|r| r.get(0))
+            .unwrap_or_default();
+        drop(client);
         let bus = Arc::new(Bus {
             store: self.clone(),
             instance: instance.to_owned(),
+            channel: channel_for(&schema),
+            local: tx.clone(),
+            left: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
+            dropped: std::sync::Mutex::new(Some(std::collections::HashSet::new())),
             app_name: format!("steward:{:016x}", rand::random::<u64>()),
             out,
             live: Arc::new(AtomicUsize::new(1)),
             listening: Arc::default(),
         });
-        let (tx, rx) = mpsc::channel(QUEUE);
         let (listening, ready) = tokio::sync::oneshot::channel();
         let mut config = self.inner.config.clone();
         config.application_name(&bus.app_name);
@@ -116,19 +157,32 @@ impl PostgresStore {
             config,
             tls: self.inner.tls.clone(),
             instance: bus.instance.clone(),
+            channel: bus.channel.clone(),
             live: bus.live.clone(),
             listening: bus.listening.clone(),
             tx,
         };
+        // The bus's tasks stop with `stop`, or when joining fails.
+        let stop = stop.child_token();
         tokio::spawn(listener.run(stop.clone(), listening));
         // Frames published from here on reach this instance. Registered
         // only now, so a row without its listening connection is a dead
         // instance's. The others start sending to it at once.
-        let _ = ready.await;
-        bus.heartbeat().await?;
-        let client = self.client().await?;
-        let hello = format!("{HELLO}\t{instance}");
-        exec(&client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &hello]).await?;
+        let joined = async {
+            tokio::time::timeout(JOIN_WAIT, ready)
+                .await
+                .map_err(|_| StoreError::Backend("the bus could not listen on the database".into()))?
+                .map_err(|_| StoreError::Backend("the bus stopped before listening".into()))?;
+            bus.heartbeat().await?;
+            let client = self.client().await?;
+            let hello = format!("{HELLO}\t{instance}");
+            exec(&client, "SELECT pg_notify($1, $2)", &[&bus.channel, &hello]).await?;
+            Ok::<_, StoreError>(())
+        };
+        if let Err(e) = joined.await {
+            stop.cancel();
+            return Err(e);
+        }
         tokio::spawn(bus.clone().send_loop(queue, stop.clone()));
         tokio::spawn(bus.clone().heartbeat_loop(stop));
         Ok((bus, rx))
@@ -136,6 +190,22 @@ impl PostgresStore {
 }
 
 impl Bus {
+    /// Leaves the instances on the database: the others stop counting
+    /// this one at once, and do not take it for dead when its listening
+    /// connection closes.
+    pub async fn leave(&self) {
+        self.left.store(true, Ordering::SeqCst);
+        match self.store.client().await {
+            Ok(client) => {
+                if let Err(e) = exec(&client, "DELETE FROM instances WHERE id = $1", &[&self.instance]).await {
+                    let e = StoreError::from(e);
+                    tracing::warn!(error = %e, "could not leave the instances on the database");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not leave the instances on the database"),
+        }
+    }
+
     /// Live instances on the database, this one included.
     pub fn instances(&self) -> usize {
         self.live.load(Ordering::Relaxed)
@@ -168,8 +238,25 @@ impl Bus {
     }
 
     fn queue(&self, item: Out) {
-        if self.out.try_send(item).is_err() {
-            tracing::error!("the bus to other instances is backed up; a frame or presence change was dropped");
+        let Err(e) = self.out.try_send(item) else { return };
+        tracing::error!("the bus to other instances is backed up; a frame or presence change was dropped");
+        if let Out::Frame { user, .. } = e.into_inner() {
+            let mut dropped = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(users) = dropped.as_mut() {
+                users.insert(user);
+                if users.len() > 4096 {
+                    *dropped = None;
+                }
+            }
+        }
+    }
+
+    /// The notices for frames dropped since the last call.
+    fn resync_notices(&self) -> Vec<String> {
+        let mut dropped = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
+        match dropped.replace(std::collections::HashSet::new()) {
+            Some(users) => users.into_iter().map(|u| format!("{RESYNC}\t{u}")).collect(),
+            None => vec![format!("{RESYNC}\t*")],
         }
     }
 
@@ -202,13 +289,26 @@ impl Bus {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(INSTANCE_LEASE).unwrap_or_default();
         let forget = now - chrono::Duration::from_std(FORGET_AFTER).unwrap_or_default();
-        exec(
+        if self.left.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let first = !self.registered.swap(true, Ordering::SeqCst);
+        let inserted: bool = row(
             &client,
             "INSERT INTO instances (id, app_name, until_ms) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET until_ms = $3",
+             ON CONFLICT (id) DO UPDATE SET until_ms = $3
+             RETURNING (xmax = 0)",
             &[&self.instance, &self.app_name, &ms(until)],
         )
-        .await?;
+        .await?
+        .is_some_and(|r| r.get(0));
+        if inserted && !first {
+            // Another instance took this one for dead (it freed its leases
+            // and dropped its presence): the sockets here reconnect, which
+            // records them again.
+            tracing::error!("this instance was taken for dead by another; its sockets resynchronise");
+            let _ = self.local.try_send(Remote::Resync);
+        }
         exec(&client, "DELETE FROM instances WHERE until_ms < $1", &[&ms(forget)]).await?;
         self.bury_the_dead(&client).await?;
         exec(&client, "DELETE FROM frames WHERE at_ms < $1", &[&ms(forget)]).await?;
@@ -230,11 +330,15 @@ impl Bus {
     /// every instance is told, so sockets resynchronise (frames the dead
     /// one acknowledged may not have reached them).
     async fn bury_the_dead(&self, client: &deadpool_postgres::Object) -> Result<(), StoreError> {
+        // Dead: no listening connection, and no renewal for a heartbeat
+        // and a half (a live instance whose listener is reconnecting still
+        // renews its row).
+        let lapsed = Utc::now() + chrono::Duration::from_std(INSTANCE_LEASE - HEARTBEAT * 3 / 2).unwrap_or_default();
         let dead = super::rows(
             client,
-            "SELECT i.id FROM instances i WHERE i.id <> $1 AND NOT EXISTS
+            "SELECT i.id FROM instances i WHERE i.id <> $1 AND i.until_ms < $2 AND NOT EXISTS
                  (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = i.app_name)",
-            &[&self.instance],
+            &[&self.instance, &ms(lapsed)],
         )
         .await?;
         for row in dead {
@@ -243,10 +347,16 @@ impl Bus {
             if buried == 0 {
                 continue; // another instance got there first
             }
-            let freed = exec(client, "DELETE FROM leases WHERE holder = $1", &[&id]).await?;
+            // Its own leases and its guards' (`instance/n`).
+            let freed = exec(
+                client,
+                "DELETE FROM leases WHERE holder = $1 OR left(holder, length($1) + 1) = $1 || '/'",
+                &[&id],
+            )
+            .await?;
             tracing::warn!(instance = %id, leases = freed, "an instance stopped without leaving; its work is taken over");
             let gone = format!("{GONE}\t{id}");
-            exec(client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &gone]).await?;
+            exec(client, "SELECT pg_notify($1, $2)", &[&self.channel, &gone]).await?;
         }
         Ok(())
     }
@@ -261,52 +371,90 @@ impl Bus {
                 tracing::warn!(error = %e, "could not renew this instance's row");
             }
         }
-        // Leaving: the others stop counting this instance at once.
-        if let Ok(client) = self.store.client().await {
-            let _ = exec(&client, "DELETE FROM instances WHERE id = $1", &[&self.instance]).await;
+        if !self.left.load(Ordering::SeqCst) {
+            self.leave().await;
         }
     }
 
     async fn send_loop(self: Arc<Self>, mut queue: mpsc::Receiver<Out>, stop: CancellationToken) {
+        let mut batch = Vec::with_capacity(SEND_BATCH);
         loop {
-            let item = tokio::select! {
+            tokio::select! {
                 _ = stop.cancelled() => break,
-                item = queue.recv() => match item {
-                    Some(item) => item,
-                    None => break,
-                },
-            };
-            // One at a time, each committed before the next: the others
-            // receive this instance's frames in the order they were sent.
-            let mut tries = 0;
-            while let Err(e) = self.send(&item).await {
-                tries += 1;
-                if tries >= 3 {
-                    tracing::error!(error = %e, "could not tell the other instances; dropped");
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+                n = queue.recv_many(&mut batch, SEND_BATCH) => if n == 0 { break },
             }
+            // In order, each round trip committed before the next: the
+            // others receive this instance's frames in the order sent.
+            // Consecutive small frames go out in one statement.
+            let mut inline = self.resync_notices();
+            for item in batch.drain(..) {
+                match self.inline(&item) {
+                    Some(payload) => inline.push(payload),
+                    None => {
+                        self.retried(Step::Notify(std::mem::take(&mut inline))).await;
+                        self.retried(Step::One(item)).await;
+                    }
+                }
+            }
+            self.retried(Step::Notify(inline)).await;
         }
     }
 
+    /// A frame's payload when it fits a notification.
+    fn inline(&self, item: &Out) -> Option<String> {
+        let Out::Frame { user, text, seen } = item else {
+            return None;
+        };
+        let payload = format!("{}\t{}\t{}\t\n{text}", self.instance, user, seen.join(","));
+        (payload.len() <= INLINE_MAX).then_some(payload)
+    }
+
+    /// Runs a step, trying it three times before dropping it (logged).
+    async fn retried(&self, step: Step) {
+        if matches!(&step, Step::Notify(list) if list.is_empty()) {
+            return;
+        }
+        let mut tries = 0;
+        loop {
+            let done = match &step {
+                Step::Notify(payloads) => self.notify_all(payloads).await,
+                Step::One(item) => self.send(item).await,
+            };
+            let Err(e) = done else { return };
+            tries += 1;
+            if tries >= 3 {
+                tracing::error!(error = %e, "could not tell the other instances; dropped");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+        }
+    }
+
+    /// Sends payloads as notifications, in order, in one statement.
+    async fn notify_all(&self, payloads: &[String]) -> Result<(), StoreError> {
+        let client = self.store.client().await?;
+        exec(
+            &client,
+            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+            &[&self.channel, &payloads],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sends a frame by reference, or records a presence change.
     async fn send(&self, item: &Out) -> Result<(), StoreError> {
         let client = self.store.client().await?;
         match item {
             Out::Frame { user, text, seen } => {
                 let head = format!("{}\t{}\t{}", self.instance, user, seen.join(","));
-                let inline = format!("{head}\t\n{text}");
-                if inline.len() <= INLINE_MAX {
-                    exec(&client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &inline]).await?;
-                } else {
-                    exec(
-                        &client,
-                        "WITH f AS (INSERT INTO frames (at_ms, body) VALUES ($1, $2) RETURNING id)
-                         SELECT pg_notify($3, $4 || '\t' || f.id) FROM f",
-                        &[&ms(Utc::now()), &text.as_ref(), &CHANNEL, &head],
-                    )
-                    .await?;
-                }
+                exec(
+                    &client,
+                    "WITH f AS (INSERT INTO frames (at_ms, body) VALUES ($1, $2) RETURNING id)
+                     SELECT pg_notify($3, $4 || '\t' || f.id) FROM f",
+                    &[&ms(Utc::now()), &text.as_ref(), &self.channel, &head],
+                )
+                .await?;
             }
             Out::Presence { user, sockets: 0 } => {
                 exec(
@@ -328,123 +476,6 @@ impl Bus {
             }
         }
         Ok(())
-    }
-}
-
-/// Reads a payload: `origin \t user \t seen,ids \t [stored id]` and, when
-/// inline, a newline and the frame.
-fn parse(payload: &str) -> Option<(&str, Remote)> {
-    let (head, text) = match payload.split_once('\n') {
-        Some((head, text)) => (head, Some(text)),
-        None => (payload, None),
-    };
-    let mut fields = head.split('\t');
-    let (origin, user, seen, stored) = (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
-    let user = UserId::parse(user).ok()?;
-    let seen = seen.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
-    let body = match text {
-        Some(text) => Body::Inline(text.into()),
-        None => Body::Stored(stored.parse().ok()?),
-    };
-    Some((origin, Remote::Frame { user, body, seen }))
-}
-
-/// Keeps a connection listening on the channel, reconnecting with a pause
-/// when it drops, and forwards the other instances' frames.
-struct Listener {
-    config: tokio_postgres::Config,
-    tls: tokio_postgres_rustls::MakeRustlsConnect,
-    instance: String,
-    live: Arc<AtomicUsize>,
-    listening: Arc<AtomicBool>,
-    tx: mpsc::Sender<Remote>,
-}
-
-impl Listener {
-    /// Says once, on `listening`, when it first listens.
-    async fn run(self, stop: CancellationToken, listening: tokio::sync::oneshot::Sender<()>) {
-        let mut listening = Some(listening);
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let connected = tokio::select! {
-                _ = stop.cancelled() => return,
-                c = self.config.connect(self.tls.clone()) => c,
-            };
-            let (client, mut connection) = match connected {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the bus could not connect; trying again");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            let (msgs_tx, mut msgs) = mpsc::unbounded_channel();
-            let reader = tokio::spawn(async move {
-                let mut stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-                while let Some(Ok(message)) = stream.next().await {
-                    if let AsyncMessage::Notification(n) = message
-                        && msgs_tx.send(n).is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-            if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
-                tracing::warn!(error = %e, "the bus could not listen; trying again");
-                reader.abort();
-                tokio::time::sleep(pause).await;
-                continue;
-            }
-            pause = Duration::from_millis(100);
-            self.listening.store(true, Ordering::Relaxed);
-            match listening.take() {
-                Some(first) => {
-                    let _ = first.send(());
-                }
-                None => {
-                    tracing::warn!("the bus is listening again; sockets here resynchronise");
-                    let _ = self.tx.send(Remote::Resync).await;
-                }
-            }
-            loop {
-                let n = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    n = msgs.recv() => n,
-                };
-                let Some(n) = n else { break };
-                self.receive(n.payload());
-            }
-            self.listening.store(false, Ordering::Relaxed);
-            tracing::warn!("the bus connection dropped; reconnecting");
-            drop(client);
-        }
-    }
-
-    fn receive(&self, payload: &str) {
-        if let Some(dead) = payload.strip_prefix(GONE).and_then(|p| p.strip_prefix('\t')) {
-            tracing::warn!(instance = dead, "an instance died; sockets here resynchronise");
-            if self.tx.try_send(Remote::Resync).is_err() {
-                tracing::error!("could not ask the sockets here to resynchronise");
-            }
-            return;
-        }
-        if let Some(other) = payload.strip_prefix(HELLO).and_then(|p| p.strip_prefix('\t')) {
-            if other != self.instance {
-                tracing::info!(instance = other, "another instance joined");
-                self.live.fetch_add(1, Ordering::Relaxed);
-            }
-            return;
-        }
-        match parse(payload) {
-            Some((origin, _)) if origin == self.instance => {}
-            Some((_, remote)) => {
-                if self.tx.try_send(remote).is_err() {
-                    tracing::error!("frames from other instances are backed up; one was dropped");
-                }
-            }
-            None => tracing::warn!(payload_len = payload.len(), "an unreadable frame on the bus"),
-        }
     }
 }
 
@@ -470,7 +501,8 @@ mod tests {
             .unwrap();
         let stop = CancellationToken::new();
         let (a, mut from_a) = store.join("a", stop.clone()).await.unwrap();
-        let (b, mut from_b) = store.join("b", stop.clone()).await.unwrap();
+        let stop_b = CancellationToken::new();
+        let (b, mut from_b) = store.join("b", stop_b.clone()).await.unwrap();
         tokio::time::timeout(Duration::from_secs(10), async {
             while a.instances() < 2 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -529,25 +561,19 @@ mod tests {
         })
         .await
         .expect("gone once the last socket closed");
+        // A clean stop leaves: the other one counts one instance again,
+        // and does not take the leaver for dead (no resynchronising).
+        b.leave().await;
+        stop_b.cancel();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while a.instances() > 1 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the leaver is no longer counted");
+        tokio::time::sleep(HEARTBEAT * 2).await;
+        assert!(from_a.try_recv().is_err(), "nothing asked the sockets to resynchronise");
         stop.cancel();
-    }
-
-    #[test]
-    fn payloads_read_back_inline_or_by_reference() {
-        let Some((origin, Remote::Frame { user, body, seen })) = parse("i1\tana\tn1,n2\t\n{\"type\":\"pong\"}") else {
-            panic!("inline payload not read");
-        };
-        assert_eq!(
-            (origin, user.as_str(), seen),
-            ("i1", "ana", vec!["n1".into(), "n2".into()])
-        );
-        assert!(matches!(body, Body::Inline(t) if &*t == r#"{"type":"pong"}"#));
-        let Some((_, Remote::Frame { body, seen, .. })) = parse("i1\tana\t\t42") else {
-            panic!("reference not read");
-        };
-        assert!(seen.is_empty());
-        assert!(matches!(body, Body::Stored(42)));
-        assert!(parse("i1\tnot a user\t\t1").is_none());
-        assert!(parse("garbage").is_none());
     }
 }
