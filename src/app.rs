@@ -76,10 +76,9 @@ pub struct App {
     /// This instance's claims on work shared with other instances.
     pub(crate) claims: Claims,
     /// The shared database, when the store is PostgreSQL: the server
-    /// joins the other instances on it (`start_relay`).
+    /// joins the other instances on it (`start_relay`; the hub keeps the
+    /// bus).
     shared: Option<PostgresStore>,
-    /// The bus to the other instances, once joined.
-    bus: Arc<std::sync::OnceLock<Arc<Bus>>>,
     /// Cancelled when the server stops; every task watches it.
     stopping: CancellationToken,
     /// Which background workers are running (`/readyz`).
@@ -268,7 +267,6 @@ impl Builder {
             tasks,
             claims,
             shared,
-            bus: Arc::default(),
             stopping,
             workers: Arc::new(Workers::default()),
         })
@@ -443,7 +441,7 @@ impl App {
     /// With a shared database: how many instances serve it, and whether
     /// this one hears the others (`/readyz`).
     pub(crate) fn cluster(&self) -> Option<(usize, bool)> {
-        self.bus.get().map(|bus| (bus.instances(), bus.listening()))
+        self.hub.bus().map(|bus| (bus.instances(), bus.listening()))
     }
 
     /// With a shared database: joins the other instances on it and relays
@@ -451,23 +449,15 @@ impl App {
     /// not a command that opens the store).
     pub(crate) async fn start_relay(&self) -> Result<(), AppError> {
         let Some(pg) = &self.shared else { return Ok(()) };
-        if self.bus.get().is_some() {
+        if self.hub.bus().is_some() {
             return Ok(());
         }
         let (bus, mut frames) = pg.join(self.claims.holder(), self.stopping()).await?;
         self.hub.attach(bus.clone());
-        let _ = self.bus.set(bus.clone());
         let app = self.clone();
         self.spawn(async move {
             let stopping = app.stopping();
-            loop {
-                let remote = tokio::select! {
-                    _ = stopping.cancelled() => break,
-                    remote = frames.recv() => match remote {
-                        Some(remote) => remote,
-                        None => break,
-                    },
-                };
+            while let Some(remote) = stopping.run_until_cancelled(frames.recv()).await.flatten() {
                 app.relay_one(&bus, remote).await;
             }
         });
@@ -510,7 +500,7 @@ impl App {
     /// period), then for the store's background writes, so the store can be
     /// opened again as soon as this returns.
     pub(crate) async fn shutdown(&self) {
-        if let Some(bus) = self.bus.get() {
+        if let Some(bus) = self.hub.bus() {
             // First, so the others do not take this instance for dead when
             // its listening connection closes.
             bus.leave().await;

@@ -208,6 +208,11 @@ impl Hub {
         let _ = self.bus.set(bus);
     }
 
+    /// The bus to the other instances, once attached.
+    pub(crate) fn bus(&self) -> Option<&Arc<Bus>> {
+        self.bus.get()
+    }
+
     /// Closes every socket here (frames may have been missed: clients
     /// reconnect and resynchronise from `ready`).
     pub(crate) fn close_all(&self) {
@@ -281,31 +286,19 @@ impl Hub {
         })
     }
 
-    /// Queues `frame` on every open socket of `user`, and nobody else's;
-    /// returns how many took it (0: nobody is connected, or every socket
-    /// was full and is closing). Queued is not shown: see
-    /// [`Hub::send_frame_tracked`].
-    #[cfg(test)]
-    pub(crate) fn send_frame(&self, user: &UserId, frame: &ServerFrame) -> usize {
-        self.send_text(user, frame.to_json().into())
-    }
-
-    /// Queues a serialized frame on this instance's sockets of `user`.
+    /// Queues a serialized frame on every open socket of `user` here, and
+    /// nobody else's; returns how many took it (0: nobody is connected, or
+    /// every socket was full and is closing). Queued is not shown: see
+    /// [`Hub::send_text_tracked`].
     pub(crate) fn send_text(&self, user: &UserId, text: Arc<str>) -> usize {
         self.queue(user, text, None)
     }
 
-    /// Like [`Hub::send_text`], and tells when a socket has written it.
+    /// Like [`Hub::send_text`], and tells when a socket has actually
+    /// written the frame; `None` if no socket took it.
     pub(crate) fn send_text_tracked(&self, user: &UserId, text: Arc<str>) -> Option<Delivery> {
         let (receipt, delivery) = Delivery::new();
         (self.queue(user, text, Some(receipt)) > 0).then_some(delivery)
-    }
-
-    /// Like [`Hub::send_frame`], and tells when a socket has actually
-    /// written the frame; `None` if no socket took it.
-    #[cfg(test)]
-    pub(crate) fn send_frame_tracked(&self, user: &UserId, frame: &ServerFrame) -> Option<Delivery> {
-        self.send_text_tracked(user, frame.to_json().into())
     }
 
     fn queue(&self, user: &UserId, text: Arc<str>, receipt: Option<Receipt>) -> usize {
@@ -412,13 +405,17 @@ mod tests {
         UserId::parse(name).unwrap()
     }
 
+    fn pong() -> Arc<str> {
+        ServerFrame::Pong.to_json().into()
+    }
+
     #[tokio::test]
     async fn frames_reach_every_socket_of_the_user_and_no_one_else() {
         let hub = hub(4, 8);
         let mut a1 = hub.register(&user("ana")).unwrap();
         let mut a2 = hub.register(&user("ana")).unwrap();
         let mut b = hub.register(&user("bob")).unwrap();
-        hub.send_frame(&user("ana"), &ServerFrame::Pong);
+        hub.send_text(&user("ana"), pong());
         for conn in [&mut a1, &mut a2] {
             assert!(
                 matches!(conn.rx.as_mut().unwrap().try_recv(), Ok(Outbound::Frame { text, .. }) if &*text == r#"{"type":"pong"}"#)
@@ -436,9 +433,9 @@ mod tests {
         let hub = hub(1, 1);
         let conn = hub.register(&user("ana")).unwrap();
         assert_eq!(hub.register(&user("ana")).err(), Some(HubError::TooManyForUser));
-        hub.send_frame(&user("ana"), &ServerFrame::Pong);
+        hub.send_text(&user("ana"), pong());
         assert!(!conn.closed.is_cancelled());
-        hub.send_frame(&user("ana"), &ServerFrame::Pong);
+        hub.send_text(&user("ana"), pong());
         assert!(
             conn.closed.is_cancelled(),
             "a full queue marks the socket as a slow consumer"
@@ -450,10 +447,10 @@ mod tests {
         let hub = hub(4, 8);
         let mut a1 = hub.register(&user("ana")).unwrap();
         let mut a2 = hub.register(&user("ana")).unwrap();
-        assert!(hub.send_frame_tracked(&user("bob"), &ServerFrame::Pong).is_none());
+        assert!(hub.send_text_tracked(&user("bob"), pong()).is_none());
 
         // Both sockets die with the frame still queued: not delivered.
-        let delivery = hub.send_frame_tracked(&user("ana"), &ServerFrame::Pong).unwrap();
+        let delivery = hub.send_text_tracked(&user("ana"), pong()).unwrap();
         drop(a1.rx.take());
         drop(a2.rx.take());
         let written = tokio::time::timeout(Duration::from_secs(1), delivery.written()).await;
@@ -462,7 +459,7 @@ mod tests {
         // One socket writes its copy, the other dies: delivered.
         let mut a3 = hub.register(&user("ana")).unwrap();
         let mut a4 = hub.register(&user("ana")).unwrap();
-        let delivery = hub.send_frame_tracked(&user("ana"), &ServerFrame::Pong).unwrap();
+        let delivery = hub.send_text_tracked(&user("ana"), pong()).unwrap();
         match a3.rx.as_mut().unwrap().try_recv() {
             Ok(Outbound::Frame {
                 receipt: Some(receipt), ..

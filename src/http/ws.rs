@@ -250,34 +250,22 @@ async fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: 
 /// next read (`conversation::repair`).
 async fn turn_loop(app: App, user: UserId, out: Outlet, mut queue: mpsc::Receiver<Work>) {
     let stopping = app.stopping();
-    loop {
-        let work = tokio::select! {
-            _ = stopping.cancelled() => return,
-            work = queue.recv() => match work {
-                Some(work) => work,
-                None => return,
-            },
-        };
+    while let Some(work) = stopping.run_until_cancelled(queue.recv()).await.flatten() {
         let lock = app.hub.turn_lock(&user);
-        tokio::select! {
-            _ = stopping.cancelled() => return,
-            _ = async {
-                let mut turn = lock.lock().await;
-                // Then across instances: a user's sockets may be on several.
-                let held = app.claims.hold_waiting(&format!("turn:{user}"), TURN_LEASE).await;
-                if let Err(e) = &held {
-                    tracing::warn!(error = %e, "could not claim the turn among instances; running it here anyway");
-                }
-                if app.store.shared() {
-                    // Another instance may have run turns since this one
-                    // read the transcript.
-                    turn.recent = None;
-                }
-                turn::perform(&app.turns, &user, &out, work, &mut turn).await;
-                if let Ok(held) = held {
-                    held.release().await;
-                }
-            } => {}
+        let performed = stopping.run_until_cancelled(async {
+            let mut turn = lock.lock().await;
+            // Then across instances: a user's sockets may be on several.
+            let held = app.claims.hold_waiting(&format!("turn:{user}"), TURN_LEASE).await;
+            if let Err(e) = &held {
+                tracing::warn!(error = %e, "could not claim the turn among instances; running it here anyway");
+            }
+            turn::perform(&app.turns, &user, &out, work, &mut turn).await;
+            if let Ok(held) = held {
+                held.release().await;
+            }
+        });
+        if performed.await.is_none() {
+            return;
         }
     }
 }

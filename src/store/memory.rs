@@ -1,5 +1,6 @@
 //! Leases and token buckets kept in memory, for a store that one process
-//! holds alone (sled), and the bucket arithmetic every store shares.
+//! holds alone (sled). PostgreSQL does the same bucket arithmetic in SQL
+//! (`postgres::leases`); both pass the same conformance case.
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -8,14 +9,14 @@ use std::time::Duration;
 
 /// A token bucket: `tokens` left at `at`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Bucket {
-    pub(crate) tokens: f64,
-    pub(crate) at: DateTime<Utc>,
+struct Bucket {
+    tokens: f64,
+    at: DateTime<Utc>,
 }
 
 impl Bucket {
     /// A full bucket.
-    pub(crate) fn full(per_minute: u32, now: DateTime<Utc>) -> Bucket {
+    fn full(per_minute: u32, now: DateTime<Utc>) -> Bucket {
         Bucket {
             tokens: f64::from(per_minute),
             at: now,
@@ -35,7 +36,7 @@ impl Bucket {
 
     /// Takes one token: the bucket afterwards, and `Err` with the wait for
     /// the next token when there was none (the bucket is refilled either way).
-    pub(crate) fn take(self, per_minute: u32, now: DateTime<Utc>) -> (Bucket, Result<(), Duration>) {
+    fn take(self, per_minute: u32, now: DateTime<Utc>) -> (Bucket, Result<(), Duration>) {
         let mut b = self.refilled(per_minute, now);
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;

@@ -336,13 +336,14 @@ pub(crate) fn describe(wording: &Wording, decision: &Decision, now: DateTime<Tz>
 
 /// The user's recent (id, text) pairs: kept in the turn state, read from
 /// the transcript once when it is empty (a read of 200 entries costs about
-/// five history reads, so it stays off the per-turn path).
+/// five history reads, so it stays off the per-turn path) — and every
+/// turn on a store other instances write, whose turns this state never saw.
 async fn recent_messages<'s>(
     app: &Turns,
     user: &UserId,
     state: &'s mut TurnState,
 ) -> Result<&'s mut VecDeque<(String, String)>, TurnError> {
-    if state.recent.is_none() {
+    if state.recent.is_none() || app.store.shared() {
         let entries = app.store.recent_messages(user, DUPLICATE_WINDOW).await?;
         let mut recent: VecDeque<(String, String)> = entries
             .into_iter()

@@ -68,7 +68,7 @@ impl LeaseStore for PostgresStore {
     ) -> Result<Result<(), std::time::Duration>, StoreError> {
         // One statement (one round trip, its own commit): the bucket
         // refilled up to now, one token taken if there is one. The same
-        // arithmetic as `Bucket::take`.
+        // arithmetic as the in-memory bucket (`store::memory`).
         let refilled = "least($2::float8, b.tokens + greatest(0, $3::int8 - b.at_ms) * $2::float8 / 60000.0)";
         let sql = format!(
             "INSERT INTO buckets AS b (name, tokens, at_ms, taken) VALUES ($1, $2::float8 - 1, $3::int8, true)
@@ -98,16 +98,14 @@ impl LeaseStore for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::postgres::{PostgresOptions, cluster};
+    use crate::store::postgres::cluster;
 
     #[tokio::test]
     async fn claimers_racing_for_the_same_work_each_take_a_disjoint_share() {
         let Some(db) = cluster::Database::fresh().await else {
             return;
         };
-        let store = PostgresStore::connect(db.url(), &PostgresOptions::default())
-            .await
-            .unwrap();
+        let store = db.store().await;
         let names: Vec<String> = (0..40).map(|i| format!("outbox:{i}")).collect();
         let now = Utc::now();
         let until = now + chrono::Duration::seconds(30);
@@ -130,9 +128,7 @@ mod tests {
         let Some(db) = cluster::Database::fresh().await else {
             return;
         };
-        let store = PostgresStore::connect(db.url(), &PostgresOptions::default())
-            .await
-            .unwrap();
+        let store = db.store().await;
         let now = Utc::now();
         let takes = (0..12).map(|_| {
             let store = store.clone();

@@ -116,39 +116,36 @@ impl Listener {
         }
     }
 
+    /// One notification: another instance's frame for a user here, a
+    /// request to resynchronise, or a hello.
     fn receive(&self, payload: &str) {
-        if let Some(user) = payload.strip_prefix(RESYNC).and_then(|p| p.strip_prefix('\t')) {
-            let remote = match UserId::parse(user) {
-                Ok(user) => Remote::ResyncUser(user),
-                Err(_) => Remote::Resync,
-            };
-            if self.tx.try_send(remote).is_err() {
-                tracing::error!("could not ask sockets here to resynchronise");
+        let (kind, rest) = payload.split_once('\t').unwrap_or((payload, ""));
+        let remote = match kind {
+            RESYNC => Some(UserId::parse(rest).map_or(Remote::Resync, Remote::ResyncUser)),
+            GONE => {
+                tracing::warn!(instance = rest, "an instance died; sockets here resynchronise");
+                Some(Remote::Resync)
             }
-            return;
-        }
-        if let Some(dead) = payload.strip_prefix(GONE).and_then(|p| p.strip_prefix('\t')) {
-            tracing::warn!(instance = dead, "an instance died; sockets here resynchronise");
-            if self.tx.try_send(Remote::Resync).is_err() {
-                tracing::error!("could not ask the sockets here to resynchronise");
-            }
-            return;
-        }
-        if let Some(other) = payload.strip_prefix(HELLO).and_then(|p| p.strip_prefix('\t')) {
-            if other != self.instance {
-                tracing::info!(instance = other, "another instance joined");
-                self.live.fetch_add(1, Ordering::Relaxed);
-            }
-            return;
-        }
-        match parse(payload) {
-            Some((origin, _)) if origin == self.instance => {}
-            Some((_, remote)) => {
-                if self.tx.try_send(remote).is_err() {
-                    tracing::error!("frames from other instances are backed up; one was dropped");
+            HELLO => {
+                if rest != self.instance {
+                    tracing::info!(instance = rest, "another instance joined");
+                    self.live.fetch_add(1, Ordering::Relaxed);
                 }
+                None
             }
-            None => tracing::warn!(payload_len = payload.len(), "an unreadable frame on the bus"),
+            origin if origin == self.instance => None,
+            _ => match parse(payload) {
+                Some((_, remote)) => Some(remote),
+                None => {
+                    tracing::warn!(payload_len = payload.len(), "an unreadable frame on the bus");
+                    None
+                }
+            },
+        };
+        if let Some(remote) = remote
+            && self.tx.try_send(remote).is_err()
+        {
+            tracing::error!("messages from other instances are backed up; one was dropped");
         }
     }
 }
@@ -156,6 +153,42 @@ impl Listener {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_of_notification_reaches_the_sockets_here_as_it_should() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let listener = Listener {
+            config: tokio_postgres::Config::new(),
+            tls: crate::store::postgres::tls::connector(None).unwrap(),
+            instance: "me".into(),
+            channel: channel_for("public"),
+            live: Arc::new(AtomicUsize::new(1)),
+            listening: Arc::default(),
+            tx,
+        };
+        listener.receive("hello\tme");
+        listener.receive("hello\tother");
+        assert_eq!(listener.live.load(Ordering::Relaxed), 2, "only another's hello counts");
+        listener.receive("me\tana\t\t\n{}");
+        assert!(
+            rx.try_recv().is_err(),
+            "an instance's own frames are not relayed back to it"
+        );
+        listener.receive("other\tana\t\t\n{}");
+        assert!(matches!(rx.try_recv(), Ok(Remote::Frame { user, .. }) if user.as_str() == "ana"));
+        listener.receive("gone\tother");
+        assert!(matches!(rx.try_recv(), Ok(Remote::Resync)));
+        listener.receive("resync\tana");
+        assert!(matches!(rx.try_recv(), Ok(Remote::ResyncUser(u)) if u.as_str() == "ana"));
+        listener.receive("resync\t*");
+        assert!(matches!(rx.try_recv(), Ok(Remote::Resync)));
+        listener.receive("garbage");
+        assert!(rx.try_recv().is_err());
+        assert!(
+            channel_for(&"s".repeat(80)).len() <= 63,
+            "a long schema's channel is hashed"
+        );
+    }
 
     #[test]
     fn payloads_read_back_inline_or_by_reference() {

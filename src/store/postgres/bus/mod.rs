@@ -48,7 +48,8 @@ const JOIN_WAIT: Duration = Duration::from_secs(30);
 /// stored frames are kept this long for instances to fetch.
 const FORGET_AFTER: Duration = Duration::from_secs(120);
 /// Frames and presence changes waiting to go out; past this they are
-/// dropped (and logged): the sockets elsewhere resynchronise on reconnect.
+/// dropped (and logged), and the other instances are told to
+/// resynchronise the sockets of the users whose frames were dropped.
 const QUEUE: usize = 8192;
 
 /// What arrives from the other instances.
@@ -73,6 +74,42 @@ pub enum Remote {
 pub enum Body {
     Inline(Arc<str>),
     Stored(i64),
+}
+
+/// Users whose frames could not be queued: the other instances are told
+/// to resynchronise those users' sockets (everyone's, past a bound).
+#[derive(Default)]
+struct Dropped(std::sync::Mutex<DroppedUsers>);
+
+#[derive(Default)]
+struct DroppedUsers {
+    users: std::collections::HashSet<UserId>,
+    everyone: bool,
+}
+
+/// Users named one by one at most; past this, everyone resynchronises.
+const DROPPED_MAX: usize = 4096;
+
+impl Dropped {
+    fn add(&self, user: UserId) {
+        let mut d = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !d.everyone {
+            d.users.insert(user);
+            if d.users.len() > DROPPED_MAX {
+                d.users.clear();
+                d.everyone = true;
+            }
+        }
+    }
+
+    /// The notices for the frames dropped since the last call.
+    fn notices(&self) -> Vec<String> {
+        let d = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        if d.everyone {
+            return vec![format!("{RESYNC}\t*")];
+        }
+        d.users.into_iter().map(|u| format!("{RESYNC}\t{u}")).collect()
+    }
 }
 
 /// One round trip of the send loop.
@@ -105,10 +142,8 @@ pub struct Bus {
     left: AtomicBool,
     /// Set by the first heartbeat, which inserts this instance's row.
     registered: AtomicBool,
-    /// Users whose frames could not be queued (the queue was full): the
-    /// others are told to resynchronise their sockets; `None` past a bound
-    /// (everyone's).
-    dropped: std::sync::Mutex<Option<std::collections::HashSet<UserId>>>,
+    /// Users whose frames could not be queued (the queue was full).
+    dropped: Dropped,
     /// The listening connection's `application_name` (short: PostgreSQL
     /// keeps 63 bytes of it).
     app_name: String,
@@ -144,7 +179,7 @@ impl PostgresStore {
             local: tx.clone(),
             left: AtomicBool::new(false),
             registered: AtomicBool::new(false),
-            dropped: std::sync::Mutex::new(Some(std::collections::HashSet::new())),
+            dropped: Dropped::default(),
             app_name: format!("steward:{:016x}", rand::random::<u64>()),
             out,
             live: Arc::new(AtomicUsize::new(1)),
@@ -195,14 +230,13 @@ impl Bus {
     /// connection closes.
     pub async fn leave(&self) {
         self.left.store(true, Ordering::SeqCst);
-        match self.store.client().await {
-            Ok(client) => {
-                if let Err(e) = exec(&client, "DELETE FROM instances WHERE id = $1", &[&self.instance]).await {
-                    let e = StoreError::from(e);
-                    tracing::warn!(error = %e, "could not leave the instances on the database");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not leave the instances on the database"),
+        let left = async {
+            let client = self.store.client().await?;
+            exec(&client, "DELETE FROM instances WHERE id = $1", &[&self.instance]).await?;
+            Ok::<_, StoreError>(())
+        };
+        if let Err(e) = left.await {
+            tracing::warn!(error = %e, "could not leave the instances on the database");
         }
     }
 
@@ -241,22 +275,7 @@ impl Bus {
         let Err(e) = self.out.try_send(item) else { return };
         tracing::error!("the bus to other instances is backed up; a frame or presence change was dropped");
         if let Out::Frame { user, .. } = e.into_inner() {
-            let mut dropped = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(users) = dropped.as_mut() {
-                users.insert(user);
-                if users.len() > 4096 {
-                    *dropped = None;
-                }
-            }
-        }
-    }
-
-    /// The notices for frames dropped since the last call.
-    fn resync_notices(&self) -> Vec<String> {
-        let mut dropped = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
-        match dropped.replace(std::collections::HashSet::new()) {
-            Some(users) => users.into_iter().map(|u| format!("{RESYNC}\t{u}")).collect(),
-            None => vec![format!("{RESYNC}\t*")],
+            self.dropped.add(user);
         }
     }
 
@@ -276,8 +295,7 @@ impl Bus {
         Ok(found.is_some())
     }
 
-    /// A stored frame's text and the notifications it shows; `None` once
-    /// it was forgotten.
+    /// A stored frame's text; `None` once it was forgotten.
     pub async fn fetch(&self, id: i64) -> Result<Option<Arc<str>>, StoreError> {
         let client = self.store.client().await?;
         let found = row(&client, "SELECT body FROM frames WHERE id = $1", &[&id]).await?;
@@ -386,7 +404,7 @@ impl Bus {
             // In order, each round trip committed before the next: the
             // others receive this instance's frames in the order sent.
             // Consecutive small frames go out in one statement.
-            let mut inline = self.resync_notices();
+            let mut inline = self.dropped.notices();
             for item in batch.drain(..) {
                 match self.inline(&item) {
                     Some(payload) => inline.push(payload),
@@ -482,7 +500,21 @@ impl Bus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::postgres::{PostgresOptions, cluster};
+
+    #[test]
+    fn dropped_frames_ask_for_their_users_resync_and_past_the_bound_everyones() {
+        let dropped = Dropped::default();
+        assert!(dropped.notices().is_empty());
+        dropped.add(UserId::parse("ana").unwrap());
+        dropped.add(UserId::parse("ana").unwrap());
+        assert_eq!(dropped.notices(), ["resync\tana"]);
+        assert!(dropped.notices().is_empty(), "each drop is told once");
+        for n in 0..=DROPPED_MAX {
+            dropped.add(UserId::parse(&format!("u{n}")).unwrap());
+        }
+        assert_eq!(dropped.notices(), ["resync\t*"]);
+    }
+    use crate::store::postgres::cluster;
 
     async fn next(rx: &mut mpsc::Receiver<Remote>) -> Remote {
         tokio::time::timeout(Duration::from_secs(10), rx.recv())
@@ -496,9 +528,7 @@ mod tests {
         let Some(db) = cluster::Database::fresh().await else {
             return;
         };
-        let store = PostgresStore::connect(db.url(), &PostgresOptions::default())
-            .await
-            .unwrap();
+        let store = db.store().await;
         let stop = CancellationToken::new();
         let (a, mut from_a) = store.join("a", stop.clone()).await.unwrap();
         let stop_b = CancellationToken::new();
