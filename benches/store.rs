@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use steward::conversation::{Entry, Message, ToolCall};
 use steward::plan::{Actor, HistoryEntry, Op, Plan, PlanLimits, Step, patch};
 use steward::store::postgres::cluster::Database;
-use steward::store::{AccountStore, ConversationStore, Derived, PostgresOptions, PostgresStore, SledStore, Store};
+use steward::store::{AccountStore, ConversationStore, Derived, SledStore, Store};
 use steward::triggers::{TriggerPolicy, for_plan};
 use steward::user::UserId;
 
@@ -46,11 +46,7 @@ async fn run(users: usize) {
 
 async fn run_postgres(users: usize) {
     let Some(db) = Database::fresh().await else { return };
-    let store: Arc<dyn Store> = Arc::new(
-        PostgresStore::connect(db.url(), &PostgresOptions::default())
-            .await
-            .unwrap(),
-    );
+    let store: Arc<dyn Store> = Arc::new(db.store().await);
     updates("postgres", store, users, || None).await;
 }
 

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use steward::preferences::Preferences;
 use steward::store::postgres::cluster::Database;
-use steward::store::{AccountStore, PostgresOptions, PostgresStore, TriggerStore};
+use steward::store::{AccountStore, TriggerStore};
 use steward::triggers::{Trigger, TriggerKind};
 use steward::user::UserId;
 use tokio_tungstenite::tungstenite::Message;
@@ -45,6 +45,16 @@ struct Seen {
     acked_at: BTreeMap<String, Vec<Instant>>,
 }
 
+impl Seen {
+    /// A frame that `socket` of `user` received.
+    fn record(&mut self, user: &str, socket: &str, frame: Value) {
+        self.frames
+            .entry((user.to_owned(), socket.to_owned()))
+            .or_default()
+            .push(frame);
+    }
+}
+
 type Shared = Arc<Mutex<Seen>>;
 
 fn chatter(u: usize) -> String {
@@ -54,9 +64,7 @@ fn chatter(u: usize) -> String {
 /// Reminders for the chatters and digests for the readers, due while the
 /// clients run; answers the digests' day.
 async fn seed(db: &Database, start: chrono::DateTime<Utc>) -> String {
-    let store = PostgresStore::connect(db.url(), &PostgresOptions::default())
-        .await
-        .unwrap();
+    let store = db.store().await;
     let mut rng = rand::rng();
     for u in 0..CHATTERS {
         let user = UserId::parse(&chatter(u)).unwrap();
@@ -137,12 +145,7 @@ async fn sender(addrs: Arc<Vec<String>>, dead: Arc<Mutex<Option<usize>>>, u: usi
         let (mut ws, at, ready) = connect(&addrs, &dead, &user, home).await;
         home = at;
         let socket = format!("sender@{at}");
-        seen.lock()
-            .unwrap()
-            .frames
-            .entry((user.clone(), socket.clone()))
-            .or_default()
-            .push(ready);
+        seen.lock().unwrap().record(&user, &socket, ready);
         'turns: while Instant::now() < until {
             let step = format!("{user}-{n}");
             n += 1;
@@ -158,10 +161,7 @@ async fn sender(addrs: Arc<Vec<String>>, dead: Arc<Mutex<Option<usize>>>, u: usi
                     seen.acked_at.entry(user.clone()).or_default().push(Instant::now());
                 }
                 let done = frame["reply_to"] == step.as_str();
-                seen.frames
-                    .entry((user.clone(), socket.clone()))
-                    .or_default()
-                    .push(frame);
+                seen.record(&user, &socket, frame);
                 if done {
                     break;
                 }
@@ -178,14 +178,7 @@ async fn sender(addrs: Arc<Vec<String>>, dead: Arc<Mutex<Option<usize>>>, u: usi
 async fn observer(ws: Socket, at: usize, u: usize, until: Instant, instances: Instances, seen: Shared) {
     let (addrs, dead) = instances;
     let socket = format!("observer@{at}");
-    let record = |frame: Value| {
-        seen.lock()
-            .unwrap()
-            .frames
-            .entry((chatter(u), socket.clone()))
-            .or_default()
-            .push(frame);
-    };
+    let record = |frame: Value| seen.lock().unwrap().record(&chatter(u), &socket, frame);
     let mut ws = ws;
     while Instant::now() < until {
         match next(&mut ws).await {

@@ -1385,21 +1385,8 @@ async fn a_snooze_click_moves_the_step_and_leaves_the_users_open_proposal_alone(
     let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "18:00").await;
     onboarding_by_tool(&app, &user).await;
     let (_, snooze) = due_soon_links(&app, &clock, &user).await;
-    let plan = || async {
-        app.app
-            .store
-            .get_plan(&user, steward::plan::PlanId(1))
-            .await
-            .unwrap()
-            .unwrap()
-    };
-    let due = |plan: &steward::plan::Plan| {
-        plan.steps
-            .iter()
-            .find(|s| s.id == "order_hardware")
-            .and_then(|s| s.due_at)
-            .unwrap()
-    };
+    let plan = || plan_one(&app, &user);
+    let due = |plan: &steward::plan::Plan| order_hardware(plan).due_at.unwrap();
     let before = plan().await;
     let asked = call_tool(
         &app,
@@ -1424,6 +1411,21 @@ async fn a_snooze_click_moves_the_step_and_leaves_the_users_open_proposal_alone(
         open,
         "the question in the chat is still open"
     );
+}
+
+/// The user's plan p1 as stored.
+async fn plan_one(app: &TestApp, user: &UserId) -> steward::plan::Plan {
+    app.app
+        .store
+        .get_plan(user, steward::plan::PlanId(1))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// The onboarding plan's "order laptop" step.
+fn order_hardware(plan: &steward::plan::Plan) -> &steward::plan::Step {
+    plan.steps.iter().find(|s| s.id == "order_hardware").unwrap()
 }
 
 /// Ana's onboarding plan p1, made through the model's tool.
@@ -1482,20 +1484,10 @@ async fn a_notification_email_carries_one_click_links_that_act_once_for_their_us
     let (done, snooze) = due_soon_links(&app, &clock, &user).await;
 
     let http = reqwest::Client::new();
-    let stored = || async {
-        app.app
-            .store
-            .get_plan(&user, steward::plan::PlanId(1))
-            .await
-            .unwrap()
-            .unwrap()
-    };
+    let stored = || plan_one(&app, &user);
     let steps = |plan: &steward::plan::Plan| {
-        plan.steps
-            .iter()
-            .find(|s| s.id == "order_hardware")
-            .map(|s| (s.status, s.due_at))
-            .unwrap()
+        let step = order_hardware(plan);
+        (step.status, step.due_at)
     };
     let before = stored().await;
     // Opening the link (what a mail scanner does) only asks.

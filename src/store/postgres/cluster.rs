@@ -96,6 +96,13 @@ impl Database {
         Some((url, ca))
     }
 
+    /// A store on this test's schema, with the default options.
+    pub async fn store(&self) -> super::PostgresStore {
+        super::PostgresStore::connect(&self.url, &super::PostgresOptions::default())
+            .await
+            .expect("connecting a store to the test schema")
+    }
+
     /// The connection string: the cluster's database, this test's schema.
     pub fn url(&self) -> &str {
         &self.url

@@ -3,7 +3,6 @@
 //! original would (counters, sequences and queues carry over).
 
 use super::cluster::Database;
-use super::{PostgresOptions, PostgresStore};
 use crate::conversation::window::Summary;
 use crate::conversation::{Entry, Message};
 use crate::execution::{Attempt, CalendarEvent, Runnable};
@@ -142,9 +141,7 @@ async fn every_family_moves_from_sled_to_postgres_and_the_copy_goes_on_where_the
     for d in source.digests() {
         assert!(d.count > 0, "the test store has no {} record", d.family);
     }
-    let pg = PostgresStore::connect(db.url(), &PostgresOptions::default())
-        .await
-        .unwrap();
+    let pg = db.store().await;
     let digests = migrate(&sled, &pg).await.unwrap();
     assert_eq!(digests, source.digests());
     assert_eq!(pg.snapshot().await.unwrap(), source);

@@ -447,9 +447,7 @@ mod tests {
 
     async fn fresh() -> Option<(cluster::Database, PostgresStore)> {
         let db = cluster::Database::fresh().await?;
-        let store = PostgresStore::connect(db.url(), &PostgresOptions::default())
-            .await
-            .unwrap();
+        let store = db.store().await;
         Some((db, store))
     }
 
@@ -472,9 +470,7 @@ mod tests {
         store.ensure_user(&u).await.unwrap();
         create(&store, &u, "kept").await;
         drop(store);
-        let again = PostgresStore::connect(db.url(), &PostgresOptions::default())
-            .await
-            .unwrap();
+        let again = db.store().await;
         assert_eq!(again.list_plans(&u).await.unwrap()[0].title, "kept");
         sql(&again, "INSERT INTO steward_schema (version) VALUES (99)").await;
         match PostgresStore::connect(db.url(), &PostgresOptions::default()).await {
@@ -621,9 +617,7 @@ mod tests {
     #[tokio::test]
     async fn two_instances_racing_to_fire_a_trigger_fire_it_once() {
         let Some((db, first)) = fresh().await else { return };
-        let second = PostgresStore::connect(db.url(), &PostgresOptions::default())
-            .await
-            .unwrap();
+        let second = db.store().await;
         let u = UserId::parse("u").unwrap();
         first.ensure_user(&u).await.unwrap();
         for round in 0..5 {
