@@ -64,6 +64,7 @@ pub struct Metrics {
     pub(crate) turns: Counter,
     pub(crate) turn_seconds: Histogram,
     pub(crate) ws_connections: Gauge,
+    pub(crate) http_connections: Gauge,
     pub(crate) model_calls: Family<Outcome, Counter>,
     pub(crate) model_call_seconds: Histogram,
     pub(crate) notifications: Family<ChannelOutcome, Counter>,
@@ -135,6 +136,12 @@ impl Metrics {
             steps_running: reg(&mut r, "steps_running", "Tool steps running now", Gauge::default()),
             turns: reg(&mut r, "turns", "Chat turns answered", Counter::default()),
             ws_connections: reg(&mut r, "ws_connections", "Open websocket connections", Gauge::default()),
+            http_connections: reg(
+                &mut r,
+                "http_connections",
+                "Open TCP connections, websockets included",
+                Gauge::default(),
+            ),
             turn_seconds: reg(
                 &mut r,
                 "turn_seconds",

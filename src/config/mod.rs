@@ -11,12 +11,14 @@
 mod database;
 mod engine;
 mod env;
+mod limits;
 pub(crate) mod origins;
 pub use database::DatabaseConfig;
 pub use engine::EngineConfig;
 pub(crate) use engine::tool_secret;
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
+pub use limits::Limits;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 use std::net::SocketAddr;
@@ -282,42 +284,6 @@ pub struct LlmConfig {
     pub temperature: Option<f32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Largest websocket frame accepted; bigger ones close with 1009.
-    pub max_frame_bytes: usize,
-    /// Longest chat message, in characters.
-    pub max_message_chars: usize,
-    /// Model rounds (model call + tool calls) per turn.
-    pub max_tool_rounds: usize,
-    /// Frames queued for one socket before it counts as a slow consumer.
-    pub outbound_queue: usize,
-    /// Messages a socket may queue while an earlier turn runs.
-    pub turn_queue: usize,
-    /// Open sockets per user.
-    pub connections_per_user: usize,
-    /// Open sockets in total.
-    pub max_connections: usize,
-    /// Chat messages per user per minute (token bucket, burst of the same size).
-    pub messages_per_minute: u32,
-    /// Conversation entries read for each turn; the whole turns among them
-    /// are carried to the model or folded into its running summary.
-    pub history_messages: usize,
-    /// Whole turns (a message and everything answering it) sent to the
-    /// model with each call, besides the current one.
-    pub history_turns: usize,
-    /// Longest answer text kept from the model, in characters; the rest is
-    /// cut with a note.
-    pub max_answer_chars: usize,
-    /// Active plans per user.
-    pub max_active_plans: usize,
-    /// Largest REST request body.
-    pub max_body_bytes: usize,
-    /// A socket that sends nothing (not even a ping) for this long is closed.
-    pub idle_timeout_secs: u64,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -363,27 +329,6 @@ impl Default for LlmConfig {
             max_retry_after_secs: 30,
             retry_base_ms: 500,
             temperature: None,
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_frame_bytes: 64 * 1024,
-            max_message_chars: 8000,
-            max_tool_rounds: 8,
-            outbound_queue: 256,
-            turn_queue: 8,
-            connections_per_user: 8,
-            max_connections: 10_000,
-            messages_per_minute: 30,
-            history_messages: 80,
-            history_turns: 3,
-            max_answer_chars: 8000,
-            max_active_plans: 50,
-            max_body_bytes: 256 * 1024,
-            idle_timeout_secs: 300,
         }
     }
 }
@@ -445,7 +390,7 @@ impl Config {
     /// Refuses settings that cannot work, with the reason.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.check_server()?;
-        self.check_limits()?;
+        self.limits.check()?;
         self.engine.check().map_err(ConfigError::Invalid)?;
         self.database.check().map_err(ConfigError::Invalid)?;
         self.check_outreach()
@@ -486,35 +431,6 @@ impl Config {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return bad("public_url must start with http:// or https://");
-        }
-        Ok(())
-    }
-
-    /// Every limit is positive.
-    fn check_limits(&self) -> Result<(), ConfigError> {
-        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
-        let l = &self.limits;
-        for (name, value) in [
-            ("limits.max_frame_bytes", l.max_frame_bytes),
-            ("limits.max_message_chars", l.max_message_chars),
-            ("limits.max_tool_rounds", l.max_tool_rounds),
-            ("limits.outbound_queue", l.outbound_queue),
-            ("limits.turn_queue", l.turn_queue),
-            ("limits.connections_per_user", l.connections_per_user),
-            ("limits.max_connections", l.max_connections),
-            ("limits.history_messages", l.history_messages),
-            ("limits.history_turns", l.history_turns),
-            ("limits.max_answer_chars", l.max_answer_chars),
-            ("limits.max_active_plans", l.max_active_plans),
-            ("limits.max_body_bytes", l.max_body_bytes),
-            ("limits.idle_timeout_secs", l.idle_timeout_secs as usize),
-        ] {
-            if value == 0 {
-                return bad(&format!("{name} must be greater than 0"));
-            }
-        }
-        if l.messages_per_minute == 0 {
-            return bad("limits.messages_per_minute must be greater than 0");
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod conversation;
 mod error;
 mod extract;
 mod links;
+mod listen;
 mod notifications;
 mod openapi;
 mod plans;
@@ -23,14 +24,13 @@ use axum::Router;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use std::future::Future;
-use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub(crate) fn router(app: App) -> Router {
@@ -70,6 +70,7 @@ pub(crate) fn router(app: App) -> Router {
         .layer(RequestBodyLimitLayer::new(body_limit))
         .merge(api)
         .layer(axum::middleware::map_response(security_headers))
+        .layer(RequestBodyTimeoutLayer::new(app.config.limits.read_timeout()))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(app)
 }
@@ -94,24 +95,21 @@ pub async fn serve(
         return Err(std::io::Error::other(format!("starting the scheduler: {e}")));
     }
     let stopping = app.stopping();
-    let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    // Frames go out when written: without TCP_NODELAY the second small
-    // frame of an answer waits for the client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    listen::raise_file_limit(app.config.limits.max_connections);
+    let listen = listen::Listen {
+        max_connections: app.config.limits.max_connections,
+        read_timeout: app.config.limits.read_timeout(),
+        metrics: app.metrics.clone(),
+    };
+    listen::accept_loop(listen, router(app.clone()), listener, async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = stopping.cancelled() => {}
         }
-    });
-    let served = axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = stopping.cancelled() => {}
-            }
-        })
-        .await;
+    })
+    .await;
     app.shutdown().await;
-    served
+    Ok(())
 }
 
 /// Every answer: `nosniff`. Pages (the demo, the console, the pages links

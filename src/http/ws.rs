@@ -5,6 +5,7 @@
 
 use super::auth::{self, AuthQuery};
 use super::error::ApiError;
+use super::listen::Slot;
 use crate::app::App;
 use crate::hub::{Connection, Outbound, Outlet};
 use crate::notifier::mark_seen_when_written;
@@ -12,7 +13,7 @@ use crate::protocol::{ClientFrame, ErrorCode, ServerFrame, parse_client_frame};
 use crate::turn::{self, Work};
 use crate::user::UserId;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
@@ -28,6 +29,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_NOTIFICATIONS: usize = 100;
 /// A user's turn lease among instances, renewed while the turn runs.
 const TURN_LEASE: Duration = Duration::from_secs(10);
+/// The websocket read buffer a socket starts with.
+const READ_BUFFER: usize = 4 * 1024;
 /// When a client refused for too many connections may try again.
 const CONNECTIONS_RETRY: Duration = Duration::from_secs(30);
 
@@ -35,6 +38,7 @@ pub(crate) async fn upgrade(
     State(app): State<App>,
     Query(query): Query<AuthQuery>,
     headers: HeaderMap,
+    slot: Option<Extension<Slot>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     if let Err(e) = auth::check_origin(&app.config, &headers) {
@@ -55,9 +59,19 @@ pub(crate) async fn upgrade(
     }
     let limit = app.config.limits.max_frame_bytes;
     let owner = app.clone();
+    // tungstenite zeroes its whole read buffer (128 KiB by default) on
+    // the first read: most of an idle socket's memory. Frames are small;
+    // a big one grows the buffer as it arrives.
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| owner.track(serve_socket(app, conn, socket)))
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| {
+            owner.track(async move {
+                serve_socket(app, conn, socket).await;
+                // The connection's slot is given back when the socket ends.
+                drop(slot);
+            })
+        })
 }
 
 async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {

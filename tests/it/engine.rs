@@ -684,7 +684,7 @@ async fn the_built_in_templates_email_the_welcome_note_and_put_the_departure_in_
 
 /// Checks every line is Prometheus/OpenMetrics text and returns the
 /// samples as `name{labels}` → value.
-fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+pub(crate) fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
     let sample = regex::Regex::new(r#"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})?) (-?[0-9.e+-]+|\+Inf|NaN)$"#).unwrap();
     let mut out = std::collections::HashMap::new();
     assert!(text.ends_with("# EOF\n"), "{text}");

@@ -17,6 +17,7 @@ mod fake_openai;
 mod frames;
 mod harness;
 mod interpreter_eval;
+mod limits;
 mod model_context;
 mod openai;
 mod planning;

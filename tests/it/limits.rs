@@ -1,0 +1,131 @@
+//! Limits that hold against a misbehaving client: connections that say
+//! nothing, connections kept open, and the slot a websocket keeps.
+
+use crate::engine::parse_metrics;
+use crate::harness::{TestApp, WAIT};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use steward::offline::OfflineEngine;
+use steward::planner::templates::Templates;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ADMIN: &str = "operator-token-operator-token";
+
+fn engine() -> Arc<OfflineEngine> {
+    Arc::new(OfflineEngine::new(Arc::new(Templates::built_in().unwrap())))
+}
+
+/// Reads until the server closes the connection; what it sent.
+async fn until_closed(tcp: &mut TcpStream, within: Duration) -> Result<Vec<u8>, &'static str> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Err(_) => return Err("still open"),
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(got),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+async fn open_connections(app: &TestApp) -> f64 {
+    let text = reqwest::Client::new()
+        .get(app.url("/metrics"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    parse_metrics(&text)["steward_http_connections"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_idle_connections_are_closed_and_a_request_still_gets_in() {
+    let app = TestApp::with(engine())
+        .config(|c| {
+            c.limits.max_connections = 400;
+            c.limits.read_timeout_secs = 1;
+            c.admin_token = Some(ADMIN.into());
+        })
+        .spawn()
+        .await;
+    // 1 100 connections that never send a byte: more than the cap, the
+    // rest wait in the listen queue.
+    let mut silent = Vec::new();
+    for _ in 0..1100 {
+        silent.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    // A request behind them gets in once the silent ones time out.
+    let started = Instant::now();
+    let health = tokio::time::timeout(Duration::from_secs(30), reqwest::get(app.url("/healthz")))
+        .await
+        .expect("a request behind silent connections got no answer")
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    // The server closed every silent connection, each after the read timeout.
+    for (n, tcp) in silent.iter_mut().enumerate() {
+        let sent = until_closed(tcp, Duration::from_secs(20)).await;
+        assert!(sent.is_ok(), "silent connection {n} is still open");
+    }
+    // One that asked once and then kept the connection idle is closed too;
+    // one sending its head a byte at a time is cut at the timeout.
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answered = until_closed(&mut idle, Duration::from_secs(5)).await.unwrap();
+    assert!(
+        answered.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answered)
+    );
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    let began = Instant::now();
+    let mut cut = false;
+    for byte in b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: aaaaaaaaaaaaaaaaaaaaaa\r\n\r\n" {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if slow.write_all(&[*byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+    }
+    let rest = until_closed(&mut slow, Duration::from_secs(5)).await;
+    assert!(
+        cut || rest.is_ok_and(|r| !r.starts_with(b"HTTP/1.1 200")),
+        "a slow head was answered"
+    );
+    assert!(began.elapsed() < Duration::from_secs(5));
+    assert_eq!(open_connections(&app).await, 1.0, "only the metrics request is open");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_websocket_keeps_its_connection_slot_until_it_closes() {
+    let app = TestApp::with(engine())
+        .config(|c| {
+            c.limits.max_connections = 2;
+            c.admin_token = Some(ADMIN.into());
+        })
+        .spawn()
+        .await;
+    let first = app.connect("ana").await;
+    let _second = app.connect("ben").await;
+    // Both slots are taken: a third connection waits to be accepted.
+    let url = app.url("/healthz");
+    let waiting = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a third connection was served beside two open sockets"
+    );
+    drop(first);
+    let status = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(open_connections(&app).await, 2.0, "ben's socket and this request");
+    app.shutdown().await;
+}
