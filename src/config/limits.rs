@@ -27,6 +27,12 @@ pub struct Limits {
     /// connection's opening or its previous answer (so an idle keep-alive
     /// connection closes after it too), and again for its body.
     pub read_timeout_secs: u64,
+    /// REST requests per user per minute (token bucket, burst of the same size).
+    pub requests_per_minute: u32,
+    /// Requests to `/api`, `/ws`, `/act` and `/admin` per client address
+    /// per minute (IPv6 addresses counted per /64). Behind a proxy, list it
+    /// in `trusted_proxies` so the address comes from `X-Forwarded-For`.
+    pub requests_per_minute_per_ip: u32,
     /// Chat messages per user per minute (token bucket, burst of the same size).
     pub messages_per_minute: u32,
     /// Conversation entries read for each turn; the whole turns among them
@@ -58,6 +64,8 @@ impl Default for Limits {
             max_connections: 10_000,
             read_timeout_secs: 10,
             messages_per_minute: 30,
+            requests_per_minute: 600,
+            requests_per_minute_per_ip: 1200,
             history_messages: 80,
             history_turns: 3,
             max_answer_chars: 8000,
@@ -92,6 +100,11 @@ impl Limits {
             ("limits.idle_timeout_secs", self.idle_timeout_secs as usize),
             ("limits.read_timeout_secs", self.read_timeout_secs as usize),
             ("limits.messages_per_minute", self.messages_per_minute as usize),
+            ("limits.requests_per_minute", self.requests_per_minute as usize),
+            (
+                "limits.requests_per_minute_per_ip",
+                self.requests_per_minute_per_ip as usize,
+            ),
         ] {
             if value == 0 {
                 return bad(&format!("{name} must be greater than 0"));

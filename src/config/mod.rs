@@ -13,6 +13,7 @@ mod engine;
 mod env;
 mod limits;
 pub(crate) mod origins;
+mod proxies;
 pub use database::DatabaseConfig;
 pub use engine::EngineConfig;
 pub(crate) use engine::tool_secret;
@@ -52,6 +53,11 @@ pub struct Config {
     /// mode). One URL or a comma-separated list; `*` is refused.
     #[serde(deserialize_with = "origins::list")]
     pub allowed_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (addresses or
+    /// networks: `10.0.0.0/8, 127.0.0.1`); from anyone else the header is
+    /// ignored and the connection's address counts.
+    #[serde(deserialize_with = "proxies::list")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Directory with prompt templates; missing files fall back to the
     /// built-in ones.
     pub prompts_dir: PathBuf,
@@ -294,6 +300,7 @@ impl Default for Config {
             auth_leeway_secs: 5,
             ignored_variables: Vec::new(),
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             prompts_dir: PathBuf::from("prompts"),
             static_dir: PathBuf::from("static"),
             log_format: LogFormat::Auto,

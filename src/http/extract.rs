@@ -21,6 +21,7 @@ impl FromRequestParts<App> for AuthUser {
         auth::check_origin(&app.config, &parts.headers)?;
         let Query(query) = Query::<AuthQuery>::try_from_uri(&parts.uri)?;
         let user = auth::authenticate(&app.config, &parts.headers, &query)?;
+        super::rate::per_user(app, &user).await?;
         app.store.ensure_user(&user).await?;
         Ok(AuthUser(user))
     }

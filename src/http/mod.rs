@@ -15,6 +15,7 @@ mod openapi;
 mod plans;
 mod preferences;
 mod proposals;
+mod rate;
 mod ws;
 
 pub(crate) use error::ApiError;
@@ -69,6 +70,7 @@ pub(crate) fn router(app: App) -> Router {
         // The API has its own limit, answered in its error body.
         .layer(RequestBodyLimitLayer::new(body_limit))
         .merge(api)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), rate::per_address))
         .layer(axum::middleware::map_response(security_headers))
         .layer(RequestBodyTimeoutLayer::new(app.config.limits.read_timeout()))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -129,3 +129,86 @@ async fn a_websocket_keeps_its_connection_slot_until_it_closes() {
     assert_eq!(open_connections(&app).await, 2.0, "ben's socket and this request");
     app.shutdown().await;
 }
+
+/// GET `path` with `X-Forwarded-For` headers; the status and error code.
+async fn get_from(app: &TestApp, path: &str, forwarded: Option<&str>) -> (u16, String, Option<String>) {
+    let mut request = reqwest::Client::new().get(app.url(path));
+    if let Some(f) = forwarded {
+        request = request.header("x-forwarded-for", f);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    (status, body["error"]["code"].as_str().unwrap_or("").to_owned(), retry)
+}
+
+#[tokio::test]
+async fn an_address_past_its_rate_is_refused_and_a_forwarded_address_counts_only_from_a_trusted_proxy() {
+    let app = TestApp::with(engine())
+        .config(|c| {
+            c.limits.requests_per_minute_per_ip = 4;
+            c.background = false;
+        })
+        .spawn()
+        .await;
+    // Writing another address in X-Forwarded-For does not help a client
+    // that is not a trusted proxy.
+    for n in 0..4 {
+        let forged = format!("198.51.100.{n}");
+        assert_eq!(get_from(&app, "/api/plans?user=ana", Some(&forged)).await.0, 200);
+    }
+    let (status, code, retry) = get_from(&app, "/api/plans?user=bob", Some("198.51.100.200")).await;
+    assert_eq!((status, code.as_str()), (429, "rate_limited"));
+    assert!(retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1));
+    // Opening a socket counts too; the probes and the widget's files do not.
+    let refused = tokio_tungstenite::connect_async(app.ws_url("ana")).await.unwrap_err();
+    assert!(refused.to_string().contains("429"), "{refused}");
+    assert_eq!(get_from(&app, "/healthz", None).await.0, 200);
+    assert_eq!(get_from(&app, "/widget.js", None).await.0, 200);
+    app.shutdown().await;
+
+    let app = TestApp::with(engine())
+        .config(|c| {
+            c.limits.requests_per_minute_per_ip = 2;
+            c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+            c.background = false;
+        })
+        .spawn()
+        .await;
+    // Behind the trusted proxy each client has its own budget.
+    for _ in 0..2 {
+        assert_eq!(get_from(&app, "/api/plans?user=ana", Some("198.51.100.1")).await.0, 200);
+    }
+    assert_eq!(get_from(&app, "/api/plans?user=ana", Some("198.51.100.1")).await.0, 429);
+    assert_eq!(get_from(&app, "/api/plans?user=ana", Some("198.51.100.2")).await.0, 200);
+    // What the client wrote before the proxy's own entry is not believed.
+    assert_eq!(
+        get_from(&app, "/api/plans?user=ana", Some("203.0.113.5, 198.51.100.1"))
+            .await
+            .0,
+        429
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_user_past_the_rest_rate_is_refused_whatever_address_they_come_from() {
+    let app = TestApp::with(engine())
+        .config(|c| {
+            c.limits.requests_per_minute = 3;
+            c.background = false;
+        })
+        .spawn()
+        .await;
+    for _ in 0..3 {
+        assert_eq!(get_from(&app, "/api/plans?user=ana", None).await.0, 200);
+    }
+    let (status, code, _) = get_from(&app, "/api/proposals?user=ana", None).await;
+    assert_eq!((status, code.as_str()), (429, "rate_limited"));
+    assert_eq!(get_from(&app, "/api/plans?user=ben", None).await.0, 200);
+    app.shutdown().await;
+}
