@@ -746,6 +746,13 @@
     socket.onclose = (e) => {
       if (state.socket !== socket) return;
       dropped();
+      if (e.code === 4001) {
+        // The token expired: the host page hands a fresh one to setToken,
+        // which reconnects. Retrying with the old one would be refused.
+        setStatus("offline", "session expired — waiting for a new sign-in");
+        window.dispatchEvent(new CustomEvent("steward:token-expired"));
+        return;
+      }
       scheduleReconnect(e.code);
     };
     socket.onerror = () => { /* onclose follows */ };

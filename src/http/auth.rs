@@ -64,6 +64,20 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub(crate) fn authenticate(config: &Config, headers: &HeaderMap, query: &AuthQuery) -> Result<UserId, AuthError> {
+    session(config, headers, query).map(|s| s.user)
+}
+
+/// Who a request is from, and until when their token lets them stay.
+pub(crate) struct Session {
+    pub(crate) user: UserId,
+    /// When the token stops being accepted (its `exp` plus the leeway);
+    /// none in dev mode.
+    pub(crate) ends: Option<std::time::SystemTime>,
+}
+
+/// The user of a request, decided from the signed token (or in loopback
+/// dev mode `?user=`), never from anything the client writes elsewhere.
+pub(crate) fn session(config: &Config, headers: &HeaderMap, query: &AuthQuery) -> Result<Session, AuthError> {
     match &config.auth_secret {
         Some(secret) => {
             let bearer = bearer(headers).map(str::to_owned);
@@ -85,11 +99,17 @@ pub(crate) fn authenticate(config: &Config, headers: &HeaderMap, query: &AuthQue
                 &validation,
             )
             .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
-            UserId::parse(&data.claims.sub).map_err(|e| AuthError::BadUser(e.to_string()))
+            let user = UserId::parse(&data.claims.sub).map_err(|e| AuthError::BadUser(e.to_string()))?;
+            // Accepted through the whole second `exp + leeway` (the check
+            // is `exp + leeway < now` in whole seconds).
+            let last = data.claims.exp.saturating_add(config.auth_leeway_secs);
+            let ends = std::time::UNIX_EPOCH + std::time::Duration::from_secs(last.saturating_add(1));
+            Ok(Session { user, ends: Some(ends) })
         }
         None => {
             let name = query.user.as_deref().ok_or(AuthError::MissingDevUser)?;
-            UserId::parse(name).map_err(|e| AuthError::BadUser(e.to_string()))
+            let user = UserId::parse(name).map_err(|e| AuthError::BadUser(e.to_string()))?;
+            Ok(Session { user, ends: None })
         }
     }
 }

@@ -29,6 +29,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_NOTIFICATIONS: usize = 100;
 /// A user's turn lease among instances, renewed while the turn runs.
 const TURN_LEASE: Duration = Duration::from_secs(10);
+/// The close code of a socket whose token expired (4000–4999 are the
+/// application's).
+const TOKEN_EXPIRED: u16 = 4001;
 /// The websocket read buffer a socket starts with.
 const READ_BUFFER: usize = 4 * 1024;
 /// When a client refused for too many connections may try again.
@@ -44,8 +47,8 @@ pub(crate) async fn upgrade(
     if let Err(e) = auth::check_origin(&app.config, &headers) {
         return e.into_response();
     }
-    let user = match auth::authenticate(&app.config, &headers, &query) {
-        Ok(user) => user,
+    let (user, ends) = match auth::session(&app.config, &headers, &query) {
+        Ok(session) => (session.user, session.ends),
         Err(e) => return e.into_response(),
     };
     let conn = match app.hub.register(&user) {
@@ -67,14 +70,17 @@ pub(crate) async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| {
             owner.track(async move {
-                serve_socket(app, conn, socket).await;
+                serve_socket(app, conn, socket, ends).await;
                 // The connection's slot is given back when the socket ends.
                 drop(slot);
             })
         })
 }
 
-async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
+/// Serves one socket until it closes, or until `ends`, when its token
+/// expires: then it closes with 4001 and the client reconnects with a fresh
+/// token.
+async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket, ends: Option<std::time::SystemTime>) {
     let span = tracing::info_span!("connection", user_id = %conn.user, conn = conn.id);
     async move {
         let Some(rx) = conn.rx.take() else { return };
@@ -120,7 +126,20 @@ async fn serve_socket(app: App, mut conn: Connection, socket: WebSocket) {
         app.spawn(turn_loop(app.clone(), conn.user.clone(), out.clone(), turn_rx).in_current_span());
         tracing::info!("socket open");
         app.metrics.ws_connections.inc();
-        let close = read_loop(&app, &conn, &out, stream, &turn_tx).await;
+        let expiry = async {
+            match ends.map(|at| at.duration_since(std::time::SystemTime::now())) {
+                Some(Ok(left)) => tokio::time::sleep(left).await,
+                Some(Err(_)) => {}
+                None => std::future::pending().await,
+            }
+        };
+        let close = tokio::select! {
+            close = read_loop(&app, &conn, &out, stream, &turn_tx) => close,
+            _ = expiry => {
+                tracing::info!("token expired; closing the socket");
+                Outbound::Close { code: TOKEN_EXPIRED, reason: "token expired" }
+            }
+        };
         app.metrics.ws_connections.dec();
         out.send_raw(close);
         if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {

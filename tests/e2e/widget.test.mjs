@@ -533,6 +533,46 @@ test("with signed tokens the widget works from an allowed origin (CORS preflight
   }
 });
 
+test("when its token expires the socket closes, the page hears of it, and a fresh token reconnects", async () => {
+  let steward2 = null;
+  let token = "";
+  const host = createServer((_, res) => {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(`<!doctype html><title>Expiring</title><h1>Expiring</h1>
+      <script>window.expired = 0; addEventListener("steward:token-expired", () => { window.expired += 1; });</script>
+      <script src="${steward2}/widget.js" data-token="${token}" data-title="Expiring"></script>`);
+  });
+  await new Promise((r) => host.listen(0, "127.0.0.1", r));
+  const origin = `http://127.0.0.1:${host.address().port}`;
+  const dir = mkdtempSync(join(tmpdir(), "steward-e2e-expiry-"));
+  const configPath = join(dir, "steward.toml");
+  writeFileSync(configPath, `auth_secret = "e2e-secret-0123456789abcdef0123456789"\nauth_leeway_secs = 0\nallowed_origins = ["${origin}"]\n`);
+  const started = await startServer("127.0.0.1:0", { data: join(dir, "data"), args: ["--config", configPath] });
+  steward2 = started.url;
+  const issue = (ttl) => execFileSync(BIN, ["token", "--user", "dana", "--ttl-secs", String(ttl), "--config", configPath], { cwd: ROOT }).toString().trim();
+  token = issue(3);
+  const context = await browser.newContext({ viewport: { width: 1180, height: 820 } });
+  try {
+    const page = await context.newPage();
+    await page.goto(origin + "/");
+    const w = page.locator("#steward-widget");
+    await w.getByRole("button", { name: "Open chat with Expiring" }).click();
+    await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+    await w.locator(".status", { hasText: /session expired/ }).waitFor({ timeout: WAIT });
+    assert.equal(await page.evaluate(() => window.expired), 1);
+    await page.evaluate((t) => window.Steward.setToken(t), issue(600));
+    await w.locator(".panel[data-state=online]").waitFor({ timeout: WAIT });
+    await w.getByRole("textbox", { name: "Message" }).fill("hello again");
+    await w.getByRole("textbox", { name: "Message" }).press("Enter");
+    await w.locator(".thread .msg.assistant").first().waitFor({ timeout: WAIT });
+  } finally {
+    await context.close();
+    started.child.kill("SIGKILL");
+    host.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("keyboard only: open, type, send, switch views and close", async () => {
   const context = await browser.newContext({ viewport: { width: 1180, height: 820 } });
   const page = await context.newPage();

@@ -212,3 +212,45 @@ async fn a_user_past_the_rest_rate_is_refused_whatever_address_they_come_from() 
     assert_eq!(get_from(&app, "/api/plans?user=ben", None).await.0, 200);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_open_socket_closes_with_4001_when_its_token_expires_and_a_fresh_token_gets_back_in() {
+    let secret = "a-secret-of-at-least-thirty-two-bytes!";
+    let app = TestApp::with(engine())
+        .config(|c| {
+            c.auth_secret = Some(secret.into());
+            c.auth_leeway_secs = 0;
+        })
+        .spawn()
+        .await;
+    let ana = steward::user::UserId::parse("ana").unwrap();
+    let token = steward::http::auth::issue_token(secret, &ana, 2).unwrap();
+    let url = format!("ws://{}/ws?token={token}", app.addr);
+    let (ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let mut client = crate::harness::Client {
+        ws,
+        user: "ana".into(),
+        ready: None,
+    };
+    assert_eq!(client.recv().await["type"], "ready");
+    let opened = Instant::now();
+    // Still served before the expiry.
+    let frames = client.turn("m1", "hello").await;
+    assert!(frames.iter().any(|f| f["type"] == "reply"), "{frames:?}");
+    assert_eq!(client.close_code().await, Some(4001));
+    let lived = opened.elapsed();
+    assert!(lived < Duration::from_secs(5), "closed after {lived:?}");
+    // The old token is refused now; a fresh one is served.
+    assert!(tokio_tungstenite::connect_async(&url).await.is_err());
+    let fresh = steward::http::auth::issue_token(secret, &ana, 60).unwrap();
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?token={fresh}", app.addr))
+        .await
+        .unwrap();
+    let mut client = crate::harness::Client {
+        ws,
+        user: "ana".into(),
+        ready: None,
+    };
+    assert_eq!(client.recv().await["type"], "ready");
+    app.shutdown().await;
+}
