@@ -509,11 +509,16 @@ async fn an_engine_stopped_during_a_call_resends_with_the_same_key_or_asks_and_n
     assert_eq!(s.tools.seen_at("/hr").len(), 1, "never blindly repeated");
     let effects = s.tools.effects();
     assert!(effects.values().all(|&n| n == 1), "duplicate effects: {effects:?}");
-    let told = app.app.store.recent_notifications(&ana(), 10).await.unwrap();
-    assert!(
-        told.iter().any(|n| n.text.contains("it may or may not have happened")),
-        "{told:#?}"
-    );
+    // The person is told (written just after the step fails).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let told = app.app.store.recent_notifications(&ana(), 10).await.unwrap();
+        if told.iter().any(|n| n.text.contains("it may or may not have happened")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{told:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(s.model);
 }
 
