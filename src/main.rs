@@ -61,8 +61,14 @@ enum Command {
         /// Output file (written to a temporary file, synced, then renamed).
         #[arg(long)]
         out: PathBuf,
+        /// From a damaged data directory: write every record that can
+        /// still be read, and say per family how many could not.
+        #[arg(long)]
+        salvage: bool,
     },
-    /// Restore a backup made by `export` into an empty data directory.
+    /// Restore a backup made by `export` into a new (or empty) data
+    /// directory. Every record is checked to decode and none may repeat;
+    /// the directory appears only when all of it is good.
     Import {
         #[arg(long)]
         data: Option<PathBuf>,
@@ -129,7 +135,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Some(Command::Token { user, ttl_secs }) => token(&config, &user, ttl_secs),
-        Some(Command::Export { data, out }) => export(data.unwrap_or(config.data_dir.clone()), &out),
+        Some(Command::Export { data, out, salvage }) => export(data.unwrap_or(config.data_dir.clone()), &out, salvage),
         Some(Command::Import { data, file }) => import(data.unwrap_or(config.data_dir.clone()), &file),
         Some(Command::Interpret { now, tz, text }) => {
             interpret(&config, now.as_deref(), tz.as_deref(), &text.join(" "))
@@ -173,31 +179,48 @@ fn token(config: &Config, user: &str, ttl_secs: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn export(data: PathBuf, out: &std::path::Path) -> anyhow::Result<()> {
+fn export(data: PathBuf, out: &std::path::Path, salvage: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let _guard = runtime.enter();
-    let store = SledStore::open(&data).with_context(|| format!("opening {}", data.display()))?;
     let partial = out.with_extension("partial");
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?,
     );
-    let count = store.export(&mut file)?;
+    let written = if salvage {
+        let report = SledStore::salvage(&data, &mut file)?;
+        if let Some(kept) = report.shortened_to {
+            eprintln!(
+                "steward: sled could not open the directory as it is; read again from its log (its first {kept} bytes)"
+            );
+        }
+        if !report.lost.is_empty() {
+            let lost: Vec<String> = report.lost.iter().map(|(tree, n)| format!("{tree}: {n}")).collect();
+            eprintln!("steward: could not read some records ({})", lost.join(", "));
+        }
+        if report.written == 0 {
+            let _ = std::fs::remove_file(&partial);
+            anyhow::bail!("nothing in {} could be read; restore a backup", data.display());
+        }
+        report.written
+    } else {
+        let store = SledStore::open(&data).with_context(|| format!("opening {}", data.display()))?;
+        store.export(&mut file)?
+    };
     let file = file
         .into_inner()
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", partial.display()))?;
     file.sync_all()?;
     std::fs::rename(&partial, out)?;
-    eprintln!("steward: exported {count} records to {}", out.display());
+    eprintln!("steward: exported {written} records to {}", out.display());
     Ok(())
 }
 
 fn import(data: PathBuf, file: &std::path::Path) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let store = SledStore::open(&data).with_context(|| format!("opening {}", data.display()))?;
         let input =
             std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?);
-        let count = store.import(input).await?;
+        let count = SledStore::import_into(&data, input).await?;
         eprintln!("steward: imported {count} records into {}", data.display());
         Ok(())
     })

@@ -41,7 +41,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 pub use self::postgres::{PostgresOptions, PostgresStore};
-pub use self::sled::SledStore;
+pub use self::sled::{Salvage, SledStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -61,6 +61,14 @@ pub enum StoreError {
     /// read fails instead.
     #[error("corrupt record in {tree} ({reason}); restore the data directory from a backup")]
     Corrupt { tree: &'static str, reason: String },
+    /// The data directory cannot be read whole: serving it would act on
+    /// part of the data as if it were all.
+    #[error(
+        "the data directory {path} is damaged ({detail}); nothing was changed. Save what can still be read with \
+         `steward export --salvage --data {path} --out rescue.jsonl`, then `steward import --data <new directory> \
+         rescue.jsonl` (or restore a backup)"
+    )]
+    Damaged { path: String, detail: String },
     #[error("storage failure: {0}")]
     Backend(String),
 }

@@ -9,6 +9,7 @@ mod chat;
 mod cluster;
 mod conversation;
 mod crash;
+mod damage;
 mod digest_crash;
 mod engage;
 mod engine;

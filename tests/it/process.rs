@@ -125,6 +125,14 @@ async fn export_and_import_round_trip_through_the_binary() {
         tempfile::tempdir().unwrap(),
     );
     let backup = dir.path().join("backup.jsonl");
+    {
+        use steward::store::AccountStore;
+        let store = steward::store::SledStore::open(a.path()).unwrap();
+        store
+            .ensure_user(&steward::user::UserId::parse("ana").unwrap())
+            .await
+            .unwrap();
+    }
     let out = steward()
         .args(["export", "--data"])
         .arg(a.path())
@@ -146,6 +154,18 @@ async fn export_and_import_round_trip_through_the_binary() {
         .await
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Only the header: nothing to restore, refused.
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "{\"steward_export\":1}\n").unwrap();
+    let out = steward()
+        .args(["import", "--data"])
+        .arg(dir.path().join("from-empty"))
+        .arg(&empty)
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no records"));
+    assert!(!dir.path().join("from-empty").exists());
     let garbage = dir.path().join("garbage.jsonl");
     std::fs::write(&garbage, "not json\n").unwrap();
     let out = steward()

@@ -5,9 +5,10 @@
 use super::notifications::{NOTE, OUTBOX};
 use super::{FORMAT, SledStore, backend, keys};
 use crate::store::StoreError;
+use std::path::Path;
 
 impl SledStore {
-    const TREES: [&'static str; 9] = [
+    pub(super) const TREES: [&'static str; 9] = [
         "users",
         "plans",
         "history",
@@ -24,7 +25,7 @@ impl SledStore {
         matches!(name, "users" | "meta" | "timers" | "notify" | "engine")
     }
 
-    fn tree(&self, name: &str) -> Option<&sled::Tree> {
+    pub(super) fn tree(&self, name: &str) -> Option<&sled::Tree> {
         let i = &self.inner;
         Some(match name {
             "users" => &i.users,
@@ -51,25 +52,76 @@ impl SledStore {
             let Some(tree) = self.tree(name) else { continue };
             for item in tree.iter() {
                 let (key, value) = item.map_err(backend)?;
-                let value_text = std::str::from_utf8(&value)
-                    .ok()
-                    .filter(|_| !Self::binary_tree(name))
-                    .map(serde_json::from_str::<serde_json::Value>)
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt {
-                        tree: "export",
-                        reason: format!("{name}: {e}"),
-                    })?;
-                let line = serde_json::json!({
-                    "tree": name,
-                    "key": hex(&key),
-                    "value": value_text.unwrap_or_else(|| serde_json::Value::from(hex(&value))),
-                });
+                let line =
+                    Self::line(name, &key, &value).map_err(|reason| StoreError::Corrupt { tree: "export", reason })?;
                 writeln!(out, "{line}").map_err(io)?;
                 count += 1;
             }
         }
         out.flush().map_err(io)?;
+        Ok(count)
+    }
+
+    /// One record as an export line: the value as JSON in the JSON trees
+    /// (it must parse), as hex in the others.
+    pub(super) fn line(name: &str, key: &[u8], value: &[u8]) -> Result<serde_json::Value, String> {
+        let value_text = std::str::from_utf8(value)
+            .ok()
+            .filter(|_| !Self::binary_tree(name))
+            .map(serde_json::from_str::<serde_json::Value>)
+            .transpose()
+            .map_err(|e| format!("{name}: {e}"))?;
+        Ok(serde_json::json!({
+            "tree": name,
+            "key": hex(key),
+            "value": value_text.unwrap_or_else(|| serde_json::Value::from(hex(value))),
+        }))
+    }
+
+    /// Restores an export into `dir`, which must be absent or empty. The
+    /// records go into a temporary directory beside it, are read back as
+    /// typed records, and that directory is renamed into place only when
+    /// all of it is good: a refused import leaves nothing behind.
+    pub async fn import_into(dir: &Path, input: impl std::io::BufRead) -> Result<u64, StoreError> {
+        let fs = |what: &str, e: std::io::Error| StoreError::Backend(format!("{what}: {e}"));
+        if dir.exists() {
+            let mut entries = std::fs::read_dir(dir).map_err(|e| fs(&format!("reading {}", dir.display()), e))?;
+            if entries.next().is_some() {
+                return Err(StoreError::Backend(format!(
+                    "import needs an empty or new data directory; {} has files",
+                    dir.display()
+                )));
+            }
+        }
+        let name = dir
+            .file_name()
+            .map_or("data".into(), |n| n.to_string_lossy().into_owned());
+        let staging = dir.with_file_name(format!(".{name}.importing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        let staged = async {
+            let store = SledStore::open_unchecked(&staging)?;
+            let count = store.import(input).await?;
+            // Every record read back typed, as a migration reads it.
+            store.snapshot()?;
+            Ok::<u64, StoreError>(count)
+        }
+        .await;
+        let count = match staged {
+            Ok(count) => count,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        if dir.exists() {
+            std::fs::remove_dir(dir).map_err(|e| fs(&format!("replacing {}", dir.display()), e))?;
+        }
+        std::fs::rename(&staging, dir).map_err(|e| fs(&format!("moving the import to {}", dir.display()), e))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| fs("syncing the parent directory", e))?;
+        }
         Ok(count)
     }
 
@@ -83,6 +135,7 @@ impl SledStore {
             reason: format!("line {line}: {why}"),
         };
         let mut count = 0;
+        let mut seen: std::collections::HashMap<(String, Vec<u8>), usize> = std::collections::HashMap::new();
         for (n, line) in input.lines().enumerate() {
             let line = line.map_err(|e| StoreError::Backend(e.to_string()))?;
             let record: serde_json::Value = serde_json::from_str(&line).map_err(|e| bad(n + 1, e.to_string()))?;
@@ -106,8 +159,17 @@ impl SledStore {
                 }
                 other => serde_json::to_vec(other).map_err(|e| bad(n + 1, e.to_string()))?,
             };
+            if let Some(first) = seen.insert((name.to_owned(), key.clone()), n + 1) {
+                return Err(bad(n + 1, format!("the same {name} record as line {first}")));
+            }
             tree.insert(key, value).map_err(backend)?;
             count += 1;
+        }
+        if seen.is_empty() {
+            return Err(bad(
+                1,
+                "the export holds no records (an empty file, or only its header)".into(),
+            ));
         }
         // sled's id generator numbers users, transcript entries,
         // notifications and outbox rows; it does not travel with the

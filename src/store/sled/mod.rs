@@ -9,6 +9,8 @@ mod accounts;
 mod backup;
 mod conversation;
 mod engine;
+mod integrity;
+pub use integrity::Salvage;
 mod keys;
 mod notifications;
 mod plans;
@@ -81,6 +83,10 @@ struct Inner {
     written: AtomicU64,
     flushed: AtomicU64,
     flushes: AtomicU64,
+    /// The data directory, where the census of records is kept.
+    dir: std::path::PathBuf,
+    /// Whether the census says "running" since this process first wrote.
+    census_unclean: std::sync::atomic::AtomicBool,
     flush_lock: Arc<tokio::sync::Mutex<()>>,
     /// Held (shared) by blocking work that outlives its caller's future (a
     /// flush whose caller stopped waiting, a prune); [`Store::quiesce`]
@@ -94,8 +100,18 @@ impl SledStore {
     /// Opens (or creates) the store in `dir`. Fails at once, with a clear
     /// error, if another process has it open.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        let store = SledStore::open_unchecked(dir)?;
+        let records = store.check_readable(dir)?;
+        integrity::compare_census(dir, records)?;
+        Ok(store)
+    }
+
+    /// Opens the data directory without reading every record first (for
+    /// `export --salvage`, which reads around what is damaged).
+    pub(crate) fn open_unchecked(dir: &Path) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
-        let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
+        let db = integrity::guard(dir, "opening the database", || sled::Config::new().path(dir).open())?;
+        let db = db.map_err(|e| match &e {
             sled::Error::Io(io)
                 if io.to_string().contains("could not acquire lock") || io.kind() == std::io::ErrorKind::WouldBlock =>
             {
@@ -104,9 +120,9 @@ impl SledStore {
                     detail: io.to_string(),
                 }
             }
-            sled::Error::Corruption { .. } => StoreError::Corrupt {
-                tree: "db",
-                reason: e.to_string(),
+            sled::Error::Corruption { .. } => StoreError::Damaged {
+                path: dir.display().to_string(),
+                detail: e.to_string(),
             },
             _ => backend(e),
         })?;
@@ -128,6 +144,8 @@ impl SledStore {
                 written: AtomicU64::new(0),
                 flushed: AtomicU64::new(0),
                 flushes: AtomicU64::new(0),
+                dir: dir.to_owned(),
+                census_unclean: std::sync::atomic::AtomicBool::new(false),
                 flush_lock: Arc::new(tokio::sync::Mutex::new(())),
                 background: Arc::new(tokio::sync::RwLock::new(())),
                 memory: Memory::default(),
@@ -158,6 +176,7 @@ impl SledStore {
         // before the lock is released, so the writers queued behind it
         // find their write flushed instead of flushing again.
         tokio::task::spawn_blocking(move || {
+            integrity::mark_running(&shared);
             let flushed = shared.db.flush();
             if flushed.is_ok() {
                 shared.flushes.fetch_add(1, Ordering::Relaxed);
@@ -235,6 +254,8 @@ impl Store for SledStore {
 
     async fn quiesce(&self) {
         let _all = self.inner.background.write().await;
+        let store = self.clone();
+        let _ = tokio::task::spawn_blocking(move || integrity::mark_stopped(&store)).await;
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
@@ -451,8 +472,9 @@ mod tests {
             say(&store, &u, "hi").await;
             store.export(&mut dump).unwrap()
         };
-        let restored = SledStore::open(b.path()).unwrap();
-        assert_eq!(restored.import(&dump[..]).await.unwrap(), exported);
+        let into = b.path().join("data");
+        assert_eq!(SledStore::import_into(&into, &dump[..]).await.unwrap(), exported);
+        let restored = SledStore::open(&into).unwrap();
         assert_eq!(restored.list_plans(&u).await.unwrap()[0].title, "kept");
         assert_eq!(restored.recent_messages(&u, 5).await.unwrap().len(), 1);
         assert_eq!(restored.history(&u, PlanId(1), 5).await.unwrap().len(), 1);
@@ -468,9 +490,118 @@ mod tests {
             say(&restored, &u, "again").await;
         }
         assert_eq!(restored.recent_messages(&u, 10).await.unwrap().len(), 4);
+        drop(restored);
+        let refused = SledStore::import_into(&into, &dump[..]).await.unwrap_err();
+        assert!(refused.to_string().contains("has files"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn salvage_leaves_out_what_does_not_decode_and_keeps_the_rest_importable() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let u = UserId::parse("u").unwrap();
+        {
+            let store = SledStore::open(a.path()).unwrap();
+            store.ensure_user(&u).await.unwrap();
+            plan_for(&store, &u, "kept").await;
+            say(&store, &u, "hi").await;
+            store.inner.plans.insert(b"garbage-key", &b"{not json"[..]).unwrap();
+            store.durable().await.unwrap();
+            assert!(store.export(&mut Vec::new()).is_err(), "a plain export refuses");
+        }
+        let mut rescue = Vec::new();
+        let report = SledStore::salvage(a.path(), &mut rescue).unwrap();
+        assert_eq!(report.lost.get("plans"), Some(&1));
+        assert!(report.shortened_to.is_none());
+        let into = b.path().join("data");
+        assert_eq!(
+            SledStore::import_into(&into, &rescue[..]).await.unwrap(),
+            report.written
+        );
+        let restored = SledStore::open(&into).unwrap();
+        assert_eq!(restored.list_plans(&u).await.unwrap()[0].title, "kept");
+        assert_eq!(restored.recent_messages(&u, 5).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_store_with_fewer_records_than_at_its_last_clean_stop_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let u = UserId::parse("u").unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.ensure_user(&u).await.unwrap();
+            plan_for(&store, &u, "kept").await;
+            store.quiesce().await;
+        }
+        // Reopened and stopped without writing: the census still holds.
+        SledStore::open(dir.path()).unwrap().quiesce().await;
+        // A record goes missing behind steward's back.
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let plans = db.open_tree("plans").unwrap();
+            let first = plans.iter().keys().next().unwrap().unwrap();
+            plans.remove(first).unwrap();
+            db.flush().unwrap();
+        }
+        let Err(refused) = SledStore::open(dir.path()) else {
+            panic!("a store missing a record opened")
+        };
         assert!(
-            restored.import(&dump[..]).await.is_err(),
-            "import refuses a non-empty store"
+            refused.to_string().contains("when steward last stopped cleanly"),
+            "{refused}"
+        );
+        // After a run that wrote and then crashed, there is nothing to
+        // compare with: the census says so and the store opens.
+        let census = dir.path().join("census.json");
+        std::fs::write(&census, r#"{"records": 99, "clean": false}"#).unwrap();
+        SledStore::open(dir.path()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_import_that_is_empty_repeats_a_record_or_holds_one_that_does_not_decode_leaves_nothing_behind() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let u = UserId::parse("u").unwrap();
+        let mut dump = Vec::new();
+        {
+            let store = SledStore::open(a.path()).unwrap();
+            store.ensure_user(&u).await.unwrap();
+            plan_for(&store, &u, "kept").await;
+            store.export(&mut dump).unwrap();
+        }
+        let dump = String::from_utf8(dump).unwrap();
+        let lines: Vec<&str> = dump.lines().collect();
+        let plan_line = lines.iter().position(|l| l.contains(r#""tree":"plans""#)).unwrap();
+        // A plan whose value is JSON but not a plan.
+        let mut poisoned: serde_json::Value = serde_json::from_str(lines[plan_line]).unwrap();
+        poisoned["value"] = serde_json::json!({"v": 1, "data": {"title": 7}});
+        let mut with_poison = lines.clone();
+        let poison_text = poisoned.to_string();
+        with_poison[plan_line] = &poison_text;
+        let mut repeated = lines.clone();
+        repeated.push(lines[plan_line]);
+        let cases = [
+            ("", "line 1"),
+            (lines[0], "holds no records"),
+            (&with_poison.join("\n"), "corrupt record in plans"),
+            (
+                &repeated.join("\n"),
+                &format!("the same plans record as line {}", plan_line + 1),
+            ),
+        ];
+        let into = b.path().join("data");
+        for (input, why) in cases {
+            let refused = SledStore::import_into(&into, input.as_bytes())
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(refused.contains(why), "{why}: {refused}");
+            assert!(!into.exists(), "{why}: a refused import left the directory behind");
+            let leftovers: Vec<_> = std::fs::read_dir(b.path()).unwrap().collect();
+            assert!(leftovers.is_empty(), "{why}: {leftovers:?}");
+        }
+        SledStore::import_into(&into, dump.as_bytes()).await.unwrap();
+        assert_eq!(
+            SledStore::open(&into).unwrap().list_plans(&u).await.unwrap()[0].title,
+            "kept"
         );
     }
 }
