@@ -103,15 +103,37 @@ pub async fn serve(
         read_timeout: app.config.limits.read_timeout(),
         metrics: app.metrics.clone(),
     };
-    listen::accept_loop(listen, router(app.clone()), listener, async move {
+    let store = app.store.clone();
+    let broken = async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            if let Some(why) = store.broken() {
+                return why;
+            }
+        }
+    };
+    let mut failure = None;
+    listen::accept_loop(listen, router(app.clone()), listener, async {
         tokio::select! {
             _ = shutdown => {}
             _ = stopping.cancelled() => {}
+            why = broken => {
+                tracing::error!(error = %why, "the store takes no more writes; stopping so that a supervisor restarts steward");
+                failure = Some(why);
+            }
         }
     })
     .await;
     app.shutdown().await;
-    Ok(())
+    match failure {
+        // Exits non-zero: sled recovers only by reopening, which a restart
+        // does once the disk takes writes again.
+        Some(why) => Err(std::io::Error::other(format!(
+            "the store stopped taking writes ({why}); every acknowledged change is on disk. Restart steward once \
+             the disk has space (a supervisor such as systemd with Restart=on-failure does it)"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Every answer: `nosniff`. Pages (the demo, the console, the pages links

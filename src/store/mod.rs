@@ -468,6 +468,13 @@ pub trait Store:
     /// (`/readyz`).
     async fn probe(&self) -> Result<(), StoreError>;
 
+    /// Why the store can take no more writes until the process restarts
+    /// (sled keeps failing after a write error such as a full disk, even
+    /// once space returns); `None` while it works.
+    fn broken(&self) -> Option<String> {
+        None
+    }
+
     /// Whether other processes (instances) may write this store too, so
     /// nothing read earlier can be assumed current.
     fn shared(&self) -> bool;

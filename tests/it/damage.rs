@@ -1,5 +1,7 @@
-//! A damaged data directory: refused at start with a clear message, and
-//! `steward export --salvage` saves what can still be read.
+//! Faults of the data directory: a damaged one is refused at start with a
+//! clear message and `steward export --salvage` saves what can still be
+//! read; after a write error (a full disk) the server says so on
+//! `/readyz` and stops, and a restart has every acknowledged change.
 
 use std::path::Path;
 use steward::conversation::{Entry, Message};
@@ -123,4 +125,90 @@ async fn a_cut_database_is_refused_at_start_and_salvage_saves_what_can_be_read_i
             assert_eq!(lines(&again), saved, "cut {cut}");
         }
     }
+}
+
+#[tokio::test]
+async fn after_a_write_error_readyz_fails_the_process_exits_and_a_restart_has_every_acknowledged_change() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A 1 MiB file size limit stands in for a full disk: past it every
+    // write fails (EFBIG; SIGXFSZ ignored), and sled keeps failing after.
+    let mut child = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"ulimit -S -f 1024; trap '' XFSZ; exec "$0" serve --addr 127.0.0.1:0 --data "$1""#)
+        .arg(env!("CARGO_BIN_EXE_steward"))
+        .arg(&data)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next_line().await.unwrap().unwrap();
+    let addr = line.trim_start_matches("steward listening on http://").to_owned();
+    let mut stderr = child.stderr.take().unwrap();
+    let said = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let client = reqwest::Client::new();
+    let mut acknowledged = Vec::new();
+    for n in 0..2000 {
+        let put = client
+            .put(format!("http://{addr}/api/preferences?user=u{n}"))
+            .json(&serde_json::json!({"email": format!("u{n}@example.com")}))
+            .send()
+            .await;
+        match put {
+            Ok(r) if r.status() == 200 => acknowledged.push(n),
+            Ok(r) => {
+                assert_eq!(r.status(), 503, "{}", r.text().await.unwrap());
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(
+        !acknowledged.is_empty() && acknowledged.len() < 2000,
+        "{}",
+        acknowledged.len()
+    );
+    // Until it stops, readiness says why.
+    if let Ok(ready) = client.get(format!("http://{addr}/readyz")).send().await {
+        assert_eq!(ready.status(), 503);
+        let body: serde_json::Value = ready.json().await.unwrap();
+        assert!(body["store"].as_str().unwrap().starts_with("failing"), "{body}");
+    }
+    // It stops by itself, non-zero, saying why, so a supervisor restarts it.
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("the server kept running on a store that takes no writes")
+        .unwrap();
+    assert!(!status.success());
+    let said = said.await.unwrap();
+    assert!(said.contains("the store stopped taking writes"), "{said}");
+    // Restarted with room: every acknowledged change is there, and it writes.
+    let (_server, addr) = crate::harness::spawn_binary(&data, &[]).await;
+    for n in &acknowledged {
+        let prefs: serde_json::Value = client
+            .get(format!("http://{addr}/api/preferences?user=u{n}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(prefs["email"], format!("u{n}@example.com"));
+    }
+    let put = client
+        .put(format!("http://{addr}/api/preferences?user=after"))
+        .json(&serde_json::json!({"email": "after@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
 }

@@ -91,6 +91,11 @@ pub(super) fn mark_stopped(store: &SledStore) {
     if !store.inner.census_unclean.load(std::sync::atomic::Ordering::SeqCst) {
         return; // nothing written this run: the census still holds
     }
+    // Counted only over what is on disk: after a failed write sled may
+    // hold records in memory that the next start will not find.
+    if store.inner.broken.get().is_some() || store.inner.db.flush().is_err() {
+        return;
+    }
     match store.check_readable(&store.inner.dir) {
         Ok(records) => {
             match write_census(&store.inner.dir, &Census { records, clean: true }) {

@@ -85,6 +85,8 @@ struct Inner {
     flushes: AtomicU64,
     /// The data directory, where the census of records is kept.
     dir: std::path::PathBuf,
+    /// The first flush error: sled fails every later write too.
+    broken: std::sync::OnceLock<String>,
     /// Whether the census says "running" since this process first wrote.
     census_unclean: std::sync::atomic::AtomicBool,
     flush_lock: Arc<tokio::sync::Mutex<()>>,
@@ -146,6 +148,7 @@ impl SledStore {
                 flushes: AtomicU64::new(0),
                 dir: dir.to_owned(),
                 census_unclean: std::sync::atomic::AtomicBool::new(false),
+                broken: std::sync::OnceLock::new(),
                 flush_lock: Arc::new(tokio::sync::Mutex::new(())),
                 background: Arc::new(tokio::sync::RwLock::new(())),
                 memory: Memory::default(),
@@ -178,9 +181,14 @@ impl SledStore {
         tokio::task::spawn_blocking(move || {
             integrity::mark_running(&shared);
             let flushed = shared.db.flush();
-            if flushed.is_ok() {
-                shared.flushes.fetch_add(1, Ordering::Relaxed);
-                shared.flushed.fetch_max(covers, Ordering::SeqCst);
+            match &flushed {
+                Ok(_) => {
+                    shared.flushes.fetch_add(1, Ordering::Relaxed);
+                    shared.flushed.fetch_max(covers, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    let _ = shared.broken.set(e.to_string());
+                }
             }
             drop(shared);
             drop((turn, busy));
@@ -269,6 +277,10 @@ impl Store for SledStore {
 
     fn shared(&self) -> bool {
         false // the data directory's lock keeps other processes out
+    }
+
+    fn broken(&self) -> Option<String> {
+        self.inner.broken.get().cloned()
     }
 }
 
