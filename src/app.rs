@@ -186,7 +186,10 @@ impl Builder {
                     let pg = PostgresStore::connect(secrecy::ExposeSecret::expose_secret(url), &options).await?;
                     (Arc::new(pg.clone()), Some(pg))
                 }
-                None => (Arc::new(SledStore::open(&config.data_dir)?), None),
+                None => (
+                    Arc::new(SledStore::open_with_cache(&config.data_dir, config.store_cache_mib)?),
+                    None,
+                ),
             },
         };
         let engine = match (self.engine, &config.llm.base_url) {

@@ -33,6 +33,8 @@ pub struct Config {
     pub addr: SocketAddr,
     /// Directory of the embedded store (created if missing).
     pub data_dir: PathBuf,
+    /// Memory for the embedded store's cache of pages (sled), in MiB.
+    pub store_cache_mib: u64,
     /// HMAC secret for signed user tokens. Without one the server runs in
     /// dev mode (`?user=` names the user) and only on a loopback address.
     #[serde(serialize_with = "redacted")]
@@ -295,6 +297,7 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
+            store_cache_mib: crate::store::SledStore::DEFAULT_CACHE_MIB,
             auth_secret: None,
             admin_token: None,
             auth_leeway_secs: 5,
@@ -398,6 +401,9 @@ impl Config {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.check_server()?;
         self.limits.check()?;
+        if self.store_cache_mib < 8 {
+            return Err(ConfigError::Invalid("store_cache_mib must be at least 8 (MiB)".into()));
+        }
         self.engine.check().map_err(ConfigError::Invalid)?;
         self.database.check().map_err(ConfigError::Invalid)?;
         self.check_outreach()

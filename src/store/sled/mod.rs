@@ -102,7 +102,16 @@ impl SledStore {
     /// Opens (or creates) the store in `dir`. Fails at once, with a clear
     /// error, if another process has it open.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let store = SledStore::open_unchecked(dir)?;
+        SledStore::open_with_cache(dir, SledStore::DEFAULT_CACHE_MIB)
+    }
+
+    /// sled's page cache unless configured (`store_cache_mib`); sled's own
+    /// default is 1 GiB.
+    pub const DEFAULT_CACHE_MIB: u64 = 128;
+
+    /// Opens with a page cache of `cache_mib` MiB.
+    pub fn open_with_cache(dir: &Path, cache_mib: u64) -> Result<SledStore, StoreError> {
+        let store = SledStore::open_unchecked_with(dir, cache_mib)?;
         let records = store.check_readable(dir)?;
         integrity::compare_census(dir, records)?;
         Ok(store)
@@ -111,8 +120,15 @@ impl SledStore {
     /// Opens the data directory without reading every record first (for
     /// `export --salvage`, which reads around what is damaged).
     pub(crate) fn open_unchecked(dir: &Path) -> Result<SledStore, StoreError> {
+        SledStore::open_unchecked_with(dir, SledStore::DEFAULT_CACHE_MIB)
+    }
+
+    fn open_unchecked_with(dir: &Path, cache_mib: u64) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
-        let db = integrity::guard(dir, "opening the database", || sled::Config::new().path(dir).open())?;
+        let config = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_mib.saturating_mul(1024 * 1024));
+        let db = integrity::guard(dir, "opening the database", || config.open())?;
         let db = db.map_err(|e| match &e {
             sled::Error::Io(io)
                 if io.to_string().contains("could not acquire lock") || io.kind() == std::io::ErrorKind::WouldBlock =>
