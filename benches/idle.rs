@@ -31,6 +31,8 @@ async fn main() {
         .arg(dir.path())
         .env("RUST_LOG", "error")
         .env("STEWARD_LIMITS_MAX_CONNECTIONS", (sockets + 100).to_string())
+        // Every socket comes from this one address.
+        .env("STEWARD_LIMITS_REQUESTS_PER_MINUTE_PER_IP", "1000000")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

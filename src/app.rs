@@ -244,6 +244,7 @@ impl Builder {
             history: crate::turn::History::from(&config.limits),
             max_tool_rounds: config.limits.max_tool_rounds,
             retry: RetryPolicy::from_config(&config.llm),
+            model_tokens_per_day: config.limits.model_tokens_per_day,
         };
         let tasks = TaskTracker::new();
         let claims = Claims::new(store.clone(), tasks.clone());
@@ -400,7 +401,10 @@ impl App {
             links: self.links.clone(),
             webhooks: self.config.webhooks.clone(),
             http,
-            policy: DeliveryPolicy::from(&self.config.notify),
+            policy: DeliveryPolicy {
+                emails_per_day: self.config.limits.emails_per_day,
+                ..DeliveryPolicy::from(&self.config.notify)
+            },
             clock: self.clock.clone(),
             model: self.engine.model().cloned(),
             prompts: self.prompts.clone(),

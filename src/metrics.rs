@@ -66,6 +66,8 @@ pub struct Metrics {
     pub(crate) ws_connections: Gauge,
     pub(crate) http_connections: Gauge,
     pub(crate) model_calls: Family<Outcome, Counter>,
+    pub(crate) model_prompt_tokens: Counter,
+    pub(crate) model_completion_tokens: Counter,
     pub(crate) model_call_seconds: Histogram,
     pub(crate) notifications: Family<ChannelOutcome, Counter>,
     pub(crate) deliveries: Family<ChannelOutcome, Counter>,
@@ -154,6 +156,18 @@ impl Metrics {
                 "Model calls (with their retries) by outcome",
                 Family::default(),
             ),
+            model_prompt_tokens: reg(
+                &mut r,
+                "model_prompt_tokens",
+                "Tokens sent to the model (as the provider reports them, else estimated)",
+                Counter::default(),
+            ),
+            model_completion_tokens: reg(
+                &mut r,
+                "model_completion_tokens",
+                "Tokens the model answered with (as reported, else estimated)",
+                Counter::default(),
+            ),
             model_call_seconds: reg(
                 &mut r,
                 "model_call_seconds",
@@ -184,6 +198,12 @@ impl Metrics {
 
     /// Counts one model call (its retries included): how long, and `ok`
     /// or the error's class.
+    /// Tokens a model call used (reported by the provider, or estimated).
+    pub(crate) fn model_tokens(&self, used: crate::llm::Usage) {
+        self.model_prompt_tokens.inc_by(used.prompt);
+        self.model_completion_tokens.inc_by(used.completion);
+    }
+
     pub(crate) fn model_call(&self, took: std::time::Duration, outcome: &str) {
         self.model_call_seconds.observe(took.as_secs_f64());
         let outcome = Outcome {

@@ -98,6 +98,8 @@ pub(crate) enum ErrorCode {
     /// dropped connection); it is not run again.
     DuplicateMessage,
     ModelUnavailable,
+    /// The user's model tokens for the day are used up.
+    QuotaExceeded,
     ToolRoundsExhausted,
     Internal,
 }

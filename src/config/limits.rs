@@ -33,6 +33,13 @@ pub struct Limits {
     /// per minute (IPv6 addresses counted per /64). Behind a proxy, list it
     /// in `trusted_proxies` so the address comes from `X-Forwarded-For`.
     pub requests_per_minute_per_ip: u32,
+    /// Model tokens (prompt and answer) per user per day: a bucket that
+    /// refills over 24 hours; a turn starting with it empty is refused
+    /// with `quota_exceeded` (plans and reminders keep working).
+    pub model_tokens_per_day: u32,
+    /// Emails per user per day (digests, reminders); more wait for the
+    /// bucket to refill.
+    pub emails_per_day: u32,
     /// Chat messages per user per minute (token bucket, burst of the same size).
     pub messages_per_minute: u32,
     /// Conversation entries read for each turn; the whole turns among them
@@ -64,6 +71,8 @@ impl Default for Limits {
             max_connections: 10_000,
             read_timeout_secs: 10,
             messages_per_minute: 30,
+            model_tokens_per_day: 500_000,
+            emails_per_day: 50,
             requests_per_minute: 600,
             requests_per_minute_per_ip: 1200,
             history_messages: 80,
@@ -101,6 +110,8 @@ impl Limits {
             ("limits.read_timeout_secs", self.read_timeout_secs as usize),
             ("limits.messages_per_minute", self.messages_per_minute as usize),
             ("limits.requests_per_minute", self.requests_per_minute as usize),
+            ("limits.model_tokens_per_day", self.model_tokens_per_day as usize),
+            ("limits.emails_per_day", self.emails_per_day as usize),
             (
                 "limits.requests_per_minute_per_ip",
                 self.requests_per_minute_per_ip as usize,

@@ -38,6 +38,40 @@ pub struct ModelRequest {
 pub struct ModelResponse {
     pub(crate) text: String,
     pub(crate) tool_calls: Vec<ToolCall>,
+    /// Tokens the call used, as the provider reported them (OpenAI sends
+    /// them at the end of a stream asked `include_usage`).
+    pub(crate) usage: Option<Usage>,
+}
+
+/// Tokens one model call used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub prompt: u64,
+    pub completion: u64,
+}
+
+impl Usage {
+    /// About four bytes of JSON per token: for providers that report
+    /// nothing, so a daily cap still holds.
+    pub(crate) fn estimate(request: &ModelRequest, answer: &ModelResponse) -> Usage {
+        let prompt = request.system.len()
+            + serde_json::to_string(&request.messages).map_or(0, |m| m.len())
+            + serde_json::to_string(&request.tools).map_or(0, |t| t.len());
+        let completion = answer.text.len()
+            + answer
+                .tool_calls
+                .iter()
+                .map(|c| c.arguments.len() + c.name.len())
+                .sum::<usize>();
+        Usage {
+            prompt: (prompt / 4) as u64,
+            completion: (completion / 4) as u64,
+        }
+    }
+
+    pub(crate) fn total(self) -> u64 {
+        self.prompt + self.completion
+    }
 }
 
 /// Receives text deltas while an answer streams.

@@ -5,7 +5,7 @@
 //! async-openai's own retry is replaced by a transport that reports 429/5xx
 //! with their Retry-After, so `complete_with_retry` decides alone.
 
-use super::{ChatModel, DeltaSink, ModelError, ModelRequest, ModelResponse};
+use super::{ChatModel, DeltaSink, ModelError, ModelRequest, ModelResponse, Usage};
 use crate::config::LlmConfig;
 use crate::conversation::{Message, ToolCall};
 use async_openai::Client;
@@ -83,7 +83,12 @@ impl OpenAiModel {
             .iter()
             .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
             .collect();
-        let mut body = json!({"model": self.model, "stream": true, "messages": messages});
+        let mut body = json!({
+            "model": self.model,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": messages,
+        });
         if !tools.is_empty() {
             body["tools"] = Value::from(tools);
             body["tool_choice"] = Value::from("auto");
@@ -99,6 +104,17 @@ impl OpenAiModel {
 struct Chunk {
     #[serde(default)]
     choices: Vec<ChunkChoice>,
+    /// In the last chunk, when asked with `include_usage`.
+    #[serde(default)]
+    usage: Option<ChunkUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChunkUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
 }
 
 impl Chunk {
@@ -173,6 +189,7 @@ impl ChatModel for OpenAiModel {
         let mut calls: Vec<(String, String, String)> = Vec::new();
         let mut finished = false;
         let mut received = 0usize;
+        let mut usage = None;
         loop {
             // The gap between chunks is bounded too: a stalled stream fails.
             let next = match tokio::time::timeout(self.first_token_timeout, stream.next()).await {
@@ -181,6 +198,12 @@ impl ChatModel for OpenAiModel {
             };
             let Some(chunk) = next else { break };
             let chunk = chunk.map_err(map_error)?;
+            if let Some(u) = &chunk.usage {
+                usage = Some(Usage {
+                    prompt: u.prompt_tokens,
+                    completion: u.completion_tokens,
+                });
+            }
             received += chunk.streamed_bytes();
             if received > MAX_ANSWER_BYTES {
                 return Err(ModelError::TooLarge {
@@ -239,7 +262,11 @@ impl ChatModel for OpenAiModel {
                 arguments,
             })
             .collect();
-        Ok(ModelResponse { text, tool_calls })
+        Ok(ModelResponse {
+            text,
+            tool_calls,
+            usage,
+        })
     }
 }
 

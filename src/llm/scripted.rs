@@ -110,12 +110,14 @@ impl ChatModel for ScriptedModel {
                     return Ok(ModelResponse {
                         text: parts.concat(),
                         tool_calls: vec![],
+                        usage: None,
                     });
                 }
                 Script::Tools { text, calls } => {
                     return Ok(ModelResponse {
                         text,
                         tool_calls: calls,
+                        usage: None,
                     });
                 }
                 Script::Fail(e) => return Err(e),

@@ -27,6 +27,8 @@ pub(crate) struct DeliveryPolicy {
     pub(crate) max_backoff: Duration,
     /// Longest single send (an SMTP conversation, an HTTP request).
     pub(crate) send_timeout: Duration,
+    /// Emails to one user per day (`limits.emails_per_day`).
+    pub(crate) emails_per_day: u32,
 }
 
 impl From<&NotifyConfig> for DeliveryPolicy {
@@ -36,6 +38,7 @@ impl From<&NotifyConfig> for DeliveryPolicy {
             retry_base: Duration::from_millis(c.retry_base_ms),
             max_backoff: Duration::from_secs(3600),
             send_timeout: Duration::from_secs(c.send_timeout_secs),
+            emails_per_day: u32::MAX,
         }
     }
 }
@@ -62,6 +65,16 @@ impl Notifier {
     }
 
     async fn attempt_inner(&self, mut item: OutboxItem) -> Result<OutboxStatus, StoreError> {
+        if let Some(wait) = self.over_email_budget(&item).await? {
+            // Not an attempt: the row waits for the user's bucket to refill.
+            item.next_attempt_at = (self.clock)() + chrono::Duration::from_std(wait).unwrap_or_default();
+            tracing::info!(
+                wait_secs = wait.as_secs(),
+                "the user's emails for today are used up; waiting"
+            );
+            self.store.save_outbox(&item).await?;
+            return Ok(item.status);
+        }
         item.status = OutboxStatus::Sending;
         item.attempts += 1;
         item.next_attempt_at = (self.clock)();
@@ -136,6 +149,31 @@ impl Notifier {
         Ok(item.status)
     }
 
+    /// Takes one of the user's emails for the day before an email's first
+    /// attempt (a retry or a resend after a crash is the same email); the
+    /// wait when there is none left. Verifications and operator alerts are
+    /// not the user's mail and are not counted.
+    async fn over_email_budget(&self, item: &OutboxItem) -> Result<Option<Duration>, StoreError> {
+        let counted = matches!(item.payload, Payload::Email(_))
+            && item.attempts == 0
+            && !item.key.starts_with("verify:")
+            && !item.key.starts_with("stalled:");
+        if !counted {
+            return Ok(None);
+        }
+        let budget = crate::store::Budget::per_day(self.policy.emails_per_day);
+        let taken = self
+            .store
+            .spend(
+                &format!("email:{}", item.user),
+                budget,
+                crate::store::Spend::Take(1.0),
+                (self.clock)(),
+            )
+            .await?;
+        Ok(taken.err())
+    }
+
     /// Whether `email` may still go out: a queued or retrying mail is
     /// dropped if the user unsubscribed or changed address meanwhile.
     async fn still_wanted(&self, user: &UserId, email: &Email) -> Result<bool, StoreError> {
@@ -169,6 +207,7 @@ mod tests {
             retry_base: Duration::from_secs(10),
             max_backoff: Duration::from_secs(60),
             send_timeout: Duration::from_secs(5),
+            emails_per_day: 50,
         };
         for (attempts, lo, hi) in [(1, 5, 10), (2, 10, 20), (3, 20, 40), (6, 30, 60)] {
             let d = p.backoff(attempts, None);

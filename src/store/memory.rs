@@ -2,12 +2,14 @@
 //! holds alone (sled). PostgreSQL does the same bucket arithmetic in SQL
 //! (`postgres::leases`); both pass the same conformance case.
 
+use super::{Budget, Spend};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// A token bucket: `tokens` left at `at`.
+/// A token bucket: `tokens` left at `at` (below zero: a debt that
+/// refills first).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Bucket {
     tokens: f64,
@@ -16,40 +18,47 @@ struct Bucket {
 
 impl Bucket {
     /// A full bucket.
-    fn full(per_minute: u32, now: DateTime<Utc>) -> Bucket {
+    fn full(budget: Budget, now: DateTime<Utc>) -> Bucket {
         Bucket {
-            tokens: f64::from(per_minute),
+            tokens: budget.capacity,
             at: now,
         }
     }
 
     /// The bucket refilled up to `now` (a clock that went back refills
     /// nothing).
-    fn refilled(self, per_minute: u32, now: DateTime<Utc>) -> Bucket {
-        let rate = f64::from(per_minute);
-        let elapsed = (now - self.at).num_milliseconds().max(0) as f64 / 1000.0;
+    fn refilled(self, budget: Budget, now: DateTime<Utc>) -> Bucket {
+        let elapsed_ms = (now - self.at).num_milliseconds().max(0) as f64;
         Bucket {
-            tokens: (self.tokens + elapsed * rate / 60.0).min(rate),
+            tokens: (self.tokens + elapsed_ms * budget.per_ms()).min(budget.capacity),
             at: now.max(self.at),
         }
     }
 
-    /// Takes one token: the bucket afterwards, and `Err` with the wait for
-    /// the next token when there was none (the bucket is refilled either way).
-    fn take(self, per_minute: u32, now: DateTime<Utc>) -> (Bucket, Result<(), Duration>) {
-        let mut b = self.refilled(per_minute, now);
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            (b, Ok(()))
-        } else {
-            let wait = (1.0 - b.tokens) * 60.0 / f64::from(per_minute.max(1));
-            (b, Err(Duration::from_secs_f64(wait)))
+    /// Spends `amount`: the bucket afterwards, and `Err` with the wait
+    /// until `amount` is there when it is not (nothing is taken then). A
+    /// charge is taken whatever is left, down to a debt of one capacity.
+    fn spend(self, budget: Budget, spend: Spend, now: DateTime<Utc>) -> (Bucket, Result<(), Duration>) {
+        let mut b = self.refilled(budget, now);
+        match spend {
+            Spend::Take(amount) if b.tokens < amount => {
+                let wait_ms = (amount - b.tokens) / budget.per_ms().max(f64::MIN_POSITIVE);
+                (b, Err(Duration::from_secs_f64(wait_ms / 1000.0)))
+            }
+            Spend::Take(amount) => {
+                b.tokens -= amount;
+                (b, Ok(()))
+            }
+            Spend::Charge(amount) => {
+                b.tokens = (b.tokens - amount).max(-budget.capacity);
+                (b, Ok(()))
+            }
         }
     }
 
     /// Whether the bucket is full again at `now` (it can be forgotten).
-    fn is_full(self, per_minute: u32, now: DateTime<Utc>) -> bool {
-        self.refilled(per_minute, now).tokens >= f64::from(per_minute)
+    fn is_full(self, budget: Budget, now: DateTime<Utc>) -> bool {
+        self.refilled(budget, now).tokens >= budget.capacity
     }
 }
 
@@ -59,7 +68,7 @@ const SWEEP_AT: usize = 4096;
 #[derive(Default)]
 pub(crate) struct Memory {
     leases: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
-    buckets: Mutex<HashMap<String, (Bucket, u32)>>,
+    buckets: Mutex<HashMap<String, (Bucket, Budget)>>,
 }
 
 impl Memory {
@@ -94,16 +103,14 @@ impl Memory {
         }
     }
 
-    pub(crate) fn take_token(&self, name: &str, per_minute: u32, now: DateTime<Utc>) -> Result<(), Duration> {
+    pub(crate) fn spend(&self, name: &str, budget: Budget, spend: Spend, now: DateTime<Utc>) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= SWEEP_AT {
-            buckets.retain(|_, (b, rate)| !b.is_full(*rate, now));
+            buckets.retain(|_, (b, budget)| !b.is_full(*budget, now));
         }
-        let bucket = buckets
-            .get(name)
-            .map_or_else(|| Bucket::full(per_minute, now), |(b, _)| *b);
-        let (after, taken) = bucket.take(per_minute, now);
-        buckets.insert(name.to_owned(), (after, per_minute));
+        let bucket = buckets.get(name).map_or_else(|| Bucket::full(budget, now), |(b, _)| *b);
+        let (after, taken) = bucket.spend(budget, spend, now);
+        buckets.insert(name.to_owned(), (after, budget));
         taken
     }
 }
@@ -112,18 +119,40 @@ impl Memory {
 mod tests {
     use super::*;
 
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z").unwrap().to_utc()
+    }
+
     #[test]
     fn a_bucket_refills_at_its_rate_and_says_how_long_to_wait() {
-        let t0 = DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z").unwrap().to_utc();
-        let mut b = Bucket::full(3, t0);
+        let budget = Budget::per_minute(3);
+        let mut b = Bucket::full(budget, t0());
         for _ in 0..3 {
-            let (next, taken) = b.take(3, t0);
+            let (next, taken) = b.spend(budget, Spend::Take(1.0), t0());
             assert_eq!(taken, Ok(()));
             b = next;
         }
-        let (b, taken) = b.take(3, t0);
+        let (b, taken) = b.spend(budget, Spend::Take(1.0), t0());
         assert_eq!(taken, Err(Duration::from_secs(20)));
-        let (_, taken) = b.take(3, t0 + chrono::Duration::seconds(20));
+        let (_, taken) = b.spend(budget, Spend::Take(1.0), t0() + chrono::Duration::seconds(20));
         assert_eq!(taken, Ok(()));
+    }
+
+    #[test]
+    fn a_charge_runs_into_debt_that_refills_before_the_next_take() {
+        let budget = Budget::per_day(1000);
+        let b = Bucket::full(budget, t0());
+        let (b, charged) = b.spend(budget, Spend::Charge(1500.0), t0());
+        assert_eq!(charged, Ok(()));
+        assert_eq!(b.tokens, -500.0);
+        // 501 tokens to refill at 1000 a day: about 12 hours.
+        let (b, taken) = b.spend(budget, Spend::Take(1.0), t0());
+        let wait = taken.unwrap_err().as_secs();
+        assert!((43_200..43_400).contains(&wait), "{wait}");
+        let (_, taken) = b.spend(budget, Spend::Take(1.0), t0() + chrono::Duration::hours(13));
+        assert_eq!(taken, Ok(()));
+        // A debt never exceeds one capacity.
+        let (b, _) = Bucket::full(budget, t0()).spend(budget, Spend::Charge(1e9), t0());
+        assert_eq!(b.tokens, -1000.0);
     }
 }

@@ -409,6 +409,46 @@ pub trait AccountStore: Send + Sync {
     async fn secret(&self, name: &str, init: Vec<u8>) -> Result<Vec<u8>, StoreError>;
 }
 
+/// A token bucket's shape: it holds at most `capacity` tokens and refills
+/// that many over `period`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub capacity: f64,
+    pub period: std::time::Duration,
+}
+
+impl Budget {
+    pub fn per_minute(n: u32) -> Budget {
+        Budget {
+            capacity: f64::from(n),
+            period: std::time::Duration::from_secs(60),
+        }
+    }
+
+    pub fn per_day(n: u32) -> Budget {
+        Budget {
+            capacity: f64::from(n),
+            period: std::time::Duration::from_secs(86_400),
+        }
+    }
+
+    /// Tokens refilled per millisecond.
+    pub(crate) fn per_ms(self) -> f64 {
+        self.capacity / (self.period.as_secs_f64() * 1000.0).max(1.0)
+    }
+}
+
+/// What to spend from a bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Spend {
+    /// This many, if they are there.
+    Take(f64),
+    /// This many whatever is left (what was used already, such as model
+    /// tokens reported after a call), down to a debt of one capacity that
+    /// refills before anything more is taken.
+    Charge(f64),
+}
+
 /// Work that any of several instances on one database could do is claimed
 /// first: a lease on a name (`outbox:KEY`, `step:…`, `turn:USER`), held by
 /// one instance until it gives it back or the lease runs out. An instance
@@ -437,15 +477,28 @@ pub trait LeaseStore: Send + Sync {
     /// Gives back those of `names` that `holder` holds.
     async fn release(&self, holder: &str, names: &[String]) -> Result<(), StoreError>;
 
+    /// Spends from the token bucket `name`, shaped by `budget` and shared
+    /// by every instance: `Err` says how long until a `Take` could be
+    /// served (nothing is taken then).
+    async fn spend(
+        &self,
+        name: &str,
+        budget: Budget,
+        spend: Spend,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), std::time::Duration>, StoreError>;
+
     /// Takes one token from the bucket `name` (refilled at `per_minute`,
-    /// holding at most `per_minute`), shared by every instance; `Err`
-    /// says how long until the next token.
+    /// holding at most `per_minute`).
     async fn take_token(
         &self,
         name: &str,
         per_minute: u32,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), std::time::Duration>, StoreError>;
+    ) -> Result<Result<(), std::time::Duration>, StoreError> {
+        self.spend(name, Budget::per_minute(per_minute), Spend::Take(1.0), now)
+            .await
+    }
 }
 
 /// Every aggregate over one database.

@@ -11,7 +11,7 @@ use crate::conversation::{Message, ToolCall};
 use crate::events::{Event, Publisher};
 use crate::hub::{Hub, Outlet, TurnState};
 use crate::interpreter::{Interpretation, interpret_in};
-use crate::llm::{ChatModel, ModelError, ModelRequest, RetryPolicy, complete_with_retry};
+use crate::llm::{ChatModel, ModelError, ModelRequest, RetryPolicy, Usage, complete_with_retry};
 use crate::offline::{OfflineEngine, Step};
 use crate::plan::{Actor, Plan, PlanStatus, render};
 use crate::planner::templates::Templates;
@@ -20,6 +20,7 @@ use crate::prompts::{Facts, Prompts};
 use crate::proposal::{Action, ProposalStatus};
 use crate::protocol::{ErrorCode, ServerFrame};
 use crate::service::{Decision, Failure, Service, ServiceError, Session};
+use crate::store::{Budget, Spend};
 use crate::store::{Store, StoreError};
 use crate::tools::{Registry, ToolContext};
 use crate::user::UserId;
@@ -56,6 +57,8 @@ pub(crate) struct Turns {
     pub(crate) max_tool_rounds: usize,
     /// How one model call is retried.
     pub(crate) retry: RetryPolicy,
+    /// Model tokens per user per day.
+    pub(crate) model_tokens_per_day: u32,
 }
 
 /// How much of the conversation a turn reads and a model call carries.
@@ -152,6 +155,8 @@ enum TurnError {
     Rounds(usize),
     #[error("message {0} was already received")]
     Duplicate(String),
+    #[error("the day's model tokens are used up; more in {0:?}")]
+    Quota(std::time::Duration),
 }
 
 impl From<StoreError> for TurnError {
@@ -206,6 +211,18 @@ pub(crate) async fn run(app: &Turns, user: &UserId, out: &Outlet, message_id: &s
                 ErrorCode::ToolRoundsExhausted,
                 format!(
                     "The assistant stopped after {n} tool rounds without finishing. Changes already confirmed are saved."
+                ),
+            )
+        }
+        Err(TurnError::Quota(wait)) => {
+            tracing::info!(wait_secs = wait.as_secs(), "turn refused: daily model tokens used up");
+            let hours = wait.as_secs().div_ceil(3600).max(1);
+            failed(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "You have used today's share of the assistant ({} tokens a day); it is available again in about \
+                     {hours} h. Your plans and reminders keep working meanwhile.",
+                    app.model_tokens_per_day
                 ),
             )
         }
@@ -521,12 +538,27 @@ async fn model_turn(
             messages: transcript.for_model(),
             tools: app.tools.specs(),
         };
+        let bucket = format!("model:{user}");
+        let budget = Budget::per_day(app.model_tokens_per_day);
+        if let Err(wait) = app
+            .store
+            .spend(&bucket, budget, Spend::Take(1.0), app.service.now())
+            .await?
+        {
+            return Err(TurnError::Quota(wait));
+        }
         let called = std::time::Instant::now();
         let answer = complete_with_retry(model, &request, &sink, policy).await;
         let outcome = answer.as_ref().map_or_else(|e| e.class(), |_| "ok");
         app.service.metrics().model_call(called.elapsed(), outcome);
         deltas.flush();
         let answer = answer?;
+        let used = answer.usage.unwrap_or_else(|| Usage::estimate(&request, &answer));
+        app.service.metrics().model_tokens(used);
+        app.store
+            .spend(&bucket, budget, Spend::Charge(used.total() as f64), app.service.now())
+            .await?
+            .ok();
         tracing::debug!(round, tool_calls = answer.tool_calls.len(), "model answered");
         let text = bounded(answer.text, app.history.max_answer_chars);
         if answer.tool_calls.is_empty() {

@@ -545,6 +545,76 @@ async fn a_4xx_from_smtp_is_retried_with_the_same_message_and_a_5xx_is_not() {
 }
 
 #[tokio::test]
+async fn emails_beyond_a_users_daily_cap_wait_for_the_bucket_and_none_is_lost() {
+    let sink = Sink::new(Mode::Accept);
+    let port = sink.start().port();
+    let clock = ManualClock::at(NOW);
+    let app = TestApp::with(engine())
+        .config(|c| {
+            c.time_zone = "Europe/Berlin".into();
+            c.background = false;
+            c.limits.emails_per_day = 2;
+        })
+        .clock(clock.clock())
+        .mailer(Mailer::loopback(port, std::time::Duration::from_secs(5)))
+        .spawn()
+        .await;
+    let user = verified(&app, "ana", "ana@example.com", "Europe/Berlin", "08:00").await;
+    let prefs = app.app.store.preferences(&user).await.unwrap();
+    let digest = app
+        .app
+        .scheduler()
+        .digests
+        .decide(&user, &prefs, clock.now(), clock.now())
+        .await
+        .unwrap()
+        .unwrap()
+        .item;
+    let items: Vec<_> = (0..4)
+        .map(|n| steward::notification::OutboxItem {
+            key: format!("{}-{n}", digest.key),
+            ..digest.clone()
+        })
+        .collect();
+    let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
+    app.app.store.enqueue(items).await.unwrap();
+    let notifier = app.app.notifier().unwrap();
+    let statuses = || async {
+        let mut out = Vec::new();
+        for key in &keys {
+            out.push(app.app.store.outbox_by_key(key).await.unwrap().unwrap());
+        }
+        out
+    };
+    notifier.pass().await.unwrap();
+    assert_eq!(sink.received().len(), 2, "two a day");
+    let waiting: Vec<_> = statuses()
+        .await
+        .into_iter()
+        .filter(|i| i.status == OutboxStatus::Pending)
+        .collect();
+    assert_eq!(waiting.len(), 2);
+    for item in &waiting {
+        // Not an attempt: waiting for the bucket, about half a day.
+        assert_eq!(item.attempts, 0);
+        assert!(item.next_attempt_at >= clock.now() + Duration::hours(11), "{item:?}");
+    }
+    // Half a day refills one email; a day, the rest.
+    clock.advance(Duration::hours(13));
+    notifier.pass().await.unwrap();
+    assert_eq!(sink.received().len(), 3);
+    clock.advance(Duration::hours(12));
+    notifier.pass().await.unwrap();
+    assert_eq!(sink.received().len(), 4);
+    assert!(
+        statuses()
+            .await
+            .iter()
+            .all(|i| i.status == OutboxStatus::Sent && i.attempts == 1)
+    );
+}
+
+#[tokio::test]
 async fn titles_and_texts_with_line_breaks_and_encoded_words_never_add_a_header_or_a_recipient() {
     let sink = Sink::new(Mode::Accept);
     let port = sink.start().port();

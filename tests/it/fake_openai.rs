@@ -156,6 +156,15 @@ async fn complete(State(shared): State<Shared>, body: String) -> Response {
             return sse_response(sse);
         }
     }
+    // As OpenAI does when asked: one last chunk with no choices and the
+    // usage (here a fixed 1 000 prompt and 10 answer tokens).
+    if request["stream_options"]["include_usage"] == true {
+        let usage = json!({
+            "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": "fake",
+            "choices": [], "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}
+        });
+        sse.push_str(&format!("data: {usage}\n\n"));
+    }
     sse.push_str("data: [DONE]\n\n");
     sse_response(sse)
 }

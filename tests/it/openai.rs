@@ -216,3 +216,45 @@ async fn a_retry_after_beyond_the_cap_fails_at_once() {
     assert!(error["message"].as_str().unwrap().contains("wait 3600s"), "{error}");
     assert_eq!(fake.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn the_model_tokens_a_provider_reports_count_against_a_daily_cap_per_user() {
+    let fake = FakeOpenAi::start(|_, _| Reply::Text(vec!["Noted.".into()])).await;
+    let admin = "operator-token-operator-token";
+    let app = TestApp::with(adapter(&fake))
+        .config(|c| {
+            c.llm.retry_base_ms = 10;
+            c.limits.model_tokens_per_day = 1500;
+            c.admin_token = Some(admin.into());
+        })
+        .spawn()
+        .await;
+    let mut ana = app.connect("ana").await;
+    // 1 010 tokens a call: two calls fit in 1 500 (the second runs into debt).
+    for id in ["c1", "c2"] {
+        let frames = ana.turn(id, "hello").await;
+        assert_eq!(frames.last().unwrap()["type"], "reply", "{frames:?}");
+    }
+    let frames = ana.turn("c3", "hello again").await;
+    let refused = frames.last().unwrap();
+    assert_eq!(refused["code"], "quota_exceeded", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("available again in about"), "{message}");
+    assert_eq!(fake.requests().len(), 2, "the refused turn never reached the model");
+    assert_eq!(fake.requests()[0]["stream_options"]["include_usage"], true);
+    // Another user has their own day.
+    let mut ben = app.connect("ben").await;
+    assert_eq!(ben.turn("b1", "hello").await.last().unwrap()["type"], "reply");
+    let metrics = reqwest::Client::new()
+        .get(app.url("/metrics"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let m = crate::engine::parse_metrics(&metrics);
+    assert_eq!(m["steward_model_prompt_tokens_total"], 3000.0);
+    assert_eq!(m["steward_model_completion_tokens_total"], 30.0);
+}

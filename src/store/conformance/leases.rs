@@ -62,3 +62,40 @@ pub(crate) async fn a_message_budget_is_shared_and_refills_at_its_rate(store: &d
     assert_eq!(store.take_token("messages:ana", 3, refilled).await.unwrap(), Ok(()));
     assert!(store.take_token("messages:ana", 3, refilled).await.unwrap().is_err());
 }
+
+pub(crate) async fn a_daily_budget_takes_charges_into_debt_and_refills_over_the_day(store: &dyn Store) {
+    use crate::store::{Budget, Spend};
+    let now = at("2026-11-30T09:00:00Z");
+    let day = Budget::per_day(1000);
+    let spend = |amount: Spend, when| store.spend("model:ana", day, amount, when);
+    assert_eq!(spend(Spend::Take(1.0), now).await.unwrap(), Ok(()));
+    // What a call used is charged whatever is left: 499 in debt.
+    assert_eq!(spend(Spend::Charge(1498.0), now).await.unwrap(), Ok(()));
+    let wait = spend(Spend::Take(1.0), now).await.unwrap().unwrap_err();
+    // 500 tokens at 1000 a day: 12 hours.
+    assert_eq!(wait.as_secs(), 43_200);
+    // Refused takes take nothing: still 12 hours.
+    let wait = spend(Spend::Take(1.0), now).await.unwrap().unwrap_err();
+    assert_eq!(wait.as_secs(), 43_200);
+    assert_eq!(
+        spend(Spend::Take(1.0), now + Duration::hours(12)).await.unwrap(),
+        Ok(())
+    );
+    // A take bigger than what is there waits, then is served.
+    let wait = spend(Spend::Take(100.0), now + Duration::hours(12))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!((8_640..8_650).contains(&wait.as_secs()), "{wait:?}");
+    // A new bucket starts full; a charge beyond it stops at one day's debt.
+    assert_eq!(
+        store.spend("model:bob", day, Spend::Charge(1e9), now).await.unwrap(),
+        Ok(())
+    );
+    let wait = store
+        .spend("model:bob", day, Spend::Take(1.0), now)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(wait.as_secs(), 86_486, "1 001 tokens at 1 000 a day");
+}

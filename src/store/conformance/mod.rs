@@ -55,7 +55,8 @@ macro_rules! suite {
             replans_count_per_plan_and_events_are_kept_once_per_key,
             a_notification_made_outside_a_firing_is_queued_for_routing,
             a_lease_has_one_holder_until_it_is_given_back_or_runs_out,
-            a_message_budget_is_shared_and_refills_at_its_rate
+            a_message_budget_is_shared_and_refills_at_its_rate,
+            a_daily_budget_takes_charges_into_debt_and_refills_over_the_day
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

@@ -60,37 +60,50 @@ impl LeaseStore for PostgresStore {
         Ok(())
     }
 
-    async fn take_token(
+    async fn spend(
         &self,
         name: &str,
-        per_minute: u32,
+        budget: crate::store::Budget,
+        spend: crate::store::Spend,
         now: DateTime<Utc>,
     ) -> Result<Result<(), std::time::Duration>, StoreError> {
         // One statement (one round trip, its own commit): the bucket
-        // refilled up to now, one token taken if there is one. The same
-        // arithmetic as the in-memory bucket (`store::memory`).
-        let refilled = "least($2::float8, b.tokens + greatest(0, $3::int8 - b.at_ms) * $2::float8 / 60000.0)";
+        // refilled up to now, then spent. The same arithmetic as the
+        // in-memory bucket (`store::memory`). $2 capacity, $3 now (ms),
+        // $4 refill per ms, $5 amount, $6 whether it is a charge.
+        let refilled = "least($2::float8, b.tokens + greatest(0, $3::int8 - b.at_ms) * $4::float8)";
         let sql = format!(
-            "INSERT INTO buckets AS b (name, tokens, at_ms, taken) VALUES ($1, $2::float8 - 1, $3::int8, true)
+            "INSERT INTO buckets AS b (name, tokens, at_ms, taken)
+                 VALUES ($1,
+                         CASE WHEN $6 THEN greatest(-$2::float8, $2::float8 - $5::float8)
+                              WHEN $2::float8 >= $5::float8 THEN $2::float8 - $5::float8
+                              ELSE $2::float8 END,
+                         $3::int8, $6 OR $2::float8 >= $5::float8)
              ON CONFLICT (name) DO UPDATE SET
-                 tokens = CASE WHEN {refilled} >= 1 THEN {refilled} - 1 ELSE {refilled} END,
-                 taken = {refilled} >= 1,
+                 tokens = CASE WHEN $6 THEN greatest(-$2::float8, {refilled} - $5::float8)
+                               WHEN {refilled} >= $5::float8 THEN {refilled} - $5::float8
+                               ELSE {refilled} END,
+                 taken = $6 OR {refilled} >= $5::float8,
                  at_ms = greatest(b.at_ms, $3)
              RETURNING tokens, taken"
         );
-        let rate = f64::from(per_minute);
+        let (amount, charge) = match spend {
+            crate::store::Spend::Take(n) => (n, false),
+            crate::store::Spend::Charge(n) => (n, true),
+        };
         let client = self.client().await?;
-        let found = row(&client, &sql, &[&name, &rate, &ms(now)]).await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+            [&name, &budget.capacity, &ms(now), &budget.per_ms(), &amount, &charge];
+        let found = row(&client, &sql, &params).await?;
         let Some(found) = found else {
-            return Err(StoreError::Backend("the message budget was not written".into()));
+            return Err(StoreError::Backend("the budget was not written".into()));
         };
         let (tokens, taken): (f64, bool) = (found.get(0), found.get(1));
         Ok(if taken {
             Ok(())
         } else {
-            Err(std::time::Duration::from_secs_f64(
-                (1.0 - tokens) * 60.0 / rate.max(1.0),
-            ))
+            let wait_ms = (amount - tokens) / budget.per_ms().max(f64::MIN_POSITIVE);
+            Err(std::time::Duration::from_secs_f64(wait_ms / 1000.0))
         })
     }
 }

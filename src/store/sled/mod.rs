@@ -317,13 +317,14 @@ impl LeaseStore for SledStore {
         Ok(())
     }
 
-    async fn take_token(
+    async fn spend(
         &self,
         name: &str,
-        per_minute: u32,
+        budget: super::Budget,
+        spend: super::Spend,
         now: DateTime<Utc>,
     ) -> Result<Result<(), std::time::Duration>, StoreError> {
-        Ok(self.inner.memory.take_token(name, per_minute, now))
+        Ok(self.inner.memory.spend(name, budget, spend, now))
     }
 }
 
