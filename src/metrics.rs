@@ -199,9 +199,9 @@ impl Metrics {
     /// Counts one model call (its retries included): how long, and `ok`
     /// or the error's class.
     /// Tokens a model call used (reported by the provider, or estimated).
-    pub(crate) fn model_tokens(&self, used: crate::llm::Usage) {
-        self.model_prompt_tokens.inc_by(used.prompt);
-        self.model_completion_tokens.inc_by(used.completion);
+    pub(crate) fn model_tokens(&self, prompt: u64, completion: u64) {
+        self.model_prompt_tokens.inc_by(prompt);
+        self.model_completion_tokens.inc_by(completion);
     }
 
     pub(crate) fn model_call(&self, took: std::time::Duration, outcome: &str) {

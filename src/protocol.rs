@@ -307,3 +307,62 @@ mod tests {
         );
     }
 }
+
+/// Property tests over arbitrary frames (`PROPTEST_CASES` for long runs).
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// JSON values that look like frames: the known keys with values of
+    /// every shape, and some others.
+    fn frame() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            ".{0,40}".prop_map(Value::from),
+            prop::sample::select(vec!["message", "confirm", "ping", "resync", "", "MESSAGE"]).prop_map(Value::from),
+        ];
+        let value = leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(".{0,6}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        let keys = prop::sample::select(vec!["type", "id", "text", "proposal_id", "accept", "since", "x"]);
+        prop::collection::btree_map(keys, value, 0..6)
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+    }
+
+    fn config() -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok());
+        ProptestConfig::with_cases(cases.unwrap_or(512))
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_text_is_a_frame_or_a_typed_error(text in ".{0,200}") {
+            let _ = parse_client_frame(&text, 8000);
+        }
+
+        #[test]
+        fn a_frame_shaped_value_is_parsed_or_refused_with_a_reply_to_within_limits(value in frame()) {
+            match parse_client_frame(&value.to_string(), 50) {
+                Ok(ClientFrame::Message { id, text }) => {
+                    prop_assert!(!id.is_empty() && id.chars().count() <= MAX_ID_CHARS);
+                    prop_assert!(text.chars().count() <= 50);
+                    prop_assert_eq!(value["type"].as_str(), Some("message"));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    prop_assert!(e.reply_to.is_none_or(|r| r.chars().count() <= MAX_ID_CHARS));
+                    prop_assert!(!e.message.is_empty());
+                }
+            }
+        }
+    }
+}

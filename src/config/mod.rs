@@ -11,6 +11,7 @@
 mod database;
 mod engine;
 mod env;
+mod errors;
 mod limits;
 pub(crate) mod origins;
 mod proxies;
@@ -25,6 +26,10 @@ use serde::{Deserialize, Serialize, Serializer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// sled's page cache unless `store_cache_mib` says otherwise (sled's own
+/// default is 1 GiB).
+pub const DEFAULT_STORE_CACHE_MIB: u64 = 128;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -297,7 +302,7 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
-            store_cache_mib: crate::store::SledStore::DEFAULT_CACHE_MIB,
+            store_cache_mib: DEFAULT_STORE_CACHE_MIB,
             auth_secret: None,
             admin_token: None,
             auth_leeway_secs: 5,
@@ -355,7 +360,7 @@ impl LlmConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(String),
     #[error("configuration: {0}")]
     Invalid(String),
 }
@@ -370,7 +375,7 @@ impl Config {
         }
         let (env_table, mut ignored) = env::settings(env);
         figment = figment.merge(Serialized::globals(env_table));
-        let mut config: Config = figment.extract().map_err(Box::new)?;
+        let mut config: Config = figment.extract().map_err(|e| ConfigError::Load(errors::describe(e)))?;
         config.check()?;
         ignored.sort();
         config.ignored_variables = ignored;
@@ -589,7 +594,7 @@ mod tests {
         let file = dir.path().join("steward.toml");
         std::fs::write(&file, "adress = \"0.0.0.0:80\"\n").unwrap();
         let err = Config::load(&file, env(&[])).unwrap_err().to_string();
-        assert!(err.contains("unknown field") && err.contains("adress"), "{err}");
+        assert!(err.contains("unknown setting `adress`"), "{err}");
 
         let err = Config::load(Path::new("/none"), env(&[("STEWARD_ADDR", "0.0.0.0:8080")]))
             .unwrap_err()

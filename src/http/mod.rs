@@ -106,8 +106,8 @@ pub async fn serve(
     let store = app.store.clone();
     let broken = async move {
         loop {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            if let Some(why) = store.broken() {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if let Some(why) = store.broken().await {
                 return why;
             }
         }

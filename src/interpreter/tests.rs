@@ -322,3 +322,101 @@ fn no_input_makes_the_interpreter_panic() {
         let _ = interpret(&text, berlin(), &templates);
     }
 }
+
+/// Property tests: any message, in any zone, at any moment, is interpreted
+/// without a panic into something that serializes (`PROPTEST_CASES` for
+/// long runs).
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn word() -> impl Strategy<Value = String> {
+        let vocabulary = prop::sample::select(vec![
+            "remind",
+            "me",
+            "in",
+            "at",
+            "on",
+            "by",
+            "to",
+            "tomorrow",
+            "yesterday",
+            "next",
+            "week",
+            "friday",
+            "dec",
+            "december",
+            "1",
+            "31",
+            "29",
+            "feb",
+            "2027",
+            "25:00",
+            "9am",
+            "-5",
+            "minutes",
+            "hours",
+            "onboard",
+            "ana",
+            "she",
+            "starts",
+            "launch",
+            "budget",
+            "plan",
+            "show",
+            "my",
+            "done",
+            "with",
+            "move",
+            "undo",
+            "cancel",
+            "yes",
+            "no",
+            "don't",
+            "between",
+            "22:00",
+            "and",
+            "07:00",
+            "end",
+            "of",
+            "month",
+            "é",
+            "日本",
+            "🙂",
+        ]);
+        prop_oneof![
+            6 => vocabulary.prop_map(str::to_owned),
+            1 => ".{0,12}",
+            1 => "[0-9]{1,6}",
+        ]
+    }
+
+    fn message() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::collection::vec(word(), 0..12).prop_map(|w| w.join(" ")),
+            1 => ".{0,120}",
+        ]
+    }
+
+    fn config() -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok());
+        ProptestConfig::with_cases(cases.unwrap_or(512))
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_message_is_interpreted_into_json(
+            text in message(),
+            zone in prop::sample::select(vec!["UTC", "Australia/Sydney", "America/New_York", "Pacific/Kiritimati", "Asia/Kolkata"]),
+            secs in 0i64..4_102_444_800,
+        ) {
+            let tz: Tz = zone.parse().unwrap();
+            let now = chrono::Utc.timestamp_opt(secs, 0).unwrap().with_timezone(&tz);
+            let templates = Templates::built_in().unwrap();
+            let interpretation = interpret(&text, now, &templates);
+            prop_assert!(serde_json::to_value(&interpretation).is_ok());
+        }
+    }
+}

@@ -178,6 +178,10 @@ impl ChatModel for OpenAiModel {
         format!("openai:{}", self.model)
     }
 
+    // Long: one loop over the stream, each part of a chunk (text, tool-call
+    // pieces, usage, the finish) taken in place.
+    // Long: one loop over the stream, each part of a chunk (text, tool-call
+    // pieces, usage, the finish) taken in place.
     async fn complete(&self, request: &ModelRequest, deltas: DeltaSink<'_>) -> Result<ModelResponse, ModelError> {
         let mut stream = self
             .client

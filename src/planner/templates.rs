@@ -629,4 +629,50 @@ mod tests {
         );
         assert!(DueExpr::parse("today + 3 months").is_err());
     }
+
+    /// Property tests: a template file damaged anywhere (bytes cut, put in,
+    /// replaced) is loaded or refused with a reason, never a panic.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok());
+            ProptestConfig::with_cases(cases.unwrap_or(256))
+        }
+
+        fn original() -> String {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/plans");
+            std::fs::read_to_string(dir.join("onboard_employee.toml")).unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn a_damaged_template_is_loaded_or_refused_with_a_reason(
+                edits in prop::collection::vec((any::<prop::sample::Index>(), 0usize..3, ".{0,8}"), 1..6)
+            ) {
+                let mut text: Vec<char> = original().chars().collect();
+                for (at, kind, insert) in edits {
+                    let i = at.index(text.len() + 1);
+                    match kind {
+                        0 => {
+                            let end = (i + insert.chars().count().max(1)).min(text.len());
+                            text.drain(i.min(end)..end);
+                        }
+                        1 => text.splice(i..i, insert.chars()).for_each(drop),
+                        _ => {
+                            let end = (i + insert.chars().count()).min(text.len());
+                            text.splice(i.min(end)..end, insert.chars()).for_each(drop);
+                        }
+                    }
+                }
+                let text: String = text.into_iter().collect();
+                if let Err(e) = parse("onboard_employee.toml", &text) {
+                    prop_assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+    }
 }

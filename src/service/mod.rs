@@ -291,13 +291,18 @@ pub(crate) mod testing {
     /// A service over `store` with the default rules (UTC), the built-in
     /// email templates and a fixed link key.
     pub(crate) fn service(store: Arc<dyn Store>, clock: Clock) -> Service {
+        service_with(store, clock, &Config::default())
+    }
+
+    /// [`service`] with the rules of `config`.
+    pub(crate) fn service_with(store: Arc<dyn Store>, clock: Clock, config: &Config) -> Service {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mail = Mail::load(&root.join("templates/email"), "steward <steward@localhost>").unwrap();
         Service::new(
             store,
             Arc::new(Nobody),
             clock,
-            Rules::from_config(&Config::default()),
+            Rules::from_config(config),
             Mailing {
                 mail: Arc::new(mail),
                 links: Links::new(vec![7; 32], "http://127.0.0.1:8080"),

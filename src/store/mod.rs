@@ -524,7 +524,7 @@ pub trait Store:
     /// Why the store can take no more writes until the process restarts
     /// (sled keeps failing after a write error such as a full disk, even
     /// once space returns); `None` while it works.
-    fn broken(&self) -> Option<String> {
+    async fn broken(&self) -> Option<String> {
         None
     }
 

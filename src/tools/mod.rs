@@ -442,3 +442,6 @@ pub(crate) fn parse_args<T: DeserializeOwned>(tool: &str, arguments: &str) -> Re
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

@@ -7,11 +7,11 @@
 //! tool results are part of the transcript the retry sees. What the turn
 //! says goes to every socket of the user (see `crate::events`).
 
-use crate::conversation::{Message, ToolCall};
+use crate::conversation::Message;
 use crate::events::{Event, Publisher};
 use crate::hub::{Hub, Outlet, TurnState};
 use crate::interpreter::{Interpretation, interpret_in};
-use crate::llm::{ChatModel, ModelError, ModelRequest, RetryPolicy, Usage, complete_with_retry};
+use crate::llm::{ChatModel, ModelError, ModelRequest, RetryPolicy, complete_with_retry};
 use crate::offline::{OfflineEngine, Step};
 use crate::plan::{Actor, Plan, PlanStatus, render};
 use crate::planner::templates::Templates;
@@ -20,7 +20,6 @@ use crate::prompts::{Facts, Prompts};
 use crate::proposal::{Action, ProposalStatus};
 use crate::protocol::{ErrorCode, ServerFrame};
 use crate::service::{Decision, Failure, Service, ServiceError, Session};
-use crate::store::{Budget, Spend};
 use crate::store::{Store, StoreError};
 use crate::tools::{Registry, ToolContext};
 use crate::user::UserId;
@@ -32,8 +31,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use tracing::Instrument;
 
+mod answer;
 mod deltas;
+mod quota;
 mod transcript;
+use answer::{bounded, recorded};
 use transcript::Transcript;
 
 /// Tool calls honoured from one model answer; the rest are refused.
@@ -526,6 +528,7 @@ async fn model_turn(
         session,
     };
     let summary = transcript.summarize(session.tz).await?;
+    let quota = quota::Quota::new(app, user);
     for round in 0..rounds {
         let (plans, finished) = app.service.plans_in_view(user).await?;
         let request = ModelRequest {
@@ -538,27 +541,14 @@ async fn model_turn(
             messages: transcript.for_model(),
             tools: app.tools.specs(),
         };
-        let bucket = format!("model:{user}");
-        let budget = Budget::per_day(app.model_tokens_per_day);
-        if let Err(wait) = app
-            .store
-            .spend(&bucket, budget, Spend::Take(1.0), app.service.now())
-            .await?
-        {
-            return Err(TurnError::Quota(wait));
-        }
+        quota.before_call().await?;
         let called = std::time::Instant::now();
         let answer = complete_with_retry(model, &request, &sink, policy).await;
         let outcome = answer.as_ref().map_or_else(|e| e.class(), |_| "ok");
         app.service.metrics().model_call(called.elapsed(), outcome);
         deltas.flush();
         let answer = answer?;
-        let used = answer.usage.unwrap_or_else(|| Usage::estimate(&request, &answer));
-        app.service.metrics().model_tokens(used);
-        app.store
-            .spend(&bucket, budget, Spend::Charge(used.total() as f64), app.service.now())
-            .await?
-            .ok();
+        quota.after_call(&request, &answer).await?;
         tracing::debug!(round, tool_calls = answer.tool_calls.len(), "model answered");
         let text = bounded(answer.text, app.history.max_answer_chars);
         if answer.tool_calls.is_empty() {
@@ -588,33 +578,4 @@ async fn model_turn(
         }
     }
     Err(TurnError::Rounds(rounds))
-}
-
-/// A model's answer text within `limit` characters: the rest is cut with a
-/// note saying so.
-fn bounded(text: String, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        Some((cut, _)) => format!(
-            "{}… [the rest of this answer, {} more characters, was cut]",
-            &text[..cut],
-            text[cut..].chars().count()
-        ),
-        None => text,
-    }
-}
-
-/// A tool call as the transcript keeps it: arguments too large to run are
-/// kept as a note (the call is refused), so they are never replayed.
-fn recorded(call: &ToolCall) -> ToolCall {
-    match call.arguments.len() > crate::tools::MAX_ARGUMENT_BYTES {
-        true => ToolCall {
-            arguments: format!(
-                "{{\"note\":\"{} bytes of arguments, over the {} allowed: not run and not kept\"}}",
-                call.arguments.len(),
-                crate::tools::MAX_ARGUMENT_BYTES
-            ),
-            ..call.clone()
-        },
-        false => call.clone(),
-    }
 }

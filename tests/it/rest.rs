@@ -530,3 +530,101 @@ async fn readiness_reports_the_store_and_the_background_workers() {
         json!({"store": "ok", "scheduler": "running", "notifier": "running", "engine": "running"})
     );
 }
+
+/// Bodies shaped like the API's, with any values (the known field names
+/// with values of every type, nested), and raw text.
+fn fuzz_body() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        ".{0,30}".prop_map(Value::from),
+        prop::sample::select(vec![
+            "Europe/Berlin",
+            "Mars/Olympus",
+            "a@example.com",
+            "not an email",
+            "22:00",
+            "25:61",
+            "daily",
+            "weekly",
+            "monday",
+            "https://push.example.com/x",
+            "http://localhost:9/x",
+            "",
+        ])
+        .prop_map(Value::from),
+    ];
+    let value = leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+            prop::collection::btree_map(".{0,8}", inner, 0..3).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    let keys = prop::sample::select(vec![
+        "time_zone",
+        "email",
+        "quiet_hours",
+        "start",
+        "end",
+        "digest",
+        "frequency",
+        "weekday",
+        "time",
+        "channels",
+        "push",
+        "accept",
+        "endpoint",
+        "keys",
+        "p256dh",
+        "auth",
+        "other",
+    ]);
+    let object = prop::collection::btree_map(keys, value, 0..6)
+        .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()).to_string());
+    prop_oneof![4 => object, 1 => ".{0,80}"]
+}
+
+#[tokio::test]
+async fn arbitrary_bodies_on_every_route_that_takes_one_get_a_4xx_or_a_2xx_never_a_5xx() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let app = app().await;
+    let cases: usize = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = fuzz_body();
+    let routes = [
+        (Method::PUT, "/api/preferences?user=ana"),
+        (Method::POST, "/api/push/subscribe?user=ana"),
+        (Method::DELETE, "/api/push/subscribe?user=ana"),
+        (Method::POST, "/api/proposals/r1/confirm?user=ana"),
+    ];
+    let client = reqwest::Client::new();
+    for n in 0..cases {
+        let body = strategy.new_tree(&mut runner).unwrap().current();
+        let (method, path) = &routes[n % routes.len()];
+        let response = client
+            .request(method.clone(), app.url(path))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.as_u16() < 500, "{method} {path} with {body}: {status} {text}");
+        if !status.is_success() {
+            let error: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not the error body: {text}"));
+            assert!(
+                error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{text}"
+            );
+        }
+    }
+    // And the user's data is still readable.
+    let (status, _) = call(&app, Method::GET, "/api/preferences?user=ana", None).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -105,9 +105,8 @@ impl SledStore {
         SledStore::open_with_cache(dir, SledStore::DEFAULT_CACHE_MIB)
     }
 
-    /// sled's page cache unless configured (`store_cache_mib`); sled's own
-    /// default is 1 GiB.
-    pub const DEFAULT_CACHE_MIB: u64 = 128;
+    /// sled's page cache unless configured (`store_cache_mib`).
+    pub const DEFAULT_CACHE_MIB: u64 = crate::config::DEFAULT_STORE_CACHE_MIB;
 
     /// Opens with a page cache of `cache_mib` MiB.
     pub fn open_with_cache(dir: &Path, cache_mib: u64) -> Result<SledStore, StoreError> {
@@ -295,7 +294,21 @@ impl Store for SledStore {
         false // the data directory's lock keeps other processes out
     }
 
-    fn broken(&self) -> Option<String> {
+    async fn broken(&self) -> Option<String> {
+        if let Some(why) = self.inner.broken.get() {
+            return Some(why.clone());
+        }
+        // A write can fail before its flush (sled writes a full buffer out
+        // during an insert); sled then fails every later flush too, and a
+        // flush with nothing new to write costs nothing otherwise.
+        let Ok(_turn) = self.inner.flush_lock.clone().try_lock_owned() else {
+            return None; // a flush is running: it records its own failure
+        };
+        let inner = self.inner.clone();
+        let flushed = tokio::task::spawn_blocking(move || inner.db.flush().map(drop)).await;
+        if let Ok(Err(e)) = flushed {
+            let _ = self.inner.broken.set(e.to_string());
+        }
         self.inner.broken.get().cloned()
     }
 }
