@@ -34,6 +34,16 @@ pub(crate) fn normalize(text: &str) -> Result<String, String> {
 
 /// A list, or one string holding a comma-separated list; each normalised.
 pub(super) fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    items(d)?
+        .iter()
+        .map(|o| normalize(o).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// The items of a setting written as a list or as one comma-separated
+/// string (the form a `STEWARD_*` variable takes), trimmed, empty ones
+/// dropped.
+pub(super) fn items<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Form {
@@ -44,12 +54,11 @@ pub(super) fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
         Form::One(s) => s.split(',').map(str::to_owned).collect(),
         Form::Many(v) => v,
     };
-    items
-        .iter()
-        .map(|o| o.trim())
-        .filter(|o| !o.is_empty())
-        .map(|o| normalize(o).map_err(serde::de::Error::custom))
-        .collect()
+    Ok(items
+        .into_iter()
+        .map(|i| i.trim().to_owned())
+        .filter(|i| !i.is_empty())
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `trusted_proxies`: the addresses whose `X-Forwarded-For` is believed.
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserializer;
 
 /// One address or network (`10.0.0.0/8`; a bare address is itself alone).
 fn parse(text: &str) -> Result<ipnet::IpNet, String> {
@@ -14,20 +14,8 @@ fn parse(text: &str) -> Result<ipnet::IpNet, String> {
 
 /// A list, or one string holding a comma-separated list.
 pub(super) fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Form {
-        One(String),
-        Many(Vec<String>),
-    }
-    let items: Vec<String> = match Form::deserialize(d)? {
-        Form::One(s) => s.split(',').map(str::to_owned).collect(),
-        Form::Many(v) => v,
-    };
-    items
+    super::origins::items(d)?
         .iter()
-        .map(|p| p.trim())
-        .filter(|p| !p.is_empty())
         .map(|p| parse(p).map_err(serde::de::Error::custom))
         .collect()
 }

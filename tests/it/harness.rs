@@ -152,6 +152,20 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `/metrics` read with the operator's token and parsed.
+    pub async fn metrics(&self, admin: &str) -> std::collections::HashMap<String, f64> {
+        let text = reqwest::Client::new()
+            .get(self.url("/metrics"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        crate::engine::parse_metrics(&text)
+    }
+
     pub fn ws_url(&self, user: &str) -> String {
         format!("ws://{}/ws?user={user}", self.addr)
     }

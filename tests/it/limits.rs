@@ -1,7 +1,6 @@
 //! Limits that hold against a misbehaving client: connections that say
 //! nothing, connections kept open, and the slot a websocket keeps.
 
-use crate::engine::parse_metrics;
 use crate::harness::{TestApp, WAIT};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,16 +30,7 @@ async fn until_closed(tcp: &mut TcpStream, within: Duration) -> Result<Vec<u8>, 
 }
 
 async fn open_connections(app: &TestApp) -> f64 {
-    let text = reqwest::Client::new()
-        .get(app.url("/metrics"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    parse_metrics(&text)["steward_http_connections"]
+    app.metrics(ADMIN).await["steward_http_connections"]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -245,16 +245,7 @@ async fn the_model_tokens_a_provider_reports_count_against_a_daily_cap_per_user(
     // Another user has their own day.
     let mut ben = app.connect("ben").await;
     assert_eq!(ben.turn("b1", "hello").await.last().unwrap()["type"], "reply");
-    let metrics = reqwest::Client::new()
-        .get(app.url("/metrics"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let m = crate::engine::parse_metrics(&metrics);
+    let m = app.metrics(admin).await;
     assert_eq!(m["steward_model_prompt_tokens_total"], 3000.0);
     assert_eq!(m["steward_model_completion_tokens_total"], 30.0);
 }
