@@ -46,9 +46,14 @@ const OFFLINE_TALK: [&str; 10] = [
 
 #[tokio::main]
 async fn main() {
-    let users: Vec<usize> = list("LOAD_USERS", "1,100,1000").iter().map(|u| u.parse().unwrap()).collect();
+    let users: Vec<usize> = list("LOAD_USERS", "1,100,1000")
+        .iter()
+        .map(|u| u.parse().unwrap())
+        .collect();
     let paths = list("LOAD_PATHS", "offline,model");
-    println!("| path | users | turns | turns/s | p50 | p95 | p99 | server CPU per turn | RSS per active user | model bytes per turn | store per user |");
+    println!(
+        "| path | users | turns | turns/s | p50 | p95 | p99 | server CPU per turn | RSS per active user | model bytes per turn | store per user |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for path in &paths {
         for &n in &users {
@@ -86,14 +91,24 @@ async fn run(path: &str, users: usize, rounds: usize) {
     let bytes_before = fake.as_ref().map_or(0, |f| f.bytes.load(Ordering::Relaxed));
     let started = Instant::now();
     let script: Vec<&str> = match path {
-        "model" => (0..10).map(|n| if n % 2 == 0 { "add a step to my errands" } else { "thanks, what next?" }).collect(),
+        "model" => (0..10)
+            .map(|n| {
+                if n % 2 == 0 {
+                    "add a step to my errands"
+                } else {
+                    "thanks, what next?"
+                }
+            })
+            .collect(),
         _ => OFFLINE_TALK.to_vec(),
     };
     let mut tasks = Vec::new();
     for u in 0..users {
         let addr = addr.clone();
         let script = script.clone();
-        tasks.push(tokio::spawn(async move { talk(&addr, &format!("user-{u}"), rounds, &script).await }));
+        tasks.push(tokio::spawn(async move {
+            talk(&addr, &format!("user-{u}"), rounds, &script).await
+        }));
     }
     let mut latencies = Vec::new();
     for t in tasks {
@@ -111,7 +126,11 @@ async fn run(path: &str, users: usize, rounds: usize) {
     let logical = exported_bytes(&data, dir.path()).await;
     println!(
         "| {path} | {users}{} | {turns} | {:.0} | {:.2?} | {:.2?} | {:.2?} | {:.0?} | {:.1} KiB | {} | {:.1} KiB on disk, {:.1} KiB exported, after {} messages |",
-        if rounds > 1 { format!(" × {} messages", rounds * 10) } else { String::new() },
+        if rounds > 1 {
+            format!(" × {} messages", rounds * 10)
+        } else {
+            String::new()
+        },
         turns as f64 / wall.as_secs_f64(),
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.95),
@@ -230,7 +249,11 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         let meta = entry.metadata().unwrap();
-        total += if meta.is_dir() { dir_bytes(&entry.path()) } else { meta.len() };
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())
+        } else {
+            meta.len()
+        };
     }
     total
 }
