@@ -125,7 +125,7 @@ async fn run(path: &str, users: usize, rounds: usize) {
     let store = dir_bytes(&data);
     let logical = exported_bytes(&data, dir.path()).await;
     println!(
-        "| {path} | {users}{} | {turns} | {:.0} | {:.2?} | {:.2?} | {:.2?} | {:.0?} | {:.1} KiB | {} | {:.1} KiB on disk, {:.1} KiB exported, after {} messages |",
+        "| {path} | {users}{} | {turns} | {:.0} | {:.2?} | {:.2?} | {:.2?} | {:.2?} | {:.1} KiB | {} | {:.1} KiB on disk, {:.1} KiB exported, after {} messages |",
         if rounds > 1 {
             format!(" × {} messages", rounds * 10)
         } else {
