@@ -336,13 +336,8 @@ mod fuzz {
             .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
     }
 
-    fn config() -> ProptestConfig {
-        let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok());
-        ProptestConfig::with_cases(cases.unwrap_or(512))
-    }
-
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(crate::config::proptest_config(512))]
 
         #[test]
         fn any_text_is_a_frame_or_a_typed_error(text in ".{0,200}") {

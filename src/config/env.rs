@@ -70,3 +70,11 @@ fn setting_names() -> (HashSet<String>, Vec<String>) {
     }
     (names, sections)
 }
+
+/// The property tests' configuration: `default_cases` cases, or
+/// `PROPTEST_CASES` for a long run.
+#[cfg(test)]
+pub(crate) fn proptest_config(default_cases: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok());
+    proptest::test_runner::Config::with_cases(cases.unwrap_or(default_cases))
+}

@@ -11,6 +11,8 @@
 mod database;
 mod engine;
 mod env;
+#[cfg(test)]
+pub(crate) use env::proptest_config;
 mod errors;
 mod limits;
 pub(crate) mod origins;

@@ -28,7 +28,9 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// A connection's slot among `limits.max_connections`, in each request's
 /// extensions: the websocket upgrade keeps a clone for the socket's life.
 #[derive(Clone)]
-pub(crate) struct Slot(#[allow(dead_code)] Arc<Held>);
+pub(crate) struct Slot {
+    _held: Arc<Held>,
+}
 
 /// The permit and the gauge of open connections, both given back on drop.
 struct Held {
@@ -82,10 +84,12 @@ pub(crate) async fn accept_loop(listen: Listen, router: Router, listener: TcpLis
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
         listen.metrics.http_connections.inc();
-        let slot = Slot(Arc::new(Held {
-            _permit: permit,
-            metrics: listen.metrics.clone(),
-        }));
+        let slot = Slot {
+            _held: Arc::new(Held {
+                _permit: permit,
+                metrics: listen.metrics.clone(),
+            }),
+        };
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));

@@ -398,13 +398,8 @@ mod fuzz {
         ]
     }
 
-    fn config() -> ProptestConfig {
-        let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok());
-        ProptestConfig::with_cases(cases.unwrap_or(512))
-    }
-
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(crate::config::proptest_config(512))]
 
         #[test]
         fn any_message_is_interpreted_into_json(

@@ -87,17 +87,9 @@ impl Notifier {
         self.store.save_outbox(&item).await?;
         let timeout = self.policy.send_timeout;
         let result = match &item.payload {
-            Payload::Email(email)
-                // A verification goes to an address not yet confirmed, an
-                // operator's alert to the operator: neither is the user's mail.
-                if !item.key.starts_with("verify:")
-                    && !item.key.starts_with("stalled:")
-                    && !self.still_wanted(&item.user, email).await? =>
-            {
-                Err(SendError::Permanent(
-                    "the user turned email off or changed address since".into(),
-                ))
-            }
+            Payload::Email(email) if users_mail(&item) && !self.still_wanted(&item.user, email).await? => Err(
+                SendError::Permanent("the user turned email off or changed address since".into()),
+            ),
             Payload::Email(email) => self.mailer.send(email, &self.mail.from, timeout).await,
             Payload::Push { subscription, .. }
                 if !self
@@ -158,10 +150,7 @@ impl Notifier {
     /// wait when there is none left. Verifications and operator alerts are
     /// not the user's mail and are not counted.
     async fn over_email_budget(&self, item: &OutboxItem) -> Result<Option<Duration>, StoreError> {
-        let counted = matches!(item.payload, Payload::Email(_))
-            && item.attempts == 0
-            && !item.key.starts_with("verify:")
-            && !item.key.starts_with("stalled:");
+        let counted = matches!(item.payload, Payload::Email(_)) && item.attempts == 0 && users_mail(item);
         if !counted {
             return Ok(None);
         }
@@ -198,6 +187,14 @@ fn count_delivery(metrics: &crate::metrics::Metrics, item: &OutboxItem) {
         outcome: outcome.into(),
     };
     metrics.deliveries.get_or_create(&label).inc();
+}
+
+/// Whether an outbox row is mail to the user as the user wants it: a
+/// verification goes to an address not yet confirmed and an operator's
+/// alert to the operator, so neither is checked against the user's
+/// preferences nor counted against the user's daily emails.
+fn users_mail(item: &OutboxItem) -> bool {
+    !item.key.starts_with("verify:") && !item.key.starts_with("stalled:")
 }
 
 #[cfg(test)]

@@ -636,18 +636,13 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        fn config() -> ProptestConfig {
-            let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok());
-            ProptestConfig::with_cases(cases.unwrap_or(256))
-        }
-
         fn original() -> String {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/plans");
             std::fs::read_to_string(dir.join("onboard_employee.toml")).unwrap()
         }
 
         proptest! {
-            #![proptest_config(config())]
+            #![proptest_config(crate::config::proptest_config(256))]
 
             #[test]
             fn a_damaged_template_is_loaded_or_refused_with_a_reason(

@@ -16,11 +16,6 @@ use crate::user::UserId;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok());
-    ProptestConfig::with_cases(cases.unwrap_or(128))
-}
-
 fn id() -> impl Strategy<Value = Value> {
     prop_oneof![
         8 => prop::sample::select(vec!["a", "b", "c", "d", "e-1"]).prop_map(Value::from),
@@ -203,7 +198,7 @@ impl Bench {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(crate::config::proptest_config(128))]
 
     #[test]
     fn update_plan_applies_whole_changes_that_keep_every_invariant_or_changes_nothing(

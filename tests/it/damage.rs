@@ -70,7 +70,7 @@ fn lines(path: &Path) -> usize {
 }
 
 #[tokio::test]
-async fn a_cut_database_is_refused_at_start_and_salvage_saves_what_can_be_read_into_a_new_directory() {
+async fn a_cut_database_is_refused_at_start_and_salvage_saves_what_sled_can_read_or_says_it_can_read_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     fill(&data, 4000).await;
@@ -211,4 +211,40 @@ async fn after_a_write_error_readyz_fails_the_process_exits_and_a_restart_has_ev
         .await
         .unwrap();
     assert_eq!(put.status(), 200);
+}
+
+#[tokio::test]
+async fn salvage_through_the_binary_leaves_out_an_undecodable_record_and_what_it_writes_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fill(&data, 50).await;
+    let whole = dir.path().join("whole.jsonl");
+    let (ok, _, stderr) = steward(&["export", "--out", whole.to_str().unwrap()], &data).await;
+    assert!(ok, "{stderr}");
+    // A record whose bytes sled reads back fine but that is not a record.
+    {
+        let db = sled::open(&data).unwrap();
+        db.open_tree("plans")
+            .unwrap()
+            .insert(b"garbage", &b"{not json"[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let (ok, _, stderr) = steward(&["export", "--out", "/dev/null"], &data).await;
+    assert!(!ok && stderr.contains("corrupt record"), "{stderr}");
+    let rescue = dir.path().join("rescue.jsonl");
+    let (ok, _, stderr) = steward(&["export", "--salvage", "--out", rescue.to_str().unwrap()], &data).await;
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("could not read some records (plans: 1)"), "{stderr}");
+    assert_eq!(lines(&rescue), lines(&whole), "everything else is kept");
+    let restored = dir.path().join("restored");
+    let (ok, _, stderr) = steward(&["import", rescue.to_str().unwrap()], &restored).await;
+    assert!(ok, "{stderr}");
+    let again = dir.path().join("again.jsonl");
+    let (ok, _, stderr) = steward(&["export", "--out", again.to_str().unwrap()], &restored).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&again).unwrap(),
+        std::fs::read_to_string(&whole).unwrap()
+    );
 }
