@@ -217,6 +217,7 @@ impl Builder {
         });
         let notifier_wake = Arc::new(tokio::sync::Notify::new());
         let metrics = Arc::new(Metrics::new());
+        store.time_commits(metrics.store_commit_seconds.clone());
         let service = Service::new(
             store.clone(),
             Arc::new(hub.clone()),

@@ -245,6 +245,18 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Frames waiting in the writers' queues of every socket here, and in
+    /// the fullest one (`/metrics`).
+    pub(crate) fn queued_frames(&self) -> (usize, usize) {
+        let inner = self.lock();
+        let waiting = inner
+            .users
+            .values()
+            .flat_map(|u| &u.conns)
+            .map(|c| c.tx.max_capacity() - c.tx.capacity());
+        waiting.fold((0, 0), |(sum, most), n| (sum + n, most.max(n)))
+    }
+
     pub fn register(&self, user: &UserId) -> Result<Connection, HubError> {
         let mut inner = self.lock();
         if inner.total >= self.limits.max_connections {
@@ -407,6 +419,22 @@ mod tests {
 
     fn pong() -> Arc<str> {
         ServerFrame::Pong.to_json().into()
+    }
+
+    #[tokio::test]
+    async fn queued_frames_count_what_no_writer_has_taken_yet() {
+        let hub = hub(4, 8);
+        let mut a1 = hub.register(&user("ana")).unwrap();
+        let _a2 = hub.register(&user("ana")).unwrap();
+        let _b = hub.register(&user("bob")).unwrap();
+        assert_eq!(hub.queued_frames(), (0, 0));
+        for _ in 0..3 {
+            hub.send_text(&user("ana"), pong());
+        }
+        hub.send_text(&user("bob"), pong());
+        assert_eq!(hub.queued_frames(), (7, 3));
+        a1.rx.as_mut().unwrap().try_recv().unwrap();
+        assert_eq!(hub.queued_frames(), (6, 3));
     }
 
     #[tokio::test]

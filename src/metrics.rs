@@ -45,6 +45,11 @@ fn seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 3.0, 12))
 }
 
+fn commit() -> Histogram {
+    // 100 µs … ~6 s: a durable commit (sled's flush, PostgreSQL's COMMIT).
+    Histogram::new(exponential_buckets(0.0001, 3.0, 11))
+}
+
 fn latency() -> Histogram {
     // 10 ms … ~5.8 days: a step may wait on a slow tool or a long retry.
     Histogram::new(exponential_buckets(0.01, 4.0, 16))
@@ -72,6 +77,12 @@ pub struct Metrics {
     pub(crate) notifications: Family<ChannelOutcome, Counter>,
     pub(crate) deliveries: Family<ChannelOutcome, Counter>,
     pub(crate) trigger_lateness_seconds: Histogram,
+    pub(crate) store_commit_seconds: Histogram,
+    pub(crate) turns_queued: Gauge,
+    pub(crate) outbound_frames_queued: Gauge,
+    pub(crate) outbound_queue_fullest: Gauge,
+    pub(crate) outbox_open: Gauge,
+    pub(crate) outbox_oldest_seconds: Gauge,
 }
 
 impl Default for Metrics {
@@ -191,6 +202,42 @@ impl Metrics {
                 "trigger_lateness_seconds",
                 "How late triggers fired after their time",
                 seconds(),
+            ),
+            store_commit_seconds: reg(
+                &mut r,
+                "store_commit_seconds",
+                "Durable commits: a sled flush, or a PostgreSQL transaction's COMMIT",
+                commit(),
+            ),
+            turns_queued: reg(
+                &mut r,
+                "turns_queued",
+                "Messages accepted and waiting for their turn, all sockets",
+                Gauge::default(),
+            ),
+            outbound_frames_queued: reg(
+                &mut r,
+                "outbound_frames_queued",
+                "Frames queued for the sockets' writers, all sockets (read at scrape)",
+                Gauge::default(),
+            ),
+            outbound_queue_fullest: reg(
+                &mut r,
+                "outbound_queue_fullest",
+                "Frames queued for the socket with the most waiting (read at scrape)",
+                Gauge::default(),
+            ),
+            outbox_open: reg(
+                &mut r,
+                "outbox_open",
+                "Emails, pushes and webhooks not yet sent or failed for good (read at scrape)",
+                Gauge::default(),
+            ),
+            outbox_oldest_seconds: reg(
+                &mut r,
+                "outbox_oldest_seconds",
+                "Age of the oldest open outbox item, 0 when none (read at scrape)",
+                Gauge::default(),
             ),
             registry: r,
         }

@@ -52,6 +52,7 @@ pub(crate) async fn metrics(State(app): State<App>, headers: HeaderMap) -> Resul
     if app.config.admin_token.is_some() || !app.config.dev_mode() {
         require(&app, &headers)?;
     }
+    sample(&app).await;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -60,6 +61,24 @@ pub(crate) async fn metrics(State(app): State<App>, headers: HeaderMap) -> Resul
         app.metrics.render(),
     )
         .into_response())
+}
+
+/// Sets the gauges read at scrape time: the sockets' queues and the
+/// outbox. A store that cannot answer leaves the outbox gauges as they were
+/// (and says why in the log); `/readyz` reports the store itself.
+async fn sample(app: &App) {
+    let m = &app.metrics;
+    let (queued, fullest) = app.hub.queued_frames();
+    m.outbound_frames_queued.set(i64::try_from(queued).unwrap_or(i64::MAX));
+    m.outbound_queue_fullest.set(i64::try_from(fullest).unwrap_or(i64::MAX));
+    match app.store.outbox_backlog().await {
+        Ok(backlog) => {
+            m.outbox_open.set(i64::try_from(backlog.open).unwrap_or(i64::MAX));
+            let age = backlog.oldest.map_or(0, |t| (app.now() - t).num_seconds().max(0));
+            m.outbox_oldest_seconds.set(age);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the outbox for /metrics"),
+    }
 }
 
 fn user(name: &str) -> Result<UserId, ApiError> {

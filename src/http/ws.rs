@@ -229,7 +229,9 @@ async fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: 
         Ok(ClientFrame::Confirm { proposal_id, accept }) => {
             // Confirmations queue behind running turns, so they see the plan
             // those turns leave.
-            if turns.try_send(Work::Confirm { proposal_id, accept }).is_err() {
+            if turns.try_send(Work::Confirm { proposal_id, accept }).is_ok() {
+                app.metrics.turns_queued.inc();
+            } else {
                 out.send(&ServerFrame::error(
                     ErrorCode::Busy,
                     "still working on your earlier messages; try again shortly",
@@ -265,7 +267,9 @@ async fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: 
                 }
             }
             match turns.try_send(Work::Message { id, text }) {
-                Ok(()) => {}
+                Ok(()) => {
+                    app.metrics.turns_queued.inc();
+                }
                 Err(mpsc::error::TrySendError::Full(Work::Message { id, .. })) => out.send(&ServerFrame::error(
                     ErrorCode::Busy,
                     "still working on your earlier messages; send this again once they are answered",
@@ -284,6 +288,7 @@ async fn handle_text(app: &App, user: &UserId, out: &Outlet, text: &str, turns: 
 async fn turn_loop(app: App, user: UserId, out: Outlet, mut queue: mpsc::Receiver<Work>) {
     let stopping = app.stopping();
     while let Some(work) = stopping.run_until_cancelled(queue.recv()).await.flatten() {
+        app.metrics.turns_queued.dec();
         let lock = app.hub.turn_lock(&user);
         let performed = stopping.run_until_cancelled(async {
             let mut turn = lock.lock().await;
@@ -298,9 +303,11 @@ async fn turn_loop(app: App, user: UserId, out: Outlet, mut queue: mpsc::Receive
             }
         });
         if performed.await.is_none() {
-            return;
+            break;
         }
     }
+    // What a stopping server leaves queued is no longer waiting here.
+    app.metrics.turns_queued.dec_by(i64::try_from(queue.len()).unwrap_or(0));
 }
 
 /// Writes `first`, then what is queued, until the socket closes.

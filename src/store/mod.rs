@@ -316,6 +316,11 @@ pub trait NotificationStore: Send + Sync {
 
     async fn outbox_by_key(&self, key: &str) -> Result<Option<OutboxItem>, StoreError>;
 
+    /// How many outbox items are open (pending, or interrupted while
+    /// sending) and when the oldest of them was made: what `/metrics`
+    /// reports as the outbox's depth and age.
+    async fn outbox_backlog(&self) -> Result<Backlog, StoreError>;
+
     /// Stores a notification made outside a trigger firing (a step the
     /// engine ran or could not run), queued for routing from `at`.
     async fn add_notification(
@@ -528,9 +533,21 @@ pub trait Store:
         None
     }
 
+    /// Times every durable commit from now on into `histogram` (the
+    /// `steward_store_commit_seconds` series).
+    fn time_commits(&self, histogram: prometheus_client::metrics::histogram::Histogram);
+
     /// Whether other processes (instances) may write this store too, so
     /// nothing read earlier can be assumed current.
     fn shared(&self) -> bool;
+}
+
+/// The open part of the outbox ([`NotificationStore::outbox_backlog`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub open: u64,
+    /// When the oldest open item was made.
+    pub oldest: Option<DateTime<Utc>>,
 }
 
 /// What [`Store::prune`] removed.

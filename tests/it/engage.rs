@@ -32,6 +32,9 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
+/// The operator token of the tests that read `/metrics`.
+const ADMIN: &str = "operator-token-for-the-metrics-tests";
+
 async fn app(clock: &ManualClock, mailer: Option<Mailer>, background: bool) -> TestApp {
     app_with(engine(), clock, mailer, background).await
 }
@@ -554,6 +557,7 @@ async fn emails_beyond_a_users_daily_cap_wait_for_the_bucket_and_none_is_lost() 
             c.time_zone = "Europe/Berlin".into();
             c.background = false;
             c.limits.emails_per_day = 2;
+            c.admin_token = Some(ADMIN.to_owned().into());
         })
         .clock(clock.clock())
         .mailer(Mailer::loopback(port, std::time::Duration::from_secs(5)))
@@ -599,13 +603,26 @@ async fn emails_beyond_a_users_daily_cap_wait_for_the_bucket_and_none_is_lost() 
         assert_eq!(item.attempts, 0);
         assert!(item.next_attempt_at >= clock.now() + Duration::hours(11), "{item:?}");
     }
+    // `/metrics` reads the outbox's depth and the age of its oldest item.
+    let outbox = || async {
+        let m = app.metrics(ADMIN).await;
+        (m["steward_outbox_open"], m["steward_outbox_oldest_seconds"])
+    };
+    assert_eq!(outbox().await, (2.0, 0.0));
     // Half a day refills one email; a day, the rest.
     clock.advance(Duration::hours(13));
     notifier.pass().await.unwrap();
     assert_eq!(sink.received().len(), 3);
+    assert_eq!(outbox().await, (1.0, 13.0 * 3600.0), "the one left was made 13 h ago");
     clock.advance(Duration::hours(12));
     notifier.pass().await.unwrap();
     assert_eq!(sink.received().len(), 4);
+    assert_eq!(outbox().await, (0.0, 0.0));
+    let m = app.metrics(ADMIN).await;
+    assert!(
+        m["steward_store_commit_seconds_count"] >= 4.0,
+        "each sending recorded is flushed: {m:?}"
+    );
     assert!(
         statuses()
             .await

@@ -28,6 +28,8 @@ pub enum Reply {
     Garbage,
     /// A stream that ends without a finish_reason.
     Truncated,
+    /// The inner reply, after a pause (a slow model).
+    Slow(std::time::Duration, Box<Reply>),
 }
 
 type Responder = dyn Fn(&Value, usize) -> Reply + Send + Sync;
@@ -111,7 +113,11 @@ async fn complete(State(shared): State<Shared>, body: String) -> Response {
         shared.sizes.lock().unwrap().push(body.len());
         requests.len() - 1
     };
-    let reply = (shared.responder)(&request, n);
+    let mut reply = (shared.responder)(&request, n);
+    while let Reply::Slow(pause, inner) = reply {
+        tokio::time::sleep(pause).await;
+        reply = *inner;
+    }
     let mut sse = String::from(": keep-alive comment\n\n");
     match reply {
         Reply::Text(pieces) => {
@@ -151,6 +157,7 @@ async fn complete(State(shared): State<Shared>, body: String) -> Response {
             return response.body(Body::from(body.to_string())).unwrap();
         }
         Reply::Garbage => sse.push_str("data: this is not json\n\n"),
+        Reply::Slow(..) => unreachable!("unwrapped above"),
         Reply::Truncated => {
             sse.push_str(&chunk(json!({"role": "assistant", "content": "half an ans"}), None));
             return sse_response(sse);

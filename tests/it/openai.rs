@@ -249,3 +249,39 @@ async fn the_model_tokens_a_provider_reports_count_against_a_daily_cap_per_user(
     assert_eq!(m["steward_model_prompt_tokens_total"], 3000.0);
     assert_eq!(m["steward_model_completion_tokens_total"], 30.0);
 }
+
+#[tokio::test]
+async fn messages_waiting_behind_a_slow_model_show_on_metrics_until_answered() {
+    let fake =
+        FakeOpenAi::start(|_, _| Reply::Slow(Duration::from_millis(700), Box::new(Reply::Text(vec!["Noted.".into()]))))
+            .await;
+    let admin = "operator-token-operator-token";
+    let app = TestApp::with(adapter(&fake))
+        .config(|c| c.admin_token = Some(admin.into()))
+        .spawn()
+        .await;
+    let mut ana = app.connect("ana").await;
+    for id in ["q1", "q2", "q3"] {
+        ana.say(id, "hello").await;
+    }
+    // The first is with the model; the other two wait their turn.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = app.metrics(admin).await;
+        if m["steward_turns_queued"] == 2.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never two waiting: {m:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut replies = 0;
+    while replies < 3 {
+        if ana.recv().await["type"] == "reply" {
+            replies += 1;
+        }
+    }
+    let m = app.metrics(admin).await;
+    assert_eq!(m["steward_turns_queued"], 0.0, "{m:?}");
+    assert_eq!(m["steward_outbound_frames_queued"], 0.0, "every frame written: {m:?}");
+    assert_eq!(m["steward_turns_total"], 3.0);
+}

@@ -52,6 +52,32 @@ pub(crate) async fn outbox_rows_are_stored_once_per_idempotency_key_and_due_by_a
     );
 }
 
+pub(crate) async fn the_outbox_backlog_counts_open_rows_and_dates_the_oldest(store: &dyn Store) {
+    assert_eq!(store.outbox_backlog().await.unwrap(), Backlog::default());
+    let u = user(store, "u").await;
+    let now = at("2026-11-23T09:00:00Z");
+    let later = now + Duration::minutes(5);
+    store
+        .enqueue(vec![webhook(&u, "k1", now), webhook(&u, "k2", later)])
+        .await
+        .unwrap();
+    let backlog = |open, oldest| Backlog { open, oldest };
+    assert_eq!(store.outbox_backlog().await.unwrap(), backlog(2, Some(now)));
+    let mut first = store.outbox_by_key("k1").await.unwrap().unwrap();
+    first.status = OutboxStatus::Sent;
+    store.save_outbox(&first).await.unwrap();
+    assert_eq!(store.outbox_backlog().await.unwrap(), backlog(1, Some(later)));
+    // A retry waiting for its next attempt is still open, and still as old.
+    let mut second = store.outbox_by_key("k2").await.unwrap().unwrap();
+    second.attempts = 1;
+    second.next_attempt_at = later + Duration::hours(1);
+    store.save_outbox(&second).await.unwrap();
+    assert_eq!(store.outbox_backlog().await.unwrap(), backlog(1, Some(later)));
+    second.status = OutboxStatus::Failed;
+    store.save_outbox(&second).await.unwrap();
+    assert_eq!(store.outbox_backlog().await.unwrap(), backlog(0, None));
+}
+
 pub(crate) async fn a_routing_decision_is_not_recorded_over_a_notification_shown_meanwhile(store: &dyn Store) {
     let u = user(store, "u").await;
     let due = at("2026-11-23T09:00:00Z");

@@ -9,7 +9,7 @@
 //! listing, and the exactly-once records (a proposal accepted once, a
 //! trigger fired once, an outbox row per idempotency key).
 
-use super::{Accepted, Derived, DigestCursor, Firing, NotificationDraft, Store, StoreError};
+use super::{Accepted, Backlog, Derived, DigestCursor, Firing, NotificationDraft, Store, StoreError};
 use crate::conversation::{Entry, Message};
 use crate::notification::{NotificationKind, OutboxItem, OutboxStatus, Payload, PushSubscription};
 use crate::plan::{Actor, Change, HistoryEntry, Plan, PlanId, Step};
@@ -45,6 +45,7 @@ macro_rules! suite {
             a_firing_writes_its_notifications_outbox_rows_and_next_occurrence_together,
             the_digest_cursor_moves_only_with_a_stored_digest,
             outbox_rows_are_stored_once_per_idempotency_key_and_due_by_attempt_time,
+            the_outbox_backlog_counts_open_rows_and_dates_the_oldest,
             a_routing_decision_is_not_recorded_over_a_notification_shown_meanwhile,
             preferences_save_only_while_the_armed_digest_is_unchanged,
             a_push_endpoint_belongs_to_the_user_who_subscribed_it_last,

@@ -96,6 +96,8 @@ struct Inner {
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     timer_signal: Arc<tokio::sync::Notify>,
     work_signal: Arc<tokio::sync::Notify>,
+    /// Where each COMMIT's time goes (`steward_store_commit_seconds`).
+    commit_seconds: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
 }
 
 /// Why a step of a write failed: a database error (which may be worth a
@@ -185,11 +187,12 @@ macro_rules! transact {
                 async { $body }.await
             };
             let done = match done {
-                Ok(value) => transaction
-                    .commit()
-                    .await
-                    .map(|()| value)
-                    .map_err($crate::store::postgres::Fail::Pg),
+                Ok(value) => {
+                    let started = std::time::Instant::now();
+                    let committed = transaction.commit().await;
+                    store.observe_commit(started.elapsed());
+                    committed.map(|()| value).map_err($crate::store::postgres::Fail::Pg)
+                }
                 Err(e) => Err(e), // dropped: rolled back
             };
             match done {
@@ -326,10 +329,18 @@ impl PostgresStore {
                 tls,
                 timer_signal: Arc::new(tokio::sync::Notify::new()),
                 work_signal: Arc::new(tokio::sync::Notify::new()),
+                commit_seconds: std::sync::OnceLock::new(),
             }),
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Records a COMMIT's time, once metrics are attached.
+    pub(super) fn observe_commit(&self, took: Duration) {
+        if let Some(h) = self.inner.commit_seconds.get() {
+            h.observe(took.as_secs_f64());
+        }
     }
 
     /// A pooled connection.
@@ -438,6 +449,10 @@ impl Store for PostgresStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn time_commits(&self, histogram: prometheus_client::metrics::histogram::Histogram) {
+        let _ = self.inner.commit_seconds.set(histogram);
     }
 }
 

@@ -5,7 +5,7 @@
 use super::{Fail, PostgresStore, big, decode, exec, ms, row, rows, seq_of, transact};
 use crate::conversation::Entry;
 use crate::notification::{Notification, OutboxItem};
-use crate::store::{NotificationDraft, NotificationStore, StoreError};
+use crate::store::{Backlog, NotificationDraft, NotificationStore, StoreError};
 use crate::user::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -282,6 +282,25 @@ impl NotificationStore for PostgresStore {
         let client = self.client().await?;
         let found = row(&client, "SELECT body FROM outbox WHERE key = $1", &[&key]).await?;
         Ok(found.map(|r| decode("outbox", &r, "body")).transpose()?)
+    }
+
+    async fn outbox_backlog(&self) -> Result<Backlog, StoreError> {
+        let client = self.client().await?;
+        let found = row(
+            &client,
+            "SELECT count(*), min(created_ms) FROM (SELECT (extract(epoch FROM (body->>'created_at')::timestamptz) * 1000)::bigint AS created_ms FROM outbox WHERE open) o",
+            &[],
+        )
+        .await?;
+        let Some(found) = found else {
+            return Ok(Backlog::default());
+        };
+        let open: i64 = found.try_get(0).map_err(Fail::from)?;
+        let oldest: Option<i64> = found.try_get(1).map_err(Fail::from)?;
+        Ok(Backlog {
+            open: u64::try_from(open).unwrap_or(0),
+            oldest: oldest.and_then(DateTime::from_timestamp_millis),
+        })
     }
 
     async fn add_notification(

@@ -89,6 +89,8 @@ struct Inner {
     broken: std::sync::OnceLock<String>,
     /// Whether the census says "running" since this process first wrote.
     census_unclean: std::sync::atomic::AtomicBool,
+    /// Where each flush's time goes (`steward_store_commit_seconds`).
+    commit_seconds: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
     flush_lock: Arc<tokio::sync::Mutex<()>>,
     /// Held (shared) by blocking work that outlives its caller's future (a
     /// flush whose caller stopped waiting, a prune); [`Store::quiesce`]
@@ -164,6 +166,7 @@ impl SledStore {
                 dir: dir.to_owned(),
                 census_unclean: std::sync::atomic::AtomicBool::new(false),
                 broken: std::sync::OnceLock::new(),
+                commit_seconds: std::sync::OnceLock::new(),
                 flush_lock: Arc::new(tokio::sync::Mutex::new(())),
                 background: Arc::new(tokio::sync::RwLock::new(())),
                 memory: Memory::default(),
@@ -195,9 +198,13 @@ impl SledStore {
         // find their write flushed instead of flushing again.
         tokio::task::spawn_blocking(move || {
             integrity::mark_running(&shared);
+            let started = std::time::Instant::now();
             let flushed = shared.db.flush();
             match &flushed {
                 Ok(_) => {
+                    if let Some(h) = shared.commit_seconds.get() {
+                        h.observe(started.elapsed().as_secs_f64());
+                    }
                     shared.flushes.fetch_add(1, Ordering::Relaxed);
                     shared.flushed.fetch_max(covers, Ordering::SeqCst);
                 }
@@ -292,6 +299,10 @@ impl Store for SledStore {
 
     fn shared(&self) -> bool {
         false // the data directory's lock keeps other processes out
+    }
+
+    fn time_commits(&self, histogram: prometheus_client::metrics::histogram::Histogram) {
+        let _ = self.inner.commit_seconds.set(histogram);
     }
 
     async fn broken(&self) -> Option<String> {

@@ -7,7 +7,7 @@ use super::triggers::{FIRED, FiredRecord};
 use super::{SledStore, TxResult, abort, backend, dec, decode, enc, finish, keys, ms, number, seq_of};
 use crate::conversation::Entry;
 use crate::notification::{Notification, OutboxItem, OutboxStatus};
-use crate::store::{NotificationDraft, NotificationStore, Pruned, StoreError};
+use crate::store::{Backlog, NotificationDraft, NotificationStore, Pruned, StoreError};
 use crate::user::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -290,6 +290,24 @@ impl NotificationStore for SledStore {
             Some(v) => decode("notify", &v).map(Some),
             None => Ok(None),
         }
+    }
+
+    async fn outbox_backlog(&self) -> Result<Backlog, StoreError> {
+        self.blocking(|inner| {
+            let notify = &inner.notify;
+            let mut backlog = Backlog::default();
+            for k in notify.scan_prefix([WORK]).keys() {
+                let k = k.map_err(backend)?;
+                let seq = number("notify", &k[k.len().saturating_sub(8)..])?;
+                if let Some(v) = notify.get(outbox_key(seq)).map_err(backend)? {
+                    let item: OutboxItem = decode("notify", &v)?;
+                    backlog.open += 1;
+                    backlog.oldest = Some(backlog.oldest.map_or(item.created_at, |o| o.min(item.created_at)));
+                }
+            }
+            Ok(backlog)
+        })
+        .await
     }
 
     async fn add_notification(
