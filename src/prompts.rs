@@ -55,7 +55,7 @@ impl Prompts {
         prompts.system(&Facts {
             plans: &[],
             finished: &[],
-            summary: Some("- Mon Nov 30 09:00: the person said \"hi\""),
+            summary: Some("- Mon Nov 30 09:00 person: \"hi\""),
             now: Utc::now().with_timezone(&chrono_tz::UTC),
         })?;
         prompts.notification("due_soon", "“Order laptop” is due tomorrow at 09:00.")?;
@@ -148,14 +148,14 @@ mod tests {
             let text = prompts.system(&Facts {
                 plans,
                 finished: std::slice::from_ref(&done),
-                summary: Some("- Sun Nov 22 10:00: the person said \"hi\""),
+                summary: Some("- Sun Nov 22 10:00 person: \"hi\""),
                 now: local,
             });
             text.unwrap()
         };
         let text = facts(&[plan]);
         assert!(
-            text.contains("Now: Sunday 2026-11-22 11:00 in Europe/Berlin (UTC+01:00), the person's time zone."),
+            text.contains("Now: Sunday 2026-11-22 11:00 in Europe/Berlin (UTC+01:00), the person's zone; read and write dates in it."),
             "{text}"
         );
         assert!(
@@ -167,7 +167,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("## Earlier in this conversation\n- Sun Nov 22 10:00: the person said \"hi\"\n"),
+            text.contains("## Earlier\n- Sun Nov 22 10:00 person: \"hi\"\n"),
             "{text}"
         );
         assert_eq!(text, facts(&[prompts_plan(now)]));

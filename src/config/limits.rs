@@ -76,7 +76,7 @@ impl Default for Limits {
             requests_per_minute: 600,
             requests_per_minute_per_ip: 1200,
             history_messages: 80,
-            history_turns: 3,
+            history_turns: 2,
             max_answer_chars: 8000,
             max_active_plans: 50,
             max_body_bytes: 256 * 1024,

@@ -87,7 +87,10 @@ pub(crate) fn thread(entries: &[Entry]) -> Vec<ThreadItem> {
                         proposal_id: id.to_owned(),
                     });
                 } else if name == "show_plan"
-                    && let Some(id) = value.pointer("/plan/id").and_then(|v| v.as_str())
+                    // `plan_id`; `plan.id` in transcripts stored before.
+                    && let Some(id) = ["/plan_id", "/plan/id"]
+                        .iter()
+                        .find_map(|at| value.pointer(at).and_then(|v| v.as_str()))
                 {
                     cards.push(ThreadItem::Plan {
                         at,
@@ -198,7 +201,10 @@ mod tests {
                 tool_calls: vec![call("c")],
                 notification: None,
             }),
-            tool("show_plan", r#"{"plan":{"id":"p1"},"next_step":null}"#),
+            tool(
+                "show_plan",
+                r#"{"plan_id":"p1","plan":"in the system prompt","next_step":null}"#,
+            ),
             tool("update_plan", r#"{"ok":true,"plan_id":"p1"}"#),
             tool("plan_from_template", r#"{"ok":true,"proposal":{"id":"r2"}}"#),
             tool("show_plan", "not json"),

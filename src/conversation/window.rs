@@ -14,9 +14,11 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 /// Summary lines kept (the oldest go first).
-pub const MAX_SUMMARY_LINES: usize = 6;
-/// Characters of a message quoted in a summary line.
+pub const MAX_SUMMARY_LINES: usize = 4;
+/// Characters of the person's message quoted in a summary line.
 const QUOTED_CHARS: usize = 60;
+/// Characters of steward's answer quoted in a summary line.
+const ANSWER_CHARS: usize = 40;
 /// Tool arguments and results longer than this, in turns before the
 /// current one, are replaced by a note.
 const OLD_PART_BYTES: usize = 200;
@@ -79,20 +81,19 @@ fn line(turn: &[Entry], zone: Tz) -> String {
     let mut answer = String::new();
     for entry in turn {
         match &entry.message {
-            Message::User { text, .. } => said = clip(text),
+            Message::User { text, .. } => said = clip(text, QUOTED_CHARS),
             Message::Assistant { text, tool_calls, .. } => {
                 calls.extend(tool_calls.iter().map(|c| (c.id.clone(), c.name.clone())));
                 if !text.trim().is_empty() {
-                    answer = clip(text);
+                    answer = clip(text, ANSWER_CHARS);
                 }
             }
             Message::Tool { call_id, content, .. } => {
                 if let Some((_, name)) = calls.iter_mut().find(|(id, _)| id == call_id) {
-                    name.push_str(if content.starts_with("{\"error\"") {
-                        " (refused)"
-                    } else {
-                        " (ok)"
-                    });
+                    // A call that is not marked went through.
+                    if content.starts_with("{\"error\"") {
+                        name.push_str(" (refused)");
+                    }
                 }
             }
         }
@@ -102,21 +103,21 @@ fn line(turn: &[Entry], zone: Tz) -> String {
         .first()
         .map(|e| e.at.with_timezone(&zone).format("%a %b %-d %H:%M").to_string())
         .unwrap_or_default();
-    let mut out = format!("- {at}: the person said {}", render::quoted(&said));
+    let mut out = format!("- {at} person: {}", render::quoted(&said));
     if !calls.is_empty() {
-        out.push_str("; steward called ");
+        out.push_str(" → ");
         out.push_str(&calls.join(", "));
     }
     if !answer.is_empty() {
-        out.push_str("; steward answered ");
+        out.push_str(" → steward: ");
         out.push_str(&render::quoted(&answer));
     }
     out
 }
 
-fn clip(text: &str) -> String {
+fn clip(text: &str, chars: usize) -> String {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match text.char_indices().nth(QUOTED_CHARS) {
+    match text.char_indices().nth(chars) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
     }
@@ -282,10 +283,9 @@ mod tests {
         assert_eq!(
             summary.lines,
             [
-                "- Tue Nov 24 10:01: the person said \"I ordered the laptop\"; steward called update_plan (refused); \
-                 steward answered \"That was refused.\"",
-                "- Tue Nov 24 10:02: the person said \"show my plan\"; steward called update_plan (ok); \
-                 steward answered \"Here it is.\"",
+                "- Tue Nov 24 10:01 person: \"I ordered the laptop\" → update_plan (refused) → \
+                 steward: \"That was refused.\"",
+                "- Tue Nov 24 10:02 person: \"show my plan\" → update_plan → steward: \"Here it is.\"",
             ]
         );
         assert_eq!(summary.through, Some(at(2)));
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(more.lines.len(), MAX_SUMMARY_LINES);
         assert_eq!(
             more.lines.last().unwrap(),
-            "- Tue Nov 24 10:03: the person said \"a b \\\"c\\\"\""
+            "- Tue Nov 24 10:03 person: \"a b \\\"c\\\"\""
         );
     }
 }

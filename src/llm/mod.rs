@@ -21,7 +21,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolSpec {
     pub name: &'static str,
-    pub(crate) description: &'static str,
+    pub(crate) description: std::borrow::Cow<'static, str>,
     pub(crate) parameters: serde_json::Value,
 }
 

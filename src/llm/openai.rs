@@ -90,8 +90,8 @@ impl OpenAiModel {
             "messages": messages,
         });
         if !tools.is_empty() {
+            // `tool_choice` is left out: `auto` is the default with tools.
             body["tools"] = Value::from(tools);
-            body["tool_choice"] = Value::from("auto");
         }
         if let Some(t) = self.temperature {
             body["temperature"] = Value::from(t);

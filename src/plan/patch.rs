@@ -7,24 +7,24 @@ use super::{Change, Plan, PlanStatus, Step, StepStatus, ToolBinding};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// One operation of an `update_plan` patch.
+// One operation of an `update_plan` patch (a comment: the model's schema
+// lists the operations itself).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
-    /// Appended, or right after `after`.
+    // Appended, or right after `after`.
     AddStep {
-        /// a-z 0-9 _ -; generated if absent.
+        // a-z 0-9 _ -; generated if absent (refusals say so).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         title: String,
-        /// Step ids to complete first.
+        // Step ids first.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         depends_on: Vec<String>,
         /// RFC 3339 or YYYY-MM-DD (09:00 in the user's zone).
         #[serde(default, deserialize_with = "due_opt", skip_serializing_if = "Option::is_none")]
         #[schemars(with = "Option<String>")]
         due_at: Option<DateTime<Utc>>,
-        /// A step id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,13 +32,12 @@ pub enum Op {
         /// Confirmed by the user before it first runs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tool: Option<ToolBinding>,
-        /// A step id in depends_on this step checks; failing reopens it.
+        // A step in depends_on it verifies.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         checks: Option<String>,
     },
-    /// Absent fields stay.
+    // Absent fields stay.
     UpdateStep {
-        /// A step id.
         step: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         title: Option<String>,
@@ -48,35 +47,35 @@ pub enum Op {
         #[serde(default, deserialize_with = "due_clearable", skip_serializing_if = "Option::is_none")]
         #[schemars(with = "Option<String>")]
         due_at: Option<Option<DateTime<Utc>>>,
-        /// What the step produced.
+        // What the step produced.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         result: Option<String>,
     },
     RemoveStep {
         step: String,
     },
-    /// Every step id once.
+    // Every step id once.
     Reorder {
         order: Vec<String>,
     },
     SetStatus {
         step: String,
         status: StepStatus,
-        /// What the step produced.
+        // What the step produced.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         result: Option<String>,
     },
     RenamePlan {
         title: String,
     },
-    /// Steps keep their statuses.
+    // Steps keep their statuses.
     CancelPlan {},
-    /// A done or failed step (and its checks) back to pending.
+    // A done or failed step (and its checks) back to pending.
     // Refused while a step that waits on it (other than its checks) is in
     // progress or done: that work was built on what would be undone.
     Reopen {
         step: String,
-        /// Kept as the step's result.
+        // Kept as the step's result.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },

@@ -10,12 +10,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SnapshotItem {
-    /// The step's title.
+    // The step's title (the tool's description says so).
     pub(crate) step: String,
     pub(crate) status: SnapshotStatus,
 }
 
-/// Snapshot statuses: the three a Codex-style plan knows.
+// Snapshot statuses: the three a Codex-style plan knows (a comment, not
+// a doc: the model reads the enum itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum SnapshotStatus {

@@ -280,14 +280,12 @@ impl Templates {
     /// The template catalogue for the system prompt: one line per kind with
     /// its slots (* = required). The slots' types live in the schema of
     /// `plan_from_template`, so they are not repeated here.
+    /// One line per kind with its required slots: the optional ones are
+    /// in `plan_from_template`'s schema, sent when that tool is offered.
     pub(crate) fn prompt_section(&self) -> String {
         let mut out = String::new();
         for t in &self.all {
-            let slots: Vec<String> = t
-                .slots
-                .iter()
-                .map(|s| format!("{}{}", s.name, if s.required { "*" } else { "" }))
-                .collect();
+            let slots: Vec<&str> = t.slots.iter().filter(|s| s.required).map(|s| s.name.as_str()).collect();
             out.push_str(&format!("{}: {}\n", t.kind, slots.join(", ")));
         }
         out

@@ -59,7 +59,8 @@ impl Serialize for Listed {
 #[async_trait]
 impl Tool for ListPlans {
     const NAME: &'static str = "list_plans";
-    const DESCRIPTION: &'static str = "The user's plans: id, title, status, progress, next step.";
+    const DESCRIPTION: &'static str = "Every plan, closed ones too, with progress and next step.";
+    const HINT: &'static str = "closed ones too";
     type Args = Args;
     type Output = Listed;
 

@@ -7,6 +7,7 @@
 //! arguments and reads their typed outputs.
 
 pub(crate) mod list_plans;
+pub(crate) mod load_tools;
 pub(crate) mod plan_from_template;
 pub(crate) mod plan_history;
 pub(crate) mod remind;
@@ -87,6 +88,9 @@ impl From<crate::plan::PlanError> for ToolError {
 pub(crate) trait Tool: Send + Sync + 'static {
     const NAME: &'static str;
     const DESCRIPTION: &'static str;
+    /// A few words beside the name in `load_tools`' list, where the name
+    /// alone does not say what the tool does.
+    const HINT: &'static str = "";
     type Args: DeserializeOwned + JsonSchema + Send;
     type Output: Serialize + Send;
 
@@ -94,6 +98,11 @@ pub(crate) trait Tool: Send + Sync + 'static {
     fn parameters(&self) -> Value {
         schema_for::<Self::Args>()
     }
+
+    /// Trims what the model is sent of the (compact) schema: fields the
+    /// server takes that the tool's description covers in a few words.
+    /// The arguments are still held to the whole schema.
+    fn model_view(&self, _schema: &mut Value) {}
 
     /// Adjusts the raw arguments for the session before they are read
     /// (a bare date is a day in the user's zone, not in UTC).
@@ -124,11 +133,18 @@ pub(crate) fn schema_for<T: JsonSchema>() -> Value {
 /// `null` is dropped from its types unless its description gives `null` a
 /// meaning; a `oneOf` of variants told apart by one constant field (the
 /// plan operations) is sent as one object whose description says which
-/// fields each variant takes. The full schema stays what arguments are
-/// held to.
+/// fields each variant takes, its plain string fields named there only.
+/// An enum goes without its type, `additionalProperties` without a value.
+/// The full schema stays what arguments are held to.
 pub(crate) fn compact_schema(schema: &Value) -> Value {
     if let Some(flat) = flatten_tagged(schema) {
-        return compact_schema(&flat);
+        let mut flat = compact_schema(&flat);
+        // The description names every field: a plain string field need not
+        // be spelled out again (unlisted fields are allowed).
+        if let Some(Value::Object(props)) = flat.get_mut("properties") {
+            props.retain(|_, p| p != &json!({"type": "string"}));
+        }
+        return flat;
     }
     let null_means_something = schema
         .get("description")
@@ -150,7 +166,13 @@ pub(crate) fn compact_schema(schema: &Value) -> Value {
         Value::Object(map) => {
             let mut out = serde_json::Map::with_capacity(map.len());
             for (key, value) in map {
-                if DROPPED.contains(&key.as_str()) || (key == "additionalProperties" && value == &Value::Bool(false)) {
+                // `additionalProperties` either way: the server refuses
+                // unknown fields itself (false), or it is the default (true).
+                // An enum says the type.
+                if DROPPED.contains(&key.as_str())
+                    || (key == "additionalProperties" && value.is_boolean())
+                    || (key == "type" && map.contains_key("enum"))
+                {
                     continue;
                 }
                 let value = match (key.as_str(), value) {
@@ -242,16 +264,24 @@ fn flatten_tagged(schema: &Value) -> Option<Value> {
             .and_then(Value::as_str)
             .map(|d| format!(" ({d})"))
             .unwrap_or_default();
-        lines.push(format!("{}: {}{about}", tag.as_str()?, names.join(", ")));
+        let tag = tag.as_str()?;
+        lines.push(match names.is_empty() {
+            true => format!("{tag}{about}"),
+            false => format!("{tag}: {}{about}", names.join(", ")),
+        });
     }
     merged.insert(
         field.clone(),
         json!({"enum": tags.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>()}),
     );
-    let intro = schema.get("description").and_then(Value::as_str).unwrap_or("One of");
+    let intro = schema
+        .get("description")
+        .and_then(Value::as_str)
+        .map(|d| format!("{d} "))
+        .unwrap_or_default();
     Some(json!({
         "type": "object",
-        "description": format!("{intro} Fields by {field}: {}.", lines.join("; ")),
+        "description": format!("{intro}Fields by {field} (strings unless below): {}.", lines.join("; ")),
         "properties": merged,
         "required": [field],
     }))
@@ -277,6 +307,7 @@ impl<T: Tool> Callable for T {
 
 struct Entry {
     spec: ToolSpec,
+    hint: &'static str,
     tool: Box<dyn Callable>,
 }
 
@@ -284,7 +315,13 @@ struct Entry {
 pub struct Registry {
     tools: Vec<Entry>,
     specs: Arc<[ToolSpec]>,
+    /// The specs of each set of tools offered so far, built once each.
+    offers: std::sync::Mutex<std::collections::HashMap<u32, Arc<[ToolSpec]>>>,
 }
+
+/// Some of the registry's tools, by position: what one model call offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Offer(u32);
 
 /// The outcome of one tool call as the model will read it.
 pub struct ToolOutput {
@@ -293,13 +330,16 @@ pub struct ToolOutput {
 
 impl Registry {
     fn with<T: Tool>(mut self, tool: T) -> Registry {
+        let mut parameters = compact_schema(&tool.parameters());
+        tool.model_view(&mut parameters);
         let spec = ToolSpec {
             name: T::NAME,
-            description: T::DESCRIPTION,
-            parameters: compact_schema(&tool.parameters()),
+            description: T::DESCRIPTION.into(),
+            parameters,
         };
         self.tools.push(Entry {
             spec,
+            hint: T::HINT,
             tool: Box::new(tool),
         });
         self
@@ -308,6 +348,38 @@ impl Registry {
     /// Every tool's spec, in registry order (shared, built once).
     pub(crate) fn specs(&self) -> Arc<[ToolSpec]> {
         self.specs.clone()
+    }
+
+    /// The tools offered on every call ([`load_tools::ALWAYS`]).
+    pub(crate) fn always(&self) -> Offer {
+        self.offer(Offer::default(), load_tools::ALWAYS)
+    }
+
+    /// `offer` and the tools named; names of no tool are passed over.
+    pub(crate) fn offer<'a>(&self, offer: Offer, names: impl IntoIterator<Item = &'a str>) -> Offer {
+        names.into_iter().fold(offer, |Offer(mask), name| {
+            match self.tools.iter().position(|t| t.spec.name == name) {
+                Some(at) => Offer(mask | 1 << at),
+                None => Offer(mask),
+            }
+        })
+    }
+
+    /// The specs of the tools in `offer`, in registry order (shared, built
+    /// once per set).
+    pub(crate) fn specs_for(&self, Offer(mask): Offer) -> Arc<[ToolSpec]> {
+        let mut offers = self.offers.lock().unwrap_or_else(|p| p.into_inner());
+        offers
+            .entry(mask)
+            .or_insert_with(|| {
+                self.specs
+                    .iter()
+                    .enumerate()
+                    .filter(|(at, _)| mask & 1 << at != 0)
+                    .map(|(_, spec)| spec.clone())
+                    .collect()
+            })
+            .clone()
     }
 
     /// Runs one call for the session's user. Problems the model can fix come
@@ -357,8 +429,12 @@ pub(crate) fn registry(templates: Arc<Templates>, actions: &Actions) -> Registry
     let mut registry = Registry {
         tools: Vec::new(),
         specs: Arc::new([]),
+        offers: Default::default(),
     }
     .with(update_plan::UpdatePlan)
+    .with(load_tools::LoadTools {
+        step_tools: actions.catalog(),
+    })
     .with(show_plan::ShowPlan)
     .with(list_plans::ListPlans)
     .with(plan_history::PlanHistory)
@@ -374,9 +450,29 @@ pub(crate) fn registry(templates: Arc<Templates>, actions: &Actions) -> Registry
         NAMES.iter().copied().collect(),
         "NAMES lists exactly the registry's tools"
     );
-    let catalog = actions.catalog();
     for entry in &mut registry.tools {
-        describe_bindings(&mut entry.spec.parameters, &catalog);
+        describe_bindings(&mut entry.spec.parameters);
+    }
+    let others: Vec<String> = registry
+        .tools
+        .iter()
+        .filter(|t| !load_tools::ALWAYS.contains(&t.spec.name))
+        .map(|t| match t.hint {
+            "" => t.spec.name.to_owned(),
+            hint => format!("{} ({hint})", t.spec.name),
+        })
+        .collect();
+    if let Some(entry) = registry
+        .tools
+        .iter_mut()
+        .find(|t| t.spec.name == load_tools::LoadTools::NAME)
+    {
+        entry.spec.description = format!(
+            "More tools, offered from your next call on: {}; {} (what a step can be bound to).",
+            others.join(", "),
+            load_tools::STEP_TOOLS
+        )
+        .into();
     }
     let specs = registry.tools.iter().map(|t| t.spec.clone()).collect();
     Registry { specs, ..registry }
@@ -385,6 +481,7 @@ pub(crate) fn registry(templates: Arc<Templates>, actions: &Actions) -> Registry
 /// The names of the model's own tools: a declared tool may not take one.
 pub(crate) const NAMES: &[&str] = &[
     "update_plan",
+    "load_tools",
     "show_plan",
     "list_plans",
     "plan_history",
@@ -395,33 +492,38 @@ pub(crate) const NAMES: &[&str] = &[
     "set_preferences",
 ];
 
-/// Tells the model, where a step takes a `tool` binding, which tools there
-/// are (the registry's one list) and what each takes.
-fn describe_bindings(schema: &mut Value, catalog: &str) {
+/// Tells the model, where a step takes a `tool` binding, where to find
+/// the tools there are (`load_tools` with `step_tools` answers with the
+/// one list and what each takes).
+fn describe_bindings(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
             if let Some(Value::Object(props)) = map.get_mut("properties")
                 && let Some(Value::Object(tool)) = props.get_mut("tool")
             {
+                if let Some(Value::Object(name)) = tool.get_mut("properties").and_then(|p| p.get_mut("name")) {
+                    name.remove("description");
+                }
                 tool.insert(
                     "description".into(),
                     Value::from(format!(
-                        "Run when ready, after the user's yes: {{name, args}}. Tools: {catalog}"
+                        "{{name, args}}, run when ready after the user's yes; load_tools {} lists them",
+                        load_tools::STEP_TOOLS
                     )),
                 );
             }
             for value in map.values_mut() {
-                describe_bindings(value, catalog);
+                describe_bindings(value);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| describe_bindings(v, catalog)),
+        Value::Array(items) => items.iter_mut().for_each(describe_bindings),
         _ => {}
     }
 }
 
 /// What a tool result says instead of repeating a plan: every model call
 /// renders the plans as they are now into its system prompt.
-pub(crate) const SEE_PROMPT: &str = "as it is now in the system prompt";
+pub(crate) const SEE_PROMPT: &str = "in the system prompt";
 
 pub(crate) fn error_output(message: &str, current: Option<&Plan>) -> ToolOutput {
     let mut value = json!({"error": message});

@@ -120,8 +120,7 @@ fn check_slot(template: &Template, name: &str, value: &Value) -> Result<Value, S
 #[async_trait]
 impl Tool for PlanFromTemplate {
     const NAME: &'static str = "plan_from_template";
-    const DESCRIPTION: &'static str =
-        "Propose a plan from a goal template: its kind and slots, dates in the person's zone.";
+    const DESCRIPTION: &'static str = "Propose a plan from a goal template (kind, slots; dates in the person's zone).";
     type Args = Args;
     type Output = PlanResult;
 

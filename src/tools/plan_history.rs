@@ -40,7 +40,7 @@ pub(crate) struct Line {
 #[async_trait]
 impl Tool for PlanHistory {
     const NAME: &'static str = "plan_history";
-    const DESCRIPTION: &'static str = "A plan's changes, newest first: when, who, why, what.";
+    const DESCRIPTION: &'static str = "A plan's changes, newest first.";
     type Args = Args;
     type Output = History;
 

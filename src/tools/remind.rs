@@ -89,7 +89,7 @@ impl Serialize for Reminded {
 #[async_trait]
 impl Tool for Remind {
     const NAME: &'static str = "remind";
-    const DESCRIPTION: &'static str = "Remind the person at a time they asked for (chat, push or email).";
+    const DESCRIPTION: &'static str = "Remind the person at a time they asked for.";
     type Args = Args;
     type Output = Reminded;
 

@@ -71,8 +71,8 @@ impl Serialize for Saved {
 #[async_trait]
 impl Tool for SetPreferences {
     const NAME: &'static str = "set_preferences";
-    const DESCRIPTION: &'static str =
-        "Set the digest email, quiet hours, time zone and channels (the email address is set in the widget).";
+    const DESCRIPTION: &'static str = "Digest email, quiet hours, time zone, channels (not the address).";
+    const HINT: &'static str = "digest, quiet hours, zone, channels";
     type Args = Args;
     type Output = Saved;
 

@@ -253,6 +253,7 @@ fn the_registry_lists_each_tool_once_with_an_object_schema() {
         names,
         [
             "update_plan",
+            "load_tools",
             "show_plan",
             "list_plans",
             "plan_history",

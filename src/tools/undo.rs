@@ -67,7 +67,7 @@ impl Serialize for UndoResult {
 #[async_trait]
 impl Tool for Undo {
     const NAME: &'static str = "undo";
-    const DESCRIPTION: &'static str = "Undo the newest change to a plan, only when the user asks.";
+    const DESCRIPTION: &'static str = "Undo a plan's newest change, only when asked.";
     type Args = Args;
     type Output = UndoResult;
 
@@ -81,7 +81,7 @@ impl Tool for Undo {
 #[async_trait]
 impl Tool for Redo {
     const NAME: &'static str = "redo";
-    const DESCRIPTION: &'static str = "Put back the newest undone change to a plan, only when the user asks.";
+    const DESCRIPTION: &'static str = "Redo a plan's newest undone change, only when asked.";
     type Args = Args;
     type Output = UndoResult;
 

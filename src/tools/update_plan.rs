@@ -7,7 +7,7 @@
 //! Everything is validated before anything is written; a refused change
 //! leaves the plan as it was and tells the model exactly why.
 
-use super::{SEE_PROMPT, Tool, ToolContext, ToolError};
+use super::{Tool, ToolContext, ToolError};
 use crate::plan::PlanMode;
 use crate::plan::snapshot::SnapshotItem;
 use crate::plan::{Objective, Op, PlanId, PlanStatus};
@@ -21,32 +21,30 @@ pub(crate) struct UpdatePlan;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// The fields the tool's description names carry no description of their
+// own: the model reads every byte of this schema on every call.
 pub(crate) struct Args {
-    /// Omit to create a plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) plan_id: Option<PlanId>,
-    /// The plan's version in the system prompt; required with plan_id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) expected_version: Option<u64>,
-    /// A new plan's title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) title: Option<String>,
-    /// A new plan's goal, one sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) goal: Option<String>,
-    /// A new plan's template kind (or custom) and slots.
+    // {kind, slots}
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub(crate) objective: Option<Objective>,
-    /// A new plan's mode (orchestrated: tool steps run in parallel).
+    /// orchestrated: tool steps run in parallel
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) mode: Option<PlanMode>,
-    /// Why; kept in the plan history.
+    // Why (kept in the history).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) explanation: Option<String>,
-    /// Applied in order, all or nothing.
+    // Applied in order, all or nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) ops: Option<Vec<Op>>,
-    /// Snapshot form instead of ops: every step, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) plan: Option<Vec<SnapshotItem>>,
 }
@@ -58,12 +56,11 @@ pub struct PlanResult(pub Applied);
 #[derive(Serialize)]
 struct ChangedView {
     ok: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     created: bool,
     plan_id: PlanId,
     version: u64,
     status: PlanStatus,
-    /// Where to read the plan: it is not repeated here.
-    plan: &'static str,
 }
 
 #[derive(Serialize)]
@@ -91,7 +88,6 @@ impl Serialize for PlanResult {
                 plan_id: plan.id,
                 version: plan.version,
                 status: plan.status,
-                plan: SEE_PROMPT,
             }
             .serialize(s),
             Applied::Unchanged { plan } => UnchangedView {
@@ -115,9 +111,21 @@ impl Serialize for PlanResult {
 #[async_trait]
 impl Tool for UpdatePlan {
     const NAME: &'static str = "update_plan";
-    const DESCRIPTION: &'static str = "Create or change a plan: plan_id, expected_version, explanation and ops (or plan, a snapshot matched by step title). Without plan_id it creates one from title, goal and ops.";
+    const DESCRIPTION: &'static str = "Change a plan: plan_id, expected_version (as shown), explanation (why), ops. Without plan_id: a new plan (title, goal, ops, mode). Or plan: a snapshot, every step as {step: title, status}.";
     type Args = Args;
     type Output = PlanResult;
+
+    /// The snapshot form and a new plan's objective are told in the
+    /// description (and checked by the server), not spelled out.
+    fn model_view(&self, schema: &mut serde_json::Value) {
+        if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+            props.remove("plan");
+            props.remove("objective");
+            if let Some(id) = props.get_mut("plan_id").and_then(|p| p.as_object_mut()) {
+                id.remove("description");
+            }
+        }
+    }
 
     /// A bare `YYYY-MM-DD` due date means 09:00 that day in the user's
     /// zone (the system prompt tells the model so); RFC 3339 stays as sent.

@@ -11,12 +11,12 @@ use crate::conversation::Message;
 use crate::events::{Event, Publisher};
 use crate::hub::{Hub, Outlet, TurnState};
 use crate::interpreter::{Interpretation, interpret_in};
-use crate::llm::{ChatModel, ModelError, ModelRequest, RetryPolicy, complete_with_retry};
+use crate::llm::{ChatModel, ModelError, RetryPolicy};
 use crate::offline::{OfflineEngine, Step};
 use crate::plan::{Actor, Plan, PlanStatus, render};
 use crate::planner::templates::Templates;
 use crate::prompts::PromptError;
-use crate::prompts::{Facts, Prompts};
+use crate::prompts::Prompts;
 use crate::proposal::{Action, ProposalStatus};
 use crate::protocol::{ErrorCode, ServerFrame};
 use crate::service::{Decision, Failure, Service, ServiceError, Session};
@@ -33,9 +33,10 @@ use tracing::Instrument;
 
 mod answer;
 mod deltas;
+mod model;
+mod offer;
 mod quota;
 mod transcript;
-use answer::{bounded, recorded};
 use transcript::Transcript;
 
 /// Tool calls honoured from one model answer; the rest are refused.
@@ -444,7 +445,14 @@ async fn turn(
             };
             offline_turn(app, &session, engine, &mut transcript, said, local_now).await
         }
-        Engine::Model(model) => model_turn(app, &session, model.as_ref(), &mut transcript, message_id).await,
+        Engine::Model(model) => {
+            let call = model::ModelCall {
+                model: model.as_ref(),
+                message_id,
+                reading: &reading,
+            };
+            model::model_turn(app, &session, call, &mut transcript).await
+        }
     }
 }
 
@@ -501,81 +509,4 @@ async fn offline_turn(
     // Nothing streams: the whole answer goes out as the `reply`, once stored.
     transcript.say(&answer).await?;
     Ok(answer)
-}
-
-async fn model_turn(
-    app: &Turns,
-    session: &Session,
-    model: &dyn ChatModel,
-    transcript: &mut Transcript<'_>,
-    message_id: &str,
-) -> Result<String, TurnError> {
-    let user = &session.user;
-    let policy = app.retry;
-    let rounds = app.max_tool_rounds;
-    let deltas = deltas::Deltas::new(|text: String| {
-        app.hub.publish(
-            user,
-            Event::Delta {
-                reply_to: message_id.to_owned(),
-                text,
-            },
-        );
-    });
-    let sink = |delta: &str| deltas.push(delta);
-    let ctx = ToolContext {
-        service: &app.service,
-        session,
-    };
-    let summary = transcript.summarize(session.tz).await?;
-    let quota = quota::Quota::new(app, user);
-    for round in 0..rounds {
-        let (plans, finished) = app.service.plans_in_view(user).await?;
-        let request = ModelRequest {
-            system: app.prompts.system(&Facts {
-                plans: &plans,
-                finished: &finished,
-                summary: summary.as_deref(),
-                now: app.service.local_now(session),
-            })?,
-            messages: transcript.for_model(),
-            tools: app.tools.specs(),
-        };
-        quota.before_call().await?;
-        let called = std::time::Instant::now();
-        let answer = complete_with_retry(model, &request, &sink, policy).await;
-        let outcome = answer.as_ref().map_or_else(|e| e.class(), |_| "ok");
-        app.service.metrics().model_call(called.elapsed(), outcome);
-        deltas.flush();
-        let answer = answer?;
-        quota.after_call(&request, &answer).await?;
-        tracing::debug!(round, tool_calls = answer.tool_calls.len(), "model answered");
-        let text = bounded(answer.text, app.history.max_answer_chars);
-        if answer.tool_calls.is_empty() {
-            transcript.say(&text).await?;
-            return Ok(text);
-        }
-        transcript
-            .append(Message::Assistant {
-                text,
-                tool_calls: answer.tool_calls.iter().map(recorded).collect(),
-                notification: None,
-            })
-            .await?;
-        for (n, call) in answer.tool_calls.iter().enumerate() {
-            let content = if n >= MAX_CALLS_PER_ROUND {
-                format!("{{\"error\":\"at most {MAX_CALLS_PER_ROUND} tool calls per answer; this one was not run\"}}")
-            } else {
-                app.tools.call(ctx, call).await?.content
-            };
-            transcript
-                .append(Message::Tool {
-                    call_id: call.id.clone(),
-                    name: call.name.clone(),
-                    content,
-                })
-                .await?;
-        }
-    }
-    Err(TurnError::Rounds(rounds))
 }
