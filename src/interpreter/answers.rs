@@ -21,9 +21,38 @@ use std::sync::LazyLock;
 
 static DISMISS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|forget (it|that|about it)|stop|skip it|drop it|scrap (that|it)|abort|i changed my mind)\b",
+        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|nvm|forget (it|that|about it)|stop|skip it|drop it|scrap (that|it)|abort|i changed my mind)\b",
     )
 });
+
+/// Words that drop the goal being set up, before what replaces it.
+static SWITCH: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^((actually|ok|okay|hmm|well|wait|no|nah|oh)[, ]+)*(no|nah|scrap (that|it|this)|forget (it|that|this|about it|the [^,;]+)|never ?mind( that)?|cancel (that|it|this)|change of plans?|on second thought|i changed my mind)\s*[,;:.!-]+\s*",
+    )
+});
+
+/// Another goal after words that drop the one being set up, or said to be
+/// "instead": read alone, it must be a goal (of any kind, this one's too).
+fn switched(input: &Input, templates: &Templates) -> Option<Interpretation> {
+    let lower = input.lower.trim();
+    let lead = SWITCH.find(lower).map(|m| m.end());
+    let instead = lower.trim_end_matches(['.', '!', ' ']).ends_with(" instead");
+    let from = match (lead, instead) {
+        (Some(at), _) => at,
+        (None, true) => 0,
+        (None, false) => return None,
+    };
+    let offset = input.lower.len() - input.lower.trim_start().len();
+    let rest = input.text.get(offset + from..)?;
+    let rest = rest.trim().trim_end_matches(['.', '!', ' ']);
+    let rest = rest
+        .strip_suffix(" instead")
+        .unwrap_or(rest)
+        .replacen(" instead,", ",", 1);
+    let (kind, slots) = goals::detect(&Input::new(&rest, input.today), templates)?;
+    Some(Interpretation::NewGoal { kind, slots })
+}
 
 /// Words before the answer itself: "it's Maria", "she's called Maria".
 const LEADS: &[&str] = &[
@@ -86,6 +115,11 @@ pub(super) fn read(
 ) -> Option<Interpretation> {
     let template = templates.get(&pending.kind)?;
     let said = input.lower.trim().trim_end_matches(['.', '!', '?', ' ']);
+    // "scrap that, plan a trip to Oslo instead": another goal, asked for
+    // after words that drop this one.
+    if let Some(reading) = switched(input, templates) {
+        return Some(reading);
+    }
     if DISMISS.is_match(said) {
         return Some(Interpretation::Command(Command::Dismiss {}));
     }

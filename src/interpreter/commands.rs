@@ -37,7 +37,7 @@ static CONTENT: LazyLock<Regex> = LazyLock::new(|| {
 /// 22:00 and 07:00" is a preference, never a "no".
 static SETTINGS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(notify|notifications?|disturb|quiet|ping me|email me|message me|bother me|remind me|time ?zone|between \S+ and|(start|do|begin) .+ (before|until|after))\b",
+        r"\b(notify|notif\w*|disturb|quiet|mute|ping me|email me|message me|bother me|remind me|time ?zone|between \S+ and|from \S+ (to|till|until) \S+|(start|do|begin) .+ (before|until|after))\b",
     )
 });
 
@@ -100,7 +100,7 @@ static POLITE: LazyLock<Regex> = LazyLock::new(|| {
 
 static HELP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
+        r"^(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say|what can i ask( you)?|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
     )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {
@@ -110,12 +110,12 @@ static UNDO: LazyLock<Regex> = LazyLock::new(|| {
 });
 static HISTORY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(show|see|view|display|give|list|get|pull up|open)\b.*\bhistory\b|^history\b|\b(what('s| has)? changed|what did (you|we|i) change|who (changed|moved|edited)|recent changes|change log|changelog|changes (to|in|on|for|made)|edits (to|on|in|i've made|i made)|what('s| has) been changed|show me the log|the log of)\b",
+        r"^(show|see|view|display|give|list|get|pull up|open)\b.*\bhistory\b|^history\b|\b(what('s| has)? changed|what did (you|we|i) change|who (changed|moved|edited)|recent changes|change log|changelog|changes (to|in|on|for|made)|edits (to|on|in|i've made|i made)|what('s| has) been changed|show me the log|the log of|(activity|audit|change) log)\b",
     )
 });
 static LIST: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)|what are my plans|what plans are there|what plans do i have)\W*$",
+        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)|what are my plans|what plans are there|what plans do i have|(list|show)( me)? everything( you're| you are)? (tracking|keeping)( for me)?)\W*$",
     )
 });
 /// "which plans are active?", "an overview of all the plans I have".
@@ -131,11 +131,13 @@ static REMIND: LazyLock<Regex> =
 static CANCEL_PLAN: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(cancel|abandon|scrap|drop|kill|stop|forget about|call off|shelve)\s+(.+)$"));
 static REMOVE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(remove|delete|drop|take out|get rid of|strike|cross out)\s+(.+?)(\s+(from|off|out of)\s+(.+))?$")
+    re(
+        r"^(remove|delete|drop|take out|get rid of|strike|cross out)\s+(.+?)(\s+(from|off|out of)\s+(.+))?$|^(take)\s+(.+?)(\s+(off|out of)\s+(.+))$",
+    )
 });
 static SKIP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(skip|we can skip|let's skip|lets skip|we don't need( to)?|we do not need( to)?|no need (for|to))\s+(.+)$|^mark\s+(.+?)\s+as\s+skipped$|^(.+?)\s+(isn't|is not|aren't|are not) needed( anymore| any more)?$",
+        r"^(skip|we can skip|let's skip|lets skip|leave out|we don't need( to)?|we do not need( to)?|no need (for|to))\s+(.+)$|^mark\s+(.+?)\s+as\s+skipped$|^(.+?)\s+(isn't|is not|aren't|are not) needed( anymore| any more)?$",
     )
 });
 static RESCHEDULE: LazyLock<Regex> = LazyLock::new(|| {
@@ -156,12 +158,12 @@ static ADD_TAIL: LazyLock<Regex> = LazyLock::new(|| {
 });
 static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(i'm |i am |i've |i have |we've |we have |we're |we are |i |we |just )?(done with|finished with|finished|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of)$",
+        r"^(i'm |i am |i've |i have |we've |we have |we're |we are |i |we |just )?(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of)$",
     )
 });
 static RETRY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:please\s+)?(?:retry|re-try|rerun|re-run)\s+(.+?)(?:\s+again)?$|^(?:please\s+)?(?:try|run|do)\s+(.+?)\s+again$|^(?:please\s+)?give\s+(.+?)\s+another\s+(?:go|try)$",
+        r"^(?:please\s+)?(?:retry|re-try|rerun|re-run)\s+(.+?)(?:\s+again)?$|^(?:please\s+)?(?:try|run|do)\s+(.+?)\s+again$|^(?:please\s+)?give\s+(.+?)\s+another\s+(?:go|try|shot)$|^(?:can we |let's |lets )?(?:have|take|give it) another (?:shot|go|try) at\s+(.+)$|^(?:let's |lets )?attempt\s+(.+?)\s+again$",
     )
 });
 static START: LazyLock<Regex> = LazyLock::new(|| {
@@ -341,20 +343,39 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         return add_step(input, base + body_start, body);
     }
     if let Some(c) = REMOVE.captures(&l)
-        && let Some(object) = c.get(2)
+        && let Some(object) = c.get(2).or(c.get(7))
         && let Some(name) = reference(object.as_str())
     {
         // "delete the budget plan" is the plan, not a step called "budget".
         let object_words = object.as_str().split([',', ';']).next().unwrap_or("");
-        if names_a_plan(object_words) && c.get(5).is_none() {
+        if names_a_plan(object_words) && c.get(5).or(c.get(10)).is_none() {
             return Some(Command::CancelPlan { plan: name });
         }
         return Some(Command::RemoveStep { step: name });
     }
     if let Some(c) = CANCEL_PLAN.captures(&l) {
         let object = c.get(2).map(|m| m.as_str()).unwrap_or("");
-        if object.ends_with(" step") || object.ends_with(" task") {
-            return reference(object).map(|step| Command::SkipStep { step });
+        // "scrap the insurance step, just delete it": the first clause names
+        // a step; the rest says whether it goes or is skipped.
+        let (first, rest) = object.split_once([',', ';']).unwrap_or((object, ""));
+        let first = first.trim();
+        if first.ends_with(" step") || first.ends_with(" task") {
+            let removed = ["delete", "remove", "get rid"].iter().any(|w| rest.contains(w));
+            return reference(first).map(|step| match removed {
+                true => Command::RemoveStep { step },
+                false => Command::SkipStep { step },
+            });
+        }
+        // "cancel culture is wild": a plan is named as one ("the …",
+        // "my …", "… plan"), not by any words after the verb.
+        let named = ["the ", "my ", "our ", "this ", "that "]
+            .iter()
+            .any(|d| object.starts_with(d))
+            || object
+                .split_whitespace()
+                .any(|w| w.trim_matches(|c: char| !c.is_alphanumeric()) == "plan");
+        if !named {
+            return None;
         }
         return reference(object).map(|plan| Command::CancelPlan { plan });
     }
@@ -370,7 +391,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         return Some(c);
     }
     if let Some(c) = RETRY.captures(&l).filter(|_| !dated) {
-        let step = c.get(1).or(c.get(2)).or(c.get(3)).and_then(|s| reference(s.as_str()))?;
+        let step = (1..=5).find_map(|g| c.get(g)).and_then(|s| reference(s.as_str()))?;
         return Some(Command::RetryStep { step });
     }
     if let Some(c) = SKIP.captures(&l).filter(|_| !dated) {
@@ -378,7 +399,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         return Some(Command::SkipStep { step });
     }
     // "mark the bank reconciliation complete: all 4 accounts match".
-    for sep in [": ", " - ", " — "] {
+    for sep in [", result: ", "; result: ", ", result ", ": ", " - ", " — "] {
         if let Some((head, _)) = l.split_once(sep)
             && let Some(c) = COMPLETE.captures(head)
             && let Some(step) = c.get(3).or(c.get(4)).or(c.get(7)).and_then(|s| reference(s.as_str()))
@@ -424,6 +445,12 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     show(&l).or_else(|| tail_clause(input, now))
 }
 
+static SEE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^((can|could|may) (i|we) (see|look at|have a look at)|let me see|let's see|lets see|what(?:'s|s| is) (in|on))\s+",
+    )
+});
+
 static QUESTION: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"^(did|do|does|is|are|was|were|have|has|which|what|what's|whats|how|how's|any|anything|can|could|should|when|where|why)\b",
@@ -436,7 +463,12 @@ static PERIOD: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 fn show(l: &str) -> Option<Command> {
-    let c = SHOW.captures(l)?;
+    // "can i see the trip plan", "what's in my launch plan?": asked to see.
+    let asked = match SEE.find(l) {
+        Some(m) if !m.as_str().starts_with("what") || l.contains("plan") => format!("show {}", &l[m.end()..]),
+        _ => l.to_owned(),
+    };
+    let c = SHOW.captures(&asked)?;
     let rest = c.get(3).or(c.get(5)).map(|m| m.as_str()).unwrap_or("");
     let plan = plan_words(rest);
     // "show me how to..." is not about a plan.
@@ -495,7 +527,7 @@ fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
         .trim();
     let lower_raw = input.lower.get(body_start..body_start + raw.len())?.to_owned();
     let cut = ADD_TAIL.find(&lower_raw).map(|m| m.start()).unwrap_or(raw.len());
-    let title = raw[..cut].trim().trim_matches('"').trim();
+    let title = raw[..cut].trim().trim_matches(['"', '\'', '“', '”', '‘', '’']).trim();
     if title.is_empty() || title.split_whitespace().count() > 20 {
         return None;
     }

@@ -24,7 +24,9 @@ fn original(input: &Input, base: usize, range: std::ops::Range<usize>) -> Option
 }
 
 static REDO: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(redo|re-do|undo (the|my|that) undo|undo the undoing|bring (it|that) back|restore what (i|you) undid)\b(.*)$")
+    re(
+        r"^(redo|re-do|undo (the|my|that) undo|undo the undoing|bring (it|that) back|restore what (i|you) undid|(reapply|re-apply|redo|restore) (the )?(change|changes|edit|edits) (i|you|we) (undid|undone|reverted))\b(?P<rest>.*)$",
+    )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| re(r"^(undo|revert|roll ?back|take back|reverse)\b(.*)$"));
 /// The plan named after an undo or redo: "the last change to the budget".
@@ -56,7 +58,7 @@ pub(super) fn undo_or_redo(l: &str) -> Option<Command> {
         return Some(Command::Redo { plan: None });
     }
     if let Some(c) = REDO.captures(l) {
-        let plan = undone_plan(c.get(5).map_or("", |m| m.as_str()))?;
+        let plan = undone_plan(c.name("rest").map_or("", |m| m.as_str()))?;
         return Some(Command::Redo { plan });
     }
     let c = UNDO.captures(l)?;
@@ -66,7 +68,7 @@ pub(super) fn undo_or_redo(l: &str) -> Option<Command> {
 
 static QUIET: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(quiet hours?|quiet time|do not disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|no (notifications|messages|pings)|(mute|silence|hold) (everything|all|notifications|all notifications|messages))\b",
+        r"\b(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|no (notif\w*|messages|pings)|(mute|silence|hold) (everything|all|notifications|all notifications|messages))\b",
     )
 });
 static OFF: LazyLock<Regex> = LazyLock::new(|| {
@@ -112,7 +114,7 @@ pub(super) fn quiet_hours(input: &Input, l: &str) -> Option<Command> {
 
 static ZONE_CUE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(time ?zone|timezone|zone|(i'm|i am|we're|we are) (now )?(in|based in|living in)\b.*\bnow\b|i (moved|relocated) to|i live in|i'm based in|i am based in|use .+ time)\b",
+        r"\b(time ?zone|timezone|zone|tz|(i'm|i am|we're|we are) (now )?(in|based in|living in)\b.*\bnow\b|i (moved|relocated) to|i live in|i'm based in|i am based in|use .+ time)\b",
     )
 });
 
@@ -159,7 +161,9 @@ pub(super) fn time_zone(input: &Input, l: &str) -> Option<Command> {
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| re(r"[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)+"));
 static EMAIL_CUE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(e-?mail|mail|address|send (my |the )?(emails?|digests?|notifications?|reminders?) to|reach me at)\b")
+    re(
+        r"\b(e-?mail|mail|address|send (my |the )?(emails?|digests?|notifications?|reminders?|stuff|everything|things|it all) to|reach me at)\b",
+    )
 });
 
 static EMAIL_FOR: LazyLock<Regex> = LazyLock::new(|| {
@@ -412,7 +416,7 @@ pub(super) fn dependency(l: &str) -> Option<Command> {
 
 static SHIFT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(push|move|delay|postpone|shift|bump|pull|bring|slide)\s+(.+?)\s+(?:(back|out|forward|up|ahead|earlier|later|off)\s+)?(?:by\s+)?(a|an|one|two|three|four|five|six|seven|ten|fourteen|\d{1,3})\s+(days?|weeks?)(?:\s+(back|later|earlier|forward|out|ahead|sooner))?$",
+        r"^(push|move|delay|postpone|shift|bump|pull|bring|slide|slip)\s+(.+?)\s+(?:(back|out|forward|up|ahead|earlier|later|off)\s+)?(?:by\s+)?(a|an|one|two|three|four|five|six|seven|ten|fourteen|\d{1,3})\s+(days?|weeks?)(?:\s+(back|later|earlier|forward|out|ahead|sooner))?$",
     )
 });
 

@@ -163,8 +163,12 @@ pub(crate) fn strip_reference(words: &str) -> String {
         .filter_map(|sep| words.find(sep))
         .min()
         .map_or(words, |at| &words[..at]);
+    // Quotes and symbols around a name are not part of it ("'intro call'",
+    // "the smoke tests ✅").
     let mut parts: Vec<&str> = words
         .split(|c: char| c.is_whitespace() || matches!(c, '?' | '!' | '.' | ',' | ';' | ':' | '"'))
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && !matches!(c, '&' | '+' | '#' | '-' | '\'')))
+        .map(|w| w.trim_matches(['\'', '‘', '’']))
         .filter(|w| !w.is_empty())
         .collect();
     while parts

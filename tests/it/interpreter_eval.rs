@@ -97,13 +97,13 @@ fn rate(part: usize, score: &Score) -> f64 {
 fn the_interpreter_reads_the_development_set_right_and_never_acts_on_something_else() {
     let score = score("interpreter_eval.jsonl");
     assert!(
-        score.total >= 500,
+        score.total >= 800,
         "the development set has only {} messages",
         score.total
     );
     let (routed, exact) = (rate(score.routed, &score), rate(score.exact, &score));
     assert!(routed >= 95.0, "route and kind {routed:.1} % is below 95 %");
-    assert!(exact >= 89.0, "every slot {exact:.1} % is below 89 %");
+    assert!(exact >= 89.5, "every slot {exact:.1} % is below 89.5 %");
     assert_eq!(score.unsafe_misses, 0, "a miss must ask, never act on something else");
 }
 
@@ -115,10 +115,10 @@ fn the_held_out_set_does_not_get_worse() {
     let score = score("interpreter_heldout.jsonl");
     assert!(score.total >= 150, "the held-out set has only {} messages", score.total);
     let (routed, exact) = (rate(score.routed, &score), rate(score.exact, &score));
-    assert!(routed >= 86.0, "held-out route and kind fell to {routed:.1} %");
-    assert!(exact >= 74.0, "held-out every slot fell to {exact:.1} %");
+    assert!(routed >= 87.0, "held-out route and kind fell to {routed:.1} %");
+    assert!(exact >= 76.0, "held-out every slot fell to {exact:.1} %");
     assert!(
-        score.unsafe_misses <= 6,
+        score.unsafe_misses <= 5,
         "held-out unsafe misses rose to {}",
         score.unsafe_misses
     );
