@@ -15,8 +15,8 @@ use async_openai::middleware::HttpRequestFactory;
 use async_trait::async_trait;
 use futures::StreamExt;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -56,48 +56,125 @@ impl OpenAiModel {
         })
     }
 
-    fn body(&self, request: &ModelRequest) -> Value {
-        let mut messages = Vec::with_capacity(request.messages.len() + 1);
-        messages.push(json!({"role": "system", "content": request.system}));
-        for m in &request.messages {
-            messages.push(match m {
-                Message::User { text, .. } => json!({"role": "user", "content": text}),
-                Message::Assistant { text, tool_calls, .. } if tool_calls.is_empty() => {
-                    json!({"role": "assistant", "content": text})
-                }
-                Message::Assistant { text, tool_calls, .. } => json!({
-                    "role": "assistant",
-                    "content": if text.is_empty() { Value::Null } else { Value::from(text.as_str()) },
-                    "tool_calls": tool_calls.iter().map(|c| json!({
-                        "id": c.id, "type": "function",
-                        "function": {"name": c.name, "arguments": c.arguments}
-                    })).collect::<Vec<_>>(),
-                }),
-                Message::Tool { call_id, content, .. } => {
-                    json!({"role": "tool", "tool_call_id": call_id, "content": content})
-                }
-            });
-        }
-        let tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
-            .collect();
-        let mut body = json!({
-            "model": self.model,
-            "stream": true,
-            "stream_options": {"include_usage": true},
-            "messages": messages,
+    /// The request as the wire wants it, borrowing every string and
+    /// schema from `request` (nothing is copied before it is written).
+    fn body<'a>(&'a self, request: &'a ModelRequest) -> Body<'a> {
+        let system = std::iter::once(Wire::System {
+            content: &request.system,
         });
-        if !tools.is_empty() {
+        let rest = request.messages.iter().map(|m| match m {
+            Message::User { text, .. } => Wire::User { content: text },
+            Message::Assistant { text, tool_calls, .. } if tool_calls.is_empty() => Wire::Assistant {
+                content: Some(text),
+                tool_calls: Vec::new(),
+            },
+            Message::Assistant { text, tool_calls, .. } => Wire::Assistant {
+                content: (!text.is_empty()).then_some(text.as_str()),
+                tool_calls: tool_calls
+                    .iter()
+                    .map(|c| WireCall {
+                        id: &c.id,
+                        kind: "function",
+                        function: WireFunction {
+                            name: &c.name,
+                            arguments: &c.arguments,
+                        },
+                    })
+                    .collect(),
+            },
+            Message::Tool { call_id, content, .. } => Wire::Tool {
+                tool_call_id: call_id,
+                content,
+            },
+        });
+        Body {
+            model: &self.model,
+            stream: true,
+            stream_options: StreamOptions { include_usage: true },
+            messages: system.chain(rest).collect(),
             // `tool_choice` is left out: `auto` is the default with tools.
-            body["tools"] = Value::from(tools);
+            tools: request
+                .tools
+                .iter()
+                .map(|t| WireTool {
+                    kind: "function",
+                    function: WireSpec {
+                        name: t.name,
+                        description: &t.description,
+                        parameters: &t.parameters,
+                    },
+                })
+                .collect(),
+            temperature: self.temperature,
         }
-        if let Some(t) = self.temperature {
-            body["temperature"] = Value::from(t);
-        }
-        body
     }
+}
+
+/// A chat-completions request body.
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    stream: bool,
+    stream_options: StreamOptions,
+    messages: Vec<Wire<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+enum Wire<'a> {
+    System {
+        content: &'a str,
+    },
+    User {
+        content: &'a str,
+    },
+    Assistant {
+        /// `null` when the answer is tool calls only.
+        content: Option<&'a str>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<WireCall<'a>>,
+    },
+    Tool {
+        tool_call_id: &'a str,
+        content: &'a str,
+    },
+}
+
+#[derive(Serialize)]
+struct WireCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireSpec<'a>,
+}
+
+#[derive(Serialize)]
+struct WireSpec<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
 }
 
 #[derive(Deserialize)]
@@ -186,7 +263,7 @@ impl ChatModel for OpenAiModel {
         let mut stream = self
             .client
             .chat()
-            .create_stream_byot::<Value, Chunk>(self.body(request))
+            .create_stream_byot::<Body<'_>, Chunk>(self.body(request))
             .await
             .map_err(map_error)?;
         let mut text = String::new();

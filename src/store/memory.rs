@@ -65,10 +65,36 @@ impl Bucket {
 /// Entries kept before the expired or refilled ones are swept out.
 const SWEEP_AT: usize = 4096;
 
+/// A map swept of what it need not keep once it has doubled since the
+/// last sweep: a sweep that keeps most entries (many users, all active)
+/// is not repeated on every call, so each call costs O(1) amortized.
+struct Swept<V> {
+    map: HashMap<String, V>,
+    sweep_at: usize,
+}
+
+impl<V> Default for Swept<V> {
+    fn default() -> Self {
+        Swept {
+            map: HashMap::new(),
+            sweep_at: SWEEP_AT,
+        }
+    }
+}
+
+impl<V> Swept<V> {
+    fn sweep(&mut self, keep: impl FnMut(&String, &mut V) -> bool) {
+        if self.map.len() >= self.sweep_at {
+            self.map.retain(keep);
+            self.sweep_at = SWEEP_AT.max(self.map.len() * 2);
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Memory {
-    leases: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
-    buckets: Mutex<HashMap<String, (Bucket, Budget)>>,
+    leases: Mutex<Swept<(String, DateTime<Utc>)>>,
+    buckets: Mutex<Swept<(Bucket, Budget)>>,
 }
 
 impl Memory {
@@ -79,10 +105,9 @@ impl Memory {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Vec<String> {
-        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        if leases.len() >= SWEEP_AT {
-            leases.retain(|_, (_, end)| *end > now);
-        }
+        let mut swept = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        swept.sweep(|_, (_, end)| *end > now);
+        let leases = &mut swept.map;
         let mut taken = Vec::new();
         for name in names {
             let free = leases.get(name).is_none_or(|(h, end)| h == holder || *end <= now);
@@ -95,7 +120,8 @@ impl Memory {
     }
 
     pub(crate) fn release(&self, holder: &str, names: &[String]) {
-        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let mut swept = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let leases = &mut swept.map;
         for name in names {
             if leases.get(name).is_some_and(|(h, _)| h == holder) {
                 leases.remove(name);
@@ -104,10 +130,9 @@ impl Memory {
     }
 
     pub(crate) fn spend(&self, name: &str, budget: Budget, spend: Spend, now: DateTime<Utc>) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= SWEEP_AT {
-            buckets.retain(|_, (b, budget)| !b.is_full(*budget, now));
-        }
+        let mut swept = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        swept.sweep(|_, (b, budget)| !b.is_full(*budget, now));
+        let buckets = &mut swept.map;
         let bucket = buckets.get(name).map_or_else(|| Bucket::full(budget, now), |(b, _)| *b);
         let (after, taken) = bucket.spend(budget, spend, now);
         buckets.insert(name.to_owned(), (after, budget));
@@ -136,6 +161,29 @@ mod tests {
         assert_eq!(taken, Err(Duration::from_secs(20)));
         let (_, taken) = b.spend(budget, Spend::Take(1.0), t0() + chrono::Duration::seconds(20));
         assert_eq!(taken, Ok(()));
+    }
+
+    #[test]
+    fn a_map_of_live_buckets_is_swept_once_per_doubling_and_refilled_ones_go() {
+        let memory = Memory::default();
+        let budget = Budget::per_minute(3);
+        let spend = |n: usize, at| memory.spend(&format!("b{n}"), budget, Spend::Take(1.0), at);
+        for n in 0..5000 {
+            assert_eq!(spend(n, t0()), Ok(()));
+        }
+        // The sweep at 4 096 kept every bucket (none had refilled): the next
+        // one waits for twice as many, not the next call.
+        let swept = memory.buckets.lock().unwrap();
+        assert_eq!((swept.map.len(), swept.sweep_at), (5000, 8192));
+        drop(swept);
+        // A minute later the first 5 000 are full again: the sweep at 8 192
+        // forgets them and keeps the ones spent from since.
+        let later = t0() + chrono::Duration::minutes(1);
+        for n in 5000..=8192 {
+            assert_eq!(spend(n, later), Ok(()));
+        }
+        let swept = memory.buckets.lock().unwrap();
+        assert_eq!((swept.map.len(), swept.sweep_at), (3193, 6384));
     }
 
     #[test]
