@@ -144,6 +144,7 @@ const ORG_SUFFIXES: &[&str] = &[
 const TEXT_STOPS: &[&str] = &[
     "by", "on", "next", "this", "due", "starting", "from", "before", "for", "report", "to", "in", "at", "until",
     "with", "so", "that", "which", "who", "when", "she", "he", "they", "it", "go-live", "going", "live", "please",
+    "is", "will", "needs", "has",
 ];
 
 pub(super) fn apply_case(s: &str, case: Case) -> String {
@@ -263,7 +264,13 @@ pub(super) fn text_after(
     }
     let start = after_cue(toks, cues)?;
     let mut start = start;
-    while start < toks.len() && matches!(toks[start].word, "the" | "a" | "an" | "our" | "my" | "new") {
+    // "the launch for our app Hearth": what it is called, not what it is.
+    while start + 1 < toks.len()
+        && matches!(
+            toks[start].word,
+            "the" | "a" | "an" | "our" | "my" | "new" | "for" | "app" | "product"
+        )
+    {
         start += 1;
     }
     let mut end = start;
@@ -278,15 +285,22 @@ pub(super) fn text_after(
     while end < toks.len() {
         let word = toks[end].word;
         let preposition = matches!(word, "on" | "in" | "for" | "to" | "at" | "with");
-        if (TEXT_STOPS.contains(&word) && (!preposition || date_at(end + 1))) || mentions.iter().any(|m| m.first == end)
+        // "the payments gateway to production": where it goes, not its name.
+        let environment = matches!(word, "to" | "into" | "in")
+            && toks
+                .get(end + 1)
+                .is_some_and(|t| matches!(t.word, "prod" | "production" | "staging" | "live"));
+        if (TEXT_STOPS.contains(&word) && (!preposition || date_at(end + 1)))
+            || environment
+            || mentions.iter().any(|m| m.first == end)
         {
             break;
         }
         end += 1;
-        if toks
-            .get(end)
-            .is_some_and(|next| input.text[toks[end - 1].end..next.start].contains([',', ';', '!', '?', '(']))
-        {
+        if toks.get(end).is_some_and(|next| {
+            let between = &input.text[toks[end - 1].end..next.start];
+            between.contains([',', ';', '!', '?', '(', '—']) || between.contains(" - ")
+        }) {
             break;
         }
         if toks
@@ -327,6 +341,8 @@ pub(super) fn list_after(
         "at",
         "please",
         "soon",
+        "ideally",
+        "asap",
     ];
     while end < toks.len() && !stops.contains(&toks[end].word) && !mentions.iter().any(|m| m.first == end) {
         end += 1;
@@ -339,12 +355,14 @@ pub(super) fn list_after(
         .split([',', '&', '+', '/'])
         .flat_map(|part| part.split(" and "))
         .map(|item| {
+            // "a lipid panel — starting tomorrow": a dash ends the list.
+            let item = item.split(" - ").next().unwrap_or("").split(" — ").next().unwrap_or("");
             let item = item.trim().trim_end_matches(['.', '!', '?']);
             let mut words: Vec<&str> = item.split_whitespace().collect();
             while words.first().is_some_and(|w| {
                 matches!(
                     w.to_lowercase().as_str(),
-                    "a" | "an" | "the" | "my" | "our" | "and" | "also" | "then"
+                    "a" | "an" | "the" | "my" | "our" | "and" | "also" | "then" | "me" | "just" | "only"
                 )
             }) {
                 words.remove(0);
