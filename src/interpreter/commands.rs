@@ -61,6 +61,10 @@ pub(crate) fn asks_for_action(input: &Input) -> bool {
 /// `Some(accept)` if the whole message is a yes or a no.
 pub(crate) fn confirmation(input: &Input) -> Option<bool> {
     let l = input.lower.trim().trim_end_matches(['.', '!', '?', ' ']);
+    // "please don't, not yet": a polite word before the answer.
+    let l = ["please ", "pls ", "oh ", "ah ", "hmm ", "hmm, "]
+        .iter()
+        .fold(l, |l, lead| l.strip_prefix(lead).unwrap_or(l));
     let words = l.split_whitespace().count();
     if words == 0 || words > 8 {
         return None;

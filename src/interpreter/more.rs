@@ -186,7 +186,7 @@ pub(super) fn email(input: &Input, base: usize, l: &str) -> Option<Command> {
 
 static AGENDA_QUESTION: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(what|what's|whats|which|any|anything|is there|are there|is anything|do i|do we|did i|did we|have i|have we|show|list|tell me|give me|how|how's|hows|where|am i|are we|so what|progress|status)\b",
+        r"^(what|what's|whats|which|any|anything|is there|are there|is anything|do i|do we|did i|did we|have i|have we|show|list|tell me|give me|how|how's|hows|where|am i|are we|so what|progress|status|i want to know|i'd like to know|i would like to know)\b",
     )
 });
 static OVERDUE: LazyLock<Regex> = LazyLock::new(|| {
@@ -199,7 +199,7 @@ static WEEK: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b(this week|the week|rest of the week|before the weekend|by friday)\b"));
 static NEXT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(what('s| is)? next|next step|next up|what (should|do|can|shall) (i|we) (do|tackle|work on|pick up)( next| now| first)?|what now|next thing( to do)?|where (do|should) (i|we) (start|begin)|what should i focus on)\b",
+        r"\b(what('s| is)? next|next step|next up|what (should|do|can|shall) (i|we) (do|tackle|work on|pick up)( next| now| first)?|what now|next thing( to do)?|what to (do|work on|tackle)( next| now| first)?|where (do|should) (i|we) (start|begin)|what should i focus on)\b",
     )
 });
 static PROGRESS: LazyLock<Regex> = LazyLock::new(|| {
@@ -246,6 +246,10 @@ fn agenda_plan(l: &str) -> Option<String> {
                 .trim_end_matches(" doing")
                 .trim_end_matches(" so far")
                 .trim_end_matches(" along");
+            // "on my plate this week", "how far along the close is".
+            let rest = [" this week", " today", " right now", " now", " lately", " is", " are"]
+                .iter()
+                .fold(rest, |r, tail| r.strip_suffix(tail).unwrap_or(r));
             let rest = [" due ", " is ", " are ", " done"]
                 .iter()
                 .fold(rest, |r, cut| r.split(cut).next().unwrap_or(r));
