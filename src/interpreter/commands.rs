@@ -370,14 +370,24 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
                 false => Command::SkipStep { step },
             });
         }
-        // "cancel culture is wild": a plan is named as one ("the …",
-        // "my …", "… plan"), not by any words after the verb.
+        // "cancel culture is wild": a sentence about something, not a plan's
+        // name ("the …", "my …", "… plan", or a few words without a verb).
+        let words = || {
+            object
+                .split_whitespace()
+                .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+        };
+        let verb = |w: &str| {
+            matches!(
+                w,
+                "is" | "are" | "was" | "were" | "has" | "have" | "will" | "would" | "can" | "could" | "should"
+            )
+        };
         let named = ["the ", "my ", "our ", "this ", "that "]
             .iter()
             .any(|d| object.starts_with(d))
-            || object
-                .split_whitespace()
-                .any(|w| w.trim_matches(|c: char| !c.is_alphanumeric()) == "plan");
+            || words().any(|w| w == "plan")
+            || !words().any(verb);
         if !named {
             return None;
         }

@@ -57,6 +57,11 @@ fn every_command_is_recognised() {
             "cancel the trip plan",
             json!({"route": "command", "command": "cancel_plan", "args": {"plan": "trip"}}),
         ),
+        (
+            "cancel Reykjavik trip",
+            json!({"route": "command", "command": "cancel_plan", "args": {"plan": "reykjavik trip"}}),
+        ),
+        ("cancel culture is wild", json!({"route": "chat"})),
         ("undo", json!({"route": "command", "command": "undo", "args": {}})),
         (
             "what changed in the launch plan?",
