@@ -38,16 +38,11 @@ pub(crate) struct Loaded {
 /// The tools offered on every call; the rest come through `load_tools`.
 pub(crate) const ALWAYS: [&str; 2] = ["update_plan", LoadTools::NAME];
 
-/// What a `load_tools` call asks for, if its arguments read: the names
-/// that are tools, in the order given.
+/// What a `load_tools` call asks for, if its arguments read, in the order
+/// given (`Registry::offer` passes over names of no tool).
 pub(crate) fn requested(arguments: &str) -> Vec<String> {
     serde_json::from_str::<Args>(arguments)
-        .map(|a| {
-            a.names
-                .into_iter()
-                .filter(|n| super::NAMES.contains(&n.as_str()))
-                .collect()
-        })
+        .map(|a| a.names)
         .unwrap_or_default()
 }
 

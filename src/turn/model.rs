@@ -87,7 +87,6 @@ pub(super) async fn model_turn(
                 notification: None,
             })
             .await?;
-        let offer = offered.unwrap_or_else(|| app.tools.always());
         offered = Some(run_calls(app, ctx, &answer.tool_calls, offer, transcript).await?);
     }
     Err(TurnError::Rounds(rounds))
