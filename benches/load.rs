@@ -11,7 +11,8 @@
 //! messages.
 //!
 //! `cargo bench --bench load`; `LOAD_USERS=1,100,1000` and
-//! `LOAD_PATHS=offline,model` choose the runs.
+//! `LOAD_PATHS=offline,model` choose the runs; `LOAD_KEEP_EXPORT=file` keeps
+//! the last run's export for a look at what the store holds.
 
 // Benchmark code: a failed unwrap stops the run, and the figures are printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
@@ -241,7 +242,25 @@ async fn exported_bytes(data: &std::path::Path, scratch: &std::path::Path) -> u6
         .await
         .unwrap();
     assert!(status.success());
-    std::fs::metadata(&out).unwrap().len()
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut trees = std::collections::BTreeMap::<String, (u64, u64)>::new();
+    for line in text.lines().skip(1) {
+        let record: Value = serde_json::from_str(line).unwrap();
+        let tree = trees
+            .entry(record["tree"].as_str().unwrap_or("?").to_owned())
+            .or_default();
+        tree.0 += 1;
+        tree.1 += line.len() as u64 + 1;
+    }
+    let parts: Vec<String> = trees
+        .iter()
+        .map(|(name, (count, bytes))| format!("{name} {count} records {:.1} KiB", *bytes as f64 / 1024.0))
+        .collect();
+    eprintln!("exported by tree: {}", parts.join(", "));
+    if let Ok(keep) = std::env::var("LOAD_KEEP_EXPORT") {
+        std::fs::copy(&out, keep).unwrap();
+    }
+    text.len() as u64
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {

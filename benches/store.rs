@@ -183,6 +183,7 @@ async fn transcript_reads() {
                         at: Utc::now(),
                         message,
                     },
+                    steward::store::Flush::Now,
                 )
                 .await
                 .unwrap();

@@ -16,7 +16,9 @@
 //! needs a yes) is decided by the plan service and handed in.
 //!
 //! Every write returns only after its data is flushed to disk, so callers
-//! may acknowledge as soon as it returns. Every read and write is scoped by
+//! may acknowledge as soon as it returns — except a transcript entry
+//! appended with [`Flush::WithNextWrite`], which the caller's next flushed
+//! write carries to disk. Every read and write is scoped by
 //! user: another user's ids are simply not found. The same conformance
 //! suite (`conformance`) runs against every implementation.
 
@@ -164,10 +166,24 @@ pub enum Accepted {
     },
 }
 
+/// When an appended transcript entry must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Before `append_message` returns: the entry may be shown or
+    /// acknowledged at once (what the user said, what steward answers).
+    Now,
+    /// With the next flushed write, which on every store also covers this
+    /// entry (written earlier on the same database). For the tool traffic
+    /// inside a turn: nobody is told anything on its strength, the turn's
+    /// reply is flushed before it is sent, and a crash before that loses
+    /// only entries that nothing had shown yet.
+    WithNextWrite,
+}
+
 /// The transcript: what the user, the model and the tools said.
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
-    async fn append_message(&self, user: &UserId, entry: &Entry) -> Result<(), StoreError>;
+    async fn append_message(&self, user: &UserId, entry: &Entry, flush: Flush) -> Result<(), StoreError>;
 
     /// The last `limit` conversation entries, oldest first.
     async fn recent_messages(&self, user: &UserId, limit: usize) -> Result<Vec<Entry>, StoreError>;

@@ -2,9 +2,11 @@
 //! open proposal directly (the model never confirms for the user);
 //! otherwise let the engine answer — the offline engine, or a model called
 //! with the plans in the system prompt, running the tools it asks for
-//! until it answers in words or the round limit is reached. Every message
-//! is flushed before the next step, and a model retry never re-runs a tool:
-//! tool results are part of the transcript the retry sees. What the turn
+//! until it answers in words or the round limit is reached. What the user
+//! said is flushed before anything else happens, and the reply before it
+//! is sent; tool calls and results ride on the next flush (the tool's own
+//! change or the reply). A model retry never re-runs a tool: tool results
+//! are part of the transcript the retry sees. What the turn
 //! says goes to every socket of the user (see `crate::events`).
 
 use crate::conversation::Message;
@@ -485,7 +487,7 @@ async fn offline_turn(
         Step::Call(call) => {
             let record = call.record();
             transcript
-                .append(Message::Assistant {
+                .note(Message::Assistant {
                     text: String::new(),
                     tool_calls: vec![record.clone()],
                     notification: None,
@@ -497,7 +499,7 @@ async fn offline_turn(
             };
             let outcome = engine.run(ctx, &call).await?;
             transcript
-                .append(Message::Tool {
+                .note(Message::Tool {
                     call_id: record.id,
                     name: record.name,
                     content: outcome.content(),

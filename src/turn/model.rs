@@ -81,7 +81,7 @@ pub(super) async fn model_turn(
             return Ok(text);
         }
         transcript
-            .append(Message::Assistant {
+            .note(Message::Assistant {
                 text,
                 tool_calls: answer.tool_calls.iter().map(recorded).collect(),
                 notification: None,
@@ -109,7 +109,7 @@ async fn run_calls(
             app.tools.call(ctx, call).await?.content
         };
         transcript
-            .append(Message::Tool {
+            .note(Message::Tool {
                 call_id: call.id.clone(),
                 name: call.name.clone(),
                 content,

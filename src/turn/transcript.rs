@@ -2,7 +2,7 @@
 
 use super::Turns;
 use crate::conversation::{self, Entry, Message, window};
-use crate::store::StoreError;
+use crate::store::{Flush, StoreError};
 use crate::user::UserId;
 use chrono_tz::Tz;
 
@@ -29,12 +29,26 @@ impl<'a> Transcript<'a> {
         })
     }
 
+    /// Stores what the user said or what steward answers, flushed: it is
+    /// shown as soon as this returns.
     pub(super) async fn append(&mut self, message: Message) -> Result<(), StoreError> {
+        self.write(message, Flush::Now).await
+    }
+
+    /// Stores a tool call or its result, to be flushed by the turn's next
+    /// durable write (the tool's own change, or the reply): nothing is shown
+    /// or acknowledged on its strength, and a turn whose reply was not
+    /// flushed was never answered.
+    pub(super) async fn note(&mut self, message: Message) -> Result<(), StoreError> {
+        self.write(message, Flush::WithNextWrite).await
+    }
+
+    async fn write(&mut self, message: Message, flush: Flush) -> Result<(), StoreError> {
         let entry = Entry {
             at: self.app.service.now(),
             message,
         };
-        self.app.store.append_message(self.user, &entry).await?;
+        self.app.store.append_message(self.user, &entry, flush).await?;
         self.current.push(entry);
         Ok(())
     }

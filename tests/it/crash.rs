@@ -1,6 +1,9 @@
 //! Kill -9 at random moments while users update plans through the real
 //! binary (model answers come from the loopback OpenAI fake). After every
-//! restart, every update a client saw acknowledged must be there.
+//! restart, every update a client saw acknowledged must be there, and at
+//! the end every reply a client received is in the stored transcript after
+//! the message it answers (tool calls and results are flushed with the
+//! reply, not on their own).
 //! `CRASH_TEST_KILLS` sets the number of kills (default 12).
 
 use crate::fake_openai::{FakeOpenAi, Reply};
@@ -90,14 +93,17 @@ async fn stored_steps(addr: &str, user: &str) -> BTreeSet<String> {
     steps
 }
 
+/// What the clients saw: per user, the steps acknowledged by a `plan`
+/// frame, and the messages answered by a `reply`.
+#[derive(Default)]
+struct Seen {
+    acked: HashMap<String, BTreeSet<String>>,
+    replied: HashMap<String, BTreeSet<String>>,
+}
+
 /// Sends updates until the socket dies; records each one acknowledged by a
-/// `plan` frame that contains it.
-async fn client(
-    addr: String,
-    user: String,
-    start: usize,
-    acked: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
-) -> usize {
+/// `plan` frame that contains it, and each one answered by a `reply`.
+async fn client(addr: String, user: String, start: usize, seen: Arc<Mutex<Seen>>) -> usize {
     let Ok((mut ws, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?user={user}")).await else {
         return start;
     };
@@ -122,14 +128,16 @@ async fn client(
                     .iter()
                     .any(|s| s["title"] == step.as_str())
             {
-                acked
-                    .lock()
-                    .unwrap()
-                    .entry(user.clone())
-                    .or_default()
-                    .insert(step.clone());
+                let mut seen = seen.lock().unwrap();
+                seen.acked.entry(user.clone()).or_default().insert(step.clone());
             }
-            if frame["reply_to"] == step.as_str() {
+            // The turn ends with its `reply` or `error` (deltas name it too).
+            if frame["reply_to"] == step.as_str() && frame["type"] == "reply" {
+                let mut seen = seen.lock().unwrap();
+                seen.replied.entry(user.clone()).or_default().insert(step.clone());
+                break;
+            }
+            if frame["reply_to"] == step.as_str() && frame["type"] == "error" {
                 break;
             }
         }
@@ -144,7 +152,7 @@ async fn kill_9_at_random_moments_never_loses_an_acknowledged_plan_update() {
         .unwrap_or(12);
     let fake = FakeOpenAi::start(respond).await;
     let dir = tempfile::tempdir().unwrap();
-    let acked: Arc<Mutex<HashMap<String, BTreeSet<String>>>> = Arc::default();
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let mut next_step = [0usize; USERS];
     let mut lost: BTreeSet<String> = BTreeSet::new();
     let mut start_times = Vec::new();
@@ -152,7 +160,7 @@ async fn kill_9_at_random_moments_never_loses_an_acknowledged_plan_update() {
     for round in 0..=kills {
         let (mut child, addr, took) = spawn_server(dir.path(), &fake).await;
         start_times.push(took);
-        let acked_so_far = acked.lock().unwrap().clone();
+        let acked_so_far = seen.lock().unwrap().acked.clone();
         for (user, steps) in acked_so_far {
             let stored = stored_steps(&addr, &user).await;
             let missing: Vec<&String> = steps.difference(&stored).collect();
@@ -167,7 +175,7 @@ async fn kill_9_at_random_moments_never_loses_an_acknowledged_plan_update() {
             break;
         }
         let clients: Vec<_> = (0..USERS)
-            .map(|u| tokio::spawn(client(addr.clone(), format!("user{u}"), next_step[u], acked.clone())))
+            .map(|u| tokio::spawn(client(addr.clone(), format!("user{u}"), next_step[u], seen.clone())))
             .collect();
         let run_for = Duration::from_millis(rand::rng().random_range(150..900));
         tokio::time::sleep(run_for).await;
@@ -181,8 +189,10 @@ async fn kill_9_at_random_moments_never_loses_an_acknowledged_plan_update() {
                 + 1;
         }
     }
+    let replied = seen.lock().unwrap().replied.clone();
+    let unrecorded = replies_missing(dir.path(), &replied).await;
     let violations = trigger_violations(dir.path()).await;
-    let total: usize = acked.lock().unwrap().values().map(BTreeSet::len).sum();
+    let total: usize = seen.lock().unwrap().acked.values().map(BTreeSet::len).sum();
     start_times.sort();
     let median = start_times[start_times.len() / 2];
     println!(
@@ -199,6 +209,39 @@ async fn kill_9_at_random_moments_never_loses_an_acknowledged_plan_update() {
         violations.len()
     );
     assert!(violations.is_empty(), "{violations:#?}");
+    let answered: usize = replied.values().map(BTreeSet::len).sum();
+    println!(
+        "crash test: {answered} replies received, {} not in the transcript",
+        unrecorded.len()
+    );
+    assert!(unrecorded.is_empty(), "replies received but not stored: {unrecorded:?}");
+}
+
+/// The answered messages whose reply is not in the stored transcript: the
+/// user's message, then (before the next user message) words from steward.
+async fn replies_missing(dir: &Path, replied: &HashMap<String, BTreeSet<String>>) -> Vec<String> {
+    use steward::conversation::Message;
+    use steward::store::{ConversationStore, SledStore};
+    use steward::user::UserId;
+    let store = SledStore::open(dir).unwrap();
+    let mut missing = Vec::new();
+    for (user, ids) in replied {
+        let user = UserId::parse(user).unwrap();
+        let entries = store.recent_messages(&user, 1_000_000).await.unwrap();
+        let mut answered = BTreeSet::new();
+        let mut asked: Option<String> = None;
+        for entry in entries {
+            match entry.message {
+                Message::User { id, .. } => asked = id,
+                Message::Assistant { text, tool_calls, .. } if tool_calls.is_empty() && !text.is_empty() => {
+                    answered.extend(asked.take());
+                }
+                _ => {}
+            }
+        }
+        missing.extend(ids.difference(&answered).map(|id| format!("{user}: {id}")));
+    }
+    missing
 }
 
 /// Plans and their triggers are written in one transaction, so after any

@@ -27,7 +27,10 @@ pub(crate) async fn fill(dir: &Path, kib: usize) {
                 id: None,
             },
         };
-        store.append_message(&user, &entry).await.unwrap();
+        store
+            .append_message(&user, &entry, steward::store::Flush::Now)
+            .await
+            .unwrap();
     }
 }
 

@@ -1182,7 +1182,9 @@ async fn a_cancelled_plan_stops_its_retries() {
     // the cancel against the plan as it is until it lands.
     client.turn("c2", "cancel the provisioning").await;
     let deadline = Instant::now() + WAIT;
+    let mut attempt = 0;
     while plan(&s.app).await.status != steward::plan::PlanStatus::Cancelled {
+        attempt += 1;
         assert!(Instant::now() < deadline, "the plan was never cancelled");
         let version = plan(&s.app).await.version;
         s.model.push([
@@ -1194,7 +1196,8 @@ async fn a_cancelled_plan_stops_its_retries() {
             ),
             Script::text("Cancelled."),
         ]);
-        client.turn("c3", "cancel it").await;
+        // A new id each time: the same id and words would be a resend, not run.
+        client.turn(&format!("c3-{attempt}"), "cancel it").await;
     }
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(

@@ -15,6 +15,7 @@ use crate::notification::{NotificationKind, OutboxItem, OutboxStatus, Payload, P
 use crate::plan::{Actor, Change, HistoryEntry, Plan, PlanId, Step};
 use crate::preferences::Preferences;
 use crate::proposal::{Action, Proposal, ProposalStatus};
+use crate::store::Flush;
 use crate::triggers::{Outcome, Trigger, TriggerKind};
 use crate::user::UserId;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -38,7 +39,7 @@ macro_rules! suite {
             an_accepted_proposal_applies_once_even_if_the_yes_comes_twice,
             an_accept_against_a_moved_plan_is_a_conflict_and_leaves_the_proposal_open,
             open_proposals_are_the_open_ones_oldest_first,
-            the_transcript_returns_the_last_entries_in_order,
+            the_transcript_returns_the_last_entries_in_order_flushed_or_not,
             a_running_summary_is_kept_per_user,
             a_trigger_fires_once_and_a_moved_or_removed_one_not_at_all,
             due_triggers_come_soonest_first_across_users,

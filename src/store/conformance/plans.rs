@@ -268,7 +268,7 @@ pub(crate) async fn open_proposals_are_the_open_ones_oldest_first(store: &dyn St
     assert!(store.open_proposals(&other).await.unwrap().is_empty());
 }
 
-pub(crate) async fn the_transcript_returns_the_last_entries_in_order(store: &dyn Store) {
+pub(crate) async fn the_transcript_returns_the_last_entries_in_order_flushed_or_not(store: &dyn Store) {
     let (ann, anna) = (user(store, "ann").await, user(store, "anna").await);
     for n in 0..5 {
         let said = |who: &str| Entry {
@@ -278,8 +278,10 @@ pub(crate) async fn the_transcript_returns_the_last_entries_in_order(store: &dyn
                 id: Some(format!("c{n}")),
             },
         };
-        store.append_message(&ann, &said("ann")).await.unwrap();
-        store.append_message(&anna, &said("anna")).await.unwrap();
+        // Entries left for the next flushed write read back at once, in order.
+        let flush = if n % 2 == 0 { Flush::Now } else { Flush::WithNextWrite };
+        store.append_message(&ann, &said("ann"), flush).await.unwrap();
+        store.append_message(&anna, &said("anna"), Flush::Now).await.unwrap();
     }
     let texts = |entries: Vec<Entry>| -> Vec<String> {
         entries

@@ -5,14 +5,17 @@
 use super::{PostgresStore, big, decode, exec, row, rows};
 use crate::conversation::Entry;
 use crate::conversation::window::Summary;
-use crate::store::{ConversationStore, StoreError};
+use crate::store::{ConversationStore, Flush, StoreError};
 use crate::user::UserId;
 use async_trait::async_trait;
 use tokio_postgres::types::Json;
 
 #[async_trait]
 impl ConversationStore for PostgresStore {
-    async fn append_message(&self, user: &UserId, entry: &Entry) -> Result<(), StoreError> {
+    /// Each entry is its own synchronous commit, whatever `flush` asks: a
+    /// commit is PostgreSQL's unit of durability, and an entry appended for
+    /// the next write is then on disk early, which is allowed.
+    async fn append_message(&self, user: &UserId, entry: &Entry, _flush: Flush) -> Result<(), StoreError> {
         let client = self.client().await?;
         exec(
             &client,

@@ -62,7 +62,10 @@ async fn populate(store: &dyn Store) {
                 id: None,
             },
         };
-        store.append_message(&ana, &said).await.unwrap();
+        store
+            .append_message(&ana, &said, crate::store::Flush::Now)
+            .await
+            .unwrap();
     }
     let summary = Summary {
         through: Some(t0()),
@@ -166,7 +169,7 @@ async fn every_family_moves_from_sled_to_postgres_and_the_copy_goes_on_where_the
             id: None,
         },
     };
-    pg.append_message(&ana, &later).await.unwrap();
+    pg.append_message(&ana, &later, crate::store::Flush::Now).await.unwrap();
     let recent = pg.recent_messages(&ana, 10).await.unwrap();
     assert_eq!(recent.len(), 3);
     assert_eq!(recent[2], later);

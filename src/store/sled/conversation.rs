@@ -4,20 +4,24 @@
 use super::{SledStore, backend, decode, encode, keys};
 use crate::conversation::Entry;
 use crate::conversation::window::Summary;
-use crate::store::{ConversationStore, StoreError};
+use crate::store::{ConversationStore, Flush, StoreError};
 use crate::user::UserId;
 use async_trait::async_trait;
 
 #[async_trait]
 impl ConversationStore for SledStore {
-    async fn append_message(&self, user: &UserId, entry: &Entry) -> Result<(), StoreError> {
+    async fn append_message(&self, user: &UserId, entry: &Entry, flush: Flush) -> Result<(), StoreError> {
         let num = self.require_user(user)?;
         let seq = self.inner.db.generate_id().map_err(backend)?;
         self.inner
             .messages
             .insert(keys::message(num, seq), encode(entry)?)
             .map_err(backend)?;
-        self.durable().await
+        match flush {
+            Flush::Now => self.durable().await,
+            // sled's flush writes every tree: the next durable write covers it.
+            Flush::WithNextWrite => Ok(()),
+        }
     }
 
     async fn recent_messages(&self, user: &UserId, limit: usize) -> Result<Vec<Entry>, StoreError> {

@@ -447,7 +447,10 @@ mod tests {
                 id: None,
             },
         };
-        store.append_message(user, &entry).await.unwrap();
+        store
+            .append_message(user, &entry, crate::store::Flush::Now)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
