@@ -82,7 +82,22 @@ pub struct Proposal {
     pub why: String,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
-    pub action: Action,
+    /// What accepting does, while the proposal is open. Dropped when it is
+    /// decided: the plan's history records what was done, and a decided
+    /// proposal stays small (a created plan's copy is most of an open one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+}
+
+/// A proposal as the model reads it in a tool result: what the user is
+/// asked, in words. Not its changes one by one: the model sent them and
+/// the summary says them (a new plan's changes repeat every step —
+/// kilobytes per call, stored and replayed while the turn is in the window).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub(crate) struct AskedView<'a> {
+    pub id: &'a str,
+    pub plan_id: Option<PlanId>,
+    pub summary: &'a str,
 }
 
 /// The proposal as clients see it (no internal action).
@@ -97,6 +112,14 @@ pub(crate) struct ProposalView {
 }
 
 impl Proposal {
+    pub(crate) fn asked(&self) -> AskedView<'_> {
+        AskedView {
+            id: &self.id,
+            plan_id: self.plan_id,
+            summary: &self.summary,
+        }
+    }
+
     pub(crate) fn view(&self) -> ProposalView {
         ProposalView {
             id: self.id.clone(),

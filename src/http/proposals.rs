@@ -70,7 +70,7 @@ pub(crate) async fn confirm_proposal(
         Ok((status, Json(body)))
     };
     match app.service.decide(&session, Some(&id), body.accept).await? {
-        Decision::Applied { proposal, plan } => decided(StatusCode::OK, "accepted", &proposal, Some(plan)),
+        Decision::Applied { proposal, plan, .. } => decided(StatusCode::OK, "accepted", &proposal, Some(plan)),
         Decision::Declined { proposal } => decided(StatusCode::OK, "declined", &proposal, None),
         Decision::Stale { proposal, current } => decided(StatusCode::CONFLICT, "stale", &proposal, current),
         Decision::AlreadyDecided { proposal } => decided(StatusCode::CONFLICT, "already_decided", &proposal, None),

@@ -16,6 +16,8 @@ pub(crate) enum Decision {
     Applied {
         proposal: Proposal,
         plan: Plan,
+        /// The proposal made the plan (not a change to one).
+        created: bool,
     },
     Declined {
         proposal: Proposal,
@@ -60,6 +62,7 @@ impl Service {
         for mut old in self.store().open_proposals(&s.user).await? {
             old.status = ProposalStatus::Superseded;
             old.decided_at = Some(now);
+            old.action = None;
             match self.store().close_proposal(&s.user, &old).await {
                 Ok(()) => self.publish(&s.user, Event::Proposal(old.view())),
                 // Answered meanwhile: nothing left to supersede.
@@ -84,7 +87,7 @@ impl Service {
             why,
             created_at: now,
             decided_at: None,
-            action,
+            action: Some(action),
         };
         let proposal = self.store().create_proposal(&s.user, draft).await?;
         self.publish(&s.user, Event::Proposal(proposal.view()));
@@ -111,6 +114,7 @@ impl Service {
         proposal.decided_at = Some(self.now());
         if !accept {
             proposal.status = ProposalStatus::Declined;
+            proposal.action = None;
             return match self.store().close_proposal(&s.user, &proposal).await {
                 Ok(()) => {
                     self.publish(&s.user, Event::Proposal(proposal.view()));
@@ -127,63 +131,48 @@ impl Service {
     async fn accept(&self, s: &Session, mut proposal: Proposal) -> Result<Decision, ServiceError> {
         let now = self.now();
         let why = format!("confirmed: {}", proposal.why);
-        let change = match &proposal.action {
+        // Taken out: the decided record is stored without it.
+        let Some(action) = proposal.action.take() else {
+            return Err(corrupt(&proposal, "is open without an action"));
+        };
+        let created = matches!(action, Action::Create { .. });
+        let change = match &action {
             Action::Create { plan } => {
                 let active = self.active_plans(&s.user).await?.len();
                 if active >= self.rules().max_active_plans {
                     return Err(Refusal::TooManyPlans { active }.into());
                 }
-                let entry = HistoryEntry {
-                    at: now,
-                    actor: Actor::User,
-                    why,
-                    version: 1,
-                    changes: proposal.changes.clone(),
-                    undoes: None,
-                };
                 Accepted::Create {
                     draft: (**plan).clone(),
-                    entry,
+                    entry: confirmed(now, why, 1, proposal.changes.clone(), None),
                 }
             }
             Action::Patch { .. } | Action::Undo { .. } => {
                 let Some(plan_id) = proposal.plan_id else {
-                    return Err(StoreError::Corrupt {
-                        tree: "proposals",
-                        reason: format!("proposal {} changes no plan", proposal.id),
-                    }
-                    .into());
+                    return Err(corrupt(&proposal, "changes no plan"));
                 };
                 let current = match self.store().get_plan(&s.user, plan_id).await? {
                     Some(current) if current.version == proposal.base_version => current,
                     moved_or_gone => return self.stale(s, proposal, moved_or_gone).await,
                 };
-                let (plan, changes, undoes) = if let Action::Undo { undoes } = &proposal.action {
+                let (plan, changes, undoes) = if let Action::Undo { undoes } = &action {
                     let Some(reverted) = self.entry(s, plan_id, *undoes).await? else {
                         return self.stale(s, proposal, Some(current)).await;
                     };
                     let (plan, changes) = undo::revert(&current, &reverted, &self.rules().limits, now)?;
                     (plan, changes, Some(*undoes))
                 } else {
-                    let ops: &[crate::plan::Op] = match &proposal.action {
+                    let ops: &[crate::plan::Op] = match &action {
                         Action::Patch { ops } => ops,
                         _ => &[],
                     };
                     let outcome = patch::apply(&current, ops, &self.rules().limits, now)?;
                     (outcome.plan, outcome.changes, None)
                 };
-                let entry = HistoryEntry {
-                    at: now,
-                    actor: Actor::User,
-                    why,
-                    version: plan.version,
-                    changes,
-                    undoes,
-                };
                 Accepted::Update {
+                    entry: confirmed(now, why, plan.version, changes, undoes),
                     plan,
                     expected_version: current.version,
-                    entry,
                 }
             }
         };
@@ -199,10 +188,14 @@ impl Service {
             Err(e) => return Err(e.into()),
         };
         proposal.plan_id = Some(plan.id);
-        self.count_creation(&plan, matches!(proposal.action, Action::Create { .. }));
+        self.count_creation(&plan, created);
         self.published_plan(&s.user, &plan);
         self.publish(&s.user, Event::Proposal(proposal.view()));
-        Ok(Decision::Applied { proposal, plan })
+        Ok(Decision::Applied {
+            proposal,
+            plan,
+            created,
+        })
     }
 
     /// Marks a proposal stale and shows the plan as it is now (`current`;
@@ -214,6 +207,7 @@ impl Service {
         current: Option<Plan>,
     ) -> Result<Decision, ServiceError> {
         proposal.status = ProposalStatus::Stale;
+        proposal.action = None;
         match self.store().close_proposal(&s.user, &proposal).await {
             Ok(()) => {}
             Err(StoreError::ProposalClosed { current }) => return Ok(Decision::AlreadyDecided { proposal: *current }),
@@ -225,4 +219,31 @@ impl Service {
         }
         Ok(Decision::Stale { proposal, current })
     }
+}
+
+/// The history entry of a change the user confirmed.
+fn confirmed(
+    at: chrono::DateTime<chrono::Utc>,
+    why: String,
+    version: u64,
+    changes: Vec<Change>,
+    undoes: Option<u64>,
+) -> HistoryEntry {
+    HistoryEntry {
+        at,
+        actor: Actor::User,
+        why,
+        version,
+        changes,
+        undoes,
+    }
+}
+
+/// A stored proposal that cannot be what it says.
+fn corrupt(proposal: &Proposal, what: &str) -> ServiceError {
+    StoreError::Corrupt {
+        tree: "proposals",
+        reason: format!("proposal {} {what}", proposal.id),
+    }
+    .into()
 }

@@ -313,11 +313,27 @@ async fn a_bare_date_from_the_model_is_that_day_in_the_users_zone() {
         "{}",
         out.content
     );
+    // The model reads the proposal in words, not its changes again.
+    let said: serde_json::Value = serde_json::from_str(&out.content).unwrap();
+    assert!(said["proposal"]["summary"].as_str().unwrap().contains("Pack"), "{said}");
+    assert_eq!(said["proposal"].get("changes"), None, "{said}");
     let proposal = store.open_proposals(&ana).await.unwrap().pop().unwrap();
-    let crate::proposal::Action::Create { plan } = &proposal.action else {
+    let Some(crate::proposal::Action::Create { plan }) = &proposal.action else {
         panic!("{:?}", proposal.action)
     };
     let due = |id: &str| plan.step(id).unwrap().due_at.unwrap().to_rfc3339();
     assert_eq!(due("pack"), "2026-12-18T19:00:00+00:00", "09:00 in Honolulu");
     assert_eq!(due("fly"), "2026-12-19T06:00:00+00:00", "an instant stays as sent");
+    // Once decided, the stored proposal keeps its words and changes, not the
+    // copy of the plan it would have made.
+    let decided = service.decide(&session, Some(&proposal.id), true).await.unwrap();
+    assert!(
+        matches!(decided, crate::service::Decision::Applied { created: true, .. }),
+        "{decided:?}"
+    );
+    let stored = store.get_proposal(&ana, &proposal.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, crate::proposal::ProposalStatus::Accepted);
+    assert_eq!(stored.action, None);
+    assert_eq!(stored.changes, proposal.changes);
+    assert_eq!(stored.summary, proposal.summary);
 }

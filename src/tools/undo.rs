@@ -4,7 +4,7 @@
 
 use super::{Tool, ToolContext, ToolError};
 use crate::plan::{PlanId, PlanStatus};
-use crate::proposal::ProposalView;
+use crate::proposal::AskedView;
 use crate::service::{Direction, Undone};
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -37,10 +37,10 @@ impl Serialize for UndoResult {
             plan: &'static str,
         }
         #[derive(Serialize)]
-        struct Proposed {
+        struct Proposed<'a> {
             ok: bool,
             awaiting_confirmation: bool,
-            proposal: ProposalView,
+            proposal: AskedView<'a>,
             note: &'static str,
         }
         match &self.0 {
@@ -56,7 +56,7 @@ impl Serialize for UndoResult {
             Undone::Proposed { proposal } => Proposed {
                 ok: true,
                 awaiting_confirmation: true,
-                proposal: proposal.view(),
+                proposal: proposal.asked(),
                 note: "It would cancel the plan or remove steps, so nothing has changed yet: tell the user what it does and ask.",
             }
             .serialize(s),

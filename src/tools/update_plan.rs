@@ -11,7 +11,7 @@ use super::{Tool, ToolContext, ToolError};
 use crate::plan::PlanMode;
 use crate::plan::snapshot::SnapshotItem;
 use crate::plan::{Objective, Op, PlanId, PlanStatus};
-use crate::proposal::ProposalView;
+use crate::proposal::AskedView;
 use crate::service::{Applied, NewPlan, PlanChange, Snapshot};
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -75,7 +75,7 @@ struct UnchangedView {
 struct ProposedView<'a> {
     ok: bool,
     awaiting_confirmation: bool,
-    proposal: ProposalView,
+    proposal: AskedView<'a>,
     note: &'a str,
 }
 
@@ -100,7 +100,7 @@ impl Serialize for PlanResult {
             Applied::Proposed { proposal } => ProposedView {
                 ok: true,
                 awaiting_confirmation: true,
-                proposal: proposal.view(),
+                proposal: proposal.asked(),
                 note: "Nothing has changed yet: the user must confirm this proposal. Tell them what it does and ask.",
             }
             .serialize(s),

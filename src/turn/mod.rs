@@ -19,7 +19,7 @@ use crate::plan::{Actor, Plan, PlanStatus, render};
 use crate::planner::templates::Templates;
 use crate::prompts::PromptError;
 use crate::prompts::Prompts;
-use crate::proposal::{Action, ProposalStatus};
+use crate::proposal::ProposalStatus;
 use crate::protocol::{ErrorCode, ServerFrame};
 use crate::service::{Decision, Failure, Service, ServiceError, Session};
 use crate::store::{Store, StoreError};
@@ -310,7 +310,9 @@ pub(crate) fn describe(wording: &Wording, decision: &Decision, now: DateTime<Tz>
     }
     let rendered = |plan: &Plan| Some(render::for_people(plan, now));
     let facts = match decision {
-        Decision::Applied { plan, proposal } if matches!(proposal.action, Action::Create { .. }) => Facts {
+        Decision::Applied {
+            plan, created: true, ..
+        } => Facts {
             outcome: "created",
             plan: rendered(plan),
             title: Some(&plan.title),

@@ -210,6 +210,6 @@ pub(crate) fn open_proposal(action: Action, plan_id: Option<PlanId>, base_versio
         why: "test".into(),
         created_at: t0(),
         decided_at: None,
-        action,
+        action: Some(action),
     }
 }
