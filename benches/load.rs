@@ -124,9 +124,9 @@ async fn run(path: &str, users: usize, rounds: usize) {
     let _ = server.wait().await;
     latencies.sort();
     let store = dir_bytes(&data);
-    let logical = exported_bytes(&data, dir.path()).await;
+    let (exported, records) = exported_bytes(&data, dir.path()).await;
     println!(
-        "| {path} | {users}{} | {turns} | {:.0} | {:.2?} | {:.2?} | {:.2?} | {:.2?} | {:.1} KiB | {} | {:.1} KiB on disk, {:.1} KiB exported, after {} messages |",
+        "| {path} | {users}{} | {turns} | {:.0} | {:.2?} | {:.2?} | {:.2?} | {:.2?} | {:.1} KiB | {} | {:.1} KiB on disk, {:.1} KiB exported, {:.1} KiB of records, after {} messages |",
         if rounds > 1 {
             format!(" × {} messages", rounds * 10)
         } else {
@@ -140,7 +140,8 @@ async fn run(path: &str, users: usize, rounds: usize) {
         rss_after.saturating_sub(rss_before) as f64 / users as f64,
         model_bytes.map_or("—".into(), |b| format!("{:.0}", b as f64 / turns as f64)),
         store as f64 / 1024.0 / (users + 1) as f64,
-        logical as f64 / 1024.0 / (users + 1) as f64,
+        exported as f64 / 1024.0 / (users + 1) as f64,
+        records as f64 / 1024.0 / (users + 1) as f64,
         rounds * 10,
     );
 }
@@ -227,9 +228,10 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-/// The size of `steward export` of `data` (the records themselves,
-/// without sled's log and free space).
-async fn exported_bytes(data: &std::path::Path, scratch: &std::path::Path) -> u64 {
+/// The size of `steward export` of `data`, and of the records it holds
+/// (keys and values, without sled's log and free space, and without the
+/// export's JSON and hex).
+async fn exported_bytes(data: &std::path::Path, scratch: &std::path::Path) -> (u64, u64) {
     let out = scratch.join("export.jsonl");
     let status = Command::new(env!("CARGO_BIN_EXE_steward"))
         .args(["export", "--data"])
@@ -243,24 +245,40 @@ async fn exported_bytes(data: &std::path::Path, scratch: &std::path::Path) -> u6
         .unwrap();
     assert!(status.success());
     let text = std::fs::read_to_string(&out).unwrap();
-    let mut trees = std::collections::BTreeMap::<String, (u64, u64)>::new();
+    // Per tree: records, bytes exported, bytes stored (keys and values as
+    // sled holds them: hex halved, JSON values as written).
+    let mut trees = std::collections::BTreeMap::<String, (u64, u64, u64)>::new();
+    let mut stored = 0;
     for line in text.lines().skip(1) {
         let record: Value = serde_json::from_str(line).unwrap();
+        let value = match &record["value"] {
+            Value::String(hex) => hex.len() as u64 / 2,
+            json => json.to_string().len() as u64,
+        };
+        let bytes = record["key"].as_str().unwrap().len() as u64 / 2 + value;
         let tree = trees
             .entry(record["tree"].as_str().unwrap_or("?").to_owned())
             .or_default();
         tree.0 += 1;
         tree.1 += line.len() as u64 + 1;
+        tree.2 += bytes;
+        stored += bytes;
     }
     let parts: Vec<String> = trees
         .iter()
-        .map(|(name, (count, bytes))| format!("{name} {count} records {:.1} KiB", *bytes as f64 / 1024.0))
+        .map(|(name, (count, exported, stored))| {
+            format!(
+                "{name} {count} records {:.1} KiB exported {:.1} KiB stored",
+                *exported as f64 / 1024.0,
+                *stored as f64 / 1024.0
+            )
+        })
         .collect();
-    eprintln!("exported by tree: {}", parts.join(", "));
+    eprintln!("by tree: {}", parts.join(", "));
     if let Ok(keep) = std::env::var("LOAD_KEEP_EXPORT") {
         std::fs::copy(&out, keep).unwrap();
     }
-    text.len() as u64
+    (text.len() as u64, stored)
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {
@@ -278,9 +296,9 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 }
 
 /// An OpenAI-compatible server answering at once: to "add a step …", an
-/// `update_plan` call creating an errands plan (made at once: creation is
-/// not confirmed in this run), else text; to a tool result, text. Counts
-/// request bytes.
+/// `update_plan` call adding a step to the errands plan in the system
+/// prompt, or creating it (made at once: creation is not confirmed in this
+/// run), else text; to a tool result, text. Counts request bytes.
 struct FakeModel {
     addr: std::net::SocketAddr,
     bytes: Arc<AtomicU64>,
@@ -313,8 +331,20 @@ async fn answer(State(bytes): State<Arc<AtomicU64>>, body: String) -> Response {
     };
     let mut sse = String::new();
     if change {
-        let arguments = json!({"title": format!("Errands {users}"), "explanation": "the user asked",
-            "ops": [{"op": "add_step", "id": "buy", "title": "Buy stamps", "due_at": "2027-01-15"}]});
+        // As a model would: a step added to the errands plan the system
+        // prompt shows (`p1 "Errands" version=3 …`), or the plan made first.
+        let system = messages[0]["content"].as_str().unwrap_or_default();
+        let errands = system.lines().find_map(|line| {
+            let (id, rest) = line.split_once(" \"Errands\" version=")?;
+            let version: u64 = rest.split(' ').next()?.parse().ok()?;
+            Some((id.split_whitespace().last()?.to_owned(), version))
+        });
+        let arguments = match errands {
+            Some((id, version)) => json!({"plan_id": id, "expected_version": version, "explanation": "the user asked",
+                "ops": [{"op": "add_step", "title": format!("Errand {users}"), "due_at": "2027-01-15"}]}),
+            None => json!({"title": "Errands", "explanation": "the user asked",
+                "ops": [{"op": "add_step", "id": "buy", "title": "Buy stamps", "due_at": "2027-01-15"}]}),
+        };
         sse.push_str(&chunk(
             json!({"role": "assistant", "tool_calls": [{"index": 0, "id": format!("call_{users}"), "type": "function",
                 "function": {"name": "update_plan", "arguments": arguments.to_string()}}]}),
