@@ -53,9 +53,9 @@ async fn main() {
         .collect();
     let paths = list("LOAD_PATHS", "offline,model");
     println!(
-        "| path | users | turns | turns/s | p50 | p95 | p99 | server CPU per turn | RSS per active user | model bytes per turn | store per user |"
+        "| path | users | turns | turns/s | p50 | p95 | p99 | server CPU per turn | flushes per turn | RSS per active user | model bytes per turn | store per user |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for path in &paths {
         for &n in &users {
             run(path, n, 1).await;
@@ -90,6 +90,7 @@ async fn run(path: &str, users: usize, rounds: usize) {
     let rss_before = rss_kib(pid);
     let cpu_before = cpu_ticks(pid);
     let bytes_before = fake.as_ref().map_or(0, |f| f.bytes.load(Ordering::Relaxed));
+    let flushes_before = flushes(&addr).await;
     let started = Instant::now();
     let script: Vec<&str> = match path {
         "model" => (0..10)
@@ -120,13 +121,14 @@ async fn run(path: &str, users: usize, rounds: usize) {
     let rss_after = rss_kib(pid);
     let turns = latencies.len();
     let model_bytes = fake.as_ref().map(|f| f.bytes.load(Ordering::Relaxed) - bytes_before);
+    let flushed = flushes(&addr).await - flushes_before;
     server.start_kill().unwrap();
     let _ = server.wait().await;
     latencies.sort();
     let store = dir_bytes(&data);
     let (exported, records) = exported_bytes(&data, dir.path()).await;
     println!(
-        "| {path} | {users}{} | {turns} | {:.0} | {:.2?} | {:.2?} | {:.2?} | {:.2?} | {:.1} KiB | {} | {:.1} KiB on disk, {:.1} KiB exported, {:.1} KiB of records, after {} messages |",
+        "| {path} | {users}{} | {turns} | {:.0} | {:.2?} | {:.2?} | {:.2?} | {:.2?} | {:.2} | {:.1} KiB | {} | {:.1} KiB on disk, {:.1} KiB exported, {:.1} KiB of records, after {} messages |",
         if rounds > 1 {
             format!(" × {} messages", rounds * 10)
         } else {
@@ -137,6 +139,7 @@ async fn run(path: &str, users: usize, rounds: usize) {
         percentile(&latencies, 0.95),
         percentile(&latencies, 0.99),
         cpu / turns as u32,
+        flushed / turns as f64,
         rss_after.saturating_sub(rss_before) as f64 / users as f64,
         model_bytes.map_or("—".into(), |b| format!("{:.0}", b as f64 / turns as f64)),
         store as f64 / 1024.0 / (users + 1) as f64,
@@ -206,6 +209,21 @@ async fn talk(addr: &str, user: &str, rounds: usize, script: &[&str]) -> Vec<Dur
         latencies.push(sent.elapsed());
     }
     latencies
+}
+
+/// How many times the store has flushed (or committed), from `/metrics`.
+async fn flushes(addr: &str) -> f64 {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("steward_store_commit_seconds_count"))
+        .unwrap();
+    line.split_whitespace().last().unwrap().parse().unwrap()
 }
 
 /// The value at quantile `q` of sorted durations.

@@ -1,10 +1,12 @@
 //! A damaged data directory. sled panics on some truncations of its file
 //! and fails reads on others, so opening reads every record once: damage is
 //! found at start with a clear refusal, not by a scheduler tick hours
-//! later. Other truncations make sled recover quietly to an older state;
-//! a census of records written at each clean stop catches those (after a
-//! crash there is nothing to compare with). `salvage` exports what can
-//! still be read.
+//! later. Other truncations make sled recover quietly to an older state.
+//! Two records outside sled catch those: a census of records written at
+//! each clean stop, and a watermark — a number sled is given and flushes,
+//! written to a file after the flush, at most once a second — which also
+//! holds after a crash: sled never holds a lower mark than the file unless
+//! it lost data it had flushed. `salvage` exports what can still be read.
 
 use super::{Inner, SledStore};
 use crate::store::StoreError;
@@ -12,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// Consecutive read errors after which a tree's scan in one direction stops.
 const ERRORS_PER_SCAN: usize = 64;
@@ -51,11 +54,96 @@ fn read_census(dir: &Path) -> Option<Census> {
 }
 
 fn write_census(dir: &Path, census: &Census) -> std::io::Result<()> {
-    let partial = dir.join("census.json.partial");
-    let file = std::fs::File::create(&partial)?;
-    serde_json::to_writer(&file, census)?;
+    write_synced(dir, CENSUS, &serde_json::to_vec(census)?)
+}
+
+/// Replaces `dir/name` with `bytes`, synced before the rename: the file
+/// holds the old bytes or the new ones, never a part.
+fn write_synced(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let partial = dir.join(format!("{name}.partial"));
+    let mut file = std::fs::File::create(&partial)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
-    std::fs::rename(&partial, dir.join(CENSUS))
+    std::fs::rename(&partial, dir.join(name))
+}
+
+/// The watermark file in the data directory.
+const WATERMARK: &str = "watermark";
+/// The mark sled was last given, in `meta`.
+const MARK_KEY: &[u8] = b"watermark";
+/// How often a flush also moves the watermark (a file written and synced).
+const MARK_EVERY: Duration = Duration::from_secs(1);
+
+/// The watermark of a running store. Flushes run one at a time, so the
+/// lock is never contended.
+#[derive(Default)]
+pub(super) struct Marks(std::sync::Mutex<MarkState>);
+
+#[derive(Default)]
+struct MarkState {
+    /// The last mark given to sled.
+    last: u64,
+    /// When it was given (none yet in this run).
+    at: Option<Instant>,
+}
+
+impl Marks {
+    /// Continues from the mark sled holds.
+    pub(super) fn from_store(meta: &sled::Tree) -> Marks {
+        let last = stored_mark(meta).unwrap_or(0);
+        Marks(std::sync::Mutex::new(MarkState { last, at: None }))
+    }
+}
+
+fn stored_mark(meta: &sled::Tree) -> Option<u64> {
+    let bytes = meta.get(MARK_KEY).ok()??;
+    Some(u64::from_be_bytes(bytes.as_ref().try_into().ok()?))
+}
+
+/// Before a flush: when the watermark is due to move, the next mark, given
+/// to sled so that this flush makes it durable.
+pub(super) fn next_mark(inner: &Inner) -> Option<u64> {
+    let mut marks = inner.marks.0.lock().ok()?;
+    if marks.at.is_some_and(|at| at.elapsed() < MARK_EVERY) {
+        return None;
+    }
+    let next = marks.last + 1;
+    inner.meta.insert(MARK_KEY, &next.to_be_bytes()).ok()?;
+    *marks = MarkState {
+        last: next,
+        at: Some(Instant::now()),
+    };
+    Some(next)
+}
+
+/// After the flush that made `mark` durable: the file may now say so.
+pub(super) fn record_mark(inner: &Inner, mark: u64) {
+    if let Err(e) = write_synced(&inner.dir, WATERMARK, mark.to_string().as_bytes()) {
+        tracing::warn!(error = %e, "could not write the store's watermark");
+    }
+}
+
+/// Refuses a store whose mark is below its watermark file's: sled had
+/// flushed data it no longer holds.
+pub(super) fn compare_watermark(dir: &Path, meta: &sled::Tree) -> Result<(), StoreError> {
+    let Some(file) = std::fs::read_to_string(dir.join(WATERMARK))
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    let held = stored_mark(meta).unwrap_or(0);
+    if held < file {
+        return Err(damaged(
+            dir,
+            format!(
+                "it had flushed up to mark {file} (see the `{WATERMARK}` file) and holds mark {held} now: \
+                 the database file was cut short or replaced after data was saved"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a store that holds fewer records than at its last clean stop:
@@ -263,4 +351,60 @@ fn scan(
         }
     }
     (errors, last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AccountStore, Store};
+    use crate::user::UserId;
+
+    /// Copies the files of `from` (not directories) into `to`.
+    fn copy_files(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_lost_flushed_data_after_a_crash_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let older = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        // A run that writes and crashes (no clean stop: no census to compare).
+        {
+            let store = SledStore::open(&data).unwrap();
+            store.ensure_user(&UserId::parse("ana").unwrap()).await.unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(data.join(WATERMARK)).unwrap(), "1");
+        copy_files(&data, older.path());
+        // The next run's first flush moves the mark again.
+        {
+            let store = SledStore::open(&data).unwrap();
+            store.ensure_user(&UserId::parse("ben").unwrap()).await.unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(data.join(WATERMARK)).unwrap(), "2");
+        // Every file of sled goes back to the first run's; the watermark
+        // file stays: flushed data is gone.
+        let watermark = std::fs::read(data.join(WATERMARK)).unwrap();
+        std::fs::remove_dir_all(&data).unwrap();
+        copy_files(older.path(), &data);
+        std::fs::write(data.join(WATERMARK), &watermark).unwrap();
+        let Err(refused) = SledStore::open(&data) else {
+            panic!("a store that lost flushed data opened")
+        };
+        assert!(matches!(refused, StoreError::Damaged { .. }), "{refused}");
+        assert!(refused.to_string().contains("flushed up to mark 2"), "{refused}");
+        assert!(refused.to_string().contains("holds mark 1"), "{refused}");
+        // The same files with their own watermark open (and so does a data
+        // directory without one, as before this file existed).
+        std::fs::copy(older.path().join(WATERMARK), data.join(WATERMARK)).unwrap();
+        SledStore::open(&data).unwrap().quiesce().await;
+        std::fs::remove_file(data.join(WATERMARK)).unwrap();
+        SledStore::open(&data).unwrap();
+    }
 }

@@ -89,6 +89,8 @@ struct Inner {
     broken: std::sync::OnceLock<String>,
     /// Whether the census says "running" since this process first wrote.
     census_unclean: std::sync::atomic::AtomicBool,
+    /// The watermark flushes move (see [`integrity`]).
+    marks: integrity::Marks,
     /// Where each flush's time goes (`steward_store_commit_seconds`).
     commit_seconds: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
     flush_lock: Arc<tokio::sync::Mutex<()>>,
@@ -115,6 +117,7 @@ impl SledStore {
         let store = SledStore::open_unchecked_with(dir, cache_mib)?;
         let records = store.check_readable(dir)?;
         integrity::compare_census(dir, records)?;
+        integrity::compare_watermark(dir, &store.inner.meta)?;
         Ok(store)
     }
 
@@ -146,13 +149,15 @@ impl SledStore {
             _ => backend(e),
         })?;
         let tree = |name: &str| db.open_tree(name).map_err(backend);
+        let meta = tree("meta")?;
         Ok(SledStore {
             inner: Arc::new(Inner {
                 users: tree("users")?,
                 plans: tree("plans")?,
                 history: tree("history")?,
                 messages: tree("messages")?,
-                meta: tree("meta")?,
+                marks: integrity::Marks::from_store(&meta),
+                meta,
                 proposals: tree("proposals")?,
                 timers: tree("timers")?,
                 notify: tree("notify")?,
@@ -198,12 +203,16 @@ impl SledStore {
         // find their write flushed instead of flushing again.
         tokio::task::spawn_blocking(move || {
             integrity::mark_running(&shared);
+            let mark = integrity::next_mark(&shared);
             let started = std::time::Instant::now();
             let flushed = shared.db.flush();
             match &flushed {
                 Ok(_) => {
                     if let Some(h) = shared.commit_seconds.get() {
                         h.observe(started.elapsed().as_secs_f64());
+                    }
+                    if let Some(mark) = mark {
+                        integrity::record_mark(&shared, mark);
                     }
                     shared.flushes.fetch_add(1, Ordering::Relaxed);
                     shared.flushed.fetch_max(covers, Ordering::SeqCst);
