@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 
 static DISMISS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|nvm|forget (it|that|about it)|stop|skip it|drop it|scrap (that|it)|abort|i changed my mind)\b",
+        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|nvm|forget (it|that|about it)|stop|skip it|drop it|scrap (that|it)|abort|i changed my mind)\b|^(let's |lets )?(drop|scrap|forget|abandon|ditch) (this|it|that)( one)?\W*$",
     )
 });
 
@@ -54,6 +54,9 @@ fn switched(input: &Input, templates: &Templates) -> Option<Interpretation> {
     Some(Interpretation::NewGoal { kind, slots })
 }
 
+static INTERJECTION: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(?i)((oh|ah|um|uh|hmm|oops|sorry|my bad|whoops|ok|okay)[ ,!]*)+,\s*"));
+
 /// Words before the answer itself: "it's Maria", "she's called Maria".
 const LEADS: &[&str] = &[
     "her name is",
@@ -74,6 +77,15 @@ const LEADS: &[&str] = &[
     "it is",
     "that's",
     "that is",
+    "he'll be a",
+    "he'll be an",
+    "she'll be a",
+    "she'll be an",
+    "they'll be a",
+    "they'll be an",
+    "he'll be",
+    "she'll be",
+    "they'll be",
     "she's",
     "he's",
     "they're",
@@ -84,6 +96,8 @@ const LEADS: &[&str] = &[
     "on",
     "by",
     "from",
+    "a",
+    "an",
 ];
 
 /// Where an answer's first part ends: a comma, or words that start another
@@ -99,13 +113,16 @@ const ENDS: &[&str] = &[
     " as a ",
     " as an ",
     " from ",
-    " on ",
-    " by ",
-    " due ",
-    " for ",
     " and she",
     " and he",
+    " and his ",
+    " and her ",
+    " and their ",
 ];
+
+/// Where an answer ends only when a date follows: "the impact of remote
+/// work on productivity" is one topic, "Maria on the 4th" is two details.
+const ENDS_BEFORE_A_DATE: &[&str] = &[" on ", " by ", " due ", " for "];
 
 pub(super) fn read(
     input: &Input,
@@ -142,16 +159,16 @@ pub(super) fn read(
         SlotType::List => None,
         _ => first_part(input),
     };
-    let answer = first
-        .and_then(|part| answer(asked, &Input::new(&part, input.today)))
-        .or_else(|| answer(asked, input));
-    // An answer with a time that cannot be used gets a question.
-    if answer.is_none()
-        && asked.kind == SlotType::Date
+    // An answer with a time that cannot be used ("2027-10-12" when that
+    // has passed, "29/02/2027") gets a question.
+    if asked.kind == SlotType::Date
         && let Some(problem) = dates::problem(&input.lower, &toks, now)
     {
         return Some(Interpretation::Unclear { problem });
     }
+    let answer = first
+        .and_then(|part| answer(asked, &Input::new(&part, input.today)))
+        .or_else(|| answer(asked, input));
     let found_asked = answer.is_some();
     if let Some(value) = answer {
         slots.insert(asked.name.clone(), value);
@@ -176,13 +193,30 @@ pub(super) fn read(
 /// The answer's first part, up to a comma or a word that starts another
 /// detail, without lead words.
 fn first_part(input: &Input) -> Option<String> {
-    let text = input.text.trim().trim_end_matches(['.', '!', '?']);
+    let text = trim_end(input.text.trim());
+    // "oh sorry, it's Grace Okonkwo": an interjection is not the answer.
+    let text = INTERJECTION.find(text).map_or(text, |m| &text[m.end()..]);
     // Same byte offsets as `text`, so the cut lands on its boundaries.
     let lower = lower_same_offsets(text);
     let mut end = text.find(',').unwrap_or(text.len());
     for marker in ENDS {
         if let Some(at) = lower.find(marker)
             && at > 0
+        {
+            end = end.min(at);
+        }
+    }
+    for marker in ENDS_BEFORE_A_DATE {
+        let dated = |at: usize| {
+            let rest = &lower[at + 1..];
+            let toks = dates::tokens(rest);
+            dates::find_dates(&toks, input.today)
+                .first()
+                .is_some_and(|m| m.first <= 1)
+        };
+        if let Some(at) = lower.find(marker)
+            && at > 0
+            && dated(at)
         {
             end = end.min(at);
         }
@@ -205,7 +239,7 @@ fn strip_lead(text: &str) -> &str {
 /// The value of `slot` in a short answer, if it holds one.
 fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
     let toks = input.tokens();
-    let text = strip_lead(input.text.trim().trim_end_matches(['.', '!', '?']));
+    let text = strip_lead(trim_end(input.text.trim()));
     match slot.kind {
         SlotType::Date => dates::find_dates(&toks, input.today)
             .first()
@@ -229,8 +263,10 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
                 .flat_map(|p| p.split(" and "))
                 .flat_map(|p| p.split(" then "))
                 .map(|i| strip_lead(i.trim()).trim())
+                // "a lipid panel — starting tomorrow": a dash ends the item.
+                .map(|i| i.split(" - ").next().unwrap_or(i).trim())
                 .map(|i| {
-                    ["a ", "an ", "and "]
+                    ["just a ", "just an ", "just ", "only ", "then ", "a ", "an ", "and "]
                         .iter()
                         .find_map(|a| i.strip_prefix(a))
                         .unwrap_or(i)
@@ -249,6 +285,21 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
                     .map(|t| t.word.to_owned())
             })
             .map(Value::from),
+    }
+}
+
+/// The text without closing punctuation, except the dot of a last initial
+/// ("Zeta-Nine Robotics S.A.", "Kwame A.").
+fn trim_end(text: &str) -> &str {
+    let trimmed = text.trim_end_matches(['.', '!', '?']);
+    let initial = trimmed
+        .rsplit(['.', ' '])
+        .next()
+        .is_some_and(|w| w.chars().count() == 1);
+    if initial && text[trimmed.len()..].starts_with('.') {
+        &text[..trimmed.len() + 1]
+    } else {
+        trimmed
     }
 }
 

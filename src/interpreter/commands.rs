@@ -1,8 +1,10 @@
-//! Confirmations and plan commands in plain words.
+//! Plan commands in plain words.
 
 use super::Command;
+pub(crate) use super::confirm::confirmation;
 use super::dates::DateMention;
 use super::more;
+pub(super) use super::objects::{names_a_goal_kind, names_a_plan, reads_as_result, this_plan, vague_step};
 use super::reminders;
 use super::text::{Input, strip_reference};
 use chrono::DateTime;
@@ -15,35 +17,6 @@ pub(super) fn re(pattern: &str) -> Regex {
     // one is a programming error caught on the first test run.
     Regex::new(pattern).unwrap_or_else(|e| panic!("bad pattern {pattern}: {e}"))
 }
-
-static YES: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^(yes|yeah|yep|yup|ya|sure|ok|okay|k|y|confirm|confirmed|correct|approved?|accept|sounds good|looks good|sounds great|looks great|go ahead|go for it|do it|please do|absolutely|definitely|of course|let's do it|lets do it|let's go|perfect|that works|works for me|fine|alright|all right)\b",
-    )
-});
-static NO: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^(no|nope|nah|n|don't|dont|do not|not now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it)\b",
-    )
-});
-/// Words that show a message is more than a yes or no.
-static CONTENT: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"\b(plan|plans|step|steps|add|remove|delete|move|show|list|remind|onboard|launch|trip|budget|deploy|research|schedule|reschedule|undo|history|help|what|how|why|when|where|digests?|summary|summaries|emails?)\b",
-    )
-});
-
-/// Phrasings about notifications and settings: "don't notify me between
-/// 22:00 and 07:00" is a preference, never a "no".
-static SETTINGS: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"\b(notify|notif\w*|disturb|quiet|mute|ping me|email me|message me|bother me|remind me|time ?zone|between \S+ and|from \S+ (to|till|until) \S+|(start|do|begin) .+ (before|until|after))\b",
-    )
-});
-
-/// "no need for X", "no worries": not an answer to a proposal.
-static NOT_A_NO: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(no need|no worries|no problem|no rush|no hurry|not a problem|no biggie)\b"));
 
 /// Messages that ask for something to be done (so a time that cannot be
 /// used gets a question, not silence).
@@ -58,44 +31,6 @@ pub(crate) fn asks_for_action(input: &Input) -> bool {
     ACTION.is_match(l)
 }
 
-/// `Some(accept)` if the whole message is a yes or a no.
-pub(crate) fn confirmation(input: &Input) -> Option<bool> {
-    let l = input.lower.trim().trim_end_matches(['.', '!', '?', ' ']);
-    // "please don't, not yet": a polite word before the answer.
-    let l = ["please ", "pls ", "oh ", "ah ", "hmm ", "hmm, "]
-        .iter()
-        .fold(l, |l, lead| l.strip_prefix(lead).unwrap_or(l));
-    let words = l.split_whitespace().count();
-    if words == 0 || words > 8 {
-        return None;
-    }
-    if SETTINGS.is_match(l) || NOT_A_NO.is_match(l) {
-        return None;
-    }
-    let no = NO.is_match(l);
-    let yes = !no && YES.is_match(l);
-    if !(yes || no) {
-        return None;
-    }
-    // "no, don't do that" and "yes please, go ahead" are confirmations;
-    // "ok, show my plans" is a command.
-    let rest = l.split_once([',', ' ']).map(|(_, r)| r).unwrap_or("");
-    let allowed_rest = re_rest().is_match(rest.trim());
-    if CONTENT.is_match(l) && !allowed_rest {
-        return None;
-    }
-    Some(yes)
-}
-
-fn re_rest() -> &'static Regex {
-    static REST: LazyLock<Regex> = LazyLock::new(|| {
-        re(
-            r"^(|please|thanks|thank you|do it|do that|go ahead|sounds good|that's fine|that is fine|don't do that|do not do that|not now|not that|not yet|i changed my mind|let's not|leave it|keep it as it is|set it up|set this up|make the change|apply it|for now)\W*(please|thanks|for now)?\W*$",
-        )
-    });
-    &REST
-}
-
 static POLITE: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"^((please|pls|hey|hi|ok|okay|so|also|and|now|steward|oops|oh|hmm|ah|actually|well|wait|right|alright|sorry)[,!]?\s+|(can|could|would|will) (you|we)\s+(please\s+)?|i'd like you to\s+|i want you to\s+)+",
@@ -105,6 +40,13 @@ static POLITE: LazyLock<Regex> = LazyLock::new(|| {
 static HELP: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"^(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say|what can i ask( you)?|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
+    )
+});
+/// "I'm a bit lost, how does this thing work", "what are my options here?
+/// help": asking how to use steward, anywhere in the message.
+static HELP_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\bhow does (this|this thing|it|steward|this bot|this app) work\b|\bwhat are my options\b|\bwhat (kinds? of )?things can you help( me)? with\b|^i'm new here\b|\? ?help$|^i'm (a bit |so |totally |completely )?(lost|confused)(\W*$|, (what|how) )",
     )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {
@@ -119,19 +61,22 @@ static HISTORY: LazyLock<Regex> = LazyLock::new(|| {
 });
 static LIST: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)|what are my plans|what plans are there|what plans do i have|(list|show)( me)? everything( you're| you are)? (tracking|keeping)( for me)?)\W*$",
+        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)|what are my plans|what plans are there|what plans do i have|(list|show)( me)? everything( you're| you are| i'm| i am)? (tracking|keeping)( for me)?)\W*$",
     )
 });
 /// "which plans are active?", "an overview of all the plans I have".
 static LIST_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(which|what|how many|overview of|summary of|all (of )?(the |my )?)\s*plans\b|\bplans (are (active|running|open)|do i have|i have|have i got)\b",
+        r"\b(which|what|how many|overview of|summary of|all (of )?(the |my )?)\s*((current|active|open|existing|ongoing) )?plans\b|\bplans (are (active|running|open)|do i have|i have|have i got)\b",
     )
 });
 static NEW_STEP: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(new|another|extra) (step|task|item|todo|to-do)\s*[:\-]?\s*(.+)$"));
-static REMIND: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(remind me|set (a|up a) reminder|reminder|ping me|nudge me)\b"));
+static REMIND: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(remind me|set (a|up a) reminder|reminder|ping me|nudge me)\b|^(in (\d+|a|an|one|two|ten|twenty|thirty) \w+|tomorrow|tonight|later today|this (morning|afternoon|evening))( at [\w:]+)?,? (remind me|ping me|nudge me)\b",
+    )
+});
 static CANCEL_PLAN: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(cancel|abandon|scrap|drop|kill|stop|forget about|call off|shelve)\s+(.+)$"));
 static REMOVE: LazyLock<Regex> = LazyLock::new(|| {
@@ -141,18 +86,24 @@ static REMOVE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static SKIP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(skip|we can skip|let's skip|lets skip|leave out|we don't need( to)?|we do not need( to)?|no need (for|to))\s+(.+)$|^mark\s+(.+?)\s+as\s+skipped$|^(.+?)\s+(isn't|is not|aren't|are not) needed( anymore| any more)?$",
+        r"^(skip|we can skip|let's skip|lets skip|leave out|we don't need( to)?|we do not need( to)?|no need (for|to)|(?:let's not|lets not|don't|do not|no need to) bother with)\s+(.+)$|^mark\s+(.+?)\s+as\s+skipped$|^(.+?)\s+(isn't|is not|aren't|are not) needed( anymore| any more)?(?:,.*)?$",
     )
 });
 static RESCHEDULE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring|set)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+(?:should be|needs to be|has to be|must be|needs to move|has to move|must move|should move|is moving|moves)\s+(due|done|moved to|on|by|to)\s+(.+)$",
+        r"^(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring|set)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+(?:should be|needs to be|has to be|must be|needs to move|has to move|must move|should move|is moving|moves)\s+(due|done|moved to|on|by|to)\s+(.+)$|^(?:can|could)\s+(.+?)\s+(?:happen|be done|take place|be moved|move)\s+(on|to|for|by)\s+(.+)$",
+    )
+});
+/// "change the due date of audit prep to March 2": the step is after "of".
+static DUE_CHANGE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(?:change|set|move|update|push|shift)\s+(?:the\s+)?(?:due date|deadline|date)\s+(?:of|for|on)\s+(.+?)\s+(?:to|for|until)\s+(.+)$",
     )
 });
 static DUE_OF: LazyLock<Regex> = LazyLock::new(|| re(r"^(the )?(due date|deadline|date)( of| for)?\s+"));
 static ADD: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(add|include|put(?: in)?|insert|append|create)\s+(a |an |one more |another )?(new )?((step|task|item|todo|to-do)\s*(:|to|-|called|named)?\s*)?(.+)$|^(also|don't forget to|do not forget to|we also need to|i also need to|also need to)\s+(.+)$",
+        r"^(add|include|put(?: in)?|insert|append|create)\s+(a |an |one more |another )?(new )?((step|task|item|todo|to-do|thing)\s*(:|to|-|called|named)?\s*)?(.+)$|^(also|don't forget to|do not forget to|we also need to|i also need to|also need to)\s+(.+)$",
     )
 });
 static ADD_TAIL: LazyLock<Regex> = LazyLock::new(|| {
@@ -162,22 +113,22 @@ static ADD_TAIL: LazyLock<Regex> = LazyLock::new(|| {
 });
 static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(i'm |i am |i've |i have |we've |we have |we're |we are |i |we |just )?(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of)$",
+        r"^(i'm |i am |i've |i have |we've |we have |we're |we are |i |we |just )?(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted)$",
     )
 });
 static RETRY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:please\s+)?(?:retry|re-try|rerun|re-run)\s+(.+?)(?:\s+again)?$|^(?:please\s+)?(?:try|run|do)\s+(.+?)\s+again$|^(?:please\s+)?give\s+(.+?)\s+another\s+(?:go|try|shot)$|^(?:can we |let's |lets )?(?:have|take|give it) another (?:shot|go|try) at\s+(.+)$|^(?:let's |lets )?attempt\s+(.+?)\s+again$",
+        r"^(?:please\s+)?(?:retry|re-try|rerun|re-run)\s+(.+?)(?:\s+again)?$|^(?:please\s+)?(?:let's\s+|lets\s+)?(?:try|run|do)\s+(.+?)\s+(?:again|one more time|once more)$|^(?:please\s+)?give\s+(.+?)\s+another\s+(?:go|try|shot)$|^(?:can we |let's |lets )?(?:have|take|give it) another (?:shot|go|try) at\s+(.+)$|^(?:let's |lets )?attempt\s+(.+?)\s+again$",
     )
 });
 static START: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(i'm |i am |we're |we are |i've |i have |let's |lets )?(start(?:ed|ing)? working on|start(?:ed|ing)? on|start(?:ed|ing)? with|begin(?:ning)? with|working on|get(?:ting)? going on|start|starting|started|begin|beginning|began|kick off|kicking off)\s+(.+)$|^(?:mark|set|move)\s+(.+?)\s+(as\s+|to\s+)?(in progress|started|in-progress|ongoing|doing)$",
+        r"^(i'm |i am |we're |we are |i've |i have |let's |lets )?(?:now |just )?(start(?:ed|ing)? working on|start(?:ed|ing)? on|start(?:ed|ing)? with|begin(?:ning)? with|working on|get(?:ting)? going on|start|starting|started|begin|beginning|began|kick off|kicking off)\s+(.+)$|^(?:mark|set|move)\s+(.+?)\s+(as\s+|to\s+)?(in progress|started|in-progress|ongoing|doing)$",
     )
 });
 static SHOW: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(show|display|open|view|see|pull up|bring up|give me)( me)?\s+(.+)$|^(where are we|where do we stand|where do things stand|where are things|what's the status|what is the status|status|status update|progress|how's|how is|how are|what's next|what is next|what's left|what is left|what remains|what do i have left)\b(.*)$",
+        r"^(show|display|open|view|see|pull up|bring up|give me)( me)?\s+(.+)$|^(where are we|where do we stand|where do things stand|where are things|what's the status|what is the status|status|status update|progress|how's|how is|how are|what's next|what is next|what's left|what is left|what remains|what do i have left)\b(.*)$|^(?:what does|what do|how does|how do)\s+(.+?)\s+look(?:\s+like)?(?:\s+(?:so far|now|right now|at the moment|today))?$",
     )
 });
 
@@ -185,27 +136,22 @@ static SHOW: LazyLock<Regex> = LazyLock::new(|| {
 /// offset where it starts in `lower` (so spans map back to the original).
 fn clean(lower: &str) -> (usize, &str) {
     let leading = lower.len() - lower.trim_start().len();
-    let mut l = lower.trim().trim_end_matches(['.', '!', '?', ' ']);
+    // Trailing emoji and emoticons ("✅", ":(") are tone, not words.
+    let mut l = lower
+        .trim()
+        .trim_end_matches(|c: char| !c.is_alphanumeric() && !matches!(c, '\'' | '"' | '’' | '”' | ')'))
+        .trim_end_matches([' ', ':', ';']);
+    l = l
+        .strip_suffix(" :(")
+        .or_else(|| l.strip_suffix(" :)"))
+        .unwrap_or(l)
+        .trim_end();
     for tail in [" please", " thanks", " thank you", " for me"] {
         l = l.strip_suffix(tail).unwrap_or(l).trim_end_matches([',', ' ']);
     }
     let polite = POLITE.find(l).map(|m| m.end()).unwrap_or(0);
     let rest = l[polite..].trim_start();
     (leading + l.len() - rest.len(), rest.trim_end())
-}
-
-/// "the research plan completely", "my trip plan": the words name a plan.
-pub(super) fn names_a_plan(object: &str) -> bool {
-    let mut words: Vec<&str> = object.split_whitespace().collect();
-    while words.last().is_some_and(|w| {
-        matches!(
-            *w,
-            "completely" | "entirely" | "altogether" | "anymore" | "please" | "now"
-        )
-    }) {
-        words.pop();
-    }
-    words.last() == Some(&"plan") || words.first() == Some(&"plan")
 }
 
 pub(super) fn reference(words: &str) -> Option<String> {
@@ -250,7 +196,7 @@ fn date_in(input: &Input, offset: usize) -> Option<DateMention> {
 pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     let (base, l) = clean(&input.lower);
     let l = l.to_owned();
-    if HELP.is_match(&l) {
+    if HELP.is_match(&l) || HELP_LOOSE.is_match(&l) && !l.contains(" plan") {
         return Some(Command::Help {});
     }
     if let Some(c) = more::undo_or_redo(&l) {
@@ -294,6 +240,9 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
             " in the ",
             " on the ",
             " for the ",
+            " in my ",
+            " on my ",
+            "edited ",
         ]
         .iter()
         .find_map(|k| l.split_once(k).map(|(_, r)| r.to_owned()))
@@ -303,7 +252,12 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
                 .and_then(|(before, _)| plan_words(before.trim_start_matches("show").trim_start_matches(" me")))
         });
         return Some(Command::History {
-            plan: plan.filter(|p| !matches!(p.as_str(), "show" | "the" | "plan" | "")),
+            plan: plan.filter(|p| {
+                !matches!(
+                    p.as_str(),
+                    "show" | "the" | "plan" | "" | "edit" | "change" | "full" | "whole"
+                )
+            }),
         });
     }
     if let Some(c) = more::rename(input, base, &l)
@@ -312,10 +266,19 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     {
         return Some(c);
     }
+    if let Some(c) = DUE_CHANGE.captures(&l)
+        && let (Some(step), Some(when)) = (c.get(1), c.get(2))
+        && let Some(m) = date_in(input, base + when.start())
+        && let Some(step) = reference(step.as_str())
+    {
+        return Some(Command::RescheduleStep { step, due: m.date });
+    }
     if let Some(c) = RESCHEDULE.captures(&l) {
-        let (step, when) = match (c.get(2), c.get(4), c.get(5), c.get(7)) {
-            (Some(s), Some(w), _, _) => (s.as_str(), w),
-            (_, _, Some(s), Some(w)) => (s.as_str(), w),
+        // "can the dry run happen on monday instead?" asks for the move.
+        let (step, when) = match (c.get(2), c.get(4), c.get(5), c.get(7), c.get(8), c.get(10)) {
+            (Some(s), Some(w), ..) => (s.as_str(), w),
+            (_, _, Some(s), Some(w), ..) => (s.as_str(), w),
+            (.., Some(s), Some(w)) => (s.as_str(), w),
             _ => return None,
         };
         // "set up onboarding for Marco …" is a goal, not a date change.
@@ -353,7 +316,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         // "delete the budget plan" is the plan, not a step called "budget".
         let object_words = object.as_str().split([',', ';']).next().unwrap_or("");
         if names_a_plan(object_words) && c.get(5).or(c.get(10)).is_none() {
-            return Some(Command::CancelPlan { plan: name });
+            return Some(Command::CancelPlan { plan: Some(name) });
         }
         return Some(Command::RemoveStep { step: name });
     }
@@ -391,7 +354,11 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         if !named {
             return None;
         }
-        return reference(object).map(|plan| Command::CancelPlan { plan });
+        // "cancel this whole plan": the plan being talked about.
+        if this_plan(object) {
+            return Some(Command::CancelPlan { plan: None });
+        }
+        return reference(object).map(|plan| Command::CancelPlan { plan: Some(plan) });
     }
     // A step named together with a date ("start the budget by Dec 20") is a
     // new goal, not a status change.
@@ -413,10 +380,17 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         return Some(Command::SkipStep { step });
     }
     // "mark the bank reconciliation complete: all 4 accounts match".
-    for sep in [", result: ", "; result: ", ", result ", ": ", " - ", " — "] {
-        if let Some((head, _)) = l.split_once(sep)
+    for sep in [", result: ", "; result: ", ", result ", ": ", " - ", " — ", ", "] {
+        if let Some((head, rest)) = l.split_once(sep)
+            && (sep != ", " || reads_as_result(rest))
             && let Some(c) = COMPLETE.captures(head)
-            && let Some(step) = c.get(3).or(c.get(4)).or(c.get(7)).and_then(|s| reference(s.as_str()))
+            && let Some(step) = c
+                .get(3)
+                .or(c.get(4))
+                .or(c.get(7))
+                .or(c.get(10))
+                .and_then(|s| reference(s.as_str()))
+            && !vague_step(&step)
         {
             let from = base + head.len() + sep.len();
             let result = input.text.get(from..base + l.len()).map(|r| r.trim().to_owned());
@@ -427,7 +401,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         }
     }
     if let Some(c) = COMPLETE.captures(&l) {
-        let said = c.get(3).or(c.get(4)).or(c.get(7))?;
+        let said = c.get(3).or(c.get(4)).or(c.get(7)).or(c.get(10))?;
         // "done with accounts: created ana@corp" records what it produced.
         let separator = [":", " — ", "—", " - "]
             .iter()
@@ -442,14 +416,18 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
             None if dated => return None,
             None => (said.as_str(), None),
         };
-        let step = reference(step)?;
+        let step = reference(step).filter(|s| !vague_step(s))?;
         return Some(Command::CompleteStep { step, result });
     }
-    if let Some(c) = START.captures(&l).filter(|_| !dated) {
+    // "kicking off the data import today": today is when, not a due date.
+    let only_today = input.dates().iter().all(|m| m.date == input.today) && input.lower.contains("today");
+    if let Some(c) = START.captures(&l).filter(|_| !dated || only_today) {
         let object = c.get(3).or(c.get(4)).map_or("", |m| m.as_str());
         // "start a research report", "start the close for last month": a
         // new goal (steps are named with "the", and a period is a goal's).
-        let new_goal = ["a ", "an ", "new ", "a new "].iter().any(|a| object.starts_with(a)) || PERIOD.is_match(object);
+        let new_goal = ["a ", "an ", "new ", "a new "].iter().any(|a| object.starts_with(a))
+            || PERIOD.is_match(object)
+            || names_a_goal_kind(object);
         if !new_goal {
             let step = reference(object)?;
             return Some(Command::StartStep { step });
@@ -467,7 +445,7 @@ static SEE: LazyLock<Regex> = LazyLock::new(|| {
 
 static QUESTION: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(did|do|does|is|are|was|were|have|has|which|what|what's|whats|how|how's|any|anything|can|could|should|when|where|why)\b",
+        r"^(did|do|does|is|are|was|were|have (i|we|you|they)|has|which|what|what's|whats|how|how's|any|anything|can|could|should|when|where|why)\b",
     )
 });
 static PERIOD: LazyLock<Regex> = LazyLock::new(|| {
@@ -483,7 +461,7 @@ fn show(l: &str) -> Option<Command> {
         _ => l.to_owned(),
     };
     let c = SHOW.captures(&asked)?;
-    let rest = c.get(3).or(c.get(5)).map(|m| m.as_str()).unwrap_or("");
+    let rest = c.get(3).or(c.get(5)).or(c.get(6)).map(|m| m.as_str()).unwrap_or("");
     let plan = plan_words(rest);
     // "show me how to..." is not about a plan.
     if plan.as_deref().is_some_and(|p| p.split_whitespace().count() > 4) {
@@ -507,7 +485,7 @@ fn tail_clause(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     let sub = Input::new(tail, input.today);
     let vague = |w: &str| matches!(w, "it" | "that" | "this" | "them" | "everything");
     match command(&sub, now)? {
-        Command::CancelPlan { plan } if vague(&plan) => None,
+        Command::CancelPlan { plan: Some(plan) } if vague(&plan) => None,
         Command::RemoveStep { step } | Command::SkipStep { step } | Command::CompleteStep { step, .. }
             if vague(&step) =>
         {
@@ -542,16 +520,17 @@ fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
     let lower_raw = input.lower.get(body_start..body_start + raw.len())?.to_owned();
     let cut = ADD_TAIL.find(&lower_raw).map(|m| m.start()).unwrap_or(raw.len());
     let title = raw[..cut].trim().trim_matches(['"', '\'', '“', '”', '‘', '’']).trim();
+    let unquoted = |t: &str| t.trim().trim_matches(['"', '\'', '“', '”', '‘', '’']).trim().to_owned();
     if title.is_empty() || title.split_whitespace().count() > 20 {
         return None;
     }
     let (cut, after) = more::added_after(title);
-    let title = title[..cut].trim();
+    let title = unquoted(&title[..cut]);
     if title.is_empty() {
         return None;
     }
     Some(Command::AddStep {
-        title: title.to_owned(),
+        title,
         due: mention.map(|m| m.date),
         after,
     })

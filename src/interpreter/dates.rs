@@ -19,7 +19,7 @@
 //! The text is scanned as lowercase tokens; every mention carries its byte
 //! span so callers can tell which words a date belongs to.
 
-use chrono::{Datelike, Days, Months, NaiveDate, NaiveTime, Weekday};
+use chrono::{Datelike, Days, Months, NaiveDate, NaiveTime, Timelike, Weekday};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Token<'a> {
@@ -138,7 +138,7 @@ fn day_number(word: &str) -> Option<u32> {
     digits.parse().ok().filter(|d| (1..=31).contains(d))
 }
 
-fn year(word: &str) -> Option<i32> {
+pub(crate) fn year(word: &str) -> Option<i32> {
     (word.len() == 4)
         .then(|| word.parse().ok())
         .flatten()
@@ -188,6 +188,25 @@ pub(crate) fn find_dates(toks: &[Token<'_>], today: NaiveDate) -> Vec<DateMentio
         let joined =
             b.first == a.last + 1 && matches!(w(a.last), "to" | "until" | "till" | "through" | "thru" | "and" | "-");
         let adjacent_dash = b.first == a.last && toks[a.last - 1].end < toks[b.first].start;
+        // "from 23 dec till the 28th": a day alone ending a range is that
+        // day on or after its start.
+        let day_only = w(b.first) == "the" && b.last == b.first + 2 && day_number(w(b.first + 1)).is_some();
+        if joined && day_only && b.date < a.date {
+            let day = b.date.day();
+            let same = a.date.with_day(day).filter(|d| *d >= a.date);
+            if let Some(date) = same.or_else(|| a.date.with_day(1)?.checked_add_months(Months::new(1))?.with_day(day)) {
+                out[n].date = date;
+                continue;
+            }
+        }
+        // "next monday through friday": a weekday ending a range is the
+        // one after its start.
+        let bare_weekday = weekday(w(b.first)).is_some() && b.last == b.first + 1;
+        if (joined || adjacent_dash) && b.date < a.date && bare_weekday {
+            let ahead = (7 + b.date.weekday().num_days_from_monday() - a.date.weekday().num_days_from_monday()) % 7;
+            out[n].date = a.date + Days::new(u64::from(ahead));
+            continue;
+        }
         if (joined || adjacent_dash)
             && b.date < a.date
             && !b.explicit_year
@@ -225,6 +244,13 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
             explicit_year: true,
         });
     }
+    // "two weeks from tomorrow", "a week from friday", "3 days from now".
+    if let Some(m) = counted_from(toks, i, today) {
+        return Some(m);
+    }
+    if let Some(m) = holiday(toks, i, today) {
+        return Some(m);
+    }
     match word {
         "today" | "tonight" => return one(today, 1),
         "tomorrow" | "tmrw" | "tommorow" | "tomorow" | "tmr" => return one(today + Days::new(1), 1),
@@ -237,6 +263,11 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
         _ => (0, false),
     };
     if let Some(day) = weekday(w(i + skip)) {
+        // "friday 13 nov", "Monday the 4th of January": the date names the
+        // day; the weekday only repeats it.
+        if let Some(m) = match_date(toks, i + skip + 1, today).filter(|m| weekday(w(m.first)).is_none()) {
+            return Some(DateMention { first: i, ..m });
+        }
         return one(next_weekday(today, day), skip + 1);
     }
     if qualifier && word == "next" {
@@ -256,6 +287,10 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
     if word == "end" && w(i + 1) == "of" && w(i + 2) == "next" && w(i + 3) == "week" {
         let friday = next_weekday(today, Weekday::Mon) + Days::new(4);
         return one(friday, 4);
+    }
+    if word == "end" && w(i + 1) == "of" && w(i + 2) == "next" && w(i + 3) == "month" {
+        let next = today.with_day(1)?.checked_add_months(Months::new(1))?;
+        return one(last_day_of_month(next), 4);
     }
     if word == "end" && w(i + 1) == "of" {
         let k = if w(i + 2) == "the" || w(i + 2) == "this" {
@@ -315,6 +350,25 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
         if let Some(m) = month(w(j)) {
             return with_year(toks, i, j + 1, m, d, today);
         }
+        // "12 to 26 December", "1st to 6th of feb": a range's first day
+        // takes the month of its last.
+        if matches!(w(j), "to" | "till" | "until" | "through" | "thru" | "-")
+            && let Some(end) =
+                match_date(toks, j + 1, today).filter(|m| day_number(w(m.first)).is_some() || w(m.first) == "the")
+            && let Some(date) = end.date.with_day(d)
+        {
+            let date = if date > end.date {
+                date.checked_sub_months(Months::new(1))?
+            } else {
+                date
+            };
+            return one(date, j - i);
+        }
+        // "the 3rd of next month".
+        if w(j) == "next" && w(j + 1) == "month" && j > k + 1 {
+            let date = today.with_day(1)?.checked_add_months(Months::new(1))?.with_day(d)?;
+            return one(date, j + 2 - i);
+        }
         // "the 3rd", "on the 12th": that day of this month, or of the next
         // if it has passed (or this month has no such day).
         let ordinal = w(k).ends_with("st") || w(k).ends_with("nd") || w(k).ends_with("rd") || w(k).ends_with("th");
@@ -327,6 +381,49 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
         }
     }
     None
+}
+
+/// "two weeks from tomorrow", "a week from friday", "3 days from now": a
+/// count of days or weeks after another date.
+fn counted_from(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMention> {
+    let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
+    let n = u64::from(number(w(i))?);
+    let days = match w(i + 1) {
+        "day" | "days" => n,
+        "week" | "weeks" => 7 * n,
+        _ => return None,
+    };
+    if w(i + 2) != "from" {
+        return None;
+    }
+    let (base, last) = match w(i + 3) {
+        "now" | "today" => (today, i + 4),
+        _ => match_date(toks, i + 3, today).map(|m| (m.date, m.last))?,
+    };
+    Some(DateMention {
+        first: i,
+        last,
+        date: base.checked_add_days(Days::new(days))?,
+        explicit_year: false,
+    })
+}
+
+/// Fixed-date holidays said by name: "new year's day", "christmas eve".
+fn holiday(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMention> {
+    let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
+    let (month, day, len) = match (w(i), w(i + 1), w(i + 2)) {
+        ("new", "year's" | "years" | "year", "day") => (1, 1, 3),
+        ("new", "year's" | "years" | "year", "eve") => (12, 31, 3),
+        ("christmas", "day", _) => (12, 25, 2),
+        ("christmas", "eve", _) => (12, 24, 2),
+        _ => return None,
+    };
+    Some(DateMention {
+        first: i,
+        last: i + len,
+        date: next_month_day(today, month, day)?,
+        explicit_year: false,
+    })
 }
 
 fn with_year(toks: &[Token<'_>], first: usize, next: usize, m: u32, d: u32, today: NaiveDate) -> Option<DateMention> {
@@ -354,6 +451,8 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
         let found = match (w(i), w(i + 1)) {
             ("noon" | "midday", _) => hm(12, 0).map(|t| (t, 1)),
             ("midnight", _) => hm(0, 0).map(|t| (t, 1)),
+            // "tonight at 8": the hour said, in the evening.
+            ("tonight" | "evening", "at") => clock(w(i + 2), w(i + 3)).map(|(t, n)| (evening(t, w(i + 2)), n + 2)),
             ("tonight", _) => hm(21, 0).map(|t| (t, 1)),
             ("this" | "in", _) if w(i + 1) == "morning" || (w(i + 1) == "the" && w(i + 2) == "morning") => {
                 hm(9, 0).map(|t| (t, if w(i + 1) == "the" { 3 } else { 2 }))
@@ -372,6 +471,16 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
         }
     }
     None
+}
+
+/// A bare hour said about the evening ("tonight at 8") is after noon.
+fn evening(time: NaiveTime, said: &str) -> NaiveTime {
+    let bare = !has_meridiem(said) && !said.contains(':');
+    if bare && (1..12).contains(&time.hour()) {
+        time + chrono::Duration::hours(12)
+    } else {
+        time
+    }
 }
 
 fn has_meridiem(word: &str) -> bool {
@@ -409,131 +518,7 @@ fn clock(word: &str, next: &str) -> Option<(NaiveTime, usize)> {
     NaiveTime::from_hms_opt(h, m, 0).map(|t| (t, used))
 }
 
-/// A time the person gave that cannot be used: a day or time that does not
-/// exist ("Feb 29" in a common year, "Nov 31", "December 32", "25:00",
-/// "13pm"), or one already past ("yesterday", "last Monday", "3 days ago",
-/// "in -5 minutes", "at 8am today" at 10:00, an ISO date before today).
-// Long: each kind of impossible or past time is one short check, in one
-// scan over the words, so the list of what is refused reads in one place.
-pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chrono_tz::Tz>) -> Option<super::Problem> {
-    use super::Problem::{TimeInvalid, TimePast};
-    // Tokens drop a leading minus: "in -5 minutes" is read on the text
-    // ("Berlin - Hamburg" or "check-in -" are not).
-    let negative = ["in -", "in minus "].iter().any(|cue| {
-        lower.match_indices(cue).any(|(at, _)| {
-            let before = lower[..at].chars().next_back();
-            let after = lower[at + cue.len()..].trim_start().chars().next();
-            before.is_none_or(|c| !c.is_alphanumeric() && c != '-') && after.is_some_and(|c| c.is_ascii_digit())
-        })
-    });
-    if negative {
-        return Some(TimePast);
-    }
-    let today = now.date_naive();
-    let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
-    let raw_day = |word: &str| -> Option<u32> {
-        let digits = word.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-        (digits.len() <= 2 && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
-            .then(|| digits.parse().ok())
-            .flatten()
-    };
-    let exists = |m: u32, d: u32, year: Option<i32>| -> bool {
-        let y = year.unwrap_or_else(|| {
-            // The next occurrence: this year unless that day has passed.
-            let this = today.year();
-            match NaiveDate::from_ymd_opt(this, m, d.min(28)) {
-                Some(day) if (m, d) < (today.month(), today.day()) && day < today => this + 1,
-                _ => this,
-            }
-        });
-        NaiveDate::from_ymd_opt(y, m, d).is_some()
-    };
-    for i in 0..toks.len() {
-        // "Feb 29", "November 31", "december 32nd", "31 April", "the 31st of June".
-        let named = |k: usize| month(w(k)).filter(|_| !matches!(w(k), "may" | "march") || raw_day(w(k + 1)).is_some());
-        if let (Some(m), Some(d)) = (named(i), raw_day(w(i + 1)))
-            && !exists(m, d, year(w(i + 2)))
-        {
-            return Some(TimeInvalid);
-        }
-        let k = if w(i + 1) == "of" { i + 2 } else { i + 1 };
-        if let (Some(d), Some(m)) = (raw_day(w(i)), month(w(k)))
-            && (i == 0 || month(w(i - 1)).is_none())
-            && !exists(m, d, year(w(k + 1)))
-        {
-            return Some(TimeInvalid);
-        }
-        // "25:00", "13pm", "at 24".
-        let word = w(i);
-        if let Some((h, m)) = word.split_once(':')
-            && h.len() <= 2
-            && let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.trim_end_matches(['a', 'p', 'm']).parse::<u32>())
-            && (h > 23 || m > 59)
-        {
-            return Some(TimeInvalid);
-        }
-        let hour = word.strip_suffix("pm").or_else(|| word.strip_suffix("am"));
-        if let Some(h) = hour.and_then(|h| h.parse::<u32>().ok())
-            && !(1..=12).contains(&h)
-        {
-            return Some(TimeInvalid);
-        }
-        if word == "at" && w(i + 1).parse::<u32>().is_ok_and(|h| h > 24) {
-            return Some(TimeInvalid);
-        }
-        // The past, where it is the time asked for ("remind me yesterday",
-        // "move it to last Monday", "due 2 days ago"), not a remark
-        // ("the invoice we sent 2 weeks ago").
-        let cue = |k: usize| {
-            k < toks.len()
-                && matches!(
-                    w(k),
-                    "me" | "to" | "on" | "by" | "for" | "at" | "due" | "until" | "till"
-                )
-        };
-        let past = match (word, w(i + 1)) {
-            ("yesterday", _) => i == 0 || cue(i - 1),
-            ("last", next) => (weekday(next).is_some() || next == "night") && (i == 0 || cue(i - 1)),
-            ("ago", _) => i >= 3 && cue(i - 3),
-            _ => false,
-        };
-        if past {
-            return Some(TimePast);
-        }
-        // ISO dates: one that does not exist, or one already past.
-        let iso = word.len() == 10 && word.as_bytes().get(4) == Some(&b'-') && word.as_bytes().get(7) == Some(&b'-');
-        if iso {
-            match NaiveDate::parse_from_str(word, "%Y-%m-%d") {
-                Ok(date) if date < today => return Some(TimePast),
-                Ok(_) => {}
-                Err(_) if word.chars().filter(char::is_ascii_digit).count() == 8 => return Some(TimeInvalid),
-                Err(_) => {}
-            }
-        }
-        // "10 November 2026", "Nov 10 2026": a named date with a past year-day.
-        if let (Some(d), Some(m), Some(y)) = (raw_day(w(i)), month(w(i + 1)), year(w(i + 2)))
-            && NaiveDate::from_ymd_opt(y, m, d).is_some_and(|date| date < today)
-        {
-            return Some(TimePast);
-        }
-        if let (Some(m), Some(d), Some(y)) = (month(w(i)), raw_day(w(i + 1)), year(w(i + 2)))
-            && NaiveDate::from_ymd_opt(y, m, d).is_some_and(|date| date < today)
-        {
-            return Some(TimePast);
-        }
-    }
-    // A time today that has passed: "at 8am today", "this morning at 7".
-    let today_named = toks.iter().any(|t| matches!(t.word, "today" | "tonight"))
-        || toks.windows(2).any(|p| p[0].word == "this" && p[1].word == "morning");
-    if today_named
-        && let Some(t) = find_time(toks)
-        && t.time < now.time()
-        && !toks.iter().any(|t| t.word == "tomorrow")
-    {
-        return Some(TimePast);
-    }
-    None
-}
+pub(crate) use super::problems::problem;
 
 #[cfg(test)]
 mod tests {

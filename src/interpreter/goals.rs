@@ -41,6 +41,11 @@ const REQUEST_VERBS: &[&str] = &[
     "organising",
     "organizing",
     "arrange",
+    "draft",
+    "build",
+    "need a",
+    "need an",
+    "need my",
 ];
 
 /// Verbs that name the goal itself ("we're launching Orbit").
@@ -59,7 +64,19 @@ const GOAL_VERBS: &[&str] = &[
 
 const QUESTION_WORDS: &[&str] = &[
     "how", "what", "why", "did", "was", "were", "is", "are", "do", "does", "who", "when", "what's", "whats", "how's",
-    "who's", "where", "where's", "which",
+    "who's", "where", "where's", "which", "any",
+];
+
+/// Asking for advice about a kind of goal ("any tips on writing a good
+/// research report intro?") is talk, not a request for one.
+const ADVICE: &[&str] = &[
+    "tips",
+    "advice",
+    "ideas on",
+    "how to",
+    "how do you",
+    "how should i",
+    "what's a good",
 ];
 
 /// Requests that stand even in a hedged message ("maybe … can you plan it").
@@ -80,12 +97,16 @@ const PAST: &[&str] = &[
 pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Map<String, Value>)> {
     let toks = input.tokens();
     let words: Vec<&str> = toks.iter().map(|t| t.word).collect();
-    let template = best_template(&toks, templates)?;
+    let template = best_template(input, &toks, templates)?;
     let requests = REQUEST_VERBS.iter().any(|v| find_phrase(&toks, v).is_some());
     let asks = requests || GOAL_VERBS.iter().any(|v| find_phrase(&toks, v).is_some());
     let question = words.first().is_some_and(|w| QUESTION_WORDS.contains(w));
     // "how did the launch go?" talks about a goal; it does not ask for one.
     if question && !requests {
+        return None;
+    }
+    let advice = ADVICE.iter().any(|a| find_phrase(&toks, a).is_some());
+    if advice && (question || input.lower.trim_end().ends_with('?')) {
         return None;
     }
     // A statement with a date ("Tom joins on Monday") is a goal; without one
@@ -131,7 +152,7 @@ pub(crate) fn detect_as(input: &Input, template: &Template) -> Option<(String, M
 /// Whether the message names a kind of goal and asks for it.
 pub(crate) fn asks_for_goal(input: &Input, templates: &Templates) -> bool {
     let toks = input.tokens();
-    best_template(&toks, templates).is_some()
+    best_template(input, &toks, templates).is_some()
         && (requests(&toks) || GOAL_VERBS.iter().any(|v| find_phrase(&toks, v).is_some()))
 }
 
@@ -142,22 +163,69 @@ fn starts_imperatively(words: &[&str]) -> bool {
     )
 }
 
-fn best_template<'a>(toks: &[Token<'_>], templates: &'a Templates) -> Option<&'a Template> {
-    // A company suffix ("GmbH", "Ltd", "& Söhne") points to the kind with
-    // an organisation slot, whatever else is said ("onboard Müller GmbH").
-    let company = toks.iter().any(|t| super::slots::is_org_suffix(t.word)) || toks.iter().any(|t| t.word == "&");
+/// Where keyword `k` is said: its words in a row, where `<month>` stands
+/// for any month's name, `<year>` for a year ("close <month>") and
+/// `<place>` for a capitalised name that is not a date ("going to <place>").
+fn keyword_at(input: &Input, toks: &[Token<'_>], k: &str) -> Option<usize> {
+    if !k.contains('<') {
+        return find_phrase(toks, k);
+    }
+    let words: Vec<&str> = k.split_whitespace().collect();
+    let fits = |w: &str, t: &Token<'_>| match w {
+        "<month>" => dates::month(t.word).is_some() && t.word != "may",
+        "<year>" => t.word.len() == 4 && t.word.starts_with("20") && t.word.parse::<u32>().is_ok(),
+        "<place>" => {
+            input.text[t.start..t.end].starts_with(char::is_uppercase)
+                && dates::month(t.word).is_none()
+                && dates::weekday(t.word).is_none()
+        }
+        _ => w == t.word,
+    };
+    (0..toks.len().saturating_sub(words.len() - 1))
+        .find(|&i| words.iter().enumerate().all(|(j, w)| fits(w, &toks[i + j])))
+}
+
+/// Words that say the one being onboarded is a customer, not an employee:
+/// "client", "customer", "go live", "be live by".
+fn names_a_customer(toks: &[Token<'_>]) -> bool {
+    let word = toks.iter().enumerate().any(|(i, t)| {
+        matches!(t.word, "client" | "clients" | "customer" | "customers")
+            && !toks
+                .get(i + 1)
+                .is_some_and(|n| matches!(n.word, "team" | "team's" | "success" | "service" | "support"))
+    });
+    word || [
+        "go live",
+        "go-live",
+        "golive",
+        "going live",
+        "be live",
+        "live by",
+        "them live",
+    ]
+    .iter()
+    .any(|p| find_phrase(toks, p).is_some())
+}
+
+fn best_template<'a>(input: &Input, toks: &[Token<'_>], templates: &'a Templates) -> Option<&'a Template> {
+    // A company suffix ("GmbH", "Ltd", "& Söhne"), or words about a
+    // customer, point to the kind with an organisation slot, whatever else
+    // is said ("onboard Müller GmbH", "onboard a new client").
+    let company = toks.iter().any(|t| super::slots::is_org_suffix(t.word))
+        || toks.iter().any(|t| t.word == "&")
+        || names_a_customer(toks);
     let score = |t: &Template| -> usize {
         // "the customer success team's budget": a keyword naming a team is
         // not the kind of goal.
         let names_team = |k: &str| {
-            let at = find_phrase(toks, k).map(|i| i + k.split_whitespace().count());
+            let at = keyword_at(input, toks, k).map(|i| i + k.split_whitespace().count());
             at.and_then(|j| toks.get(j))
                 .is_some_and(|t| matches!(t.word, "team" | "team's" | "success" | "service" | "support"))
         };
         let words: usize = t
             .keywords
             .iter()
-            .filter(|k| find_phrase(toks, k).is_some() && !names_team(k))
+            .filter(|k| keyword_at(input, toks, k).is_some() && !names_team(k))
             .map(|k| k.len())
             .sum();
         let org = company && t.slots.iter().any(|s| s.kind == SlotType::Org);
@@ -179,10 +247,29 @@ fn fill_slots(input: &Input, toks: &[Token<'_>], template: &Template) -> Map<Str
     // Dates first (by cue, then in order), so text slots can stop at them.
     let date_slots: Vec<&SlotSpec> = template.slots.iter().filter(|s| s.kind == SlotType::Date).collect();
     let mut assigned: Vec<(&str, usize)> = Vec::new();
-    for slot in &date_slots {
-        if let Some(k) = (0..mentions.len()).find(|&k| !used[k] && cue_before(toks, mentions[k].first, &slot.cues)) {
-            used[k] = true;
-            assigned.push((&slot.name, k));
+    // A cue that says which date it is ("back on the 14th", "leaving
+    // friday") wins over a bare preposition ("on", "by").
+    let weak = |c: &String| {
+        matches!(
+            c.as_str(),
+            "on" | "in" | "by" | "for" | "at" | "next" | "this" | "and" | "of"
+        )
+    };
+    for strong_only in [true, false] {
+        for slot in &date_slots {
+            if assigned.iter().any(|(n, _)| *n == slot.name) {
+                continue;
+            }
+            let cues: Vec<String> = slot
+                .cues
+                .iter()
+                .filter(|c| !(strong_only && weak(c)))
+                .cloned()
+                .collect();
+            if let Some(k) = (0..mentions.len()).find(|&k| !used[k] && cue_before(toks, mentions[k].first, &cues)) {
+                used[k] = true;
+                assigned.push((&slot.name, k));
+            }
         }
     }
     for slot in &date_slots {
@@ -206,10 +293,9 @@ fn fill_slots(input: &Input, toks: &[Token<'_>], template: &Template) -> Map<Str
             SlotType::Date => continue,
             SlotType::Person => person(input, toks, &slot.cues, false, slot.required).map(Value::from),
             SlotType::Org => person(input, toks, &slot.cues, true, slot.required).map(Value::from),
-            SlotType::Text => {
-                text_after(input, toks, &slot.cues, &mentions).map(|t| Value::from(apply_case(&t, slot.case)))
-            }
-            SlotType::List => list_after(input, toks, &slot.cues, &mentions)
+            SlotType::Text => text_after(input, toks, &slot.cues, &mentions, slot.required)
+                .map(|t| Value::from(apply_case(&t, slot.case))),
+            SlotType::List => list_after(input, toks, &slot.cues, &mentions, slot.required)
                 .map(|items| Value::from(items.into_iter().map(|i| apply_case(&i, slot.case)).collect::<Vec<_>>())),
             SlotType::Month => month(toks, input).map(Value::from),
             SlotType::Year => year(toks).map(Value::from),

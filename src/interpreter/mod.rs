@@ -7,9 +7,13 @@
 
 mod answers;
 pub(crate) mod commands;
+mod confirm;
 pub(crate) mod dates;
 pub(crate) mod goals;
 mod more;
+mod objects;
+mod periods;
+mod problems;
 mod reminders;
 mod slots;
 pub(crate) mod text;
@@ -132,12 +136,16 @@ pub enum Command {
         step: String,
         title: String,
     },
+    /// `plan` is absent for "this plan" (the one being talked about).
     RenamePlan {
-        plan: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        plan: Option<String>,
         title: String,
     },
+    /// `plan` is absent for "this whole plan".
     CancelPlan {
-        plan: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        plan: Option<String>,
     },
     Undo {
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -25,10 +25,11 @@ fn original(input: &Input, base: usize, range: std::ops::Range<usize>) -> Option
 
 static REDO: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(redo|re-do|undo (the|my|that) undo|undo the undoing|bring (it|that) back|restore what (i|you) undid|(reapply|re-apply|redo|restore) (the )?(change|changes|edit|edits) (i|you|we) (undid|undone|reverted))\b(?P<rest>.*)$",
+        r"^(redo|re-do|undo (the|my|that) undo|undo the undoing|bring (it|that) back|restore what (i|you) undid|(reapply|re-apply|redo|restore) (the )?(change|changes|edit|edits) (i|you|we) (undid|undone|reverted)|(bring back|restore|put back|reapply) what (i|you|we) (just )?(undid|undone|reverted))\b(?P<rest>.*)$",
     )
 });
-static UNDO: LazyLock<Regex> = LazyLock::new(|| re(r"^(undo|revert|roll ?back|take back|reverse)\b(.*)$"));
+static UNDO: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(undo|revert|roll ?back|take back|reverse|ctrl ?\+ ?z|ctrl-z|cmd ?\+ ?z|cmd-z)\b(.*)$"));
 /// The plan named after an undo or redo: "the last change to the budget".
 fn undone_plan(rest: &str) -> Option<Option<String>> {
     let rest = rest.trim();
@@ -43,9 +44,12 @@ fn undone_plan(rest: &str) -> Option<Option<String>> {
     if ["", "it", "that", "this", "the change", "please"].contains(&rest) {
         return Some(None);
     }
-    let words = ["to ", "on ", "in ", "for ", "of "]
+    // Whole words only: "the Kyoto trip" holds "to " but names no target.
+    let padded = format!(" {rest}");
+    let words = [" to ", " on ", " in ", " for ", " of "]
         .iter()
-        .find_map(|k| rest.find(k).map(|at| &rest[at + k.len()..]))?;
+        .find_map(|k| padded.find(k).map(|at| padded[at + k.len()..].to_owned()))?;
+    let words = words.as_str();
     Some(reference(words))
 }
 
@@ -68,7 +72,7 @@ pub(super) fn undo_or_redo(l: &str) -> Option<Command> {
 
 static QUIET: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|no (notif\w*|messages|pings)|(mute|silence|hold) (everything|all|notifications|all notifications|messages))\b",
+        r"\b(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|(don't|do not) send me (anything|any messages|notifications|any notifications)|no (notif\w*|messages|pings)|(mute|silence|hold|pause) (everything|all|notifications|all notifications|messages|alerts|all alerts|pings|reminders))\b",
     )
 });
 static OFF: LazyLock<Regex> = LazyLock::new(|| {
@@ -105,7 +109,11 @@ pub(super) fn quiet_hours(input: &Input, l: &str) -> Option<Command> {
             start: start.clone(),
             end: end.clone(),
         }),
-        [] if OFF.is_match(l) && l.contains("quiet") || l.contains("do not disturb") && OFF.is_match(l) => {
+        [] if OFF.is_match(l)
+            && ["quiet", "do not disturb", "do-not-disturb", "dnd"]
+                .iter()
+                .any(|q| l.contains(q)) =>
+        {
             Some(Command::QuietHoursOff {})
         }
         _ => None,
@@ -114,9 +122,34 @@ pub(super) fn quiet_hours(input: &Input, l: &str) -> Option<Command> {
 
 static ZONE_CUE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(time ?zone|timezone|zone|tz|(i'm|i am|we're|we are) (now )?(in|based in|living in)\b.*\bnow\b|i (moved|relocated) to|i live in|i'm based in|i am based in|use .+ time)\b",
+        r"\b(time ?zone|timezone|zone|tz|(i'm|i am|we're|we are) (now )?(in|based in|living in)\b.*\bnow\b|(i|we) (moved|relocated) to|i live in|i'm based in|i am based in|use .+ time)\b",
     )
 });
+
+/// Big cities whose zone is named after another city.
+const CITY_ZONES: &[(&str, &str)] = &[
+    ("mumbai", "Asia/Kolkata"),
+    ("bombay", "Asia/Kolkata"),
+    ("delhi", "Asia/Kolkata"),
+    ("new delhi", "Asia/Kolkata"),
+    ("bangalore", "Asia/Kolkata"),
+    ("bengaluru", "Asia/Kolkata"),
+    ("chennai", "Asia/Kolkata"),
+    ("hyderabad", "Asia/Kolkata"),
+    ("beijing", "Asia/Shanghai"),
+    ("osaka", "Asia/Tokyo"),
+    ("kyoto", "Asia/Tokyo"),
+    ("san francisco", "America/Los_Angeles"),
+    ("seattle", "America/Los_Angeles"),
+    ("boston", "America/New_York"),
+    ("miami", "America/New_York"),
+    ("washington", "America/New_York"),
+    ("munich", "Europe/Berlin"),
+    ("frankfurt", "Europe/Berlin"),
+    ("hamburg", "Europe/Berlin"),
+    ("barcelona", "Europe/Madrid"),
+    ("milan", "Europe/Rome"),
+];
 
 /// An IANA zone named in the text, by its name or its city.
 fn zone_in(text: &str) -> Option<String> {
@@ -145,11 +178,21 @@ fn zone_in(text: &str) -> Option<String> {
         let city = fold(name.rsplit('/').next().unwrap_or(name));
         let whole = fold(name);
         let hit = folded.contains(&format!(" {whole} ")) || folded.contains(&format!(" {city} "));
-        if hit && best.is_none_or(|b| name.len() < b.len() || b.starts_with("US/")) {
+        // "America/Argentina/Buenos_Aires", not its old alias
+        // "America/Buenos_Aires": the longer path is the current name.
+        let depth = |n: &str| n.matches('/').count();
+        let better =
+            |b: &str| b.starts_with("US/") || depth(name) > depth(b) || depth(name) == depth(b) && name.len() < b.len();
+        if hit && best.is_none_or(better) {
             best = Some(name);
         }
     }
-    best.map(str::to_owned)
+    best.map(str::to_owned).or_else(|| {
+        CITY_ZONES
+            .iter()
+            .find(|(city, _)| folded.contains(&format!(" {city} ")))
+            .map(|(_, zone)| (*zone).to_owned())
+    })
 }
 
 pub(super) fn time_zone(input: &Input, l: &str) -> Option<Command> {
@@ -285,28 +328,30 @@ pub(super) fn agenda(l: &str, asked: bool) -> Option<Command> {
 
 static RENAME: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(rename|retitle)\s+(.+?)\s+(to|as|into)\s+(.+)$|^change\s+(the\s+)?(name|title)\s+of\s+(.+?)\s+to\s+(.+)$|^change\s+(.+?)(?:'s|’s)\s+(name|title)\s+to\s+(.+)$|^(call|name)\s+(.+?)\s+(plan|step)\s+(.+)$|^(.+?)\s+should be (?:called|named|renamed to|titled)\s+(.+)$",
+        r"^(?:rename|retitle)\s+(.+?)\s+(?:to|as|into)\s+(.+)$|^change\s+(?:the\s+)?(?:name|title)\s+of\s+(.+?)\s+to\s+(.+)$|^change\s+(.+?)(?:'s|’s)\s+(?:name|title)\s+to\s+(.+)$|^(?:call|name)\s+(.+?\s+(?:plan|step))\s+(.+)$|^(.+?)\s+should be (?:called|named|renamed to|titled)\s+(.+)$|^change\s+('[^']+'|\x22[^\x22]+\x22|‘[^’]+’|“[^”]+”)\s+to\s+(.+)$|^(?:rename|retitle)\s+(.+?)\s*:\s+(.+)$",
     )
 });
 
 pub(super) fn rename(input: &Input, base: usize, l: &str) -> Option<Command> {
     let c = RENAME.captures(l)?;
-    let (object, title) = match (c.get(2), c.get(4), c.get(7), c.get(8), c.get(9), c.get(11)) {
-        (Some(o), Some(t), ..) => (o.as_str().to_owned(), t.range()),
-        (_, _, Some(o), Some(t), ..) => (o.as_str().to_owned(), t.range()),
-        (.., Some(o), Some(t)) => (o.as_str().to_owned(), t.range()),
-        _ => match (c.get(13), c.get(14), c.get(15), c.get(16), c.get(17)) {
-            (Some(o), Some(kind), Some(t), ..) => (format!("{} {}", o.as_str(), kind.as_str()), t.range()),
-            (.., Some(o), Some(t)) => (o.as_str().to_owned(), t.range()),
-            _ => return None,
-        },
-    };
+    let (object, title) = (1..c.len())
+        .step_by(2)
+        .find_map(|k| Some((c.get(k)?.as_str(), c.get(k + 1)?.range())))?;
     let title = quoted_title(&original(input, base, title)?);
-    let is_plan = super::commands::names_a_plan(&object);
-    let object = object.trim().strip_prefix("plan ").unwrap_or(object.trim()).to_owned();
-    let name = reference(&object)?;
+    // "rename the Globex onboarding", "retitle my Bali trip": a plan's kind
+    // names the plan.
+    let is_plan = super::commands::names_a_plan(object) || super::commands::names_a_goal_kind(object);
+    if is_plan && super::commands::this_plan(object) {
+        return Some(Command::RenamePlan { plan: None, title });
+    }
+    let object = object.trim().strip_prefix("plan ").unwrap_or(object.trim());
+    let object = object.trim_end_matches("'s").trim_end_matches("’s");
+    let name = reference(object)?;
     Some(if is_plan {
-        Command::RenamePlan { plan: name, title }
+        Command::RenamePlan {
+            plan: Some(name),
+            title,
+        }
     } else {
         Command::RenameStep { step: name, title }
     })
@@ -331,7 +376,7 @@ fn quoted_title(said: &str) -> String {
 
 static FAIL: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^mark\s+(.+?)\s+as\s+failed\b(.*)$|^(?:i |we )?(?:couldn't|could not|can't|cannot|wasn't able to|weren't able to|failed to)\s+(?:get|book|do|make|finish|complete|secure|reserve|find|arrange)\s+(.+?)(,.*|:.*|;.*| because .*)?$|^(.+?)\s+(failed|has failed|fell through|didn't work out|didn't work|did not work|didn't happen|did not happen|couldn't be done|could not be done|is blocked|was blocked|got blocked|went wrong)\b(.*)$",
+        r"^mark\s+(.+?)\s+(?:as\s+)?failed\b(.*)$|^(?:i |we )?(?:couldn't|could not|can't|cannot|wasn't able to|weren't able to|failed to)\s+(?:get|book|do|make|finish|complete|secure|reserve|find|arrange)\s+(.+?)(?:\s+through)?(,.*|:.*|;.*| because .*)?$|^(.+?)\s+(failed|has failed|fell through|didn't work out|didn't work|did not work|didn't happen|did not happen|couldn't be done|could not be done|is blocked|was blocked|got blocked|went wrong)\b(.*)$",
     )
 });
 
@@ -356,12 +401,28 @@ pub(super) fn fail(input: &Input, base: usize, l: &str) -> Option<Command> {
             .unwrap_or(0);
         original(input, base, r.start() + skip + lead..r.end())
     });
+    // "couldn't get the venue, mark it as failed - no dates left": the words
+    // that mark it are not the reason; what follows them is.
+    let reason = reason.and_then(|r| {
+        let lower = r.to_lowercase();
+        match MARK_IT.find(&lower) {
+            Some(m) if m.start() == 0 => {
+                let rest = r[m.end()..].trim_start_matches([' ', '-', '—', ':', ',', ';']).trim();
+                (!rest.is_empty()).then(|| rest.to_owned())
+            }
+            _ => Some(r),
+        }
+    });
+    let reason = reason.filter(|r| r.chars().any(char::is_alphanumeric));
     Some(Command::FailStep { step, reason })
 }
 
+static MARK_IT: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(mark|set|flag) (it|that|this|the step) (as )?(failed|a failure|blocked)\b"));
+
 static DEPEND: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:don't|do not|never|can't|cannot)\s+(?:start|do|begin|book)\s+(.+?)\s+(?:before|until)\s+(.+)$|^(?:make|let|have)\s+(.+?)\s+(?:wait for|wait until|depend on|come after|follow)\s+(.+)$|^(.+?)\s+(?:should|must|has to|have to|needs to|need to|can only|can't|cannot|shouldn't|should not|won't|will)\s+(?:wait for|wait until|come after|happen after|start after|begin after|go after|happen until|start until|begin until|only start after|only happen after|only start once|start once|happen once)\s+(.+)$|^(.+?)\s+(?:depends on|waits for|comes after|follows|is blocked by|is waiting on|waits on)\s+(.+)$|^(.+?)\s+(?:can't|cannot|can not)\s+(?:happen|start|begin)\s+(?:until|before)\s+(.+)$|^(?:do|start|begin|schedule)\s+(.+?)\s+(?:only\s+)?(?:after|once)\s+(.+)$",
+        r"^(?:don't|do not|never|can't|cannot)\s+(?:start|do|begin|book)\s+(.+?)\s+(?:before|until)\s+(.+)$|^(?:make|let|have)\s+(.+?)\s+(?:wait for|wait until|depend on|come after|follow)\s+(.+)$|^(.+?)\s+(?:should|must|has to|have to|needs to|need to|can only|can't|cannot|shouldn't|should not|won't|will)\s+(?:wait for|wait until|come after|happen after|start after|begin after|go after|happen until|start until|begin until|only start after|only happen after|only start once|start once|happen once)\s+(.+)$|^(?:make sure\s+)?(.+?)\s+(?:only happens after|happens after|only starts after|starts after)\s+(.+)$|^(.+?)\s+(?:depends on|waits for|comes after|follows|is blocked by|is waiting on|waits on)\s+(.+)$|^(.+?)\s+(?:can't|cannot|can not)\s+(?:happen|start|begin)\s+(?:until|before)\s+(.+)$|^(?:only\s+)?(?:do|start|begin|schedule)\s+(.+?)\s+(?:only\s+)?(?:after|once)\s+(.+)$|^(.+?)\s+(?:has to|must|should|needs to)\s+(?:come|happen|be done|go)\s+before\s+(.+)$|^(.+?)\s+needs\s+(.+?)\s+(?:done|finished|ready|in place)\s+first$",
     )
 });
 
@@ -406,7 +467,19 @@ fn prerequisite(words: &str) -> Option<String> {
 
 pub(super) fn dependency(l: &str) -> Option<Command> {
     let c = DEPEND.captures(l)?;
-    let pairs = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)];
+    // "the bank reconciliation has to come before the statements": the
+    // second waits for the first.
+    let pairs = [
+        (1, 2),
+        (3, 4),
+        (5, 6),
+        (7, 8),
+        (9, 10),
+        (11, 12),
+        (13, 14),
+        (16, 15),
+        (17, 18),
+    ];
     let (step, after) = pairs
         .iter()
         .find_map(|&(a, b)| Some((c.get(a)?.as_str(), c.get(b)?.as_str())))?;
@@ -420,11 +493,24 @@ pub(super) fn dependency(l: &str) -> Option<Command> {
 
 static SHIFT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(push|move|delay|postpone|shift|bump|pull|bring|slide|slip)\s+(.+?)\s+(?:(back|out|forward|up|ahead|earlier|later|off)\s+)?(?:by\s+)?(a|an|one|two|three|four|five|six|seven|ten|fourteen|\d{1,3})\s+(days?|weeks?)(?:\s+(back|later|earlier|forward|out|ahead|sooner))?$",
+        r"^(push|move|delay|postpone|shift|bump|pull|bring|slide|slip)\s+(?:in\s+)?(.+?)\s+(?:(back|out|forward|up|ahead|earlier|later|off)\s+)?(?:by\s+)?(a|an|one|two|three|four|five|six|seven|ten|fourteen|\d{1,3})\s+(days?|weeks?)(?:\s+(back|later|earlier|forward|out|ahead|sooner))?$",
+    )
+});
+
+/// "the welcome email needs to happen a week earlier".
+static SHIFT_NEEDS: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(.+?)\s+(?:needs to|has to|should|must|will)\s+(?:happen|be|be done|move|be moved)\s+(a|an|one|two|three|four|five|six|seven|ten|\d{1,3})\s+(days?|weeks?)\s+(earlier|later|sooner)$",
     )
 });
 
 pub(super) fn shift(l: &str) -> Option<Command> {
+    if let Some(c) = SHIFT_NEEDS.captures(l) {
+        let n = i64::from(dates::number(&c[2])?) * if c[3].starts_with("week") { 7 } else { 1 };
+        let step = reference(&c[1])?;
+        let days = if &c[4] == "later" { n } else { -n };
+        return Some(Command::ShiftStep { step, days });
+    }
     let c = SHIFT.captures(l)?;
     let n = match &c[4] {
         "fourteen" => 14,

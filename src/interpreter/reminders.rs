@@ -17,7 +17,9 @@ pub(super) static DIGEST: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 static DIGEST_OFF: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(stop|no more|turn off|switch off|cancel|disable|unsubscribe|don'?t (send|want)|do not (send|want))\b")
+    re(
+        r"\b(stop|no more|turn off|switch off|cancel|disable|unsubscribe|don'?t (send|want)|do not (send|want)|(turn|switch) (the |my )?(digests?|summary|summaries|recap) off)\b",
+    )
 });
 static WEEKDAY: LazyLock<Regex> = LazyLock::new(|| re(r"\b(mon|tues?|wed(nes)?|thu(rs)?|fri|sat(ur)?|sun)(days?)?\b"));
 
@@ -90,7 +92,7 @@ pub(super) fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> 
     let date = input.dates().first().copied();
     let time = dates::find_time(&toks);
     // The reminder text: after "to", "about" or "that", minus date and time phrases.
-    let marker = [" to ", " about ", " that ", ": "]
+    let marker = [" to ", " about ", " that ", ": ", " - "]
         .iter()
         .filter_map(|m| l.find(m).map(|at| (at, m.len())))
         .min();
@@ -99,6 +101,7 @@ pub(super) fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> 
         None => return None,
     };
     let mut words: Vec<&str> = Vec::new();
+    let mut kept: Vec<usize> = Vec::new();
     for (i, t) in toks.iter().enumerate() {
         if t.start < start || t.end > end || relative.as_ref().is_some_and(|(r, _)| r.contains(&t.start)) {
             continue;
@@ -111,9 +114,15 @@ pub(super) fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> 
                 .is_some_and(|_| date.is_some_and(|d| d.first == i + 1) || time.is_some_and(|m| m.first == i + 1));
         if !(in_date || in_time || joiner) {
             words.push(&input.text[t.start..t.end]);
+            kept.push(i);
         }
     }
-    let text = words.join(" ");
+    // Words kept in one run keep their punctuation ("call Dr. Okafor").
+    let contiguous = kept.windows(2).all(|p| p[1] == p[0] + 1);
+    let text = match (kept.first(), kept.last()) {
+        (Some(&a), Some(&b)) if contiguous => input.text[toks[a].start..toks[b].end].to_owned(),
+        _ => words.join(" "),
+    };
     if text.is_empty() {
         return None;
     }

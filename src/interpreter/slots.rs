@@ -3,9 +3,9 @@
 //! Dates are read by [`super::dates`].
 
 use super::dates::{self, DateMention, Token};
+pub(super) use super::periods::{month, year};
 use super::text::{Input, find_phrase, title_case};
 use crate::planner::templates::Case;
-use chrono::{Datelike, Months};
 
 /// Words that never start or form a name.
 const NOT_NAMES: &[&str] = &[
@@ -116,6 +116,8 @@ const NOT_NAMES: &[&str] = &[
     "okay",
     "so",
     "also",
+    "account",
+    "accounts",
 ];
 
 pub(super) fn is_org_suffix(word: &str) -> bool {
@@ -187,16 +189,35 @@ fn is_capitalised(word: &str) -> bool {
     word.chars().next().is_some_and(char::is_uppercase)
 }
 
+/// "Chloé", "A", not "QA": an all-capitals word is an acronym, not a name.
+fn looks_like_a_name(word: &str) -> bool {
+    is_capitalised(word) && (word.chars().count() == 1 || word.chars().skip(1).any(char::is_lowercase))
+}
+
+/// Whether the text between two words lets a name go on: nothing, an
+/// initial's dot ("Kwame A. Mensah", "K.K."), or for a company an ampersand.
+fn name_continues(gap: &str, previous: &str, org: bool) -> bool {
+    let initial = previous.chars().count() == 1 && matches!(gap, "." | ". ");
+    gap.trim().is_empty() || initial || org && gap.trim() == "&"
+}
+
 /// A person's or organisation's name: capitalised words after a cue (or
 /// anywhere), else the lowercase words right after the cue, title-cased.
+// Long: one name reader with its fallbacks in order (after a cue, an
+// apposition, a full name first, any capitalised run), so the order shows.
 pub(super) fn person(input: &Input, toks: &[Token<'_>], cues: &[String], org: bool, anywhere: bool) -> Option<String> {
     let original = |i: usize| &input.text[toks[i].start..toks[i].end];
     let is_date_word = |w: &str| dates::month(w).is_some() || dates::weekday(w).is_some();
-    let name_at = |start: usize, need_caps: bool| -> Option<String> {
+    let name_at = |start: usize, need_caps: bool| -> Option<(String, usize)> {
         let mut end = start;
-        while end < toks.len() && end - start < 4 {
+        let limit = if org { 6 } else { 4 };
+        while end < toks.len() && end - start < limit {
             let w = toks[end].word;
-            let cap = is_capitalised(original(end));
+            let cap = if org {
+                is_capitalised(original(end))
+            } else {
+                looks_like_a_name(original(end))
+            };
             let suffix = org && ORG_SUFFIXES.contains(&w);
             if is_date_word(w) || (NOT_NAMES.contains(&w) && !suffix) || w.chars().any(|c| c.is_ascii_digit()) {
                 break;
@@ -208,18 +229,24 @@ pub(super) fn person(input: &Input, toks: &[Token<'_>], cues: &[String], org: bo
             // A name ends at punctuation ("Ana, she starts..."); a company's
             // may hold an ampersand ("Harbor & Finch Ltd").
             if toks.get(end).is_some_and(|next| {
-                let gap = input.text[toks[end - 1].end..next.start].trim();
-                !(gap.is_empty() || org && gap == "&")
+                !name_continues(&input.text[toks[end - 1].end..next.start], toks[end - 1].word, org)
             }) {
                 break;
             }
         }
         (end > start).then(|| {
-            if org {
-                return input.text[toks[start].start..toks[end - 1].end].to_owned();
+            let mut last = toks[end - 1].end;
+            // "J.P. Hartley Inc.", "Kwame A.": an initial or a suffix keeps its dot.
+            let abbreviated = toks[end - 1].word.chars().count() == 1 || ORG_SUFFIXES.contains(&toks[end - 1].word);
+            if abbreviated && input.text[last..].starts_with('.') {
+                last += 1;
             }
-            let words: Vec<&str> = (start..end).map(original).collect();
-            title_case(&words.join(" "))
+            let span = &input.text[toks[start].start..last];
+            let span = span
+                .strip_suffix("'s")
+                .or_else(|| span.strip_suffix("’s"))
+                .unwrap_or(span);
+            (if org { span.to_owned() } else { title_case(span) }, end)
         })
     };
     if let Some(at) = after_cue(toks, cues) {
@@ -228,50 +255,97 @@ pub(super) fn person(input: &Input, toks: &[Token<'_>], cues: &[String], org: bo
         while k < toks.len()
             && matches!(
                 toks[k].word,
-                "my" | "our" | "the" | "a" | "an" | "new" | "hire" | "employee" | "engineer" | "called" | "named"
+                "my" | "our"
+                    | "the"
+                    | "a"
+                    | "an"
+                    | "new"
+                    | "hire"
+                    | "employee"
+                    | "engineer"
+                    | "called"
+                    | "named"
+                    | "for"
             )
         {
             k += 1;
         }
-        if let Some(name) = name_at(k, false) {
-            return Some(name);
+        if let Some((name, end)) = name_at(k, false) {
+            // "our new accountant, Chloé Martin": a role, then the name.
+            let lower = !is_capitalised(original(k));
+            let apposition = toks
+                .get(end)
+                .filter(|next| lower && matches!(input.text[toks[end - 1].end..next.start].trim(), "," | "-" | "—"))
+                .and_then(|_| name_at(end, true));
+            return Some(apposition.map_or(name, |(n, _)| n));
         }
     }
     if !anywhere {
         return None;
     }
-    // Any capitalised run not at the very start of the message.
-    (1..toks.len())
-        .filter(|&i| is_capitalised(original(i)))
-        .find_map(|i| name_at(i, true))
+    // Any capitalised run not at the very start of the message; at the
+    // start, only a full name ("Jake Sullivan's starting…").
+    let full_name_first = name_at(0, true).filter(|(_, end)| *end >= 2 && !org);
+    // "Globex wants to be live by…": a company first, then what it wants.
+    let company_first = name_at(0, true).filter(|(_, end)| {
+        org && toks.get(*end).is_some_and(|t| {
+            matches!(
+                t.word,
+                "wants" | "needs" | "signed" | "goes" | "is" | "has" | "will" | "just"
+            )
+        })
+    });
+    full_name_first.or(company_first).map(|(n, _)| n).or_else(|| {
+        (1..toks.len())
+            .filter(|&i| is_capitalised(original(i)))
+            .find_map(|i| name_at(i, true).map(|(n, _)| n))
+    })
 }
 
 /// Free text after a cue, up to a stop word, punctuation or a date; or, for
 /// a `~cue`, the word right before it ("the marketing team").
+// Long: where the text starts and where it stops are read in one scan, so
+// the stop rules (dates, prepositions, punctuation) stay side by side.
 pub(super) fn text_after(
     input: &Input,
     toks: &[Token<'_>],
     cues: &[String],
     mentions: &[DateMention],
+    colon: bool,
 ) -> Option<String> {
     for cue in cues.iter().filter_map(|c| c.strip_prefix('~')) {
-        if let Some(at) = find_phrase(toks, cue)
-            && at > 0
-            && !NOT_NAMES.contains(&toks[at - 1].word)
-        {
-            return Some(input.text[toks[at - 1].start..toks[at - 1].end].to_owned());
+        if let Some(value) = word_before(input, toks, cue) {
+            return Some(value);
         }
     }
-    let start = after_cue(toks, cues)?;
+    let cued = after_cue(toks, cues).filter(|&at| {
+        // "research report: urban heat islands": the cue word names the kind.
+        !(colon && toks.get(at).is_some_and(|t| TEXT_STOPS.contains(&t.word)) && input.text.contains(": "))
+    });
+    let start = cued.or_else(|| after_colon(input, toks).filter(|_| colon))?;
     let mut start = start;
-    // "the launch for our app Hearth": what it is called, not what it is.
+    // "the launch for our app Hearth", "launch day for Trailhead": what it
+    // is called, not what it is.
     while start + 1 < toks.len()
-        && matches!(
-            toks[start].word,
-            "the" | "a" | "an" | "our" | "my" | "new" | "for" | "app" | "product"
-        )
+        && (matches!(toks[start].word, "the" | "a" | "an" | "our" | "my" | "new" | "for")
+            || matches!(toks[start].word, "app" | "product")
+                && is_capitalised(&input.text[toks[start + 1].start..toks[start + 1].end])
+            || matches!(toks[start].word, "day" | "date" | "plan") && toks[start + 1].word == "for")
     {
         start += 1;
+    }
+    // "budget for FY2027": a year, not a name.
+    let year_like = |w: &str| w.starts_with("fy") || w.len() == 4 && w.starts_with("20");
+    let first = toks.get(start).map_or("", |t| t.word);
+    if year_like(first) {
+        return None;
+    }
+    // "our new hire": a kind of person, not what they do.
+    if matches!(
+        first,
+        "hire" | "employee" | "starter" | "colleague" | "joiner" | "recruit"
+    ) {
+        return None;
     }
     let mut end = start;
     // A preposition ends the text only where a date follows ("on Dec 1",
@@ -311,8 +385,54 @@ pub(super) fn text_after(
         }
     }
     // "launch date jan 20" names a date, not a product called "date".
-    let generic = end == start + 1 && matches!(toks[start].word, "date" | "day" | "deadline" | "time" | "plan" | "it");
+    let generic = end == start + 1
+        && matches!(
+            toks[start].word,
+            "date" | "day" | "deadline" | "time" | "plan" | "it" | "me" | "us" | "you" | "them" | "myself"
+        );
     (end > start && end - start <= 8 && !generic).then(|| input.span(toks, start, end))
+}
+
+/// The name right before a `~cue` ("the marketing team", "Vela Pro goes on
+/// sale"): one word, or a run of capitalised ones, or "R&D"; not a year, a
+/// count or a word that only points ("every team's", "annual budget").
+fn word_before(input: &Input, toks: &[Token<'_>], cue: &str) -> Option<String> {
+    let n = cue.split_whitespace().count();
+    let original = |i: usize| &input.text[toks[i].start..toks[i].end];
+    let spaced = |i: usize| input.text[toks[i - 1].end..toks[i].start].trim().is_empty();
+    let acronym = |w: &str| w.len() >= 2 && w.chars().all(|c| c.is_ascii_uppercase());
+    (0..toks.len().saturating_sub(n - 1))
+        .filter(|&at| at > 0 && find_phrase(&toks[at..at + n], cue) == Some(0))
+        .find_map(|at| {
+            let last = at - 1;
+            let w = toks[last].word;
+            let pointing = matches!(
+                w,
+                "annual" | "yearly" | "every" | "each" | "whole" | "entire" | "all" | "next" | "this" | "new" | "total"
+            );
+            if pointing || w.chars().any(|c| c.is_ascii_digit()) || NOT_NAMES.contains(&w) && !acronym(original(last)) {
+                return None;
+            }
+            let mut first = last;
+            while first > 0 && last - first < 3 {
+                let gap = input.text[toks[first - 1].end..toks[first].start].trim();
+                let joined = gap == "&"
+                    || spaced(first) && is_capitalised(original(first)) && is_capitalised(original(first - 1))
+                    || spaced(first) && toks[first - 1].word == "customer";
+                if !joined || NOT_NAMES.contains(&toks[first - 1].word) && toks[first - 1].word != "customer" {
+                    break;
+                }
+                first -= 1;
+            }
+            Some(input.text[toks[first].start..toks[last].end].to_owned())
+        })
+}
+
+/// "research report: urban heat islands", "road trip: Denver → Moab": the
+/// value after a colon, where no cue names it.
+fn after_colon(input: &Input, toks: &[Token<'_>]) -> Option<usize> {
+    let colon = input.text.find(": ")?;
+    toks.iter().position(|t| t.start > colon)
 }
 
 /// A list after a cue: "Lisbon, Porto and Madrid", "blood test, MRI and a cardiology check".
@@ -321,8 +441,30 @@ pub(super) fn list_after(
     toks: &[Token<'_>],
     cues: &[String],
     mentions: &[DateMention],
+    colon: bool,
 ) -> Option<Vec<String>> {
-    let start = after_cue(toks, cues)?;
+    let mut start = after_cue(toks, cues).or_else(|| after_colon(input, toks).filter(|_| colon))?;
+    // "visiting mum in Edinburgh": the place, not who is there.
+    let place_after = |k: usize| {
+        toks.get(k + 1).is_some_and(|t| {
+            let w = &input.text[t.start..t.end];
+            is_capitalised(w) && dates::month(t.word).is_none() && dates::weekday(t.word).is_none()
+        })
+    };
+    if let Some(k) = (start..toks.len().min(start + 3)).find(|&k| toks[k].word == "in" && place_after(k))
+        && (start..k).all(|j| !is_capitalised(&input.text[toks[j].start..toks[j].end]))
+    {
+        start = k + 1;
+    }
+    // "I want to plan a trip": a cue word before a verb names no place.
+    if toks.get(start).is_some_and(|t| {
+        matches!(
+            t.word,
+            "plan" | "book" | "organise" | "organize" | "go" | "get" | "take" | "do" | "make" | "have" | "help" | "see"
+        )
+    }) {
+        return None;
+    }
     let mut end = start;
     let stops = [
         "from",
@@ -343,8 +485,45 @@ pub(super) fn list_after(
         "soon",
         "ideally",
         "asap",
+        "sometime",
+        "someday",
+        "over",
+        "start",
     ];
-    while end < toks.len() && !stops.contains(&toks[end].word) && !mentions.iter().any(|m| m.first == end) {
+    // "Tokyo sometime, can you help me plan": after a comma, a new clause
+    // ends the list.
+    let clause_after_comma = |k: usize| {
+        k > start
+            && input.text[toks[k - 1].end..toks[k].start].contains([',', '.'])
+            && matches!(
+                toks[k].word,
+                "can"
+                    | "could"
+                    | "please"
+                    | "help"
+                    | "i"
+                    | "we"
+                    | "it"
+                    | "that"
+                    | "thanks"
+                    | "so"
+                    | "let's"
+                    | "lets"
+                    | "need"
+                    | "want"
+                    | "would"
+                    | "plan"
+                    | "book"
+                    | "x"
+                    | "they"
+                    | "them"
+            )
+    };
+    while end < toks.len()
+        && !stops.contains(&toks[end].word)
+        && !mentions.iter().any(|m| m.first == end)
+        && !clause_after_comma(end)
+    {
         end += 1;
     }
     if end == start {
@@ -352,100 +531,45 @@ pub(super) fn list_after(
     }
     let span = input.span(toks, start, end);
     let items: Vec<String> = span
-        .split([',', '&', '+', '/'])
+        .split([',', '&', '+', '/', '→'])
         .flat_map(|part| part.split(" and "))
-        .map(|item| {
-            // "a lipid panel — starting tomorrow": a dash ends the list.
-            let item = item.split(" - ").next().unwrap_or("").split(" — ").next().unwrap_or("");
-            let item = item.trim().trim_end_matches(['.', '!', '?']);
-            let mut words: Vec<&str> = item.split_whitespace().collect();
-            while words.first().is_some_and(|w| {
-                matches!(
-                    w.to_lowercase().as_str(),
-                    "a" | "an" | "the" | "my" | "our" | "and" | "also" | "then" | "me" | "just" | "only"
-                )
-            }) {
-                words.remove(0);
-            }
-            // "get my ECG and blood work done"
-            while words.len() > 1
-                && words.last().is_some_and(|w| {
-                    matches!(
-                        w.to_lowercase().as_str(),
-                        "done" | "booked" | "scheduled" | "sorted" | "please"
-                    )
-                })
-            {
-                words.pop();
-            }
-            words.join(" ")
-        })
+        .flat_map(|part| part.split(" then "))
+        .flat_map(|part| part.split("->"))
+        .map(list_item)
         .filter(|i| !i.is_empty())
         .collect();
     (!items.is_empty()).then_some(items)
 }
 
-/// A month as YYYY-MM: its most recent occurrence not after this month.
-pub(super) fn month(toks: &[Token<'_>], input: &Input) -> Option<String> {
-    let today = input.today;
-    if find_phrase(toks, "last month").is_some() || find_phrase(toks, "previous month").is_some() {
-        let d = today.with_day(1)?.checked_sub_months(Months::new(1))?;
-        return Some(d.format("%Y-%m").to_string());
+/// One item of a list as said, without articles, "done" and the like.
+fn list_item(item: &str) -> String {
+    // "a lipid panel — starting tomorrow": a dash ends the list.
+    let item = item.split(" - ").next().unwrap_or("").split(" — ").next().unwrap_or("");
+    let item = item.trim().trim_end_matches(['.', '!', '?']);
+    // "mum in Edinburgh": the place, not who is there.
+    let item = match item.split_once(" in ") {
+        Some((who, place)) if !who.chars().any(char::is_uppercase) && place.starts_with(char::is_uppercase) => place,
+        _ => item,
+    };
+    let mut words: Vec<&str> = item.split_whitespace().collect();
+    while words.first().is_some_and(|w| {
+        matches!(
+            w.to_lowercase().as_str(),
+            "a" | "an" | "the" | "my" | "our" | "and" | "also" | "then" | "me" | "just" | "only" | "some"
+        )
+    }) {
+        words.remove(0);
     }
-    if find_phrase(toks, "this month").is_some() {
-        return Some(today.format("%Y-%m").to_string());
+    // "get my ECG and blood work done"
+    while words.len() > 1
+        && words.last().is_some_and(|w| {
+            matches!(
+                w.to_lowercase().as_str(),
+                "done" | "booked" | "scheduled" | "sorted" | "please" | "first" | "too" | "as" | "well"
+            )
+        })
+    {
+        words.pop();
     }
-    for (i, t) in toks.iter().enumerate() {
-        let Some(m) = dates::month(t.word) else { continue };
-        // "may" is a month only when it looks like one.
-        if t.word == "may" && !matches!(toks.get(i.wrapping_sub(1)).map(|t| t.word), Some("for" | "of" | "in")) {
-            continue;
-        }
-        // A month followed by a day number is a date, not a period.
-        if toks.get(i + 1).is_some_and(|n| {
-            n.word
-                .trim_end_matches(|c: char| c.is_ascii_alphabetic())
-                .parse::<u32>()
-                .is_ok_and(|d| d <= 31)
-        }) {
-            continue;
-        }
-        let explicit = toks
-            .get(i + 1)
-            .and_then(|n| n.word.parse::<i32>().ok())
-            .filter(|y| (2000..=2100).contains(y));
-        let year = explicit.unwrap_or(if m > today.month() {
-            today.year() - 1
-        } else {
-            today.year()
-        });
-        return Some(format!("{year}-{m:02}"));
-    }
-    None
-}
-
-/// A fiscal year: "FY2027", "FY27", "fiscal year 2027", "for 2027".
-pub(super) fn year(toks: &[Token<'_>]) -> Option<String> {
-    for (i, t) in toks.iter().enumerate() {
-        let w = t.word;
-        if let Some(digits) = w.strip_prefix("fy") {
-            let digits = if digits.is_empty() {
-                toks.get(i + 1).map(|n| n.word).unwrap_or("")
-            } else {
-                digits
-            };
-            match digits.len() {
-                4 if digits.parse::<u32>().is_ok() => return Some(digits.to_owned()),
-                2 if digits.parse::<u32>().is_ok() => return Some(format!("20{digits}")),
-                _ => {}
-            }
-        }
-        if w.len() == 4 && w.starts_with("20") && w.parse::<u32>().is_ok() {
-            let before = if i > 0 { toks[i - 1].word } else { "" };
-            if matches!(before, "for" | "year" | "fy" | "of") {
-                return Some(w.to_owned());
-            }
-        }
-    }
-    None
+    words.join(" ")
 }

@@ -40,6 +40,9 @@ const TYPOS: &[(&str, &str)] = &[
     ("teh", "the"),
     ("mri's", "mris"),
     ("lanuch", "launch"),
+    ("lauching", "launching"),
+    ("depoly", "deploy"),
+    ("deploymnet", "deployment"),
     ("luanch", "launch"),
     ("budegt", "budget"),
     ("budgte", "budget"),
@@ -158,11 +161,23 @@ pub(crate) fn find_phrase(toks: &[Token<'_>], phrase: &str) -> Option<usize> {
 /// "the laptop step" → "laptop", "my onboarding plan" → "onboarding".
 pub(crate) fn strip_reference(words: &str) -> String {
     // The name ends where another clause starts: "the visa check, no visa needed".
-    let words = [",", ";", " - ", " — ", " because ", " since ", " as we ", " as i "]
-        .iter()
-        .filter_map(|sep| words.find(sep))
-        .min()
-        .map_or(words, |at| &words[..at]);
+    let words = [
+        ",",
+        ";",
+        "?",
+        " - ",
+        " — ",
+        " because ",
+        " since ",
+        " as we ",
+        " as i ",
+        " before we ",
+        " before i ",
+    ]
+    .iter()
+    .filter_map(|sep| words.find(sep))
+    .min()
+    .map_or(words, |at| &words[..at]);
     // Quotes and symbols around a name are not part of it ("'intro call'",
     // "the smoke tests ✅").
     let mut parts: Vec<&str> = words
@@ -174,8 +189,15 @@ pub(crate) fn strip_reference(words: &str) -> String {
     while parts
         .first()
         .is_some_and(|w| matches!(*w, "the" | "my" | "our" | "this" | "that" | "a" | "an" | "me" | "your"))
+        || parts.len() > 1 && matches!(parts.first(), Some(&("step" | "task")))
     {
         parts.remove(0);
+    }
+    // "the swag order this time": when, not which.
+    for tail in [["this", "time"], ["for", "now"], ["right", "now"], ["this", "week"]] {
+        if parts.len() > 2 && parts.ends_with(&tail) {
+            parts.truncate(parts.len() - 2);
+        }
     }
     while parts.last().is_some_and(|w| {
         matches!(
@@ -197,6 +219,9 @@ pub(crate) fn strip_reference(words: &str) -> String {
                 | "again"
                 | "asap"
                 | "today"
+                | "yesterday"
+                | "recently"
+                | "lately"
         )
     }) {
         parts.pop();

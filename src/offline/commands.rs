@@ -146,10 +146,10 @@ pub(super) fn command(cx: &Context<'_>, command: &Command) -> Decided {
                 }))
             })
             .or_else(|answer| *answer),
-        Command::CancelPlan { plan } => plan_for(cx, Some(plan), "Which plan should I cancel?")
+        Command::CancelPlan { plan } => plan_for(cx, plan.as_deref(), "Which plan should I cancel?")
             .map(|p| change(p, "the user asked to cancel the plan", Op::CancelPlan {}))
             .or_else(|answer| *answer),
-        Command::RenamePlan { plan, title } => plan_for(cx, Some(plan), "Which plan should I rename?")
+        Command::RenamePlan { plan, title } => plan_for(cx, plan.as_deref(), "Which plan should I rename?")
             .map(|p| change(p, "the user renamed the plan", Op::RenamePlan { title: title.clone() }))
             .or_else(|answer| *answer),
         Command::CompleteStep { step, result } => step_op(cx, step, "the user finished it", |s| {

@@ -1,0 +1,98 @@
+//! Confirmations: a whole message that is a yes or a no to what steward
+//! proposed ("yep do it", "not right now, no", "👍").
+
+use super::commands::re;
+use super::text::Input;
+use regex::Regex;
+use std::sync::LazyLock;
+
+static YES: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(yes|yeah|yep|yup|ya|sure|ok|okay|k|y|confirm|confirmed|correct|approved?|accept|sounds good|looks good|sounds great|looks great|go ahead|go for it|do it|please do|absolutely|definitely|of course|let's do it|lets do it|let's go|perfect|that works|works for me|fine|alright|all right)\b",
+    )
+});
+static NO: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(no|nope|nah|n|don't|dont|do not|not now|not right now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it)\b",
+    )
+});
+/// Words that show a message is more than a yes or no.
+static CONTENT: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(plan|plans|step|steps|add|remove|delete|move|show|list|remind|redo|rename|retry|onboard|launch|trip|budget|deploy|research|schedule|reschedule|undo|history|help|what|how|why|when|where|digests?|summary|summaries|emails?)\b",
+    )
+});
+
+/// Phrasings about notifications and settings: "don't notify me between
+/// 22:00 and 07:00" is a preference, never a "no".
+static SETTINGS: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(notify|notif\w*|disturb|quiet|mute|ping me|email me|message me|bother me|remind me|time ?zone|between \S+ and|from \S+ (to|till|until) \S+|(start|do|begin) .+ (before|until|after))\b",
+    )
+});
+
+/// "no need for X", "no worries": not an answer to a proposal.
+static NOT_A_NO: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(no need|no worries|no problem|no rush|no hurry|not a problem|no biggie)\b"));
+
+/// `Some(accept)` if the whole message is a yes or a no.
+pub(crate) fn confirmation(input: &Input) -> Option<bool> {
+    let l = input.lower.trim().trim_end_matches(['.', '!', '?', ' ']);
+    // "please don't, not yet": a polite word before the answer.
+    let l = [
+        "please ",
+        "pls ",
+        "oh ",
+        "ah ",
+        "hmm ",
+        "hmm, ",
+        "actually ",
+        "actually, ",
+    ]
+    .iter()
+    .fold(l, |l, lead| l.strip_prefix(lead).unwrap_or(l));
+    // A thumbs-up or -down alone answers a proposal.
+    if !l.is_empty()
+        && l.chars()
+            .all(|c| matches!(c, '👍' | '👌' | '✅' | '🙌' | '\u{1f3fb}'..='\u{1f3ff}'))
+    {
+        return Some(true);
+    }
+    if !l.is_empty() && l.chars().all(|c| matches!(c, '👎' | '❌' | '\u{1f3fb}'..='\u{1f3ff}')) {
+        return Some(false);
+    }
+    let words = l.split_whitespace().count();
+    // A longer answer starts with a plain yes or no ("yes, that looks right
+    // — go ahead and create it"), not with "ok so …".
+    let plain = ["yes", "yeah", "yep", "no", "nope", "nah"]
+        .iter()
+        .any(|w| l.strip_prefix(w).is_some_and(|r| r.starts_with([',', ' ', '-'])));
+    if words == 0 || words > 12 || words > 8 && !plain {
+        return None;
+    }
+    if SETTINGS.is_match(l) || NOT_A_NO.is_match(l) {
+        return None;
+    }
+    let no = NO.is_match(l);
+    let yes = !no && YES.is_match(l);
+    if !(yes || no) {
+        return None;
+    }
+    // "no, don't do that" and "yes please, go ahead" are confirmations;
+    // "ok, show my plans" is a command.
+    let rest = l.split_once([',', ' ']).map(|(_, r)| r).unwrap_or("");
+    let allowed_rest = re_rest().is_match(rest.trim());
+    if CONTENT.is_match(l) && !allowed_rest {
+        return None;
+    }
+    Some(yes)
+}
+
+fn re_rest() -> &'static Regex {
+    static REST: LazyLock<Regex> = LazyLock::new(|| {
+        re(
+            r"^(|please|thanks|thank you|do it|do that|go ahead|sounds good|that's fine|that is fine|don't do that|do not do that|not now|not that|not yet|i changed my mind|let's not|leave it|keep it as it is|set it up|set this up|make the change|apply it|for now)\W*(please|thanks|for now)?\W*$",
+        )
+    });
+    &REST
+}

@@ -1,0 +1,150 @@
+//! Times that cannot be used: days that do not exist ("Feb 30",
+//! "29/02/2027", "25:00") and times already past ("yesterday", "in -5
+//! minutes", an ISO date before today). Steward asks instead of guessing.
+
+use super::dates::{Token, find_time, month, weekday, year};
+use chrono::{Datelike, NaiveDate};
+
+/// "29/02/2027", "31/04/2026": a written date that is no day read either
+/// way round (day first or month first).
+fn slashed_date_invalid(lower: &str) -> bool {
+    lower.split_whitespace().any(|word| {
+        let word = word.trim_matches(|c: char| !c.is_ascii_digit());
+        let parts: Vec<&str> = word.split('/').collect();
+        let [a, b, y] = parts.as_slice() else { return false };
+        let (Ok(a), Ok(b), Ok(y)) = (a.parse::<u32>(), b.parse::<u32>(), y.parse::<i32>()) else {
+            return false;
+        };
+        let y = if y < 100 { 2000 + y } else { y };
+        NaiveDate::from_ymd_opt(y, b, a).is_none() && NaiveDate::from_ymd_opt(y, a, b).is_none()
+    })
+}
+
+/// A time the person gave that cannot be used: a day or time that does not
+/// exist ("Feb 29" in a common year, "Nov 31", "December 32", "25:00",
+/// "13pm"), or one already past ("yesterday", "last Monday", "3 days ago",
+/// "in -5 minutes", "at 8am today" at 10:00, an ISO date before today).
+// Long: each kind of impossible or past time is one short check, in one
+// scan over the words, so the list of what is refused reads in one place.
+pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chrono_tz::Tz>) -> Option<super::Problem> {
+    use super::Problem::{TimeInvalid, TimePast};
+    // Tokens drop a leading minus: "in -5 minutes" is read on the text
+    // ("Berlin - Hamburg" or "check-in -" are not).
+    let negative = ["in -", "in minus "].iter().any(|cue| {
+        lower.match_indices(cue).any(|(at, _)| {
+            let before = lower[..at].chars().next_back();
+            let after = lower[at + cue.len()..].trim_start().chars().next();
+            before.is_none_or(|c| !c.is_alphanumeric() && c != '-') && after.is_some_and(|c| c.is_ascii_digit())
+        })
+    });
+    if negative {
+        return Some(TimePast);
+    }
+    if slashed_date_invalid(lower) {
+        return Some(TimeInvalid);
+    }
+    let today = now.date_naive();
+    let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
+    let raw_day = |word: &str| -> Option<u32> {
+        let digits = word.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        (digits.len() <= 2 && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+            .then(|| digits.parse().ok())
+            .flatten()
+    };
+    let exists = |m: u32, d: u32, year: Option<i32>| -> bool {
+        let y = year.unwrap_or_else(|| {
+            // The next occurrence: this year unless that day has passed.
+            let this = today.year();
+            match NaiveDate::from_ymd_opt(this, m, d.min(28)) {
+                Some(day) if (m, d) < (today.month(), today.day()) && day < today => this + 1,
+                _ => this,
+            }
+        });
+        NaiveDate::from_ymd_opt(y, m, d).is_some()
+    };
+    for i in 0..toks.len() {
+        // "Feb 29", "November 31", "december 32nd", "31 April", "the 31st of June".
+        let named = |k: usize| month(w(k)).filter(|_| !matches!(w(k), "may" | "march") || raw_day(w(k + 1)).is_some());
+        if let (Some(m), Some(d)) = (named(i), raw_day(w(i + 1)))
+            && !exists(m, d, year(w(i + 2)))
+        {
+            return Some(TimeInvalid);
+        }
+        let k = if w(i + 1) == "of" { i + 2 } else { i + 1 };
+        if let (Some(d), Some(m)) = (raw_day(w(i)), month(w(k)))
+            && (i == 0 || month(w(i - 1)).is_none())
+            && !exists(m, d, year(w(k + 1)))
+        {
+            return Some(TimeInvalid);
+        }
+        // "25:00", "13pm", "at 24".
+        let word = w(i);
+        if let Some((h, m)) = word.split_once(':')
+            && h.len() <= 2
+            && let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.trim_end_matches(['a', 'p', 'm']).parse::<u32>())
+            && (h > 23 || m > 59)
+        {
+            return Some(TimeInvalid);
+        }
+        let hour = word.strip_suffix("pm").or_else(|| word.strip_suffix("am"));
+        if let Some(h) = hour.and_then(|h| h.parse::<u32>().ok())
+            && !(1..=12).contains(&h)
+        {
+            return Some(TimeInvalid);
+        }
+        if word == "at" && w(i + 1).parse::<u32>().is_ok_and(|h| h > 24) {
+            return Some(TimeInvalid);
+        }
+        // The past, where it is the time asked for ("remind me yesterday",
+        // "move it to last Monday", "due 2 days ago"), not a remark
+        // ("the invoice we sent 2 weeks ago").
+        let cue = |k: usize| {
+            k < toks.len()
+                && matches!(
+                    w(k),
+                    "me" | "to" | "on" | "by" | "for" | "at" | "due" | "until" | "till"
+                )
+        };
+        let past = match (word, w(i + 1)) {
+            ("yesterday", _) => i == 0 || cue(i - 1),
+            ("last", next) => (weekday(next).is_some() || next == "night") && (i == 0 || cue(i - 1)),
+            ("ago", _) => i >= 3 && cue(i - 3),
+            _ => false,
+        };
+        if past {
+            return Some(TimePast);
+        }
+        // ISO dates: one that does not exist, or one already past.
+        let iso = word.len() == 10 && word.as_bytes().get(4) == Some(&b'-') && word.as_bytes().get(7) == Some(&b'-');
+        if iso {
+            match NaiveDate::parse_from_str(word, "%Y-%m-%d") {
+                Ok(date) if date < today => return Some(TimePast),
+                Ok(_) => {}
+                Err(_) if word.chars().filter(char::is_ascii_digit).count() == 8 => return Some(TimeInvalid),
+                Err(_) => {}
+            }
+        }
+        // "10 November 2026", "Nov 10 2026": a named date with a past year-day.
+        if let (Some(d), Some(m), Some(y)) = (raw_day(w(i)), month(w(i + 1)), year(w(i + 2)))
+            && NaiveDate::from_ymd_opt(y, m, d).is_some_and(|date| date < today)
+        {
+            return Some(TimePast);
+        }
+        if let (Some(m), Some(d), Some(y)) = (month(w(i)), raw_day(w(i + 1)), year(w(i + 2)))
+            && NaiveDate::from_ymd_opt(y, m, d).is_some_and(|date| date < today)
+        {
+            return Some(TimePast);
+        }
+    }
+    // A time today that has passed: "at 8am today", "this morning at 7".
+    let today_named = toks.iter().any(|t| matches!(t.word, "today" | "tonight"))
+        || toks.windows(2).any(|p| p[0].word == "this" && p[1].word == "morning");
+    if today_named
+        && let Some(t) = find_time(toks)
+        && t.time < now.time()
+        && !toks.iter().any(|t| t.word == "tomorrow")
+    {
+        return Some(TimePast);
+    }
+    None
+}
