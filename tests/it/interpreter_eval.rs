@@ -97,13 +97,13 @@ fn rate(part: usize, score: &Score) -> f64 {
 fn the_interpreter_reads_the_development_set_right_and_never_acts_on_something_else() {
     let score = score("interpreter_eval.jsonl");
     assert!(
-        score.total >= 800,
+        score.total >= 1000,
         "the development set has only {} messages",
         score.total
     );
     let (routed, exact) = (rate(score.routed, &score), rate(score.exact, &score));
-    assert!(routed >= 95.0, "route and kind {routed:.1} % is below 95 %");
-    assert!(exact >= 91.5, "every slot {exact:.1} % is below 91.5 %");
+    assert!(routed >= 99.0, "route and kind {routed:.1} % is below 99 %");
+    assert!(exact >= 98.5, "every slot {exact:.1} % is below 98.5 %");
     assert_eq!(score.unsafe_misses, 0, "a miss must ask, never act on something else");
 }
 
@@ -115,10 +115,10 @@ fn the_held_out_set_does_not_get_worse() {
     let score = score("interpreter_heldout.jsonl");
     assert!(score.total >= 150, "the held-out set has only {} messages", score.total);
     let (routed, exact) = (rate(score.routed, &score), rate(score.exact, &score));
-    assert!(routed >= 88.0, "held-out route and kind fell to {routed:.1} %");
-    assert!(exact >= 77.5, "held-out every slot fell to {exact:.1} %");
+    assert!(routed >= 91.5, "held-out route and kind fell to {routed:.1} %");
+    assert!(exact >= 85.0, "held-out every slot fell to {exact:.1} %");
     assert!(
-        score.unsafe_misses <= 5,
+        score.unsafe_misses <= 3,
         "held-out unsafe misses rose to {}",
         score.unsafe_misses
     );
