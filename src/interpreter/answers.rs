@@ -157,7 +157,7 @@ pub(super) fn read(
     // is its first part ("Maria, she starts Jan 4").
     let first = match asked.kind {
         SlotType::List => None,
-        _ => first_part(input),
+        _ => first_part(input, matches!(asked.kind, SlotType::Person | SlotType::Org)),
     };
     // An answer with a time that cannot be used ("2027-10-12" when that
     // has passed, "29/02/2027") gets a question.
@@ -192,7 +192,7 @@ pub(super) fn read(
 
 /// The answer's first part, up to a comma or a word that starts another
 /// detail, without lead words.
-fn first_part(input: &Input) -> Option<String> {
+fn first_part(input: &Input, name: bool) -> Option<String> {
     let text = trim_end(input.text.trim());
     // "oh sorry, it's Grace Okonkwo": an interjection is not the answer.
     let text = INTERJECTION.find(text).map_or(text, |m| &text[m.end()..]);
@@ -222,14 +222,21 @@ fn first_part(input: &Input) -> Option<String> {
         }
     }
     let part = text.get(..end)?.trim();
-    Some(strip_lead(part).to_owned()).filter(|p| !p.is_empty())
+    Some(strip_lead(part, name).to_owned()).filter(|p| !p.is_empty())
 }
 
-fn strip_lead(text: &str) -> &str {
+/// `text` without its lead words; a `name` keeps a capitalised first
+/// "A"/"An" ("An Nguyen", "A Plus Tutoring Ltd"), not "a new hire called …".
+fn strip_lead(text: &str, name: bool) -> &str {
     let mut text = text.trim();
     loop {
         let lower = lower_same_offsets(text);
-        let Some(lead) = LEADS.iter().find(|p| lower.starts_with(&format!("{p} "))) else {
+        let article = |p: &&&str| name && text.starts_with('A') && matches!(**p, "a" | "an");
+        let Some(lead) = LEADS
+            .iter()
+            .filter(|p| !article(p))
+            .find(|p| lower.starts_with(&format!("{p} ")))
+        else {
             return text;
         };
         text = text.get(lead.len() + 1..).unwrap_or_default().trim();
@@ -239,7 +246,8 @@ fn strip_lead(text: &str) -> &str {
 /// The value of `slot` in a short answer, if it holds one.
 fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
     let toks = input.tokens();
-    let text = strip_lead(trim_end(input.text.trim()));
+    let name = matches!(slot.kind, SlotType::Person | SlotType::Org);
+    let text = strip_lead(trim_end(input.text.trim()), name);
     match slot.kind {
         SlotType::Date => dates::find_dates(&toks, input.today)
             .first()
@@ -262,7 +270,7 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
                 .split([',', '&', '+'])
                 .flat_map(|p| p.split(" and "))
                 .flat_map(|p| p.split(" then "))
-                .map(|i| strip_lead(i.trim()).trim())
+                .map(|i| strip_lead(i.trim(), false).trim())
                 // "a lipid panel — starting tomorrow": a dash ends the item.
                 .map(|i| i.split(" - ").next().unwrap_or(i).trim())
                 .map(|i| {
@@ -278,7 +286,7 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
             (!items.is_empty() && !mostly_dates(&toks, input)).then(|| Value::from(items))
         }
         SlotType::Month => month(&toks, input).map(Value::from),
-        SlotType::Year => year(&toks)
+        SlotType::Year => year(&toks, input.today)
             .or_else(|| {
                 toks.iter()
                     .find(|t| t.word.len() == 4 && t.word.starts_with("20") && t.word.parse::<u32>().is_ok())

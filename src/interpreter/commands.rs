@@ -4,7 +4,7 @@ use super::Command;
 pub(crate) use super::confirm::confirmation;
 use super::dates::DateMention;
 use super::more;
-pub(super) use super::objects::{names_a_goal_kind, names_a_plan, reads_as_result, this_plan, vague_step};
+pub(super) use super::objects::{names_a_goal_kind, names_a_plan, reads_as_result, this_plan, unsure, vague_step};
 use super::reminders;
 use super::text::{Input, strip_reference};
 use chrono::DateTime;
@@ -46,7 +46,7 @@ static HELP: LazyLock<Regex> = LazyLock::new(|| {
 /// help": asking how to use steward, anywhere in the message.
 static HELP_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\bhow does (this|this thing|it|steward|this bot|this app) work\b|\bwhat are my options\b|\bwhat (kinds? of )?things can you help( me)? with\b|^i'm new here\b|\? ?help$|^i'm (a bit |so |totally |completely )?(lost|confused)(\W*$|, (what|how) )",
+        r"\bhow does (this|this thing|it|steward|this bot|this app) work\b|\bwhat are (my|the|our) options\b|\bwhat options do (i|we) have\b|\bwhat (kinds? of )?things can you help( me)? with\b|\b(i|we) don't (know|get|understand) how (this|it|you|steward) works?\b|^i'm new (here|to this)\b|\? ?(please )?help( me| please)?\W*$|^i'm (a bit |a little |so |totally |completely )?(lost|confused)(\W*$|, (what|how) )",
     )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {
@@ -94,6 +94,9 @@ static RESCHEDULE: LazyLock<Regex> = LazyLock::new(|| {
         r"^(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring|set)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+(?:should be|needs to be|has to be|must be|needs to move|has to move|must move|should move|is moving|moves)\s+(due|done|moved to|on|by|to)\s+(.+)$|^(?:can|could)\s+(.+?)\s+(?:happen|be done|take place|be moved|move)\s+(on|to|for|by)\s+(.+)$",
     )
 });
+/// "… on monday instead", "… rather than friday": a question that asks for
+/// a change, not whether one is possible.
+static INSTEAD: LazyLock<Regex> = LazyLock::new(|| re(r"\b(instead|rather)\b"));
 /// "change the due date of audit prep to March 2": the step is after "of".
 static DUE_CHANGE: LazyLock<Regex> = LazyLock::new(|| {
     re(
@@ -152,6 +155,14 @@ fn clean(lower: &str) -> (usize, &str) {
     let polite = POLITE.find(l).map(|m| m.end()).unwrap_or(0);
     let rest = l[polite..].trim_start();
     (leading + l.len() - rest.len(), rest.trim_end())
+}
+
+/// Whether the message ends in a question mark, before any trailing emoji,
+/// emoticon or other punctuation ("report done?? 😬", "booked? :)").
+pub(crate) fn asked(lower: &str) -> bool {
+    lower
+        .trim_end_matches(|c: char| !c.is_alphanumeric() && c != '?')
+        .ends_with('?')
 }
 
 pub(super) fn reference(words: &str) -> Option<String> {
@@ -220,7 +231,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     if LIST.is_match(&l) || LIST_LOOSE.is_match(&l) {
         return Some(Command::ListPlans {});
     }
-    if let Some(c) = more::agenda(&l, input.lower.trim_end().ends_with('?')) {
+    if let Some(c) = more::agenda(&l, asked(&input.lower)) {
         return Some(c);
     }
     if HISTORY.is_match(&l) && !l.starts_with("add ") {
@@ -262,7 +273,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     }
     if let Some(c) = more::rename(input, base, &l)
         .or_else(|| more::shift(&l))
-        .or_else(|| more::dependency(&l))
+        .or_else(|| more::dependency(input, &l))
     {
         return Some(c);
     }
@@ -278,7 +289,8 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         let (step, when) = match (c.get(2), c.get(4), c.get(5), c.get(7), c.get(8), c.get(10)) {
             (Some(s), Some(w), ..) => (s.as_str(), w),
             (_, _, Some(s), Some(w), ..) => (s.as_str(), w),
-            (.., Some(s), Some(w)) => (s.as_str(), w),
+            // "could the audit be done by the 15th?" asks whether it can.
+            (.., Some(s), Some(w)) if INSTEAD.is_match(w.as_str()) => (s.as_str(), w),
             _ => return None,
         };
         // "set up onboarding for Marco …" is a goal, not a date change.
@@ -364,7 +376,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     // new goal, not a status change.
     let dated = !input.dates().is_empty();
     // "did I miss anything?", "is the draft done?": a question changes nothing.
-    let question = input.lower.trim_end().ends_with('?') || QUESTION.is_match(&l);
+    let question = asked(&input.lower) || QUESTION.is_match(&l);
     if question {
         return show(&l).or_else(|| tail_clause(input, now));
     }
@@ -384,13 +396,8 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         if let Some((head, rest)) = l.split_once(sep)
             && (sep != ", " || reads_as_result(rest))
             && let Some(c) = COMPLETE.captures(head)
-            && let Some(step) = c
-                .get(3)
-                .or(c.get(4))
-                .or(c.get(7))
-                .or(c.get(10))
-                .and_then(|s| reference(s.as_str()))
-            && !vague_step(&step)
+            && let Some(said) = said_done(&c)
+            && let Some(step) = reference(said.as_str()).filter(|s| named_done(&c, s))
         {
             let from = base + head.len() + sep.len();
             let result = input.text.get(from..base + l.len()).map(|r| r.trim().to_owned());
@@ -401,7 +408,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         }
     }
     if let Some(c) = COMPLETE.captures(&l) {
-        let said = c.get(3).or(c.get(4)).or(c.get(7)).or(c.get(10))?;
+        let said = said_done(&c)?;
         // "done with accounts: created ana@corp" records what it produced.
         let separator = [":", " — ", "—", " - "]
             .iter()
@@ -416,7 +423,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
             None if dated => return None,
             None => (said.as_str(), None),
         };
-        let step = reference(step).filter(|s| !vague_step(s))?;
+        let step = reference(step).filter(|s| named_done(&c, s))?;
         return Some(Command::CompleteStep { step, result });
     }
     // "kicking off the data import today": today is when, not a due date.
@@ -435,6 +442,20 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         return None;
     }
     show(&l).or_else(|| tail_clause(input, now))
+}
+
+/// The step words of a COMPLETE match.
+fn said_done<'h>(c: &regex::Captures<'h>) -> Option<regex::Match<'h>> {
+    c.get(3).or(c.get(4)).or(c.get(7)).or(c.get(10))
+}
+
+/// Whether `step` (from `c`) names a step said to be finished: not vague,
+/// not negated, wished or expected ("the report still isn't finished", "the
+/// deck must be done"), and a bare "X done" names no more than a few words.
+fn named_done(c: &regex::Captures<'_>, step: &str) -> bool {
+    let bare = c.get(10).is_some();
+    let long = bare && step.split_whitespace().count() > 4;
+    !(vague_step(step) || unsure(step) || long)
 }
 
 static SEE: LazyLock<Regex> = LazyLock::new(|| {
@@ -470,6 +491,14 @@ fn show(l: &str) -> Option<Command> {
     Some(Command::ShowPlan { plan })
 }
 
+/// "if the client pulls out, …", "worst case, …": what follows only might
+/// be wanted.
+static CONDITION: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(if|unless|in case|worst case|maybe|perhaps|possibly|whether|should (we|i|they|it)|in the event|otherwise|or else)\b",
+    )
+});
+
 /// "we lost the deal, delete the Soylent plan": the command in the last
 /// clause, when it names what it acts on.
 fn tail_clause(input: &Input, now: DateTime<Tz>) -> Option<Command> {
@@ -479,13 +508,16 @@ fn tail_clause(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         .filter_map(|sep| lower.rfind(sep).map(|at| (at, sep.len())))
         .max_by_key(|(at, _)| *at)?;
     let tail = input.text.get(at + skip..)?;
-    if tail.split_whitespace().count() < 2 || at == 0 {
+    if tail.split_whitespace().count() < 2 || at == 0 || CONDITION.is_match(&lower[..at]) {
         return None;
     }
     let sub = Input::new(tail, input.today);
     let vague = |w: &str| matches!(w, "it" | "that" | "this" | "them" | "everything");
     match command(&sub, now)? {
         Command::CancelPlan { plan: Some(plan) } if vague(&plan) => None,
+        // "…, scrap this plan": which plan is not said, and a plan is not
+        // cancelled or renamed on a guess.
+        Command::CancelPlan { plan: None } | Command::RenamePlan { plan: None, .. } => None,
         Command::RemoveStep { step } | Command::SkipStep { step } | Command::CompleteStep { step, .. }
             if vague(&step) =>
         {

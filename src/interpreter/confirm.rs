@@ -64,10 +64,20 @@ pub(crate) fn confirmation(input: &Input) -> Option<bool> {
     let words = l.split_whitespace().count();
     // A longer answer starts with a plain yes or no ("yes, that looks right
     // — go ahead and create it"), not with "ok so …".
-    let plain = ["yes", "yeah", "yep", "no", "nope", "nah"]
-        .iter()
-        .any(|w| l.strip_prefix(w).is_some_and(|r| r.starts_with([',', ' ', '-'])));
+    let plain = ["yes", "yeah", "yep", "no", "nope", "nah"].iter().any(|w| {
+        l.strip_prefix(w)
+            .is_some_and(|r| r.starts_with([',', ' ']) || r.starts_with(" -"))
+    });
     if words == 0 || words > 12 || words > 8 && !plain {
+        return None;
+    }
+    // "no-one has booked it", "yes-men": a word, not an answer; "yes but
+    // change the date first", "yeah I'm not sure", "ok?": not a plain one.
+    let joined = l
+        .split_whitespace()
+        .next()
+        .is_some_and(|w| w.contains('-') && w.chars().any(char::is_alphanumeric) && !w.ends_with('-'));
+    if joined || HEDGE.is_match(l) || super::commands::asked(&input.lower) {
         return None;
     }
     if SETTINGS.is_match(l) || NOT_A_NO.is_match(l) {
@@ -78,6 +88,10 @@ pub(crate) fn confirmation(input: &Input) -> Option<bool> {
     if !(yes || no) {
         return None;
     }
+    // "yes, maybe" does not agree; "no, maybe later" still declines.
+    if yes && MAYBE.is_match(l) {
+        return None;
+    }
     // "no, don't do that" and "yes please, go ahead" are confirmations;
     // "ok, show my plans" is a command.
     let rest = l.split_once([',', ' ']).map(|(_, r)| r).unwrap_or("");
@@ -85,8 +99,34 @@ pub(crate) fn confirmation(input: &Input) -> Option<bool> {
     if CONTENT.is_match(l) && !allowed_rest {
         return None;
     }
+    // Beyond eight words a yes says only that it agrees, clause by clause
+    // ("yes, that looks right — go ahead and create it"); a longer no may
+    // give its reason ("no — the dates are off, don't create it yet").
+    let agreed = || {
+        rest.split([',', ';', '—', '-', '.', '!'])
+            .flat_map(|c| c.split(" and "))
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .all(|c| re_rest().is_match(c) || AGREE.is_match(c))
+    };
+    if words > 8 && yes && !agreed() {
+        return None;
+    }
     Some(yes)
 }
+
+/// Counter-proposals and doubt: the answer is not a plain yes or no ("yes
+/// but …", "no, first …", "do the hotel instead", "yeah I'm not sure").
+static HEDGE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(but|instead|first|not sure)\b"));
+/// Doubt, which undoes a yes but not a no.
+static MAYBE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(maybe|perhaps|possibly|probably)\b"));
+
+/// A clause that only agrees: "that looks right", "go ahead and create it".
+static AGREE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^((that|this|it|all|everything) )?(looks|sounds|seems|is|all) (right|good|great|fine|correct|perfect|ok|okay)$|^(go ahead|do it|please)( and (create|make|set up|start|do|save|apply) (it|that|this|them))?$|^(create|make|set up|start|save|apply) (it|that|this|them)$",
+    )
+});
 
 fn re_rest() -> &'static Regex {
     static REST: LazyLock<Regex> = LazyLock::new(|| {

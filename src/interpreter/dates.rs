@@ -12,9 +12,11 @@
 //! - ISO dates "2027-01-04".
 //! - two dates joined by "to", "until", "through", "till", "-" or "and" form a
 //!   range; an end before its start (and without a year) rolls to next year.
+//! - "friday next week", "friday in 2 weeks": that weekday of the week named.
 //! - times: "at 9", "9am", "3:30 pm", "14:30", "noon", "midnight", "tonight"
 //!   (21:00), "this morning"/"in the morning" (09:00), "this afternoon"
-//!   (15:00), "this evening" (19:00).
+//!   (15:00), "this evening" (19:00); "tonight at 7:30" / "this evening at
+//!   8" are after noon unless "am" is said, and "tonight at 12" is midnight.
 //!
 //! The text is scanned as lowercase tokens; every mention carries its byte
 //! span so callers can tell which words a date belongs to.
@@ -173,7 +175,7 @@ pub(crate) fn find_dates(toks: &[Token<'_>], today: NaiveDate) -> Vec<DateMentio
     let mut out: Vec<DateMention> = Vec::new();
     let mut i = 0;
     while i < toks.len() {
-        let found = match_date(toks, i, today);
+        let found = match_date(toks, i, today, false);
         match found {
             Some(m) => {
                 out.push(m);
@@ -220,8 +222,9 @@ pub(crate) fn find_dates(toks: &[Token<'_>], today: NaiveDate) -> Vec<DateMentio
 
 // Long: the date forms in the order they are tried (ISO, weekday,
 // "Dec 1", "1 December", relative phrases); first match wins, so they
-// read best as one list.
-fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMention> {
+// read best as one list. A `nested` call (the date after a weekday or a
+// range's first day) looks no further ahead, so the work stays linear.
+fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate, nested: bool) -> Option<DateMention> {
     let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
     let one = |date: NaiveDate, len: usize| {
         Some(DateMention {
@@ -245,7 +248,7 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
         });
     }
     // "two weeks from tomorrow", "a week from friday", "3 days from now".
-    if let Some(m) = counted_from(toks, i, today) {
+    if !nested && let Some(m) = counted_from(toks, i, today) {
         return Some(m);
     }
     if let Some(m) = holiday(toks, i, today) {
@@ -265,8 +268,18 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
     if let Some(day) = weekday(w(i + skip)) {
         // "friday 13 nov", "Monday the 4th of January": the date names the
         // day; the weekday only repeats it.
-        if let Some(m) = match_date(toks, i + skip + 1, today).filter(|m| weekday(w(m.first)).is_none()) {
-            return Some(DateMention { first: i, ..m });
+        if !nested
+            && let Some(m) = match_date(toks, i + skip + 1, today, true).filter(|m| weekday(w(m.first)).is_none())
+        {
+            // "friday next week", "friday in 2 weeks": that day of the week
+            // the words name.
+            let date = if w(m.last - 1).starts_with("week") {
+                let monday = m.date - Days::new(u64::from(m.date.weekday().num_days_from_monday()));
+                monday + Days::new(u64::from(day.num_days_from_monday()))
+            } else {
+                m.date
+            };
+            return Some(DateMention { first: i, date, ..m });
         }
         return one(next_weekday(today, day), skip + 1);
     }
@@ -353,8 +366,9 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMent
         // "12 to 26 December", "1st to 6th of feb": a range's first day
         // takes the month of its last.
         if matches!(w(j), "to" | "till" | "until" | "through" | "thru" | "-")
+            && !nested
             && let Some(end) =
-                match_date(toks, j + 1, today).filter(|m| day_number(w(m.first)).is_some() || w(m.first) == "the")
+                match_date(toks, j + 1, today, true).filter(|m| day_number(w(m.first)).is_some() || w(m.first) == "the")
             && let Some(date) = end.date.with_day(d)
         {
             let date = if date > end.date {
@@ -398,7 +412,7 @@ fn counted_from(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMe
     }
     let (base, last) = match w(i + 3) {
         "now" | "today" => (today, i + 4),
-        _ => match_date(toks, i + 3, today).map(|m| (m.date, m.last))?,
+        _ => match_date(toks, i + 3, today, true).map(|m| (m.date, m.last))?,
     };
     Some(DateMention {
         first: i,
@@ -408,7 +422,8 @@ fn counted_from(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMe
     })
 }
 
-/// Fixed-date holidays said by name: "new year's day", "christmas eve".
+/// Fixed-date holidays said by name: "new year's day", "christmas eve",
+/// "valentine's day", "halloween", "boxing day".
 fn holiday(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMention> {
     let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
     let (month, day, len) = match (w(i), w(i + 1), w(i + 2)) {
@@ -416,6 +431,10 @@ fn holiday(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMention
         ("new", "year's" | "years" | "year", "eve") => (12, 31, 3),
         ("christmas", "day", _) => (12, 25, 2),
         ("christmas", "eve", _) => (12, 24, 2),
+        ("boxing", "day", _) => (12, 26, 2),
+        ("valentine's" | "valentines", "day", _) => (2, 14, 2),
+        ("st" | "saint", "patrick's" | "patricks", "day") => (3, 17, 3),
+        ("halloween", ..) => (10, 31, 1),
         _ => return None,
     };
     Some(DateMention {
@@ -451,8 +470,12 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
         let found = match (w(i), w(i + 1)) {
             ("noon" | "midday", _) => hm(12, 0).map(|t| (t, 1)),
             ("midnight", _) => hm(0, 0).map(|t| (t, 1)),
-            // "tonight at 8": the hour said, in the evening.
-            ("tonight" | "evening", "at") => clock(w(i + 2), w(i + 3)).map(|(t, n)| (evening(t, w(i + 2)), n + 2)),
+            // "tonight at 8", "this evening at 7:30": the hour said, in the
+            // evening.
+            ("this", "evening") if w(i + 2) == "at" => {
+                clock(w(i + 3), w(i + 4)).map(|(t, n)| (evening(t, w(i + 3), n), n + 3))
+            }
+            ("tonight" | "evening", "at") => clock(w(i + 2), w(i + 3)).map(|(t, n)| (evening(t, w(i + 2), n), n + 2)),
             ("tonight", _) => hm(21, 0).map(|t| (t, 1)),
             ("this" | "in", _) if w(i + 1) == "morning" || (w(i + 1) == "the" && w(i + 2) == "morning") => {
                 hm(9, 0).map(|t| (t, if w(i + 1) == "the" { 3 } else { 2 }))
@@ -473,13 +496,17 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
     None
 }
 
-/// A bare hour said about the evening ("tonight at 8") is after noon.
-fn evening(time: NaiveTime, said: &str) -> NaiveTime {
-    let bare = !has_meridiem(said) && !said.contains(':');
-    if bare && (1..12).contains(&time.hour()) {
-        time + chrono::Duration::hours(12)
-    } else {
-        time
+/// An hour said about the evening without am/pm ("tonight at 8", "at
+/// 7:30") is after noon, and "tonight at 12" is midnight; `used` is 2 when
+/// "am"/"pm" followed as a word.
+fn evening(time: NaiveTime, said: &str, used: usize) -> NaiveTime {
+    if has_meridiem(said) || used == 2 {
+        return time;
+    }
+    match time.hour() {
+        1..=11 => time + chrono::Duration::hours(12),
+        12 => time - chrono::Duration::hours(12),
+        _ => time,
     }
 }
 
@@ -564,6 +591,11 @@ mod tests {
             ("end of the month", "2026-11-30"),
             ("end of the week", "2026-11-27"),
             ("2027-01-04", "2027-01-04"),
+            ("friday next week", "2026-11-27"),
+            ("monday next week", "2026-11-23"),
+            ("friday in 2 weeks", "2026-12-04"),
+            ("friday 13 nov", "2027-11-13"),
+            ("valentine's day", "2027-02-14"),
         ];
         for (text, expected) in cases {
             assert_eq!(dates(text, today), [expected], "{text}");
@@ -596,5 +628,11 @@ mod tests {
         assert_eq!(time("tonight"), Some("21:00".into()));
         assert_eq!(time("this afternoon"), Some("15:00".into()));
         assert_eq!(time("call 3 people"), None);
+        // In the evening: after noon unless "am" is said; 12 is midnight.
+        assert_eq!(time("tonight at 7:30"), Some("19:30".into()));
+        assert_eq!(time("tonight at 12"), Some("00:00".into()));
+        assert_eq!(time("tonight at 8 am"), Some("08:00".into()));
+        assert_eq!(time("this evening at 8"), Some("20:00".into()));
+        assert_eq!(time("tonight at 9pm"), Some("21:00".into()));
     }
 }

@@ -165,10 +165,15 @@ fn starts_imperatively(words: &[&str]) -> bool {
 
 /// Where keyword `k` is said: its words in a row, where `<month>` stands
 /// for any month's name, `<year>` for a year ("close <month>") and
-/// `<place>` for a capitalised name that is not a date ("going to <place>").
+/// `<place>` for a capitalised name that is not a date ("going to <place>"),
+/// in a message that says how long one stays there (two dates, "for a
+/// week", "over new year"): "going to Costco on Saturday" is an errand.
 fn keyword_at(input: &Input, toks: &[Token<'_>], k: &str) -> Option<usize> {
     if !k.contains('<') {
         return find_phrase(toks, k);
+    }
+    if k.contains("<place>") && dates::find_dates(toks, input.today).len() < 2 && !STAY.is_match(&input.lower) {
+        return None;
     }
     let words: Vec<&str> = k.split_whitespace().collect();
     let fits = |w: &str, t: &Token<'_>| match w {
@@ -185,6 +190,13 @@ fn keyword_at(input: &Input, toks: &[Token<'_>], k: &str) -> Option<usize> {
         .find(|&i| words.iter().enumerate().all(|(j, w)| fits(w, &toks[i + j])))
 }
 
+/// How long a stay lasts: "for a week", "for 3 nights", "over the weekend".
+static STAY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    super::commands::re(
+        r"\bfor (a|an|one|two|three|four|five|six|seven|ten|a few|a couple of|\d{1,2}) (days?|nights?|weeks?|months?)\b|\bfor the (weekend|week|holidays)\b|\bover (the weekend|the holidays|new year|christmas|easter)\b|\b(long weekend|week away|weekend away)\b",
+    )
+});
+
 /// Words that say the one being onboarded is a customer, not an employee:
 /// "client", "customer", "go live", "be live by".
 fn names_a_customer(toks: &[Token<'_>]) -> bool {
@@ -194,42 +206,53 @@ fn names_a_customer(toks: &[Token<'_>]) -> bool {
                 .get(i + 1)
                 .is_some_and(|n| matches!(n.word, "team" | "team's" | "success" | "service" | "support"))
     });
-    word || [
-        "go live",
-        "go-live",
-        "golive",
-        "going live",
-        "be live",
-        "live by",
-        "them live",
-    ]
-    .iter()
-    .any(|p| find_phrase(toks, p).is_some())
+    word || ["go live", "go-live", "golive", "going live", "be live", "live by"]
+        .iter()
+        .any(|p| find_phrase(toks, p).is_some())
 }
 
 fn best_template<'a>(input: &Input, toks: &[Token<'_>], templates: &'a Templates) -> Option<&'a Template> {
-    // A company suffix ("GmbH", "Ltd", "& Söhne"), or words about a
-    // customer, point to the kind with an organisation slot, whatever else
-    // is said ("onboard Müller GmbH", "onboard a new client").
-    let company = toks.iter().any(|t| super::slots::is_org_suffix(t.word))
-        || toks.iter().any(|t| t.word == "&")
-        || names_a_customer(toks);
-    let score = |t: &Template| -> usize {
-        // "the customer success team's budget": a keyword naming a team is
-        // not the kind of goal.
-        let names_team = |k: &str| {
-            let at = keyword_at(input, toks, k).map(|i| i + k.split_whitespace().count());
-            at.and_then(|j| toks.get(j))
-                .is_some_and(|t| matches!(t.word, "team" | "team's" | "success" | "service" | "support"))
-        };
-        let words: usize = t
-            .keywords
+    // "the customer success team's budget": a keyword naming a team is not
+    // the kind of goal.
+    let names_team = |k: &str| {
+        let at = keyword_at(input, toks, k).map(|i| i + k.split_whitespace().count());
+        at.and_then(|j| toks.get(j))
+            .is_some_and(|t| matches!(t.word, "team" | "team's" | "success" | "service" | "support"))
+    };
+    let said = |t: &'a Template| -> Vec<&'a String> {
+        t.keywords
             .iter()
             .filter(|k| keyword_at(input, toks, k).is_some() && !names_team(k))
+            .collect()
+    };
+    // A company suffix ("GmbH", "Ltd", "& Söhne") points to the kind with
+    // an organisation slot, whatever else is said ("onboard Müller GmbH").
+    let company = toks.iter().any(|t| super::slots::is_org_suffix(t.word)) || toks.iter().any(|t| t.word == "&");
+    let org_slot = |t: &'a Template| t.slots.iter().find(|s| s.kind == SlotType::Org);
+    // Words about a customer ("a new client", "be live by") point there only
+    // when a name fills its organisation slot, or no other kind's own words
+    // are said: "a research report on customer churn", "deploy X, needs to
+    // be live by 9am", "the launch of our client portal" are not.
+    let customer = names_a_customer(toks);
+    let score = |t: &'a Template| -> usize {
+        let keys = said(t);
+        let Some(slot) = org_slot(t) else {
+            return keys.iter().map(|k| k.len()).sum();
+        };
+        let shared =
+            |k: &str| t.keywords.iter().any(|o| o == k) || slot.cues.iter().any(|c| c.trim_start_matches('~') == k);
+        let others_own = templates
+            .all
+            .iter()
+            .filter(|o| org_slot(o).is_none())
+            .any(|o| said(o).iter().any(|k| !shared(k)));
+        let for_customer = company || customer && (customer_named(input, toks) || !others_own);
+        let words: usize = keys
+            .iter()
+            .filter(|k| for_customer || !CUSTOMER_WORDS.iter().any(|w| k.contains(w)))
             .map(|k| k.len())
             .sum();
-        let org = company && t.slots.iter().any(|s| s.kind == SlotType::Org);
-        words + if org && words > 0 { 20 } else { 0 }
+        words + if for_customer && words > 0 { 20 } else { 0 }
     };
     templates
         .all
@@ -239,6 +262,29 @@ fn best_template<'a>(input: &Input, toks: &[Token<'_>], templates: &'a Templates
         .max_by_key(|(s, _)| *s)
         .map(|(_, t)| t)
 }
+
+/// "our new customer Halcyon Media", "new client: Initech": a name right
+/// after the word for a customer.
+fn customer_named(input: &Input, toks: &[Token<'_>]) -> bool {
+    toks.iter().enumerate().any(|(i, t)| {
+        let mut k = i + 1;
+        while toks
+            .get(k)
+            .is_some_and(|t| matches!(t.word, "the" | "our" | "my" | "new" | "a" | "an" | "called" | "named"))
+        {
+            k += 1;
+        }
+        matches!(t.word, "customer" | "client")
+            && toks.get(k).is_some_and(|n| {
+                input.text[n.start..n.end].starts_with(char::is_uppercase)
+                    && dates::month(n.word).is_none()
+                    && dates::weekday(n.word).is_none()
+            })
+    })
+}
+
+/// Parts of keywords that only say the one onboarded is a customer.
+const CUSTOMER_WORDS: &[&str] = &["customer", "client", "live"];
 
 fn fill_slots(input: &Input, toks: &[Token<'_>], template: &Template) -> Map<String, Value> {
     let mentions = dates::find_dates(toks, input.today);
@@ -298,7 +344,7 @@ fn fill_slots(input: &Input, toks: &[Token<'_>], template: &Template) -> Map<Str
             SlotType::List => list_after(input, toks, &slot.cues, &mentions, slot.required)
                 .map(|items| Value::from(items.into_iter().map(|i| apply_case(&i, slot.case)).collect::<Vec<_>>())),
             SlotType::Month => month(toks, input).map(Value::from),
-            SlotType::Year => year(toks).map(Value::from),
+            SlotType::Year => year(toks, input.today).map(Value::from),
         };
         if let Some(v) = value {
             slots.insert(slot.name.clone(), v);

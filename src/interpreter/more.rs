@@ -75,9 +75,12 @@ static QUIET: LazyLock<Regex> = LazyLock::new(|| {
         r"\b(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|(don't|do not) send me (anything|any messages|notifications|any notifications)|no (notif\w*|messages|pings)|(mute|silence|hold|pause) (everything|all|notifications|all notifications|messages|alerts|all alerts|pings|reminders))\b",
     )
 });
+/// Quiet hours switched off: the off-word next to the setting's name
+/// ("turn off dnd", "quiet hours off", "no more quiet hours"), so "turn dnd
+/// on, I'm off to bed" or "dnd till the end of the day" are not.
 static OFF: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(turn off|switch off|disable|remove|clear|delete|stop|cancel|no more|get rid of|end|drop|off|don't need|do not need|no longer)\b",
+        r"\b(turn off|switch off|shut off|disable|remove|clear|delete|stop|cancel|no more|get rid of|end|drop|don't need|do not need|don't want|do not want|no longer need|no longer want)\s+(the |my |any |all |those |these )?(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd)\b|\b(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd)\s+(off|disabled|no more)\b|\b(turn|switch|shut)\s+(the |my )?(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd)\s+off\b",
     )
 });
 
@@ -109,13 +112,7 @@ pub(super) fn quiet_hours(input: &Input, l: &str) -> Option<Command> {
             start: start.clone(),
             end: end.clone(),
         }),
-        [] if OFF.is_match(l)
-            && ["quiet", "do not disturb", "do-not-disturb", "dnd"]
-                .iter()
-                .any(|q| l.contains(q)) =>
-        {
-            Some(Command::QuietHoursOff {})
-        }
+        [] if OFF.is_match(l) => Some(Command::QuietHoursOff {}),
         _ => None,
     }
 }
@@ -143,7 +140,6 @@ const CITY_ZONES: &[(&str, &str)] = &[
     ("seattle", "America/Los_Angeles"),
     ("boston", "America/New_York"),
     ("miami", "America/New_York"),
-    ("washington", "America/New_York"),
     ("munich", "Europe/Berlin"),
     ("frankfurt", "Europe/Berlin"),
     ("hamburg", "Europe/Berlin"),
@@ -338,9 +334,16 @@ pub(super) fn rename(input: &Input, base: usize, l: &str) -> Option<Command> {
         .step_by(2)
         .find_map(|k| Some((c.get(k)?.as_str(), c.get(k + 1)?.range())))?;
     let title = quoted_title(&original(input, base, title)?);
+    // "rename 'Draft the budget' to …": a quoted name is a step's title
+    // (unless it says "plan").
+    let trimmed = object.trim();
+    let quoted = [('\'', '\''), ('"', '"'), ('‘', '’'), ('“', '”')]
+        .iter()
+        .any(|&(a, b)| trimmed.len() > 2 && trimmed.starts_with(a) && trimmed.ends_with(b));
     // "rename the Globex onboarding", "retitle my Bali trip": a plan's kind
     // names the plan.
-    let is_plan = super::commands::names_a_plan(object) || super::commands::names_a_goal_kind(object);
+    let is_plan = super::commands::names_a_plan(object.trim_matches(['\'', '"', '‘', '’', '“', '”']))
+        || !quoted && super::commands::names_a_goal_kind(object);
     if is_plan && super::commands::this_plan(object) {
         return Some(Command::RenamePlan { plan: None, title });
     }
@@ -404,7 +407,8 @@ pub(super) fn fail(input: &Input, base: usize, l: &str) -> Option<Command> {
     // "couldn't get the venue, mark it as failed - no dates left": the words
     // that mark it are not the reason; what follows them is.
     let reason = reason.and_then(|r| {
-        let lower = r.to_lowercase();
+        // Same byte offsets as `r` (a lowercase form may be shorter: "K").
+        let lower = super::text::lower_same_offsets(&r);
         match MARK_IT.find(&lower) {
             Some(m) if m.start() == 0 => {
                 let rest = r[m.end()..].trim_start_matches([' ', '-', '—', ':', ',', ';']).trim();
@@ -465,8 +469,16 @@ fn prerequisite(words: &str) -> Option<String> {
     reference(&cut)
 }
 
-pub(super) fn dependency(l: &str) -> Option<Command> {
+pub(super) fn dependency(input: &Input, l: &str) -> Option<Command> {
     let c = DEPEND.captures(l)?;
+    // "the party starts after dinner" says what happens; "make sure X only
+    // happens after Y" asks for the order.
+    if let Some(step) = c.get(7)
+        && !l.starts_with("make sure")
+        && !l[step.end()..].trim_start().starts_with("only")
+    {
+        return None;
+    }
     // "the bank reconciliation has to come before the statements": the
     // second waits for the first.
     let pairs = [
@@ -483,6 +495,14 @@ pub(super) fn dependency(l: &str) -> Option<Command> {
     let (step, after) = pairs
         .iter()
         .find_map(|&(a, b)| Some((c.get(a)?.as_str(), c.get(b)?.as_str())))?;
+    // "the kickoff has to happen before the 3rd": a date, not a step.
+    let when = |words: &str| {
+        let toks = dates::tokens(words);
+        !dates::find_dates(&toks, input.today).is_empty() || dates::find_time(&toks).is_some()
+    };
+    if when(step) || when(after) {
+        return None;
+    }
     let step = reference(step)?;
     let after = prerequisite(after)?;
     if step.split_whitespace().count() > 6 || after.split_whitespace().count() > 6 {
@@ -500,7 +520,7 @@ static SHIFT: LazyLock<Regex> = LazyLock::new(|| {
 /// "the welcome email needs to happen a week earlier".
 static SHIFT_NEEDS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(.+?)\s+(?:needs to|has to|should|must|will)\s+(?:happen|be|be done|move|be moved)\s+(a|an|one|two|three|four|five|six|seven|ten|\d{1,3})\s+(days?|weeks?)\s+(earlier|later|sooner)$",
+        r"^(.+?)\s+(?:needs to|has to|should|must)\s+(?:happen|be|be done|move|be moved)\s+(a|an|one|two|three|four|five|six|seven|ten|\d{1,3})\s+(days?|weeks?)\s+(earlier|later|sooner)$",
     )
 });
 

@@ -69,6 +69,51 @@ pub(super) fn vague_step(step: &str) -> bool {
         || step.ends_with(" not")
 }
 
+/// Words that say something is not (yet) the case, only expected, hoped
+/// for or doubted: "the report still isn't", "the deck must be", "not sure
+/// the flights were", "if the invoice is".
+pub(super) fn unsure(words: &str) -> bool {
+    words
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\''))
+        .any(|w| {
+            w.ends_with("n't")
+                || matches!(
+                    w,
+                    "not"
+                        | "never"
+                        | "still"
+                        | "yet"
+                        | "cannot"
+                        | "will"
+                        | "must"
+                        | "should"
+                        | "could"
+                        | "would"
+                        | "might"
+                        | "has"
+                        | "had"
+                        | "hope"
+                        | "hopefully"
+                        | "wish"
+                        | "if"
+                        | "whether"
+                        | "unless"
+                        | "when"
+                        | "once"
+                        | "until"
+                        | "sure"
+                        | "maybe"
+                        | "perhaps"
+                        | "probably"
+                        | "supposed"
+                        | "almost"
+                        | "nearly"
+                        | "quite"
+                )
+        })
+}
+
 /// "finished the literature review, found about 40 sources": what a
 /// finished step produced, after a comma; not "…, thanks" or "…, what next?".
 pub(super) fn reads_as_result(rest: &str) -> bool {

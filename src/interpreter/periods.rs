@@ -47,9 +47,15 @@ pub(super) fn month(toks: &[Token<'_>], input: &Input) -> Option<String> {
 
 /// A fiscal year: "FY2027", "FY27", "fiscal year 2027", "for 2027", "the
 /// 2028 budget", or a year said alone ("finance team, 2027"). "Next year"
-/// is left unresolved, as the development set reads it.
-pub(super) fn year(toks: &[Token<'_>]) -> Option<String> {
-    if let Some(y) = named_year(toks) {
+/// is left unresolved, as the development set reads it. A year far from
+/// `today`'s ("2025 actuals" in 2026, "needs 2000 more") is not a fiscal
+/// year being planned.
+pub(super) fn year(toks: &[Token<'_>], today: chrono::NaiveDate) -> Option<String> {
+    let near = |y: &str| {
+        y.parse::<i32>()
+            .is_ok_and(|y| (today.year()..=today.year() + 5).contains(&y))
+    };
+    if let Some(y) = named_year(toks).filter(|y| near(y)) {
         return Some(y);
     }
     // A year that is not part of a date ("Jan 8 2027") or a deadline ("by
@@ -65,8 +71,7 @@ pub(super) fn year(toks: &[Token<'_>]) -> Option<String> {
             let t = w(i);
             let before = if i > 0 { w(i - 1) } else { "" };
             t.len() == 4
-                && t.starts_with("20")
-                && t.parse::<u32>().is_ok()
+                && near(t)
                 && dates::month(before).is_none()
                 && !day(before)
                 && !matches!(before, "by" | "before" | "until" | "in" | "since" | "of" | "end")

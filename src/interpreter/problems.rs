@@ -142,6 +142,7 @@ pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chr
     if today_named
         && let Some(t) = find_time(toks)
         && t.time < now.time()
+        && !(t.time == chrono::NaiveTime::MIN && toks.iter().any(|t| t.word == "tonight"))
         && !toks.iter().any(|t| t.word == "tomorrow")
     {
         return Some(TimePast);

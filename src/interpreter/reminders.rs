@@ -137,6 +137,8 @@ pub(super) fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> 
         .map(|t| t.time)
         .unwrap_or_else(|| NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default());
     let day = match (date, time) {
+        // "tonight at 12", "tonight at midnight": the night's end.
+        (Some(d), Some(t)) if t.time == NaiveTime::MIN && toks[d.first].word == "tonight" => d.date.succ_opt()?,
         (Some(d), _) => d.date,
         (None, Some(t)) if t.time > now.time() => today,
         (None, Some(_)) => today.succ_opt()?,

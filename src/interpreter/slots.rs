@@ -271,12 +271,22 @@ pub(super) fn person(input: &Input, toks: &[Token<'_>], cues: &[String], org: bo
             k += 1;
         }
         if let Some((name, end)) = name_at(k, false) {
-            // "our new accountant, Chloé Martin": a role, then the name.
-            let lower = !is_capitalised(original(k));
+            // "our new accountant, Chloé Martin": a role (lowercase, after
+            // "our"/"the"/"a"), then the name; not "onboard maria, Ahmed is
+            // her buddy".
+            let role = !is_capitalised(original(k))
+                && toks[at..k]
+                    .iter()
+                    .any(|t| matches!(t.word, "my" | "our" | "the" | "a" | "an" | "new"));
             let apposition = toks
                 .get(end)
-                .filter(|next| lower && matches!(input.text[toks[end - 1].end..next.start].trim(), "," | "-" | "—"))
-                .and_then(|_| name_at(end, true));
+                .filter(|next| role && matches!(input.text[toks[end - 1].end..next.start].trim(), "," | "-" | "—"))
+                .and_then(|_| name_at(end, true))
+                .filter(|(_, after)| {
+                    !toks
+                        .get(*after)
+                        .is_some_and(|t| matches!(t.word, "is" | "are" | "was" | "will" | "has" | "can" | "should"))
+                });
             return Some(apposition.map_or(name, |(n, _)| n));
         }
     }
@@ -286,21 +296,22 @@ pub(super) fn person(input: &Input, toks: &[Token<'_>], cues: &[String], org: bo
     // Any capitalised run not at the very start of the message; at the
     // start, only a full name ("Jake Sullivan's starting…").
     let full_name_first = name_at(0, true).filter(|(_, end)| *end >= 2 && !org);
-    // "Globex wants to be live by…": a company first, then what it wants.
-    let company_first = name_at(0, true).filter(|(_, end)| {
-        org && toks.get(*end).is_some_and(|t| {
-            matches!(
-                t.word,
-                "wants" | "needs" | "signed" | "goes" | "is" | "has" | "will" | "just"
-            )
-        })
-    });
+    // "Globex wants to be live by…", "Initech has signed": a company
+    // first, then a verb saying what it does or wants.
+    let company_first =
+        name_at(0, true).filter(|(_, end)| org && toks.get(*end).is_some_and(|t| COMPANY_VERBS.contains(&t.word)));
     full_name_first.or(company_first).map(|(n, _)| n).or_else(|| {
         (1..toks.len())
             .filter(|&i| is_capitalised(original(i)))
             .find_map(|i| name_at(i, true).map(|(n, _)| n))
     })
 }
+
+/// What a company said first does or wants: "Globex wants…", "Initech has…".
+const COMPANY_VERBS: &[&str] = &[
+    "wants", "needs", "signed", "goes", "is", "are", "was", "has", "have", "will", "would", "should", "must", "just",
+    "plans", "asked", "agreed", "starts", "joins", "hopes", "expects",
+];
 
 /// Free text after a cue, up to a stop word, punctuation or a date; or, for
 /// a `~cue`, the word right before it ("the marketing team").
@@ -436,6 +447,8 @@ fn after_colon(input: &Input, toks: &[Token<'_>]) -> Option<usize> {
 }
 
 /// A list after a cue: "Lisbon, Porto and Madrid", "blood test, MRI and a cardiology check".
+// Long: where the list starts, where it stops and how it splits are read
+// in one scan, so the stop rules stay side by side.
 pub(super) fn list_after(
     input: &Input,
     toks: &[Token<'_>],
@@ -514,7 +527,6 @@ pub(super) fn list_after(
                     | "would"
                     | "plan"
                     | "book"
-                    | "x"
                     | "they"
                     | "them"
             )

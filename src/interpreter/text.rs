@@ -157,6 +157,18 @@ pub(crate) fn find_phrase(toks: &[Token<'_>], phrase: &str) -> Option<usize> {
     (0..=toks.len() - words.len()).find(|&i| words.iter().enumerate().all(|(k, w)| toks[i + k].word == *w))
 }
 
+/// Words that end a name by saying when, not which.
+const WHEN_TAILS: [[&str; 2]; 8] = [
+    ["this", "time"],
+    ["next", "time"],
+    ["for", "now"],
+    ["right", "now"],
+    ["for", "today"],
+    ["this", "week"],
+    ["this", "month"],
+    ["for", "once"],
+];
+
 /// Removes leading articles and possessives and trailing generic nouns:
 /// "the laptop step" → "laptop", "my onboarding plan" → "onboarding".
 pub(crate) fn strip_reference(words: &str) -> String {
@@ -193,8 +205,8 @@ pub(crate) fn strip_reference(words: &str) -> String {
     {
         parts.remove(0);
     }
-    // "the swag order this time": when, not which.
-    for tail in [["this", "time"], ["for", "now"], ["right", "now"], ["this", "week"]] {
+    // "the swag order this time", "the venue for today": when, not which.
+    for tail in WHEN_TAILS {
         if parts.len() > 2 && parts.ends_with(&tail) {
             parts.truncate(parts.len() - 2);
         }
