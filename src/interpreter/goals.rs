@@ -99,7 +99,7 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
     let words: Vec<&str> = toks.iter().map(|t| t.word).collect();
     let template = best_template(input, &toks, templates)?;
     let requests = REQUEST_VERBS.iter().any(|v| find_phrase(&toks, v).is_some());
-    let asks = requests || GOAL_VERBS.iter().any(|v| find_phrase(&toks, v).is_some());
+    let asks = requests || names_goal_verb(&toks);
     let question = words.first().is_some_and(|w| QUESTION_WORDS.contains(w));
     // "how did the launch go?" talks about a goal; it does not ask for one.
     if question && !requests {
@@ -152,8 +152,21 @@ pub(crate) fn detect_as(input: &Input, template: &Template) -> Option<(String, M
 /// Whether the message names a kind of goal and asks for it.
 pub(crate) fn asks_for_goal(input: &Input, templates: &Templates) -> bool {
     let toks = input.tokens();
-    best_template(input, &toks, templates).is_some()
-        && (requests(&toks) || GOAL_VERBS.iter().any(|v| find_phrase(&toks, v).is_some()))
+    best_template(input, &toks, templates).is_some() && (requests(&toks) || names_goal_verb(&toks))
+}
+
+/// A goal verb said as a verb: "we're launching Orbit", "deploy X", not
+/// the noun in "the conference happens after the launch".
+fn names_goal_verb(toks: &[Token<'_>]) -> bool {
+    GOAL_VERBS.iter().any(|v| {
+        find_phrase(toks, v).is_some_and(|at| {
+            !(at > 0
+                && matches!(
+                    toks[at - 1].word,
+                    "the" | "a" | "an" | "our" | "my" | "this" | "that" | "its"
+                ))
+        })
+    })
 }
 
 fn starts_imperatively(words: &[&str]) -> bool {

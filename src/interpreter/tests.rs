@@ -834,6 +834,8 @@ fn dates_and_facts_are_not_dependencies() {
             "make sure the press kit only happens after the positioning",
             command("add_dependency", json!({"step": "press kit", "after": "positioning"})),
         ),
+        // A goal's verb said as a noun ("the launch") asks for no goal.
+        ("the conference happens after the launch", json!({"route": "chat"})),
     ]);
 }
 
