@@ -149,12 +149,18 @@ impl Input {
 }
 
 /// Index of the first token of `phrase` in `toks`, matching whole words.
+/// Called for every keyword of every template on each message, so it
+/// allocates nothing and compares the rest only where the first word fits.
 pub(crate) fn find_phrase(toks: &[Token<'_>], phrase: &str) -> Option<usize> {
-    let words: Vec<&str> = phrase.split_whitespace().collect();
-    if words.is_empty() || words.len() > toks.len() {
-        return None;
-    }
-    (0..=toks.len() - words.len()).find(|&i| words.iter().enumerate().all(|(k, w)| toks[i + k].word == *w))
+    let mut words = phrase.split_whitespace();
+    let first = words.next()?;
+    (0..toks.len()).find(|&i| {
+        toks[i].word == first
+            && words
+                .clone()
+                .enumerate()
+                .all(|(k, w)| toks.get(i + 1 + k).is_some_and(|t| t.word == w))
+    })
 }
 
 /// Words that end a name by saying when, not which.
