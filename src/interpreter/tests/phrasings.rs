@@ -1,0 +1,271 @@
+//! Phrasings by family, from the development batches: customers and goal
+//! kinds, goal slots, commands, answers whose time cannot be used.
+
+use super::*;
+
+#[test]
+fn customers_are_onboarded_as_customers_and_goal_kinds_name_goals() {
+    expect_all(&[
+        ("onboard a new client please", goal("customer_onboarding", json!({}))),
+        (
+            "kick off onboarding for the Meridian account, target go-live friday 4 dec",
+            goal(
+                "customer_onboarding",
+                json!({"customer": "Meridian", "go_live_date": "2026-12-04"}),
+            ),
+        ),
+        (
+            "Globex wants to be live by new year's day, let's start their onboarding",
+            goal(
+                "customer_onboarding",
+                json!({"customer": "Globex", "go_live_date": "2027-01-01"}),
+            ),
+        ),
+        // Negative: an employee's accounts are not a customer.
+        (
+            "onboard Ana Souza, she starts Dec 1",
+            goal(
+                "onboard_employee",
+                json!({"name": "Ana Souza", "start_date": "2026-12-01"}),
+            ),
+        ),
+        ("start the month-end close", goal("month_end_close", json!({}))),
+        (
+            "start the orientation",
+            command("start_step", json!({"step": "orientation"})),
+        ),
+        (
+            "rename the Globex onboarding to Globex Rollout",
+            command(
+                "rename_plan",
+                json!({"plan": "globex onboarding", "title": "Globex Rollout"}),
+            ),
+        ),
+        (
+            "can you retitle my Bali trip as Family Holiday 2027",
+            command(
+                "rename_plan",
+                json!({"plan": "bali trip", "title": "Family Holiday 2027"}),
+            ),
+        ),
+        // Negative: a step keeps being a step.
+        (
+            "rename the kickoff call to Kickoff with Hooli",
+            command(
+                "rename_step",
+                json!({"step": "kickoff call", "title": "Kickoff with Hooli"}),
+            ),
+        ),
+        ("please cancel this whole plan", command("cancel_plan", json!({}))),
+        (
+            "call this plan 'Q2 Close' instead",
+            command("rename_plan", json!({"title": "Q2 Close"})),
+        ),
+        (
+            "any tips on writing a good research report intro?",
+            json!({"route": "chat"}),
+        ),
+        ("cancel culture is wild honestly", json!({"route": "chat"})),
+    ]);
+}
+
+#[test]
+fn goal_phrasings_of_the_fifth_batch_fill_their_slots() {
+    expect_all(&[
+        (
+            "we're rolling out the recommendation engine on 22 december",
+            goal(
+                "deploy_service",
+                json!({"service": "recommendation engine", "date": "2026-12-22"}),
+            ),
+        ),
+        (
+            "need to push auth-service to prod on friday",
+            goal(
+                "deploy_service",
+                json!({"service": "auth-service", "date": "2026-11-27"}),
+            ),
+        ),
+        (
+            "ok so we're shipping ledger-service to production on March 1st, help",
+            goal(
+                "deploy_service",
+                json!({"service": "ledger-service", "date": "2027-03-01"}),
+            ),
+        ),
+        (
+            "help me plan a weekend in Barcelona, leaving friday and back sunday",
+            goal(
+                "trip",
+                json!({"destinations": ["Barcelona"], "start_date": "2026-11-27", "end_date": "2026-11-29"}),
+            ),
+        ),
+        (
+            "going to Nairobi next monday through friday for work, plan it pls",
+            goal(
+                "trip",
+                json!({"destinations": ["Nairobi"], "start_date": "2026-11-23", "end_date": "2026-11-27"}),
+            ),
+        ),
+        (
+            "visiting mum in Edinburgh from 23 dec till the 28th",
+            goal(
+                "trip",
+                json!({"destinations": ["Edinburgh"], "start_date": "2026-12-23", "end_date": "2026-12-28"}),
+            ),
+        ),
+        ("I want to plan a trip", goal("trip", json!({}))),
+        (
+            "Marketing budget for FY2027, due Dec 31",
+            goal(
+                "annual_budget",
+                json!({"team": "marketing", "fiscal_year": "2027", "due_date": "2026-12-31"}),
+            ),
+        ),
+        (
+            "yearly budget for the IT team, fiscal 2028",
+            goal("annual_budget", json!({"team": "it", "fiscal_year": "2028"})),
+        ),
+        (
+            "we need to close October, deadline is December 7",
+            goal(
+                "month_end_close",
+                json!({"period": "2026-10", "due_date": "2026-12-07"}),
+            ),
+        ),
+        (
+            "my cardiologist ordered a sleep study and an echocardiogram, can you organise them",
+            goal("medical_tests", json!({"tests": ["sleep study", "echocardiogram"]})),
+        ),
+        (
+            "help me get my ECG and blood work done",
+            goal("medical_tests", json!({"tests": ["ecg", "blood work"]})),
+        ),
+        (
+            "research report: urban heat islands. deadline 1 dec",
+            goal(
+                "research_report",
+                json!({"topic": "urban heat islands", "due_date": "2026-12-01"}),
+            ),
+        ),
+        (
+            "launch day for Trailhead is two weeks from tomorrow, can you make a plan",
+            goal(
+                "product_launch",
+                json!({"product": "Trailhead", "launch_date": "2026-12-07"}),
+            ),
+        ),
+        (
+            "onboard Kestrel Bank, go live end of next month",
+            goal(
+                "customer_onboarding",
+                json!({"customer": "Kestrel Bank", "go_live_date": "2026-12-31"}),
+            ),
+        ),
+    ]);
+}
+
+#[test]
+fn command_phrasings_of_the_fifth_batch_are_recognised() {
+    expect_all(&[
+        ("👍", json!({"route": "confirmation", "accept": true})),
+        ("not right now, no", json!({"route": "confirmation", "accept": false})),
+        (
+            "ok so the Sakura deal fell apart, cancel the Sakura Robotics onboarding",
+            command("cancel_plan", json!({"plan": "sakura robotics onboarding"})),
+        ),
+        (
+            "in 2 hours remind me to call the plumber",
+            command(
+                "remind",
+                json!({"text": "call the plumber", "at": "2026-11-22T13:00:00+01:00"}),
+            ),
+        ),
+        (
+            "remind me tonight at 8 to water the plants",
+            command(
+                "remind",
+                json!({"text": "water the plants", "at": "2026-11-22T20:00:00+01:00"}),
+            ),
+        ),
+        (
+            "let's try the dns switch one more time",
+            command("retry_step", json!({"step": "dns switch"})),
+        ),
+        (
+            "have another go at the vendor call",
+            command("retry_step", json!({"step": "vendor call"})),
+        ),
+        (
+            "let's not bother with the exit survey, skip it",
+            command("skip_step", json!({"step": "exit survey"})),
+        ),
+        (
+            "flights are booked ✅",
+            command("complete_step", json!({"step": "flights"})),
+        ),
+        (
+            "reconciliation done – variance was 12 dollars, written off",
+            command(
+                "complete_step",
+                json!({"step": "reconciliation", "result": "variance was 12 dollars, written off"}),
+            ),
+        ),
+        ("all done", json!({"route": "chat"})),
+        ("I'm a bit lost, how does this thing work", command("help", json!({}))),
+        (
+            "ctrl+z on the Lisbon trip",
+            command("undo", json!({"plan": "lisbon trip"})),
+        ),
+        (
+            "silence alerts between 1pm and 2pm, that's my lunch",
+            command("set_quiet_hours", json!({"start": "13:00", "end": "14:00"})),
+        ),
+        (
+            "can the dry run happen on monday instead?",
+            command("reschedule_step", json!({"step": "dry run", "due": "2026-11-23"})),
+        ),
+        (
+            "change the due date of audit prep to 2026-12-02",
+            command("reschedule_step", json!({"step": "audit prep", "due": "2026-12-02"})),
+        ),
+        (
+            "the bank reconciliation has to come before the statements",
+            command(
+                "add_dependency",
+                json!({"step": "statements", "after": "bank reconciliation"}),
+            ),
+        ),
+        (
+            "couldn't get the venue, mark it as failed",
+            command("fail_step", json!({"step": "venue"})),
+        ),
+        (
+            "what does the trip look like so far",
+            command("show_plan", json!({"plan": "trip"})),
+        ),
+    ]);
+}
+
+#[test]
+fn an_answer_with_a_time_that_cannot_be_used_gets_a_question() {
+    let templates = Templates::built_in().unwrap();
+    let pending = Pending {
+        kind: "deploy_service".into(),
+        asked: "date".into(),
+        slots: serde_json::from_value(json!({"service": "cache-service"})).unwrap(),
+    };
+    let read = |text: &str| serde_json::to_value(interpret_in(text, berlin(), &templates, Some(&pending))).unwrap();
+    assert_eq!(read("2026-11-12"), json!({"route": "unclear", "problem": "time_past"}));
+    assert_eq!(
+        read("29/02/2027"),
+        json!({"route": "unclear", "problem": "time_invalid"})
+    );
+    assert_eq!(
+        read("2026-12-12"),
+        goal(
+            "deploy_service",
+            json!({"service": "cache-service", "date": "2026-12-12"})
+        )
+    );
+}

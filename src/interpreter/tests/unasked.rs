@@ -1,0 +1,273 @@
+//! Readings that must never act where the user did not ask: unfinished or
+//! hedged work, conditional cancels, conditional yes/no, dates that are not
+//! steps, quoted names, settings.
+
+use super::*;
+
+#[test]
+fn a_step_is_finished_only_when_the_user_says_it_is() {
+    never(
+        "command:complete_step",
+        &[
+            "the report still isn't finished",
+            "the deck must be done",
+            "the slides will be done",
+            "the report's not quite done",
+            "not sure the flights were booked",
+            "the invoice should have been paid",
+            "I hope the contract was signed",
+            "the flights are booked? 🤔",
+            "report done?? 😬",
+            "the audit and the whole quarterly report for the board done",
+        ],
+    );
+    expect_all(&[
+        (
+            "the report is finished",
+            command("complete_step", json!({"step": "report"})),
+        ),
+        (
+            "flights are booked ✅",
+            command("complete_step", json!({"step": "flights"})),
+        ),
+        ("slides done", command("complete_step", json!({"step": "slides"}))),
+    ]);
+}
+
+#[test]
+fn asking_whether_a_date_works_does_not_move_it() {
+    never(
+        "command:reschedule_step",
+        &[
+            "could the audit be done by the 15th?",
+            "can the kickoff happen on monday, or is that too soon?",
+        ],
+    );
+    expect_all(&[(
+        "can the dry run happen on monday instead?",
+        command("reschedule_step", json!({"step": "dry run", "due": "2026-11-23"})),
+    )]);
+}
+
+#[test]
+fn a_conditional_or_unnamed_plan_is_not_cancelled_from_a_tail_clause() {
+    never(
+        "command:cancel_plan",
+        &[
+            "if the client pulls out, scrap this plan",
+            "worst case, drop the plan",
+            "maybe next week, cancel the trip plan",
+            "in case it rains, cancel the Bali trip",
+        ],
+    );
+    never("command:rename_plan", &["if they agree, rename this plan to Go-live"]);
+    expect_all(&[(
+        "we lost the deal, delete the Soylent plan",
+        command("cancel_plan", json!({"plan": "soylent"})),
+    )]);
+}
+
+#[test]
+fn a_yes_or_no_with_conditions_is_not_a_confirmation() {
+    never(
+        "confirmation",
+        &[
+            "yes but change the date to the 14th first, then go ahead",
+            "yeah I'm not sure about this one, let me think",
+            "no-one has booked the hotel yet, can you check?",
+            "no-one replied",
+            "ok?",
+            "yes, and also add a step for the visa and move the flights",
+        ],
+    );
+    expect_all(&[
+        (
+            "yes, that looks right — go ahead and create it",
+            json!({"route": "confirmation", "accept": true}),
+        ),
+        (
+            "no, hold off on that for now",
+            json!({"route": "confirmation", "accept": false}),
+        ),
+        ("yes please", json!({"route": "confirmation", "accept": true})),
+    ]);
+}
+
+#[test]
+fn dates_and_facts_are_not_dependencies() {
+    never(
+        "command:add_dependency",
+        &[
+            "the kickoff has to happen before the 3rd",
+            "the review has to be done before friday",
+            "the party starts after dinner",
+            "the conference happens after the launch",
+        ],
+    );
+    expect_all(&[
+        (
+            "the bank reconciliation has to come before the statements",
+            command(
+                "add_dependency",
+                json!({"step": "statements", "after": "bank reconciliation"}),
+            ),
+        ),
+        (
+            "make sure the press kit only happens after the positioning",
+            command("add_dependency", json!({"step": "press kit", "after": "positioning"})),
+        ),
+        // A goal's verb said as a noun ("the launch") asks for no goal.
+        ("the conference happens after the launch", json!({"route": "chat"})),
+    ]);
+}
+
+#[test]
+fn a_quoted_name_is_a_step_and_settings_change_only_when_asked() {
+    expect_all(&[
+        (
+            "rename 'Draft the budget' to 'First draft'",
+            command(
+                "rename_step",
+                json!({"step": "draft the budget", "title": "First draft"}),
+            ),
+        ),
+        (
+            "rename my trip plan to Summer in Lisbon",
+            command("rename_plan", json!({"plan": "trip", "title": "Summer in Lisbon"})),
+        ),
+        ("turn off dnd", command("quiet_hours_off", json!({}))),
+        ("quiet hours off", command("quiet_hours_off", json!({}))),
+        ("switch off do-not-disturb", command("quiet_hours_off", json!({}))),
+        (
+            "no more quiet hours, I want pings whenever",
+            command("quiet_hours_off", json!({})),
+        ),
+        (
+            "the welcome email needs to happen a week earlier",
+            command("shift_step", json!({"step": "welcome email", "days": -7})),
+        ),
+    ]);
+    never(
+        "command:quiet_hours_off",
+        &["turn dnd on, I'm off to bed", "dnd till the end of the day"],
+    );
+    never("command:shift_step", &["the delivery will be two days later"]);
+    // Washington state is Pacific, the city Eastern: no guess.
+    never("command:set_timezone", &["I live in Washington"]);
+}
+
+#[test]
+fn evening_times_and_weekdays_in_a_named_week() {
+    expect_all(&[
+        (
+            "remind me tonight at 7:30 to call mum",
+            command("remind", json!({"text": "call mum", "at": "2026-11-22T19:30:00+01:00"})),
+        ),
+        (
+            "remind me tonight at 12 to lock up",
+            command("remind", json!({"text": "lock up", "at": "2026-11-23T00:00:00+01:00"})),
+        ),
+        (
+            "remind me this evening at 8 to water the plants",
+            command(
+                "remind",
+                json!({"text": "water the plants", "at": "2026-11-22T20:00:00+01:00"}),
+            ),
+        ),
+        (
+            "move the orientation to friday next week",
+            command("reschedule_step", json!({"step": "orientation", "due": "2026-11-27"})),
+        ),
+        (
+            "move the orientation to wednesday next week",
+            command("reschedule_step", json!({"step": "orientation", "due": "2026-11-25"})),
+        ),
+    ]);
+    // 8 am tonight has passed at 11:00: asked, not moved to 20:00.
+    assert_eq!(
+        run("remind me tonight at 8 am to call mum", berlin()),
+        json!({"route": "unclear", "problem": "time_past"})
+    );
+}
+
+#[test]
+fn long_and_odd_messages_stay_fast_and_do_not_panic() {
+    let templates = Templates::built_in().unwrap();
+    let started = std::time::Instant::now();
+    for text in [
+        "mon ".repeat(2000),
+        "1 to ".repeat(1600),
+        "two weeks from ".repeat(500),
+        "couldn't get the venue, mar\u{212A} it as bloc\u{212A}ed".to_owned(),
+        "couldn't get the venue, \u{212A}\u{212A} mark it as failed - no dates".to_owned(),
+    ] {
+        let _ = interpret(&text, berlin(), &templates);
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn customer_words_and_broad_keywords_do_not_pick_the_kind() {
+    let kind = |text: &str| run(text, berlin())["kind"].as_str().map(str::to_owned);
+    assert_eq!(
+        kind("research report on customer churn by Friday").as_deref(),
+        Some("research_report")
+    );
+    assert_eq!(
+        kind("deploy the billing service Friday, needs to be live by 9am").as_deref(),
+        Some("deploy_service")
+    );
+    assert_ne!(
+        kind("plan the launch of our client portal").as_deref(),
+        Some("customer_onboarding")
+    );
+    assert_eq!(
+        kind("new client Initech needs to be live by Dec 20").as_deref(),
+        Some("customer_onboarding")
+    );
+    assert_eq!(
+        kind("I need to onboard our new customer Halcyon Media").as_deref(),
+        Some("customer_onboarding")
+    );
+    never(
+        "new_goal:month_end_close",
+        &["return the books by Friday", "close out the sprint"],
+    );
+    never("new_goal:trip", &["going to Costco on Saturday"]);
+    never("new_goal:medical_tests", &["seeing my cardiologist on Monday"]);
+    assert_eq!(
+        kind("close out the books for January by end of next week").as_deref(),
+        Some("month_end_close")
+    );
+    assert_eq!(
+        kind("going to Nairobi next monday through friday for work, plan it pls").as_deref(),
+        Some("trip")
+    );
+    // Years far from this one are not the fiscal year being planned.
+    let budget = run("sales budget, 2025 actuals attached, due Jan 8 2027", berlin());
+    assert_eq!(budget["slots"].get("fiscal_year"), None, "{budget}");
+    let budget = run("plan the marketing budget for 2027, it needs 2000 more", berlin());
+    assert_eq!(budget["slots"]["fiscal_year"], json!("2027"), "{budget}");
+}
+
+#[test]
+fn names_keep_their_article_and_a_role_comes_before_the_name() {
+    let templates = Templates::built_in().unwrap();
+    let ask = |kind: &str, slot: &str, text: &str| {
+        let pending = Pending {
+            kind: kind.into(),
+            asked: slot.into(),
+            slots: Map::new(),
+        };
+        serde_json::to_value(interpret_in(text, berlin(), &templates, Some(&pending))).unwrap()["slots"][slot].clone()
+    };
+    assert_eq!(ask("onboard_employee", "name", "An Nguyen"), json!("An Nguyen"));
+    assert_eq!(ask("onboard_employee", "name", "it's Maria"), json!("Maria"));
+    assert_eq!(
+        ask("customer_onboarding", "customer", "A Plus Tutoring Ltd"),
+        json!("A Plus Tutoring Ltd")
+    );
+    let name = |text: &str| run(text, berlin())["slots"]["name"].clone();
+    assert_eq!(name("onboard maria, Ahmed is her buddy"), json!("Maria"));
+    assert_eq!(name("onboard our new accountant, Chloé Martin"), json!("Chloé Martin"));
+}
