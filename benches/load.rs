@@ -13,6 +13,9 @@
 //! `cargo bench --bench load`; `LOAD_USERS=1,100,1000` and
 //! `LOAD_PATHS=offline,model` choose the runs; `LOAD_KEEP_EXPORT=file` keeps
 //! the last run's export for a look at what the store holds.
+//! `LOAD_PACE_MS=N` has each user send a message every N ms instead of
+//! at once after each reply; `LOAD_BIN=path` runs another build of the
+//! server (one with debug info, for a profile).
 
 // Benchmark code: a failed unwrap stops the run, and the figures are printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
@@ -86,7 +89,7 @@ async fn run(path: &str, users: usize, rounds: usize) {
     };
     let (mut server, addr, pid) = start(&data, fake.as_ref(), users).await;
     // One user's first turn before measuring: start-up costs are not turns.
-    talk(&addr, "warm-up", 1, &OFFLINE_TALK[..1]).await;
+    talk(&addr, "warm-up", 1, &OFFLINE_TALK[..1], None).await;
     let rss_before = rss_kib(pid);
     let cpu_before = cpu_ticks(pid);
     let bytes_before = fake.as_ref().map_or(0, |f| f.bytes.load(Ordering::Relaxed));
@@ -104,12 +107,18 @@ async fn run(path: &str, users: usize, rounds: usize) {
             .collect(),
         _ => OFFLINE_TALK.to_vec(),
     };
+    let pace = pace();
     let mut tasks = Vec::new();
     for u in 0..users {
         let addr = addr.clone();
         let script = script.clone();
+        // Paced users start spread over one interval, not all at once.
+        let pacing = pace.map(|every| Pacing {
+            every,
+            first: started + every * u as u32 / users as u32,
+        });
         tasks.push(tokio::spawn(async move {
-            talk(&addr, &format!("user-{u}"), rounds, &script).await
+            talk(&addr, &format!("user-{u}"), rounds, &script, pacing).await
         }));
     }
     let mut latencies = Vec::new();
@@ -129,10 +138,10 @@ async fn run(path: &str, users: usize, rounds: usize) {
     let (exported, records) = exported_bytes(&data, dir.path()).await;
     println!(
         "| {path} | {users}{} | {turns} | {:.0} | {:.2?} | {:.2?} | {:.2?} | {:.2?} | {:.2} | {:.1} KiB | {} | {:.1} KiB on disk, {:.1} KiB exported, {:.1} KiB of records, after {} messages |",
-        if rounds > 1 {
-            format!(" × {} messages", rounds * 10)
-        } else {
-            String::new()
+        match (rounds > 1, pace) {
+            (true, _) => format!(" × {} messages", rounds * 10),
+            (false, Some(every)) => format!(", a message every {every:?} each"),
+            (false, None) => String::new(),
         },
         turns as f64 / wall.as_secs_f64(),
         percentile(&latencies, 0.50),
@@ -151,7 +160,9 @@ async fn run(path: &str, users: usize, rounds: usize) {
 
 /// Starts the release binary on `data`; the child, its address and pid.
 async fn start(data: &std::path::Path, fake: Option<&FakeModel>, users: usize) -> (Child, String, u32) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_steward"));
+    // `LOAD_BIN` runs another build (one with debug info, for a profile).
+    let binary = std::env::var("LOAD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_steward").to_owned());
+    let mut command = Command::new(binary);
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["serve", "--addr", "127.0.0.1:0", "--data"])
@@ -180,9 +191,28 @@ async fn start(data: &std::path::Path, fake: Option<&FakeModel>, users: usize) -
     (child, addr, pid)
 }
 
+/// `LOAD_PACE_MS`: each user sends a message every so many milliseconds
+/// (or at once after a late reply), as people do, instead of the next one
+/// as soon as the reply is in. Unset: no pause, every user always has a
+/// turn in flight, and latency at many users is queueing (users ÷ turns/s).
+fn pace() -> Option<Duration> {
+    let ms = std::env::var("LOAD_PACE_MS").ok()?;
+    Some(Duration::from_millis(
+        ms.parse().expect("LOAD_PACE_MS is a number of milliseconds"),
+    ))
+}
+
+/// When a paced user sends: the first message at `first`, then one every
+/// `every`.
+#[derive(Clone, Copy)]
+struct Pacing {
+    every: Duration,
+    first: Instant,
+}
+
 /// One user's conversation, `rounds` times over; each turn's latency
 /// (message sent → its reply or its error received).
-async fn talk(addr: &str, user: &str, rounds: usize, script: &[&str]) -> Vec<Duration> {
+async fn talk(addr: &str, user: &str, rounds: usize, script: &[&str], pacing: Option<Pacing>) -> Vec<Duration> {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?user={user}"))
         .await
         .unwrap();
@@ -190,6 +220,9 @@ async fn talk(addr: &str, user: &str, rounds: usize, script: &[&str]) -> Vec<Dur
     for n in 0..rounds * script.len() {
         let id = format!("m{n}");
         let frame = json!({"type": "message", "id": id, "text": script[n % script.len()]});
+        if let Some(p) = pacing {
+            tokio::time::sleep_until((p.first + p.every * n as u32).into()).await;
+        }
         let sent = Instant::now();
         ws.send(Message::Text(frame.to_string().into())).await.unwrap();
         loop {
