@@ -59,14 +59,15 @@ async fn main() {
         "| path | users | turns | turns/s | p50 | p95 | p99 | server CPU per turn | flushes per turn | RSS per active user | model bytes per turn | store per user |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let pace = pace();
     for path in &paths {
         for &n in &users {
-            run(path, n, 1).await;
+            run(path, n, 1, pace).await;
         }
     }
-    // Store growth: 10 users, 100 messages each.
+    // Store growth: 10 users, 100 messages each, never paced (it measures bytes).
     for path in &paths {
-        run(path, 10, 10).await;
+        run(path, 10, 10, None).await;
     }
 }
 
@@ -79,8 +80,9 @@ fn list(name: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
-/// `users` users, each sending the ten messages `rounds` times.
-async fn run(path: &str, users: usize, rounds: usize) {
+/// `users` users, each sending the ten messages `rounds` times, one every
+/// `pace` if given.
+async fn run(path: &str, users: usize, rounds: usize, pace: Option<Duration>) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let data = dir.path().join("data");
     let fake = match path {
@@ -107,7 +109,6 @@ async fn run(path: &str, users: usize, rounds: usize) {
             .collect(),
         _ => OFFLINE_TALK.to_vec(),
     };
-    let pace = pace();
     let mut tasks = Vec::new();
     for u in 0..users {
         let addr = addr.clone();
@@ -138,10 +139,10 @@ async fn run(path: &str, users: usize, rounds: usize) {
     let (exported, records) = exported_bytes(&data, dir.path()).await;
     println!(
         "| {path} | {users}{} | {turns} | {:.0} | {:.2?} | {:.2?} | {:.2?} | {:.2?} | {:.2} | {:.1} KiB | {} | {:.1} KiB on disk, {:.1} KiB exported, {:.1} KiB of records, after {} messages |",
-        match (rounds > 1, pace) {
-            (true, _) => format!(" × {} messages", rounds * 10),
-            (false, Some(every)) => format!(", a message every {every:?} each"),
-            (false, None) => String::new(),
+        match pace {
+            _ if rounds > 1 => format!(" × {} messages", rounds * 10),
+            Some(every) => format!(", a message every {every:?} each"),
+            None => String::new(),
         },
         turns as f64 / wall.as_secs_f64(),
         percentile(&latencies, 0.50),
