@@ -39,7 +39,7 @@ static POLITE: LazyLock<Regex> = LazyLock::new(|| {
 
 static HELP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say|what can i ask( you)?|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
+        r"^(?:(?:hey|hi|hello|ok|so),? )?(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say( to you)?|what are you able to do|is there a list of (the )?(things|commands) you (understand|know|can do)|what can i ask( you)?|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
     )
 });
 /// "I'm a bit lost, how does this thing work", "what are my options here?
@@ -207,6 +207,9 @@ fn date_in(input: &Input, offset: usize) -> Option<DateMention> {
 pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     let (base, l) = clean(&input.lower);
     let l = l.to_owned();
+    if more::small_talk(&l) {
+        return None;
+    }
     if HELP.is_match(&l) || HELP_LOOSE.is_match(&l) && !l.contains(" plan") {
         return Some(Command::Help {});
     }

@@ -19,7 +19,7 @@ static NO: LazyLock<Regex> = LazyLock::new(|| {
 /// Words that show a message is more than a yes or no.
 static CONTENT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(plan|plans|step|steps|add|remove|delete|move|show|list|remind|redo|rename|retry|onboard|launch|trip|budget|deploy|research|schedule|reschedule|undo|history|help|what|how|why|when|where|digests?|summary|summaries|emails?)\b",
+        r"\b(plan|plans|step|steps|starting|started|beginning|working on|add|remove|delete|move|show|list|remind|redo|rename|retry|onboard|launch|trip|budget|deploy|research|schedule|reschedule|undo|history|help|what|how|why|when|where|digests?|summary|summaries|emails?)\b",
     )
 });
 
@@ -27,7 +27,7 @@ static CONTENT: LazyLock<Regex> = LazyLock::new(|| {
 /// 22:00 and 07:00" is a preference, never a "no".
 static SETTINGS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(notify|notif\w*|disturb|quiet|mute|ping me|email me|message me|bother me|remind me|time ?zone|between \S+ and|from \S+ (to|till|until) \S+|(start|do|begin) .+ (before|until|after))\b",
+        r"\b(notify|notif\w*|disturb|quiet|mute|pings?|alerts?|dnd|ping me|email me|message me|bother me|remind me|time ?zone|between \S+ and|from \S+ (to|till|until) \S+|(start|do|begin) .+ (before|until|after))\b",
     )
 });
 

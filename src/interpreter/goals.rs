@@ -229,8 +229,12 @@ fn best_template<'a>(input: &Input, toks: &[Token<'_>], templates: &'a Templates
     // the kind of goal.
     let names_team = |k: &str| {
         let at = keyword_at(input, toks, k).map(|i| i + k.split_whitespace().count());
-        at.and_then(|j| toks.get(j))
-            .is_some_and(|t| matches!(t.word, "team" | "team's" | "success" | "service" | "support"))
+        at.and_then(|j| toks.get(j)).is_some_and(|t| {
+            matches!(
+                t.word,
+                "team" | "team's" | "success" | "service" | "support" | "meeting" | "meetings" | "call" | "sync"
+            )
+        })
     };
     let said = |t: &'a Template| -> Vec<&'a String> {
         t.keywords

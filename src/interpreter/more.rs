@@ -233,6 +233,9 @@ static OVERDUE: LazyLock<Regex> = LazyLock::new(|| {
         r"\b(overdue|past due|late|behind( schedule)?|missed|slipped|running behind|miss(ed)? (any|a|the)? ?(deadlines?|due dates?))\b",
     )
 });
+static SMALL_TALK: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(hey,? |hi,? |so,? )?how (are|were|was|is|'s) (you|ya|your|it going|everyone|the family|life)\b")
+});
 static TODAY: LazyLock<Regex> = LazyLock::new(|| re(r"\btoday\b|\btoday's\b"));
 static WEEK: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b(this week|the week|rest of the week|before the weekend|by friday)\b"));
@@ -295,6 +298,11 @@ fn agenda_plan(l: &str) -> Option<String> {
             plan_words(rest)
         })
         .find(|p| !stop(p) && p.split_whitespace().count() <= 4 && !p.contains("due") && !p.contains("overdue"))
+}
+
+/// "how are you today?", "how was your week?": small talk, never a command.
+pub(super) fn small_talk(l: &str) -> bool {
+    SMALL_TALK.is_match(l)
 }
 
 pub(super) fn agenda(l: &str, asked: bool) -> Option<Command> {
