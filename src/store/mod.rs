@@ -17,8 +17,8 @@
 //!
 //! Every write returns only after its data is flushed to disk, so callers
 //! may acknowledge as soon as it returns — except a transcript entry
-//! appended with [`Flush::WithNextWrite`], which the caller's next flushed
-//! write carries to disk. Every read and write is scoped by
+//! appended with [`Flush::WithNextWrite`] and the running summary, which
+//! the caller's next flushed write carries to disk. Every read and write is scoped by
 //! user: another user's ids are simply not found. The same conformance
 //! suite (`conformance`) runs against every implementation.
 
@@ -191,7 +191,10 @@ pub trait ConversationStore: Send + Sync {
     /// The running summary of the turns older than the model's window.
     async fn summary(&self, user: &UserId) -> Result<Summary, StoreError>;
 
-    /// Replaces the running summary, durably.
+    /// Replaces the running summary, on disk with the next flushed write
+    /// (as [`Flush::WithNextWrite`]): a summary is derived from stored
+    /// turns and shown to nobody, and the turn that folds it ends in a
+    /// flushed reply. A crash before that keeps the previous summary.
     async fn save_summary(&self, user: &UserId, summary: &Summary) -> Result<(), StoreError>;
 }
 

@@ -57,6 +57,7 @@ impl ConversationStore for SledStore {
             .meta
             .insert(keys::summary(num), encode(summary)?)
             .map_err(backend)?;
-        self.durable().await
+        // Derived data: the turn's reply (or any later durable write) flushes it.
+        Ok(())
     }
 }
