@@ -21,7 +21,14 @@ use std::sync::LazyLock;
 
 static DISMISS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|nvm|forget (it|that|about it)|stop|skip it|drop it|scrap (that|it)|abort|i changed my mind)\b|^(let's |lets )?(drop|scrap|forget|abandon|ditch) (this|it|that)( one)?\W*$",
+        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|nvm|forget (it|that|about it)|stop|skip it|drop it|scrap (that|it)|scratch (that|it)|abort|i changed my mind|(don't|do not) bother( setting (it|this|that) up)?)\b|^(let's |lets )?(drop|scrap|forget|abandon|ditch) (this|it|that)( one)?\W*$",
+    )
+});
+
+/// Putting off the answer: "let me check", "I'll get back to you".
+static DEFER: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^((hmm+|um+|uh+|ok|okay|well|oh)[, ]+)*(let me (ask|check|think|find out|get back)|i('ll| will) (ask|check|get back|find out|let you know)|i need to (ask|check)|not sure yet|no idea yet|good question|give me a (sec|second|minute|moment))\b",
     )
 });
 
@@ -77,6 +84,13 @@ const LEADS: &[&str] = &[
     "it is",
     "that's",
     "that is",
+    "we're calling it",
+    "we are calling it",
+    "we'll call it",
+    "let's call it",
+    "he'll be our",
+    "she'll be our",
+    "they'll be our",
     "he'll be a",
     "he'll be an",
     "she'll be a",
@@ -140,6 +154,10 @@ pub(super) fn read(
     if DISMISS.is_match(said) {
         return Some(Interpretation::Command(Command::Dismiss {}));
     }
+    // "hmm let me ask my wife first": the answer is still to come.
+    if DEFER.is_match(said) {
+        return Some(Interpretation::Chat);
+    }
     if let Some(command) = commands::command(input, now) {
         return Some(Interpretation::Command(command));
     }
@@ -184,6 +202,7 @@ pub(super) fn read(
             }
         }
     }
+    end_after_start(&mut slots, &toks, input.today);
     (found_asked || others).then(|| Interpretation::NewGoal {
         kind: pending.kind.clone(),
         slots,
@@ -262,6 +281,11 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
                 .then(|| Value::from(title_case(&words.join(" "))))
         }
         SlotType::Org | SlotType::Text => {
+            // "the people ops team" answers "which team?" with "people ops".
+            let text = match slot.name.as_str() {
+                "team" => text.strip_suffix(" team").unwrap_or(text),
+                _ => text,
+            };
             let ok = !text.is_empty() && text.split_whitespace().count() <= 8 && !mostly_dates(&toks, input);
             ok.then(|| Value::from(apply_case(text, slot.case)))
         }
@@ -319,4 +343,31 @@ fn mostly_dates(toks: &[Token<'_>], input: &Input) -> bool {
         .sum::<usize>()
         * 2
         >= toks.len()
+}
+
+/// "back on the 16th" for a trip from Oct 9 is Oct 16: an end given as a
+/// day alone, read before the start, is that day on or after the start.
+fn end_after_start(slots: &mut serde_json::Map<String, Value>, toks: &[Token<'_>], today: chrono::NaiveDate) {
+    use chrono::{Datelike, Months, NaiveDate};
+    let day = |name: &str| {
+        slots
+            .get(name)
+            .and_then(Value::as_str)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    };
+    let (Some(start), Some(end)) = (day("start_date"), day("end_date")) else {
+        return;
+    };
+    let said_alone = dates::find_dates(toks, today).iter().any(|m| {
+        m.date == end && !m.explicit_year && toks[m.first..m.last].iter().all(|t| dates::month(t.word).is_none())
+    });
+    if end >= start || !said_alone {
+        return;
+    }
+    let rolled = (1..=12)
+        .filter_map(|n| end.checked_add_months(Months::new(n)))
+        .find(|d| *d >= start && d.day() == end.day());
+    if let Some(date) = rolled {
+        slots.insert("end_date".into(), Value::from(date.format("%Y-%m-%d").to_string()));
+    }
 }

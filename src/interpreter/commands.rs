@@ -6,6 +6,7 @@ use super::dates::DateMention;
 use super::more;
 pub(super) use super::objects::{names_a_goal_kind, names_a_plan, reads_as_result, this_plan, unsure, vague_step};
 use super::reminders;
+use super::shift;
 use super::text::{Input, strip_reference};
 use chrono::DateTime;
 use chrono_tz::Tz;
@@ -39,7 +40,7 @@ static POLITE: LazyLock<Regex> = LazyLock::new(|| {
 
 static HELP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:(?:hey|hi|hello|ok|so),? )?(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say( to you)?|what are you able to do|is there a list of (the )?(things|commands) you (understand|know|can do)|what can i ask( you)?|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
+        r"^(?:(?:hey|hi|hello|ok|so),? )?(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say( to you)?|what are you able to do|is there a list of (the )?(things|commands) you (understand|know|can do)|what can i ask( you)?( to do)?|what (kind|kinds|sort) of (stuff|things) can i ask( you)?( to do)?|what can you help( me)? with|how do i use (steward|this( thing| bot| app)?)|(a )?list of (the )?commands|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
     )
 });
 /// "I'm a bit lost, how does this thing work", "what are my options here?
@@ -61,7 +62,7 @@ static HISTORY: LazyLock<Regex> = LazyLock::new(|| {
 });
 static LIST: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)|what are my plans|what plans are there|what plans do i have|(list|show)( me)? everything( you're| you are| i'm| i am)? (tracking|keeping)( for me)?)\W*$",
+        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)( at the moment| right now| currently)?|what are my plans|what plans are there|what plans do i have|(list|show)( me)? everything( you're| you are| i'm| i am)? (tracking|keeping)( for me)?)( first| again| now| please)?\W*$",
     )
 });
 /// "which plans are active?", "an overview of all the plans I have".
@@ -81,7 +82,7 @@ static CANCEL_PLAN: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(cancel|abandon|scrap|drop|kill|stop|forget about|call off|shelve)\s+(.+)$"));
 static REMOVE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(remove|delete|drop|take out|get rid of|strike|cross out)\s+(.+?)(\s+(from|off|out of)\s+(.+))?$|^(take)\s+(.+?)(\s+(off|out of)\s+(.+))$",
+        r"^(remove|delete|drop|take out|get rid of|strike|cross out)\s+(.+?)(\s+(from|off|out of)\s+(.+))?$|^(take)\s+(.+?)(\s+(off|out of)\s+(.+))$|^take\s+(.+?)\s+out(?:,.*)?$",
     )
 });
 static SKIP: LazyLock<Regex> = LazyLock::new(|| {
@@ -116,7 +117,7 @@ static ADD_TAIL: LazyLock<Regex> = LazyLock::new(|| {
 });
 static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(i'm |i am |i've |i have |we've |we have |we're |we are |i |we |just )?(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted)$",
+        r"^((?:i'm |i am |i've |i have |we've |we have |we're |we are |i |we )?(?:just )?)(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted)$",
     )
 });
 static RETRY: LazyLock<Regex> = LazyLock::new(|| {
@@ -231,11 +232,18 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     if reminders::DIGEST.is_match(&l) {
         return Some(reminders::digest(input, &l));
     }
-    if LIST.is_match(&l) || LIST_LOOSE.is_match(&l) {
+    if LIST.is_match(&l) {
         return Some(Command::ListPlans {});
     }
-    if let Some(c) = more::agenda(&l, asked(&input.lower)) {
+    // "what's due this week across all my plans?" asks about steps;
+    // "what's changed in the launch plan this week?" about history.
+    if !HISTORY.is_match(&l)
+        && let Some(c) = more::agenda(&l, asked(&input.lower))
+    {
         return Some(c);
+    }
+    if LIST_LOOSE.is_match(&l) {
+        return Some(Command::ListPlans {});
     }
     if HISTORY.is_match(&l) && !l.starts_with("add ") {
         let plan = [
@@ -275,7 +283,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         });
     }
     if let Some(c) = more::rename(input, base, &l)
-        .or_else(|| more::shift(&l))
+        .or_else(|| shift::shift(&l))
         .or_else(|| more::dependency(input, &l))
     {
         return Some(c);
@@ -325,7 +333,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         return add_step(input, base + body_start, body);
     }
     if let Some(c) = REMOVE.captures(&l)
-        && let Some(object) = c.get(2).or(c.get(7))
+        && let Some(object) = c.get(2).or(c.get(7)).or(c.get(11))
         && let Some(name) = reference(object.as_str())
     {
         // "delete the budget plan" is the plan, not a step called "budget".
@@ -561,7 +569,13 @@ fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
     }
     let (cut, after) = more::added_after(title);
     let title = unquoted(&title[..cut]);
-    if title.is_empty() {
+    // "create it", "add that": a pronoun names no step.
+    if title.is_empty()
+        || matches!(
+            title.to_lowercase().as_str(),
+            "it" | "that" | "this" | "them" | "one" | "something"
+        )
+    {
         return None;
     }
     Some(Command::AddStep {

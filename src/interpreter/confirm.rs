@@ -8,12 +8,12 @@ use std::sync::LazyLock;
 
 static YES: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(yes|yeah|yep|yup|ya|sure|ok|okay|k|y|confirm|confirmed|correct|approved?|accept|sounds good|looks good|sounds great|looks great|go ahead|go for it|do it|please do|absolutely|definitely|of course|let's do it|lets do it|let's go|perfect|that works|works for me|fine|alright|all right)\b",
+        r"^(yes+|yse|yeah|yep|yup|ya|sure|sure,? why not|that's (correct|right)|that is (correct|right)|ok|okay|k|y|confirm|confirmed|correct|approved?|accept|sounds good|looks good|sounds great|looks great|go ahead|go for it|do it|please do|absolutely|definitely|of course|let's do it|lets do it|let's go|perfect|that works|works for me|fine|alright|all right)\b",
     )
 });
 static NO: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(no|nope|nah|n|don't|dont|do not|not now|not right now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it)\b",
+        r"^(no+|nope|nah|n|hold on,? (don't|do not)|don't|dont|do not|not now|not right now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it)\b",
     )
 });
 /// Words that show a message is more than a yes or no.
@@ -131,7 +131,7 @@ static AGREE: LazyLock<Regex> = LazyLock::new(|| {
 fn re_rest() -> &'static Regex {
     static REST: LazyLock<Regex> = LazyLock::new(|| {
         re(
-            r"^(|please|thanks|thank you|do it|do that|go ahead|sounds good|that's fine|that is fine|don't do that|do not do that|not now|not that|not yet|i changed my mind|let's not|leave it|keep it as it is|set it up|set this up|make the change|apply it|for now)\W*(please|thanks|for now)?\W*$",
+            r"^(|please|thanks|thank you|why not|do it|do that|go ahead|sounds good|that's fine|that is fine|don't do that|do not do that|not now|not that|not yet|i changed my mind|let's not|leave it|keep it as it is|set it up|set this up|make the change|apply it|for now)\W*(please|thanks|for now)?\W*$",
         )
     });
     &REST

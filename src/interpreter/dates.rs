@@ -9,7 +9,9 @@
 //! - "in N days/weeks/months" (digits or words); "next week" (its Monday);
 //!   "next month" (its 1st); "end of the week" (the coming Friday, today if
 //!   Friday); "end of the month"; "end of the year".
-//! - ISO dates "2027-01-04".
+//! - ISO dates "2027-01-04"; dates in digits whose order is clear
+//!   ("14/03/2027", "15.03.2027", "on 14/11"); one that reads two ways
+//!   ("01/09/2027") is not read (`problems` asks which day is meant).
 //! - two dates joined by "to", "until", "through", "till", "-" or "and" form a
 //!   range; an end before its start (and without a year) rolls to next year.
 //! - "friday next week", "friday in 2 weeks": that weekday of the week named.
@@ -35,8 +37,20 @@ pub(crate) struct Token<'a> {
 pub(crate) fn tokens(text: &str) -> Vec<Token<'_>> {
     let mut out = Vec::new();
     let mut start = None;
+    let mut previous = ' ';
     for (i, c) in text.char_indices() {
-        let inside = c.is_alphanumeric() || c == ':' || c == '\'' || c == '’' || (c == '-' && start.is_some());
+        // "14/03/2027", "15.03.2027": a slash or dot between digits stays
+        // inside the word, so a written date is one token.
+        let between_digits = matches!(c, '/' | '.')
+            && previous.is_ascii_digit()
+            && text[i + 1..].starts_with(|n: char| n.is_ascii_digit());
+        previous = c;
+        let inside = c.is_alphanumeric()
+            || c == ':'
+            || c == '\''
+            || c == '’'
+            || (c == '-' && start.is_some())
+            || (between_digits && start.is_some());
         match (inside, start) {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
@@ -152,6 +166,35 @@ fn next_weekday(today: NaiveDate, day: Weekday) -> NaiveDate {
     today + chrono::Duration::days(if ahead == 0 { 7 } else { ahead })
 }
 
+/// A date written in digits: "14/03/2027", "15.03.2027", or "14/11"
+/// after "on", "from", "to", "by", "until" or "due". The order is read
+/// from the numbers: a day above 12 says which is the month; "01/09/2026"
+/// could be either and is not read (steward asks for the date instead).
+fn written(word: &str, before: &str, today: NaiveDate) -> Option<NaiveDate> {
+    let slashed = word.contains('/');
+    let parts: Vec<u32> = word
+        .split(['/', '.'])
+        .map(|p| p.parse().ok().filter(|_| (1..=4).contains(&p.len())))
+        .collect::<Option<_>>()?;
+    let (a, b, year) = match parts.as_slice() {
+        [a, b, y] if *y >= 100 || slashed => (*a, *b, Some(if *y < 100 { 2000 + *y } else { *y })),
+        [a, b] if slashed && matches!(before, "on" | "from" | "to" | "by" | "until" | "till" | "due" | "-") => {
+            (*a, *b, None)
+        }
+        _ => return None,
+    };
+    let (month, day) = match (a, b) {
+        (a, b) if a == b => (a, b),
+        (a, b) if a > 12 && b <= 12 => (b, a),
+        (a, b) if b > 12 && a <= 12 => (a, b),
+        _ => return None,
+    };
+    match year {
+        Some(y) => NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, month, day),
+        None => next_month_day(today, month, day),
+    }
+}
+
 /// The next occurrence of month/day on or after `today`.
 fn next_month_day(today: NaiveDate, month: u32, day: u32) -> Option<NaiveDate> {
     let this_year = NaiveDate::from_ymd_opt(today.year(), month, day);
@@ -245,6 +288,14 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate, nested: bool) -> O
             last: i + 1,
             date: d,
             explicit_year: true,
+        });
+    }
+    if let Some(date) = written(word, i.checked_sub(1).map_or("", w), today) {
+        return Some(DateMention {
+            first: i,
+            last: i + 1,
+            date,
+            explicit_year: word.matches(['/', '.']).count() == 2,
         });
     }
     // "two weeks from tomorrow", "a week from friday", "3 days from now".

@@ -46,6 +46,8 @@ const REQUEST_VERBS: &[&str] = &[
     "need a",
     "need an",
     "need my",
+    "sort out",
+    "to organise",
 ];
 
 /// Verbs that name the goal itself ("we're launching Orbit").
@@ -94,6 +96,64 @@ const PAST: &[&str] = &[
     "went well",
 ];
 
+/// Remarks about a goal, not requests for one: a hypothetical, a memory,
+/// a feeling, someone else's words ("if we ever launch in Japan", "so
+/// excited!", "my manager said '…'"). They stand unless a strong request
+/// is made too.
+const REMARKS: &[&str] = &[
+    "if we ever",
+    "if i ever",
+    "remember when",
+    "good times",
+    "so excited",
+    "fingers crossed",
+    "said",
+    "thinking out loud",
+    "just thinking",
+    "don't want",
+    "dont want",
+    "do not want",
+    "don't need",
+    "do not need",
+    "no need to",
+];
+
+/// People other than the user: "my colleague is onboarding a new hire
+/// next week" is news about their goal.
+const OTHERS: &[&str] = &[
+    "colleague",
+    "colleagues",
+    "coworker",
+    "co-worker",
+    "manager",
+    "boss",
+    "wife",
+    "husband",
+    "partner",
+    "friend",
+    "friends",
+    "sister",
+    "brother",
+    "mom",
+    "mum",
+    "dad",
+    "mother",
+    "father",
+    "son",
+    "daughter",
+    "neighbour",
+    "neighbor",
+    "cousin",
+];
+
+/// Whether the message is about someone else's doing: "my colleague is
+/// …", "my team lead is …", "Anna already booked …".
+fn about_someone_else(words: &[&str]) -> bool {
+    let owner = matches!(words.first(), Some(&("my" | "our" | "a" | "his" | "her" | "their")));
+    let person = words.get(1).is_some_and(|w| OTHERS.contains(w)) || words.get(1..3) == Some(&["team", "lead"][..]);
+    owner && person || words.contains(&"already")
+}
+
 pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Map<String, Value>)> {
     let toks = input.tokens();
     let words: Vec<&str> = toks.iter().map(|t| t.word).collect();
@@ -130,7 +190,11 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
         .iter()
         .any(|h| find_phrase(&toks, h).is_some());
     let past = PAST.iter().any(|p| find_phrase(&toks, p).is_some());
-    if (hedged || past) && !strong {
+    let remark = REMARKS.iter().any(|p| find_phrase(&toks, p).is_some());
+    if (hedged || past || remark) && !strong {
+        return None;
+    }
+    if about_someone_else(&words) && !requests {
         return None;
     }
     Some((template.kind.clone(), slots))

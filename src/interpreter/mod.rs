@@ -15,6 +15,7 @@ mod objects;
 mod periods;
 mod problems;
 mod reminders;
+mod shift;
 mod slots;
 pub(crate) mod text;
 
@@ -52,6 +53,9 @@ pub enum Problem {
     TimeInvalid,
     /// Already past: "yesterday", "in -5 minutes", 08:00 today at 10:00.
     TimePast,
+    /// A date in digits that reads as two days: "01/09/2027" (1 September
+    /// or 9 January).
+    DateAmbiguous,
 }
 
 /// A goal being set up: steward asked for one of its slots.

@@ -148,6 +148,9 @@ const CITY_ZONES: &[(&str, &str)] = &[
 ];
 
 /// An IANA zone named in the text, by its name or its city.
+/// Zone names that are links to a current name of the same city.
+const OLD_NAMES: &[&str] = &["Asia/Istanbul", "Europe/Nicosia", "Asia/Tel_Aviv", "Europe/Belfast"];
+
 fn zone_in(text: &str) -> Option<String> {
     let fold = |s: &str| -> String {
         s.chars()
@@ -168,7 +171,8 @@ fn zone_in(text: &str) -> Option<String> {
     let mut best: Option<&str> = None;
     for tz in chrono_tz::TZ_VARIANTS {
         let name = tz.name();
-        if !name.contains('/') || name.starts_with("Etc/") {
+        // Old names kept as links ("Asia/Istanbul" for "Europe/Istanbul").
+        if !name.contains('/') || name.starts_with("Etc/") || OLD_NAMES.contains(&name) {
             continue;
         }
         let city = fold(name.rsplit('/').next().unwrap_or(name));
@@ -295,7 +299,8 @@ fn agenda_plan(l: &str) -> Option<String> {
             let rest = [" due ", " is ", " are ", " done"]
                 .iter()
                 .fold(rest, |r, cut| r.split(cut).next().unwrap_or(r));
-            plan_words(rest)
+            // "what should I focus on next for the budget?"
+            plan_words(rest.strip_prefix("next ").unwrap_or(rest))
         })
         .find(|p| !stop(p) && p.split_whitespace().count() <= 4 && !p.contains("due") && !p.contains("overdue"))
 }
@@ -438,8 +443,9 @@ static DEPEND: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
-static PARTICIPLE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\s+(is|are|has been|have been|gets|get|got|was|were)\s+[a-z]+(ed|en|t)$"));
+static PARTICIPLE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\s+(is|are|has been|have been|gets|get|got|was|were)\s+[a-z]+(ed|en|t)( off| out| up| through)?$")
+});
 
 /// The prerequisite in "after the accounts are done": "accounts".
 fn prerequisite(words: &str) -> Option<String> {
@@ -517,42 +523,6 @@ pub(super) fn dependency(input: &Input, l: &str) -> Option<Command> {
         return None;
     }
     Some(Command::AddDependency { step, after })
-}
-
-static SHIFT: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^(push|move|delay|postpone|shift|bump|pull|bring|slide|slip)\s+(?:in\s+)?(.+?)\s+(?:(back|out|forward|up|ahead|earlier|later|off)\s+)?(?:by\s+)?(a|an|one|two|three|four|five|six|seven|ten|fourteen|\d{1,3})\s+(days?|weeks?)(?:\s+(back|later|earlier|forward|out|ahead|sooner))?$",
-    )
-});
-
-/// "the welcome email needs to happen a week earlier".
-static SHIFT_NEEDS: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^(.+?)\s+(?:needs to|has to|should|must)\s+(?:happen|be|be done|move|be moved)\s+(a|an|one|two|three|four|five|six|seven|ten|\d{1,3})\s+(days?|weeks?)\s+(earlier|later|sooner)$",
-    )
-});
-
-pub(super) fn shift(l: &str) -> Option<Command> {
-    if let Some(c) = SHIFT_NEEDS.captures(l) {
-        let n = i64::from(dates::number(&c[2])?) * if c[3].starts_with("week") { 7 } else { 1 };
-        let step = reference(&c[1])?;
-        let days = if &c[4] == "later" { n } else { -n };
-        return Some(Command::ShiftStep { step, days });
-    }
-    let c = SHIFT.captures(l)?;
-    let n = match &c[4] {
-        "fourteen" => 14,
-        word => i64::from(dates::number(word)?),
-    };
-    let unit = if c[5].starts_with("week") { 7 } else { 1 };
-    let direction = [c.get(3), c.get(6)].into_iter().flatten().map(|m| m.as_str()).next();
-    let earlier = matches!(direction, Some("forward" | "up" | "ahead" | "earlier" | "sooner"))
-        || (direction.is_none() && matches!(&c[1], "pull" | "bring"));
-    let step = reference(&c[2])?;
-    Some(Command::ShiftStep {
-        step,
-        days: if earlier { -n * unit } else { n * unit },
-    })
 }
 
 /// "… after the accounts step", "… once the laptop is ordered": the

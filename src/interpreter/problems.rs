@@ -24,6 +24,21 @@ fn slashed_date_invalid(lower: &str) -> bool {
 /// exist ("Feb 29" in a common year, "Nov 31", "December 32", "25:00",
 /// "13pm"), or one already past ("yesterday", "last Monday", "3 days ago",
 /// "in -5 minutes", "at 8am today" at 10:00, an ISO date before today).
+/// "01/09/2027", "3.4.2027": a date in digits that is a day read either
+/// way round, and a different one each way.
+fn slashed_date_ambiguous(lower: &str) -> bool {
+    lower.split_whitespace().any(|word| {
+        let word = word.trim_matches(|c: char| !c.is_ascii_digit());
+        let parts: Vec<&str> = word.split(['/', '.']).collect();
+        let [a, b, y] = parts.as_slice() else { return false };
+        let (Ok(a), Ok(b), Ok(y)) = (a.parse::<u32>(), b.parse::<u32>(), y.parse::<i32>()) else {
+            return false;
+        };
+        let y = if y < 100 { 2000 + y } else { y };
+        a != b && NaiveDate::from_ymd_opt(y, b, a).is_some() && NaiveDate::from_ymd_opt(y, a, b).is_some()
+    })
+}
+
 // Long: each kind of impossible or past time is one short check, in one
 // scan over the words, so the list of what is refused reads in one place.
 pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chrono_tz::Tz>) -> Option<super::Problem> {
@@ -42,6 +57,9 @@ pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chr
     }
     if slashed_date_invalid(lower) {
         return Some(TimeInvalid);
+    }
+    if slashed_date_ambiguous(lower) {
+        return Some(super::Problem::DateAmbiguous);
     }
     let today = now.date_naive();
     let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");

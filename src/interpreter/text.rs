@@ -191,6 +191,9 @@ pub(crate) fn strip_reference(words: &str) -> String {
         " as i ",
         " before we ",
         " before i ",
+        // "skip the retrospective this time round": when, not which.
+        " this time",
+        " for now",
     ]
     .iter()
     .filter_map(|sep| words.find(sep))

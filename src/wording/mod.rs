@@ -155,6 +155,7 @@ fn samples() -> Vec<(&'static str, &'static str, serde_json::Value)> {
         ),
         ("replies.j2", "unclear_time", json!({"problem": "time_past"})),
         ("replies.j2", "unclear_time", json!({"problem": "time_invalid"})),
+        ("replies.j2", "unclear_time", json!({"problem": "date_ambiguous"})),
         ("replies.j2", "no_due_date", json!({"title": "a"})),
         (
             "replies.j2",

@@ -271,3 +271,65 @@ fn names_keep_their_article_and_a_role_comes_before_the_name() {
     assert_eq!(name("onboard maria, Ahmed is her buddy"), json!("Maria"));
     assert_eq!(name("onboard our new accountant, Chloé Martin"), json!("Chloé Martin"));
 }
+
+#[test]
+fn news_memories_and_hypotheticals_about_a_goal_start_none() {
+    for text in [
+        "my colleague is onboarding a new hire next week, lucky her",
+        "if we ever launch in Japan I'll definitely need your help",
+        "I don't want to cancel the trip plan, just thinking out loud",
+        "my manager literally said 'remind me tomorrow to review the budget' and then left lol",
+        "the launch party is on friday, so excited!!",
+        "remember when we planned that trip to Oslo? good times",
+        "Anna already booked her MRI for next week",
+        "my team lead is rolling out the new auth service tomorrow, fingers crossed",
+    ] {
+        assert!(!route_of(text).starts_with("new_goal"), "{text}");
+    }
+    // A request made in so many words still stands.
+    assert_eq!(
+        route_of("my sister is getting married in Lisbon, can you plan a trip there from May 3 to May 9"),
+        "new_goal:trip"
+    );
+    // "create it" names no step, and "that's correct" agrees.
+    assert_eq!(route_of("that's correct, create it"), "confirmation");
+}
+
+#[test]
+fn putting_off_an_answer_is_not_the_answer() {
+    let templates = Templates::built_in().unwrap();
+    let pending = Pending {
+        kind: "trip".into(),
+        asked: "destinations".into(),
+        slots: Map::new(),
+    };
+    for text in [
+        "hmm let me ask my wife first",
+        "not sure yet",
+        "I'll get back to you on that",
+    ] {
+        let got = serde_json::to_value(interpret_in(text, berlin(), &templates, Some(&pending))).unwrap();
+        assert_eq!(got["route"], json!("chat"), "{text}: {got}");
+    }
+}
+
+#[test]
+fn a_date_in_digits_is_read_only_when_its_order_is_clear() {
+    let at = |text: &str| run(text, berlin())["args"]["at"].clone();
+    assert_eq!(
+        at("remind me on 14/03/2027 to renew my passport"),
+        json!("2027-03-14T09:00:00+01:00")
+    );
+    assert_eq!(
+        at("remind me on 15.03.2027 to call the bank"),
+        json!("2027-03-15T09:00:00+01:00")
+    );
+    // Day first or month first? Not guessed: steward asks.
+    let ambiguous = run("remind me on 01/09/2027 to renew my passport", berlin());
+    assert_eq!(ambiguous, json!({"route": "unclear", "problem": "date_ambiguous"}));
+    // A version number is not a date.
+    assert_eq!(
+        route_of("we're launching Nimbus 2.0 on april 4th, help me plan it"),
+        "new_goal:product_launch"
+    );
+}
