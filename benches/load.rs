@@ -297,25 +297,28 @@ async fn exported_bytes(data: &std::path::Path, scratch: &std::path::Path) -> (u
         .unwrap();
     assert!(status.success());
     let text = std::fs::read_to_string(&out).unwrap();
-    // Per tree: records, bytes exported, bytes stored (keys and values as
-    // sled holds them: hex halved, JSON values as written).
+    // Per tree: records and bytes exported, then the bytes stored: keys and
+    // values as sled holds them (a long record compressed), read from the
+    // database itself after the export has opened and closed it.
     let mut trees = std::collections::BTreeMap::<String, (u64, u64, u64)>::new();
-    let mut stored = 0;
     for line in text.lines().skip(1) {
         let record: Value = serde_json::from_str(line).unwrap();
-        let value = match &record["value"] {
-            Value::String(hex) => hex.len() as u64 / 2,
-            json => json.to_string().len() as u64,
-        };
-        let bytes = record["key"].as_str().unwrap().len() as u64 / 2 + value;
         let tree = trees
             .entry(record["tree"].as_str().unwrap_or("?").to_owned())
             .or_default();
         tree.0 += 1;
         tree.1 += line.len() as u64 + 1;
-        tree.2 += bytes;
-        stored += bytes;
     }
+    let mut stored = 0;
+    let db = sled::open(data).unwrap();
+    for (name, tree) in trees.iter_mut() {
+        for item in db.open_tree(name.as_bytes()).unwrap().iter() {
+            let (key, value) = item.unwrap();
+            tree.2 += (key.len() + value.len()) as u64;
+        }
+        stored += tree.2;
+    }
+    drop(db);
     let parts: Vec<String> = trees
         .iter()
         .map(|(name, (count, exported, stored))| {

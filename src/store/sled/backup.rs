@@ -1,9 +1,10 @@
 //! `steward export` / `steward import`: every record as JSON lines (key in
-//! hex, value as stored; each value is checked to decode), so a backup does
+//! hex; a JSON record as its JSON, uncompressed, the others as stored, in
+//! hex; each value is checked to decode), so a backup does
 //! not depend on sled's on-disk format and restores into an empty store.
 
 use super::notifications::{NOTE, OUTBOX};
-use super::{FORMAT, SledStore, backend, keys};
+use super::{FORMAT, SledStore, backend, codec, keys};
 use crate::store::StoreError;
 use std::path::Path;
 
@@ -65,7 +66,13 @@ impl SledStore {
     /// One record as an export line: the value as JSON in the JSON trees
     /// (it must parse), as hex in the others.
     pub(super) fn line(name: &str, key: &[u8], value: &[u8]) -> Result<serde_json::Value, String> {
-        let value_text = std::str::from_utf8(value)
+        // A JSON tree's record is written as its JSON, compressed or not.
+        let json = if Self::binary_tree(name) {
+            std::borrow::Cow::Borrowed(value)
+        } else {
+            codec::unpack(value).map_err(|e| format!("{name}: {e}"))?
+        };
+        let value_text = std::str::from_utf8(&json)
             .ok()
             .filter(|_| !Self::binary_tree(name))
             .map(serde_json::from_str::<serde_json::Value>)
@@ -157,7 +164,7 @@ impl SledStore {
                 serde_json::Value::String(s) if Self::binary_tree(name) => {
                     unhex(s).ok_or_else(|| bad(n + 1, "bad value".into()))?
                 }
-                other => serde_json::to_vec(other).map_err(|e| bad(n + 1, e.to_string()))?,
+                other => codec::pack(serde_json::to_vec(other).map_err(|e| bad(n + 1, e.to_string()))?),
             };
             if let Some(first) = seen.insert((name.to_owned(), key.clone()), n + 1) {
                 return Err(bad(n + 1, format!("the same {name} record as line {first}")));

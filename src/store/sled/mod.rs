@@ -7,6 +7,7 @@
 
 mod accounts;
 mod backup;
+mod codec;
 mod conversation;
 mod engine;
 mod integrity;
@@ -22,39 +23,13 @@ use super::{LeaseStore, Pruned, Store, StoreError};
 use crate::user::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Stored values carry a format version so data can be migrated or exported
-/// to another engine.
-#[derive(Serialize, Deserialize)]
-struct Envelope<T> {
-    v: u32,
-    data: T,
-}
-
-const FORMAT: u32 = 1;
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(&Envelope { v: FORMAT, data: value }).map_err(|e| StoreError::Backend(e.to_string()))
-}
-
-fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    let env: Envelope<T> = serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        tree,
-        reason: e.to_string(),
-    })?;
-    if env.v != FORMAT {
-        return Err(StoreError::Corrupt {
-            tree,
-            reason: format!("unknown format version {}", env.v),
-        });
-    }
-    Ok(env.data)
-}
+use codec::{FORMAT, decode, encode};
 
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -513,7 +488,7 @@ mod tests {
             .plans
             .insert(keys::plan(num, plan.id.0), encode(&plan).unwrap())
             .unwrap();
-        let mut future = serde_json::to_value(Envelope { v: FORMAT, data: &plan }).unwrap();
+        let mut future = serde_json::json!({ "v": FORMAT, "data": &plan });
         future["v"] = serde_json::json!(99);
         store
             .inner
