@@ -34,13 +34,13 @@ pub(crate) fn asks_for_action(input: &Input) -> bool {
 
 static POLITE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((please|pls|hey|hi|ok|okay|so|also|and|now|steward|oops|oh|hmm|ah|actually|well|wait|right|alright|sorry)[,!]?\s+|(can|could|would|will) (you|we)\s+(please\s+)?|i'd like you to\s+|i want you to\s+)+",
+        r"^((please|pls|hey|hi|ok|okay|so|also|and|now|steward|oops|oh|hmm|ah|actually|well|wait|right|alright|sorry|honestly)[,!]?\s+|(just a heads up|a heads up|heads up|fyi|btw|by the way|good news|great news|bad news|unfortunately|quick update|update)[,!:.]*\s+|(can|could|would|will) (you|we)\s+(please\s+)?|i'd like you to\s+|i want you to\s+)+",
     )
 });
 
 static HELP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:(?:hey|hi|hello|ok|so),? )?(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say( to you)?|what are you able to do|is there a list of (the )?(things|commands) you (understand|know|can do)|what can i ask( you)?( to do)?|what (kind|kinds|sort) of (stuff|things) can i ask( you)?( to do)?|what can you help( me)? with|how do i use (steward|this( thing| bot| app)?)|(a )?list of (the )?commands|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
+        r"^(?:(?:hey|hi|hello|ok|so),? )?(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say( to you)?|what are you able to do|is there a list of (the )?(things|commands) you (understand|know|can do)|what can i ask( you)?( to do)?|what (kind|kinds|sort) of (stuff|things) can i ask( you)?( to do)?|what can you help( me)? with|(give me |show me )?the (full )?(menu|list) of (things|stuff) you can (handle|do)|how do i use (steward|this( thing| bot| app)?)|(a )?list of (the )?commands|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
     )
 });
 /// "I'm a bit lost, how does this thing work", "what are my options here?
@@ -52,7 +52,7 @@ static HELP_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(undo|undo (that|it|this|the last change|my last change|the last thing)|revert (that|it|the last change)|take (that|it) back|roll (that|it) back|go back|put it back( the way it was)?)\W*$",
+        r"^(undo|undo again|undo (that|it|this|the last change|my last change|the last thing)( again)?|revert (that|it|the last change)(, (it|that) was a mistake)?|take (that|it) back|roll (that|it) back|go back|put it back( the way it was)?)\W*$",
     )
 });
 static HISTORY: LazyLock<Regex> = LazyLock::new(|| {
@@ -73,6 +73,8 @@ static LIST_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static NEW_STEP: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(new|another|extra) (step|task|item|todo|to-do)\s*[:\-]?\s*(.+)$"));
+static REMIND_WHY: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^remind me (again )?(why|what|how|who|where|which|whether|if)\b"));
 static REMIND: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"^(remind me|set (a|up a) reminder|reminder|ping me|nudge me)\b|^(in (\d+|a|an|one|two|ten|twenty|thirty) \w+|tomorrow|tonight|later today|this (morning|afternoon|evening))( at [\w:]+)?,? (remind me|ping me|nudge me)\b",
@@ -87,7 +89,7 @@ static REMOVE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static SKIP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(skip|we can skip|let's skip|lets skip|leave out|we don't need( to)?|we do not need( to)?|no need (for|to)|(?:let's not|lets not|don't|do not|no need to) bother with)\s+(.+)$|^mark\s+(.+?)\s+as\s+skipped$|^(.+?)\s+(isn't|is not|aren't|are not) needed( anymore| any more)?(?:,.*)?$",
+        r"^(skip|we can skip|let's skip|lets skip|we can do without|we could do without|leave out|we don't need( to)?|we do not need( to)?|no need (for|to)|(?:let's not|lets not|don't|do not|no need to) bother with)\s+(.+)$|^mark\s+(.+?)\s+as\s+skipped(?:,.*)?$|^(.+?)\s+(isn't|is not|aren't|are not) needed( anymore| any more)?(?:,.*)?$",
     )
 });
 static RESCHEDULE: LazyLock<Regex> = LazyLock::new(|| {
@@ -127,7 +129,7 @@ static RETRY: LazyLock<Regex> = LazyLock::new(|| {
 });
 static START: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(i'm |i am |we're |we are |i've |i have |let's |lets )?(?:now |just )?(start(?:ed|ing)? working on|start(?:ed|ing)? on|start(?:ed|ing)? with|begin(?:ning)? with|working on|get(?:ting)? going on|start|starting|started|begin|beginning|began|kick off|kicking off)\s+(.+)$|^(?:mark|set|move)\s+(.+?)\s+(as\s+|to\s+)?(in progress|started|in-progress|ongoing|doing)$",
+        r"^(i'm |i am |we're |we are |i've |i have |let's |lets )?(?:now |just )?(start(?:ed|ing)? working on|start(?:ed|ing)? on|start(?:ed|ing)? with|begin(?:ning)? with|working on|get(?:ting)? going on|start|starting|started|begin|beginning|began|kick off|kicking off)\s+(.+)$|^(?:mark|set|move)\s+(.+?)\s+(as\s+|to\s+)?(in progress|started|in-progress|ongoing|doing)(?:,.*)?$",
     )
 });
 static SHOW: LazyLock<Regex> = LazyLock::new(|| {
@@ -226,10 +228,12 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     {
         return Some(c);
     }
-    if REMIND.is_match(&l) {
+    // "remind me again why I agreed to this?" asks nothing to be set.
+    if REMIND.is_match(&l) && !REMIND_WHY.is_match(&l) {
         return reminders::remind(input, &l, base, now);
     }
-    if reminders::DIGEST.is_match(&l) {
+    // "who even reads the weekly digest?" is talk about digests.
+    if reminders::DIGEST.is_match(&l) && !l.starts_with("who ") && !l.starts_with("why ") {
         return Some(reminders::digest(input, &l));
     }
     if LIST.is_match(&l) {
@@ -569,12 +573,16 @@ fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
     }
     let (cut, after) = more::added_after(title);
     let title = unquoted(&title[..cut]);
-    // "create it", "add that": a pronoun names no step.
+    // "create it", "add that": a pronoun names no step; "create the
+    // plan", "put a launch plan together" ask for a plan, not a step.
+    let lower_title = title.to_lowercase();
     if title.is_empty()
         || matches!(
-            title.to_lowercase().as_str(),
+            lower_title.as_str(),
             "it" | "that" | "this" | "them" | "one" | "something"
         )
+        || lower_title.ends_with("plan")
+        || lower_title.ends_with("plan together")
     {
         return None;
     }

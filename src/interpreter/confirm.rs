@@ -8,12 +8,12 @@ use std::sync::LazyLock;
 
 static YES: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(yes+|yse|yeah|yep|yup|ya|sure|sure,? why not|that's (correct|right)|that is (correct|right)|ok|okay|k|y|confirm|confirmed|correct|approved?|accept|sounds good|looks good|sounds great|looks great|go ahead|go for it|do it|please do|absolutely|definitely|of course|let's do it|lets do it|let's go|perfect|that works|works for me|fine|alright|all right)\b",
+        r"^(yes+|yse|lgtm|yeah|yep|yup|ya|sure|sure,? why not|that's (correct|right)|that is (correct|right)|ok|okay|k|y|confirm|confirmed|correct|approved?|accept|sounds good|looks good|sounds great|looks great|go ahead|go for it|do it|please do|absolutely|definitely|of course|let's do it|lets do it|let's go|perfect|that works|works for me|fine|alright|all right)\b",
     )
 });
 static NO: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(no+|nope|nah|n|hold on,? (don't|do not)|don't|dont|do not|not now|not right now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it)\b",
+        r"^(no+|nope|nah|n|i'd rather not|i would rather not|hold on,? (don't|do not)|don't|dont|do not|not now|not right now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it)\b",
     )
 });
 /// Words that show a message is more than a yes or no.
@@ -51,15 +51,8 @@ pub(crate) fn confirmation(input: &Input) -> Option<bool> {
     ]
     .iter()
     .fold(l, |l, lead| l.strip_prefix(lead).unwrap_or(l));
-    // A thumbs-up or -down alone answers a proposal.
-    if !l.is_empty()
-        && l.chars()
-            .all(|c| matches!(c, '👍' | '👌' | '✅' | '🙌' | '\u{1f3fb}'..='\u{1f3ff}'))
-    {
-        return Some(true);
-    }
-    if !l.is_empty() && l.chars().all(|c| matches!(c, '👎' | '❌' | '\u{1f3fb}'..='\u{1f3ff}')) {
-        return Some(false);
+    if let Some(answer) = emoji_answer(l) {
+        return Some(answer);
     }
     let words = l.split_whitespace().count();
     // A longer answer starts with a plain yes or no ("yes, that looks right
@@ -96,9 +89,6 @@ pub(crate) fn confirmation(input: &Input) -> Option<bool> {
     // "ok, show my plans" is a command.
     let rest = l.split_once([',', ' ']).map(|(_, r)| r).unwrap_or("");
     let allowed_rest = re_rest().is_match(rest.trim());
-    if CONTENT.is_match(l) && !allowed_rest {
-        return None;
-    }
     // Beyond eight words a yes says only that it agrees, clause by clause
     // ("yes, that looks right — go ahead and create it"); a longer no may
     // give its reason ("no — the dates are off, don't create it yet").
@@ -109,10 +99,30 @@ pub(crate) fn confirmation(input: &Input) -> Option<bool> {
             .filter(|c| !c.is_empty())
             .all(|c| re_rest().is_match(c) || AGREE.is_match(c))
     };
+    if CONTENT.is_match(l) && !allowed_rest && !(yes && agreed()) {
+        return None;
+    }
     if words > 8 && yes && !agreed() {
         return None;
     }
+    // "ok wow, that storm came out of nowhere": a weak yes word opens a
+    // remark; it agrees only when the rest does.
+    let weak = ["ok", "okay", "k", "sure", "fine", "alright", "right"]
+        .iter()
+        .any(|w| l.strip_prefix(w).is_some_and(|r| r.starts_with([',', ' '])));
+    if yes && weak && rest.split_whitespace().count() >= 3 && !allowed_rest && !agreed() {
+        return None;
+    }
     Some(yes)
+}
+
+/// A thumbs-up or -down alone answers a proposal.
+fn emoji_answer(l: &str) -> Option<bool> {
+    let all = |f: fn(char) -> bool| !l.is_empty() && l.chars().all(f);
+    if all(|c| matches!(c, '👍' | '👌' | '✅' | '🙌' | '\u{1f3fb}'..='\u{1f3ff}')) {
+        return Some(true);
+    }
+    all(|c| matches!(c, '👎' | '❌' | '\u{1f3fb}'..='\u{1f3ff}')).then_some(false)
 }
 
 /// Counter-proposals and doubt: the answer is not a plain yes or no ("yes
@@ -124,7 +134,7 @@ static MAYBE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(maybe|perhaps|possibly|
 /// A clause that only agrees: "that looks right", "go ahead and create it".
 static AGREE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((that|this|it|all|everything) )?(looks|sounds|seems|is|all) (right|good|great|fine|correct|perfect|ok|okay)$|^(go ahead|do it|please)( and (create|make|set up|start|do|save|apply) (it|that|this|them))?$|^(create|make|set up|start|save|apply) (it|that|this|them)$",
+        r"^((that|this|it|all|everything) )?(looks|sounds|seems|is|all) (right|good|great|fine|correct|perfect|ok|okay)$|^(go ahead|do it|please)( and (create|make|set up|start|do|save|apply) (it|that|this|them))?$|^(please )?(create|make|set up|start|save|apply) (it|that|this|them|the plan)$|^(sounds|looks) (good|great|fine|perfect)$|^i'm (happy|ok|okay|fine) with (that|it|this)$|^go on( then)?$|^leave (the plan|it) as it is$|^(cool|great|nice|good|perfect|lovely|brilliant|thanks|ty|thing|go|go go|go on|then|fine by me|works for me|that works|let's do it|lets do it|let's go|lets go|go ahead|sounds good|looks good)$",
     )
 });
 

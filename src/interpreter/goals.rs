@@ -116,6 +116,42 @@ const REMARKS: &[&str] = &[
     "don't need",
     "do not need",
     "no need to",
+    "imagine",
+    "suppose",
+    "what if",
+    "i guess",
+    "what could go wrong",
+    "in hindsight",
+    "should have",
+    "last year",
+    "last year's",
+    "took us",
+    "last job",
+    "can't believe",
+    "cant believe",
+    "got delayed",
+    "was delayed",
+    "note to self",
+    "never",
+    "impressive",
+    "competitor",
+    "competitors",
+    "closed the books",
+];
+
+/// Sarcasm and notes that stand against any request in the message:
+/// "sure, let's just launch it tomorrow with zero testing, what could go
+/// wrong"; looking at a plan that exists ("let me have a look at the
+/// Sunfish onboarding").
+const NEVER_A_GOAL: &[&str] = &[
+    "what could go wrong",
+    "note to self",
+    "imagine if",
+    "lol imagine",
+    "have a look at",
+    "take a look at",
+    "look at the",
+    "up on screen",
 ];
 
 /// People other than the user: "my colleague is onboarding a new hire
@@ -158,7 +194,7 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
     let toks = input.tokens();
     let words: Vec<&str> = toks.iter().map(|t| t.word).collect();
     let template = best_template(input, &toks, templates)?;
-    let requests = REQUEST_VERBS.iter().any(|v| find_phrase(&toks, v).is_some());
+    let requests = requests(&toks);
     let asks = requests || names_goal_verb(&toks);
     let question = words.first().is_some_and(|w| QUESTION_WORDS.contains(w));
     // "how did the launch go?" talks about a goal; it does not ask for one.
@@ -197,12 +233,43 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
     if about_someone_else(&words) && !requests {
         return None;
     }
+    if NEVER_A_GOAL.iter().any(|p| find_phrase(&toks, p).is_some()) {
+        return None;
+    }
+    // "has anyone touched the launch plan since Monday?": a plan that
+    // exists, named without a word that asks for a new one.
+    let names_existing = toks
+        .iter()
+        .enumerate()
+        .any(|(at, t)| t.word == "plan" && plan_as_noun(&toks, at));
+    if names_existing && !strong && !requests {
+        return None;
+    }
     Some((template.kind.clone(), slots))
 }
 
 /// Whether the words ask for a goal ("help me", "plan", "set up", …).
+/// "plan" as a noun ("what does the research plan say", "bring the deploy
+/// plan up") names a plan that exists; it asks for none.
 pub(crate) fn requests(toks: &[Token<'_>]) -> bool {
-    REQUEST_VERBS.iter().any(|v| find_phrase(toks, v).is_some())
+    REQUEST_VERBS.iter().any(|v| match *v {
+        "plan" | "planning" => toks
+            .iter()
+            .enumerate()
+            .any(|(at, t)| t.word == *v && !plan_as_noun(toks, at)),
+        _ => find_phrase(toks, v).is_some(),
+    })
+}
+
+/// Whether "plan" at `at` is a noun after a determiner: "the plan", "my
+/// launch plan", "the Kōwhai launch plan".
+fn plan_as_noun(toks: &[Token<'_>], at: usize) -> bool {
+    toks[at.saturating_sub(3)..at].iter().any(|t| {
+        matches!(
+            t.word,
+            "the" | "my" | "our" | "this" | "that" | "his" | "her" | "their" | "your"
+        )
+    })
 }
 
 /// The slots of `template` the message names (an answer while that goal

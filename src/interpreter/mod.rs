@@ -216,7 +216,7 @@ pub fn interpret_in(
     pending: Option<&Pending>,
 ) -> Interpretation {
     let input = text::Input::new(message, now.date_naive());
-    if input.lower.trim().is_empty() {
+    if input.lower.trim().is_empty() || text::addressed_to_someone_else(message) {
         return Interpretation::Chat;
     }
     if let Some(pending) = pending

@@ -25,7 +25,7 @@ fn original(input: &Input, base: usize, range: std::ops::Range<usize>) -> Option
 
 static REDO: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(redo|re-do|undo (the|my|that) undo|undo the undoing|bring (it|that) back|restore what (i|you) undid|(reapply|re-apply|redo|restore) (the )?(change|changes|edit|edits) (i|you|we) (undid|undone|reverted)|(bring back|restore|put back|reapply) what (i|you|we) (just )?(undid|undone|reverted))\b(?P<rest>.*)$",
+        r"^(redo|re-do|undo (the|my|that) undo|undo the undoing|bring (it|that) back|restore what (i|you) undid|(reapply|re-apply|redo|restore) (the )?(change|changes|edit|edits) (i|you|we) (just )?(undid|undone|reverted)|(bring back|restore|put back|reapply) what (i|you|we) (just )?(undid|undone|reverted))\b(?P<rest>.*)$",
     )
 });
 static UNDO: LazyLock<Regex> =
@@ -215,6 +215,10 @@ static EMAIL_FOR: LazyLock<Regex> = LazyLock::new(|| {
 
 pub(super) fn email(input: &Input, base: usize, l: &str) -> Option<Command> {
     let found = EMAIL.find(l)?;
+    // "my email used to be …" tells a story; it changes nothing.
+    if l.contains("used to be") || l.contains(" back in ") {
+        return None;
+    }
     let cue_after = EMAIL_FOR.is_match(&l[found.end()..]);
     if !EMAIL_CUE.is_match(&l[..found.start()]) && !cue_after {
         return None;
@@ -277,6 +281,9 @@ fn agenda_plan(l: &str) -> Option<String> {
                 | "my plate"
                 | "list"
                 | "agenda"
+                | "rundown"
+                | "rundown for"
+                | "the rundown"
         )
     };
     [" in ", " on ", " for ", " with ", " of ", " is ", " are ", " the "]
@@ -311,6 +318,10 @@ pub(super) fn small_talk(l: &str) -> bool {
 }
 
 pub(super) fn agenda(l: &str, asked: bool) -> Option<Command> {
+    // "what day of the week is christmas?" asks the calendar, not the plans.
+    if l.starts_with("what day") || l.starts_with("what date") || l.starts_with("what time") {
+        return None;
+    }
     let ask = if OVERDUE.is_match(l) {
         Ask::Overdue
     } else if NEXT.is_match(l) {
@@ -337,7 +348,7 @@ pub(super) fn agenda(l: &str, asked: bool) -> Option<Command> {
 
 static RENAME: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:rename|retitle)\s+(.+?)\s+(?:to|as|into)\s+(.+)$|^change\s+(?:the\s+)?(?:name|title)\s+of\s+(.+?)\s+to\s+(.+)$|^change\s+(.+?)(?:'s|’s)\s+(?:name|title)\s+to\s+(.+)$|^(?:call|name)\s+(.+?\s+(?:plan|step))\s+(.+)$|^(.+?)\s+should be (?:called|named|renamed to|titled)\s+(.+)$|^change\s+('[^']+'|\x22[^\x22]+\x22|‘[^’]+’|“[^”]+”)\s+to\s+(.+)$|^(?:rename|retitle)\s+(.+?)\s*:\s+(.+)$",
+        r"^(?:rename|retitle)\s+(.+?)\s+(?:to|as|into)\s+(.+)$|^change\s+(?:the\s+)?(?:name|title)\s+of\s+(.+?)\s+to\s+(.+)$|^change\s+(.+?)(?:'s|’s)\s+(?:name|title)\s+to\s+(.+)$|^(?:call|name)\s+(.+?\s+(?:plan|step))\s+(.+)$|^(.+?)\s+should (?:really )?be (?:called|named|renamed to|titled)\s+(.+)$|^change\s+('[^']+'|\x22[^\x22]+\x22|‘[^’]+’|“[^”]+”)\s+to\s+(.+)$|^(?:rename|retitle)\s+(.+?)\s*:\s+(.+)$",
     )
 });
 
@@ -429,6 +440,14 @@ pub(super) fn fail(input: &Input, base: usize, l: &str) -> Option<Command> {
             }
             _ => Some(r),
         }
+    });
+    // "mark it failed please, the export is missing": the polite word is
+    // not the reason.
+    let reason = reason.map(|r| {
+        ["please, ", "please ", "pls, ", "pls "]
+            .iter()
+            .find_map(|p| r.strip_prefix(p).or_else(|| r.strip_prefix(&p.replace('p', "P"))))
+            .map_or(r.clone(), str::to_owned)
     });
     let reason = reason.filter(|r| r.chars().any(char::is_alphanumeric));
     Some(Command::FailStep { step, reason })

@@ -18,7 +18,7 @@ pub(super) static DIGEST: LazyLock<Regex> = LazyLock::new(|| {
 });
 static DIGEST_OFF: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(stop|no more|turn off|switch off|cancel|disable|unsubscribe|don'?t (send|want)|do not (send|want)|(turn|switch) (the |my )?(digests?|summary|summaries|recap) off)\b",
+        r"\b(stop|kill|no more|turn off|switch off|cancel|disable|unsubscribe|don'?t (send|want)|do not (send|want)|(turn|switch) (the |my )?(digests?|summary|summaries|recap) off)\b",
     )
 });
 static WEEKDAY: LazyLock<Regex> = LazyLock::new(|| re(r"\b(mon|tues?|wed(nes)?|thu(rs)?|fri|sat(ur)?|sun)(days?)?\b"));

@@ -194,6 +194,8 @@ pub(crate) fn strip_reference(words: &str) -> String {
         // "skip the retrospective this time round": when, not which.
         " this time",
         " for now",
+        " altogether",
+        " really ",
     ]
     .iter()
     .filter_map(|sep| words.find(sep))
@@ -266,4 +268,18 @@ pub(crate) fn title_case(s: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// "Hi Marco, could you move the kickoff…": a message written to another
+/// person (pasted into the wrong window), not to steward.
+pub(crate) fn addressed_to_someone_else(text: &str) -> bool {
+    static TO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        super::commands::re(r"^\s*(?i:hi|hey|hello|dear|morning|good morning)\s+(\p{Lu}\p{Ll}+)\s*[,!]")
+    });
+    TO.captures(text).is_some_and(|c| {
+        !matches!(
+            c[1].to_lowercase().as_str(),
+            "steward" | "there" | "team" | "all" | "everyone" | "folks" | "guys" | "again"
+        )
+    })
 }

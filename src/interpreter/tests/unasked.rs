@@ -333,3 +333,35 @@ fn a_date_in_digits_is_read_only_when_its_order_is_clear() {
         "new_goal:product_launch"
     );
 }
+
+#[test]
+fn talk_about_plans_settings_and_other_people_changes_nothing() {
+    for text in [
+        // Written to someone else and pasted here.
+        "Hi Marco, could you move the kickoff to Thursday and let the client know? Cheers, Lena",
+        // A plan that exists, named as a noun.
+        "what does the research plan say right now",
+        "has anyone touched the launch plan since Monday?",
+        "bring the deploy plan up on screen",
+        // Sarcasm, memories, notes to self.
+        "oh sure, let's just launch it tomorrow with zero testing, what could go wrong",
+        "last year's December close took us nine days, absolute nightmare",
+        "note to self: never schedule a deploy on a Friday afternoon",
+        // Questions and stories that use a command's words.
+        "remind me again why I agreed to run the budget this year?",
+        "who even reads the weekly digest emails from HR",
+        "my email used to be jojo1987@hotmail.com back in 2005 haha",
+        "what day of the week is christmas this year?",
+        "ok wow, that storm came out of nowhere",
+    ] {
+        assert_eq!(route_of(text), "chat", "{text}");
+    }
+    // Greeting steward by name is still talking to steward.
+    assert_eq!(route_of("Hey Steward, list my plans"), "command:list_plans");
+    // "plan" as a verb still asks for a plan.
+    assert_eq!(
+        route_of("help me plan the Nimbus launch on March 3"),
+        "new_goal:product_launch"
+    );
+    assert_eq!(route_of("ok, let's do it"), "confirmation");
+}
