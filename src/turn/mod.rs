@@ -400,7 +400,8 @@ async fn turn(
     if recent.iter().any(|(id, said)| id == message_id && said == text) {
         return Err(TurnError::Duplicate(message_id.to_owned()));
     }
-    let mut transcript = Transcript::open(app, user).await?;
+    let narrow = matches!(app.engine, Engine::Model(_));
+    let mut transcript = Transcript::open(app, user, narrow).await?;
     transcript
         .append(Message::User {
             text: text.to_owned(),

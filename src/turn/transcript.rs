@@ -18,9 +18,28 @@ pub(super) struct Transcript<'a> {
     current: Vec<Entry>,
 }
 
+/// Entries read first for a model turn: the window's turns and the one
+/// leaving it fit in most conversations. The full `history_messages` are
+/// read only when they do not (a turn with many tool calls).
+const FIRST_READ: usize = 24;
+
 impl<'a> Transcript<'a> {
-    pub(super) async fn open(app: &'a Turns, user: &'a UserId) -> Result<Transcript<'a>, StoreError> {
-        let entries = app.store.recent_messages(user, app.history.entries).await?;
+    /// Reads the recent conversation. A model turn (`narrow`) reads
+    /// [`FIRST_READ`] entries when they hold the window's turns, the turn
+    /// to fold into the summary and one more (the oldest read may be cut);
+    /// the offline engine, whose questions may reach further back, reads
+    /// all `history_messages`.
+    pub(super) async fn open(app: &'a Turns, user: &'a UserId, narrow: bool) -> Result<Transcript<'a>, StoreError> {
+        let full = app.history.entries;
+        let first = if narrow { FIRST_READ.min(full) } else { full };
+        let mut entries = app.store.recent_messages(user, first).await?;
+        let said = entries
+            .iter()
+            .filter(|e| matches!(e.message, Message::User { .. }))
+            .count();
+        if first < full && entries.len() == first && said < app.history.turns + 2 {
+            entries = app.store.recent_messages(user, full).await?;
+        }
         Ok(Transcript {
             app,
             user,

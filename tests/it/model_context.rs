@@ -353,3 +353,59 @@ async fn a_tool_not_offered_comes_with_load_tools_and_a_message_that_needs_one_b
         .to_owned();
     assert!(reminded.contains("\"ok\":true"), "{reminded}");
 }
+
+/// A turn of several tool rounds: the model calls `list_plans` six times,
+/// then answers.
+fn busy(request: &Value, _: usize) -> Reply {
+    let messages = request["messages"].as_array().unwrap();
+    let rounds = messages
+        .iter()
+        .rev()
+        .take_while(|m| m["role"] != "user")
+        .filter(|m| m["role"] == "tool")
+        .count();
+    if rounds < 6 {
+        Reply::ToolCall {
+            id: format!("call_{rounds}"),
+            name: "list_plans".into(),
+            arguments: json!({}),
+        }
+    } else {
+        Reply::Text(vec!["Nothing is planned yet.".into()])
+    }
+}
+
+/// A model turn first reads a few recent entries; when they do not hold
+/// the window's turns whole (turns of many tool rounds), it reads the full
+/// history, so the window is never cut short.
+#[tokio::test]
+async fn turns_of_many_tool_rounds_are_carried_whole() {
+    let fake = FakeOpenAi::start(busy).await;
+    let app = TestApp::with(adapter(&fake))
+        .clock(clock_from("2026-11-24T08:00:00Z"))
+        .spawn()
+        .await;
+    let mut ana = app.connect("ana").await;
+    for n in 0..4 {
+        let frames = ana.turn(&format!("m{n}"), &format!("check my plans, round {n}")).await;
+        let last = frames.last().unwrap();
+        assert_eq!(last["type"], "reply", "turn {n}: {last}");
+    }
+    let request = fake.requests().pop().unwrap();
+    let said: Vec<&str> = request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "check my plans, round 1",
+            "check my plans, round 2",
+            "check my plans, round 3"
+        ],
+        "two earlier turns of 14 entries each, whole, and this one"
+    );
+}
