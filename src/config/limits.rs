@@ -42,8 +42,9 @@ pub struct Limits {
     pub emails_per_day: u32,
     /// Chat messages per user per minute (token bucket, burst of the same size).
     pub messages_per_minute: u32,
-    /// Conversation entries read for each turn; the whole turns among them
-    /// are carried to the model or folded into its running summary.
+    /// Conversation entries read for a turn at most (a model turn reads 24
+    /// first, and these only when its window needs them); the whole turns
+    /// among them are carried to the model or folded into its summary.
     pub history_messages: usize,
     /// Whole turns (a message and everything answering it) sent to the
     /// model with each call, besides the current one.
