@@ -25,6 +25,10 @@ static DISMISS: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// A correction inside an answer: the answer is what follows it.
+static CORRECTION: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b(sorry,? no|actually,? no|no wait|i meant|i mean|make it|scratch that)\b[,:]?\s*"));
+
 /// Putting off the answer: "let me check", "I'll get back to you".
 static DEFER: LazyLock<Regex> = LazyLock::new(|| {
     re(
@@ -61,8 +65,9 @@ fn switched(input: &Input, templates: &Templates) -> Option<Interpretation> {
     Some(Interpretation::NewGoal { kind, slots })
 }
 
-static INTERJECTION: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(?i)((oh|ah|um|uh|hmm|oops|sorry|my bad|whoops|ok|okay)[ ,!]*)+,\s*"));
+static INTERJECTION: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(?i)((oh|ah|um|uh|hmm|oops|sorry|my bad|whoops|ok|okay|so)[ ,!]*)+,\s*|^(?i)(oh|ah|ok so|okay so|so) +")
+});
 
 /// Words before the answer itself: "it's Maria", "she's called Maria".
 const LEADS: &[&str] = &[
@@ -77,6 +82,8 @@ const LEADS: &[&str] = &[
     "she is called",
     "he is called",
     "it's called",
+    "it's about",
+    "it is about",
     "called",
     "named",
     "it's",
@@ -145,6 +152,17 @@ pub(super) fn read(
     pending: &Pending,
 ) -> Option<Interpretation> {
     let template = templates.get(&pending.kind)?;
+    // "the 12th, sorry no, the 14th", "sorry, I meant we leave on the
+    // 14th": what follows the correction is the answer.
+    let corrected = CORRECTION.find_iter(&input.lower).last().map(|m| m.end());
+    let owned;
+    let input = match corrected.and_then(|at| input.text.get(at..)) {
+        Some(rest) if !rest.trim().is_empty() => {
+            owned = Input::new(rest.trim(), input.today);
+            &owned
+        }
+        _ => input,
+    };
     let said = input.lower.trim().trim_end_matches(['.', '!', '?', ' ']);
     // "scrap that, plan a trip to Oslo instead": another goal, asked for
     // after words that drop this one.

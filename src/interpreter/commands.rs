@@ -57,7 +57,7 @@ static UNDO: LazyLock<Regex> = LazyLock::new(|| {
 });
 static HISTORY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(show|see|view|display|give|list|get|pull up|open)\b.*\bhistory\b|^history\b|\b(what('s| has)? changed|what did (you|we|i) change|who (changed|moved|edited)|recent changes|change log|changelog|changes (to|in|on|for|made)|edits (to|on|in|i've made|i made)|what('s| has) been changed|show me the log|the log of|(activity|audit|change) log)\b",
+        r"^(show|see|view|display|give|list|get|pull up|open)\b.*\bhistory\b|^history\b|\b(what('s| has)? changed|what did (you|we|i) change|who (changed|moved|edited)|recent changes|what edits (were|have been) made|change log|changelog|changes (to|in|on|for|made)|edits (to|on|in|i've made|i made)|what('s| has) been changed|show me the log|the log of|(activity|audit|change) log)\b",
     )
 });
 static LIST: LazyLock<Regex> = LazyLock::new(|| {
@@ -94,7 +94,7 @@ static SKIP: LazyLock<Regex> = LazyLock::new(|| {
 });
 static RESCHEDULE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring|set)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+(?:should be|needs to be|has to be|must be|needs to move|has to move|must move|should move|is moving|moves)\s+(due|done|moved to|on|by|to)\s+(.+)$|^(?:can|could)\s+(.+?)\s+(?:happen|be done|take place|be moved|move)\s+(on|to|for|by)\s+(.+)$",
+        r"^(?:let's |lets )?(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring|set)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+(?:should be|needs to be|has to be|must be|needs to move|has to move|must move|should move|is moving|moves)\s+(due|done|moved to|on|by|to)\s+(.+)$|^(?:can|could)\s+(.+?)\s+(?:happen|be done|take place|be moved|move)\s+(on|to|for|by)\s+(.+)$",
     )
 });
 /// "… on monday instead", "… rather than friday": a question that asks for
@@ -109,7 +109,7 @@ static DUE_CHANGE: LazyLock<Regex> = LazyLock::new(|| {
 static DUE_OF: LazyLock<Regex> = LazyLock::new(|| re(r"^(the )?(due date|deadline|date)( of| for)?\s+"));
 static ADD: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(add|include|put(?: in)?|insert|append|create)\s+(a |an |one more |another )?(new )?((step|task|item|todo|to-do|thing)\s*(:|to|-|called|named)?\s*)?(.+)$|^(also|don't forget to|do not forget to|we also need to|i also need to|also need to)\s+(.+)$",
+        r"^(add|include|put(?: in)?|insert|append|create)\s+(a |an |one more |another )?(new )?((step|task|item|todo|to-do|thing)\s*(:|to|-|called|named)?\s*)?(.+)$|^(also|don't forget to|do not forget to|we also need to|i also need to|also need to|we also need a step to|we need a step to|slot in a step to|there's one more thing we need: a step to)\s+(.+)$",
     )
 });
 static ADD_TAIL: LazyLock<Regex> = LazyLock::new(|| {
@@ -119,7 +119,7 @@ static ADD_TAIL: LazyLock<Regex> = LazyLock::new(|| {
 });
 static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((?:i'm |i am |i've |i have |we've |we have |we're |we are |i |we )?(?:just )?)(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted)$",
+        r"^((?:you can |i'm |i am |i've |i have |we've |we have |we're |we are |i |we )?(?:just )?)(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted)$",
     )
 });
 static RETRY: LazyLock<Regex> = LazyLock::new(|| {

@@ -37,27 +37,18 @@ static NOT_A_NO: LazyLock<Regex> =
 
 /// `Some(accept)` if the whole message is a yes or a no.
 pub(crate) fn confirmation(input: &Input) -> Option<bool> {
-    let l = input.lower.trim().trim_end_matches(['.', '!', '?', ' ']);
-    // "please don't, not yet": a polite word before the answer.
-    let l = [
-        "please ",
-        "pls ",
-        "oh ",
-        "ah ",
-        "hmm ",
-        "hmm, ",
-        "actually ",
-        "actually, ",
-    ]
-    .iter()
-    .fold(l, |l, lead| l.strip_prefix(lead).unwrap_or(l));
+    let l = without_lead(input.lower.trim().trim_end_matches(['.', '!', '?', ' ']));
     if let Some(answer) = emoji_answer(l) {
         return Some(answer);
     }
+    // "❌ no", "👍 yes please": a symbol before the words.
+    let l = l
+        .trim_start_matches(|c: char| !c.is_alphanumeric() && !c.is_whitespace())
+        .trim_start();
     let words = l.split_whitespace().count();
     // A longer answer starts with a plain yes or no ("yes, that looks right
     // — go ahead and create it"), not with "ok so …".
-    let plain = ["yes", "yeah", "yep", "no", "nope", "nah"].iter().any(|w| {
+    let plain = ["yes", "yeah", "yep", "no", "noo", "nope", "nah"].iter().any(|w| {
         l.strip_prefix(w)
             .is_some_and(|r| r.starts_with([',', ' ']) || r.starts_with(" -"))
     });
@@ -116,6 +107,23 @@ pub(crate) fn confirmation(input: &Input) -> Option<bool> {
     Some(yes)
 }
 
+/// "please don't, not yet": the message without a polite word before
+/// the answer.
+fn without_lead(l: &str) -> &str {
+    [
+        "please ",
+        "pls ",
+        "oh ",
+        "ah ",
+        "hmm ",
+        "hmm, ",
+        "actually ",
+        "actually, ",
+    ]
+    .iter()
+    .fold(l, |l, lead| l.strip_prefix(lead).unwrap_or(l))
+}
+
 /// A thumbs-up or -down alone answers a proposal.
 fn emoji_answer(l: &str) -> Option<bool> {
     let all = |f: fn(char) -> bool| !l.is_empty() && l.chars().all(f);
@@ -134,14 +142,14 @@ static MAYBE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(maybe|perhaps|possibly|
 /// A clause that only agrees: "that looks right", "go ahead and create it".
 static AGREE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((that|this|it|all|everything) )?(looks|sounds|seems|is|all) (right|good|great|fine|correct|perfect|ok|okay)$|^(go ahead|do it|please)( and (create|make|set up|start|do|save|apply) (it|that|this|them))?$|^(please )?(create|make|set up|start|save|apply) (it|that|this|them|the plan)$|^(sounds|looks) (good|great|fine|perfect)$|^i'm (happy|ok|okay|fine) with (that|it|this)$|^go on( then)?$|^leave (the plan|it) as it is$|^(cool|great|nice|good|perfect|lovely|brilliant|thanks|ty|thing|go|go go|go on|then|fine by me|works for me|that works|let's do it|lets do it|let's go|lets go|go ahead|sounds good|looks good)$",
+        r"^((that|this|it|all|everything) )?(looks|sounds|seems|is|all) (right|good|great|fine|correct|perfect|ok|okay)$|^(go ahead|do it|please)( and (create|make|set up|start|do|save|apply) (it|that|this|them))?$|^(please )?(create|make|set up|start|save|apply) (it|that|this|them|the plan)$|^(sounds|looks) (good|great|fine|perfect)$|^i'm (happy|ok|okay|fine) with (that|it|this)$|^by me$|^go on( then)?$|^leave (the plan|it) as it is$|^(cool|great|nice|good|perfect|lovely|brilliant|thanks|ty|thing|go|go go|go on|then|fine by me|works for me|that works|let's do it|lets do it|let's go|lets go|go ahead|sounds good|looks good)$",
     )
 });
 
 fn re_rest() -> &'static Regex {
     static REST: LazyLock<Regex> = LazyLock::new(|| {
         re(
-            r"^(|please|thanks|thank you|why not|do it|do that|go ahead|sounds good|that's fine|that is fine|don't do that|do not do that|not now|not that|not yet|i changed my mind|let's not|leave it|keep it as it is|set it up|set this up|make the change|apply it|for now)\W*(please|thanks|for now)?\W*$",
+            r"^(|please|thanks|thank you|why not|leave (the plan|it) as it is|do it|do that|go ahead|sounds good|that's fine|that is fine|don't do that|do not do that|not now|not that|not yet|i changed my mind|let's not|leave it|keep it as it is|set it up|set this up|make the change|apply it|for now)\W*(please|thanks|for now)?\W*$",
         )
     });
     &REST

@@ -28,8 +28,11 @@ static REDO: LazyLock<Regex> = LazyLock::new(|| {
         r"^(redo|re-do|undo (the|my|that) undo|undo the undoing|bring (it|that) back|restore what (i|you) undid|(reapply|re-apply|redo|restore) (the )?(change|changes|edit|edits) (i|you|we) (just )?(undid|undone|reverted)|(bring back|restore|put back|reapply) what (i|you|we) (just )?(undid|undone|reverted))\b(?P<rest>.*)$",
     )
 });
-static UNDO: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(undo|revert|roll ?back|take back|reverse|ctrl ?\+ ?z|ctrl-z|cmd ?\+ ?z|cmd-z)\b(.*)$"));
+static UNDO: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(undo|revert|roll ?back|take back|reverse|scratch my (?:most recent|last) change|go back one change|ctrl ?\+ ?z|ctrl-z|cmd ?\+ ?z|cmd-z)\b(.*)$",
+    )
+});
 /// The plan named after an undo or redo: "the last change to the budget".
 fn undone_plan(rest: &str) -> Option<Option<String>> {
     let rest = rest.trim();
@@ -72,7 +75,7 @@ pub(super) fn undo_or_redo(l: &str) -> Option<Command> {
 
 static QUIET: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|(don't|do not) send me (anything|any messages|notifications|any notifications)|no (notif\w*|messages|pings)|(mute|silence|hold|pause) (everything|all|notifications|all notifications|messages|alerts|all alerts|pings|reminders))\b",
+        r"\b(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|(don't|do not) send me (anything|any messages|notifications|any notifications)|no (notif\w*|messages|pings|alerts)|(mute|silence|hold|pause) (everything|all|notifications|all notifications|messages|alerts|all alerts|pings|reminders))\b",
     )
 });
 /// Quiet hours switched off: the off-word next to the setting's name
@@ -238,15 +241,18 @@ static AGENDA_QUESTION: LazyLock<Regex> = LazyLock::new(|| {
 });
 static OVERDUE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(overdue|past due|late|behind( schedule)?|missed|slipped|running behind|miss(ed)? (any|a|the)? ?(deadlines?|due dates?))\b",
+        r"\b(overdue|past due|slipping|dropped the ball|late|behind( schedule)?|missed|slipped|running behind|miss(ed)? (any|a|the)? ?(deadlines?|due dates?))\b",
     )
 });
 static SMALL_TALK: LazyLock<Regex> = LazyLock::new(|| {
     re(r"^(hey,? |hi,? |so,? )?how (are|were|was|is|'s) (you|ya|your|it going|everyone|the family|life)\b")
 });
 static TODAY: LazyLock<Regex> = LazyLock::new(|| re(r"\btoday\b|\btoday's\b"));
-static WEEK: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(this week|the week|rest of the week|before the weekend|by friday)\b"));
+static WEEK: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(this week|the week|rest of the week|before the weekend|by friday|between now and (friday|saturday|sunday|the weekend))\b",
+    )
+});
 static NEXT: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"\b(what('s| is)? next|next step|next up|what (should|do|can|shall) (i|we) (do|tackle|work on|pick up)( next| now| first)?|what now|next thing( to do)?|what to (do|work on|tackle)( next| now| first)?|where (do|should) (i|we) (start|begin)|what should i focus on)\b",
@@ -282,6 +288,8 @@ fn agenda_plan(l: &str) -> Option<String> {
                 | "list"
                 | "agenda"
                 | "rundown"
+                | "deadlines"
+                | "any deadlines"
                 | "rundown for"
                 | "the rundown"
         )

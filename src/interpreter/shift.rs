@@ -30,6 +30,13 @@ const AMOUNTS: [(&str, &str); 5] = [
     ("a couple weeks", "two weeks"),
 ];
 
+/// "could the go-live happen 10 days earlier than planned?"
+static SHIFT_COULD: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(?:could|can)\s+(.+?)\s+(?:happen|be done|move|be moved)\s+(a|an|one|two|three|four|five|six|seven|ten|\d{1,3})\s+(days?|weeks?)\s+(earlier|later|sooner)(?:\s+than (?:planned|scheduled))?$",
+    )
+});
+
 pub(super) fn shift(l: &str) -> Option<Command> {
     let mut l = l.to_owned();
     for (said, plain) in AMOUNTS {
@@ -41,7 +48,7 @@ pub(super) fn shift(l: &str) -> Option<Command> {
 }
 
 fn shift_said(l: &str) -> Option<Command> {
-    if let Some(c) = SHIFT_NEEDS.captures(l) {
+    if let Some(c) = SHIFT_NEEDS.captures(l).or_else(|| SHIFT_COULD.captures(l)) {
         let n = i64::from(dates::number(&c[2])?) * if c[3].starts_with("week") { 7 } else { 1 };
         let step = reference(&c[1])?;
         let days = if c.get(4).is_none_or(|d| d.as_str() == "later") {

@@ -106,8 +106,8 @@ fn the_interpreter_reads_the_development_set_right_and_never_acts_on_something_e
     // batch was written to be hard (60 remarks that must not act, long
     // chatty commands) and is only partly fixed, so the set reads lower
     // than before it while never acting unasked.
-    assert!(routed >= 97.0, "route and kind {routed:.1} % is below 97 %");
-    assert!(exact >= 95.5, "every slot {exact:.1} % is below 95.5 %");
+    assert!(routed >= 98.0, "route and kind {routed:.1} % is below 98 %");
+    assert!(exact >= 96.5, "every slot {exact:.1} % is below 96.5 %");
     assert_eq!(score.unsafe_misses, 0, "a miss must ask, never act on something else");
 }
 

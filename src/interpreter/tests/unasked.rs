@@ -365,3 +365,26 @@ fn talk_about_plans_settings_and_other_people_changes_nothing() {
     );
     assert_eq!(route_of("ok, let's do it"), "confirmation");
 }
+
+#[test]
+fn a_correction_inside_an_answer_keeps_what_follows_it() {
+    let templates = Templates::built_in().unwrap();
+    let pending = Pending {
+        kind: "onboard_employee".into(),
+        asked: "start_date".into(),
+        slots: Map::from_iter([("name".to_owned(), json!("Tariq"))]),
+    };
+    let got = serde_json::to_value(interpret_in(
+        "the 12th, sorry no, the 14th",
+        berlin(),
+        &templates,
+        Some(&pending),
+    ))
+    .unwrap();
+    assert_eq!(got["slots"]["start_date"], json!("2026-12-14"), "{got}");
+    // A symbol before a plain no still declines.
+    assert_eq!(
+        run("❌ no", berlin()),
+        json!({"route": "confirmation", "accept": false})
+    );
+}
