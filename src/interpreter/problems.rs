@@ -5,40 +5,39 @@
 use super::dates::{Token, find_time, month, weekday, year};
 use chrono::{Datelike, NaiveDate};
 
-/// "29/02/2027", "31/04/2026": a written date that is no day read either
-/// way round (day first or month first).
-fn slashed_date_invalid(lower: &str) -> bool {
-    lower.split_whitespace().any(|word| {
+/// Dates written in digits ("29/02/2027", "01/09/27", "15.03.2027"; with
+/// dots only with a four-digit year, so "v1.2.3" is no date), each as its
+/// two readings: day first and month first (`None` where no such day).
+fn written_readings(lower: &str) -> impl Iterator<Item = (Option<NaiveDate>, Option<NaiveDate>)> + '_ {
+    lower.split_whitespace().filter_map(|word| {
         let word = word.trim_matches(|c: char| !c.is_ascii_digit());
-        let parts: Vec<&str> = word.split('/').collect();
-        let [a, b, y] = parts.as_slice() else { return false };
-        let (Ok(a), Ok(b), Ok(y)) = (a.parse::<u32>(), b.parse::<u32>(), y.parse::<i32>()) else {
-            return false;
-        };
+        let slashed = word.contains('/');
+        let parts: Vec<&str> = word.split(['/', '.']).collect();
+        let [a, b, y] = parts.as_slice() else { return None };
+        if !slashed && y.len() != 4 {
+            return None;
+        }
+        let (a, b, y) = (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?, y.parse::<i32>().ok()?);
         let y = if y < 100 { 2000 + y } else { y };
-        NaiveDate::from_ymd_opt(y, b, a).is_none() && NaiveDate::from_ymd_opt(y, a, b).is_none()
+        Some((NaiveDate::from_ymd_opt(y, b, a), NaiveDate::from_ymd_opt(y, a, b)))
     })
+}
+
+/// "29/02/2027", "31/04/2026": a written date that is no day read either
+/// way round.
+fn slashed_date_invalid(lower: &str) -> bool {
+    written_readings(lower).any(|(day_first, month_first)| day_first.is_none() && month_first.is_none())
+}
+
+/// "01/09/2027": a written date that is a different day each way round.
+fn slashed_date_ambiguous(lower: &str) -> bool {
+    written_readings(lower).any(|(d, m)| d.is_some() && m.is_some() && d != m)
 }
 
 /// A time the person gave that cannot be used: a day or time that does not
 /// exist ("Feb 29" in a common year, "Nov 31", "December 32", "25:00",
 /// "13pm"), or one already past ("yesterday", "last Monday", "3 days ago",
 /// "in -5 minutes", "at 8am today" at 10:00, an ISO date before today).
-/// "01/09/2027", "3.4.2027": a date in digits that is a day read either
-/// way round, and a different one each way.
-fn slashed_date_ambiguous(lower: &str) -> bool {
-    lower.split_whitespace().any(|word| {
-        let word = word.trim_matches(|c: char| !c.is_ascii_digit());
-        let parts: Vec<&str> = word.split(['/', '.']).collect();
-        let [a, b, y] = parts.as_slice() else { return false };
-        let (Ok(a), Ok(b), Ok(y)) = (a.parse::<u32>(), b.parse::<u32>(), y.parse::<i32>()) else {
-            return false;
-        };
-        let y = if y < 100 { 2000 + y } else { y };
-        a != b && NaiveDate::from_ymd_opt(y, b, a).is_some() && NaiveDate::from_ymd_opt(y, a, b).is_some()
-    })
-}
-
 // Long: each kind of impossible or past time is one short check, in one
 // scan over the words, so the list of what is refused reads in one place.
 pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chrono_tz::Tz>) -> Option<super::Problem> {

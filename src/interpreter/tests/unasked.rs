@@ -388,3 +388,13 @@ fn a_correction_inside_an_answer_keeps_what_follows_it() {
         json!({"route": "confirmation", "accept": false})
     );
 }
+
+#[test]
+fn a_version_number_is_no_date_to_question() {
+    for text in [
+        "deploy analytics-api v1.2.3 tomorrow",
+        "deploy analytics-api v2.0.1 on Friday",
+    ] {
+        assert_ne!(run(text, berlin())["route"], json!("unclear"), "{text}");
+    }
+}
