@@ -183,11 +183,11 @@ const OTHERS: &[&str] = &[
 ];
 
 /// Whether the message is about someone else's doing: "my colleague is
-/// …", "my team lead is …", "Anna already booked …".
+/// …", "my team lead is …".
 fn about_someone_else(words: &[&str]) -> bool {
     let owner = matches!(words.first(), Some(&("my" | "our" | "a" | "his" | "her" | "their")));
     let person = words.get(1).is_some_and(|w| OTHERS.contains(w)) || words.get(1..3) == Some(&["team", "lead"][..]);
-    owner && person || words.contains(&"already")
+    owner && person
 }
 
 pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Map<String, Value>)> {
@@ -230,7 +230,9 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
     if (hedged || past || remark) && !strong {
         return None;
     }
-    if about_someone_else(&words) && !requests {
+    // News without a request: someone else's doing, or something done
+    // already ("Anna already booked her MRI for next week").
+    if (about_someone_else(&words) || words.contains(&"already")) && !requests {
         return None;
     }
     if NEVER_A_GOAL.iter().any(|p| find_phrase(&toks, p).is_some()) {

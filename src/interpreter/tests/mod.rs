@@ -19,6 +19,18 @@ fn run(text: &str, now: DateTime<Tz>) -> Value {
     serde_json::to_value(interpret(text, now, &templates)).unwrap()
 }
 
+/// How `text` reads as an answer while a `kind` goal holding `slots`
+/// waits for its `asked` slot, at [`berlin`]'s time.
+fn answered(kind: &str, asked: &str, slots: Value, text: &str) -> Value {
+    let templates = Templates::built_in().unwrap();
+    let pending = Pending {
+        kind: kind.into(),
+        asked: asked.into(),
+        slots: serde_json::from_value(slots).unwrap(),
+    };
+    serde_json::to_value(interpret_in(text, berlin(), &templates, Some(&pending))).unwrap()
+}
+
 fn berlin() -> DateTime<Tz> {
     at(chrono_tz::Europe::Berlin, "2026-11-22T10:00:00Z")
 }

@@ -249,13 +249,7 @@ fn command_phrasings_of_the_fifth_batch_are_recognised() {
 
 #[test]
 fn an_answer_with_a_time_that_cannot_be_used_gets_a_question() {
-    let templates = Templates::built_in().unwrap();
-    let pending = Pending {
-        kind: "deploy_service".into(),
-        asked: "date".into(),
-        slots: serde_json::from_value(json!({"service": "cache-service"})).unwrap(),
-    };
-    let read = |text: &str| serde_json::to_value(interpret_in(text, berlin(), &templates, Some(&pending))).unwrap();
+    let read = |text: &str| answered("deploy_service", "date", json!({"service": "cache-service"}), text);
     assert_eq!(read("2026-11-12"), json!({"route": "unclear", "problem": "time_past"}));
     assert_eq!(
         read("29/02/2027"),

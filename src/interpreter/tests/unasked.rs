@@ -252,15 +252,7 @@ fn customer_words_and_broad_keywords_do_not_pick_the_kind() {
 
 #[test]
 fn names_keep_their_article_and_a_role_comes_before_the_name() {
-    let templates = Templates::built_in().unwrap();
-    let ask = |kind: &str, slot: &str, text: &str| {
-        let pending = Pending {
-            kind: kind.into(),
-            asked: slot.into(),
-            slots: Map::new(),
-        };
-        serde_json::to_value(interpret_in(text, berlin(), &templates, Some(&pending))).unwrap()["slots"][slot].clone()
-    };
+    let ask = |kind: &str, slot: &str, text: &str| answered(kind, slot, json!({}), text)["slots"][slot].clone();
     assert_eq!(ask("onboard_employee", "name", "An Nguyen"), json!("An Nguyen"));
     assert_eq!(ask("onboard_employee", "name", "it's Maria"), json!("Maria"));
     assert_eq!(
@@ -297,18 +289,12 @@ fn news_memories_and_hypotheticals_about_a_goal_start_none() {
 
 #[test]
 fn putting_off_an_answer_is_not_the_answer() {
-    let templates = Templates::built_in().unwrap();
-    let pending = Pending {
-        kind: "trip".into(),
-        asked: "destinations".into(),
-        slots: Map::new(),
-    };
     for text in [
         "hmm let me ask my wife first",
         "not sure yet",
         "I'll get back to you on that",
     ] {
-        let got = serde_json::to_value(interpret_in(text, berlin(), &templates, Some(&pending))).unwrap();
+        let got = answered("trip", "destinations", json!({}), text);
         assert_eq!(got["route"], json!("chat"), "{text}: {got}");
     }
 }
@@ -368,19 +354,12 @@ fn talk_about_plans_settings_and_other_people_changes_nothing() {
 
 #[test]
 fn a_correction_inside_an_answer_keeps_what_follows_it() {
-    let templates = Templates::built_in().unwrap();
-    let pending = Pending {
-        kind: "onboard_employee".into(),
-        asked: "start_date".into(),
-        slots: Map::from_iter([("name".to_owned(), json!("Tariq"))]),
-    };
-    let got = serde_json::to_value(interpret_in(
+    let got = answered(
+        "onboard_employee",
+        "start_date",
+        json!({"name": "Tariq"}),
         "the 12th, sorry no, the 14th",
-        berlin(),
-        &templates,
-        Some(&pending),
-    ))
-    .unwrap();
+    );
     assert_eq!(got["slots"]["start_date"], json!("2026-12-14"), "{got}");
     // A symbol before a plain no still declines.
     assert_eq!(
