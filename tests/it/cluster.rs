@@ -324,24 +324,8 @@ async fn three_instances_and_a_sigkill_lose_nothing_fire_once_and_keep_users_apa
         .map(|t| t.duration_since(killed_at))
         .max();
 
-    // No acknowledged update lost; a reminder no socket showed waits in
-    // the next `ready`.
-    let mut lost = Vec::new();
-    let mut acked_total = 0;
-    let mut reminders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for u in 0..CHATTERS {
-        let user = chatter(u);
-        let last = ready(&addrs[survivor], &user).await;
-        reminders
-            .entry(user.clone())
-            .or_default()
-            .extend(notifications_in(&last, &format!("call {user}!")));
-        let steps = seen.acked.get(&user).cloned().unwrap_or_default();
-        acked_total += steps.len();
-        lost.extend(steps.difference(&steps_in(&last)).cloned());
-    }
-
     // Each socket: only its user's events; on a live instance, all of them.
+    let mut reminders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut foreign = Vec::new();
     let mut missed = Vec::new();
     for ((user, socket), frames) in &seen.frames {
@@ -368,6 +352,35 @@ async fn three_instances_and_a_sigkill_lose_nothing_fire_once_and_keep_users_apa
             );
         }
     }
+    // No acknowledged update lost; a reminder no socket showed waits in
+    // the next `ready`. A reminder the killed instance had claimed waits for its lease to
+    // run out (`TRIGGER_LEASE`, 15 s) before another fires it: a user
+    // whose reminder no socket showed is asked again until then.
+    let mut lost = Vec::new();
+    let mut acked_total = 0;
+    let reminder_deadline = killed_at + Duration::from_secs(40);
+    for u in 0..CHATTERS {
+        let user = chatter(u);
+        let shown = reminders.get(&user).is_some_and(|ids| !ids.is_empty());
+        let last = loop {
+            let last = ready(&addrs[survivor], &user).await;
+            if shown
+                || !notifications_in(&last, &format!("call {user}!")).is_empty()
+                || Instant::now() >= reminder_deadline
+            {
+                break last;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        reminders
+            .entry(user.clone())
+            .or_default()
+            .extend(notifications_in(&last, &format!("call {user}!")));
+        let steps = seen.acked.get(&user).cloned().unwrap_or_default();
+        acked_total += steps.len();
+        lost.extend(steps.difference(&steps_in(&last)).cloned());
+    }
+
     let fired: usize = reminders.values().filter(|ids| !ids.is_empty()).count();
     let twice: Vec<_> = reminders.iter().filter(|(_, ids)| ids.len() > 1).collect();
 
