@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 
 static DISMISS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|nvm|forget (it|that|about it)|stop|skip it|drop it|scrap (that|it)|scratch (that|it)|abort|i changed my mind|(don't|do not) bother( setting (it|this|that) up)?)\b|^(let's |lets )?(drop|scrap|forget|abandon|ditch) (this|it|that)( one)?\W*$",
+        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|nvm|forget (it|that|about it|the whole thing|all of it|all that)|(we're|we are|i'm|i am) not doing (it|this|that)|stop|skip it|drop it|scrap (that|it)|scratch (that|it)|abort|i changed my mind|(don't|do not) bother( setting (it|this|that) up)?)\b|^(let's |lets )?(drop|scrap|forget|abandon|ditch) (this|it|that)( one)?\W*$",
     )
 });
 
@@ -86,6 +86,8 @@ const LEADS: &[&str] = &[
     "it is about",
     "called",
     "named",
+    "it's for",
+    "it is for",
     "it's",
     "its",
     "it is",
@@ -95,6 +97,9 @@ const LEADS: &[&str] = &[
     "we are calling it",
     "we'll call it",
     "let's call it",
+    "he'll be our new",
+    "she'll be our new",
+    "they'll be our new",
     "he'll be our",
     "she'll be our",
     "they'll be our",
@@ -266,6 +271,14 @@ fn first_part(input: &Input, name: bool) -> Option<String> {
 /// "A"/"An" ("An Nguyen", "A Plus Tutoring Ltd"), not "a new hire called …".
 fn strip_lead(text: &str, name: bool) -> &str {
     let mut text = text.trim();
+    // "the new app is called Driftwood": what it is called is the answer.
+    let lower = lower_same_offsets(text);
+    if let Some(at) = [" is called ", " is named ", " will be called ", " will be named "]
+        .iter()
+        .find_map(|k| lower.find(k).map(|at| at + k.len()))
+    {
+        text = text.get(at..).unwrap_or(text).trim();
+    }
     loop {
         let lower = lower_same_offsets(text);
         let article = |p: &&&str| name && text.starts_with('A') && matches!(**p, "a" | "an");
@@ -301,7 +314,10 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
         SlotType::Org | SlotType::Text => {
             // "the people ops team" answers "which team?" with "people ops".
             let text = match slot.name.as_str() {
-                "team" => text.strip_suffix(" team").unwrap_or(text),
+                "team" => text
+                    .strip_suffix(" team")
+                    .or_else(|| text.strip_suffix(" Team"))
+                    .unwrap_or(text),
                 _ => text,
             };
             let ok = !text.is_empty() && text.split_whitespace().count() <= 8 && !mostly_dates(&toks, input);

@@ -40,7 +40,7 @@ static POLITE: LazyLock<Regex> = LazyLock::new(|| {
 
 static HELP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:(?:hey|hi|hello|ok|so),? )?(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say( to you)?|what are you able to do|is there a list of (the )?(things|commands) you (understand|know|can do)|what can i ask( you)?( to do)?|what (kind|kinds|sort) of (stuff|things) can i ask( you)?( to do)?|what can you help( me)? with|(give me |show me )?the (full )?(menu|list) of (things|stuff) you can (handle|do)|how do i use (steward|this( thing| bot| app)?)|(a )?list of (the )?commands|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
+        r"^(?:(?:hey|hi|hello|ok|so|help|help me),? )?(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say( to you)?|what are you able to do|is there a list of (the )?(things|commands) you (understand|know|can do)|what can i ask( you)?( to do)?|what (kind|kinds|sort) of (stuff|things) can i ask( you)?( to do)?|what can you help( me)? with|(give me |show me )?the (full )?(menu|list) of (things|stuff) you can (handle|do)|how do i use (steward|this( thing| bot| app)?)|(a )?list of (the )?commands|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
     )
 });
 /// "I'm a bit lost, how does this thing work", "what are my options here?
@@ -317,7 +317,13 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
                 .find_map(|s| step.strip_suffix(s))
                 .unwrap_or(&step);
             // "December, and it has to be done by the 7th" is not a step.
-            let named = reference(step).filter(|s| s != "it" && super::dates::month(s).is_none());
+            // "let's do the december close, due by …" asks for a goal.
+            let request = [
+                "let's ", "lets ", "let us ", "help me ", "i need ", "we need ", "i want ", "we want ",
+            ]
+            .iter()
+            .any(|r| step.trim_start().starts_with(r));
+            let named = reference(step).filter(|s| !request && s != "it" && super::dates::month(s).is_none());
             if let Some(step) = named {
                 return Some(Command::RescheduleStep { step, due: m.date });
             }
@@ -572,7 +578,7 @@ fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
         return None;
     }
     let (cut, after) = more::added_after(title);
-    let title = unquoted(&title[..cut]);
+    let title = unquoted(title[..cut].trim_end().trim_end_matches([',', ';', ':']));
     // "create it", "add that": a pronoun names no step; "create the
     // plan", "put a launch plan together" ask for a plan, not a step.
     let lower_title = title.to_lowercase();

@@ -142,14 +142,14 @@ static MAYBE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(maybe|perhaps|possibly|
 /// A clause that only agrees: "that looks right", "go ahead and create it".
 static AGREE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((that|this|it|all|everything) )?(looks|sounds|seems|is|all) (right|good|great|fine|correct|perfect|ok|okay)$|^(go ahead|do it|please)( and (create|make|set up|start|do|save|apply) (it|that|this|them))?$|^(please )?(create|make|set up|start|save|apply) (it|that|this|them|the plan)$|^(sounds|looks) (good|great|fine|perfect)$|^i'm (happy|ok|okay|fine) with (that|it|this)$|^by me$|^go on( then)?$|^leave (the plan|it) as it is$|^(cool|great|nice|good|perfect|lovely|brilliant|thanks|ty|thing|go|go go|go on|then|fine by me|works for me|that works|let's do it|lets do it|let's go|lets go|go ahead|sounds good|looks good)$",
+        r"^((that|this|it|all|everything) )?(looks|sounds|seems|is|all) (right|good|great|fine|correct|perfect|ok|okay)$|^(go ahead|do it|please)( and (create|make|set up|start|do|save|apply) (it|that|this|them))?$|^(please )?(create|make|set up|start|save|apply) (it|that|this|them|the plan)$|^(sounds|looks) (good|great|fine|perfect)$|^i'm (happy|ok|okay|fine) with (that|it|this)$|^by me$|^go on( then)?$|^leave (the plan|it) as it is$|^(cool|great|nice|good|perfect|lovely|brilliant|thanks|ty|thing|go|go go|go on|then|fine by me|works for me|that works|let's do it|lets do it|let's go|lets go|go ahead|go for it|sounds good|looks good)$",
     )
 });
 
 fn re_rest() -> &'static Regex {
     static REST: LazyLock<Regex> = LazyLock::new(|| {
         re(
-            r"^(|please|thanks|thank you|why not|leave (the plan|it) as it is|do it|do that|go ahead|sounds good|that's fine|that is fine|don't do that|do not do that|not now|not that|not yet|i changed my mind|let's not|leave it|keep it as it is|set it up|set this up|make the change|apply it|for now)\W*(please|thanks|for now)?\W*$",
+            r"^(|please|thanks|thank you|why not|leave (the plan|it) as it is|do it|do that|go ahead|sounds good|that's fine|that is fine|don't do that|do not do that|not now|not that|not yet|i changed my mind|let's not|leave it|keep it as it is|(that's |that is )?not what i (wanted|meant|asked for)|(that's |that is )?(wrong|not right)|set it up|set this up|make the change|apply it|for now)\W*(please|thanks|for now)?\W*$",
         )
     });
     &REST

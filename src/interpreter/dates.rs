@@ -18,12 +18,16 @@
 //! - times: "at 9", "9am", "3:30 pm", "14:30", "noon", "midnight", "tonight"
 //!   (21:00), "this morning"/"in the morning" (09:00), "this afternoon"
 //!   (15:00), "this evening" (19:00); "tonight at 7:30" / "this evening at
-//!   8" are after noon unless "am" is said, and "tonight at 12" is midnight.
+//!   8" are after noon unless "am" is said, and "tonight at 12" is midnight;
+//!   "half past seven", "quarter to 6" (after noon when the message speaks
+//!   of the afternoon or evening).
+//! - "the end of November" (its last day), "the first Monday of March",
+//!   "the last Friday of the month"; "10-18 October" is a range.
 //!
 //! The text is scanned as lowercase tokens; every mention carries its byte
 //! span so callers can tell which words a date belongs to.
 
-use chrono::{Datelike, Days, Months, NaiveDate, NaiveTime, Timelike, Weekday};
+use chrono::{Datelike, Days, Months, NaiveDate, NaiveTime, Weekday};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Token<'a> {
@@ -204,6 +208,28 @@ fn next_month_day(today: NaiveDate, month: u32, day: u32) -> Option<NaiveDate> {
     }
 }
 
+/// "first" … "fourth" as 1 … 4, "last" as 0.
+fn ordinal_word(word: &str) -> Option<u32> {
+    Some(match word {
+        "first" | "1st" => 1,
+        "second" | "2nd" => 2,
+        "third" | "3rd" => 3,
+        "fourth" | "4th" => 4,
+        "last" => 0,
+        _ => return None,
+    })
+}
+
+/// The `nth` `day` of month `m` of year `y` (`nth` 0: the last one).
+fn nth_weekday(y: i32, m: u32, day: Weekday, nth: u32) -> Option<NaiveDate> {
+    if nth == 0 {
+        let last = last_day_of_month(NaiveDate::from_ymd_opt(y, m, 1)?);
+        let back = (7 + last.weekday().num_days_from_monday() - day.num_days_from_monday()) % 7;
+        return last.checked_sub_days(Days::new(u64::from(back)));
+    }
+    NaiveDate::from_weekday_of_month_opt(y, m, day, u8::try_from(nth).ok()?)
+}
+
 fn last_day_of_month(d: NaiveDate) -> NaiveDate {
     let first_next = d
         .with_day(1)
@@ -355,6 +381,35 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate, nested: bool) -> O
     if word == "end" && w(i + 1) == "of" && w(i + 2) == "next" && w(i + 3) == "month" {
         let next = today.with_day(1)?.checked_add_months(Months::new(1))?;
         return one(last_day_of_month(next), 4);
+    }
+    // "the end of november": that month's last day, this year or next.
+    if matches!(word, "end" | "last")
+        && w(i + 1) == "of"
+        && (w(i + 2) != "may" || year(w(i + 3)).is_some())
+        && let Some(m) = month(w(i + 2))
+    {
+        let y = if m < today.month() {
+            today.year() + 1
+        } else {
+            today.year()
+        };
+        return one(last_day_of_month(NaiveDate::from_ymd_opt(y, m, 1)?), 3);
+    }
+    // "the first Monday of March", "the last Friday of the month".
+    if let Some(nth) = ordinal_word(word)
+        && let Some(day) = weekday(w(i + 1))
+        && matches!(w(i + 2), "of" | "in")
+    {
+        let (m, len) = match (w(i + 3), w(i + 4)) {
+            ("the" | "this", "month") => (today.month(), 5),
+            ("next", "month") => (today.month() % 12 + 1, 5),
+            (name, _) => (month(name)?, 4),
+        };
+        let pick = |y: i32| nth_weekday(y, m, day, nth);
+        let date = pick(today.year())
+            .filter(|d| *d >= today)
+            .or_else(|| pick(today.year() + 1))?;
+        return one(date, len);
     }
     if word == "end" && w(i + 1) == "of" {
         let k = if w(i + 2) == "the" || w(i + 2) == "this" {
@@ -513,90 +568,8 @@ fn with_year(toks: &[Token<'_>], first: usize, next: usize, m: u32, d: u32, toda
     }
 }
 
-/// The first time of day mentioned.
-pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
-    let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
-    for i in 0..toks.len() {
-        let hm = |h: u32, m: u32| NaiveTime::from_hms_opt(h, m, 0);
-        let found = match (w(i), w(i + 1)) {
-            ("noon" | "midday", _) => hm(12, 0).map(|t| (t, 1)),
-            ("midnight", _) => hm(0, 0).map(|t| (t, 1)),
-            // "tonight at 8", "this evening at 7:30": the hour said, in the
-            // evening.
-            ("this", "evening") if w(i + 2) == "at" => {
-                clock(w(i + 3), w(i + 4)).map(|(t, n)| (evening(t, w(i + 3), n), n + 3))
-            }
-            ("tonight" | "evening", "at") => clock(w(i + 2), w(i + 3)).map(|(t, n)| (evening(t, w(i + 2), n), n + 2)),
-            ("tonight", _) => hm(21, 0).map(|t| (t, 1)),
-            ("this" | "in", _) if w(i + 1) == "morning" || (w(i + 1) == "the" && w(i + 2) == "morning") => {
-                hm(9, 0).map(|t| (t, if w(i + 1) == "the" { 3 } else { 2 }))
-            }
-            ("this", "afternoon") => hm(15, 0).map(|t| (t, 2)),
-            ("this", "evening") => hm(19, 0).map(|t| (t, 2)),
-            ("at", next) => clock(next, w(i + 2)).map(|(t, n)| (t, n + 1)),
-            (word, next) => clock(word, next).filter(|(_, n)| *n == 2 || word.contains(':') || has_meridiem(word)),
-        };
-        if let Some((time, len)) = found {
-            return Some(TimeMention {
-                first: i,
-                last: i + len,
-                time,
-            });
-        }
-    }
-    None
-}
-
-/// An hour said about the evening without am/pm ("tonight at 8", "at
-/// 7:30") is after noon, and "tonight at 12" is midnight; `used` is 2 when
-/// "am"/"pm" followed as a word.
-fn evening(time: NaiveTime, said: &str, used: usize) -> NaiveTime {
-    if has_meridiem(said) || used == 2 {
-        return time;
-    }
-    match time.hour() {
-        1..=11 => time + chrono::Duration::hours(12),
-        12 => time - chrono::Duration::hours(12),
-        _ => time,
-    }
-}
-
-fn has_meridiem(word: &str) -> bool {
-    word.ends_with("am") || word.ends_with("pm")
-}
-
-/// "9", "9am", "9:30", "9:30pm", "14:30", optionally followed by "am"/"pm".
-/// Returns the time and how many tokens it used.
-fn clock(word: &str, next: &str) -> Option<(NaiveTime, usize)> {
-    let (body, mut meridiem) = if let Some(b) = word.strip_suffix("am") {
-        (b, Some(false))
-    } else if let Some(b) = word.strip_suffix("pm") {
-        (b, Some(true))
-    } else {
-        (word, None)
-    };
-    let mut used = 1;
-    if meridiem.is_none() && matches!(next, "am" | "pm" | "a.m" | "p.m") {
-        meridiem = Some(next.starts_with('p'));
-        used = 2;
-    }
-    let (h, m) = match body.split_once(':') {
-        Some((h, m)) => (h.parse::<u32>().ok()?, m.parse::<u32>().ok()?),
-        None => (body.parse::<u32>().ok()?, 0),
-    };
-    if body.is_empty() || !body.chars().all(|c| c.is_ascii_digit() || c == ':') {
-        return None;
-    }
-    let h = match meridiem {
-        Some(pm) if (1..=12).contains(&h) => (h % 12) + if pm { 12 } else { 0 },
-        Some(_) => return None,
-        None if h <= 23 => h,
-        None => return None,
-    };
-    NaiveTime::from_hms_opt(h, m, 0).map(|t| (t, used))
-}
-
 pub(crate) use super::problems::problem;
+pub(crate) use super::times::find_time;
 
 #[cfg(test)]
 mod tests {

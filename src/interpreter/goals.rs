@@ -137,6 +137,12 @@ const REMARKS: &[&str] = &[
     "competitor",
     "competitors",
     "closed the books",
+    "if i had to",
+    "if we had to",
+    "would that even",
+    "would it even",
+    "i wish",
+    "wish someone",
 ];
 
 /// Sarcasm and notes that stand against any request in the message:
@@ -152,6 +158,9 @@ const NEVER_A_GOAL: &[&str] = &[
     "take a look at",
     "look at the",
     "up on screen",
+    "absolute favourite",
+    "absolute favorite",
+    "oh joy",
 ];
 
 /// People other than the user: "my colleague is onboarding a new hire
@@ -496,9 +505,32 @@ fn fill_slots(input: &Input, toks: &[Token<'_>], template: &Template) -> Map<Str
             SlotType::Month => month(toks, input).map(Value::from),
             SlotType::Year => year(toks, input.today).map(Value::from),
         };
-        if let Some(v) = value {
+        if let Some(v) = value.filter(|v| !placeholder(v)) {
             slots.insert(slot.name.clone(), v);
         }
     }
     slots
+}
+
+/// "help me deploy a service", "get their onboarding sorted": a word that
+/// stands for a value names none.
+fn placeholder(value: &Value) -> bool {
+    value.as_str().is_some_and(|v| {
+        matches!(
+            v.to_lowercase().as_str(),
+            "service"
+                | "a service"
+                | "the service"
+                | "product"
+                | "a product"
+                | "the product"
+                | "something"
+                | "someone"
+                | "somebody"
+                | "sorted"
+                | "done"
+                | "ready"
+                | "things"
+        )
+    })
 }

@@ -18,6 +18,7 @@ mod reminders;
 mod shift;
 mod slots;
 pub(crate) mod text;
+mod times;
 
 use crate::planner::templates::Templates;
 use crate::triggers::Frequency;
@@ -216,7 +217,10 @@ pub fn interpret_in(
     pending: Option<&Pending>,
 ) -> Interpretation {
     let input = text::Input::new(message, now.date_naive());
-    if input.lower.trim().is_empty() || text::addressed_to_someone_else(message) {
+    if input.lower.trim().is_empty()
+        || text::addressed_to_someone_else(message)
+        || text::asks_how_steward_works(&input.lower)
+    {
         return Interpretation::Chat;
     }
     if let Some(pending) = pending

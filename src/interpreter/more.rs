@@ -100,6 +100,15 @@ fn times(toks: &[Token<'_>]) -> Vec<String> {
             None => break,
         }
     }
+    // "from midnight to 7": a bare hour ends the range a time began.
+    if out.len() == 1
+        && let [way, hour, ..] = &toks[from.min(toks.len())..]
+        && matches!(way.word, "to" | "until" | "till" | "-")
+        && let Ok(h) = hour.word.parse::<u32>()
+        && h <= 23
+    {
+        out.push(format!("{h:02}:00"));
+    }
     out
 }
 
@@ -380,6 +389,8 @@ pub(super) fn rename(input: &Input, base: usize, l: &str) -> Option<Command> {
         return Some(Command::RenamePlan { plan: None, title });
     }
     let object = object.trim().strip_prefix("plan ").unwrap_or(object.trim());
+    // "retitle the sources step as: …": the word before the new title.
+    let object = object.strip_suffix(" as").unwrap_or(object);
     let object = object.trim_end_matches("'s").trim_end_matches("’s");
     let name = reference(object)?;
     Some(if is_plan {

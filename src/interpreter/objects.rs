@@ -19,6 +19,13 @@ pub(super) fn names_a_plan(object: &str) -> bool {
 /// "the month-end close", "their onboarding", "my Bali trip", "the research
 /// report": the words name a kind of plan (what a goal is), not a step.
 pub(super) fn names_a_goal_kind(object: &str) -> bool {
+    // "the annual budget for the engineering team": what comes before
+    // "for" names it.
+    let object = [" for ", " with "]
+        .iter()
+        .filter_map(|k| object.find(k))
+        .min()
+        .map_or(object, |at| &object[..at]);
     let words: Vec<&str> = object
         .split_whitespace()
         .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))

@@ -112,6 +112,11 @@ pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chr
         if word == "at" && w(i + 1).parse::<u32>().is_ok_and(|h| h > 24) {
             return Some(TimeInvalid);
         }
+        // "on the 32nd": no month has that day.
+        let ordinal = ["st", "nd", "rd", "th"].iter().any(|s| word.ends_with(s));
+        if ordinal && i > 0 && w(i - 1) == "the" && raw_day(word).is_some_and(|d| d > 31) {
+            return Some(TimeInvalid);
+        }
         // The past, where it is the time asked for ("remind me yesterday",
         // "move it to last Monday", "due 2 days ago"), not a remark
         // ("the invoice we sent 2 weeks ago").

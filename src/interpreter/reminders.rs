@@ -92,9 +92,15 @@ pub(super) fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> 
     let date = input.dates().first().copied();
     let time = dates::find_time(&toks);
     // The reminder text: after "to", "about" or "that", minus date and time phrases.
+    // Not a "to" inside the time ("quarter to 6").
+    let spoken = time.map(|m| toks[m.first].start..toks[m.last.max(m.first + 1) - 1].end);
     let marker = [" to ", " about ", " that ", ": ", " - "]
         .iter()
-        .filter_map(|m| l.find(m).map(|at| (at, m.len())))
+        .filter_map(|m| {
+            l.match_indices(m)
+                .find(|(at, _)| !spoken.as_ref().is_some_and(|r| r.contains(&(base + at + 1))))
+                .map(|(at, _)| (at, m.len()))
+        })
         .min();
     let (start, end) = match marker {
         Some((at, len)) => (base + at + len, input.lower.len()),

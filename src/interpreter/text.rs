@@ -121,7 +121,28 @@ fn fix_typos(message: &str) -> String {
         }
     }
     flush(&mut word, &mut out);
-    out
+    day_ranges(out)
+}
+
+/// "10-18 October", "Oct 10-18": a range of days written with a dash
+/// reads as "10 to 18 October" (a dash inside a word keeps it whole).
+fn day_ranges(text: String) -> String {
+    const MONTH: &str = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*";
+    static DAYS_FIRST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        super::commands::re(&format!(
+            r"(?i)\b(\d{{1,2}}(?:st|nd|rd|th)?) ?- ?(\d{{1,2}}(?:st|nd|rd|th)?)(\s+(?:of\s+)?{MONTH}\b)"
+        ))
+    });
+    static MONTH_FIRST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        super::commands::re(&format!(
+            r"(?i)\b({MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?) ?- ?(\d{{1,2}}(?:st|nd|rd|th)?)\b"
+        ))
+    });
+    if !text.contains('-') {
+        return text;
+    }
+    let text = DAYS_FIRST.replace_all(&text, "$1 to $2$3");
+    MONTH_FIRST.replace_all(&text, "$1 to $2").into_owned()
 }
 
 impl Input {
@@ -282,4 +303,16 @@ pub(crate) fn addressed_to_someone_else(text: &str) -> bool {
             "steward" | "there" | "team" | "all" | "everyone" | "folks" | "guys" | "again"
         )
     })
+}
+
+/// "why do reminders show up late?", "how many plans can I have?", "do
+/// you nag me?": a question about how steward works, which no command
+/// answers; steward talks (or shows its help), it does not act.
+pub(crate) fn asks_how_steward_works(lower: &str) -> bool {
+    static HOW: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        super::commands::re(
+            r"^(?:(?:hey|hi|so|quick question|question)[,:!]?\s+)?(?:why\b|what happens (?:if|when)\b|what if\b|how (?:many|much|often|long)\b.*\b(?:can|could|may|will|would) (?:i|we|you)\b|(?:do|does) (?:you|steward)\b(?:\s+(?:ever|actually|also|still))?\s+(?:nag|sync|store|keep|support|work|handle|send|talk|integrate|connect|learn|charge|cost|track|save|delete|share|read|need|sell|use|remind people))",
+        )
+    });
+    HOW.is_match(lower.trim())
 }

@@ -263,3 +263,58 @@ fn an_answer_with_a_time_that_cannot_be_used_gets_a_question() {
         )
     );
 }
+
+#[test]
+fn times_and_days_said_in_words_are_read() {
+    expect_all(&[
+        (
+            "set a reminder for quarter to 6 this evening: pick up the dry cleaning",
+            command(
+                "remind",
+                json!({"text": "pick up the dry cleaning", "at": "2026-11-22T17:45:00+01:00"}),
+            ),
+        ),
+        (
+            "remind me at half past seven tomorrow to call Ana",
+            command("remind", json!({"text": "call Ana", "at": "2026-11-23T07:30:00+01:00"})),
+        ),
+        (
+            "send me a daily digest at quarter past 6",
+            command("digest", json!({"frequency": "daily", "time": "06:15"})),
+        ),
+        (
+            "quiet hours from midnight to 7",
+            command("set_quiet_hours", json!({"start": "00:00", "end": "07:00"})),
+        ),
+        (
+            "plan a trip to Kyoto and Osaka, 10-18 December",
+            goal(
+                "trip",
+                json!({"destinations": ["Kyoto", "Osaka"], "start_date": "2026-12-10", "end_date": "2026-12-18"}),
+            ),
+        ),
+        (
+            "launch the Kite lamp on the first Monday of March",
+            goal(
+                "product_launch",
+                json!({"product": "Kite lamp", "launch_date": "2027-03-01"}),
+            ),
+        ),
+        (
+            "start the annual budget for the engineering team",
+            goal("annual_budget", json!({"team": "engineering"})),
+        ),
+    ]);
+    let got = answered(
+        "annual_budget",
+        "due_date",
+        json!({"team": "IT"}),
+        "by the end of january",
+    );
+    assert_eq!(got["slots"]["due_date"], json!("2027-01-31"), "{got}");
+    // A day no month has is asked about.
+    assert_eq!(
+        run("remind me on the 32nd to renew my passport", berlin()),
+        json!({"route": "unclear", "problem": "time_invalid"})
+    );
+}

@@ -377,3 +377,20 @@ fn a_version_number_is_no_date_to_question() {
         assert_ne!(run(text, berlin())["route"], json!("unclear"), "{text}");
     }
 }
+
+#[test]
+fn questions_about_steward_and_wishes_do_not_act() {
+    for text in [
+        "why do reminders sometimes show up late?",
+        "what happens if I miss a deadline, do you nag me?",
+        "how many plans can I have at once?",
+        "do you sync with google calendar?",
+        "if I had to launch a product in a month, would that even be realistic?",
+        "I wish someone else could do my month-end close for me",
+        "oh wonderful, month-end close again. my absolute favourite",
+    ] {
+        assert_eq!(run(text, berlin())["route"], json!("chat"), "{text}");
+    }
+    // Asking about one's own plans still works.
+    assert_eq!(route_of("how many plans do i have going?"), "command:list_plans");
+}

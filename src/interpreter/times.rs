@@ -1,0 +1,126 @@
+//! Times of day in chat text: "at 9", "9:30pm", "noon", "tonight at 8",
+//! "half past seven", "quarter to 6 this evening" (the rules are listed in
+//! [`super::dates`]).
+
+use super::dates::{TimeMention, Token, number};
+use chrono::{NaiveTime, Timelike};
+
+/// The first time of day mentioned.
+pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
+    let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
+    for i in 0..toks.len() {
+        let hm = |h: u32, m: u32| NaiveTime::from_hms_opt(h, m, 0);
+        let found = match (w(i), w(i + 1)) {
+            ("noon" | "midday", _) => hm(12, 0).map(|t| (t, 1)),
+            // "half past seven", "quarter to 6", "quarter past 9pm".
+            ("half" | "quarter", "past" | "to") => spoken(w(i), w(i + 1), w(i + 2), w(i + 3), toks),
+            ("midnight", _) => hm(0, 0).map(|t| (t, 1)),
+            // "tonight at 8", "this evening at 7:30": the hour said, in the
+            // evening.
+            ("this", "evening") if w(i + 2) == "at" => {
+                clock(w(i + 3), w(i + 4)).map(|(t, n)| (evening(t, w(i + 3), n), n + 3))
+            }
+            ("tonight" | "evening", "at") => clock(w(i + 2), w(i + 3)).map(|(t, n)| (evening(t, w(i + 2), n), n + 2)),
+            ("tonight", _) => hm(21, 0).map(|t| (t, 1)),
+            ("this" | "in", _) if w(i + 1) == "morning" || (w(i + 1) == "the" && w(i + 2) == "morning") => {
+                hm(9, 0).map(|t| (t, if w(i + 1) == "the" { 3 } else { 2 }))
+            }
+            ("this", "afternoon") => hm(15, 0).map(|t| (t, 2)),
+            ("this", "evening") => hm(19, 0).map(|t| (t, 2)),
+            ("at", next) => clock(next, w(i + 2)).map(|(t, n)| (t, n + 1)),
+            (word, next) => clock(word, next).filter(|(_, n)| *n == 2 || word.contains(':') || has_meridiem(word)),
+        };
+        if let Some((time, len)) = found {
+            return Some(TimeMention {
+                first: i,
+                last: i + len,
+                time,
+            });
+        }
+    }
+    None
+}
+
+/// "half past seven", "quarter to 6": the time and the words used. An
+/// hour without am/pm is after noon when the message speaks of the
+/// afternoon or the evening ("quarter to 6 this evening").
+fn spoken(part: &str, way: &str, hour: &str, next: &str, toks: &[Token<'_>]) -> Option<(NaiveTime, usize)> {
+    let (said, used) = match clock(hour, next) {
+        Some((t, n)) if !hour.contains(':') && t.minute() == 0 => (t, n),
+        _ => (
+            NaiveTime::from_hms_opt(number(hour).filter(|h| (1..=12).contains(h))?, 0, 0)?,
+            1,
+        ),
+    };
+    let later = toks.iter().any(|t| {
+        matches!(
+            t.word,
+            "evening" | "evenings" | "tonight" | "afternoon" | "afternoons" | "pm" | "p.m"
+        )
+    });
+    let meridiem = used == 2 || has_meridiem(hour);
+    let said = if !meridiem && later && (1..12).contains(&said.hour()) {
+        said + chrono::Duration::hours(12)
+    } else {
+        said
+    };
+    let minutes = match part {
+        "half" => 30,
+        _ => 15,
+    };
+    let time = if way == "to" {
+        said - chrono::Duration::minutes(minutes)
+    } else {
+        said + chrono::Duration::minutes(minutes)
+    };
+    Some((time, 2 + used))
+}
+
+/// An hour said about the evening without am/pm ("tonight at 8", "at
+/// 7:30") is after noon, and "tonight at 12" is midnight; `used` is 2 when
+/// "am"/"pm" followed as a word.
+fn evening(time: NaiveTime, said: &str, used: usize) -> NaiveTime {
+    if has_meridiem(said) || used == 2 {
+        return time;
+    }
+    match time.hour() {
+        1..=11 => time + chrono::Duration::hours(12),
+        12 => time - chrono::Duration::hours(12),
+        _ => time,
+    }
+}
+
+fn has_meridiem(word: &str) -> bool {
+    word.ends_with("am") || word.ends_with("pm")
+}
+
+/// "9", "9am", "9:30", "9:30pm", "14:30", optionally followed by "am"/"pm".
+/// Returns the time and how many tokens it used.
+fn clock(word: &str, next: &str) -> Option<(NaiveTime, usize)> {
+    let (body, mut meridiem) = if let Some(b) = word.strip_suffix("am") {
+        (b, Some(false))
+    } else if let Some(b) = word.strip_suffix("pm") {
+        (b, Some(true))
+    } else {
+        (word, None)
+    };
+    let mut used = 1;
+    if meridiem.is_none() && matches!(next, "am" | "pm" | "a.m" | "p.m") {
+        meridiem = Some(next.starts_with('p'));
+        used = 2;
+    }
+    let (h, m) = match body.split_once(':') {
+        Some((h, m)) => (h.parse::<u32>().ok()?, m.parse::<u32>().ok()?),
+        None => (body.parse::<u32>().ok()?, 0),
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_ascii_digit() || c == ':') {
+        return None;
+    }
+    let h = match meridiem {
+        Some(pm) if (1..=12).contains(&h) => (h % 12) + if pm { 12 } else { 0 },
+        Some(_) => return None,
+        None if h <= 23 => h,
+        None => return None,
+    };
+    NaiveTime::from_hms_opt(h, m, 0).map(|t| (t, used))
+}
