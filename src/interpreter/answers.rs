@@ -32,7 +32,7 @@ static CORRECTION: LazyLock<Regex> =
 /// Putting off the answer: "let me check", "I'll get back to you".
 static DEFER: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((hmm+|um+|uh+|ok|okay|well|oh)[, ]+)*(let me (ask|check|think|find out|get back)|i('ll| will) (ask|check|get back|find out|let you know)|i need to (ask|check)|not sure yet|no idea yet|good question|give me a (sec|second|minute|moment))\b",
+        r"^((hmm+|um+|uh+|ok|okay|well|oh)[, ]+)*(let me (ask|check|think|find out|get back)|i('ll| will) (ask|check|get back|find out|let you know)|i need to (ask|check)|not sure( yet)?|no idea( yet)?|idk( yet)?|i don't know( yet)?|dunno|good question|give me a (sec|second|minute|moment))\b",
     )
 });
 
@@ -327,6 +327,7 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
             let items: Vec<Value> = text
                 .split([',', '&', '+'])
                 .flat_map(|p| p.split(" and "))
+                .flat_map(|p| p.split(" n "))
                 .flat_map(|p| p.split(" then "))
                 .map(|i| strip_lead(i.trim(), false).trim())
                 // "a lipid panel — starting tomorrow": a dash ends the item.

@@ -1,6 +1,7 @@
 //! Plan commands in plain words.
 
 use super::Command;
+use super::adding::add_step;
 pub(crate) use super::confirm::confirmation;
 use super::dates::DateMention;
 use super::more;
@@ -112,11 +113,6 @@ static ADD: LazyLock<Regex> = LazyLock::new(|| {
         r"^(add|include|put(?: in)?|insert|append|create)\s+(a |an |one more |another )?(new )?((step|task|item|todo|to-do|thing)\s*(:|to|-|called|named)?\s*)?(.+)$|^(also|don't forget to|do not forget to|we also need to|i also need to|also need to|we also need a step to|we need a step to|slot in a step to|there's one more thing we need: a step to)\s+(.+)$",
     )
 });
-static ADD_TAIL: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"\s+(to|on|in|into)\s+(the|my|our|this)\s+([\w' -]+\s+)?(plan|list|checklist)\s*$|\s+(to|on|in|into)\s+(the|my|our|this)\s+plan\b.*$",
-    )
-});
 static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"^((?:you can |i'm |i am |i've |i have |we've |we have |we're |we are |i |we )?(?:just )?)(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted)$",
@@ -200,7 +196,7 @@ pub(super) fn plan_words(rest: &str) -> Option<String> {
 }
 
 /// The date mention inside `lower[offset..]`, if any.
-fn date_in(input: &Input, offset: usize) -> Option<DateMention> {
+pub(super) fn date_in(input: &Input, offset: usize) -> Option<DateMention> {
     let toks = input.tokens();
     input.dates().into_iter().find(|m| toks[m.first].start >= offset)
 }
@@ -319,7 +315,21 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
             // "December, and it has to be done by the 7th" is not a step.
             // "let's do the december close, due by …" asks for a goal.
             let request = [
-                "let's ", "lets ", "let us ", "help me ", "i need ", "we need ", "i want ", "we want ",
+                "let's ",
+                "lets ",
+                "let us ",
+                "help me ",
+                "i need ",
+                "we need ",
+                "i want ",
+                "we want ",
+                "start a ",
+                "start an ",
+                "set up ",
+                "create ",
+                "plan a ",
+                "plan an ",
+                "plan my ",
             ]
             .iter()
             .any(|r| step.trim_start().starts_with(r));
@@ -348,7 +358,15 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     {
         // "delete the budget plan" is the plan, not a step called "budget".
         let object_words = object.as_str().split([',', ';']).next().unwrap_or("");
-        if names_a_plan(object_words) && c.get(5).or(c.get(10)).is_none() {
+        // "delete the helsinki trip": a kind with its name is a plan ("the
+        // launch" alone may be a step).
+        let named_kind = names_a_goal_kind(object_words)
+            && object_words
+                .split_whitespace()
+                .filter(|w| !matches!(*w, "the" | "my" | "our" | "this" | "that" | "whole" | "entire"))
+                .count()
+                >= 2;
+        if (names_a_plan(object_words) || named_kind) && c.get(5).or(c.get(10)).is_none() {
             return Some(Command::CancelPlan { plan: Some(name) });
         }
         return Some(Command::RemoveStep { step: name });
@@ -547,54 +565,4 @@ fn tail_clause(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         Command::ShowPlan { plan: None } | Command::Help {} => None,
         c => Some(c),
     }
-}
-
-fn add_step(input: &Input, body_start: usize, body: &str) -> Option<Command> {
-    let toks = input.tokens();
-    let mention = date_in(input, body_start);
-    // The title ends where its date phrase starts, including "by"/"on"/"due".
-    let mut end = body_start + body.len();
-    if let Some(m) = mention {
-        let mut first = m.first;
-        while first > 0
-            && matches!(toks[first - 1].word, "by" | "on" | "due" | "before" | "for" | "until")
-            && toks[first - 1].start >= body_start
-        {
-            first -= 1;
-        }
-        end = end.min(toks[first].start);
-    }
-    let raw = input
-        .text
-        .get(body_start..end)?
-        .trim()
-        .trim_end_matches([',', ';', '-', ':'])
-        .trim();
-    let lower_raw = input.lower.get(body_start..body_start + raw.len())?.to_owned();
-    let cut = ADD_TAIL.find(&lower_raw).map(|m| m.start()).unwrap_or(raw.len());
-    let title = raw[..cut].trim().trim_matches(['"', '\'', '“', '”', '‘', '’']).trim();
-    let unquoted = |t: &str| t.trim().trim_matches(['"', '\'', '“', '”', '‘', '’']).trim().to_owned();
-    if title.is_empty() || title.split_whitespace().count() > 20 {
-        return None;
-    }
-    let (cut, after) = more::added_after(title);
-    let title = unquoted(title[..cut].trim_end().trim_end_matches([',', ';', ':']));
-    // "create it", "add that": a pronoun names no step; "create the
-    // plan", "put a launch plan together" ask for a plan, not a step.
-    let lower_title = title.to_lowercase();
-    if title.is_empty()
-        || matches!(
-            lower_title.as_str(),
-            "it" | "that" | "this" | "them" | "one" | "something"
-        )
-        || lower_title.ends_with("plan")
-        || lower_title.ends_with("plan together")
-    {
-        return None;
-    }
-    Some(Command::AddStep {
-        title,
-        due: mention.map(|m| m.date),
-        after,
-    })
 }

@@ -205,7 +205,12 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
     let template = best_template(input, &toks, templates)?;
     let requests = requests(&toks);
     let asks = requests || names_goal_verb(&toks);
-    let question = words.first().is_some_and(|w| QUESTION_WORDS.contains(w));
+    // "do you …" asks; "do the monthly close for january" tells.
+    let told = matches!(words.first(), Some(&("do" | "does")))
+        && !words
+            .get(1)
+            .is_some_and(|w| matches!(*w, "i" | "you" | "we" | "they" | "he" | "she" | "it" | "steward"));
+    let question = !told && words.first().is_some_and(|w| QUESTION_WORDS.contains(w));
     // "how did the launch go?" talks about a goal; it does not ask for one.
     if question && !requests {
         return None;
@@ -222,8 +227,9 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
     }
     let slots = fill_slots(input, &toks, template);
     // "budget" alone, or "maybe we should launch something, idk": a goal
-    // is named but not asked for.
-    if !asks && !dated && slots.is_empty() {
+    // is named but not asked for; its kind's whole name ("medical tests",
+    // "ANNUAL BUDGET") picks it, as from a menu.
+    if !asks && !dated && slots.is_empty() && !names_the_kind(&words, template) {
         return None;
     }
     // One word ("launch") names a goal without asking for one.
@@ -533,4 +539,15 @@ fn placeholder(value: &Value) -> bool {
                 | "things"
         )
     })
+}
+
+/// Whether the words are the kind's own name: "annual budget", "month-end
+/// close", "product launch".
+fn names_the_kind(words: &[&str], template: &Template) -> bool {
+    let said: Vec<&str> = words
+        .iter()
+        .flat_map(|w| w.split('-'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    said.len() >= 2 && template.kind.split('_').eq(said.iter().copied())
 }

@@ -5,11 +5,13 @@
 //! says `chat` so the assistant asks instead of acting. `steward interpret`
 //! runs this same code.
 
+mod adding;
 mod answers;
 pub(crate) mod commands;
 mod confirm;
 pub(crate) mod dates;
 pub(crate) mod goals;
+mod items;
 mod more;
 mod objects;
 mod periods;
@@ -172,6 +174,8 @@ pub enum Command {
     },
     Remind {
         text: String,
+        /// With its offset written out, "+00:00" included (never "Z").
+        #[serde(serialize_with = "with_offset")]
         at: DateTime<FixedOffset>,
     },
     /// "send me a weekly digest on Mondays at 8", "stop the digest".
@@ -199,6 +203,10 @@ pub enum Command {
     Help {},
     /// "never mind" while a goal is being set up.
     Dismiss {},
+}
+
+fn with_offset<S: serde::Serializer>(at: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339())
 }
 
 /// Interprets one message for a user whose local time is `now`.

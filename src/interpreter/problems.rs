@@ -6,17 +6,25 @@ use super::dates::{Token, find_time, month, weekday, year};
 use chrono::{Datelike, NaiveDate};
 
 /// Dates written in digits ("29/02/2027", "01/09/27", "15.03.2027"; with
-/// dots only with a four-digit year, so "v1.2.3" is no date), each as its
-/// two readings: day first and month first (`None` where no such day).
+/// dots only with a four-digit year, so "v1.2.3" is no date; without a
+/// year only after "on", "by" … , so "1/2 kg" is none), each as its two
+/// readings: day first and month first (`None` where no such day).
 fn written_readings(lower: &str) -> impl Iterator<Item = (Option<NaiveDate>, Option<NaiveDate>)> + '_ {
-    lower.split_whitespace().filter_map(|word| {
-        let word = word.trim_matches(|c: char| !c.is_ascii_digit());
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    (0..words.len()).filter_map(move |i| {
+        let before = if i == 0 { "" } else { words[i - 1] };
+        let word = words[i].trim_matches(|c: char| !c.is_ascii_digit());
         let slashed = word.contains('/');
         let parts: Vec<&str> = word.split(['/', '.']).collect();
-        let [a, b, y] = parts.as_slice() else { return None };
-        if !slashed && y.len() != 4 {
-            return None;
-        }
+        // "31/09" without a year: checked in a leap year, so only a day no
+        // year has is refused.
+        let (a, b, y) = match parts.as_slice() {
+            [a, b] if slashed && matches!(before, "on" | "from" | "to" | "by" | "until" | "till" | "due") => {
+                (a, b, &"2000")
+            }
+            [a, b, y] if slashed || y.len() == 4 => (a, b, y),
+            _ => return None,
+        };
         let (a, b, y) = (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?, y.parse::<i32>().ok()?);
         let y = if y < 100 { 2000 + y } else { y };
         Some((NaiveDate::from_ymd_opt(y, b, a), NaiveDate::from_ymd_opt(y, a, b)))

@@ -545,43 +545,11 @@ pub(super) fn list_after(
     let items: Vec<String> = span
         .split([',', '&', '+', '/', '→'])
         .flat_map(|part| part.split(" and "))
+        .flat_map(|part| part.split(" n "))
         .flat_map(|part| part.split(" then "))
         .flat_map(|part| part.split("->"))
-        .map(list_item)
+        .map(super::items::list_item)
         .filter(|i| !i.is_empty())
         .collect();
     (!items.is_empty()).then_some(items)
-}
-
-/// One item of a list as said, without articles, "done" and the like.
-fn list_item(item: &str) -> String {
-    // "a lipid panel — starting tomorrow": a dash ends the list.
-    let item = item.split(" - ").next().unwrap_or("").split(" — ").next().unwrap_or("");
-    let item = item.trim().trim_end_matches(['.', '!', '?']);
-    // "mum in Edinburgh": the place, not who is there.
-    let item = match item.split_once(" in ") {
-        Some((who, place)) if !who.chars().any(char::is_uppercase) && place.starts_with(char::is_uppercase) => place,
-        _ => item,
-    };
-    let mut words: Vec<&str> = item.split_whitespace().collect();
-    while words.first().is_some_and(|w| {
-        matches!(
-            w.to_lowercase().as_str(),
-            "a" | "an" | "the" | "my" | "our" | "and" | "also" | "then" | "me" | "just" | "only" | "some"
-        )
-    }) {
-        words.remove(0);
-    }
-    // "get my ECG and blood work done"
-    while words.len() > 1
-        && words.last().is_some_and(|w| {
-            matches!(
-                w.to_lowercase().as_str(),
-                "done" | "booked" | "scheduled" | "sorted" | "please" | "first" | "too" | "as" | "well"
-            )
-        })
-    {
-        words.pop();
-    }
-    words.join(" ")
 }

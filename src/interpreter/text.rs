@@ -6,6 +6,17 @@ use chrono::NaiveDate;
 
 const TYPOS: &[(&str, &str)] = &[
     ("onbaord", "onboard"),
+    ("wat", "what"),
+    ("whats", "what's"),
+    ("shwo", "show"),
+    ("mondy", "monday"),
+    ("wendsday", "wednesday"),
+    ("frday", "friday"),
+    ("fridy", "friday"),
+    ("tuseday", "tuesday"),
+    ("clsoe", "close"),
+    ("scheduel", "schedule"),
+    ("hrs", "hours"),
     ("onbord", "onboard"),
     ("onbaording", "onboarding"),
     ("tommorow", "tomorrow"),
@@ -138,6 +149,18 @@ fn day_ranges(text: String) -> String {
             r"(?i)\b({MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?) ?- ?(\d{{1,2}}(?:st|nd|rd|th)?)\b"
         ))
     });
+    // "trip 2 berlin", "she reports 2 Maria": "2" for "to" after a word
+    // that takes one.
+    static TWO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        super::commands::re(
+            r"(?i)\b(trip|trips|reports|report|reporting|going|go|travel|travelling|traveling|flying|heading|move|push) 2 ([a-z])",
+        )
+    });
+    let text = if text.contains(" 2 ") {
+        TWO.replace_all(&text, "$1 to $2").into_owned()
+    } else {
+        text
+    };
     if !text.contains('-') {
         return text;
     }

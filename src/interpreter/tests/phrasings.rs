@@ -318,3 +318,60 @@ fn times_and_days_said_in_words_are_read() {
         json!({"route": "unclear", "problem": "time_invalid"})
     );
 }
+
+#[test]
+fn hurried_typing_is_read() {
+    expect_all(&[
+        ("shwo my plans", command("list_plans", json!({}))),
+        ("whats next", command("agenda", json!({"ask": "next"}))),
+        ("disable quiet hrs", command("quiet_hours_off", json!({}))),
+        (
+            "move kickoff to frday",
+            command("reschedule_step", json!({"step": "kickoff", "due": "2026-11-27"})),
+        ),
+        (
+            "delete the helsinki trip",
+            command("cancel_plan", json!({"plan": "helsinki trip"})),
+        ),
+        ("medical tests", goal("medical_tests", json!({}))),
+        ("ANNUAL BUDGET", goal("annual_budget", json!({}))),
+        (
+            "do the monthly close for october by dec 4",
+            goal(
+                "month_end_close",
+                json!({"period": "2026-10", "due_date": "2026-12-04"}),
+            ),
+        ),
+        (
+            "trip 2 berlin on the 14th",
+            goal("trip", json!({"destinations": ["Berlin"], "start_date": "2026-12-14"})),
+        ),
+        (
+            "remind me on 31/09 to renew my passport",
+            json!({"route": "unclear", "problem": "time_invalid"}),
+        ),
+    ]);
+    // "the launch" alone may be a step; "1/2 kg" is no date.
+    assert_eq!(route_of("delete the launch"), "command:remove_step");
+    assert_eq!(
+        run("remind me tomorrow to buy 1/2 kg of flour", berlin())["command"],
+        json!("remind")
+    );
+    assert_eq!(
+        answered("trip", "destinations", json!({}), "lisbon n porto")["slots"]["destinations"],
+        json!(["Lisbon", "Porto"])
+    );
+    for unsure in ["idk yet", "not sure, my doctor didnt say which ones"] {
+        assert_eq!(
+            answered("medical_tests", "tests", json!({}), unsure),
+            json!({"route": "chat"}),
+            "{unsure}"
+        );
+    }
+    // An offset of zero is written out, as every other offset is.
+    let london = at(chrono_tz::Europe::London, "2027-01-10T10:00:00Z");
+    assert_eq!(
+        run("remind me in 10 minutes to stretch", london)["args"]["at"],
+        json!("2027-01-10T10:10:00+00:00")
+    );
+}
