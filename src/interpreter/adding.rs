@@ -54,6 +54,8 @@ pub(super) fn add_step(input: &Input, body_start: usize, body: &str) -> Option<C
             "it" | "that" | "this" | "them" | "one" | "something"
         )
         || lower_title.ends_with("plan")
+        || lower_title.contains(" plan for ")
+        || lower_title.contains(" plan to ")
         || lower_title.ends_with("plan together")
     {
         return None;

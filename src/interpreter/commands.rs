@@ -48,7 +48,7 @@ static HELP: LazyLock<Regex> = LazyLock::new(|| {
 /// help": asking how to use steward, anywhere in the message.
 static HELP_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\bhow does (this|this thing|it|steward|this bot|this app) work\b|\bwhat are (my|the|our) options\b|\bwhat options do (i|we) have\b|\bwhat (kinds? of )?things can you help( me)? with\b|\b(i|we) don't (know|get|understand) how (this|it|you|steward) works?\b|^i'm new (here|to this)\b|\? ?(please )?help( me| please)?\W*$|^i'm (a bit |a little |so |totally |completely )?(lost|confused)(\W*$|, (what|how) )",
+        r"\bhow does (this|this thing|it|steward|this bot|this app) work\b|\bwhat are (my|the|our) options\b|\bwhat options do (i|we) have\b|\bwhat (kinds? of )?things can you help( me)? with\b|\b(i|we) don't (know|get|understand) how (this|it|you|steward) works?\b|^i'm new (here|to this)\b|\? ?(please )?help( me| please)?\W*$|^(help[,!.]* )?i'm (a bit |a little |so |totally |completely )?(lost|confused)(\W*$|, (what|how) )",
     )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {

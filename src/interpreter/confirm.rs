@@ -13,7 +13,7 @@ static YES: LazyLock<Regex> = LazyLock::new(|| {
 });
 static NO: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(no+|nope|nah|n|i'd rather not|i would rather not|hold on,? (don't|do not)|don't|dont|do not|not now|not right now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it)\b",
+        r"^(no+|nope|nah|n|i'd rather not|i would rather not|hold on,? (don't|do not)|don't|dont|do not|not now|not right now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it|not like that)\b",
     )
 });
 /// Words that show a message is more than a yes or no.

@@ -143,6 +143,19 @@ const REMARKS: &[&str] = &[
     "would it even",
     "i wish",
     "wish someone",
+    "crazy times",
+    "busy times",
+    "lesson learned",
+    "next time",
+    "everyone knows",
+    "terrible idea",
+    "bad idea",
+    "make me nervous",
+    "makes me nervous",
+    "always make me",
+    "always makes me",
+    "matters a lot",
+    "matter a lot",
 ];
 
 /// Sarcasm and notes that stand against any request in the message:
@@ -521,24 +534,37 @@ fn fill_slots(input: &Input, toks: &[Token<'_>], template: &Template) -> Map<Str
 /// "help me deploy a service", "get their onboarding sorted": a word that
 /// stands for a value names none.
 fn placeholder(value: &Value) -> bool {
-    value.as_str().is_some_and(|v| {
-        matches!(
-            v.to_lowercase().as_str(),
-            "service"
-                | "a service"
-                | "the service"
-                | "product"
-                | "a product"
-                | "the product"
-                | "something"
-                | "someone"
-                | "somebody"
-                | "sorted"
-                | "done"
-                | "ready"
-                | "things"
-        )
-    })
+    let stands_for = |v: &str| {
+        let v = v.to_lowercase();
+        // "annual budget for fiscal 2027": a year is no team.
+        v.starts_with("fiscal ")
+            || matches!(
+                v.as_str(),
+                "service"
+                    | "a service"
+                    | "the service"
+                    | "product"
+                    | "a product"
+                    | "the product"
+                    | "something"
+                    | "someone"
+                    | "somebody"
+                    | "sorted"
+                    | "done"
+                    | "ready"
+                    | "things"
+                    | "tests"
+                    | "medical tests"
+                    | "some medical tests"
+                    | "some tests"
+                    | "a few tests"
+            )
+    };
+    match value {
+        Value::String(v) => stands_for(v),
+        Value::Array(items) => !items.is_empty() && items.iter().all(|i| i.as_str().is_some_and(stands_for)),
+        _ => false,
+    }
 }
 
 /// Whether the words are the kind's own name: "annual budget", "month-end

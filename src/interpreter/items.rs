@@ -30,6 +30,8 @@ pub(super) fn list_item(item: &str) -> String {
                 | "visiting"
                 | "to"
                 | "do"
+                | "book"
+                | "get"
         )
     }) {
         words.remove(0);

@@ -131,7 +131,7 @@ pub(super) fn quiet_hours(input: &Input, l: &str) -> Option<Command> {
 
 static ZONE_CUE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(time ?zone|timezone|zone|tz|(i'm|i am|we're|we are) (now )?(in|based in|living in)\b.*\bnow\b|(i|we) (moved|relocated) to|i live in|i'm based in|i am based in|use .+ time)\b",
+        r"\b(time ?zone|timezone|zone|tz|(i'm|i am|we're|we are) (now )?(in|based in|living in)\b.*\bnow\b|(i|we|i've|we've|i have|we have) (just )?(moved|relocated) to|i live in|i'm based in|i am based in|use .+ time)\b",
     )
 });
 
@@ -337,6 +337,14 @@ pub(super) fn small_talk(l: &str) -> bool {
 pub(super) fn agenda(l: &str, asked: bool) -> Option<Command> {
     // "what day of the week is christmas?" asks the calendar, not the plans.
     if l.starts_with("what day") || l.starts_with("what date") || l.starts_with("what time") {
+        return None;
+    }
+    // "how many steps does a typical launch have?" asks about launches in
+    // general, not the user's.
+    if [" typical ", " usually ", " normally ", " in general", " on average"]
+        .iter()
+        .any(|w| l.contains(w))
+    {
         return None;
     }
     let ask = if OVERDUE.is_match(l) {

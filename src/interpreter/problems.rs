@@ -9,7 +9,7 @@ use chrono::{Datelike, NaiveDate};
 /// dots only with a four-digit year, so "v1.2.3" is no date; without a
 /// year only after "on", "by" … , so "1/2 kg" is none), each as its two
 /// readings: day first and month first (`None` where no such day).
-fn written_readings(lower: &str) -> impl Iterator<Item = (Option<NaiveDate>, Option<NaiveDate>)> + '_ {
+fn written_readings(lower: &str) -> impl Iterator<Item = (Option<NaiveDate>, Option<NaiveDate>, bool)> + '_ {
     let words: Vec<&str> = lower.split_whitespace().collect();
     (0..words.len()).filter_map(move |i| {
         let before = if i == 0 { "" } else { words[i - 1] };
@@ -27,19 +27,24 @@ fn written_readings(lower: &str) -> impl Iterator<Item = (Option<NaiveDate>, Opt
         };
         let (a, b, y) = (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?, y.parse::<i32>().ok()?);
         let y = if y < 100 { 2000 + y } else { y };
-        Some((NaiveDate::from_ymd_opt(y, b, a), NaiveDate::from_ymd_opt(y, a, b)))
+        let year_given = parts.len() == 3;
+        Some((
+            NaiveDate::from_ymd_opt(y, b, a),
+            NaiveDate::from_ymd_opt(y, a, b),
+            year_given,
+        ))
     })
 }
 
 /// "29/02/2027", "31/04/2026": a written date that is no day read either
 /// way round.
 fn slashed_date_invalid(lower: &str) -> bool {
-    written_readings(lower).any(|(day_first, month_first)| day_first.is_none() && month_first.is_none())
+    written_readings(lower).any(|(day_first, month_first, _)| day_first.is_none() && month_first.is_none())
 }
 
 /// "01/09/2027": a written date that is a different day each way round.
 fn slashed_date_ambiguous(lower: &str) -> bool {
-    written_readings(lower).any(|(d, m)| d.is_some() && m.is_some() && d != m)
+    written_readings(lower).any(|(d, m, _)| d.is_some() && m.is_some() && d != m)
 }
 
 /// A time the person gave that cannot be used: a day or time that does not
@@ -69,6 +74,17 @@ pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chr
         return Some(super::Problem::DateAmbiguous);
     }
     let today = now.date_naive();
+    // "15.01.2026" when that day is gone (read one way, or the same both;
+    // without a year a date is the next such day).
+    let past = |(d, m, year_given): (Option<NaiveDate>, Option<NaiveDate>, bool)| match (d, m) {
+        _ if !year_given => false,
+        (Some(d), Some(m)) => d == m && d < today,
+        (Some(x), None) | (None, Some(x)) => x < today,
+        (None, None) => false,
+    };
+    if written_readings(lower).any(past) {
+        return Some(TimePast);
+    }
     let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
     let raw_day = |word: &str| -> Option<u32> {
         let digits = word.trim_end_matches(|c: char| c.is_ascii_alphabetic());

@@ -27,7 +27,14 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
             }
             ("this", "afternoon") => hm(15, 0).map(|t| (t, 2)),
             ("this", "evening") => hm(19, 0).map(|t| (t, 2)),
-            ("at", next) => clock(next, w(i + 2)).map(|(t, n)| (t, n + 1)),
+            // "Sunday evenings at 6": the hour said, after noon.
+            ("at", next) => clock(next, w(i + 2)).map(|(t, n)| {
+                let said_later = toks
+                    .iter()
+                    .any(|t| matches!(t.word, "evening" | "evenings" | "afternoon" | "afternoons"));
+                let later = said_later && n == 1 && !has_meridiem(next) && (1..12).contains(&t.hour());
+                (if later { t + chrono::Duration::hours(12) } else { t }, n + 1)
+            }),
             (word, next) => clock(word, next).filter(|(_, n)| *n == 2 || word.contains(':') || has_meridiem(word)),
         };
         if let Some((time, len)) = found {

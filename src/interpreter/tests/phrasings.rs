@@ -375,3 +375,32 @@ fn hurried_typing_is_read() {
         json!("2027-01-10T10:10:00+00:00")
     );
 }
+
+#[test]
+fn settings_and_answers_in_everyday_words() {
+    expect_all(&[
+        (
+            "I've moved to Nairobi",
+            command("set_timezone", json!({"zone": "Africa/Nairobi"})),
+        ),
+        ("help, I'm lost", command("help", json!({}))),
+        (
+            "switch my digest to Sunday evenings at 6",
+            command(
+                "digest",
+                json!({"frequency": "weekly", "weekday": "sunday", "time": "18:00"}),
+            ),
+        ),
+        ("not like that, no", json!({"route": "confirmation", "accept": false})),
+        ("I need to book some medical tests", goal("medical_tests", json!({}))),
+    ]);
+    let got = answered(
+        "onboard_employee",
+        "manager",
+        json!({"name": "Tunde Bakare"}),
+        "he'll report to Ngozi Adeyemi-Cole",
+    );
+    assert_eq!(got["slots"]["manager"], json!("Ngozi Adeyemi-Cole"), "{got}");
+    let got = run("annual budget for fiscal 2027, due by the end of the year", berlin());
+    assert_eq!(got["slots"].get("team"), None, "{got}");
+}

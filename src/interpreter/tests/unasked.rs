@@ -394,3 +394,36 @@ fn questions_about_steward_and_wishes_do_not_act() {
     // Asking about one's own plans still works.
     assert_eq!(route_of("how many plans do i have going?"), "command:list_plans");
 }
+
+#[test]
+fn remarks_about_a_kind_of_goal_and_general_questions_do_not_act() {
+    for text in [
+        "we're onboarding three people next month, crazy times",
+        "deploying on Fridays is a terrible idea, everyone knows that",
+        "blood tests always make me nervous",
+        "next time I'll start the research earlier, lesson learned",
+        "Globex is our biggest customer, so their onboarding matters a lot",
+        "how many steps does a typical product launch have?",
+    ] {
+        assert_eq!(run(text, berlin())["route"], json!("chat"), "{text}");
+    }
+    // A plan asked for by "create a … plan for …" is a goal, not a step.
+    assert_eq!(
+        route_of("create a launch plan for the Aurora smart thermostat"),
+        "new_goal:product_launch"
+    );
+    // A written date already past is asked about.
+    assert_eq!(
+        run("plan the launch of Tidepool on 15.01.2026", berlin()),
+        json!({"route": "unclear", "problem": "time_past"})
+    );
+    assert_eq!(
+        answered(
+            "product_launch",
+            "launch_date",
+            json!({"product": "Zephyr"}),
+            "let's not do this after all"
+        ),
+        command("dismiss", json!({}))
+    );
+}
