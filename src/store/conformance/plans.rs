@@ -145,10 +145,31 @@ pub(crate) async fn a_plan_write_syncs_the_triggers_it_derives_in_the_same_trans
     };
     store.update_plan(&u, &v3, 2, entry(3, vec![]), &same).await.unwrap();
     assert_eq!(ids(&store.user_triggers(&u).await.unwrap()), [("overdue:p1:a", d3)]);
-    let mut v4 = v3.clone();
-    v4.version = 4;
+    // Re-derived at the same time but changed, it is stored as changed
+    // (an unchanged one may be left as it is).
+    let mut v3b = v3.clone();
+    v3b.version = 4;
+    let changed_at = t0() + Duration::hours(5);
+    let changed = |p: &Plan| {
+        let mut a = overdue(&u, p.id, "a", d3);
+        a.created_at = changed_at;
+        Derived {
+            triggers: vec![a],
+            arm_after: d3 + Duration::days(1),
+            runnable: Vec::new(),
+        }
+    };
     store
-        .update_plan(&u, &v4, 3, entry(4, vec![]), &no_triggers)
+        .update_plan(&u, &v3b, 3, entry(4, vec![]), &changed)
+        .await
+        .unwrap();
+    let armed = store.user_triggers(&u).await.unwrap();
+    assert_eq!(ids(&armed), [("overdue:p1:a", d3)]);
+    assert_eq!(armed[0].created_at, changed_at);
+    let mut v4 = v3.clone();
+    v4.version = 5;
+    store
+        .update_plan(&u, &v4, 4, entry(5, vec![]), &no_triggers)
         .await
         .unwrap();
     assert_eq!(store.user_triggers(&u).await.unwrap(), []);

@@ -74,7 +74,13 @@ pub(super) fn arm(timers: &TransactionalTree, num: u64, trigger: &Trigger) -> Tx
     if let Some(at) = timers.get(by_id_key(num, &trigger.id))?
         && decode_instant(&at) == Some(fire_ms)
     {
-        timers.insert(schedule_key(fire_ms, num, &trigger.id), enc(trigger)?)?;
+        // Armed at that time already: rewritten only if it changed (a plan
+        // update re-derives every trigger of the plan; most are as they were).
+        let key = schedule_key(fire_ms, num, &trigger.id);
+        let record = enc(trigger)?;
+        if timers.get(&key)?.as_deref() != Some(&record[..]) {
+            timers.insert(key, record)?;
+        }
         return Ok(true);
     }
     disarm(timers, num, &trigger.id)?;
@@ -115,8 +121,10 @@ pub(super) fn sync_plan(timers: &TransactionalTree, num: u64, plan: PlanId, deri
         disarm(timers, num, id)?;
     }
     if kept.is_empty() {
-        timers.remove(index)?;
-    } else {
+        if !old.is_empty() {
+            timers.remove(index)?;
+        }
+    } else if kept != old {
         timers.insert(index, enc(&kept)?)?;
     }
     Ok(())
