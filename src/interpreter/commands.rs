@@ -83,6 +83,34 @@ static REMIND: LazyLock<Regex> = LazyLock::new(|| {
 });
 static CANCEL_PLAN: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(cancel|abandon|scrap|drop|kill|stop|forget about|call off|shelve)\s+(.+)$"));
+/// Words before a kind that describe a step rather than name a plan
+/// ("the final budget", "the next launch").
+const COMMON_ADJECTIVE: &[&str] = &[
+    "final",
+    "last",
+    "first",
+    "next",
+    "new",
+    "old",
+    "big",
+    "small",
+    "main",
+    "whole",
+    "draft",
+    "team",
+    "annual",
+    "monthly",
+    "weekly",
+    "quarterly",
+    "soft",
+    "full",
+    "early",
+    "late",
+    "real",
+    "test",
+    "actual",
+    "official",
+];
 static REMOVE: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"^(remove|delete|drop|take out|get rid of|strike|cross out)\s+(.+?)(\s+(from|off|out of)\s+(.+))?$|^(take)\s+(.+?)(\s+(off|out of)\s+(.+))$|^take\s+(.+?)\s+out(?:,.*)?$",
@@ -359,13 +387,14 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         // "delete the budget plan" is the plan, not a step called "budget".
         let object_words = object.as_str().split([',', ';']).next().unwrap_or("");
         // "delete the helsinki trip": a kind with its name is a plan ("the
-        // launch" alone may be a step).
+        // launch" alone, "the final budget" or "the hotel in the Lisbon
+        // trip" may be steps).
+        let named: Vec<&str> = object_words
+            .split_whitespace()
+            .filter(|w| !matches!(*w, "the" | "my" | "our" | "this" | "that" | "whole" | "entire"))
+            .collect();
         let named_kind = names_a_goal_kind(object_words)
-            && object_words
-                .split_whitespace()
-                .filter(|w| !matches!(*w, "the" | "my" | "our" | "this" | "that" | "whole" | "entire"))
-                .count()
-                >= 2;
+            && matches!(named.as_slice(), [name, _] if !COMMON_ADJECTIVE.contains(name));
         if (names_a_plan(object_words) || named_kind) && c.get(5).or(c.get(10)).is_none() {
             return Some(Command::CancelPlan { plan: Some(name) });
         }

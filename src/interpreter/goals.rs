@@ -219,7 +219,8 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
     let requests = requests(&toks);
     let asks = requests || names_goal_verb(&toks);
     // "do you …" asks; "do the monthly close for january" tells.
-    let told = matches!(words.first(), Some(&("do" | "does")))
+    let told = words.first() == Some(&"do")
+        && !input.lower.trim_end().ends_with('?')
         && !words
             .get(1)
             .is_some_and(|w| matches!(*w, "i" | "you" | "we" | "they" | "he" | "she" | "it" | "steward"));

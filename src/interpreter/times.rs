@@ -13,7 +13,9 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
         let found = match (w(i), w(i + 1)) {
             ("noon" | "midday", _) => hm(12, 0).map(|t| (t, 1)),
             // "half past seven", "quarter to 6", "quarter past 9pm".
-            ("half" | "quarter", "past" | "to") => spoken(w(i), w(i + 1), w(i + 2), w(i + 3), toks),
+            ("half" | "quarter", "past" | "to") => {
+                spoken(w(i), w(i + 1), w(i + 2), w(i + 3), said_later(toks, i, i + 4))
+            }
             ("midnight", _) => hm(0, 0).map(|t| (t, 1)),
             // "tonight at 8", "this evening at 7:30": the hour said, in the
             // evening.
@@ -29,10 +31,8 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
             ("this", "evening") => hm(19, 0).map(|t| (t, 2)),
             // "Sunday evenings at 6": the hour said, after noon.
             ("at", next) => clock(next, w(i + 2)).map(|(t, n)| {
-                let said_later = toks
-                    .iter()
-                    .any(|t| matches!(t.word, "evening" | "evenings" | "afternoon" | "afternoons"));
-                let later = said_later && n == 1 && !has_meridiem(next) && (1..12).contains(&t.hour());
+                let later =
+                    said_later(toks, i, i + 1 + n) && n == 1 && !has_meridiem(next) && (1..12).contains(&t.hour());
                 (if later { t + chrono::Duration::hours(12) } else { t }, n + 1)
             }),
             (word, next) => clock(word, next).filter(|(_, n)| *n == 2 || word.contains(':') || has_meridiem(word)),
@@ -51,7 +51,7 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
 /// "half past seven", "quarter to 6": the time and the words used. An
 /// hour without am/pm is after noon when the message speaks of the
 /// afternoon or the evening ("quarter to 6 this evening").
-fn spoken(part: &str, way: &str, hour: &str, next: &str, toks: &[Token<'_>]) -> Option<(NaiveTime, usize)> {
+fn spoken(part: &str, way: &str, hour: &str, next: &str, later: bool) -> Option<(NaiveTime, usize)> {
     let (said, used) = match clock(hour, next) {
         Some((t, n)) if !hour.contains(':') && t.minute() == 0 => (t, n),
         _ => (
@@ -59,12 +59,6 @@ fn spoken(part: &str, way: &str, hour: &str, next: &str, toks: &[Token<'_>]) -> 
             1,
         ),
     };
-    let later = toks.iter().any(|t| {
-        matches!(
-            t.word,
-            "evening" | "evenings" | "tonight" | "afternoon" | "afternoons" | "pm" | "p.m"
-        )
-    });
     let meridiem = used == 2 || has_meridiem(hour);
     let said = if !meridiem && later && (1..12).contains(&said.hour()) {
         said + chrono::Duration::hours(12)
@@ -81,6 +75,19 @@ fn spoken(part: &str, way: &str, hour: &str, next: &str, toks: &[Token<'_>]) -> 
         said + chrono::Duration::minutes(minutes)
     };
     Some((time, 2 + used))
+}
+
+/// Whether the words right around a time (tokens `first..end`) place it
+/// after noon: "Sunday evenings at 6", "at 6 in the evening", "quarter to
+/// 6 this evening" — not "at 9 about the afternoon standup".
+fn said_later(toks: &[Token<'_>], first: usize, end: usize) -> bool {
+    let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
+    let later = |word: &str| matches!(word, "evening" | "evenings" | "afternoon" | "afternoons" | "tonight");
+    let before = (first.saturating_sub(2)..first).any(|k| later(w(k)));
+    let after = later(w(end))
+        || (matches!(w(end), "this" | "in") && later(w(end + 1)))
+        || (w(end) == "in" && w(end + 1) == "the" && later(w(end + 2)));
+    before || after
 }
 
 /// An hour said about the evening without am/pm ("tonight at 8", "at

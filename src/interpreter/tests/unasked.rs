@@ -427,3 +427,40 @@ fn remarks_about_a_kind_of_goal_and_general_questions_do_not_act() {
         command("dismiss", json!({}))
     );
 }
+
+// From a review of this session's rules: none of these may cancel a plan
+// or start a goal, and a time is after noon only when the words next to
+// it say so.
+#[test]
+fn a_step_inside_a_plan_is_not_the_plan_and_a_question_is_not_a_goal() {
+    for text in [
+        "delete the last step of the trip",
+        "remove the hotel in the Lisbon trip",
+        "delete the final budget",
+        "delete the welcome email in Marco's onboarding",
+    ] {
+        assert_ne!(route_of(text), "command:cancel_plan", "{text}");
+    }
+    for text in [
+        "does the trip to Lisbon on the 14th include Sintra?",
+        "does my holiday in Crete from June 3 include the ferry?",
+    ] {
+        assert_eq!(run(text, berlin())["route"], json!("chat"), "{text}");
+    }
+    let at = |text: &str| run(text, berlin())["args"]["at"].clone();
+    assert_eq!(
+        at("remind me at 9 tomorrow about the afternoon standup"),
+        json!("2026-11-23T09:00:00+01:00")
+    );
+    assert_eq!(
+        at("remind me tomorrow at 6 in the evening to call mum"),
+        json!("2026-11-23T18:00:00+01:00")
+    );
+    let got = answered(
+        "product_launch",
+        "product",
+        json!({}),
+        "we're not doing it as Orbit anymore, call it Nova",
+    );
+    assert_ne!(got, command("dismiss", json!({})), "{got}");
+}
