@@ -132,13 +132,14 @@ fn fix_typos(message: &str) -> String {
         }
     }
     flush(&mut word, &mut out);
-    day_ranges(out)
+    day_ranges(two_for_to(out))
 }
 
 /// "10-18 October", "Oct 10-18": a range of days written with a dash
 /// reads as "10 to 18 October" (a dash inside a word keeps it whole).
 fn day_ranges(text: String) -> String {
-    const MONTH: &str = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*";
+    // Month names only ("3-5 marketing people" is no range of days).
+    const MONTH: &str = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)";
     static DAYS_FIRST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         super::commands::re(&format!(
             r"(?i)\b(\d{{1,2}}(?:st|nd|rd|th)?) ?- ?(\d{{1,2}}(?:st|nd|rd|th)?)(\s+(?:of\s+)?{MONTH}\b)"
@@ -149,23 +150,26 @@ fn day_ranges(text: String) -> String {
             r"(?i)\b({MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?) ?- ?(\d{{1,2}}(?:st|nd|rd|th)?)\b"
         ))
     });
-    // "trip 2 berlin", "she reports 2 Maria": "2" for "to" after a word
-    // that takes one.
-    static TWO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        super::commands::re(
-            r"(?i)\b(trip|trips|reports|report|reporting|going|go|travel|travelling|traveling|flying|heading|move|push) 2 ([a-z])",
-        )
-    });
-    let text = if text.contains(" 2 ") {
-        TWO.replace_all(&text, "$1 to $2").into_owned()
-    } else {
-        text
-    };
     if !text.contains('-') {
         return text;
     }
     let text = DAYS_FIRST.replace_all(&text, "$1 to $2$3");
     MONTH_FIRST.replace_all(&text, "$1 to $2").into_owned()
+}
+
+/// "trip 2 berlin", "she reports 2 Maria": "2" for "to" after a word that
+/// takes one.
+fn two_for_to(text: String) -> String {
+    static TWO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        super::commands::re(
+            r"(?i)\b(trip|trips|reports|report|reporting|going|go|travel|travelling|traveling|flying|heading|move|push) 2 ([a-z])",
+        )
+    });
+    if text.contains(" 2 ") {
+        TWO.replace_all(&text, "$1 to $2").into_owned()
+    } else {
+        text
+    }
 }
 
 impl Input {

@@ -31,9 +31,12 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
             ("this", "evening") => hm(19, 0).map(|t| (t, 2)),
             // "Sunday evenings at 6": the hour said, after noon.
             ("at", next) => clock(next, w(i + 2)).map(|(t, n)| {
-                let later =
-                    said_later(toks, i, i + 1 + n) && n == 1 && !has_meridiem(next) && (1..12).contains(&t.hour());
-                (if later { t + chrono::Duration::hours(12) } else { t }, n + 1)
+                let t = if said_later(toks, i, i + 1 + n) {
+                    after_noon(t, next, n)
+                } else {
+                    t
+                };
+                (t, n + 1)
             }),
             (word, next) => clock(word, next).filter(|(_, n)| *n == 2 || word.contains(':') || has_meridiem(word)),
         };
@@ -59,12 +62,7 @@ fn spoken(part: &str, way: &str, hour: &str, next: &str, later: bool) -> Option<
             1,
         ),
     };
-    let meridiem = used == 2 || has_meridiem(hour);
-    let said = if !meridiem && later && (1..12).contains(&said.hour()) {
-        said + chrono::Duration::hours(12)
-    } else {
-        said
-    };
+    let said = if later { after_noon(said, hour, used) } else { said };
     let minutes = match part {
         "half" => 30,
         _ => 15,
@@ -94,14 +92,19 @@ fn said_later(toks: &[Token<'_>], first: usize, end: usize) -> bool {
 /// 7:30") is after noon, and "tonight at 12" is midnight; `used` is 2 when
 /// "am"/"pm" followed as a word.
 fn evening(time: NaiveTime, said: &str, used: usize) -> NaiveTime {
-    if has_meridiem(said) || used == 2 {
+    match time.hour() {
+        12 if !has_meridiem(said) && used == 1 => time - chrono::Duration::hours(12),
+        _ => after_noon(time, said, used),
+    }
+}
+
+/// An hour from 1 to 11 said without am/pm, moved after noon; `used` is 2
+/// when "am"/"pm" followed as a word.
+fn after_noon(time: NaiveTime, said: &str, used: usize) -> NaiveTime {
+    if has_meridiem(said) || used == 2 || !(1..12).contains(&time.hour()) {
         return time;
     }
-    match time.hour() {
-        1..=11 => time + chrono::Duration::hours(12),
-        12 => time - chrono::Duration::hours(12),
-        _ => time,
-    }
+    time + chrono::Duration::hours(12)
 }
 
 fn has_meridiem(word: &str) -> bool {
