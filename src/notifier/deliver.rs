@@ -66,8 +66,6 @@ impl Notifier {
 
     // Long: one attempt read top to bottom: the budget, the row marked
     // sending, the channel's send, the outcome recorded.
-    // Long: one attempt read top to bottom: the budget, the row marked
-    // sending, the channel's send, the outcome recorded.
     async fn attempt_inner(&self, mut item: OutboxItem) -> Result<OutboxStatus, StoreError> {
         if let Some(wait) = self.over_email_budget(&item).await? {
             // Not an attempt: the row waits for the user's bucket to refill.

@@ -17,9 +17,20 @@ pub(crate) async fn fill(dir: &Path, kib: usize) {
             .await
             .unwrap();
     }
-    let text = "a message of about one kilobyte, ".repeat(30);
+    // Records are stored zstd-compressed: the text is noise so that a
+    // kilobyte written stays most of a kilobyte on disk.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .";
     for n in 0..kib {
         let user = UserId::parse(&format!("user-{}", n % 20)).unwrap();
+        let text: String = (0..1000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(alphabet[(seed % 64) as usize])
+            })
+            .collect();
         let entry = Entry {
             at: chrono::Utc::now(),
             message: Message::User {
@@ -86,6 +97,11 @@ async fn a_cut_database_is_refused_at_start_and_salvage_saves_what_sled_can_read
     let (ok, _, stderr) = steward(&["export", "--out", whole.to_str().unwrap()], &data).await;
     assert!(ok, "{stderr}");
     let len = std::fs::metadata(data.join("db")).unwrap().len();
+    eprintln!("database: {len} bytes");
+    assert!(
+        len > 2_500_000,
+        "the filled database is only {len} bytes; the cuts below need more"
+    );
     // Cut by 2 MB, sled panics or refuses its snapshot; cut by half, it
     // may instead recover quietly to an older, emptier state. (A small cut
     // can fall on space sled no longer uses, and lose nothing.)
