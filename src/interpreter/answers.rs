@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 
 static DISMISS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^(we're|we are|i'm|i am) not doing (it|this|that)( anymore| after all| at all)?\W*$|^(let's|lets) not (do|bother with) (this|it|that)( after all| anymore| now)?\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|nvm|forget (it|that|about it|the whole thing|all of it|all that)|stop|skip it|drop it|scrap (that|it)|scratch (that|it)|abort|i changed my mind|(don't|do not) bother( setting (it|this|that) up)?)\b|^(let's |lets )?(drop|scrap|forget|abandon|ditch) (this|it|that)( one)?\W*$",
+        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((we're|we are|i'm|i am) )?not doing (it|this|that)( anymore| after all| at all| today| now| right now)?(\W+(bye|thanks|cheers))?\W*$|^(let's|lets) not (do|bother with) (this|it|that)( after all| anymore| now)?\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|nvm|forget (it|that|about it|the whole thing|all of it|all that)|stop|skip it|drop it|scrap (that|it)|scratch (that|it)|abort|i changed my mind|(don't|do not) bother( setting (it|this|that) up)?|(don't|do not) worry about (it|this|that|the [a-z]+( plan)?)\W*$)\b|^(let's |lets )?(drop|scrap|forget|abandon|ditch) (this|it|that)( one)?\W*$",
     )
 });
 
@@ -36,10 +36,30 @@ static DEFER: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// Putting off the answer anywhere in it: "their CTO is on leave, I'll
+/// find out next week", "somewhere warm, haven't decided", "hmm can't
+/// remember, hold on".
+static DEFER_ANYWHERE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(i('ll| will) (ask|check|find out|get back|let you know|confirm)|(can't|cant|don't|dont) remember|(haven't|havent|have not|not) (yet )?decided|undecided|hold on\W*$|let me (ask|check|think|find out|get back|confirm))\b",
+    )
+});
+
+/// A question back instead of an answer: "what topics do people usually
+/// pick?" ("what about Lisbon?" suggests one, and "the 14th?" or "should
+/// be Maria?" answer with doubt: both are read as answers).
+fn asks_back(said_with_mark: &str) -> bool {
+    let first = said_with_mark.split_whitespace().next().unwrap_or("");
+    said_with_mark.trim_end().ends_with('?')
+        && matches!(first, "what" | "which" | "who" | "why" | "how")
+        && !said_with_mark.starts_with("what about")
+        && !said_with_mark.starts_with("how about")
+}
+
 /// Words that drop the goal being set up, before what replaces it.
 static SWITCH: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((actually|ok|okay|hmm|well|wait|no|nah|oh)[, ]+)*(no|nah|scrap (that|it|this)|forget (it|that|this|about it|the [^,;]+)|never ?mind( that)?|cancel (that|it|this)|change of plans?|on second thought|i changed my mind)\s*[,;:.!-]+\s*",
+        r"^((actually|ok|okay|hmm|well|wait|no|nah|oh|sorry)[, ]+)*(no|nah|scrap (that|it|this)|forget (it|that|this|about it|the [^,;]+)|never ?mind( that)?|cancel (that|it|this)|change of plans?|on second thought|i changed my mind|(a )?different thing|something else( entirely)?)\s*[,;:.!—–-]+\s*",
     )
 });
 
@@ -105,6 +125,11 @@ const LEADS: &[&str] = &[
     "they report to",
     "reports to",
     "reporting to",
+    "he reports into",
+    "she reports into",
+    "they report into",
+    "reports into",
+    "reporting into",
     "he'll be our new",
     "she'll be our new",
     "they'll be our new",
@@ -186,11 +211,14 @@ pub(super) fn read(
         return Some(Interpretation::Command(Command::Dismiss {}));
     }
     // "hmm let me ask my wife first": the answer is still to come.
-    if DEFER.is_match(said) {
+    if DEFER.is_match(said) || DEFER_ANYWHERE.is_match(said) {
         return Some(Interpretation::Chat);
     }
     if let Some(command) = commands::command(input, now) {
         return Some(Interpretation::Command(command));
+    }
+    if asks_back(input.lower.trim()) {
+        return Some(Interpretation::Chat);
     }
     let toks = input.tokens();
     // Another goal, asked for in so many words, replaces this one.
@@ -344,6 +372,14 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
                     ["just a ", "just an ", "just ", "only ", "then ", "a ", "an ", "and "]
                         .iter()
                         .find_map(|a| i.strip_prefix(a))
+                        .unwrap_or(i)
+                        .trim()
+                })
+                // "just Vienna this time".
+                .map(|i| {
+                    [" this time", " this year", " for now"]
+                        .iter()
+                        .find_map(|t| i.strip_suffix(t))
                         .unwrap_or(i)
                         .trim()
                 })

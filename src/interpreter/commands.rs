@@ -2,12 +2,14 @@
 
 use super::Command;
 use super::adding::add_step;
+use super::agenda;
 pub(crate) use super::confirm::confirmation;
 use super::dates::DateMention;
 use super::more;
 pub(super) use super::objects::{names_a_goal_kind, names_a_plan, reads_as_result, this_plan, unsure, vague_step};
 use super::reminders;
 use super::shift;
+use super::showing;
 use super::text::{Input, strip_reference};
 use chrono::DateTime;
 use chrono_tz::Tz;
@@ -48,22 +50,22 @@ static HELP: LazyLock<Regex> = LazyLock::new(|| {
 /// help": asking how to use steward, anywhere in the message.
 static HELP_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\bhow does (this|this thing|it|steward|this bot|this app) work\b|\bwhat are (my|the|our) options\b|\bwhat options do (i|we) have\b|\bwhat (kinds? of )?things can you help( me)? with\b|\b(i|we) don't (know|get|understand) how (this|it|you|steward) works?\b|^i'm new (here|to this)\b|\? ?(please )?help( me| please)?\W*$|^(help[,!.]* )?i'm (a bit |a little |so |totally |completely )?(lost|confused)(\W*$|, (what|how) )",
+        r"\bhow does (this|this thing|it|steward|this bot|this app) work\b|\bwhat are (my|the|our) options\b|\bwhat options do (i|we) have\b|\bwhat (kinds? of )?things can you help( me)? with\b|\b(i|we) don't (know|get|understand) how (this|it|you|steward) works?\b|\bwhat (can|should|do) i (type|say|write)( here| to you)?\b|\bwhat i (can|should) (type|say|write)\b|\bcheat ?sheet\b|\bfirst time using (this|steward|you)\b|^i'm new (here|to this)\b|\? ?(please )?help( me| please)?\W*$|^(help[,!.]* )?i'm (a bit |a little |so |totally |completely )?(lost|confused)(\W*$|, (what|how) )",
     )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(undo|undo again|undo (that|it|this|the last change|my last change|the last thing)( again)?|revert (that|it|the last change)(, (it|that) was a mistake)?|take (that|it) back|roll (that|it) back|go back|put it back( the way it was)?)\W*$",
+        r"^(undo|undo again|undo (that|it|this|the last change|my last change|the last thing)( again)?|revert (that|it|the last change)(, (it|that) was a mistake)?|take (that|it) back|roll (that|it) back|go back|put it back( the way it was)?|go back to (how|the way) (it|things) (was|were)( before( that( last)? change| the last change| that)?)?)\W*$",
     )
 });
 static HISTORY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(show|see|view|display|give|list|get|pull up|open)\b.*\bhistory\b|^history\b|\b(what('s| has)? changed|what did (you|we|i) change|who (changed|moved|edited)|recent changes|what edits (were|have been) made|change log|changelog|changes (to|in|on|for|made)|edits (to|on|in|i've made|i made)|what('s| has) been changed|show me the log|the log of|(activity|audit|change) log)\b",
+        r"^(show|see|view|display|give|list|get|pull up|open)\b.*\bhistory\b|^history\b|\b(what('s| has)? changed|what did (you|we|i) change|who (changed|moved|edited|touched|modified|updated)|audit trail|recent changes|what edits (were|have been) made|change log|changelog|changes (to|in|on|for|made)|edits (to|on|in|i've made|i made)|what('s| has) been changed|show me the log|the log of|(activity|audit|change) log)\b",
     )
 });
 static LIST: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)( at the moment| right now| currently)?|what are my plans|what plans are there|what plans do i have|(list|show)( me)? everything( you're| you are| i'm| i am)? (tracking|keeping)( for me)?)( first| again| now| please)?\W*$",
+        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)( at the moment| right now| currently)?|what are my plans|what plans are there|what plans do i have|(list|show)( me)? everything( you're| you are| i'm| i am)? (tracking|keeping)( for me)?|(list|show|see|view)( me)? (every|each) (plan|one of my plans)( (you're|you are|i'm|i am|we're|we are) (tracking|keeping|running))?( for (me|us))?)( first| again| now| please)?\W*$",
     )
 });
 /// "which plans are active?", "an overview of all the plans I have".
@@ -72,8 +74,9 @@ static LIST_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
         r"\b(which|what|how many|overview of|summary of|all (of )?(the |my )?)\s*((current|active|open|existing|ongoing) )?plans\b|\bplans (are (active|running|open)|do i have|i have|have i got)\b",
     )
 });
-static NEW_STEP: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(new|another|extra) (step|task|item|todo|to-do)\s*[:\-]?\s*(.+)$"));
+static NEW_STEP: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(new|another|extra|one more) (step|task|item|todo|to-do)(?: please| pls)?\s*[:\-]?\s*(.+)$")
+});
 static REMIND_WHY: LazyLock<Regex> =
     LazyLock::new(|| re(r"^remind me (again )?(why|what|how|who|where|which|whether|if)\b"));
 static REMIND: LazyLock<Regex> = LazyLock::new(|| {
@@ -81,8 +84,11 @@ static REMIND: LazyLock<Regex> = LazyLock::new(|| {
         r"^(remind me|set (a|up a) reminder|reminder|ping me|nudge me)\b|^(in (\d+|a|an|one|two|ten|twenty|thirty) \w+|tomorrow|tonight|later today|this (morning|afternoon|evening))( at [\w:]+)?,? (remind me|ping me|nudge me)\b",
     )
 });
-static CANCEL_PLAN: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(cancel|abandon|scrap|drop|kill|stop|forget about|call off|shelve)\s+(.+)$"));
+static CANCEL_PLAN: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(cancel|abandon|scrap|drop|kill|stop|forget about|call off|shelve)\s+(.+?)(?:\s+(?:entirely|completely|altogether|for good))?$",
+    )
+});
 /// Words before a kind that describe a step rather than name a plan
 /// ("the final budget", "the next launch").
 const COMMON_ADJECTIVE: &[&str] = &[
@@ -118,7 +124,14 @@ static REMOVE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static SKIP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(skip|we can skip|let's skip|lets skip|we can do without|we could do without|leave out|we don't need( to)?|we do not need( to)?|no need (for|to)|(?:let's not|lets not|don't|do not|no need to) bother with)\s+(.+)$|^mark\s+(.+?)\s+as\s+skipped(?:,.*)?$|^(.+?)\s+(isn't|is not|aren't|are not) needed( anymore| any more)?(?:,.*)?$",
+        r"^(skip|we can skip|let's skip|lets skip|we can do without|we could do without|leave out|we can leave out|we could leave out|we don't need( to)?|we do not need( to)?|no need (for|to)|(?:let's not|lets not|don't|do not|no need to) bother with|no point(?: in)?(?: doing| having)?)\s+(.+?)(?:\s+this time)?(?:,\s*(?:just\s+)?skip(?: it)?)?$|^mark\s+(.+?)\s+as\s+skipped(?:,.*)?$|^(.+?)\s+(isn't|is not|aren't|are not) needed( anymore| any more)?(?:,.*)?$",
+    )
+});
+/// What steward itself does, after "no need to …": asking, telling,
+/// reminding the user.
+static ABOUT_STEWARD: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(no need|no point)( for you)?( to)? (ask|tell|remind|notify|check with|confirm with|bother|message|ping|email) (me|us)\b",
     )
 });
 static RESCHEDULE: LazyLock<Regex> = LazyLock::new(|| {
@@ -143,22 +156,17 @@ static ADD: LazyLock<Regex> = LazyLock::new(|| {
 });
 static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((?:you can |i'm |i am |i've |i have |we've |we have |we're |we are |i |we )?(?:just )?)(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)\s+(is|are|was|were|has been|have been)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted)$",
+        r"^((?:you can |i'm |i am |i've |i have |we've |we have |we're |we are |i |we )?(?:just )?(?:all )?)(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|crossed off|cross off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)(?:\s+(is|are|was|were|has been|have been)|'s|’s)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted)$",
     )
 });
 static RETRY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:please\s+)?(?:retry|re-try|rerun|re-run)\s+(.+?)(?:\s+again)?$|^(?:please\s+)?(?:let's\s+|lets\s+)?(?:try|run|do)\s+(.+?)\s+(?:again|one more time|once more)$|^(?:please\s+)?give\s+(.+?)\s+another\s+(?:go|try|shot)$|^(?:can we |let's |lets )?(?:have|take|give it) another (?:shot|go|try) at\s+(.+)$|^(?:let's |lets )?attempt\s+(.+?)\s+again$",
+        r"^(?:please\s+)?(?:retry|re-try|rerun|re-run|re-attempt|reattempt)\s+(.+?)(?:\s+again)?$|^(?:please\s+)?(?:let's\s+|lets\s+)?(?:try|run|do)\s+(.+?)\s+(?:again|one more time|once more)$|^(?:please\s+)?give\s+(.+?)\s+another\s+(?:go|try|shot)$|^(?:can we |let's |lets )?(?:have|take|give it) another (?:shot|go|try|crack|stab) at\s+(.+)$|^(?:let's |lets )?attempt\s+(.+?)\s+again$",
     )
 });
 static START: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(i'm |i am |we're |we are |i've |i have |let's |lets )?(?:now |just )?(start(?:ed|ing)? working on|start(?:ed|ing)? on|start(?:ed|ing)? with|begin(?:ning)? with|working on|get(?:ting)? going on|start|starting|started|begin|beginning|began|kick off|kicking off)\s+(.+)$|^(?:mark|set|move)\s+(.+?)\s+(as\s+|to\s+)?(in progress|started|in-progress|ongoing|doing)(?:,.*)?$",
-    )
-});
-static SHOW: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^(show|display|open|view|see|pull up|bring up|give me)( me)?\s+(.+)$|^(where are we|where do we stand|where do things stand|where are things|what's the status|what is the status|status|status update|progress|how's|how is|how are|what's next|what is next|what's left|what is left|what remains|what do i have left)\b(.*)$|^(?:what does|what do|how does|how do)\s+(.+?)\s+look(?:\s+like)?(?:\s+(?:so far|now|right now|at the moment|today))?$",
+        r"^(i'm |i am |we're |we are |i've |i have |let's |lets )?(?:now |just )?(start(?:ed|ing)? working on|start(?:ed|ing)? on|start(?:ed|ing)? with|begin(?:ning)? with|working on|get(?:ting)? going on|start|starting|started|begin|beginning|began|begun|kick off|kicking off)\s+(.+)$|^(?:mark|set|move|put)\s+(.+?)\s+(as\s+|to\s+|into\s+)?(in progress|started|in-progress|ongoing|doing)(?:,.*)?$",
     )
 });
 
@@ -234,7 +242,7 @@ pub(super) fn date_in(input: &Input, offset: usize) -> Option<DateMention> {
 pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     let (base, l) = clean(&input.lower);
     let l = l.to_owned();
-    if more::small_talk(&l) {
+    if agenda::small_talk(&l) {
         return None;
     }
     if HELP.is_match(&l) || HELP_LOOSE.is_match(&l) && !l.contains(" plan") {
@@ -266,7 +274,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     // "what's due this week across all my plans?" asks about steps;
     // "what's changed in the launch plan this week?" about history.
     if !HISTORY.is_match(&l)
-        && let Some(c) = more::agenda(&l, asked(&input.lower))
+        && let Some(c) = agenda::agenda(&l, asked(&input.lower))
     {
         return Some(c);
     }
@@ -293,6 +301,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
             " in my ",
             " on my ",
             "edited ",
+            "touched ",
         ]
         .iter()
         .find_map(|k| l.split_once(k).map(|(_, r)| r.to_owned()))
@@ -327,7 +336,9 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         // "can the dry run happen on monday instead?" asks for the move.
         let (step, when) = match (c.get(2), c.get(4), c.get(5), c.get(7), c.get(8), c.get(10)) {
             (Some(s), Some(w), ..) => (s.as_str(), w),
-            (_, _, Some(s), Some(w), ..) => (s.as_str(), w),
+            // "annual budget for product, FY27, needs to be done by Friday":
+            // a subject in several parts describes a goal, not a step.
+            (_, _, Some(s), Some(w), ..) if !s.as_str().contains(',') => (s.as_str(), w),
             // "could the audit be done by the 15th?" asks whether it can.
             (.., Some(s), Some(w)) if INSTEAD.is_match(w.as_str()) => (s.as_str(), w),
             _ => return None,
@@ -372,7 +383,11 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     {
         return add_step(input, base + body.start(), body.as_str());
     }
-    if let Some(c) = ADD.captures(&l).filter(|_| !l.starts_with("put together")) {
+    // "put together …" makes something; "put X in progress" starts it.
+    if let Some(c) = ADD
+        .captures(&l)
+        .filter(|_| !(l.starts_with("put together") || l.starts_with("put ") && START.is_match(&l)))
+    {
         let (body_start, body) = match (c.get(7), c.get(9)) {
             (Some(b), _) => (b.start(), b.as_str()),
             (_, Some(b)) => (b.start(), b.as_str()),
@@ -446,7 +461,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
     // "did I miss anything?", "is the draft done?": a question changes nothing.
     let question = asked(&input.lower) || QUESTION.is_match(&l);
     if question {
-        return show(&l).or_else(|| tail_clause(input, now));
+        return showing::show(input, &l).or_else(|| tail_clause(input, now));
     }
     if let Some(c) = more::fail(input, base, &l).filter(|_| !dated) {
         return Some(c);
@@ -455,7 +470,8 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         let step = (1..=5).find_map(|g| c.get(g)).and_then(|s| reference(s.as_str()))?;
         return Some(Command::RetryStep { step });
     }
-    if let Some(c) = SKIP.captures(&l).filter(|_| !dated) {
+    // "no need to ask me before every change" is about steward, not a step.
+    if let Some(c) = SKIP.captures(&l).filter(|_| !dated && !ABOUT_STEWARD.is_match(&l)) {
         let step = c.get(5).or(c.get(6)).or(c.get(7)).and_then(|s| reference(s.as_str()))?;
         return Some(Command::SkipStep { step });
     }
@@ -509,7 +525,7 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         }
         return None;
     }
-    show(&l).or_else(|| tail_clause(input, now))
+    showing::show(input, &l).or_else(|| tail_clause(input, now))
 }
 
 /// The step words of a COMPLETE match.
@@ -526,12 +542,6 @@ fn named_done(c: &regex::Captures<'_>, step: &str) -> bool {
     !(vague_step(step) || unsure(step) || long)
 }
 
-static SEE: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^((can|could|may) (i|we) (see|look at|have a look at)|let me see|let's see|lets see|what(?:'s|s| is) (in|on))\s+",
-    )
-});
-
 static QUESTION: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"^(did|do|does|is|are|was|were|have (i|we|you|they)|has|which|what|what's|whats|how|how's|any|anything|can|could|should|when|where|why)\b",
@@ -542,22 +552,6 @@ static PERIOD: LazyLock<Regex> = LazyLock::new(|| {
         r"\bfor (last|this|next) month\b|\bfor (january|february|march|april|may|june|july|august|september|october|november|december)\b",
     )
 });
-
-fn show(l: &str) -> Option<Command> {
-    // "can i see the trip plan", "what's in my launch plan?": asked to see.
-    let asked = match SEE.find(l) {
-        Some(m) if !m.as_str().starts_with("what") || l.contains("plan") => format!("show {}", &l[m.end()..]),
-        _ => l.to_owned(),
-    };
-    let c = SHOW.captures(&asked)?;
-    let rest = c.get(3).or(c.get(5)).or(c.get(6)).map(|m| m.as_str()).unwrap_or("");
-    let plan = plan_words(rest);
-    // "show me how to..." is not about a plan.
-    if plan.as_deref().is_some_and(|p| p.split_whitespace().count() > 4) {
-        return None;
-    }
-    Some(Command::ShowPlan { plan })
-}
 
 /// "if the client pulls out, …", "worst case, …": what follows only might
 /// be wanted.

@@ -8,12 +8,12 @@ use std::sync::LazyLock;
 
 static YES: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(yes+|yse|lgtm|yeah|yep|yup|ya|sure|sure,? why not|that's (correct|right)|that is (correct|right)|ok|okay|k|y|confirm|confirmed|correct|approved?|accept|sounds good|looks good|sounds great|looks great|go ahead|go for it|do it|please do|absolutely|definitely|of course|let's do it|lets do it|let's go|perfect|that works|works for me|fine|alright|all right)\b",
+        r"^(do$|go on( then)?$|make it happen|aye|sounds right|yes+|yse|lgtm|yeah|yep|yup|ya|sure|sure,? why not|that's (correct|right)|that is (correct|right)|ok|okay|k|y|confirm|confirmed|correct|approved?|accept|sounds good|looks good|sounds great|looks great|go ahead|go for it|do it|please do|absolutely|definitely|of course|let's do it|lets do it|let's go|perfect|that works|works for me|fine|alright|all right)\b",
     )
 });
 static NO: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(no+|nope|nah|n|i'd rather not|i would rather not|hold on,? (don't|do not)|don't|dont|do not|not now|not right now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it|not like that)\b",
+        r"^(yeah,? nah|yea,? nah|not quite|i'd rather you didn't|i would rather you didn't|i'd rather you did not|no+|nope|nah|n|i'd rather not|i would rather not|hold on,? (don't|do not)|don't|dont|do not|not now|not right now|not yet|cancel that|cancel it|never ?mind|forget it|stop|decline|declined|reject|hold off|wait|no thanks|no thank you|negative|scratch that|leave it|not like that)\b",
     )
 });
 /// Words that show a message is more than a yes or no.
@@ -33,7 +33,7 @@ static SETTINGS: LazyLock<Regex> = LazyLock::new(|| {
 
 /// "no need for X", "no worries": not an answer to a proposal.
 static NOT_A_NO: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(no need|no worries|no problem|no rush|no hurry|not a problem|no biggie)\b"));
+    LazyLock::new(|| re(r"^(no need|no point|no worries|no problem|no rush|no hurry|not a problem|no biggie)\b"));
 
 /// `Some(accept)` if the whole message is a yes or a no.
 pub(crate) fn confirmation(input: &Input) -> Option<bool> {

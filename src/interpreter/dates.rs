@@ -511,6 +511,7 @@ fn counted_from(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMe
     let days = match w(i + 1) {
         "day" | "days" => n,
         "week" | "weeks" => 7 * n,
+        "fortnight" | "fortnights" => 14 * n,
         _ => return None,
     };
     if w(i + 2) != "from" {

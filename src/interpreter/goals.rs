@@ -156,6 +156,19 @@ const REMARKS: &[&str] = &[
     "always makes me",
     "matters a lot",
     "matter a lot",
+    // Feelings about a goal: "kinda nervous about my MRI on Friday",
+    // "deploy day tomorrow, wish me luck".
+    "nervous",
+    "anxious",
+    "overwhelmed",
+    "stressed",
+    "stressing",
+    "dreading",
+    "wish me luck",
+    "going to be chaos",
+    "gonna be chaos",
+    "always wrecks",
+    "always ruins",
 ];
 
 /// Sarcasm and notes that stand against any request in the message:
@@ -202,6 +215,10 @@ const OTHERS: &[&str] = &[
     "neighbour",
     "neighbor",
     "cousin",
+    "flatmate",
+    "roommate",
+    "housemate",
+    "teammate",
 ];
 
 /// Whether the message is about someone else's doing: "my colleague is

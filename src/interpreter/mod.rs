@@ -6,6 +6,7 @@
 //! runs this same code.
 
 mod adding;
+mod agenda;
 mod answers;
 pub(crate) mod commands;
 mod confirm;
@@ -18,6 +19,7 @@ mod periods;
 mod problems;
 mod reminders;
 mod shift;
+mod showing;
 mod slots;
 pub(crate) mod text;
 mod times;

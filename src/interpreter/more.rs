@@ -1,13 +1,13 @@
-//! The commands beyond steps' statuses: agenda questions, renames,
+//! The commands beyond steps' statuses: renames,
 //! failures, dependencies, relative moves, undo and redo of one plan, and
 //! preferences said in chat (time zone, email, quiet hours). Each rule
 //! reads the cleaned lowercase message; titles, reasons and results keep
 //! the person's own case.
 
-use super::commands::{plan_words, re, reference};
+use super::Command;
+use super::commands::{re, reference};
 use super::dates::{self, Token};
 use super::text::Input;
-use super::{Ask, Command};
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -25,7 +25,7 @@ fn original(input: &Input, base: usize, range: std::ops::Range<usize>) -> Option
 
 static REDO: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(redo|re-do|undo (the|my|that) undo|undo the undoing|bring (it|that) back|restore what (i|you) undid|(reapply|re-apply|redo|restore) (the )?(change|changes|edit|edits) (i|you|we) (just )?(undid|undone|reverted)|(bring back|restore|put back|reapply) what (i|you|we) (just )?(undid|undone|reverted))\b(?P<rest>.*)$",
+        r"^(redo|re-do|undo (the|my|that) undo|undo the undoing|bring (it|that) back|restore what (i|you) undid|(reapply|re-apply|redo|restore) (the )?(change|changes|edit|edits) (i|you|we) (just )?(undid|undone|reverted)|(bring back|restore|put back|reapply) what (i|you|we) (just )?(undid|undone|reverted)|(reapply|re-apply|restore|redo|bring back) (my|the) (last |latest )?(undone|reverted) (change|changes|edit|edits)|redo (that|it)\W+(i was right|i had it right|my bad|actually))\b(?P<rest>.*)$",
     )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {
@@ -36,6 +36,11 @@ static UNDO: LazyLock<Regex> = LazyLock::new(|| {
 /// The plan named after an undo or redo: "the last change to the budget".
 fn undone_plan(rest: &str) -> Option<Option<String>> {
     let rest = rest.trim();
+    // "redo that, I was right the first time": a pronoun, then a remark.
+    let head = rest.split([',', ';', '—']).next().unwrap_or(rest).trim();
+    if head.len() < rest.len() && ["", "it", "that", "this", "the change"].contains(&head) {
+        return Some(None);
+    }
     if ["the last", "my last", "the previous", "what i", "what you", "that last"]
         .iter()
         .any(|p| rest.starts_with(p))
@@ -75,7 +80,7 @@ pub(super) fn undo_or_redo(l: &str) -> Option<Command> {
 
 static QUIET: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|(don't|do not) send me (anything|any messages|notifications|any notifications)|no (notif\w*|messages|pings|alerts)|(mute|silence|hold|pause) (everything|all|notifications|all notifications|messages|alerts|all alerts|pings|reminders))\b",
+        r"\b(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|(don't|do not) send me (anything|any messages|notifications|any notifications)|no (notif\w*|messages|pings|alerts)|(mute|silence|hold|pause|hush) (everything|all|notifications|all notifications|messages|alerts|all alerts|pings|reminders)|keep (it|things|everything) (silent|quiet)|(don't|do not) message me)\b",
     )
 });
 /// Quiet hours switched off: the off-word next to the setting's name
@@ -131,7 +136,7 @@ pub(super) fn quiet_hours(input: &Input, l: &str) -> Option<Command> {
 
 static ZONE_CUE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(time ?zone|timezone|zone|tz|(i'm|i am|we're|we are) (now )?(in|based in|living in)\b.*\bnow\b|(i|we|i've|we've|i have|we have) (just )?(moved|relocated) to|i live in|i'm based in|i am based in|use .+ time)\b",
+        r"\b(time ?zone|timezone|zone|tz|(i'm|i am|we're|we are) (now )?(in|based in|living in)\b.*\bnow\b|(i|we|i've|we've|i have|we have) (just )?(moved|relocated) to|^just (moved|relocated) to|i live in|i'm based in|i am based in|use .+ time)\b",
     )
 });
 
@@ -225,10 +230,14 @@ static EMAIL_FOR: LazyLock<Regex> = LazyLock::new(|| {
     re(r"^\s*(for|as)\s+(my\s+)?(notifications?|e-?mails?|the digests?|digests?|reminders?|updates?|contact)\b")
 });
 
+/// "my old email was …": an address the user had, not one to use.
+static OLD_ADDRESS: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b(old|previous|former) (e-?mail|address|email address)\b"));
+
 pub(super) fn email(input: &Input, base: usize, l: &str) -> Option<Command> {
     let found = EMAIL.find(l)?;
     // "my email used to be …" tells a story; it changes nothing.
-    if l.contains("used to be") || l.contains(" back in ") {
+    if l.contains("used to be") || l.contains(" back in ") || OLD_ADDRESS.is_match(l) {
         return None;
     }
     let cue_after = EMAIL_FOR.is_match(&l[found.end()..]);
@@ -243,137 +252,9 @@ pub(super) fn email(input: &Input, base: usize, l: &str) -> Option<Command> {
     Some(Command::SetEmail { email })
 }
 
-static AGENDA_QUESTION: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^(what|what's|whats|which|any|anything|is there|are there|is anything|do i|do we|did i|did we|have i|have we|show|list|tell me|give me|how|how's|hows|where|am i|are we|so what|progress|status|i want to know|i'd like to know|i would like to know)\b",
-    )
-});
-static OVERDUE: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"\b(overdue|past due|slipping|dropped the ball|late|behind( schedule)?|missed|slipped|running behind|miss(ed)? (any|a|the)? ?(deadlines?|due dates?))\b",
-    )
-});
-static SMALL_TALK: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(hey,? |hi,? |so,? )?how (are|were|was|is|'s) (you|ya|your|it going|everyone|the family|life)\b")
-});
-static TODAY: LazyLock<Regex> = LazyLock::new(|| re(r"\btoday\b|\btoday's\b"));
-static WEEK: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"\b(this week|the week|rest of the week|before the weekend|by friday|between now and (friday|saturday|sunday|the weekend))\b",
-    )
-});
-static NEXT: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"\b(what('s| is)? next|next step|next up|what (should|do|can|shall) (i|we) (do|tackle|work on|pick up)( next| now| first)?|what now|next thing( to do)?|what to (do|work on|tackle)( next| now| first)?|where (do|should) (i|we) (start|begin)|what should i focus on)\b",
-    )
-});
-static PROGRESS: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"\b(how far|progress|how much (is )?(left|done|remaining|to go)|percent(age)?|how close|how (is|are|'s) .+ (going|coming along|doing)|how's .+ (going|coming along|doing)|how many steps)\b",
-    )
-});
-
-fn agenda_plan(l: &str) -> Option<String> {
-    let stop = |w: &str| {
-        matches!(
-            w,
-            "today"
-                | "this week"
-                | "week"
-                | "the week"
-                | "next"
-                | "me"
-                | "it"
-                | "there"
-                | "all"
-                | "everything"
-                | "anything"
-                | "something"
-                | "left"
-                | "track"
-                | "schedule"
-                | "plate"
-                | "my plate"
-                | "list"
-                | "agenda"
-                | "rundown"
-                | "deadlines"
-                | "any deadlines"
-                | "rundown for"
-                | "the rundown"
-        )
-    };
-    [" in ", " on ", " for ", " with ", " of ", " is ", " are ", " the "]
-        .iter()
-        .filter_map(|k| l.find(k).map(|at| &l[at + k.len()..]))
-        .filter_map(|rest| {
-            let rest = rest
-                .split([',', '?'])
-                .next()
-                .unwrap_or("")
-                .trim_end_matches(" going")
-                .trim_end_matches(" coming along")
-                .trim_end_matches(" doing")
-                .trim_end_matches(" so far")
-                .trim_end_matches(" along");
-            // "on my plate this week", "how far along the close is".
-            let rest = [" this week", " today", " right now", " now", " lately", " is", " are"]
-                .iter()
-                .fold(rest, |r, tail| r.strip_suffix(tail).unwrap_or(r));
-            let rest = [" due ", " is ", " are ", " done"]
-                .iter()
-                .fold(rest, |r, cut| r.split(cut).next().unwrap_or(r));
-            // "what should I focus on next for the budget?"
-            plan_words(rest.strip_prefix("next ").unwrap_or(rest))
-        })
-        .find(|p| !stop(p) && p.split_whitespace().count() <= 4 && !p.contains("due") && !p.contains("overdue"))
-}
-
-/// "how are you today?", "how was your week?": small talk, never a command.
-pub(super) fn small_talk(l: &str) -> bool {
-    SMALL_TALK.is_match(l)
-}
-
-pub(super) fn agenda(l: &str, asked: bool) -> Option<Command> {
-    // "what day of the week is christmas?" asks the calendar, not the plans.
-    if l.starts_with("what day") || l.starts_with("what date") || l.starts_with("what time") {
-        return None;
-    }
-    // "how many steps does a typical launch have?" asks about launches in
-    // general, not the user's.
-    if [" typical ", " usually ", " normally ", " in general", " on average"]
-        .iter()
-        .any(|w| l.contains(w))
-    {
-        return None;
-    }
-    let ask = if OVERDUE.is_match(l) {
-        Ask::Overdue
-    } else if NEXT.is_match(l) {
-        Ask::Next
-    } else if PROGRESS.is_match(l) {
-        Ask::Progress
-    } else if TODAY.is_match(l) && !l.contains("remind") {
-        Ask::DueToday
-    } else if WEEK.is_match(l) && !l.contains("remind") {
-        Ask::DueThisWeek
-    } else {
-        return None;
-    };
-    if !AGENDA_QUESTION.is_match(l) && !asked && !matches!(ask, Ask::Next) {
-        return None;
-    }
-    let plan = if matches!(ask, Ask::Progress) {
-        agenda_plan(l)
-    } else {
-        agenda_plan(l).filter(|p| !p.starts_with("due") && !p.contains("today"))
-    };
-    Some(Command::Agenda { ask, plan })
-}
-
 static RENAME: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:rename|retitle)\s+(.+?)\s+(?:to|as|into)\s+(.+)$|^change\s+(?:the\s+)?(?:name|title)\s+of\s+(.+?)\s+to\s+(.+)$|^change\s+(.+?)(?:'s|’s)\s+(?:name|title)\s+to\s+(.+)$|^(?:call|name)\s+(.+?\s+(?:plan|step))\s+(.+)$|^(.+?)\s+should (?:really )?be (?:called|named|renamed to|titled)\s+(.+)$|^change\s+('[^']+'|\x22[^\x22]+\x22|‘[^’]+’|“[^”]+”)\s+to\s+(.+)$|^(?:rename|retitle)\s+(.+?)\s*:\s+(.+)$",
+        r"^(?:rename|retitle)\s+(.+?)\s+(?:to|as|into)\s+(.+)$|^(?:let's |lets )?(?:call|name)\s+(this plan|this one)\s+(.+)$|^change\s+(?:the\s+)?(.+?\s+plan)(?:'s|’s)?\s+(?:name|title)\s+to\s+(.+)$|^(?:the\s+)?(.+?\s+step)\s+should\s+(?:say|read)\s+(.+)$|^change\s+(?:the\s+)?(?:name|title)\s+of\s+(.+?)\s+to\s+(.+)$|^change\s+(.+?)(?:'s|’s)\s+(?:name|title)\s+to\s+(.+)$|^(?:call|name)\s+(.+?\s+(?:plan|step))\s+(.+)$|^(.+?)\s+should (?:really )?be (?:called|named|renamed to|titled)\s+(.+)$|^change\s+('[^']+'|\x22[^\x22]+\x22|‘[^’]+’|“[^”]+”)\s+to\s+(.+)$|^(?:rename|retitle)\s+(.+?)\s*:\s+(.+)$",
     )
 });
 
@@ -430,7 +311,7 @@ fn quoted_title(said: &str) -> String {
 
 static FAIL: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^mark\s+(.+?)\s+(?:as\s+)?failed\b(.*)$|^(?:i |we )?(?:couldn't|could not|can't|cannot|wasn't able to|weren't able to|failed to)\s+(?:get|book|do|make|finish|complete|secure|reserve|find|arrange)\s+(.+?)(?:\s+through)?(,.*|:.*|;.*| because .*)?$|^(.+?)\s+(failed|has failed|fell through|didn't work out|didn't work|did not work|didn't happen|did not happen|couldn't be done|could not be done|is blocked|was blocked|got blocked|went wrong)\b(.*)$",
+        r"^mark\s+(.+?)\s+(?:as\s+)?failed\b(.*)$|^(?:i |we )?(?:couldn't|could not|can't|cannot|wasn't able to|weren't able to|failed to)\s+(?:get|book|do|make|finish|complete|secure|reserve|find|arrange)\s+(.+?)(?:\s+through)?(,.*|:.*|;.*| because .*)?$|^(.+?)\s+(failed|has failed|fell through|didn't work out|didn't work|did not work|didn't happen|did not happen|couldn't be done|could not be done|is blocked|was blocked|got blocked|went wrong|bombed|flopped|didn't go through|did not go through|never went through)\b(.*)$",
     )
 });
 
@@ -485,7 +366,7 @@ static MARK_IT: LazyLock<Regex> =
 
 static DEPEND: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:don't|do not|never|can't|cannot)\s+(?:start|do|begin|book)\s+(.+?)\s+(?:before|until)\s+(.+)$|^(?:make|let|have)\s+(.+?)\s+(?:wait for|wait until|depend on|come after|follow)\s+(.+)$|^(.+?)\s+(?:should|must|has to|have to|needs to|need to|can only|can't|cannot|shouldn't|should not|won't|will)\s+(?:wait for|wait until|come after|happen after|start after|begin after|go after|happen until|start until|begin until|only start after|only happen after|only start once|start once|happen once)\s+(.+)$|^(?:make sure\s+)?(.+?)\s+(?:only happens after|happens after|only starts after|starts after)\s+(.+)$|^(.+?)\s+(?:depends on|waits for|comes after|follows|is blocked by|is waiting on|waits on)\s+(.+)$|^(.+?)\s+(?:can't|cannot|can not)\s+(?:happen|start|begin)\s+(?:until|before)\s+(.+)$|^(?:only\s+)?(?:do|start|begin|schedule)\s+(.+?)\s+(?:only\s+)?(?:after|once)\s+(.+)$|^(.+?)\s+(?:has to|must|should|needs to)\s+(?:come|happen|be done|go)\s+before\s+(.+)$|^(.+?)\s+needs\s+(.+?)\s+(?:done|finished|ready|in place)\s+first$",
+        r"^(?:don't|do not|never|can't|cannot)\s+(?:start|do|begin|book)\s+(.+?)\s+(?:before|until)\s+(.+)$|^(?:make|let|have)\s+(.+?)\s+(?:wait for|wait until|depend on|come after|follow)\s+(.+)$|^(.+?)\s+(?:should|must|has to|have to|needs to|need to|can only|can't|cannot|shouldn't|should not|won't|will)\s+(?:wait for|wait until|come after|happen after|start after|begin after|go after|happen until|start until|begin until|only start after|only happen after|only start once|start once|happen once)\s+(.+)$|^(?:make sure\s+)?(.+?)\s+(?:only happens after|happens after|only starts after|starts after)\s+(.+)$|^(.+?)\s+(?:depends on|waits for|comes after|follows|is blocked by|is waiting on|waits on)\s+(.+)$|^(.+?)\s+(?:can't|cannot|can not)\s+(?:happen|start|begin)\s+(?:until|before)\s+(.+)$|^(?:only\s+)?(?:do|start|begin|schedule)\s+(.+?)\s+(?:only\s+)?(?:after|once)\s+(.+)$|^(.+?)\s+(?:has to|must|should|needs to)\s+(?:come|happen|be done|go)\s+before\s+(.+)$|^(.+?)\s+needs\s+(.+?)\s+(?:done|finished|ready|in place)\s+first$|^block\s+(.+?)\s+on\s+(.+)$|^(.+?)\s+(?:should|must|has to|needs to|can)\s+(?:only\s+)?(?:wait till|wait til|go out once|go out after|happen once|start once|be sent once|be done once)\s+(.+)$",
     )
 });
 
@@ -551,6 +432,8 @@ pub(super) fn dependency(input: &Input, l: &str) -> Option<Command> {
         (13, 14),
         (16, 15),
         (17, 18),
+        (19, 20),
+        (21, 22),
     ];
     let (step, after) = pairs
         .iter()

@@ -151,10 +151,15 @@ pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chr
                     "me" | "to" | "on" | "by" | "for" | "at" | "due" | "until" | "till"
                 )
         };
+        // "to the day before yesterday".
+        let day_before = |k: usize| {
+            k >= 2 && w(k - 1) == "before" && w(k - 2) == "day" && (k == 2 || cue(k - 3) || k >= 4 && cue(k - 4))
+        };
         let past = match (word, w(i + 1)) {
-            ("yesterday", _) => i == 0 || cue(i - 1),
+            ("yesterday", _) => i == 0 || cue(i - 1) || day_before(i),
             ("last", next) => (weekday(next).is_some() || next == "night") && (i == 0 || cue(i - 1)),
-            ("ago", _) => i >= 3 && cue(i - 3),
+            // "due 2 days ago"; "two days ago" alone, as an answer.
+            ("ago", _) => i >= 3 && cue(i - 3) || i == 2 && toks.len() == 3,
             _ => false,
         };
         if past {
@@ -184,7 +189,9 @@ pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chr
     }
     // A time today that has passed: "at 8am today", "this morning at 7".
     let today_named = toks.iter().any(|t| matches!(t.word, "today" | "tonight"))
-        || toks.windows(2).any(|p| p[0].word == "this" && p[1].word == "morning");
+        || toks
+            .windows(2)
+            .any(|p| p[0].word == "this" && matches!(p[1].word, "morning" | "afternoon" | "evening"));
     if today_named
         && let Some(t) = find_time(toks)
         && t.time < now.time()

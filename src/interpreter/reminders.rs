@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 pub(super) static DIGEST: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(digests?|(daily|weekly) (summary|summaries|emails?|updates?|recap))\b|\b(summary|summaries|recap|round-?up)\b.*\b(every|each) (morning|day|evening|week|weekday|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b",
+        r"\b(digests?|(daily|weekly) (summary|summaries|emails?|updates?|recap|round-?up|roundup))\b|\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|morning|weekly|daily) (morning )?(summary|recap|round-?up) (email|mail|message)\b|\b(summary|summaries|recap|round-?up)\b.*\b(every|each) (morning|day|evening|week|weekday|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b",
     )
 });
 static DIGEST_OFF: LazyLock<Regex> = LazyLock::new(|| {
@@ -32,6 +32,9 @@ pub(super) fn digest(input: &Input, l: &str) -> Command {
             time: None,
         };
     }
+    // "a daily digest instead of the weekly one": what follows "instead
+    // of" is what the user leaves.
+    let l = l.split(" instead of ").next().unwrap_or(l);
     let weekday = WEEKDAY.captures(l).map(|c| {
         match &c[1] {
             "mon" => "monday",

@@ -30,7 +30,9 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
             ("this", "afternoon") => hm(15, 0).map(|t| (t, 2)),
             ("this", "evening") => hm(19, 0).map(|t| (t, 2)),
             // "Sunday evenings at 6": the hour said, after noon.
-            ("at", next) => clock(next, w(i + 2)).map(|(t, n)| {
+            // "at 11.30": a dot between hour and minutes, after "at" only
+            // ("11.30" alone may be a date or an amount).
+            ("at", next) => clock(&dotted(next), w(i + 2)).map(|(t, n)| {
                 let t = if said_later(toks, i, i + 1 + n) {
                     after_noon(t, next, n)
                 } else {
@@ -105,6 +107,19 @@ fn after_noon(time: NaiveTime, said: &str, used: usize) -> NaiveTime {
         return time;
     }
     time + chrono::Duration::hours(12)
+}
+
+/// "11.30" as "11:30", "7.45pm" as "7:45pm"; any other word unchanged.
+fn dotted(word: &str) -> std::borrow::Cow<'_, str> {
+    let body = word.trim_end_matches(['a', 'p', 'm']);
+    match body.split_once('.') {
+        Some((h, m))
+            if (1..=2).contains(&h.len()) && m.len() == 2 && h.chars().chain(m.chars()).all(|c| c.is_ascii_digit()) =>
+        {
+            std::borrow::Cow::Owned(word.replacen('.', ":", 1))
+        }
+        _ => std::borrow::Cow::Borrowed(word),
+    }
 }
 
 fn has_meridiem(word: &str) -> bool {

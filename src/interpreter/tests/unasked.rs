@@ -464,3 +464,67 @@ fn a_step_inside_a_plan_is_not_the_plan_and_a_question_is_not_a_goal() {
     );
     assert_ne!(got, command("dismiss", json!({})), "{got}");
 }
+
+/// The twelfth development batch's rules, each with the reading it must
+/// leave alone.
+#[test]
+fn feelings_stories_and_questions_back_change_nothing_while_requests_still_do() {
+    for text in [
+        "kinda nervous about my MRI on Friday",
+        "deploy day tomorrow, wish me luck",
+        "my flatmate is doing a trip to Lisbon next month",
+        "my old email was bob.smith@aol.com lol",
+        "can you see my Google calendar?",
+        "no need to ask me before every little change",
+    ] {
+        assert_eq!(run(text, berlin())["route"], json!("chat"), "{text}");
+    }
+    // A feeling beside a clear request is still the request.
+    assert_eq!(
+        run(
+            "I'm nervous about the launch, can you help me plan the Nova launch for Dec 18",
+            berlin()
+        )["kind"],
+        json!("product_launch")
+    );
+    assert_eq!(
+        run("yeah nah, not yet", berlin()),
+        json!({"route": "confirmation", "accept": false})
+    );
+    assert_eq!(
+        run("no point doing the dry-run migration, skip", berlin()),
+        command("skip_step", json!({"step": "dry-run migration"}))
+    );
+    // Putting off an answer, or asking back, is no answer; a correction
+    // that starts with "hold on" and a doubtful answer still are.
+    for text in [
+        "hmm can't remember, hold on",
+        "their CTO is on leave, I'll find out next week",
+        "what topics do people usually pick?",
+    ] {
+        let got = answered("research_report", "topic", json!({}), text);
+        assert_eq!(got["route"], json!("chat"), "{text}: {got}");
+    }
+    let got = answered(
+        "trip",
+        "start_date",
+        json!({"destinations": ["Oslo"]}),
+        "hold on, the 14th",
+    );
+    assert_eq!(got["slots"]["start_date"], json!("2026-12-14"), "{got}");
+    let got = answered(
+        "trip",
+        "start_date",
+        json!({"destinations": ["Oslo"]}),
+        "should be the 14th?",
+    );
+    assert_eq!(got["slots"]["start_date"], json!("2026-12-14"), "{got}");
+    // A command asked while a goal is set up is still the command.
+    let got = answered(
+        "trip",
+        "start_date",
+        json!({}),
+        "which plans am I running at the moment?",
+    );
+    assert_eq!(got, command("list_plans", json!({})), "{got}");
+}
