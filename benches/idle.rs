@@ -2,7 +2,7 @@
 //! 10 000 users each with one open websocket that has received `ready`
 //! and then says nothing. Prints the server's RSS before and after, and
 //! the difference per socket. `cargo bench --bench idle` (set
-//! `IDLE_SOCKETS` for another count).
+//! `IDLE_SOCKETS` for another count, `IDLE_BIN=path` for another build).
 
 // Benchmark code: a failed unwrap stops the run, and the figures are printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
@@ -25,7 +25,9 @@ fn rss_kib(pid: u32) -> u64 {
 async fn main() {
     let sockets: usize = std::env::var("IDLE_SOCKETS").map_or(10_000, |v| v.parse().unwrap());
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_steward"))
+    // `IDLE_BIN=path` runs another build of the server.
+    let binary = std::env::var("IDLE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_steward").to_owned());
+    let mut server = Command::new(binary)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["serve", "--addr", "127.0.0.1:0", "--data"])
         .arg(dir.path())
