@@ -13,7 +13,8 @@
 //! `cargo bench --bench load`; `LOAD_USERS=1,100,1000` and
 //! `LOAD_PATHS=offline,model` choose the runs; `LOAD_KEEP_EXPORT=file` keeps
 //! the last run's export for a look at what the store holds.
-//! `LOAD_PACE_MS=N` has each user send a message every N ms instead of
+//! `LOAD_GROWTH_USERS=N` sets how many users the store-growth runs have
+//! (10). `LOAD_PACE_MS=N` has each user send a message every N ms instead of
 //! at once after each reply; `LOAD_BIN=path` runs another build of the
 //! server (one with debug info, for a profile).
 
@@ -65,9 +66,11 @@ async fn main() {
             run(path, n, 1, pace).await;
         }
     }
-    // Store growth: 10 users, 100 messages each, never paced (it measures bytes).
+    // Store growth: 10 users (`LOAD_GROWTH_USERS`), 100 messages each,
+    // never paced (it measures bytes).
+    let growth: usize = std::env::var("LOAD_GROWTH_USERS").map_or(10, |n| n.parse().unwrap());
     for path in &paths {
-        run(path, 10, 10, None).await;
+        run(path, growth, 10, None).await;
     }
 }
 
