@@ -9,19 +9,21 @@ use std::sync::LazyLock;
 
 static AGENDA_QUESTION: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(what|what's|whats|which|any|anything|is there|are there|is anything|do i|do we|did i|did we|have i|have we|show|list|tell me|give me|how|how's|hows|where|am i|are we|so what|progress|status|i want to know|i'd like to know|i would like to know)\b",
+        r"^(what|what's|whats|wats|wat's|which|any|anything|is there|are there|is anything|do i|do we|did i|did we|have i|have we|show|list|tell me|give me|how|how's|hows|where|am i|are we|so what|progress|status|i want to know|i'd like to know|i would like to know)\b",
     )
 });
 static OVERDUE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(overdue|past due|slipping|dropped the ball|late|behind( schedule)?|missed|slipped|running behind|miss(ed)? (any|a|the)? ?(deadlines?|due dates?)|(blown|blew) (through|past)|(deadlines?|due dates?) (have |has )?(passed|gone by))\b",
+        r"\b(overdue|past due|slipping|dropped the ball|late|behind( schedule)?|missed|slipped|running behind|miss(ed)? (any|a|the)? ?(deadlines?|due dates?)|(blown|blew) (through|past)|slip(ped)? past|past (its|their) due dates?|(deadlines?|due dates?) (have |has )?(passed|gone by))\b",
     )
 });
 static SMALL_TALK: LazyLock<Regex> = LazyLock::new(|| {
     re(r"^(hey,? |hi,? |so,? )?how (are|were|was|is|'s) (you|ya|your|it going|everyone|the family|life)\b")
 });
 static TODAY: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\btoday\b|\btoday's\b|\b(by )?(the )?end of (the )?day\b|\beod\b|\bbefore i (leave|log off|go home)\b")
+    re(
+        r"\btoday\b|\b2day\b|\btoday's\b|\b(by )?(the )?end of (the )?day\b|\beod\b|\bbefore i (leave|log off|go home)\b",
+    )
 });
 static WEEK: LazyLock<Regex> = LazyLock::new(|| {
     re(
@@ -114,6 +116,12 @@ pub(super) fn agenda(l: &str, asked: bool) -> Option<Command> {
     if [" typical ", " usually ", " normally ", " in general", " on average"]
         .iter()
         .any(|w| l.contains(w))
+    {
+        return None;
+    }
+    // "how far back does undo go?" asks how steward works.
+    if l.split(|c: char| !c.is_alphanumeric())
+        .any(|w| matches!(w, "undo" | "redo"))
     {
         return None;
     }

@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 
 static DISMISS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((we're|we are|i'm|i am) )?not doing (it|this|that)( anymore| after all| at all| today| now| right now)?(\W+(bye|thanks|cheers))?\W*$|^(let's|lets) not (do|bother with) (this|it|that)( after all| anymore| now)?\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|nvm|forget (it|that|about it|the whole thing|all of it|all that)|stop|skip it|drop it|scrap (that|it)|scratch (that|it)|abort|i changed my mind|(don't|do not) bother( setting (it|this|that) up)?|(don't|do not) worry about (it|this|that|the [a-z]+( plan)?)\W*$)\b|^(let's |lets )?(drop|scrap|forget|abandon|ditch) (this|it|that)( one)?\W*$",
+        r"^((eh|meh|nah|ok|okay),? )?(leave it|let it be)\b|^(no|nope|no thanks|not now|let's not|let it go)\W*$|^((we're|we are|i'm|i am) )?not doing (it|this|that)( anymore| after all| at all| today| now| right now)?(\W+(bye|thanks|cheers))?\W*$|^(let's|lets) not (do|bother with) (this|it|that)( after all| anymore| now)?\W*$|^((nah|no|ok|okay|actually|hmm|ahh|ah|oh|meh|ugh|well)[, ]+)?(cancel|cancel (that|it|this)|never ?mind|nevermind|nvm|forget (it|that|about it|the whole thing|all of it|all that)|stop|skip it|drop it|scrap (that|it)|scratch (that|it)|abort|i changed my mind|(don't|do not) bother( setting (it|this|that) up)?|(don't|do not) worry about (it|this|that|the [a-z]+( plan)?)\W*$)\b|^(let's |lets )?(drop|scrap|forget|abandon|ditch) (this|it|that)( one)?\W*$",
     )
 });
 
@@ -41,7 +41,7 @@ static DEFER: LazyLock<Regex> = LazyLock::new(|| {
 /// remember, hold on".
 static DEFER_ANYWHERE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(i('ll| will) (ask|check|find out|get back|let you know|confirm)|(can't|cant|don't|dont) remember|(haven't|havent|have not|not) (yet )?decided|undecided|hold on\W*$|let me (ask|check|think|find out|get back|confirm))\b",
+        r"^(wherever|whichever|whatever|whoever|anywhere|the ones)\b|\b(i('ll| will) (ask|check|find out|get back|let you know|confirm|tell you)|(can't|cant|don't|dont) remember|(haven't|havent|have not|not) (yet )?decided|undecided|hold on\W*$|let me (ask|check|think|find out|get back|confirm))\b",
     )
 });
 
@@ -91,6 +91,10 @@ static INTERJECTION: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Words before the answer itself: "it's Maria", "she's called Maria".
 const LEADS: &[&str] = &[
+    "her name's",
+    "his name's",
+    "their name's",
+    "name's",
     "her name is",
     "his name is",
     "their name is",
@@ -162,6 +166,8 @@ const LEADS: &[&str] = &[
 /// Where an answer's first part ends: a comma, or words that start another
 /// detail ("Maria starting Jan 4", "Omar as a backend engineer").
 const ENDS: &[&str] = &[
+    " — ",
+    " – ",
     " starting",
     " starts",
     " start",
@@ -365,6 +371,8 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
                 .flat_map(|p| p.split(" and "))
                 .flat_map(|p| p.split(" n "))
                 .flat_map(|p| p.split(" then "))
+                .flat_map(|p| p.split(" plus "))
+                .map(|p| p.trim().strip_prefix("plus ").unwrap_or(p))
                 .map(|i| strip_lead(i.trim(), false).trim())
                 // "a lipid panel — starting tomorrow": a dash ends the item.
                 .map(|i| i.split(" - ").next().unwrap_or(i).trim())
@@ -402,6 +410,7 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
 /// The text without closing punctuation, except the dot of a last initial
 /// ("Zeta-Nine Robotics S.A.", "Kwame A.").
 fn trim_end(text: &str) -> &str {
+    let text = text.trim_end_matches([' ', '—', '–', '-', ',', ';', ':']);
     let trimmed = text.trim_end_matches(['.', '!', '?']);
     let initial = trimmed
         .rsplit(['.', ' '])

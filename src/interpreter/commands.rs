@@ -43,7 +43,7 @@ static POLITE: LazyLock<Regex> = LazyLock::new(|| {
 
 static HELP: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:(?:hey|hi|hello|ok|so|help|help me),? )?(help|help me|\?|commands|menu|what can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say( to you)?|what are you able to do|is there a list of (the )?(things|commands) you (understand|know|can do)|what can i ask( you)?( to do)?|what (kind|kinds|sort) of (stuff|things) can i ask( you)?( to do)?|what can you help( me)? with|(give me |show me )?the (full )?(menu|list) of (things|stuff) you can (handle|do)|how do i use (steward|this( thing| bot| app)?)|(a )?list of (the )?commands|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
+        r"^(?:(?:hey|hi|hello|ok|so|help|help me),? )?(help|help me|\?|commands|menu|what can you do|what all can you do|what do you do|how does this work|how do i use (this|you)|what are the commands|what can i say( to you)?|what are you able to do|is there a list of (the )?(things|commands) you (understand|know|can do)|what can i ask( you)?( to do)?|what (kind|kinds|sort) of (stuff|things) can i ask( you)?( to do)?|what can you help( me)? with|(give me |show me )?the (full )?(menu|list) of (things|stuff) you can (handle|do)|how do i use (steward|this( thing| bot| app)?)|(a )?list of (the )?commands|what (kinds? of )?things can you help( me)? with|how can you help( me)?|what can you help with|how do you work|what (commands|things|phrases) (do|can) you (understand|do|handle)|what are (all )?the things you can do|what do you understand|(show|give|tell)( me)? (the |a )?list of commands|list (the |all )?commands)\W*$",
     )
 });
 /// "I'm a bit lost, how does this thing work", "what are my options here?
@@ -65,7 +65,7 @@ static HISTORY: LazyLock<Regex> = LazyLock::new(|| {
 });
 static LIST: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)( at the moment| right now| currently)?|what are my plans|what plans are there|what plans do i have|(list|show)( me)? everything( you're| you are| i'm| i am)? (tracking|keeping)( for me)?|(list|show|see|view)( me)? (every|each) (plan|one of my plans)( (you're|you are|i'm|i am|we're|we are) (tracking|keeping|running))?( for (me|us))?)( first| again| now| please)?\W*$",
+        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)( at the moment| right now| currently)?|what are my plans|what plans are there|what plans do i have|(list|show)( me)? everything( you're| you are| i'm| i am)? (tracking|keeping)( for me)?|(list|show|see|view)( me)? (every|each) (plan|one of my plans)( (you're|you are|i'm|i am|we're|we are) (tracking|keeping|running)| (i've|i have|we've|we have) got| (i|we) have)?( for (me|us))?)( first| again| now| please)?\W*$",
     )
 });
 /// "which plans are active?", "an overview of all the plans I have".
@@ -156,7 +156,7 @@ static ADD: LazyLock<Regex> = LazyLock::new(|| {
 });
 static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((?:you can |i'm |i am |i've |i have |we've |we have |we're |we are |i |we )?(?:just )?(?:all )?)(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|crossed off|cross off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)(?:\s+(is|are|was|were|has been|have been)|'s|’s)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted)$",
+        r"^((?:you can |i'm |i am |i've |i have |we've |we have |we're |we are |i |we )?(?:just )?(?:all )?)(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|crossed off|cross off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)(?:\s+(is|are|was|were|has been|have been)|'s|’s)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted|booked)$",
     )
 });
 static RETRY: LazyLock<Regex> = LazyLock::new(|| {

@@ -90,7 +90,11 @@ pub(crate) fn confirmation(input: &Input) -> Option<bool> {
             .filter(|c| !c.is_empty())
             .all(|c| re_rest().is_match(c) || AGREE.is_match(c))
     };
-    if CONTENT.is_match(l) && !allowed_rest && !(yes && agreed()) {
+    // "no, don't move anything", "nah, leave the budget plan alone", "no
+    // thanks, I'll add the step myself": a no that says what not to do.
+    let refused = || no && REFUSED.is_match(rest);
+    let free = allowed_rest || yes && agreed() || refused();
+    if CONTENT.is_match(l) && !free {
         return None;
     }
     if words > 8 && yes && !agreed() {
@@ -136,6 +140,9 @@ fn emoji_answer(l: &str) -> Option<bool> {
 /// Counter-proposals and doubt: the answer is not a plain yes or no ("yes
 /// but …", "no, first …", "do the hotel instead", "yeah I'm not sure").
 static HEDGE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(but|instead|first|not sure)\b"));
+/// What a longer no goes on to refuse.
+static REFUSED: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b(don't|dont|do not|never|alone|myself|ourselves|as it is|as is|keep (it|the|them))\b"));
 /// Doubt, which undoes a yes but not a no.
 static MAYBE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(maybe|perhaps|possibly|probably)\b"));
 

@@ -358,6 +358,10 @@ fn match_date(toks: &[Token<'_>], i: usize, today: NaiveDate, nested: bool) -> O
             };
             return Some(DateMention { first: i, date, ..m });
         }
+        // "Monday after next": the one after the coming one.
+        if w(i + skip + 1) == "after" && w(i + skip + 2) == "next" {
+            return one(next_weekday(today, day) + Days::new(7), skip + 3);
+        }
         return one(next_weekday(today, day), skip + 1);
     }
     if qualifier && word == "next" {
@@ -514,6 +518,15 @@ fn counted_from(toks: &[Token<'_>], i: usize, today: NaiveDate) -> Option<DateMe
         "fortnight" | "fortnights" => 14 * n,
         _ => return None,
     };
+    // "two weeks today": from today, said without "from".
+    if w(i + 2) == "today" {
+        return Some(DateMention {
+            first: i,
+            last: i + 3,
+            date: today.checked_add_days(Days::new(days))?,
+            explicit_year: false,
+        });
+    }
     if w(i + 2) != "from" {
         return None;
     }

@@ -4,6 +4,7 @@
 //! into `templates/plans/` is understood without code changes.
 
 use super::dates::{self, Token};
+use super::remarks::{NEVER_A_GOAL, PAST, REMARKS, about_someone_else};
 use super::slots::{apply_case, cue_before, list_after, month, person, text_after, year};
 use super::text::{Input, find_phrase};
 use crate::planner::templates::{SlotSpec, SlotType, Template, Templates};
@@ -84,151 +85,6 @@ const ADVICE: &[&str] = &[
 /// Requests that stand even in a hedged message ("maybe … can you plan it").
 const STRONG_REQUESTS: &[&str] = &["help me", "please", "can you", "could you", "set up", "let's", "lets"];
 
-/// Words that place a goal in the past: "the launch last week went well".
-const PAST: &[&str] = &[
-    "went",
-    "was",
-    "were",
-    "happened",
-    "ago",
-    "yesterday",
-    "last week",
-    "went well",
-];
-
-/// Remarks about a goal, not requests for one: a hypothetical, a memory,
-/// a feeling, someone else's words ("if we ever launch in Japan", "so
-/// excited!", "my manager said '…'"). They stand unless a strong request
-/// is made too.
-const REMARKS: &[&str] = &[
-    "if we ever",
-    "if i ever",
-    "remember when",
-    "good times",
-    "so excited",
-    "fingers crossed",
-    "said",
-    "thinking out loud",
-    "just thinking",
-    "don't want",
-    "dont want",
-    "do not want",
-    "don't need",
-    "do not need",
-    "no need to",
-    "imagine",
-    "suppose",
-    "what if",
-    "i guess",
-    "what could go wrong",
-    "in hindsight",
-    "should have",
-    "last year",
-    "last year's",
-    "took us",
-    "last job",
-    "can't believe",
-    "cant believe",
-    "got delayed",
-    "was delayed",
-    "note to self",
-    "never",
-    "impressive",
-    "competitor",
-    "competitors",
-    "closed the books",
-    "if i had to",
-    "if we had to",
-    "would that even",
-    "would it even",
-    "i wish",
-    "wish someone",
-    "crazy times",
-    "busy times",
-    "lesson learned",
-    "next time",
-    "everyone knows",
-    "terrible idea",
-    "bad idea",
-    "make me nervous",
-    "makes me nervous",
-    "always make me",
-    "always makes me",
-    "matters a lot",
-    "matter a lot",
-    // Feelings about a goal: "kinda nervous about my MRI on Friday",
-    // "deploy day tomorrow, wish me luck".
-    "nervous",
-    "anxious",
-    "overwhelmed",
-    "stressed",
-    "stressing",
-    "dreading",
-    "wish me luck",
-    "going to be chaos",
-    "gonna be chaos",
-    "always wrecks",
-    "always ruins",
-];
-
-/// Sarcasm and notes that stand against any request in the message:
-/// "sure, let's just launch it tomorrow with zero testing, what could go
-/// wrong"; looking at a plan that exists ("let me have a look at the
-/// Sunfish onboarding").
-const NEVER_A_GOAL: &[&str] = &[
-    "what could go wrong",
-    "note to self",
-    "imagine if",
-    "lol imagine",
-    "have a look at",
-    "take a look at",
-    "look at the",
-    "up on screen",
-    "absolute favourite",
-    "absolute favorite",
-    "oh joy",
-];
-
-/// People other than the user: "my colleague is onboarding a new hire
-/// next week" is news about their goal.
-const OTHERS: &[&str] = &[
-    "colleague",
-    "colleagues",
-    "coworker",
-    "co-worker",
-    "manager",
-    "boss",
-    "wife",
-    "husband",
-    "partner",
-    "friend",
-    "friends",
-    "sister",
-    "brother",
-    "mom",
-    "mum",
-    "dad",
-    "mother",
-    "father",
-    "son",
-    "daughter",
-    "neighbour",
-    "neighbor",
-    "cousin",
-    "flatmate",
-    "roommate",
-    "housemate",
-    "teammate",
-];
-
-/// Whether the message is about someone else's doing: "my colleague is
-/// …", "my team lead is …".
-fn about_someone_else(words: &[&str]) -> bool {
-    let owner = matches!(words.first(), Some(&("my" | "our" | "a" | "his" | "her" | "their")));
-    let person = words.get(1).is_some_and(|w| OTHERS.contains(w)) || words.get(1..3) == Some(&["team", "lead"][..]);
-    owner && person
-}
-
 pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Map<String, Value>)> {
     let toks = input.tokens();
     let words: Vec<&str> = toks.iter().map(|t| t.word).collect();
@@ -281,6 +137,9 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
     if (about_someone_else(&words) || words.contains(&"already")) && !requests {
         return None;
     }
+    if !strong && (others_doing_it(&words) || conditional(&words)) {
+        return None;
+    }
     if NEVER_A_GOAL.iter().any(|p| find_phrase(&toks, p).is_some()) {
         return None;
     }
@@ -294,6 +153,21 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
         return None;
     }
     Some((template.kind.clone(), slots))
+}
+
+/// "my manager is organising a trip …": someone else is doing it, even
+/// with a verb that would ask for it.
+fn others_doing_it(words: &[&str]) -> bool {
+    about_someone_else(words)
+        && words
+            .get(2)
+            .is_some_and(|w| matches!(*w, "is" | "was" | "has" | "will" | "wants"))
+}
+
+/// "if the client signs this week we'll need to onboard them": a
+/// condition, not a request ("if possible, …" and "if you can, …" ask).
+fn conditional(words: &[&str]) -> bool {
+    words.first() == Some(&"if") && !matches!(words.get(1), Some(&("possible" | "you")))
 }
 
 /// Whether the words ask for a goal ("help me", "plan", "set up", …).

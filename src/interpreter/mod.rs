@@ -17,6 +17,7 @@ mod more;
 mod objects;
 mod periods;
 mod problems;
+mod remarks;
 mod reminders;
 mod shift;
 mod showing;

@@ -25,7 +25,7 @@ fn original(input: &Input, base: usize, range: std::ops::Range<usize>) -> Option
 
 static REDO: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(redo|re-do|undo (the|my|that) undo|undo the undoing|bring (it|that) back|restore what (i|you) undid|(reapply|re-apply|redo|restore) (the )?(change|changes|edit|edits) (i|you|we) (just )?(undid|undone|reverted)|(bring back|restore|put back|reapply) what (i|you|we) (just )?(undid|undone|reverted)|(reapply|re-apply|restore|redo|bring back) (my|the) (last |latest )?(undone|reverted) (change|changes|edit|edits)|redo (that|it)\W+(i was right|i had it right|my bad|actually))\b(?P<rest>.*)$",
+        r"^(?:(?:ugh|argh|oops|oh|hmm|ok|okay|actually)[,!]?\s+)?(redo|re-do|undo (the|my|that) undo|undo the undoing|bring (it|that) back|restore what (i|you) undid|(reapply|re-apply|redo|restore) (the )?(change|changes|edit|edits) (i|you|we) (just )?(undid|undone|reverted)|(bring back|restore|put back|reapply) what (i|you|we) (just )?(undid|undone|reverted)|(reapply|re-apply|restore|redo|bring back) (my|the) (last |latest )?(undone|reverted) (change|changes|edit|edits)|redo (that|it)\W+(i was right|i had it right|my bad|actually))\b(?P<rest>.*)$",
     )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {
@@ -213,11 +213,16 @@ fn zone_in(text: &str) -> Option<String> {
 }
 
 pub(super) fn time_zone(input: &Input, l: &str) -> Option<Command> {
-    if !ZONE_CUE.is_match(l) {
+    // "I moved to Berlin in 2019 and still …": a story, not a move today.
+    if !ZONE_CUE.is_match(l) || LONG_AGO.is_match(l) {
         return None;
     }
     zone_in(&input.text).map(|zone| Command::SetTimezone { zone })
 }
+
+static LONG_AGO: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b(in (19|20)\d\d|years ago|months ago|back in|when i was|as a kid|still can't|still cant)\b")
+});
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| re(r"[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)+"));
 static EMAIL_CUE: LazyLock<Regex> = LazyLock::new(|| {
@@ -230,6 +235,11 @@ static EMAIL_FOR: LazyLock<Regex> = LazyLock::new(|| {
     re(r"^\s*(for|as)\s+(my\s+)?(notifications?|e-?mails?|the digests?|digests?|reminders?|updates?|contact)\b")
 });
 
+/// "Lerato's email is …", "his address is …": someone else's address.
+static SOMEONE_ELSES: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b(\w+'s|\w+’s|his|her|their|the client's|the customer's) (e-?mail|address|email address)\b")
+});
+
 /// "my old email was …": an address the user had, not one to use.
 static OLD_ADDRESS: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b(old|previous|former) (e-?mail|address|email address)\b"));
@@ -237,7 +247,7 @@ static OLD_ADDRESS: LazyLock<Regex> =
 pub(super) fn email(input: &Input, base: usize, l: &str) -> Option<Command> {
     let found = EMAIL.find(l)?;
     // "my email used to be …" tells a story; it changes nothing.
-    if l.contains("used to be") || l.contains(" back in ") || OLD_ADDRESS.is_match(l) {
+    if l.contains("used to be") || l.contains(" back in ") || OLD_ADDRESS.is_match(l) || SOMEONE_ELSES.is_match(l) {
         return None;
     }
     let cue_after = EMAIL_FOR.is_match(&l[found.end()..]);
@@ -366,7 +376,7 @@ static MARK_IT: LazyLock<Regex> =
 
 static DEPEND: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:don't|do not|never|can't|cannot)\s+(?:start|do|begin|book)\s+(.+?)\s+(?:before|until)\s+(.+)$|^(?:make|let|have)\s+(.+?)\s+(?:wait for|wait until|depend on|come after|follow)\s+(.+)$|^(.+?)\s+(?:should|must|has to|have to|needs to|need to|can only|can't|cannot|shouldn't|should not|won't|will)\s+(?:wait for|wait until|come after|happen after|start after|begin after|go after|happen until|start until|begin until|only start after|only happen after|only start once|start once|happen once)\s+(.+)$|^(?:make sure\s+)?(.+?)\s+(?:only happens after|happens after|only starts after|starts after)\s+(.+)$|^(.+?)\s+(?:depends on|waits for|comes after|follows|is blocked by|is waiting on|waits on)\s+(.+)$|^(.+?)\s+(?:can't|cannot|can not)\s+(?:happen|start|begin)\s+(?:until|before)\s+(.+)$|^(?:only\s+)?(?:do|start|begin|schedule)\s+(.+?)\s+(?:only\s+)?(?:after|once)\s+(.+)$|^(.+?)\s+(?:has to|must|should|needs to)\s+(?:come|happen|be done|go)\s+before\s+(.+)$|^(.+?)\s+needs\s+(.+?)\s+(?:done|finished|ready|in place)\s+first$|^block\s+(.+?)\s+on\s+(.+)$|^(.+?)\s+(?:should|must|has to|needs to|can)\s+(?:only\s+)?(?:wait till|wait til|go out once|go out after|happen once|start once|be sent once|be done once)\s+(.+)$",
+        r"^(?:don't|do not|never|can't|cannot)\s+(?:start|do|begin|book)\s+(.+?)\s+(?:before|until)\s+(.+)$|^(?:make|let|have)\s+(.+?)\s+(?:wait for|wait until|depend on|come after|follow)\s+(.+)$|^(.+?)\s+(?:should|must|has to|have to|needs to|need to|can only|can't|cannot|shouldn't|should not|won't|will)\s+(?:wait for|wait until|come after|happen after|start after|begin after|go after|happen until|start until|begin until|only start after|only happen after|only start once|start once|happen once)\s+(.+)$|^(?:make sure\s+)?(.+?)\s+(?:only happens after|happens after|only starts after|starts after)\s+(.+)$|^(.+?)\s+(?:depends on|waits for|comes after|follows|is blocked by|is waiting on|waits on)\s+(.+)$|^(.+?)\s+(?:can't|cannot|can not)\s+(?:happen|start|begin)\s+(?:until|before)\s+(.+)$|^(?:only\s+)?(?:do|start|begin|schedule)\s+(.+?)\s+(?:only\s+)?(?:after|once)\s+(.+)$|^(.+?)\s+(?:has to|must|should|needs to)\s+(?:come|happen|be done|go)\s+before\s+(.+)$|^(.+?)\s+needs\s+(.+?)\s+(?:done|finished|ready|in place)\s+first$|^(?:can|could)\s+(.+?)\s+wait\s+(?:until|till|til)\s+(.+)$|^block\s+(.+?)\s+on\s+(.+)$|^(.+?)\s+(?:should|must|has to|needs to|can)\s+(?:only\s+)?(?:wait till|wait til|go out once|go out after|happen once|start once|be sent once|be done once)\s+(.+)$",
     )
 });
 
@@ -434,6 +444,7 @@ pub(super) fn dependency(input: &Input, l: &str) -> Option<Command> {
         (17, 18),
         (19, 20),
         (21, 22),
+        (23, 24),
     ];
     let (step, after) = pairs
         .iter()

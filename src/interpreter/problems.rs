@@ -111,6 +111,12 @@ pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chr
         {
             return Some(TimeInvalid);
         }
+        // "November the 31st".
+        if let (Some(m), "the", Some(d)) = (month(w(i)), w(i + 1), raw_day(w(i + 2)))
+            && !exists(m, d, year(w(i + 3)))
+        {
+            return Some(TimeInvalid);
+        }
         let k = if w(i + 1) == "of" { i + 2 } else { i + 1 };
         if let (Some(d), Some(m)) = (raw_day(w(i)), month(w(k)))
             && (i == 0 || month(w(i - 1)).is_none())
@@ -153,7 +159,10 @@ pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chr
         };
         // "to the day before yesterday".
         let day_before = |k: usize| {
-            k >= 2 && w(k - 1) == "before" && w(k - 2) == "day" && (k == 2 || cue(k - 3) || k >= 4 && cue(k - 4))
+            k >= 2
+                && w(k - 1) == "before"
+                && w(k - 2) == "day"
+                && (k == 2 || cue(k - 3) || k == 3 && w(0) == "the" || k >= 4 && cue(k - 4))
         };
         let past = match (word, w(i + 1)) {
             ("yesterday", _) => i == 0 || cue(i - 1) || day_before(i),
@@ -191,7 +200,7 @@ pub(crate) fn problem(lower: &str, toks: &[Token<'_>], now: chrono::DateTime<chr
     let today_named = toks.iter().any(|t| matches!(t.word, "today" | "tonight"))
         || toks
             .windows(2)
-            .any(|p| p[0].word == "this" && matches!(p[1].word, "morning" | "afternoon" | "evening"));
+            .any(|p| p[0].word == "this" && matches!(p[1].word, "morning" | "afternoon" | "arvo" | "evening"));
     if today_named
         && let Some(t) = find_time(toks)
         && t.time < now.time()

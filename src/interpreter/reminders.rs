@@ -62,7 +62,9 @@ pub(super) fn digest(input: &Input, l: &str) -> Command {
 
 /// "in 10 minutes", "in an hour", "in 2 hrs": a reminder relative to now.
 static IN_DURATION: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\bin (\d{1,3}|a|an|one|two|three|five|ten|fifteen|twenty|thirty) ?(minutes?|mins?|hours?|hrs?)\b")
+    re(
+        r"\bin (\d{1,3}|a|an|one|two|three|five|ten|fifteen|twenty|thirty) ?(minutes?|mins?|hours?|hrs?)( and a half)?\b",
+    )
 });
 
 fn in_duration(l: &str) -> Option<(std::ops::Range<usize>, chrono::Duration)> {
@@ -86,7 +88,13 @@ fn in_duration(l: &str) -> Option<(std::ops::Range<usize>, chrono::Duration)> {
     if n == 0 {
         return None;
     }
-    Some((caps.get(0)?.range(), unit * i32::try_from(n).ok()?))
+    // "in an hour and a half": half a unit more.
+    let half = if caps.get(3).is_some() {
+        unit / 2
+    } else {
+        chrono::Duration::zero()
+    };
+    Some((caps.get(0)?.range(), unit * i32::try_from(n).ok()? + half))
 }
 
 pub(super) fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> Option<Command> {
@@ -132,6 +140,11 @@ pub(super) fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> 
         (Some(&a), Some(&b)) if contiguous => input.text[toks[a].start..toks[b].end].to_owned(),
         _ => words.join(" "),
     };
+    // "… to pay my credit card bill thanks": thanks are not the task.
+    let text = [" thanks", " thank you", " thx", " cheers", " pls", " please"]
+        .iter()
+        .find_map(|t| text.strip_suffix(t))
+        .map_or(text.clone(), str::to_owned);
     if text.is_empty() {
         return None;
     }

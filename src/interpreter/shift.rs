@@ -64,10 +64,18 @@ fn shift_said(l: &str) -> Option<Command> {
         word => i64::from(dates::number(word)?),
     };
     let unit = if c[5].starts_with("week") { 7 } else { 1 };
-    let direction = [c.get(3), c.get(6)].into_iter().flatten().map(|m| m.as_str()).next();
+    // "bring forward the UAT by 2 days": the direction before the step.
+    let (ahead, said) = match c[2].split_once(' ') {
+        Some((w @ ("forward" | "up" | "ahead"), rest)) => (Some(w), rest),
+        _ => (None, &c[2]),
+    };
+    let direction = [c.get(3).map(|m| m.as_str()), ahead, c.get(6).map(|m| m.as_str())]
+        .into_iter()
+        .flatten()
+        .next();
     let earlier = matches!(direction, Some("forward" | "up" | "ahead" | "earlier" | "sooner"))
         || (direction.is_none() && matches!(&c[1], "pull" | "bring"));
-    let step = reference(&c[2])?;
+    let step = reference(said)?;
     Some(Command::ShiftStep {
         step,
         days: if earlier { -n * unit } else { n * unit },

@@ -324,12 +324,52 @@ pub(crate) fn addressed_to_someone_else(text: &str) -> bool {
     static TO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         super::commands::re(r"^\s*(?i:hi|hey|hello|dear|morning|good morning)\s+(\p{Lu}\p{Ll}+)\s*[,!]")
     });
-    TO.captures(text).is_some_and(|c| {
+    // "Tomás, remind me to bring the adapter": a request to the person named.
+    static NAMED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        super::commands::re(
+            r"^\s*(\p{Lu}\p{Ll}+)\s*,\s*(?i:remind me|can you|could you|would you|please|pls|don't forget|do not forget|make sure)\b",
+        )
+    });
+    let greeted = TO.captures(text).is_some_and(|c| {
         !matches!(
             c[1].to_lowercase().as_str(),
             "steward" | "there" | "team" | "all" | "everyone" | "folks" | "guys" | "again"
         )
-    })
+    });
+    greeted
+        || NAMED.captures(text).is_some_and(|c| {
+            !matches!(
+                c[1].to_lowercase().as_str(),
+                "steward"
+                    | "ok"
+                    | "okay"
+                    | "hey"
+                    | "hi"
+                    | "yes"
+                    | "yeah"
+                    | "so"
+                    | "also"
+                    | "actually"
+                    | "right"
+                    | "well"
+                    | "sure"
+                    | "thanks"
+                    | "hmm"
+                    | "oh"
+                    | "quick"
+                    | "team"
+                    | "everyone"
+                    | "folks"
+                    | "guys"
+                    | "and"
+                    | "but"
+                    | "now"
+                    | "then"
+                    | "tomorrow"
+                    | "today"
+                    | "tonight"
+            )
+        })
 }
 
 /// "why do reminders show up late?", "how many plans can I have?", "do

@@ -27,7 +27,7 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
             ("this" | "in", _) if w(i + 1) == "morning" || (w(i + 1) == "the" && w(i + 2) == "morning") => {
                 hm(9, 0).map(|t| (t, if w(i + 1) == "the" { 3 } else { 2 }))
             }
-            ("this", "afternoon") => hm(15, 0).map(|t| (t, 2)),
+            ("this", "afternoon" | "arvo") => hm(15, 0).map(|t| (t, 2)),
             ("this", "evening") => hm(19, 0).map(|t| (t, 2)),
             // "Sunday evenings at 6": the hour said, after noon.
             // "at 11.30": a dot between hour and minutes, after "at" only
@@ -40,7 +40,11 @@ pub(crate) fn find_time(toks: &[Token<'_>]) -> Option<TimeMention> {
                 };
                 (t, n + 1)
             }),
-            (word, next) => clock(word, next).filter(|(_, n)| *n == 2 || word.contains(':') || has_meridiem(word)),
+            // "10.30pm": a dot between hour and minutes, with am/pm.
+            (word, next) => {
+                let said = if has_meridiem(word) { dotted(word) } else { word.into() };
+                clock(&said, next).filter(|(_, n)| *n == 2 || word.contains(':') || has_meridiem(word))
+            }
         };
         if let Some((time, len)) = found {
             return Some(TimeMention {
@@ -82,7 +86,12 @@ fn spoken(part: &str, way: &str, hour: &str, next: &str, later: bool) -> Option<
 /// 6 this evening" — not "at 9 about the afternoon standup".
 fn said_later(toks: &[Token<'_>], first: usize, end: usize) -> bool {
     let w = |k: usize| toks.get(k).map(|t| t.word).unwrap_or("");
-    let later = |word: &str| matches!(word, "evening" | "evenings" | "afternoon" | "afternoons" | "tonight");
+    let later = |word: &str| {
+        matches!(
+            word,
+            "evening" | "evenings" | "afternoon" | "afternoons" | "arvo" | "tonight"
+        )
+    };
     let before = (first.saturating_sub(2)..first).any(|k| later(w(k)));
     let after = later(w(end))
         || (matches!(w(end), "this" | "in") && later(w(end + 1)))

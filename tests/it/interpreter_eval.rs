@@ -122,7 +122,7 @@ fn the_held_out_set_does_not_get_worse() {
     assert!(routed >= 93.0, "held-out route and kind fell to {routed:.1} %");
     assert!(exact >= 87.5, "held-out every slot fell to {exact:.1} %");
     assert!(
-        score.unsafe_misses <= 2,
+        score.unsafe_misses <= 1,
         "held-out unsafe misses rose to {}",
         score.unsafe_misses
     );

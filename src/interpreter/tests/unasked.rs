@@ -528,3 +528,59 @@ fn feelings_stories_and_questions_back_change_nothing_while_requests_still_do() 
     );
     assert_eq!(got, command("list_plans", json!({})), "{got}");
 }
+
+/// The thirteenth development batch's rules and the readings they must
+/// leave alone.
+#[test]
+fn news_sarcasm_conditions_and_other_peoples_details_change_nothing() {
+    for text in [
+        "apparently Samsung is launching a new foldable on the 9th",
+        "I moved to Berlin in 2019 and still can't handle the winters",
+        "if the client signs this week we'll need to onboard them before Christmas",
+        "how far back does undo go, just the last change?",
+        "my manager is organising a trip to Singapore for the whole team",
+        "Lerato's email is lerato.dube@example.com in case you need it",
+        "sure, let's onboard twelve people the week before Christmas, what could possibly go wrong",
+        "we're not deploying anything this week, change freeze",
+        "Tomás, remind me to bring the HDMI adapter tomorrow",
+        "can one step wait for two others?",
+    ] {
+        assert_eq!(run(text, berlin())["route"], json!("chat"), "{text}");
+    }
+    // What those rules must not catch.
+    expect_all(&[
+        (
+            "our new client Hooli just signed, they need to go live on the 1st of March",
+            goal(
+                "customer_onboarding",
+                json!({"customer": "Hooli", "go_live_date": "2027-03-01"}),
+            ),
+        ),
+        (
+            "don't book the hotel before the flights are confirmed",
+            command("add_dependency", json!({"step": "hotel", "after": "flights"})),
+        ),
+        (
+            "Steward, remind me tomorrow at 9 to call the bank",
+            command(
+                "remind",
+                json!({"text": "call the bank", "at": "2026-11-23T09:00:00+01:00"}),
+            ),
+        ),
+        (
+            "if possible, plan a trip to Oslo from Dec 3 to Dec 6",
+            goal(
+                "trip",
+                json!({"destinations": ["Oslo"], "start_date": "2026-12-03", "end_date": "2026-12-06"}),
+            ),
+        ),
+        (
+            "set my email to me@example.com",
+            command("set_email", json!({"email": "me@example.com"})),
+        ),
+    ]);
+    assert_eq!(
+        run("nah, leave the budget plan alone", berlin()),
+        json!({"route": "confirmation", "accept": false})
+    );
+}
