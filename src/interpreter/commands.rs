@@ -50,7 +50,7 @@ static HELP: LazyLock<Regex> = LazyLock::new(|| {
 /// help": asking how to use steward, anywhere in the message.
 static HELP_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\bhow does (this|this thing|it|steward|this bot|this app) work\b|\bwhat are (my|the|our) options\b|\bwhat options do (i|we) have\b|\bwhat (kinds? of )?things can you help( me)? with\b|\b(i|we) don't (know|get|understand) how (this|it|you|steward) works?\b|\bwhat (can|should|do) i (type|say|write)( here| to you)?\b|\bwhat i (can|should) (type|say|write)\b|\bcheat ?sheet\b|\bfirst time using (this|steward|you)\b|^i'm new (here|to this)\b|\? ?(please )?help( me| please)?\W*$|^(help[,!.]* )?i'm (a bit |a little |so |totally |completely )?(lost|confused)(\W*$|, (what|how) )",
+        r"\bhow does (this|this thing|it|steward|this bot|this app) work\b|\bwhat are (my|the|our) options\b|\bwhat options do (i|we) have\b|\bwhat (kinds? of )?things can you help( me)? with\b|\b(i|we) don't (know|get|understand) how (this|it|you|steward) works?\b|\bwhat (can|should|do) i (type|say|write)( here| to you)?\b|\bwhat i (can|should) (type|say|write)\b|\bwhat you can (actually |really )?do\b|\b(you're|you are) able to help( me)? with\b|\btour of what you (can do|do)\b|\bcheat ?sheet\b|\bfirst time using (this|steward|you)\b|^i'm new (here|to this)\b|\? ?(please )?help( me| please)?\W*$|^(help[,!.]* )?i'm (a bit |a little |so |totally |completely )?(lost|confused)(\W*$|, (what|how) )",
     )
 });
 static UNDO: LazyLock<Regex> = LazyLock::new(|| {
@@ -65,7 +65,7 @@ static HISTORY: LazyLock<Regex> = LazyLock::new(|| {
 });
 static LIST: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)( at the moment| right now| currently)?|what are my plans|what plans are there|what plans do i have|(list|show)( me)? everything( you're| you are| i'm| i am)? (tracking|keeping)( for me)?|(list|show|see|view)( me)? (every|each) (plan|one of my plans)( (you're|you are|i'm|i am|we're|we are) (tracking|keeping|running)| (i've|i have|we've|we have) got| (i|we) have)?( for (me|us))?)( first| again| now| please)?\W*$",
+        r"^((list|show|display|see|view|give)( me)?( all)?( of)? (my|our|the|all)?\s*plans|(what|which) plans (do|have) (i|we)( got| have)?|my plans|all (my )?plans|plans|what am i (working on|tracking)( at the moment| right now| currently)?|what are my plans|what plans are there|what plans do i have|(list|show)( me)? everything( you're| you are| i'm| i am)? (tracking|keeping)( for me)?|(list|show|see|view)( me)? (every|each) (plan|one of my plans)( (you're|you are|i'm|i am|we're|we are) (tracking|keeping|running)| (i've|i have|we've|we have) got| (i|we) have)?( on the go| going| at the moment| right now)?( for (me|us))?)( first| again| now| please)?\W*$",
     )
 });
 /// "which plans are active?", "an overview of all the plans I have".
@@ -422,7 +422,9 @@ pub(crate) fn command(input: &Input, now: DateTime<Tz>) -> Option<Command> {
         let (first, rest) = object.split_once([',', ';']).unwrap_or((object, ""));
         let first = first.trim();
         if first.ends_with(" step") || first.ends_with(" task") {
-            let removed = ["delete", "remove", "get rid"].iter().any(|w| rest.contains(w));
+            // "scrap the visit step": gone; "cancel the visit step": skipped.
+            let scrapped = matches!(c.get(1).map(|m| m.as_str()), Some("scrap" | "ditch" | "kill"));
+            let removed = scrapped || ["delete", "remove", "get rid"].iter().any(|w| rest.contains(w));
             return reference(first).map(|step| match removed {
                 true => Command::RemoveStep { step },
                 false => Command::SkipStep { step },

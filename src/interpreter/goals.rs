@@ -344,7 +344,12 @@ fn customer_named(input: &Input, toks: &[Token<'_>]) -> bool {
         {
             k += 1;
         }
-        matches!(t.word, "customer" | "client")
+        // "go-live for Pinehurst Dental is the 15th": the name after it too.
+        let go_live_for = matches!(t.word, "go-live" | "golive") && toks.get(i + 1).is_some_and(|n| n.word == "for");
+        if go_live_for {
+            k = i + 2;
+        }
+        (go_live_for || matches!(t.word, "customer" | "client"))
             && toks.get(k).is_some_and(|n| {
                 input.text[n.start..n.end].starts_with(char::is_uppercase)
                     && dates::month(n.word).is_none()

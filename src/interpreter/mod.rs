@@ -227,6 +227,14 @@ pub fn interpret_in(
     templates: &Templates,
     pending: Option<&Pending>,
 ) -> Interpretation {
+    // "would you mind renaming …", "go ahead and scrap …": read as said
+    // directly.
+    if let Some(direct) = text::direct(message)
+        && !direct.is_empty()
+        && direct != message
+    {
+        return interpret_in(&direct, now, templates, pending);
+    }
     let input = text::Input::new(message, now.date_naive());
     if input.lower.trim().is_empty()
         || text::addressed_to_someone_else(message)

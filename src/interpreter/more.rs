@@ -80,7 +80,7 @@ pub(super) fn undo_or_redo(l: &str) -> Option<Command> {
 
 static QUIET: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|(don't|do not) send me (anything|any messages|notifications|any notifications)|no (notif\w*|messages|pings|alerts)|(mute|silence|hold|pause|hush) (everything|all|notifications|all notifications|messages|alerts|all alerts|pings|reminders)|keep (it|things|everything) (silent|quiet)|(don't|do not) message me)\b",
+        r"\b(quiet hours?|quiet time|quiet period|do not disturb|do-not-disturb|dnd|(don't|do not|never) (notify|disturb|message|ping|bother|email|contact) me|(don't|do not) send me (anything|any messages|notifications|any notifications)|no (notif\w*|messages|pings|alerts)|(mute|silence|hold|pause|hush) (me|everything|all|notifications|all notifications|messages|alerts|all alerts|pings|reminders)|keep (it|things|everything) (silent|quiet)|(stay|be|keep) (silent|quiet)|(don't|do not) message me)\b",
     )
 });
 /// Quiet hours switched off: the off-word next to the setting's name
@@ -88,7 +88,7 @@ static QUIET: LazyLock<Regex> = LazyLock::new(|| {
 /// on, I'm off to bed" or "dnd till the end of the day" are not.
 static OFF: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(turn off|switch off|shut off|disable|remove|clear|delete|stop|cancel|no more|get rid of|end|drop|don't need|do not need|don't want|do not want|no longer need|no longer want)\s+(the |my |any |all |those |these )?(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd)\b|\b(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd)\s+(off|disabled|no more)\b|\b(turn|switch|shut)\s+(the |my )?(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd)\s+off\b",
+        r"\b(turn off|switch off|shut off|disable|remove|clear|delete|stop|cancel|scrap|ditch|kill|lift|no more|get rid of|end|drop|don't need|do not need|don't want|do not want|no longer need|no longer want)\s+(the |my |any |all |those |these )?(quiet hours?|quiet time|quiet period|do not disturb|do-not-disturb|dnd)\b|\b(quiet hours?|quiet time|quiet period|do not disturb|do-not-disturb|dnd)\s+(off|disabled|no more)\b|\b(turn|switch|shut)\s+(the |my )?(quiet hours?|quiet time|do not disturb|do-not-disturb|dnd)\s+off\b",
     )
 });
 
@@ -327,6 +327,11 @@ static FAIL: LazyLock<Regex> = LazyLock::new(|| {
 
 pub(super) fn fail(input: &Input, base: usize, l: &str) -> Option<Command> {
     let c = FAIL.captures(l)?;
+    // "the export failed earlier, run it again please": asked to retry.
+    if AGAIN.is_match(l) {
+        let step = c.get(1).or(c.get(3)).or(c.get(5)).and_then(|s| reference(s.as_str()))?;
+        return Some(Command::RetryStep { step });
+    }
     let (step, rest) = match (c.get(1), c.get(2), c.get(3), c.get(4), c.get(5), c.get(7)) {
         (Some(s), r, ..) => (s, r),
         (_, _, Some(s), r, ..) => (s, r),
@@ -371,12 +376,16 @@ pub(super) fn fail(input: &Input, base: usize, l: &str) -> Option<Command> {
     Some(Command::FailStep { step, reason })
 }
 
+static AGAIN: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b((run|try|do|send|give) (it|that|this) (again|another go)|retry|re-run|rerun|try again)\b")
+});
+
 static MARK_IT: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(mark|set|flag) (it|that|this|the step) (as )?(failed|a failure|blocked)\b"));
 
 static DEPEND: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:don't|do not|never|can't|cannot)\s+(?:start|do|begin|book)\s+(.+?)\s+(?:before|until)\s+(.+)$|^(?:make|let|have)\s+(.+?)\s+(?:wait for|wait until|depend on|come after|follow)\s+(.+)$|^(.+?)\s+(?:should|must|has to|have to|needs to|need to|can only|can't|cannot|shouldn't|should not|won't|will)\s+(?:wait for|wait until|come after|happen after|start after|begin after|go after|happen until|start until|begin until|only start after|only happen after|only start once|start once|happen once)\s+(.+)$|^(?:make sure\s+)?(.+?)\s+(?:only happens after|happens after|only starts after|starts after)\s+(.+)$|^(.+?)\s+(?:depends on|waits for|comes after|follows|is blocked by|is waiting on|waits on)\s+(.+)$|^(.+?)\s+(?:can't|cannot|can not)\s+(?:happen|start|begin)\s+(?:until|before)\s+(.+)$|^(?:only\s+)?(?:do|start|begin|schedule)\s+(.+?)\s+(?:only\s+)?(?:after|once)\s+(.+)$|^(.+?)\s+(?:has to|must|should|needs to)\s+(?:come|happen|be done|go)\s+before\s+(.+)$|^(.+?)\s+needs\s+(.+?)\s+(?:done|finished|ready|in place)\s+first$|^(?:can|could)\s+(.+?)\s+wait\s+(?:until|till|til)\s+(.+)$|^block\s+(.+?)\s+on\s+(.+)$|^(.+?)\s+(?:should|must|has to|needs to|can)\s+(?:only\s+)?(?:wait till|wait til|go out once|go out after|happen once|start once|be sent once|be done once)\s+(.+)$",
+        r"^(?:don't|do not|never|can't|cannot)\s+(?:start|do|begin|book)\s+(.+?)\s+(?:before|until)\s+(.+)$|^(?:make|let|have)\s+(.+?)\s+(?:wait for|wait until|depend on|come after|follow)\s+(.+)$|^(.+?)\s+(?:should|must|has to|have to|needs to|need to|can only|can't|cannot|shouldn't|should not|won't|will)\s+(?:wait for|wait until|come after|happen after|start after|begin after|go after|happen until|start until|begin until|only start after|only happen after|only start once|start once|happen once)\s+(.+)$|^(?:make sure\s+)?(.+?)\s+(?:only happens after|happens after|only starts after|starts after)\s+(.+)$|^(.+?)\s+(?:depends on|waits for|comes after|follows|is blocked by|is waiting on|waits on)\s+(.+)$|^(.+?)\s+(?:can't|cannot|can not)\s+(?:happen|start|begin)\s+(?:until|before)\s+(.+)$|^(?:only\s+)?(?:do|start|begin|schedule)\s+(.+?)\s+(?:only\s+)?(?:after|once)\s+(.+)$|^(.+?)\s+(?:has to|must|should|needs to)\s+(?:come|happen|be done|go)\s+before\s+(.+)$|^(.+?)\s+needs\s+(.+?)\s+(?:done|finished|ready|in place)\s+first$|^(?:can|could)\s+(.+?)\s+wait\s+(?:until|till|til)\s+(.+)$|^(?:make sure\s+)?(.+?)\s+(?:doesn't|does not|don't|do not|won't|will not)\s+(?:start|happen|begin|go ahead)\s+(?:before|until)\s+(.+)$|^block\s+(.+?)\s+on\s+(.+)$|^(.+?)\s+(?:should|must|has to|needs to|can)\s+(?:only\s+)?(?:wait till|wait til|go out once|go out after|happen once|start once|be sent once|be done once)\s+(.+)$",
     )
 });
 
@@ -445,6 +454,7 @@ pub(super) fn dependency(input: &Input, l: &str) -> Option<Command> {
         (19, 20),
         (21, 22),
         (23, 24),
+        (25, 26),
     ];
     let (step, after) = pairs
         .iter()

@@ -372,6 +372,82 @@ pub(crate) fn addressed_to_someone_else(text: &str) -> bool {
         })
 }
 
+/// An indirect request said directly: "would you mind renaming X to Y" →
+/// "rename X to Y", "go ahead and scrap the visit step" → "scrap the visit
+/// step", "I'd like to see the launch plan" → "show the launch plan". The
+/// rest keeps the person's own words and case. `None` when the message is
+/// not one ("go ahead and create it" agrees with a proposal).
+pub(crate) fn direct(text: &str) -> Option<String> {
+    static LEAD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        super::commands::re(
+            r"^(?:[^,;—]*?(?:,|;|—)\s*(?:so\s+)?)?\s*(?:please\s+)?(?:would you mind|would u mind|do you mind|go ahead and|i need you to|i'd like you to|i would like you to|i'd like to|i would like to)\s+",
+        )
+    });
+    static AGREES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        super::commands::re(r"^(create|make|set up|start|do|save|apply|add|confirm) (it|that|this|them|the plan)\W*$")
+    });
+    let lower = lower_same_offsets(text);
+    let lead = LEAD.find(&lower)?;
+    let rest = text.get(lead.end()..)?.trim_end_matches(['?', ' ']);
+    let rest_lower = lower_same_offsets(rest);
+    if AGREES.is_match(&rest_lower) {
+        return None;
+    }
+    let (first, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+    let verb = match first.to_lowercase().as_str() {
+        "see" | "view" => "show".to_owned(),
+        w => GERUNDS
+            .iter()
+            .find(|(g, _)| *g == w)
+            .map_or_else(|| first.to_owned(), |(_, v)| (*v).to_owned()),
+    };
+    Some(format!("{verb} {tail}").trim().to_owned())
+}
+
+/// "would you mind renaming …": the verbs a request starts with.
+const GERUNDS: &[(&str, &str)] = &[
+    ("renaming", "rename"),
+    ("telling", "tell"),
+    ("holding", "hold"),
+    ("using", "use"),
+    ("taking", "take"),
+    ("lifting", "lift"),
+    ("undoing", "undo"),
+    ("redoing", "redo"),
+    ("cancelling", "cancel"),
+    ("canceling", "cancel"),
+    ("moving", "move"),
+    ("pushing", "push"),
+    ("adding", "add"),
+    ("removing", "remove"),
+    ("deleting", "delete"),
+    ("marking", "mark"),
+    ("ticking", "tick"),
+    ("showing", "show"),
+    ("listing", "list"),
+    ("setting", "set"),
+    ("switching", "switch"),
+    ("skipping", "skip"),
+    ("retrying", "retry"),
+    ("starting", "start"),
+    ("reminding", "remind"),
+    ("changing", "change"),
+    ("turning", "turn"),
+    ("scrapping", "scrap"),
+    ("dropping", "drop"),
+    ("shifting", "shift"),
+    ("bumping", "bump"),
+    ("rescheduling", "reschedule"),
+    ("sending", "send"),
+    ("making", "make"),
+    ("putting", "put"),
+    ("giving", "give"),
+    ("pulling", "pull"),
+    ("bringing", "bring"),
+    ("checking", "check"),
+    ("crossing", "cross"),
+];
+
 /// "why do reminders show up late?", "how many plans can I have?", "do
 /// you nag me?": a question about how steward works, which no command
 /// answers; steward talks (or shows its help), it does not act.

@@ -102,12 +102,13 @@ fn the_interpreter_reads_the_development_set_right_and_never_acts_on_something_e
         score.total
     );
     let (routed, exact) = (rate(score.routed, &score), rate(score.exact, &score));
-    // Floors as measured after the eighth batch (BENCHMARKS.md): that
-    // batch was written to be hard (60 remarks that must not act, long
-    // chatty commands) and is only partly fixed, so the set reads lower
-    // than before it while never acting unasked.
-    assert!(routed >= 98.0, "route and kind {routed:.1} % is below 98 %");
-    assert!(exact >= 96.5, "every slot {exact:.1} % is below 96.5 %");
+    // Floors as measured after the fourteenth batch (BENCHMARKS.md): that
+    // batch was written to be hard (140 commands said indirectly, 60 goals
+    // said as needs) and is only partly fixed, so the set reads lower than
+    // before it (98 % / 96.5 % after the thirteenth) while never acting
+    // unasked.
+    assert!(routed >= 96.5, "route and kind {routed:.1} % is below 96.5 %");
+    assert!(exact >= 93.5, "every slot {exact:.1} % is below 93.5 %");
     assert_eq!(score.unsafe_misses, 0, "a miss must ask, never act on something else");
 }
 
@@ -119,7 +120,7 @@ fn the_held_out_set_does_not_get_worse() {
     let score = score("interpreter_heldout.jsonl");
     assert!(score.total >= 150, "the held-out set has only {} messages", score.total);
     let (routed, exact) = (rate(score.routed, &score), rate(score.exact, &score));
-    assert!(routed >= 93.0, "held-out route and kind fell to {routed:.1} %");
+    assert!(routed >= 93.4, "held-out route and kind fell to {routed:.1} %");
     assert!(exact >= 87.5, "held-out every slot fell to {exact:.1} %");
     assert!(
         score.unsafe_misses <= 1,

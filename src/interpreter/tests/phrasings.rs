@@ -404,3 +404,39 @@ fn settings_and_answers_in_everyday_words() {
     let got = run("annual budget for fiscal 2027, due by the end of the year", berlin());
     assert_eq!(got["slots"].get("team"), None, "{got}");
 }
+
+/// Indirect requests are read as said directly; agreeing with a proposal
+/// in the same words stays a yes.
+#[test]
+fn indirect_requests_read_as_the_command_they_ask_for() {
+    expect_all(&[
+        (
+            "would you mind renaming the Kyoto trip to Kansai loop",
+            command("rename_plan", json!({"plan": "kyoto trip", "title": "Kansai loop"})),
+        ),
+        (
+            "go ahead and scrap the second site visit step",
+            command("remove_step", json!({"step": "second site visit"})),
+        ),
+        (
+            "Halvorsen pulled out, so would you mind cancelling the Halvorsen onboarding",
+            command("cancel_plan", json!({"plan": "halvorsen onboarding"})),
+        ),
+        (
+            "go ahead and lift my quiet hours",
+            command("quiet_hours_off", json!({})),
+        ),
+        (
+            "the export failed earlier, run it again please",
+            command("retry_step", json!({"step": "export"})),
+        ),
+    ]);
+    assert_eq!(
+        run("go ahead and create it", berlin()),
+        json!({"route": "confirmation", "accept": true})
+    );
+    assert_eq!(
+        run("go ahead", berlin()),
+        json!({"route": "confirmation", "accept": true})
+    );
+}
