@@ -81,7 +81,7 @@ static REMIND_WHY: LazyLock<Regex> =
     LazyLock::new(|| re(r"^remind me (again )?(why|what|how|who|where|which|whether|if)\b"));
 static REMIND: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(remind me|set (a|up a) reminder|reminder|ping me|nudge me)\b|^(in (\d+|a|an|one|two|ten|twenty|thirty) \w+|tomorrow|tonight|later today|this (morning|afternoon|evening))( at [\w:]+)?,? (remind me|ping me|nudge me)\b",
+        r"^(remind me|set (a|up a) reminder|reminder|ping me|nudge me|i need a (nudge|reminder)|give me a (nudge|reminder|shout)|(don't|do not) let me forget)\b|^(in (\d+|a|an|one|two|ten|twenty|thirty) \w+|tomorrow|tonight|later today|this (morning|afternoon|evening))( at [\w:]+)?,? (remind me|ping me|nudge me)\b",
     )
 });
 static CANCEL_PLAN: LazyLock<Regex> = LazyLock::new(|| {
@@ -136,7 +136,7 @@ static ABOUT_STEWARD: LazyLock<Regex> = LazyLock::new(|| {
 });
 static RESCHEDULE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:let's |lets )?(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring|set)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+(?:should be|needs to be|has to be|must be|needs to move|has to move|must move|should move|is moving|moves)\s+(due|done|moved to|on|by|to)\s+(.+)$|^(?:can|could)\s+(.+?)\s+(?:happen|be done|take place|be moved|move)\s+(on|to|for|by)\s+(.+)$",
+        r"^(?:let's |lets )?(move|reschedule|push|postpone|delay|shift|bump|change|pull|bring|set)\s+(.+?)\s+(to|for|until|till|back to|out to|forward to|up to|on|by|due)\s+(.+)$|^(.+?)\s+(?:should be|needs to be|has to be|must be|needs to move|has to move|must move|should move|is moving|moves|is now|are now)\s+(due|done|moved to|on|by|to)\s+(.+)$|^(?:can|could)\s+(.+?)\s+(?:happen|be done|take place|be moved|move)\s+(on|to|for|by)\s+(.+)$",
     )
 });
 /// "… on monday instead", "… rather than friday": a question that asks for
@@ -156,7 +156,7 @@ static ADD: LazyLock<Regex> = LazyLock::new(|| {
 });
 static COMPLETE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^((?:you can |i'm |i am |i've |i have |we've |we have |we're |we are |i |we )?(?:just )?(?:all )?)(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|crossed off|cross off|wrapped up|finish)\s+(.+)$|^mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)(?:\s+(is|are|was|were|has been|have been)|'s|’s)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted|booked)$",
+        r"^((?:you can |i'm |i am |i've |i have |we've |we have |we're |we are |i |we )?(?:just )?(?:all )?)(done with|finished with|finished|finsihed|finshed|completed|complete|did|done|ticked off|checked off|check off|tick off|crossed off|cross off|wrapped up|finish)\s+(.+)$|^(?:you can |please )?mark\s+(.+?)\s+(as\s+)?(done|complete|completed|finished)$|^(.+?)(?:\s+(is|are|was|were|has been|have been)|'s|’s)\s+(done|finished|complete|completed|sorted|taken care of|booked|sent|sent out|paid|signed|ordered|submitted|filed|delivered|approved|installed|set up)$|^(.+?)\s+(done|finished|completed|sorted|booked)$",
     )
 });
 static RETRY: LazyLock<Regex> = LazyLock::new(|| {

@@ -182,7 +182,13 @@ fn written(word: &str, before: &str, today: NaiveDate) -> Option<NaiveDate> {
         .collect::<Option<_>>()?;
     let (a, b, year) = match parts.as_slice() {
         [a, b, y] if *y >= 100 || slashed => (*a, *b, Some(if *y < 100 { 2000 + *y } else { *y })),
-        [a, b] if slashed && matches!(before, "on" | "from" | "to" | "by" | "until" | "till" | "due" | "-") => {
+        [a, b]
+            if slashed
+                && matches!(
+                    before,
+                    "on" | "from" | "to" | "for" | "by" | "until" | "till" | "due" | "-"
+                ) =>
+        {
             (*a, *b, None)
         }
         _ => return None,

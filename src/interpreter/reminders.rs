@@ -140,11 +140,18 @@ pub(super) fn remind(input: &Input, l: &str, base: usize, now: DateTime<Tz>) -> 
         (Some(&a), Some(&b)) if contiguous => input.text[toks[a].start..toks[b].end].to_owned(),
         _ => words.join(" "),
     };
-    // "… to pay my credit card bill thanks": thanks are not the task.
+    // "… to pay my credit card bill thanks": thanks are not the task, nor
+    // is a "remind me" said again after it ("renew the MOT — remind me on
+    // the 3rd").
     let text = [" thanks", " thank you", " thx", " cheers", " pls", " please"]
         .iter()
         .find_map(|t| text.strip_suffix(t))
-        .map_or(text.clone(), str::to_owned);
+        .unwrap_or(&text);
+    let text = [" — remind me", " - remind me", ", remind me"]
+        .iter()
+        .find_map(|t| text.find(t).map(|at| &text[..at]))
+        .unwrap_or(text)
+        .to_owned();
     if text.is_empty() {
         return None;
     }
