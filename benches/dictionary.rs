@@ -11,8 +11,9 @@
 //! it name its id and need it to be read. A new one gets a new id and is
 //! added beside the old (see `codec.rs`).
 //!
-//! `cargo bench --bench dictionary`; `DICT_OUT=src/store/sled/records.zdict`
-//! writes it; `DICT_USERS=N` changes the number of users.
+//! `cargo bench --bench dictionary`; `DICT_OUT=path` writes a new
+//! dictionary there (never over the shipped `records.zdict`: a unit test in
+//! `codec.rs` pins its id); `DICT_USERS=N` changes the number of users.
 
 // Benchmark code: a failed unwrap stops the run, and the figures are printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]

@@ -372,16 +372,17 @@ fn answer(slot: &SlotSpec, input: &Input) -> Option<Value> {
                 .flat_map(|p| p.split(" n "))
                 .flat_map(|p| p.split(" then "))
                 .flat_map(|p| p.split(" plus "))
-                .map(|p| p.trim().strip_prefix("plus ").unwrap_or(p))
                 .map(|i| strip_lead(i.trim(), false).trim())
                 // "a lipid panel — starting tomorrow": a dash ends the item.
                 .map(|i| i.split(" - ").next().unwrap_or(i).trim())
                 .map(|i| {
-                    ["just a ", "just an ", "just ", "only ", "then ", "a ", "an ", "and "]
-                        .iter()
-                        .find_map(|a| i.strip_prefix(a))
-                        .unwrap_or(i)
-                        .trim()
+                    [
+                        "just a ", "just an ", "just ", "only ", "then ", "a ", "an ", "and ", "plus ",
+                    ]
+                    .iter()
+                    .find_map(|a| i.strip_prefix(a))
+                    .unwrap_or(i)
+                    .trim()
                 })
                 // "just Vienna this time".
                 .map(|i| {

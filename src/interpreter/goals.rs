@@ -4,7 +4,7 @@
 //! into `templates/plans/` is understood without code changes.
 
 use super::dates::{self, Token};
-use super::remarks::{NEVER_A_GOAL, PAST, REMARKS, about_someone_else};
+use super::remarks::{NEVER_A_GOAL, PAST, REMARKS, about_someone_else, conditional, others_doing_it};
 use super::slots::{apply_case, cue_before, list_after, month, person, text_after, year};
 use super::text::{Input, find_phrase};
 use crate::planner::templates::{SlotSpec, SlotType, Template, Templates};
@@ -153,21 +153,6 @@ pub(crate) fn detect(input: &Input, templates: &Templates) -> Option<(String, Ma
         return None;
     }
     Some((template.kind.clone(), slots))
-}
-
-/// "my manager is organising a trip …": someone else is doing it, even
-/// with a verb that would ask for it.
-fn others_doing_it(words: &[&str]) -> bool {
-    about_someone_else(words)
-        && words
-            .get(2)
-            .is_some_and(|w| matches!(*w, "is" | "was" | "has" | "will" | "wants"))
-}
-
-/// "if the client signs this week we'll need to onboard them": a
-/// condition, not a request ("if possible, …" and "if you can, …" ask).
-fn conditional(words: &[&str]) -> bool {
-    words.first() == Some(&"if") && !matches!(words.get(1), Some(&("possible" | "you")))
 }
 
 /// Whether the words ask for a goal ("help me", "plan", "set up", …).

@@ -229,13 +229,10 @@ pub fn interpret_in(
 ) -> Interpretation {
     // "would you mind renaming …", "go ahead and scrap …": read as said
     // directly.
-    if let Some(direct) = text::direct(message)
-        && !direct.is_empty()
-        && direct != message
-    {
+    let input = text::Input::new(message, now.date_naive());
+    if let Some(direct) = text::direct(&input) {
         return interpret_in(&direct, now, templates, pending);
     }
-    let input = text::Input::new(message, now.date_naive());
     if input.lower.trim().is_empty()
         || text::addressed_to_someone_else(message)
         || text::asks_how_steward_works(&input.lower)

@@ -70,8 +70,6 @@ pub(super) const REMARKS: &[&str] = &[
     "everyone knows",
     "terrible idea",
     "bad idea",
-    "make me nervous",
-    "makes me nervous",
     "always make me",
     "always makes me",
     "matters a lot",
@@ -121,8 +119,6 @@ pub(super) const NEVER_A_GOAL: &[&str] = &[
     "love that for",
     "such a great idea",
     "such a good idea",
-    "oh brilliant, another",
-    "oh great, another",
     "yeah because",
 ];
 
@@ -164,4 +160,19 @@ pub(super) fn about_someone_else(words: &[&str]) -> bool {
     let owner = matches!(words.first(), Some(&("my" | "our" | "a" | "his" | "her" | "their")));
     let person = words.get(1).is_some_and(|w| OTHERS.contains(w)) || words.get(1..3) == Some(&["team", "lead"][..]);
     owner && person
+}
+
+/// "my manager is organising a trip …": someone else is doing it, even
+/// with a verb that would ask for it.
+pub(super) fn others_doing_it(words: &[&str]) -> bool {
+    about_someone_else(words)
+        && words
+            .get(2)
+            .is_some_and(|w| matches!(*w, "is" | "was" | "has" | "will" | "wants"))
+}
+
+/// "if the client signs this week we'll need to onboard them": a
+/// condition, not a request ("if possible, …" and "if you can, …" ask).
+pub(super) fn conditional(words: &[&str]) -> bool {
+    words.first() == Some(&"if") && !matches!(words.get(1), Some(&("possible" | "you")))
 }

@@ -377,7 +377,7 @@ pub(crate) fn addressed_to_someone_else(text: &str) -> bool {
 /// step", "I'd like to see the launch plan" → "show the launch plan". The
 /// rest keeps the person's own words and case. `None` when the message is
 /// not one ("go ahead and create it" agrees with a proposal).
-pub(crate) fn direct(text: &str) -> Option<String> {
+pub(crate) fn direct(input: &Input) -> Option<String> {
     static LEAD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         super::commands::re(
             r"^(?:[^,;—]*?(?:,|;|—)\s*(?:so\s+)?)?\s*(?:please\s+)?(?:would you mind|would u mind|do you mind|go ahead and|i need you to|i'd like you to|i would like you to|i'd like to|i would like to)\s+",
@@ -386,11 +386,12 @@ pub(crate) fn direct(text: &str) -> Option<String> {
     static AGREES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         super::commands::re(r"^(create|make|set up|start|do|save|apply|add|confirm) (it|that|this|them|the plan)\W*$")
     });
-    let lower = lower_same_offsets(text);
-    let lead = LEAD.find(&lower)?;
-    let rest = text.get(lead.end()..)?.trim_end_matches(['?', ' ']);
-    let rest_lower = lower_same_offsets(rest);
-    if AGREES.is_match(&rest_lower) {
+    let lead = LEAD.find(&input.lower)?;
+    let rest = input.text.get(lead.end()..)?.trim_end_matches(['?', ' ']);
+    // Nothing after the lead ("would you mind?"), or agreeing with a
+    // proposal: read as it is. Otherwise the result is shorter than the
+    // message, so reading it again ends.
+    if rest.is_empty() || AGREES.is_match(&lower_same_offsets(rest)) {
         return None;
     }
     let (first, tail) = rest.split_once(' ').unwrap_or((rest, ""));
