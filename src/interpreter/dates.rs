@@ -23,6 +23,10 @@
 //!   of the afternoon or evening).
 //! - "the end of November" (its last day), "the first Monday of March",
 //!   "the last Friday of the month"; "10-18 October" is a range.
+//! - "Monday after next" (the one after the coming Monday), "two weeks
+//!   today", "a fortnight from today"; "at 11.30" and "10.30pm" (a dot
+//!   between hour and minutes, after "at" or with am/pm); "this arvo" is
+//!   this afternoon.
 //!
 //! The text is scanned as lowercase tokens; every mention carries its byte
 //! span so callers can tell which words a date belongs to.
